@@ -1,0 +1,250 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { LogitscopeError } from '../errors.ts';
+import { ENDOFTEXT_ID } from './config.ts';
+
+/** GPT-J's tokenizer (GPT-2 byte-level BPE), as the rest of the app sees it. */
+export interface GptjTokenizer {
+  /** Token ids of `text`; no BOS is added (GPT-J's tokenizer adds none). `<|endoftext|>` in the text becomes 50256. */
+  encode(text: string): number[];
+  /** Text of `ids`; ids the tokenizer does not know (GPT-J's padding rows) appear as `<|pad:ID|>`. */
+  decode(ids: number[]): string;
+  /**
+   * Display form of one token: its decoded text (" the"). Tokens that are only part of a UTF-8
+   * character show their non-ASCII bytes as `<0xE2>`; ids the tokenizer does not know show as `<|pad:ID|>`.
+   */
+  tokenString(id: number): string;
+  /** One past the highest id the tokenizer knows: 50257 for GPT-2's files, 50400 with GPT-J's added tokens. */
+  readonly vocabSize: number;
+  readonly source: 'tokenizer.json' | 'vocab.json+merges.txt';
+}
+
+const TOKENIZER_JSON = 'tokenizer.json';
+const VOCAB_JSON = 'vocab.json';
+const MERGES_TXT = 'merges.txt';
+const ADDED_TOKENS_JSON = 'added_tokens.json';
+
+interface AddedTokenJson {
+  id: number;
+  content: string;
+  special?: boolean;
+  [key: string]: unknown;
+}
+
+/**
+ * Loads the tokenizer from a Hugging Face checkpoint directory: `tokenizer.json` when present,
+ * else `vocab.json` + `merges.txt` (+ `added_tokens.json`). Synchronous: the library is pure JS
+ * and reading a few MB of JSON takes milliseconds.
+ */
+export function loadTokenizer(dir: string): GptjTokenizer {
+  const has = (name: string) => fs.existsSync(path.join(dir, name));
+  if (has(TOKENIZER_JSON)) {
+    const file = path.join(dir, TOKENIZER_JSON);
+    return wrap(readTokenizerJson(file), file, 'tokenizer.json');
+  }
+  if (!has(VOCAB_JSON) && !has(MERGES_TXT)) {
+    throw new LogitscopeError(
+      'tokenizer_missing',
+      `no tokenizer in ${dir}: looked for ${TOKENIZER_JSON}, or ${VOCAB_JSON} + ${MERGES_TXT}`,
+      dir,
+    );
+  }
+  for (const name of [VOCAB_JSON, MERGES_TXT]) {
+    if (!has(name)) {
+      throw new LogitscopeError('tokenizer_invalid', `${name} is missing (needed with ${VOCAB_JSON} + ${MERGES_TXT})`, path.join(dir, name));
+    }
+  }
+  return wrap(tokenizerJsonFromFiles(dir), path.join(dir, VOCAB_JSON), 'vocab.json+merges.txt');
+}
+
+function readJson(file: string): unknown {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new LogitscopeError('tokenizer_invalid', `not valid JSON (${(e as Error).message})`, file);
+  }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function readTokenizerJson(file: string): Record<string, unknown> {
+  const json = readJson(file);
+  const model = isObject(json) ? json.model : undefined;
+  if (!isObject(json) || !isObject(model) || !isObject(model.vocab) || !Array.isArray(model.merges) || model.merges.length === 0) {
+    throw new LogitscopeError('tokenizer_invalid', 'expected a BPE tokenizer with "model.vocab" and non-empty "model.merges"', file);
+  }
+  // The library iterates `added_tokens` unconditionally; a hand-made file may leave it out.
+  return { ...json, added_tokens: json.added_tokens ?? [] };
+}
+
+/** The tokenizer.json object Hugging Face would publish for GPT-2's vocab.json + merges.txt. */
+function tokenizerJsonFromFiles(dir: string): Record<string, unknown> {
+  const vocabFile = path.join(dir, VOCAB_JSON);
+  const vocab = readJson(vocabFile);
+  if (!isObject(vocab) || !Object.values(vocab).every((v) => Number.isInteger(v))) {
+    throw new LogitscopeError('tokenizer_invalid', 'expected an object from token to integer id', vocabFile);
+  }
+  const mergesFile = path.join(dir, MERGES_TXT);
+  const merges: [string, string][] = [];
+  const lines = fs.readFileSync(mergesFile, 'utf8').split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i].replace(/\r$/, '');
+    if (line === '' || (i === 0 && line.startsWith('#version'))) continue;
+    // Byte-level tokens never contain a plain space (it is mapped to "Ġ"), so one space separates the pair.
+    const pair = line.split(' ');
+    if (pair.length !== 2 || !pair[0] || !pair[1]) {
+      throw new LogitscopeError('tokenizer_invalid', `line ${i + 1} is not "left right": ${JSON.stringify(line)}`, mergesFile);
+    }
+    merges.push(pair as [string, string]);
+  }
+  if (merges.length === 0) throw new LogitscopeError('tokenizer_invalid', 'holds no merges', mergesFile);
+
+  const eot = '<|endoftext|>';
+  const added: AddedTokenJson[] = [{ id: (vocab[eot] as number | undefined) ?? ENDOFTEXT_ID, content: eot, special: true }];
+  const addedFile = path.join(dir, ADDED_TOKENS_JSON);
+  if (fs.existsSync(addedFile)) {
+    const extra = readJson(addedFile);
+    if (!isObject(extra) || !Object.values(extra).every((v) => Number.isInteger(v))) {
+      throw new LogitscopeError('tokenizer_invalid', 'expected an object from token to integer id', addedFile);
+    }
+    for (const [content, id] of Object.entries(extra)) {
+      if (content !== eot) added.push({ id: id as number, content, special: false });
+    }
+  }
+
+  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
+  return {
+    added_tokens: added.map((t) => ({ single_word: false, lstrip: false, rstrip: false, normalized: false, ...t })),
+    normalizer: null,
+    pre_tokenizer: byteLevel,
+    post_processor: byteLevel,
+    decoder: byteLevel,
+    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, vocab, merges },
+  };
+}
+
+/**
+ * The part of the library's Tokenizer used here. Its .d.ts files import each other without file
+ * extensions, which NodeNext resolution cannot follow, so TypeScript sees the class as `any`
+ * (skipLibCheck hides the error); this restores the types we rely on.
+ */
+interface HfTokenizer {
+  /** Silently drops a piece the vocabulary lacks when there is no unk token; `checkCoverage` rules that out. */
+  encode(text: string, options: { add_special_tokens: boolean }): { ids: number[] };
+  /** Throws on an empty list. */
+  decode(ids: number[], options: { clean_up_tokenization_spaces: boolean }): string;
+  id_to_token(id: number): string | undefined;
+  get_vocab(withAddedTokens: boolean): Map<string, number>;
+  get_added_tokens_decoder(): Map<number, unknown>;
+}
+const HfTokenizerClass = Tokenizer as new (json: object, config: object) => HfTokenizer;
+
+/**
+ * The library's BPE drops any piece missing from the vocabulary without a trace (GPT-2 has no unk
+ * token), so a truncated or mismatched vocabulary would silently lose text. A byte-level vocabulary
+ * that holds all 256 byte symbols and every merge's result can never hit that.
+ */
+function checkCoverage(model: Record<string, unknown>, file: string): void {
+  const vocab = model.vocab as Record<string, unknown>;
+  for (const symbol of BYTE_OF_SYMBOL.keys()) {
+    if (!Object.hasOwn(vocab, symbol)) {
+      throw new LogitscopeError('tokenizer_invalid', `the vocabulary lacks the byte-level symbol ${JSON.stringify(symbol)}`, file);
+    }
+  }
+  const merges = model.merges as unknown[];
+  merges.forEach((m, i) => {
+    const pair = typeof m === 'string' ? m.split(' ') : m;
+    if (!Array.isArray(pair) || pair.length !== 2 || !Object.hasOwn(vocab, `${pair[0]}${pair[1]}`)) {
+      throw new LogitscopeError('tokenizer_invalid', `merge ${i + 1} (${JSON.stringify(m)}) does not produce a token of the vocabulary`, file);
+    }
+  });
+}
+
+function wrap(json: Record<string, unknown>, file: string, source: GptjTokenizer['source']): GptjTokenizer {
+  checkCoverage(json.model as Record<string, unknown>, file);
+  let tok: HfTokenizer;
+  try {
+    tok = new HfTokenizerClass(json, { clean_up_tokenization_spaces: false });
+  } catch (e) {
+    throw new LogitscopeError('tokenizer_invalid', `the tokenizer library rejected it (${(e as Error).message})`, file);
+  }
+  const known = (id: number) => tok.id_to_token(id) !== undefined;
+  let vocabSize = 0;
+  for (const id of tok.get_vocab(true).values()) vocabSize = Math.max(vocabSize, id + 1);
+  const checkId = (id: number) => {
+    if (!Number.isInteger(id) || id < 0) throw new LogitscopeError('token_out_of_range', `token id must be a non-negative integer, got ${id}`, 'id');
+  };
+  const pad = (id: number) => `<|pad:${id}|>`;
+
+  // The library throws on an empty list and yields garbage for unknown ids, so decode runs of known ids
+  // and splice placeholders between them.
+  const decode = (ids: number[]): string => {
+    let out = '';
+    let run: number[] = [];
+    const flush = () => {
+      if (run.length > 0) out += tok.decode(run, { clean_up_tokenization_spaces: false });
+      run = [];
+    };
+    for (const id of ids) {
+      checkId(id);
+      if (known(id)) {
+        run.push(id);
+      } else {
+        flush();
+        out += pad(id);
+      }
+    }
+    flush();
+    return out;
+  };
+
+  const added = new Set([...tok.get_added_tokens_decoder().keys()]);
+  const shown = new Map<number, string>();
+  const tokenString = (id: number): string => {
+    checkId(id);
+    let s = shown.get(id);
+    if (s === undefined) {
+      s = known(id) ? displayForm(tok.id_to_token(id)!, added.has(id)) : pad(id);
+      shown.set(id, s);
+    }
+    return s;
+  };
+
+  return {
+    encode(text: string): number[] {
+      return tok.encode(text, { add_special_tokens: false }).ids;
+    },
+    decode,
+    tokenString,
+    vocabSize,
+    source,
+  };
+}
+
+/**
+ * GPT-2's byte-level alphabet, symbol -> byte: printable Latin-1 bytes stand for themselves, the
+ * other bytes were shifted to U+0100 onward. Used to check a vocabulary's coverage and to show a
+ * partial UTF-8 character byte by byte, which the library's decoder would turn into an anonymous "\uFFFD".
+ */
+const BYTE_OF_SYMBOL: ReadonlyMap<string, number> = (() => {
+  const table = new Map<string, number>();
+  let shifted = 0;
+  for (let b = 0; b < 256; b++) {
+    const printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+    table.set(String.fromCharCode(printable ? b : 256 + shifted++), b);
+  }
+  return table;
+})();
+
+function displayForm(token: string, isAdded: boolean): string {
+  if (isAdded) return token;
+  const bytes = Uint8Array.from([...token], (c) => BYTE_OF_SYMBOL.get(c) ?? 0x3f);
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    return Array.from(bytes, (b) => (b < 0x80 ? String.fromCharCode(b) : `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`)).join('');
+  }
+}
