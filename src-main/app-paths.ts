@@ -1,0 +1,13 @@
+import os from 'node:os';
+import path from 'node:path';
+
+/**
+ * Where the app keeps derived files (built graphs, converted weights). They can always be rebuilt,
+ * so they live in the platform's cache directory; LOGITSCOPE_CACHE_DIR overrides it.
+ */
+export function defaultCacheDir(): string {
+  if (process.env.LOGITSCOPE_CACHE_DIR) return process.env.LOGITSCOPE_CACHE_DIR;
+  if (process.platform === 'darwin') return path.join(os.homedir(), 'Library', 'Caches', 'logitscope-lab');
+  if (process.platform === 'win32') return path.join(process.env.LOCALAPPDATA ?? os.homedir(), 'logitscope-lab', 'cache');
+  return path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'logitscope-lab');
+}

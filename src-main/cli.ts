@@ -1,0 +1,34 @@
+/** `npx logitscope <command>`: a thin front over the engine and sweeps. */
+import { formatError, isLogitscopeError } from './errors.ts';
+import { extractCommand } from './cli/extract.ts';
+
+const COMMANDS: Record<string, { summary: string; run(argv: string[]): Promise<void> }> = {
+  extract: extractCommand,
+};
+
+function usage(): string {
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
+  return ['usage: logitscope <command> [options]', '', 'commands:', ...lines, '', 'Run `logitscope <command> --help` for its options.'].join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h') {
+    console.log(usage());
+    return name ? 0 : 2;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    console.error(`unknown command "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    await command.run(rest);
+    return 0;
+  } catch (e) {
+    console.error(formatError(e));
+    return isLogitscopeError(e) ? 2 : 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,204 @@
+import type { GptjConfig } from '../config.ts';
+import type { TensorRef } from '../tensor-ref.ts';
+import { GraphBuilder } from './onnx-builder.ts';
+import { type ComputeType, type Ctx, layerNorm, linear, mlp, rotary, rotaryTables, softmaxF32, unembed } from './layers.ts';
+
+/** Where the session finds a checkpoint tensor: a file in its weight folder and a byte offset. */
+export interface WeightPlacement {
+  readonly ref: TensorRef;
+  readonly location: string;
+  readonly offset: number;
+}
+
+export interface GraphOptions {
+  readonly config: GptjConfig;
+  readonly dtype: ComputeType;
+  readonly place: (name: string) => WeightPlacement;
+}
+
+/** The three graphs the engine runs. Names double as session ids across the worker boundary. */
+export type GraphName = 'full' | 'step' | 'unembed';
+
+/** No patch in a `full` run: patch_layer takes this value, which matches no layer. */
+export const NO_PATCH_LAYER = -2;
+
+function context(name: string, o: GraphOptions): Ctx {
+  const b = new GraphBuilder(name);
+  const registered = new Set<string>();
+  return {
+    b,
+    c: o.config,
+    dt: o.dtype,
+    w(key) {
+      if (!registered.has(key)) {
+        const p = o.place(key);
+        b.externalWeight(p.ref, p.location, p.offset);
+        registered.add(key);
+      }
+      return key;
+    },
+  };
+}
+
+/** q, k, v of block l from x [rows, d], each reshaped by `headShape` (a shape tensor ending in [nHeads, dHead]). */
+function attentionProjections(ctx: Ctx, x: string, l: number, headShape: string) {
+  const { b } = ctx;
+  const p = `transformer.h.${l}.attn`;
+  const heads = (w: string) => b.op('Reshape', [linear(ctx, x, `${p}.${w}.weight`), headShape]);
+  return { q: heads('q_proj'), k: heads('k_proj'), v: heads('v_proj') };
+}
+
+/**
+ * `full`: whole prompts through every block, optionally overwriting one position's residual at the
+ * output of one block (the naive patched run, and the prefix run that fills the key/value cache).
+ *
+ * Inputs: input_ids [batch, seq]; gather_positions [batch] (the position read out per row);
+ *   patch_layer [1] (NO_PATCH_LAYER for none, -1 = embeddings); patch_positions [batch]; patch_vectors [batch, d].
+ * Outputs: resid [nLayers+1, batch, d] at the gathered positions (row 0 = hook_embed, row l+1 =
+ *   blocks.l.hook_resid_post); logits [batch, dVocab] there; present_key / present_value
+ *   [nLayers, batch, nHeads, seq, dHead] (keys after rotary).
+ */
+export function buildFullGraph(o: GraphOptions): Uint8Array {
+  const ctx = context('gptj_full', o);
+  const { b, c, dt } = ctx;
+  const ids = b.input('input_ids', 'int64', ['batch', 'seq']);
+  const gatherPos = b.input('gather_positions', 'int64', ['batch']);
+  const patchLayer = b.input('patch_layer', 'int64', [1]);
+  const patchPos = b.input('patch_positions', 'int64', ['batch']);
+  const patchVec = b.input('patch_vectors', dt, ['batch', c.dModel]);
+
+  const shape = b.op('Shape', [ids]); // [2]
+  const batch = b.op('Slice', [shape, b.constInt64([0]), b.constInt64([1])]); // [1]
+  const seq = b.op('Slice', [shape, b.constInt64([1]), b.constInt64([2])]); // [1]
+  const positions = b.op('Range', [b.constInt64([0], []), b.op('Squeeze', [seq]), b.constInt64([1], [])]); // [seq]
+  const tables = rotaryTables(ctx, positions, 1); // [seq, 1, rd/2, 1]
+  const residShape = b.op('Concat', [batch, seq, b.constInt64([c.dModel])], { axis: 0 });
+  const headShape = b.op('Concat', [batch, seq, b.constInt64([c.nHeads, c.dHead])], { axis: 0 });
+
+  // Causal mask [seq, seq]: 0 where key <= query, a large negative number above the diagonal.
+  const later = b.op('Greater', [b.op('Unsqueeze', [positions, b.constInt64([0])]), b.op('Unsqueeze', [positions, b.constInt64([1])])]);
+  const causal = b.op('Where', [later, b.constFloat([-1e30], 'float32'), b.constFloat([0], 'float32')]);
+
+  // Rows of the flattened [batch*seq, d] stream to read out: row * seq + gather_position.
+  const rowStarts = b.op('Mul', [b.op('Range', [b.constInt64([0], []), b.op('Squeeze', [batch]), b.constInt64([1], [])]), seq]);
+  const flatGather = b.op('Add', [rowStarts, gatherPos]); // [batch]
+  const isPatchPos = b.op('Unsqueeze', [
+    b.op('Equal', [b.op('Unsqueeze', [positions, b.constInt64([0])]), b.op('Unsqueeze', [patchPos, b.constInt64([1])])]),
+    b.constInt64([2]),
+  ]); // [batch, seq, 1]
+  const patchRow = b.op('Unsqueeze', [patchVec, b.constInt64([1])]); // [batch, 1, d]
+  const maybePatch = (h: string, layer: number) => {
+    const here = b.op('And', [isPatchPos, b.op('Equal', [patchLayer, b.constInt64([layer])])]);
+    return b.op('Where', [here, patchRow, h]); // [batch, seq, d]
+  };
+  const readOut = (h: string) => b.op('Gather', [b.op('Reshape', [h, b.constInt64([-1, c.dModel])]), flatGather], { axis: 0 }); // [batch, d]
+
+  let h = maybePatch(b.op('Gather', [ctx.w('transformer.wte.weight'), ids], { axis: 0 }), -1); // [batch, seq, d]
+  const resid = [readOut(h)];
+  const keys: string[] = [];
+  const values: string[] = [];
+  const scale = b.constFloat([1 / Math.sqrt(c.dHead)], 'float32');
+  for (let l = 0; l < c.nLayers; l++) {
+    // GPT-J's parallel residual: attention and MLP both read ln_1(resid_pre); there is no resid_mid.
+    const x = b.op('Reshape', [layerNorm(ctx, h, `transformer.h.${l}.ln_1`), b.constInt64([-1, c.dModel])]); // [batch*seq, d]
+    const proj = attentionProjections(ctx, x, l, headShape); // each [batch, seq, H, dh]
+    const qh = b.op('Transpose', [rotary(ctx, proj.q, 4, tables)], { perm: [0, 2, 1, 3] }); // [batch, H, seq, dh]
+    const kh = b.op('Transpose', [rotary(ctx, proj.k, 4, tables)], { perm: [0, 2, 1, 3] }); // [batch, H, seq, dh]
+    const vh = b.op('Transpose', [proj.v], { perm: [0, 2, 1, 3] }); // [batch, H, seq, dh]
+    keys.push(b.op('Unsqueeze', [kh, b.constInt64([0])]));
+    values.push(b.op('Unsqueeze', [vh, b.constInt64([0])]));
+    const scores = b.op('Add', [b.op('Mul', [toF32(ctx, b.op('MatMul', [qh, b.op('Transpose', [kh], { perm: [0, 1, 3, 2] })])), scale]), causal]); // [batch, H, seq, seq]
+    const { probs } = softmaxF32(ctx, scores);
+    const heads = b.op('Transpose', [b.op('MatMul', [probs, vh])], { perm: [0, 2, 1, 3] }); // [batch, seq, H, dh]
+    const attnOut = linear(ctx, b.op('Reshape', [heads, b.constInt64([-1, c.dModel])]), `transformer.h.${l}.attn.out_proj.weight`); // [batch*seq, d]
+    const update = b.op('Reshape', [b.op('Add', [attnOut, mlp(ctx, x, l)]), residShape]); // [batch, seq, d]
+    h = maybePatch(b.op('Add', [h, update]), l);
+    resid.push(readOut(h));
+  }
+  const stacked = b.op('Concat', resid.map((r) => b.op('Unsqueeze', [r, b.constInt64([0])])), { axis: 0 }); // [L+1, batch, d]
+  b.output(stacked, 'resid', dt, [c.nLayers + 1, 'batch', c.dModel]);
+  b.output(unembed(ctx, resid[resid.length - 1]), 'logits', 'float32', ['batch', c.dVocab]);
+  b.output(b.op('Concat', keys, { axis: 0 }), 'present_key', dt, [c.nLayers, 'batch', c.nHeads, 'seq', c.dHead]);
+  b.output(b.op('Concat', values, { axis: 0 }), 'present_value', dt, [c.nLayers, 'batch', c.nHeads, 'seq', c.dHead]);
+  return b.encode();
+}
+
+function toF32(ctx: Ctx, x: string): string {
+  return ctx.dt === 'float32' ? x : ctx.b.op('Cast', [x], { to: GraphBuilder.elemCode('float32') });
+}
+
+/**
+ * `step`: the fast patched run. Each row is one patched vector placed at the last position of the
+ * same target prompt, whose prefix keys/values are given (computed once by `full`). Row r enters
+ * the stack after block inject_layer[r]; rows must be sorted by that layer, so the rows active at
+ * block j are always a prefix of the batch and every row passes only through the blocks above it.
+ *
+ * Inputs: patch_vectors [rows, d]; active_counts [nLayers+1] (entry j = rows whose inject layer
+ *   is < j, so entry nLayers = rows); position [1] (the patched token's position = prefix length);
+ *   prefix_key / prefix_value [nLayers, nHeads, prefix, dHead].
+ * Output: resid_final [rows, d], the residual after the last block (before ln_f), rows in input order.
+ */
+export function buildStepGraph(o: GraphOptions): Uint8Array {
+  const ctx = context('gptj_step', o);
+  const { b, c, dt } = ctx;
+  const vectors = b.input('patch_vectors', dt, ['rows', c.dModel]);
+  const counts = b.input('active_counts', 'int64', [c.nLayers + 1]);
+  const position = b.input('position', 'int64', [1]);
+  const prefixKey = b.input('prefix_key', dt, [c.nLayers, c.nHeads, 'prefix', c.dHead]);
+  const prefixValue = b.input('prefix_value', dt, [c.nLayers, c.nHeads, 'prefix', c.dHead]);
+
+  const tables = rotaryTables(ctx, position, 1); // [1, 1, rd/2, 1]; broadcasts over rows
+  const headShape = b.constInt64([-1, c.nHeads, c.dHead]);
+  const scale = b.constFloat([1 / Math.sqrt(c.dHead)], 'float32');
+  const count = (j: number) => b.op('Slice', [counts, b.constInt64([j]), b.constInt64([j + 1])]); // [1]
+  const entering = (from: string, to: string) => b.op('Slice', [vectors, from, to, b.constInt64([0])]); // [n_j, d]
+
+  let h = entering(b.constInt64([0]), count(0)); // rows injected before block 0 (at hook_embed)
+  for (let l = 0; l < c.nLayers; l++) {
+    if (l > 0) h = b.op('Concat', [h, entering(count(l - 1), count(l))], { axis: 0 }); // [active, d]
+    const x = layerNorm(ctx, h, `transformer.h.${l}.ln_1`); // [active, d]
+    const proj = attentionProjections(ctx, x, l, headShape); // each [active, H, dh]
+    const qh = b.op('Transpose', [rotary(ctx, proj.q, 3, tables)], { perm: [1, 0, 2] }); // [H, active, dh]
+    const kh = b.op('Transpose', [rotary(ctx, proj.k, 3, tables)], { perm: [1, 0, 2] }); // [H, active, dh]
+    const vh = b.op('Transpose', [proj.v], { perm: [1, 0, 2] }); // [H, active, dh]
+    const layerIndex = b.constInt64([l], []);
+    const pk = b.op('Gather', [prefixKey, layerIndex], { axis: 0 }); // [H, prefix, dh]
+    const pv = b.op('Gather', [prefixValue, layerIndex], { axis: 0 }); // [H, prefix, dh]
+    const prefixScores = b.op('MatMul', [qh, b.op('Transpose', [pk], { perm: [0, 2, 1] })]); // [H, active, prefix]
+    const selfScore = b.op('ReduceSum', [b.op('Mul', [qh, kh]), b.constInt64([-1])], { keepdims: 1 }); // [H, active, 1]
+    const scores = b.op('Mul', [toF32(ctx, b.op('Concat', [prefixScores, selfScore], { axis: 2 })), scale]); // [H, active, prefix+1]
+    const { probs } = softmaxF32(ctx, scores);
+    const toPrefix = b.op('Slice', [probs, b.constInt64([0]), b.constInt64([-1]), b.constInt64([2])]); // [H, active, prefix]
+    const toSelf = b.op('Slice', [probs, b.constInt64([-1]), b.constInt64([Number.MAX_SAFE_INTEGER]), b.constInt64([2])]); // [H, active, 1]
+    const heads = b.op('Add', [b.op('MatMul', [toPrefix, pv]), b.op('Mul', [toSelf, vh])]); // [H, active, dh]
+    const merged = b.op('Reshape', [b.op('Transpose', [heads], { perm: [1, 0, 2] }), b.constInt64([-1, c.dModel])]); // [active, d]
+    const attnOut = linear(ctx, merged, `transformer.h.${l}.attn.out_proj.weight`);
+    h = b.op('Add', [h, b.op('Add', [attnOut, mlp(ctx, x, l)])]);
+  }
+  h = b.op('Concat', [h, entering(count(c.nLayers - 1), count(c.nLayers))], { axis: 0 }); // rows injected after the last block
+  b.output(h, 'resid_final', dt, ['rows', c.dModel]);
+  return b.encode();
+}
+
+/**
+ * `unembed`: ln_f + lm_head on residual rows, log-softmax in fp32, and only what the sweep needs
+ * back: the top k, and the log-probability of one chosen id per row (the reference token).
+ * Argmax and top-k range over all dVocab rows, as TransformerLens (and so the seed) did.
+ *
+ * Inputs: resid [rows, d]; reference_ids [rows]; k [1].
+ * Outputs: topk_logprobs [rows, k] (descending), topk_ids [rows, k], reference_logprob [rows].
+ */
+export function buildUnembedGraph(o: GraphOptions): Uint8Array {
+  const ctx = context('gptj_unembed', o);
+  const { b, c, dt } = ctx;
+  const resid = b.input('resid', dt, ['rows', c.dModel]);
+  const refIds = b.input('reference_ids', 'int64', ['rows']);
+  const k = b.input('k', 'int64', [1]);
+  const logprobs = b.op('LogSoftmax', [unembed(ctx, resid)], { axis: 1 }); // [rows, V]
+  const [values, indices] = b.opN('TopK', [logprobs, k], 2, { axis: 1, largest: 1, sorted: 1 });
+  const refLogprob = b.op('GatherElements', [logprobs, b.op('Unsqueeze', [refIds, b.constInt64([1])])], { axis: 1 }); // [rows, 1]
+  b.output(values, 'topk_logprobs', 'float32', ['rows', 'k']);
+  b.output(indices, 'topk_ids', 'int64', ['rows', 'k']);
+  b.output(b.op('Squeeze', [refLogprob, b.constInt64([1])]), 'reference_logprob', 'float32', ['rows']);
+  return b.encode();
+}

@@ -1,0 +1,141 @@
+import onnxPkg from 'onnx-proto';
+import type { TensorRef } from '../tensor-ref.ts';
+
+const { onnx } = onnxPkg;
+const DT = onnx.TensorProto.DataType;
+const AT = onnx.AttributeProto.AttributeType;
+
+export type ElemType = 'float32' | 'float16' | 'int64';
+const ELEM: Record<ElemType, number> = { float32: DT.FLOAT, float16: DT.FLOAT16, int64: DT.INT64 };
+const REF_DTYPE = { F32: DT.FLOAT, F16: DT.FLOAT16, BF16: DT.BFLOAT16 } as const;
+
+/** A dimension is fixed (number) or symbolic (string, e.g. "batch"). */
+export type Dim = number | string;
+/** Plain numbers are INT attributes; wrap floats as `{ float: x }` so 1.0 is not mistaken for an int. */
+type AttrValue = number | number[] | string | { float: number };
+
+/**
+ * A small builder over onnx-proto: every `op` call appends one node and returns the
+ * names of its outputs, so graph code reads as a sequence of tensor assignments.
+ */
+export class GraphBuilder {
+  private readonly nodes: onnxPkg.onnx.INodeProto[] = [];
+  private readonly inits: onnxPkg.onnx.ITensorProto[] = [];
+  private readonly inputs: onnxPkg.onnx.IValueInfoProto[] = [];
+  private readonly outputs: onnxPkg.onnx.IValueInfoProto[] = [];
+  private readonly constCache = new Map<string, string>();
+  private counter = 0;
+
+  constructor(private readonly name: string) {}
+
+  input(name: string, type: ElemType, dims: Dim[]): string {
+    this.inputs.push(valueInfo(name, type, dims));
+    return name;
+  }
+
+  output(value: string, name: string, type: ElemType, dims: Dim[]): void {
+    this.op('Identity', [value], {}, name);
+    this.outputs.push(valueInfo(name, type, dims));
+  }
+
+  /** An initializer whose bytes stay in a weight file; `location` is relative to the session's weight folder. */
+  externalWeight(ref: TensorRef, location: string, offset: number): string {
+    this.inits.push({
+      name: ref.name,
+      dims: [...ref.shape],
+      dataType: REF_DTYPE[ref.dtype],
+      dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+      externalData: [
+        { key: 'location', value: location },
+        { key: 'offset', value: String(offset) },
+        { key: 'length', value: String(ref.byteLength) },
+      ],
+    });
+    return ref.name;
+  }
+
+  /** Small constants are stored inline and deduplicated. */
+  constInt64(values: number[], dims: Dim[] = [values.length]): string {
+    return this.constant(`i64:${dims.join('x')}:${values.join(',')}`, () => ({
+      dims: dims as number[],
+      dataType: DT.INT64,
+      int64Data: values,
+    }));
+  }
+
+  constFloat(values: number[], type: 'float32' | 'float16', dims: number[] = []): string {
+    const f32 = this.constant(`f32:${dims.join('x')}:${values.join(',')}`, () => ({
+      dims,
+      dataType: DT.FLOAT,
+      floatData: values,
+    }));
+    return type === 'float32' ? f32 : this.memo(`cast16:${f32}`, () => this.op('Cast', [f32], { to: DT.FLOAT16 }));
+  }
+
+  op(opType: string, inputs: string[], attrs: Record<string, AttrValue> = {}, outName?: string): string {
+    return this.opN(opType, inputs, 1, attrs, outName ? [outName] : undefined)[0];
+  }
+
+  opN(opType: string, inputs: string[], nOut: number, attrs: Record<string, AttrValue> = {}, outNames?: string[]): string[] {
+    const output = outNames ?? Array.from({ length: nOut }, () => `${opType.toLowerCase()}_${this.counter++}`);
+    this.nodes.push({
+      opType,
+      input: inputs,
+      output,
+      name: `${opType}_${this.nodes.length}`,
+      attribute: Object.entries(attrs).map(([name, v]) => attribute(name, v)),
+    });
+    return output;
+  }
+
+  /** Element type code for Cast's `to` attribute. */
+  static elemCode(type: ElemType): number {
+    return ELEM[type];
+  }
+
+  encode(): Uint8Array {
+    const model = onnx.ModelProto.create({
+      irVersion: 8,
+      producerName: 'logitscope-lab',
+      opsetImport: [{ domain: '', version: 17 }],
+      graph: { name: this.name, node: this.nodes, initializer: this.inits, input: this.inputs, output: this.outputs },
+    });
+    return onnx.ModelProto.encode(model).finish();
+  }
+
+  private constant(key: string, make: () => onnxPkg.onnx.ITensorProto): string {
+    return this.memo(key, () => {
+      const name = `const_${this.counter++}`;
+      this.inits.push({ ...make(), name });
+      return name;
+    });
+  }
+
+  private memo(key: string, make: () => string): string {
+    let name = this.constCache.get(key);
+    if (name === undefined) {
+      name = make();
+      this.constCache.set(key, name);
+    }
+    return name;
+  }
+}
+
+function valueInfo(name: string, type: ElemType, dims: Dim[]): onnxPkg.onnx.IValueInfoProto {
+  return {
+    name,
+    type: {
+      tensorType: {
+        elemType: ELEM[type],
+        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
+      },
+    },
+  };
+}
+
+function attribute(name: string, v: AttrValue): onnxPkg.onnx.IAttributeProto {
+  if (typeof v === 'string') return { name, type: AT.STRING, s: new TextEncoder().encode(v) };
+  if (Array.isArray(v)) return { name, type: AT.INTS, ints: v };
+  if (typeof v === 'object') return { name, type: AT.FLOAT, f: v.float };
+  return { name, type: AT.INT, i: v };
+}

@@ -1,0 +1,65 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Checkpoint } from './checkpoint.ts';
+import { buildFullGraph, buildStepGraph, buildUnembedGraph, type GraphName } from './graph/gptj-graphs.ts';
+import type { ComputeType } from './graph/layers.ts';
+import { planWeights } from './weight-plan.ts';
+
+/** Bump when the graph builders change, so cached graphs are rebuilt. */
+export const GRAPH_VERSION = 1;
+
+export interface BuiltModel {
+  readonly cacheDir: string;
+  /** The folder the sessions read weights from: the checkpoint's own, or the cache when converted. */
+  readonly weightFolder: string;
+  readonly converted: boolean;
+  readonly graphs: Record<GraphName, Uint8Array>;
+  readonly fromCache: boolean;
+}
+
+interface Meta {
+  identity: string;
+  dtype: ComputeType;
+  graphVersion: number;
+  weightFolder: string;
+}
+
+const BUILDERS = { full: buildFullGraph, step: buildStepGraph, unembed: buildUnembedGraph } as const;
+
+/**
+ * The graphs for one checkpoint and compute dtype, cached under `<cacheRoot>/<identity>/<dtype>/`.
+ * The identity covers the checkpoint's config and weight headers, so a changed checkpoint gets a
+ * fresh directory; the .onnx files there can be opened in Netron to see exactly what runs.
+ */
+export function prepareModel(ckpt: Checkpoint, dtype: ComputeType, cacheRoot: string): BuiltModel {
+  const cacheDir = path.join(cacheRoot, ckpt.identity.slice(0, 24), dtype);
+  fs.mkdirSync(cacheDir, { recursive: true });
+  const plan = planWeights(ckpt, dtype, cacheDir);
+  const meta: Meta = { identity: ckpt.identity, dtype, graphVersion: GRAPH_VERSION, weightFolder: plan.folder };
+  const metaFile = path.join(cacheDir, 'meta.json');
+  const names = Object.keys(BUILDERS) as GraphName[];
+  const file = (g: GraphName) => path.join(cacheDir, `${g}.onnx`);
+
+  if (sameMeta(metaFile, meta) && names.every((g) => fs.existsSync(file(g)))) {
+    const graphs = Object.fromEntries(names.map((g) => [g, new Uint8Array(fs.readFileSync(file(g)))])) as BuiltModel['graphs'];
+    return { cacheDir, weightFolder: plan.folder, converted: plan.converted, graphs, fromCache: true };
+  }
+  const options = { config: ckpt.config, dtype, place: plan.place };
+  const graphs = Object.fromEntries(names.map((g) => [g, BUILDERS[g](options)])) as BuiltModel['graphs'];
+  for (const g of names) writeAtomic(file(g), graphs[g]);
+  writeAtomic(metaFile, JSON.stringify(meta, null, 2));
+  return { cacheDir, weightFolder: plan.folder, converted: plan.converted, graphs, fromCache: false };
+}
+
+function sameMeta(metaFile: string, meta: Meta): boolean {
+  try {
+    return JSON.stringify(JSON.parse(fs.readFileSync(metaFile, 'utf8'))) === JSON.stringify(meta);
+  } catch {
+    return false;
+  }
+}
+
+function writeAtomic(file: string, data: Uint8Array | string): void {
+  fs.writeFileSync(`${file}.tmp`, data);
+  fs.renameSync(`${file}.tmp`, file);
+}

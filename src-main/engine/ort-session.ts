@@ -1,0 +1,86 @@
+/**
+ * The one module that imports onnxruntime-node. It runs inside the engine worker thread,
+ * because `session.run` blocks the thread it is called on for the whole run.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import * as ort from 'onnxruntime-node';
+import { LogitscopeError } from '../errors.ts';
+
+export type Device = 'cpu' | 'cuda';
+
+/** A tensor as plain typed-array data, cheap to post between threads. fp16 travels as its bit patterns. */
+export type HostTensor =
+  | { type: 'float32'; data: Float32Array; dims: number[] }
+  | { type: 'float16'; data: Uint16Array; dims: number[] }
+  | { type: 'int64'; data: BigInt64Array; dims: number[] };
+
+export interface Session {
+  run(feeds: Record<string, HostTensor>, fetches: readonly string[]): Promise<Record<string, HostTensor>>;
+  release(): Promise<void>;
+}
+
+export const CUDA_INSTALL_HINT =
+  'install the CUDA provider with `ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node` ' +
+  '(it must match onnxruntime-node exactly), and put the CUDA 12 and cuDNN 9 libraries on LD_LIBRARY_PATH';
+
+function ortBinaryDir(): string {
+  const pkg = createRequire(import.meta.url).resolve('onnxruntime-node/package.json');
+  return path.join(path.dirname(pkg), 'bin', 'napi-v6', `${process.platform}`, process.arch);
+}
+
+/** Whether the CUDA provider library is installed next to onnxruntime-node (it still needs CUDA/cuDNN to load). */
+export function cudaProviderInstalled(): boolean {
+  return fs.existsSync(path.join(ortBinaryDir(), 'libonnxruntime_providers_cuda.so'));
+}
+
+export async function createSession(
+  model: Uint8Array,
+  opts: { device: Device; weightFolder: string; label: string },
+): Promise<Session> {
+  if (opts.device === 'cuda' && !cudaProviderInstalled()) {
+    throw new LogitscopeError('device_unavailable', `the onnxruntime CUDA provider is not installed: ${CUDA_INSTALL_HINT}`, ortBinaryDir());
+  }
+  const options: ort.InferenceSession.SessionOptions = {
+    executionProviders: opts.device === 'cuda' ? [{ name: 'cuda' }] : ['cpu'],
+    graphOptimizationLevel: 'all',
+    extra: {
+      session: {
+        // The graph is loaded from memory; its external weights sit in this folder (the checkpoint's own files).
+        model_external_initializers_file_folder_path: opts.weightFolder,
+        // Sessions run one after another; spinning threads would starve the next session's pool.
+        intra_op: { allow_spinning: '0' },
+      },
+    },
+  };
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(model, options);
+  } catch (e) {
+    const message = (e as Error).message;
+    if (opts.device === 'cuda') {
+      throw new LogitscopeError('device_unavailable', `CUDA session could not start (${message}); ${CUDA_INSTALL_HINT}`, opts.label);
+    }
+    throw new LogitscopeError('engine_failed', `onnxruntime could not create the ${opts.label} session: ${message}`, opts.label);
+  }
+  return {
+    async run(feeds, fetches) {
+      const inputs: Record<string, ort.Tensor> = {};
+      for (const [name, t] of Object.entries(feeds)) inputs[name] = new ort.Tensor(t.type, t.data, t.dims);
+      let out: ort.InferenceSession.ReturnType;
+      try {
+        out = await session.run(inputs, fetches as string[]);
+      } catch (e) {
+        throw new LogitscopeError('engine_failed', `${opts.label} run failed: ${(e as Error).message}`, opts.label);
+      }
+      const result: Record<string, HostTensor> = {};
+      for (const name of fetches) {
+        const t = out[name];
+        result[name] = { type: t.type, data: t.data, dims: [...t.dims] } as HostTensor;
+      }
+      return result;
+    },
+    release: () => session.release(),
+  };
+}

@@ -1,0 +1,51 @@
+import os from 'node:os';
+import type { GptjConfig } from '../engine/config.ts';
+
+export interface BatchLimits {
+  /** Padded tokens per source pass (batch × longest prompt). */
+  sourceTokens: number;
+  /** Examples per batch, bounding the patched rows (examples × layers per technique). */
+  examples: number;
+  /** Rows per unembedding call; each holds dVocab logits several times over. */
+  unembedRows: number;
+}
+
+/**
+ * Batch sizes from a memory budget: by default a quarter of the free memory, at most 2 GiB.
+ * The per-token and per-row costs are the largest activations onnxruntime keeps alive at once
+ * (one block's q/k/v/MLP hidden and the attention scores; the logits and their log-softmax).
+ */
+export function batchLimits(c: GptjConfig, opts: { layers: number; budgetBytes?: number; longest: number }): BatchLimits {
+  const budget = opts.budgetBytes ?? Math.min(2 * 1024 ** 3, os.freemem() / 4);
+  const perToken = 4 * (8 * c.dModel + 2 * c.dMlp + 2 * c.nHeads * opts.longest);
+  const perRow = 4 * (8 * c.dModel + 2 * c.dMlp);
+  const perUnembedRow = 4 * 3 * c.dVocab;
+  return {
+    sourceTokens: Math.max(opts.longest, Math.floor(budget / perToken)),
+    examples: Math.max(1, Math.floor(budget / (perRow * Math.max(1, opts.layers)))),
+    unembedRows: Math.max(1, Math.min(4096, Math.floor(budget / perUnembedRow))),
+  };
+}
+
+/**
+ * Splits example ordinals into batches of similar length (less padding), sorting only within
+ * windows of consecutive examples: the examples are in random order, so every window is a fair
+ * sample and the live means are not biased toward short prompts early in a run.
+ */
+export function planBatches(lengths: { ordinal: number; length: number }[], limits: BatchLimits, window = 256): number[][] {
+  const batches: number[][] = [];
+  for (let w = 0; w < lengths.length; w += window) {
+    const sorted = lengths.slice(w, w + window).sort((a, b) => a.length - b.length);
+    let batch: number[] = [];
+    for (const { ordinal, length } of sorted) {
+      // Sorted ascending, so this example is the batch's longest: the padded size is length × count.
+      if (batch.length > 0 && (length * (batch.length + 1) > limits.sourceTokens || batch.length >= limits.examples)) {
+        batches.push(batch);
+        batch = [];
+      }
+      batch.push(ordinal);
+    }
+    if (batch.length > 0) batches.push(batch);
+  }
+  return batches;
+}

@@ -1,0 +1,44 @@
+import type { ModelInfo } from '../engine/engine.ts';
+import type { ExampleResult } from './extract.ts';
+import type { ResolvedTechnique } from './techniques.ts';
+
+/** The export record every export writes (JSON); field names are fixed by the engine issue. */
+export interface ExportRecord {
+  model: Record<string, unknown>;
+  techniques: Record<string, { prompt?: string; prompt_tokens?: number[]; target_layer?: 'same' | number }>;
+  conventions: typeof CONVENTIONS;
+  examples: ExampleResult[];
+  [extra: string]: unknown;
+}
+
+/** What the numbers mean, written into every export so a file read alone is unambiguous. */
+export const CONVENTIONS = {
+  layer: 'output of block l (blocks.{l}.hook_resid_post, HF hidden_states[l+1]); -1 = embeddings (hook_embed)',
+  surprisal: '-ln p_technique(reference_top1), nats (the seed convention)',
+  surprisal_paper: '-ln p_model(top1) at the source position, nats (the Patchscopes paper convention)',
+  argmax_over: 'all vocab_size rows of the unembedding, padding rows included (as TransformerLens and the seed)',
+  precision_at_1: 'top1 == reference_top1',
+} as const;
+
+export function describeModel(info: ModelInfo): Record<string, unknown> {
+  return {
+    path: info.modelDir,
+    identity: info.identity,
+    format: info.format,
+    weight_dtype: info.weightDtype,
+    compute_dtype: info.computeDtype,
+    device: info.device,
+    config: info.config,
+  };
+}
+
+export function describeTechniques(techniques: ResolvedTechnique[]): ExportRecord['techniques'] {
+  return Object.fromEntries(
+    techniques.map((t) => [
+      t.id,
+      t.kind === 'logit_lens'
+        ? {}
+        : { prompt: t.prompt, prompt_tokens: t.promptTokens, target_layer: t.targetLayer.kind === 'same' ? ('same' as const) : t.targetLayer.layer },
+    ]),
+  );
+}

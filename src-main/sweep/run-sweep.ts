@@ -1,0 +1,161 @@
+import type { Engine } from '../engine/engine.ts';
+import { LogitscopeError } from '../errors.ts';
+import { batchLimits, planBatches } from './batching.ts';
+import { type ExampleResult, Extractor, extractNaive, type LayerResult } from './extract.ts';
+import type { LayerSummary, Strategy, SweepExample } from './spec.ts';
+import { summarize } from './summary.ts';
+import type { ResolvedTechnique } from './techniques.ts';
+
+export interface SweepPlan {
+  examples: SweepExample[];
+  techniques: ResolvedTechnique[];
+  layers: number[];
+  k: number;
+  strategy: Strategy;
+}
+
+/**
+ * Where finished results go and come back from (the SQLite cache). `lookup` returns what is already
+ * known for some examples (possibly only some techniques or layers); the sweep computes the rest.
+ */
+export interface SweepCache {
+  lookup(ordinals: number[]): Promise<Map<number, ExampleResult>> | Map<number, ExampleResult>;
+  /** Called once per finished batch with only the newly computed rows; the sweep waits for it. */
+  save(batch: { ordinal: number; result: ExampleResult; computed: LayerResult[] }[]): Promise<void> | void;
+}
+
+export interface SweepProgress {
+  examplesDone: number;
+  examplesTotal: number;
+  /** Of the examples done, how many came entirely from the cache. */
+  examplesFromCache: number;
+  /** Computed examples per second (cache hits excluded), and the estimated seconds left; null until known. */
+  throughput: number | null;
+  etaSeconds: number | null;
+  summary: LayerSummary[];
+}
+
+export interface SweepOutcome {
+  status: 'completed' | 'cancelled';
+  /** In example order; undefined where the sweep was cancelled before reaching the example. */
+  results: (ExampleResult | undefined)[];
+  summary: LayerSummary[];
+  timings: { computeSeconds: number; examplesComputed: number };
+}
+
+/**
+ * Runs a sweep batch by batch. After each batch the finished results are handed to the cache and
+ * a progress event is emitted; cancelling (the signal) stops before the next engine call and
+ * keeps everything finished so far.
+ */
+export async function runSweep(
+  engine: Engine,
+  plan: SweepPlan,
+  opts: { signal?: AbortSignal; cache?: SweepCache; onProgress?(p: SweepProgress): void; budgetBytes?: number } = {},
+): Promise<SweepOutcome> {
+  validatePlan(engine, plan);
+  const { examples, layers } = plan;
+  const extractor = new Extractor(engine);
+  const longest = Math.max(...examples.map((e) => e.position + 1));
+  const limits = batchLimits(engine.config, { layers: layers.length, budgetBytes: opts.budgetBytes, longest });
+  extractor.maxUnembedRows = limits.unembedRows;
+  const batches = planBatches(examples.map((e, ordinal) => ({ ordinal, length: e.position + 1 })), limits);
+
+  const results: (ExampleResult | undefined)[] = new Array(examples.length);
+  let done = 0;
+  let fromCache = 0;
+  let computed = 0;
+  let computeSeconds = 0;
+  const finished = () => results.filter((r): r is ExampleResult => r !== undefined);
+  for (const batch of batches) {
+    if (opts.signal?.aborted) break;
+    const known = (await opts.cache?.lookup(batch)) ?? new Map<number, ExampleResult>();
+    const started = performance.now();
+    let fresh: Map<number, ExampleResult>;
+    try {
+      fresh = await computeMissing(engine, extractor, plan, batch, known, opts.signal);
+    } catch (e) {
+      if (e instanceof LogitscopeError && e.code === 'cancelled') break;
+      throw e;
+    }
+    const batchComputed = fresh.size;
+    if (batchComputed > 0) {
+      computeSeconds += (performance.now() - started) / 1000;
+      computed += batchComputed;
+    }
+    const saved = batch.map((ordinal) => {
+      const result = assemble(plan, examples[ordinal], known.get(ordinal), fresh.get(ordinal));
+      results[ordinal] = result;
+      return { ordinal, result, computed: fresh.get(ordinal)?.layers ?? [] };
+    });
+    await opts.cache?.save(saved.filter((s) => s.computed.length > 0));
+    done += batch.length;
+    fromCache += batch.length - batchComputed;
+    const throughput = computed > 0 ? computed / computeSeconds : null;
+    opts.onProgress?.({
+      examplesDone: done,
+      examplesTotal: examples.length,
+      examplesFromCache: fromCache,
+      throughput,
+      etaSeconds: throughput ? (examples.length - done) / throughput : null,
+      summary: summarize(finished()),
+    });
+  }
+  return {
+    status: done === examples.length ? 'completed' : 'cancelled',
+    results,
+    summary: summarize(finished()),
+    timings: { computeSeconds, examplesComputed: computed },
+  };
+}
+
+/** The (technique, layer) rows each example of the batch still lacks, computed together where they lack the same ones. */
+async function computeMissing(
+  engine: Engine,
+  extractor: Extractor,
+  plan: SweepPlan,
+  batch: number[],
+  known: Map<number, ExampleResult>,
+  signal: AbortSignal | undefined,
+): Promise<Map<number, ExampleResult>> {
+  const groups = new Map<string, { ordinals: number[]; techniques: ResolvedTechnique[]; layers: number[] }>();
+  for (const ordinal of batch) {
+    const have = new Set((known.get(ordinal)?.layers ?? []).map((r) => `${r.technique}|${r.layer}`));
+    const techniques = plan.techniques.filter((t) => plan.layers.some((l) => !have.has(`${t.id}|${l}`)));
+    const layers = plan.layers.filter((l) => techniques.some((t) => !have.has(`${t.id}|${l}`)));
+    if (techniques.length === 0) continue;
+    const signature = `${techniques.map((t) => t.id).join(',')}/${layers.join(',')}`;
+    const g = groups.get(signature) ?? { ordinals: [], techniques, layers };
+    g.ordinals.push(ordinal);
+    groups.set(signature, g);
+  }
+  const fresh = new Map<number, ExampleResult>();
+  for (const g of groups.values()) {
+    if (signal?.aborted) throw new LogitscopeError('cancelled', 'the sweep was cancelled');
+    const options = { examples: g.ordinals.map((o) => plan.examples[o]), techniques: g.techniques, layers: g.layers, k: plan.k };
+    const out = plan.strategy === 'fast' ? await extractor.extract(options) : await extractNaive(engine, options);
+    out.forEach((r, i) => fresh.set(g.ordinals[i], r));
+  }
+  if (signal?.aborted) throw new LogitscopeError('cancelled', 'the sweep was cancelled');
+  return fresh;
+}
+
+/** One example's result in the plan's order (technique, then layer), from cached and fresh rows. */
+function assemble(plan: SweepPlan, example: SweepExample, known: ExampleResult | undefined, fresh: ExampleResult | undefined): ExampleResult {
+  const rows = new Map<string, LayerResult>();
+  for (const r of [...(known?.layers ?? []), ...(fresh?.layers ?? [])]) rows.set(`${r.technique}|${r.layer}`, r);
+  const layers: LayerResult[] = [];
+  for (const t of plan.techniques) for (const l of plan.layers) layers.push(rows.get(`${t.id}|${l}`)!);
+  const referenceTop1 = (fresh ?? known)!.reference_top1;
+  return { tokens: example.tokens, position: example.position, reference_top1: referenceTop1, layers };
+}
+
+function validatePlan(engine: Engine, plan: SweepPlan): void {
+  const { nLayers } = engine.config;
+  if (plan.examples.length === 0) throw new LogitscopeError('slice_empty', 'the sweep has no examples', 'examples');
+  if (plan.techniques.length === 0) throw new LogitscopeError('argument_invalid', 'choose at least one technique', 'techniques');
+  if (plan.layers.length === 0) throw new LogitscopeError('argument_invalid', 'choose at least one layer', 'layers');
+  const badLayer = plan.layers.find((l) => !Number.isInteger(l) || l < -1 || l >= nLayers);
+  if (badLayer !== undefined) throw new LogitscopeError('layer_out_of_range', `layer ${badLayer} is outside -1..${nLayers - 1}`, 'layers');
+  if (new Set(plan.layers).size !== plan.layers.length) throw new LogitscopeError('argument_invalid', 'a layer is listed twice', 'layers');
+}

@@ -1,0 +1,70 @@
+import type { Device } from '../engine/ort-session.ts';
+import type { TextFilter } from '../data/slice.ts';
+import type { TechniqueSpec } from './techniques.ts';
+
+export type PresetName = 'logitscope' | 'patchscopes';
+export type Strategy = 'fast' | 'naive';
+
+/**
+ * Every setting that decides which examples a sweep runs on. A preset fills them all in
+ * (PROTOCOL.md's table); each can be overridden, and the run records what was actually used.
+ */
+export interface ProtocolSettings {
+  preset: PresetName;
+  /** The pool: records [poolStart, poolEnd) of the files, in file order, before filtering. */
+  poolStart: number;
+  poolEnd: number;
+  pileSetName?: string;
+  filter: TextFilter;
+  /** Shuffle the filtered pool with this seed; null keeps file order. */
+  shuffleSeed: number | null;
+  /** The evaluation slice: items [evalStart, evalEnd) of the filtered (and shuffled) pool; null = to the end. */
+  evalStart: number;
+  evalEnd: number | null;
+  /** At most this many examples from the evaluation slice. */
+  limit?: number;
+  /** Prepend <|endoftext|> to source and target prompts (TransformerLens's default, used by the seed). */
+  bos: boolean;
+  /** Seeds the one position drawn per example, shared by every technique and layer. */
+  positionSeed: number;
+}
+
+export interface SweepSpec {
+  modelDir: string;
+  device: Device;
+  files: string[];
+  protocol: ProtocolSettings;
+  techniques: TechniqueSpec[];
+  /** Source layers (0..nLayers-1; -1 = embeddings); null = every layer 0..nLayers-1. */
+  layers: number[] | null;
+  /** Top-k kept per technique and layer for the inspector. */
+  k: number;
+  strategy: Strategy;
+}
+
+/** One example of a sweep: a dataset record, its tokens as fed and the drawn position. */
+export interface SweepExample {
+  /** The record's index in the files (DataRecord.index); with the tokens it identifies the example. */
+  recordIndex: number;
+  source?: string;
+  text: string;
+  tokens: number[];
+  position: number;
+}
+
+/** Per technique and layer: mean and 95% confidence interval over the examples done so far. */
+export interface LayerSummary {
+  technique: string;
+  layer: number;
+  n: number;
+  precision: Interval;
+  surprisal: Interval;
+  surprisalPaper: Interval;
+}
+
+/** A mean with a 95% normal-approximation confidence interval (mean ± 1.96·sd/√n). */
+export interface Interval {
+  mean: number;
+  low: number;
+  high: number;
+}

@@ -1,0 +1,213 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { parseGptjConfig, type GptjConfig } from '../src-main/engine/config.ts';
+import { Engine, residRow } from '../src-main/engine/engine.ts';
+import { writeTinyGptj } from './fixtures/checkpoint-writer.ts';
+import { logSoftmax, referenceForward, referenceLogitLens } from './reference/gptj-f64.ts';
+
+const TOL = 1e-4;
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'engine-numerics-'));
+const cacheRoot = path.join(tmp, 'cache');
+
+describe('the ONNX engine on a tiny fp32 safetensors checkpoint', () => {
+  let engine: Engine;
+  let config: GptjConfig;
+  let weights: ReadonlyMap<string, Float64Array>;
+  const tokens = [50256, 464, 3797, 3332, 319, 262, 2603, 13, 198, 40, 588];
+
+  beforeAll(async () => {
+    const ckpt = writeTinyGptj({ dir: path.join(tmp, 'st'), format: 'safetensors', seed: 1 });
+    config = parseGptjConfig(ckpt.config, 'config.json');
+    weights = ckpt.weights;
+    engine = await Engine.load({ modelDir: ckpt.dir, cacheRoot });
+  });
+  afterAll(async () => engine?.dispose());
+
+  test('resid_post of every layer and the final logits match the float64 reference within 1e-4', async () => {
+    const ref = referenceForward({ config, weights, tokens });
+    for (const position of [0, 4, tokens.length - 1]) {
+      const src = await engine.sourcePass([{ tokens, position }]);
+      expect(maxAbsDiff(residRow(src, -1, 0, config.dModel), ref.embeddings[position])).toBeLessThan(TOL);
+      for (let l = 0; l < config.nLayers; l++) {
+        expect(maxAbsDiff(residRow(src, l, 0, config.dModel), ref.residPost[l][position])).toBeLessThan(TOL);
+      }
+      expect(maxAbsDiff(src.logits, ref.logits[position])).toBeLessThan(TOL);
+    }
+  });
+
+  test('a batch of prompts of different lengths gives each prompt its own unbatched numbers', async () => {
+    const items = [
+      { tokens: tokens.slice(0, 3), position: 2 },
+      { tokens, position: 9 },
+      { tokens: tokens.slice(2, 8), position: 1 },
+    ];
+    const batched = await engine.sourcePass(items);
+    for (const [b, it] of items.entries()) {
+      const ref = referenceForward({ config, weights, tokens: it.tokens });
+      for (let l = -1; l < config.nLayers; l++) {
+        const want = l < 0 ? ref.embeddings[it.position] : ref.residPost[l][it.position];
+        expect(maxAbsDiff(residRow(batched, l, b, config.dModel), want)).toBeLessThan(TOL);
+      }
+    }
+  });
+
+  test('the fast patched run matches a full patched forward of the reference at every layer, with and without a prefix', async () => {
+    const src = referenceForward({ config, weights, tokens });
+    const vector = src.residPost[1][6];
+    for (const target of [[50256, 9246, 4613, 3797, 198, 30], [50256, 30], [30]]) {
+      const prefix = await engine.prefix(target);
+      const layers = [-1, 0, 1, config.nLayers - 1];
+      const vectors = new Float32Array(layers.length * config.dModel);
+      layers.forEach((_, i) => vectors.set(vector, i * config.dModel));
+      // Rows in a deliberately unsorted order: the engine must give them back in the order asked.
+      const order = [2, 0, 3, 1];
+      const finals = await engine.patched({ prefix, vectors, injectLayers: order.map((i) => layers[i]) });
+      order.forEach((i, row) => {
+        const layer = layers[i];
+        const patched = referenceForward({ config, weights, tokens: target, patch: { layer, position: target.length - 1, vector } });
+        const want = layer === config.nLayers - 1 ? vector : patched.residPost[config.nLayers - 1][target.length - 1];
+        expect(maxAbsDiff(finals.subarray(row * config.dModel, (row + 1) * config.dModel), want)).toBeLessThan(TOL);
+      });
+    }
+  });
+
+  test('the naive patched run matches the reference patched forward', async () => {
+    const target = [50256, 9246, 4613, 30];
+    const vector = referenceForward({ config, weights, tokens }).residPost[0][3];
+    for (const layer of [-1, 0, 2]) {
+      const got = await engine.naivePatched({ targetTokens: target, layer, vector: Float32Array.from(vector) });
+      const want = referenceForward({ config, weights, tokens: target, patch: { layer, position: 3, vector } }).residPost[config.nLayers - 1][3];
+      expect(maxAbsDiff(got, want)).toBeLessThan(TOL);
+    }
+  });
+
+  test('unembedding gives the reference top-k and the reference log-probability of the chosen token', async () => {
+    const ref = referenceForward({ config, weights, tokens });
+    const h = ref.residPost[1][5];
+    const want = logSoftmax(referenceLogitLens(config, weights, h));
+    const order = Array.from(want.keys()).sort((a, b) => want[b] - want[a]);
+    const out = await engine.unembed({ resid: Float32Array.from(h), referenceIds: [order[7]], k: 5 });
+    expect(Array.from(out.topkIds)).toEqual(order.slice(0, 5));
+    expect(maxAbsDiff(out.topkLogprobs, order.slice(0, 5).map((i) => want[i]))).toBeLessThan(TOL);
+    expect(Math.abs(out.referenceLogprob[0] - want[order[7]])).toBeLessThan(TOL);
+  });
+
+  test('patching a position with its own residual changes nothing', async () => {
+    const ref = referenceForward({ config, weights, tokens });
+    const p = 5;
+    const target = tokens.slice(0, p + 1);
+    const prefix = await engine.prefix(target);
+    for (const layer of [-1, 0, 1]) {
+      const own = layer < 0 ? ref.embeddings[p] : ref.residPost[layer][p];
+      const [fast, naive] = [
+        await engine.patched({ prefix, vectors: Float32Array.from(own), injectLayers: [layer] }),
+        await engine.naivePatched({ targetTokens: target, layer, vector: Float32Array.from(own) }),
+      ];
+      expect(maxAbsDiff(fast, ref.residPost[config.nLayers - 1][p])).toBeLessThan(TOL);
+      expect(maxAbsDiff(naive, ref.residPost[config.nLayers - 1][p])).toBeLessThan(TOL);
+    }
+  });
+
+  test('inputs are checked before any compute, with the field and what is wrong', async () => {
+    const before = { ...engine.stats };
+    await expect(engine.sourcePass([{ tokens, position: tokens.length }])).rejects.toMatchObject({ code: 'position_out_of_range' });
+    await expect(engine.sourcePass([{ tokens: [1, 60000], position: 0 }])).rejects.toMatchObject({ code: 'token_out_of_range' });
+    const tooLong = Array.from({ length: config.nCtx + 1 }, () => 11);
+    await expect(engine.sourcePass([{ tokens: tooLong, position: 3 }])).rejects.toMatchObject({ code: 'prompt_too_long' });
+    expect(() => engine.tokenize('word '.repeat(config.nCtx + 5), { bos: false })).toThrow(/n_positions/);
+    expect(() => engine.tokenize('', { bos: false })).toThrow(expect.objectContaining({ code: 'prompt_empty' }));
+    const prefix = await engine.prefix([30]);
+    await expect(engine.patched({ prefix, vectors: new Float32Array(config.dModel), injectLayers: [config.nLayers] })).rejects.toMatchObject({ code: 'layer_out_of_range' });
+    expect(engine.stats).toEqual(before);
+  });
+});
+
+describe('checkpoint formats and dtypes', () => {
+  const tokens = [50256, 818, 262, 3726, 373, 262, 1573];
+
+  test.each([
+    ['safetensors-sharded', 'F32'],
+    ['bin', 'F32'],
+    ['bin-sharded', 'F32'],
+    ['safetensors', 'F16'],
+    ['bin', 'F16'],
+    ['safetensors', 'BF16'],
+  ] as const)('a %s %s checkpoint runs on the CPU and matches the reference built from its own weights', async (format, dtype) => {
+    const ckpt = writeTinyGptj({ dir: path.join(tmp, `${format}-${dtype}`), format, dtype, seed: 2 });
+    const config = parseGptjConfig(ckpt.config, 'config.json');
+    const engine = await Engine.load({ modelDir: ckpt.dir, cacheRoot });
+    try {
+      // fp32 checkpoints are read in place; fp16/bf16 ones are converted to fp32 once, into the cache.
+      expect(engine.info.converted).toBe(dtype !== 'F32');
+      const src = await engine.sourcePass([{ tokens, position: 6 }]);
+      const ref = referenceForward({ config, weights: ckpt.weights, tokens });
+      expect(maxAbsDiff(src.logits, ref.logits[6])).toBeLessThan(TOL);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  test('built graphs are cached per checkpoint identity and rebuilt when the checkpoint changes', async () => {
+    const dir = path.join(tmp, 'cache-check');
+    writeTinyGptj({ dir, format: 'safetensors', seed: 3 });
+    const first = await Engine.load({ modelDir: dir, cacheRoot });
+    await first.dispose();
+    const second = await Engine.load({ modelDir: dir, cacheRoot });
+    await second.dispose();
+    expect(first.info.graphsFromCache).toBe(false);
+    expect(second.info.graphsFromCache).toBe(true);
+    expect(second.info.cacheDir).toBe(first.info.cacheDir);
+
+    writeTinyGptj({ dir, format: 'safetensors', seed: 3, config: { n_layer: 2 } });
+    const third = await Engine.load({ modelDir: dir, cacheRoot });
+    await third.dispose();
+    expect(third.info.identity).not.toBe(first.info.identity);
+    expect(third.info.graphsFromCache).toBe(false);
+    expect(third.info.config.nLayers).toBe(2);
+  });
+
+  test('a CUDA request on a machine without the CUDA provider fails with the install command, unless fallback is allowed', async () => {
+    const dir = path.join(tmp, 'st');
+    await expect(Engine.load({ modelDir: dir, cacheRoot, device: 'cuda' })).rejects.toMatchObject({
+      code: 'device_unavailable',
+      message: expect.stringContaining('ONNXRUNTIME_NODE_INSTALL=cuda12'),
+    });
+    const engine = await Engine.load({ modelDir: dir, cacheRoot, device: 'cuda', allowCpuFallback: true });
+    expect(engine.info.device).toBe('cpu');
+    expect(engine.info.fallbackReason).toMatch(/CUDA/);
+    await engine.dispose();
+  });
+
+  test('an fp16 compute graph (the CUDA build) runs on the CPU within fp16 tolerance of the reference', async () => {
+    // The CUDA path builds fp16 graphs; the same graphs run on the CPU here so their wiring is tested without a GPU.
+    const ckpt = writeTinyGptj({ dir: path.join(tmp, 'fp16-graph'), format: 'safetensors', dtype: 'F16', seed: 4 });
+    const config = parseGptjConfig(ckpt.config, 'config.json');
+    const { prepareModel } = await import('../src-main/engine/model-build.ts');
+    const { openCheckpoint } = await import('../src-main/engine/checkpoint.ts');
+    const built = prepareModel(openCheckpoint(ckpt.dir), 'float16', cacheRoot);
+    expect(built.converted).toBe(false);
+    const { createSession } = await import('../src-main/engine/ort-session.ts');
+    const session = await createSession(built.graphs.full, { device: 'cpu', weightFolder: built.weightFolder, label: 'fp16 full' });
+    const i64 = (v: number[]) => ({ type: 'int64' as const, data: BigInt64Array.from(v, BigInt), dims: [v.length] });
+    const out = await session.run({
+      input_ids: { type: 'int64', data: BigInt64Array.from(tokens, BigInt), dims: [1, tokens.length] },
+      gather_positions: i64([6]),
+      patch_layer: i64([-2]),
+      patch_positions: i64([0]),
+      patch_vectors: { type: 'float16', data: new Uint16Array(config.dModel), dims: [1, config.dModel] },
+    }, ['logits']);
+    await session.release();
+    const ref = referenceForward({ config, weights: ckpt.weights, tokens });
+    expect(maxAbsDiff(out.logits.data as Float32Array, ref.logits[6])).toBeLessThan(0.05);
+  });
+});
