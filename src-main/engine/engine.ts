@@ -1,6 +1,6 @@
 import { defaultCacheDir } from '../app-paths.ts';
 import { LogitscopeError } from '../errors.ts';
-import type { GptjConfig } from './config.ts';
+import { readGptjConfig, type GptjConfig } from './config.ts';
 import { decodeHalf, encodeHalf } from './dtype.ts';
 import { NO_PATCH_LAYER } from './graph/gptj-graphs.ts';
 import type { Device, HostTensor } from './ort-session.ts';
@@ -85,7 +85,8 @@ export class Engine {
   }
 
   static async load(opts: EngineLoadOptions): Promise<Engine> {
-    const tokenizer = await loadTokenizer(opts.modelDir);
+    readGptjConfig(opts.modelDir); // a directory that is not a GPT-J checkpoint is reported as such, first
+    const tokenizer = loadTokenizer(opts.modelDir);
     const cacheRoot = opts.cacheRoot ?? defaultCacheDir();
     const device = opts.device ?? 'cpu';
     let worker = new WorkerClient();

@@ -1,0 +1,39 @@
+import type { Engine } from '../engine/engine.ts';
+import { LogitscopeError } from '../errors.ts';
+import { buildExamples, type ExampleSkips, selectRecords } from './protocol.ts';
+import type { SweepPlan } from './run-sweep.ts';
+import type { SweepSpec } from './spec.ts';
+import type { SliceStats } from '../data/slice.ts';
+import { resolveTechniques } from './techniques.ts';
+
+export interface PreparedSweep {
+  plan: SweepPlan;
+  /** How the dataset was read and why records or examples were left out. */
+  dataset: { pool: SliceStats; records: number; skipped: ExampleSkips };
+}
+
+/** From a spec to runnable examples: select the records, tokenize, draw positions, tokenize target prompts. */
+export async function prepareSweep(engine: Engine, spec: SweepSpec, opts: { signal?: AbortSignal } = {}): Promise<PreparedSweep> {
+  const { nLayers, nCtx, bosTokenId } = engine.config;
+  const layers = spec.layers ?? Array.from({ length: nLayers }, (_, l) => l);
+  const techniques = resolveTechniques(spec.techniques, (text) => engine.tokenize(text, { bos: spec.protocol.bos }));
+  const selection = await selectRecords(spec.files, spec.protocol, opts);
+  const { examples, skipped } = buildExamples(selection.records, {
+    tokenize: (text) => engine.tokenizer.encode(text),
+    bos: spec.protocol.bos,
+    bosTokenId,
+    nCtx,
+    positionSeed: spec.protocol.positionSeed,
+  });
+  if (examples.length === 0) {
+    throw new LogitscopeError(
+      'slice_empty',
+      `none of the ${selection.records.length} selected records can be run (${skipped.empty} tokenize to nothing, ${skipped.tooLong} are longer than ${nCtx} tokens)`,
+      'data',
+    );
+  }
+  return {
+    plan: { examples, techniques, layers, k: spec.k, strategy: spec.strategy },
+    dataset: { pool: selection.pool, records: selection.records.length, skipped },
+  };
+}

@@ -1,0 +1,151 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { Engine } from '../src-main/engine/engine.ts';
+import type { ExampleResult } from '../src-main/sweep/extract.ts';
+import { prepareSweep } from '../src-main/sweep/prepare.ts';
+import { drawPosition, resolveProtocol } from '../src-main/sweep/protocol.ts';
+import { runSweep, type SweepProgress } from '../src-main/sweep/run-sweep.ts';
+import type { SweepSpec } from '../src-main/sweep/spec.ts';
+import { BUILT_IN_TECHNIQUES, customPatchscope } from '../src-main/sweep/techniques.ts';
+import { writeTinyGptj } from './fixtures/checkpoint-writer.ts';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sweep-'));
+const WORDS = 'the of and to in is was that for on with as by at from his her it an were are which this be or had not but'.split(' ');
+
+function writeDataset(file: string, n: number, seed: number): void {
+  let s = seed;
+  const next = () => (s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const lines = Array.from({ length: n }, (_, i) => {
+    const words = Array.from({ length: 3 + Math.floor(next() * 14) }, () => WORDS[Math.floor(next() * WORDS.length)]);
+    return JSON.stringify({ text: `${words.join(' ')}.`, meta: { pile_set_name: i % 2 ? 'Pile-CC' : 'Wikipedia (en)' } });
+  });
+  fs.writeFileSync(file, `${lines.join('\n')}\n`);
+}
+
+/**
+ * Fast and naive runs sum in different orders, so two nearly tied tokens may swap. A row agrees
+ * when the top-1 is the same and the surprisals match within 1e-4, or when the two top-1s are
+ * tied within 1e-4 in the model's own distribution (then the surprisals are compared as sets).
+ */
+function expectSameResults(fast: (ExampleResult | undefined)[], naive: (ExampleResult | undefined)[]): void {
+  expect(fast.length).toBe(naive.length);
+  let swapped = 0;
+  fast.forEach((f, i) => {
+    const n = naive[i]!;
+    expect(f!.reference_top1).toBe(n.reference_top1);
+    expect(f!.layers.length).toBe(n.layers.length);
+    f!.layers.forEach((a, j) => {
+      const b = n.layers[j];
+      expect([a.technique, a.layer]).toEqual([b.technique, b.layer]);
+      expect(Math.abs(a.surprisal - b.surprisal)).toBeLessThan(1e-4);
+      if (a.top1 === b.top1) {
+        expect(Math.abs(a.surprisal_paper - b.surprisal_paper)).toBeLessThan(1e-4);
+      } else {
+        swapped++;
+        expect(Math.abs(a.top_k.probs[0] - b.top_k.probs[0])).toBeLessThan(1e-4);
+      }
+    });
+  });
+  expect(swapped).toBeLessThan(3);
+}
+
+describe('sweeps on a tiny random checkpoint', () => {
+  let engine: Engine;
+  const data = path.join(tmp, 'data.jsonl');
+
+  beforeAll(async () => {
+    const ckpt = writeTinyGptj({ dir: path.join(tmp, 'model'), format: 'safetensors', seed: 11, config: { n_layer: 4 } });
+    writeDataset(data, 40, 5);
+    engine = await Engine.load({ modelDir: ckpt.dir, cacheRoot: path.join(tmp, 'cache') });
+  });
+  afterAll(async () => engine?.dispose());
+
+  const spec = (over: Partial<SweepSpec> & { bos: boolean }): SweepSpec => ({
+    modelDir: '',
+    device: 'cpu',
+    files: [data],
+    protocol: resolveProtocol('logitscope', { bos: over.bos, limit: 6, positionSeed: 3 }),
+    techniques: [...BUILT_IN_TECHNIQUES, customPatchscope('hello->there;?->', 0), customPatchscope('x = ?', 1, { kind: 'fixed', layer: 1 })],
+    layers: null,
+    k: 5,
+    strategy: 'fast',
+    ...over,
+  });
+
+  test.each([true, false])('the fast path equals the naive path for every technique, custom prompts and a fixed target layer (BOS %s)', async (bos) => {
+    const prepared = await prepareSweep(engine, spec({ bos }));
+    expect(prepared.plan.techniques.map((t) => t.id)).toEqual(['logit_lens', 'patchscope', 'logitscope', 'custom_1', 'custom_2']);
+    const fast = await runSweep(engine, prepared.plan);
+    const naive = await runSweep(engine, { ...prepared.plan, strategy: 'naive' });
+    expect(fast.status).toBe('completed');
+    expectSameResults(fast.results, naive.results);
+  });
+
+  test('at the last layer every technique gives precision@1 = 1 and the same surprisal', async () => {
+    const prepared = await prepareSweep(engine, spec({ bos: true }));
+    const out = await runSweep(engine, prepared.plan);
+    const last = out.summary.filter((s) => s.layer === engine.config.nLayers - 1 && s.technique !== 'custom_2');
+    expect(last).toHaveLength(4);
+    for (const s of last) {
+      expect(s.precision.mean).toBe(1);
+      expect(s.surprisal.mean).toBeCloseTo(last[0].surprisal.mean, 4);
+      expect(s.surprisal.mean).toBeCloseTo(s.surprisalPaper.mean, 4);
+    }
+  });
+
+  test('the fast path runs each source prompt once and one patched run per technique and batch', async () => {
+    const prepared = await prepareSweep(engine, spec({ bos: true }));
+    const before = { ...engine.stats };
+    await runSweep(engine, prepared.plan);
+    const n = prepared.plan.examples.length;
+    const patchTechniques = prepared.plan.techniques.length - 1;
+    expect(engine.stats.sourceRows - before.sourceRows).toBe(n);
+    expect(engine.stats.patchedRuns - before.patchedRuns).toBe(patchTechniques);
+    expect(engine.stats.patchedRows - before.patchedRows).toBe(n * engine.config.nLayers * patchTechniques);
+    expect(engine.stats.naiveRuns).toBe(before.naiveRuns);
+  });
+
+  test('one position is drawn per example from the recorded seed and shared by every technique and layer', async () => {
+    const prepared = await prepareSweep(engine, spec({ bos: true }));
+    for (const e of prepared.plan.examples) {
+      expect(e.position).toBe(drawPosition(3, e.recordIndex, e.tokens.length));
+      expect(e.position).toBeLessThan(e.tokens.length);
+      expect(e.tokens[0]).toBe(50256);
+    }
+    const other = await prepareSweep(engine, { ...spec({ bos: true }), protocol: resolveProtocol('logitscope', { bos: true, limit: 6, positionSeed: 4 }) });
+    expect(other.plan.examples.map((e) => e.position)).not.toEqual(prepared.plan.examples.map((e) => e.position));
+  });
+
+  test('progress events arrive per batch with partial means, and cancelling keeps every finished result', async () => {
+    const prepared = await prepareSweep(engine, { ...spec({ bos: true }), protocol: resolveProtocol('logitscope', { bos: true, limit: 30 }) });
+    const controller = new AbortController();
+    const events: SweepProgress[] = [];
+    const out = await runSweep(engine, prepared.plan, {
+      budgetBytes: 2 ** 16, // small batches, so there is something left to cancel
+      onProgress: (p) => {
+        events.push(p);
+        if (events.length === 2) controller.abort();
+      },
+      signal: controller.signal,
+    });
+    expect(out.status).toBe('cancelled');
+    expect(events).toHaveLength(2);
+    const finished = out.results.filter((r) => r !== undefined);
+    expect(finished.length).toBe(events[1].examplesDone);
+    expect(finished.length).toBeLessThan(prepared.plan.examples.length);
+    expect(events[1].summary.find((s) => s.technique === 'logit_lens' && s.layer === 0)!.n).toBe(finished.length);
+    expect(events[1].throughput).toBeGreaterThan(0);
+  });
+
+  test('a sweep with nothing to run is refused with a clear message', async () => {
+    const prepared = await prepareSweep(engine, spec({ bos: true }));
+    await expect(runSweep(engine, { ...prepared.plan, techniques: [] })).rejects.toMatchObject({ code: 'argument_invalid' });
+    await expect(runSweep(engine, { ...prepared.plan, layers: [] })).rejects.toMatchObject({ code: 'argument_invalid' });
+    await expect(runSweep(engine, { ...prepared.plan, layers: [99] })).rejects.toMatchObject({ code: 'layer_out_of_range' });
+    const strict = resolveProtocol('logitscope', { filter: { maxWords: 2 } });
+    await expect(prepareSweep(engine, { ...spec({ bos: true }), protocol: strict })).rejects.toMatchObject({ code: 'slice_empty' });
+    expect(() => customPatchscope('', 0)).toThrow(expect.objectContaining({ code: 'prompt_empty' }));
+  });
+});
