@@ -1,9 +1,11 @@
 /** `npx logitscope <command>`: a thin front over the engine and sweeps. */
 import { formatError, isLogitscopeError } from './errors.ts';
 import { extractCommand } from './cli/extract.ts';
+import { sweepCommand } from './cli/sweep.ts';
 
 const COMMANDS: Record<string, { summary: string; run(argv: string[]): Promise<void> }> = {
   extract: extractCommand,
+  sweep: sweepCommand,
 };
 
 function usage(): string {

@@ -26,7 +26,14 @@ export type ErrorCode =
   | 'dataset_unsupported'
   | 'slice_empty'
   | 'argument_invalid'
-  | 'cancelled';
+  | 'cancelled'
+  | 'cache_schema_newer'
+  | 'cache_corrupt'
+  | 'cache_locked'
+  | 'cache_readonly'
+  | 'cache_full'
+  | 'cache_missing'
+  | 'run_not_found';
 
 export class LogitscopeError extends Error {
   override readonly name = 'LogitscopeError';

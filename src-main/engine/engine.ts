@@ -234,7 +234,7 @@ export class Engine {
     if (!Number.isInteger(opts.k) || opts.k < 1 || opts.k > dVocab) {
       throw new LogitscopeError('argument_invalid', `top-k must be an integer from 1 to ${dVocab}, got ${opts.k}`, 'k');
     }
-    this.checkTokens(opts.referenceIds, 'referenceIds');
+    this.checkIds(opts.referenceIds, 'referenceIds');
     const out = await this.run('unembed', {
       resid: this.toCompute(opts.resid, [rows, dModel]),
       reference_ids: int64(opts.referenceIds),
@@ -266,10 +266,15 @@ export class Engine {
   }
 
   private checkTokens(tokens: number[], what: string): void {
-    const { dVocab, nCtx } = this.config;
+    const { nCtx } = this.config;
     if (tokens.length > nCtx) {
       throw new LogitscopeError('prompt_too_long', `${tokens.length} tokens is more than the model's n_positions (${nCtx})`, what);
     }
+    this.checkIds(tokens, what);
+  }
+
+  private checkIds(tokens: number[], what: string): void {
+    const { dVocab } = this.config;
     const bad = tokens.findIndex((t) => !Number.isInteger(t) || t < 0 || t >= dVocab);
     if (bad >= 0) throw new LogitscopeError('token_out_of_range', `token id ${tokens[bad]} at index ${bad} is outside 0..${dVocab - 1}`, what);
   }
