@@ -1,0 +1,78 @@
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { beforeAll, describe, expect, test } from 'vitest';
+import { writeTinyGptj } from './fixtures/checkpoint-writer.ts';
+
+const run = promisify(execFile);
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-'));
+const bin = path.resolve('bin/logitscope.js');
+const env = { ...process.env, LOGITSCOPE_CACHE_DIR: path.join(tmp, 'cache') };
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [bin, ...args], { env, cwd: tmp });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
+describe('the logitscope command line', () => {
+  const model = path.join(tmp, 'model');
+  beforeAll(() => {
+    writeTinyGptj({ dir: model, format: 'bin', seed: 21 });
+    const lines = ['The cat sat on the mat.', 'Water boils at one hundred degrees.', '', '{not json', 'A third line of text here.'];
+    fs.writeFileSync(path.join(tmp, 'data.jsonl'), lines.map((t) => (t.startsWith('{') ? t : JSON.stringify({ text: t }))).join('\n'));
+  });
+
+  test('extract prints every layer for each technique and writes the export record', async () => {
+    const out = path.join(tmp, 'extract.json');
+    const r = await cli(['extract', '--model', model, '--text', 'The cat sat on the', '--bos', '--top-k', '3', '--json', out]);
+    expect(r.code).toBe(0);
+    for (let l = 0; l < 3; l++) expect(r.stdout).toMatch(new RegExp(`layer\\s+${l}\\s+logit_lens`));
+    const record = JSON.parse(fs.readFileSync(out, 'utf8'));
+    expect(Object.keys(record.techniques)).toEqual(['logit_lens', 'patchscope', 'logitscope']);
+    expect(record.techniques.logitscope).toEqual({ prompt: '?', prompt_tokens: [50256, 30], target_layer: 'same' });
+    const [ex] = record.examples;
+    expect(ex.tokens[0]).toBe(50256);
+    expect(ex.position).toBe(ex.tokens.length - 1);
+    expect(ex.layers).toHaveLength(9);
+    expect(Object.keys(ex.layers[0]).sort()).toEqual(['layer', 'surprisal', 'surprisal_paper', 'technique', 'top1', 'top_k']);
+    // At the last layer every technique reads the model's own output.
+    for (const row of ex.layers.filter((x: { layer: number }) => x.layer === 2)) expect(row.top1).toBe(ex.reference_top1);
+  });
+
+  test('sweep writes the export record with per-layer summaries and skip counts', async () => {
+    const out = path.join(tmp, 'sweep.json');
+    const r = await cli(['sweep', '--model', model, '--data', path.join(tmp, 'data.jsonl'), '--preset', 'logitscope', '--layers', '0-2', '--json', out]);
+    expect(r.code).toBe(0);
+    const record = JSON.parse(fs.readFileSync(out, 'utf8'));
+    expect(record.status).toBe('completed');
+    expect(record.examples).toHaveLength(3);
+    expect(record.dataset.pool.skipped.malformedJson).toBe(1);
+    expect(record.summary.rows).toHaveLength(9);
+    expect(record.examples[0].layers[0].top_k.ids).toHaveLength(10);
+    expect(record.protocol).toMatchObject({ preset: 'logitscope', bos: true, filter: { maxWords: 200, maxChars: 1600 } });
+  });
+
+  test('mistakes get a coded one-line error and exit code 2', async () => {
+    const cases: [string[], RegExp][] = [
+      [['extract', '--model', tmp, '--text', 'x'], /\[config_missing\].*config\.json/],
+      [['extract', '--model', model, '--text', 'hello', '--position', '7'], /\[position_out_of_range\]/],
+      [['extract', '--model', model, '--text', 'word '.repeat(200)], /\[prompt_too_long\]/],
+      [['sweep', '--model', model, '--data', 'nope.jsonl', '--preset', 'logitscope', '--json', 'x.json'], /\[dataset_missing\]/],
+      [['sweep', '--model', model, '--data', 'x.jsonl', '--preset', 'paper', '--json', 'x.json'], /\[argument_invalid\].*preset/],
+      [['sweep', '--model', model, '--data', 'x.jsonl', '--preset', 'logitscope', '--json', 'x.json', '--layers', '3-1'], /backwards/],
+      [['frobnicate'], /unknown command/],
+    ];
+    for (const [args, pattern] of cases) {
+      const r = await cli(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(pattern);
+    }
+  });
+});
