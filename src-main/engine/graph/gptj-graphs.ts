@@ -194,11 +194,13 @@ export function buildUnembedGraph(o: GraphOptions): Uint8Array {
   const resid = b.input('resid', dt, ['rows', c.dModel]);
   const refIds = b.input('reference_ids', 'int64', ['rows']);
   const k = b.input('k', 'int64', [1]);
-  const logprobs = b.op('LogSoftmax', [unembed(ctx, resid)], { axis: 1 }); // [rows, V]
-  const [values, indices] = b.opN('TopK', [logprobs, k], 2, { axis: 1, largest: 1, sorted: 1 });
-  const refLogprob = b.op('GatherElements', [logprobs, b.op('Unsqueeze', [refIds, b.constInt64([1])])], { axis: 1 }); // [rows, 1]
-  b.output(values, 'topk_logprobs', 'float32', ['rows', 'k']);
+  const logits = unembed(ctx, resid); // [rows, V]
+  // Log-probabilities only where they are read: logit - logsumexp, instead of a full [rows, V] log-softmax.
+  const lse = b.op('ReduceLogSumExp', [logits], { axes: [1], keepdims: 1 }); // [rows, 1]
+  const [values, indices] = b.opN('TopK', [logits, k], 2, { axis: 1, largest: 1, sorted: 1 }); // [rows, k]
+  const refLogit = b.op('GatherElements', [logits, b.op('Unsqueeze', [refIds, b.constInt64([1])])], { axis: 1 }); // [rows, 1]
+  b.output(b.op('Sub', [values, lse]), 'topk_logprobs', 'float32', ['rows', 'k']);
   b.output(indices, 'topk_ids', 'int64', ['rows', 'k']);
-  b.output(b.op('Squeeze', [refLogprob, b.constInt64([1])]), 'reference_logprob', 'float32', ['rows']);
+  b.output(b.op('Squeeze', [b.op('Sub', [refLogit, lse]), b.constInt64([1])]), 'reference_logprob', 'float32', ['rows']);
   return b.encode();
 }
