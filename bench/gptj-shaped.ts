@@ -77,21 +77,29 @@ export function writeGptjShaped(o: ShapedOptions): string {
     noise[i] = r * Math.cos(2 * Math.PI * v);
     noise[i + 1] = r * Math.sin(2 * Math.PI * v);
   }
+  // The noise block scaled once per distinct (mean, std) and encoded to the file's dtype.
+  const scaled = new Map<string, Uint8Array>();
+  const block = (mean: number, std: number) => {
+    const key = `${mean}/${std}`;
+    let bytes = scaled.get(key);
+    if (!bytes) {
+      const values = bytesPer === 4 ? new Float32Array(noise.length) : new Uint16Array(noise.length);
+      for (let i = 0; i < noise.length; i++) values[i] = bytesPer === 4 ? mean + std * noise[i] : encodeHalf(mean + std * noise[i]);
+      scaled.set(key, (bytes = new Uint8Array(values.buffer)));
+    }
+    return bytes;
+  };
   let shift = 0;
   for (const [name, shape] of shapes) {
     const count = shape.reduce((a, b) => a * b, 1);
-    const isNorm = /ln_\d|ln_f/.test(name) || /\.ln_/.test(name);
+    const isNorm = /\.ln_|ln_f/.test(name);
     const mean = isNorm && name.endsWith('.weight') ? 1 : 0;
     const std = isNorm ? 0.05 : shape.length === 1 ? 0.02 : 1 / Math.sqrt(shape[1]);
+    const bytes = block(mean, std);
     for (let done = 0; done < count; done += CHUNK) {
       const n = Math.min(CHUNK, count - done);
       shift = (shift + 4099) % 4096;
-      const block = bytesPer === 4 ? new Float32Array(n) : new Uint16Array(n);
-      for (let i = 0; i < n; i++) {
-        const x = mean + std * noise[shift + i];
-        block[i] = bytesPer === 4 ? x : encodeHalf(x);
-      }
-      fs.writeSync(fd, new Uint8Array(block.buffer));
+      fs.writeSync(fd, bytes, shift * bytesPer, n * bytesPer);
     }
   }
   fs.closeSync(fd);

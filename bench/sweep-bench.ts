@@ -1,0 +1,104 @@
+/**
+ * Fast vs naive sweep on the same GPT-J-shaped model and slice, in one run, plus the "unavoidable
+ * work" floor: one batched source pass over every example and one batched unembedding of every
+ * (example, technique, layer) row. Prints the ratios.
+ *
+ *   npx tsx bench/sweep-bench.ts [--layers 28] [--d-model 256] [--heads 4] [--examples 16] [--words 75] [--naive-examples 4]
+ *
+ * The naive strategy is slow by design, so it runs on the first --naive-examples examples and its
+ * time is scaled per example; the fast strategy runs on all of them (it needs a batch to be fast).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Engine } from '../src-main/engine/engine.ts';
+import { prepareSweep } from '../src-main/sweep/prepare.ts';
+import { resolveProtocol } from '../src-main/sweep/protocol.ts';
+import { runSweep } from '../src-main/sweep/run-sweep.ts';
+import { BUILT_IN_TECHNIQUES } from '../src-main/sweep/techniques.ts';
+import { writeGptjShaped } from './gptj-shaped.ts';
+
+const { values: o } = parseArgs({
+  options: {
+    layers: { type: 'string', default: '28' },
+    'd-model': { type: 'string', default: '256' },
+    heads: { type: 'string', default: '4' },
+    examples: { type: 'string', default: '16' },
+    'naive-examples': { type: 'string', default: '4' },
+    words: { type: 'string', default: '150' },
+    dir: { type: 'string', default: path.join(os.tmpdir(), 'sweep-bench') },
+  },
+});
+const nLayers = Number(o.layers);
+const dModel = Number(o['d-model']);
+const nHeads = Number(o.heads);
+const count = Number(o.examples);
+const naiveCount = Number(o['naive-examples']);
+
+const WORDS = (
+  'time year people way day man thing woman life child world school state family student group country problem hand part place case week ' +
+  'company system program question work government number night point home water room mother area money story fact month lot right study ' +
+  'book eye job word business issue side kind head house service friend father power hour game line end member law car city community name'
+).split(' ');
+
+fs.mkdirSync(o.dir, { recursive: true });
+const modelDir = path.join(o.dir, `model-L${nLayers}-d${dModel}`);
+if (!fs.existsSync(path.join(modelDir, 'model.safetensors'))) {
+  writeGptjShaped({ dir: modelDir, nLayers, dModel, nHeads, rotaryDim: Math.max(2, (dModel / nHeads) / 4), dtype: 'F32' });
+}
+const data = path.join(o.dir, 'data.jsonl');
+let seed = 7;
+const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+const lines = Array.from({ length: count }, () => JSON.stringify({ text: Array.from({ length: Number(o.words) }, () => WORDS[Math.floor(rand() * WORDS.length)]).join(' ') }));
+fs.writeFileSync(data, lines.join('\n'));
+
+const engine = await Engine.load({ modelDir, cacheRoot: path.join(o.dir, 'cache') });
+const spec = {
+  modelDir,
+  device: 'cpu' as const,
+  files: [data],
+  protocol: resolveProtocol('logitscope', { limit: count, filter: { maxWords: 100_000, maxChars: 1_000_000 } }),
+  techniques: [...BUILT_IN_TECHNIQUES],
+  layers: null,
+  k: 10,
+  strategy: 'fast' as const,
+};
+const { plan } = await prepareSweep(engine, spec);
+const meanLen = plan.examples.reduce((s, e) => s + e.position + 1, 0) / plan.examples.length;
+const fullLen = plan.examples.reduce((s, e) => s + e.tokens.length, 0) / plan.examples.length;
+console.log(`model: ${nLayers} layers, d_model ${dModel}, ${nHeads} heads, vocab ${engine.config.dVocab}; CPU, ${os.cpus().length} cores`);
+console.log(`slice: ${plan.examples.length} examples of ${fullLen.toFixed(0)} tokens (run up to the drawn position: ${meanLen.toFixed(0)} on average), 3 techniques × ${nLayers} layers`);
+
+await runSweep(engine, { ...plan, examples: plan.examples.slice(0, 2) }); // warm-up: page in the weights
+
+const time = async (f: () => Promise<unknown>) => {
+  const t = performance.now();
+  await f();
+  return (performance.now() - t) / 1000;
+};
+const fast = await time(() => runSweep(engine, plan));
+const naiveSlice = { ...plan, examples: plan.examples.slice(0, naiveCount), strategy: 'naive' as const };
+const naive = await time(() => runSweep(engine, naiveSlice));
+const naivePerExample = naive / naiveSlice.examples.length;
+const fastPerExample = fast / plan.examples.length;
+
+// The floor: every source prompt once, and every row through ln_f + lm_head once, in the sweep's chunk sizes.
+const rows = plan.examples.length * nLayers * plan.techniques.length;
+const floor = await time(async () => {
+  const src = await engine.sourcePass(plan.examples.map((e) => ({ tokens: e.tokens.slice(0, e.position + 1), position: e.position })));
+  const resid = new Float32Array(rows * dModel);
+  for (let r = 0; r < rows; r++) resid.set(src.resid.subarray((r % (nLayers * src.batch)) * dModel, ((r % (nLayers * src.batch)) + 1) * dModel), r * dModel);
+  const chunk = 256;
+  for (let s = 0; s < rows; s += chunk) {
+    const n = Math.min(chunk, rows - s);
+    await engine.unembed({ resid: resid.subarray(s * dModel, (s + n) * dModel), referenceIds: new Array(n).fill(0), k: 10 });
+  }
+});
+await engine.dispose();
+
+console.log(`fast:  ${fast.toFixed(2)} s for ${plan.examples.length} examples (${(fastPerExample * 1000).toFixed(0)} ms/example)`);
+console.log(`naive: ${naive.toFixed(2)} s for ${naiveSlice.examples.length} examples (${(naivePerExample * 1000).toFixed(0)} ms/example)`);
+console.log(`floor: ${floor.toFixed(2)} s (one batched source pass + unembedding of all ${rows} rows)`);
+console.log(`ratio naive/fast per example: ${(naivePerExample / fastPerExample).toFixed(1)}×   (goal ≥ 50×)`);
+console.log(`ratio fast/floor:             ${(fast / floor).toFixed(2)}×   (goal ≤ 3×)`);
