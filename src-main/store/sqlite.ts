@@ -8,7 +8,9 @@ import { LogitscopeError } from '../errors.ts';
  * here so that SQLite's error codes become LogitscopeErrors that name the file and say what to do.
  */
 
-export type SqlParam = number | bigint | string | Buffer | null;
+export type SqlValue = number | bigint | string | Buffer | null;
+/** Positional values for `?`, or one object for `@name` parameters. */
+export type SqlParam = SqlValue | Record<string, SqlValue>;
 
 export interface SqliteOpenOptions {
   readonly?: boolean;
@@ -24,7 +26,7 @@ export class SqliteFile {
     private readonly db: Database.Database,
     readonly file: string,
     readonly readonly: boolean,
-    private readonly busyTimeoutMs: number,
+    readonly busyTimeoutMs: number,
   ) {}
 
   static open(file: string, opts: SqliteOpenOptions): SqliteFile {
@@ -40,7 +42,7 @@ export class SqliteFile {
       const db = new Database(file, { readonly, fileMustExist: readonly, timeout: opts.busyTimeoutMs });
       return new SqliteFile(db, file, readonly, opts.busyTimeoutMs);
     } catch (e) {
-      throw translate(e, file, opts.busyTimeoutMs);
+      throw translate(e, { file, readonly, busyTimeoutMs: opts.busyTimeoutMs });
     }
   }
 
@@ -54,6 +56,14 @@ export class SqliteFile {
 
   all<T>(sql: string, ...params: SqlParam[]): T[] {
     return this.guard(() => this.statement(sql).all(...params) as T[]);
+  }
+
+  /**
+   * Rows as arrays of column values, in SELECT order: for the hot paths that read a run's
+   * hundred thousand rows, where building an object per row is a third of the cost.
+   */
+  rows<T extends unknown[]>(sql: string, ...params: SqlParam[]): T[] {
+    return this.guard(() => this.statement(sql, true).all(...params) as T[]);
   }
 
   /** Several statements without parameters (schema steps). */
@@ -79,11 +89,13 @@ export class SqliteFile {
     if (this.db.open) this.guard(() => this.db.close());
   }
 
-  private statement(sql: string): Database.Statement {
-    let s = this.statements.get(sql);
+  private statement(sql: string, raw = false): Database.Statement {
+    const key = raw ? `raw:${sql}` : sql;
+    let s = this.statements.get(key);
     if (!s) {
       s = this.db.prepare(sql);
-      this.statements.set(sql, s);
+      if (raw) s.raw(true);
+      this.statements.set(key, s);
     }
     return s;
   }
@@ -92,13 +104,13 @@ export class SqliteFile {
     try {
       return fn();
     } catch (e) {
-      throw translate(e, this.file, this.busyTimeoutMs);
+      throw translate(e, this);
     }
   }
 }
 
 /** SQLite's result codes (extended ones included, e.g. SQLITE_CORRUPT_INDEX) as LogitscopeErrors. */
-function translate(e: unknown, file: string, busyTimeoutMs: number): unknown {
+function translate(e: unknown, { file, readonly, busyTimeoutMs }: Pick<SqliteFile, 'file' | 'readonly' | 'busyTimeoutMs'>): unknown {
   if (e instanceof LogitscopeError || !(e instanceof Database.SqliteError)) return e;
   // Extended codes (SQLITE_CORRUPT_INDEX, SQLITE_READONLY_DBMOVED, ...) share their primary code's meaning.
   const primary = e.code.split('_').slice(0, 2).join('_');
@@ -116,7 +128,9 @@ function translate(e: unknown, file: string, busyTimeoutMs: number): unknown {
     case 'SQLITE_READONLY':
       return new LogitscopeError(
         'cache_readonly',
-        `cannot write to this results database (${e.message}); check that its folder is writable, or choose another location with LOGITSCOPE_DB`,
+        readonly
+          ? 'this results database is open read-only (for review); open it without read-only to change it'
+          : `cannot write to this results database (${e.message}); check that it and its folder are writable, or choose another location with LOGITSCOPE_DB`,
         file,
       );
     case 'SQLITE_FULL':
@@ -159,7 +173,7 @@ function folderError(e: NodeJS.ErrnoException, file: string): LogitscopeError {
   }
   return new LogitscopeError(
     'cache_readonly',
-    `the folder for the results database cannot be written (${e.code ?? e.message}); make it writable, or choose another location with LOGITSCOPE_DB`,
+    `the folder for the results database cannot be created or written (${e.code ?? e.message}); make it writable, or choose another location with LOGITSCOPE_DB`,
     file,
   );
 }

@@ -1,0 +1,181 @@
+import fs from 'node:fs';
+import { Readable, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { fileWriter, parquetWriteRows, type SchemaElement } from 'hyparquet-writer';
+import { CONVENTIONS, describeTechniques, exportSummary, type ExportRecord } from '../sweep/export-record.ts';
+import type { ResultStore } from './result-store.ts';
+
+/**
+ * A stored run as files: the export record (JSON), and one row per example × technique × layer as
+ * CSV or Parquet. The tables are written a page of examples at a time, never as one big string,
+ * and to `<file>.partial` first, so a failed export never leaves a half file under the real name.
+ */
+
+/** The same record as the sweep command writes (sweepExportRecord), plus the run's bookkeeping under `run`. */
+export function exportJson(store: ResultStore, runId: string): ExportRecord {
+  const run = store.getRun(runId);
+  return {
+    model: run.model,
+    techniques: describeTechniques(run.resolvedTechniques),
+    conventions: CONVENTIONS,
+    protocol: run.protocol,
+    status: run.status,
+    run: {
+      id: run.id,
+      name: run.name,
+      created_at: run.createdAt,
+      updated_at: run.updatedAt,
+      code_version: run.codeVersion,
+      strategy: run.strategy,
+      files: run.files,
+      layers: run.layers,
+      k: run.k,
+      examples_planned: run.examplesPlanned,
+      examples_done: run.examplesDone,
+      timings: run.timings,
+      error: run.error,
+    },
+    summary: exportSummary(store.summary(runId)),
+    examples: Array.from(store.iterateResults(runId), ({ example, result }) => ({
+      record_index: example.recordIndex,
+      ...(example.source !== undefined && { source: example.source }),
+      ...result,
+    })),
+  };
+}
+
+export const TABLE_COLUMNS = [
+  'run_id', 'example', 'record_index', 'position', 'reference_top1', 'technique', 'layer',
+  'top1', 'correct', 'surprisal', 'surprisal_paper', 'top_k_ids', 'top_k_probs',
+] as const;
+
+interface TableRow {
+  run_id: string;
+  example: number;
+  record_index: number;
+  position: number;
+  reference_top1: number;
+  technique: string;
+  layer: number;
+  top1: number;
+  correct: boolean;
+  surprisal: number;
+  surprisal_paper: number;
+  top_k_ids: number[];
+  top_k_probs: number[];
+}
+
+function* tableRows(store: ResultStore, runId: string): Generator<TableRow> {
+  for (const { example, result } of store.iterateResults(runId)) {
+    for (const l of result.layers) {
+      yield {
+        run_id: runId,
+        example: example.ordinal,
+        record_index: example.recordIndex,
+        position: result.position,
+        reference_top1: result.reference_top1,
+        technique: l.technique,
+        layer: l.layer,
+        top1: l.top1,
+        correct: l.top1 === result.reference_top1,
+        surprisal: l.surprisal,
+        surprisal_paper: l.surprisal_paper,
+        top_k_ids: l.top_k.ids,
+        top_k_probs: l.top_k.probs,
+      };
+    }
+  }
+}
+
+/**
+ * CSV (RFC 4180) with TABLE_COLUMNS; top-k lists are space-separated inside one field. Writes to a
+ * file path, or to a stream that is left open. Resolves to the number of data rows.
+ */
+export async function exportCsv(store: ResultStore, runId: string, out: Writable | string): Promise<number> {
+  store.getRun(runId); // run_not_found before any file is created
+  let rows = 0;
+  function* chunks(): Generator<string> {
+    yield `${TABLE_COLUMNS.join(',')}\r\n`;
+    let lines: string[] = [];
+    for (const r of tableRows(store, runId)) {
+      lines.push(TABLE_COLUMNS.map((c) => csvField(c === 'correct' ? Number(r.correct) : r[c])).join(','));
+      rows++;
+      if (lines.length >= 4096) {
+        yield `${lines.join('\r\n')}\r\n`;
+        lines = [];
+      }
+    }
+    if (lines.length > 0) yield `${lines.join('\r\n')}\r\n`;
+  }
+  if (typeof out === 'string') {
+    await writeAtomically(out, (partial) => pipeline(Readable.from(chunks()), fs.createWriteStream(partial)));
+  } else {
+    await pipeline(Readable.from(chunks()), out, { end: false });
+  }
+  return rows;
+}
+
+export function csvField(v: string | number | number[]): string {
+  const s = Array.isArray(v) ? v.join(' ') : String(v);
+  return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+}
+
+/** The same table as Parquet, top-k lists as LIST columns. Resolves to the number of rows. */
+export async function exportParquet(store: ResultStore, runId: string, file: string): Promise<number> {
+  store.getRun(runId);
+  let rows = 0;
+  function* counted(): Generator<TableRow> {
+    for (const r of tableRows(store, runId)) {
+      rows++;
+      yield r;
+    }
+  }
+  await writeAtomically(file, async (partial) => {
+    await parquetWriteRows({
+      writer: fileWriter(partial),
+      rows: counted(),
+      columns: TABLE_COLUMNS.map((name) => ({ name })),
+      schema: PARQUET_SCHEMA,
+      kvMetadata: [{ key: 'logitscope.conventions', value: JSON.stringify(CONVENTIONS) }],
+      createdBy: 'logitscope-lab',
+    });
+  });
+  return rows;
+}
+
+const required = (name: string, type: 'INT32' | 'DOUBLE' | 'BOOLEAN'): SchemaElement => ({ name, type, repetition_type: 'REQUIRED' });
+const string = (name: string): SchemaElement => ({ name, type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'REQUIRED' });
+/** The standard three-level LIST layout, which pyarrow and DuckDB read as a list column. */
+const list = (name: string, type: 'INT32' | 'FLOAT'): SchemaElement[] => [
+  { name, repetition_type: 'REQUIRED', converted_type: 'LIST', num_children: 1 },
+  { name: 'list', repetition_type: 'REPEATED', num_children: 1 },
+  { name: 'element', type, repetition_type: 'REQUIRED' },
+];
+
+const PARQUET_SCHEMA: SchemaElement[] = [
+  { name: 'root', num_children: TABLE_COLUMNS.length },
+  string('run_id'),
+  required('example', 'INT32'),
+  required('record_index', 'INT32'),
+  required('position', 'INT32'),
+  required('reference_top1', 'INT32'),
+  string('technique'),
+  required('layer', 'INT32'),
+  required('top1', 'INT32'),
+  required('correct', 'BOOLEAN'),
+  required('surprisal', 'DOUBLE'),
+  required('surprisal_paper', 'DOUBLE'),
+  ...list('top_k_ids', 'INT32'),
+  ...list('top_k_probs', 'FLOAT'),
+];
+
+async function writeAtomically(file: string, write: (partial: string) => Promise<void>): Promise<void> {
+  const partial = `${file}.partial`;
+  try {
+    await write(partial);
+    fs.renameSync(partial, file);
+  } catch (e) {
+    fs.rmSync(partial, { force: true });
+    throw e;
+  }
+}

@@ -1,0 +1,35 @@
+import { createHash } from 'node:crypto';
+import type { LoadedModel } from '../engine/worker-protocol.ts';
+import type { ResolvedTechnique } from '../sweep/techniques.ts';
+
+/**
+ * Cache keys: each covers exactly what determines a result, so equal keys mean the stored numbers
+ * can be reused and different keys can never be mixed up. Prompt text and technique ids are left
+ * out on purpose: the tokens decide the result, and a renamed technique reuses its results.
+ */
+
+/**
+ * The model part of a result's key: the checkpoint's identity (config and weight headers), the
+ * compute dtype and the device, since fp16 and fp32, or CPU and CUDA kernels, can flip a top-1.
+ * The checkpoint's path is not part of it: a copy elsewhere gives the same numbers.
+ */
+export function modelKey(m: Pick<LoadedModel, 'identity' | 'computeDtype' | 'device'>): string {
+  return `${m.identity}:${m.computeDtype}:${m.device}`;
+}
+
+/** sha256 over the position and the tokens as fed (BOS included), both as 32-bit little-endian. */
+export function exampleKey(tokens: readonly number[], position: number): string {
+  const buf = Buffer.alloc(4 * (tokens.length + 1));
+  buf.writeUInt32LE(position, 0);
+  tokens.forEach((t, i) => buf.writeInt32LE(t, 4 * (i + 1)));
+  return createHash('sha256').update('logitscope-example-v1\0').update(buf).digest('hex');
+}
+
+/** sha256 over the kind, the target prompt's tokens (BOS included) and the target layer rule. */
+export function techniqueKey(t: ResolvedTechnique): string {
+  const determining =
+    t.kind === 'logit_lens'
+      ? { kind: t.kind }
+      : { kind: t.kind, promptTokens: t.promptTokens, targetLayer: t.targetLayer.kind === 'same' ? 'same' : t.targetLayer.layer };
+  return createHash('sha256').update('logitscope-technique-v1\0').update(JSON.stringify(determining)).digest('hex');
+}

@@ -1,0 +1,409 @@
+import { randomUUID } from 'node:crypto';
+import { LogitscopeError } from '../errors.ts';
+import type { ExampleResult } from '../sweep/extract.ts';
+import type { LayerSummary } from '../sweep/spec.ts';
+import type { ResolvedTechnique } from '../sweep/techniques.ts';
+import { exampleKey, techniqueKey } from './keys.ts';
+import { defaultDbPath } from './location.ts';
+import { decodeTokens, decodeTopK, encodeTokens, encodeTopK } from './rows.ts';
+import { prepareSchema } from './schema.ts';
+import { SqliteFile } from './sqlite.ts';
+import { compareSummaries, summaryFromMoments, type Moments } from './summary.ts';
+import { listItem, RUN_SELECT, runDetail, runNotFound, type RunRow } from './run-rows.ts';
+import type { LayerComparison, LayerResultRow, LookupQuery, NewRun, RunDetail, RunEnd, RunExample, RunExampleInput, RunFilter, RunListItem } from './types.ts';
+
+export interface StoreOpenOptions {
+  /** Review only: every write fails with cache_readonly, and the file is never modified. */
+  readonly?: boolean;
+  /** How long a write waits for another process's lock before cache_locked (default 5 s). */
+  busyTimeoutMs?: number;
+  /** Caps the file's size; a write past it fails with cache_full, as on a full disk. */
+  maxBytes?: number;
+}
+
+/** A run's example and the results stored for it, in the run's technique and layer order. */
+export interface StoredExample {
+  example: Omit<RunExample, 'text'>;
+  result: ExampleResult;
+}
+
+/** What saveBatch checks rows against, and the ids it writes; read once per run and process. */
+interface RunShape {
+  modelId: number;
+  k: number;
+  techniqueIds: Map<string, number>; // technique key -> techniques.id
+  techniqueNames: string[]; // by run_techniques.ordinal
+  layers: Set<number>;
+  cellsPerExample: number;
+  exampleIds: Map<string, number>; // example key -> examples.id
+}
+
+/** A stored result as the hot paths read it (SqliteFile.rows), in CELL_COLUMNS order. */
+type Cell = [layer: number, referenceTop1: number, top1: number, surprisal: number, surprisalPaper: number, topk: Buffer];
+const CELL_COLUMNS = 'r.layer, r.reference_top1, r.top1, r.surprisal, r.surprisal_paper, r.topk';
+
+/**
+ * A run's stored results: its examples × techniques × layers, joined against the shared results.
+ * CROSS JOIN fixes the loop order (SQLite's planner would otherwise scan every result of the model):
+ * the run's examples in order, then its techniques and layers, then one primary-key probe per cell.
+ * Callers append further conditions with AND.
+ */
+const RUN_CELLS = `
+  FROM run_examples re CROSS JOIN run_techniques t CROSS JOIN run_layers l CROSS JOIN results r
+  WHERE re.run_id = @run AND t.run_id = @run AND l.run_id = @run
+    AND r.model_id = @model AND r.example_id = re.example_id AND r.technique_id = t.technique_id AND r.layer = l.layer AND r.k >= @k`;
+
+const PAGE = 256;
+
+/**
+ * The results cache: every run and every per-example result, in one SQLite file. Results are keyed
+ * by what determines them (keys.ts), not by run, so runs that share examples share rows, and a
+ * sweep takes from `lookup` what an earlier run computed. Each `saveBatch` is one transaction.
+ */
+export class ResultStore {
+  private readonly shapes = new Map<string, RunShape>();
+
+  private constructor(private readonly db: SqliteFile) {}
+
+  static open(file: string = defaultDbPath(), opts: StoreOpenOptions = {}): ResultStore {
+    const db = SqliteFile.open(file, { readonly: opts.readonly, busyTimeoutMs: opts.busyTimeoutMs ?? 5000 });
+    try {
+      prepareSchema(db);
+      if (opts.maxBytes !== undefined) db.pragma(`max_page_count = ${Math.max(1, Math.floor(opts.maxBytes / Number(db.pragma('page_size'))))}`);
+    } catch (e) {
+      db.close();
+      throw e;
+    }
+    return new ResultStore(db);
+  }
+
+  get file(): string {
+    return this.db.file;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  createRun(r: NewRun): string {
+    checkNewRun(r);
+    const id = r.id ?? randomUUID();
+    if (this.db.get('SELECT 1 FROM runs WHERE id = ?', id)) throw new LogitscopeError('argument_invalid', `a run with id "${id}" already exists`, 'id');
+    const now = new Date().toISOString();
+    this.db.transaction(() => {
+      const modelId = this.db.get<{ id: number }>(
+        'INSERT INTO models (identity) VALUES (?) ON CONFLICT (identity) DO UPDATE SET identity = excluded.identity RETURNING id',
+        r.model.key,
+      )!.id;
+      this.db.run(
+        `INSERT INTO runs (id, name, status, created_at, updated_at, model_id, model_path, model_json, dataset_json, protocol_json, spec_json,
+           techniques_json, layers_json, k, strategy, code_version, examples_planned)
+         VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        id, r.name ?? null, now, now, modelId, r.model.path, JSON.stringify(r.model.info), JSON.stringify({ files: r.files }),
+        JSON.stringify(r.protocol), r.spec ? JSON.stringify(r.spec) : null, JSON.stringify(r.techniques), JSON.stringify(r.layers),
+        r.k, r.strategy, r.codeVersion, r.examplesPlanned ?? null,
+      );
+      r.techniques.forEach((t, ordinal) => {
+        const techniqueId = this.db.get<{ id: number }>(
+          'INSERT INTO techniques (key, json) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET key = excluded.key RETURNING id',
+          techniqueKey(t), JSON.stringify(t),
+        )!.id;
+        this.db.run('INSERT INTO run_techniques (run_id, ordinal, name, technique_id) VALUES (?, ?, ?, ?)', id, ordinal, t.id, techniqueId);
+      });
+      for (const layer of new Set(r.layers)) this.db.run('INSERT INTO run_layers (run_id, layer) VALUES (?, ?)', id, layer);
+    });
+    return id;
+  }
+
+  /**
+   * Records the run's examples (again, on resume: rows are replaced by ordinal). An example whose
+   * every technique and layer is already in the cache is marked done at once.
+   */
+  setRunExamples(runId: string, examples: readonly RunExampleInput[]): void {
+    const shape = this.shape(runId);
+    // Ids join the cached shape only once committed: a rolled-back id can be handed out again.
+    const added = new Map<string, number>();
+    this.db.transaction(() => {
+      for (const e of examples) {
+        const key = exampleKey(e.tokens, e.position);
+        const exampleId = this.db.get<{ id: number }>(
+          'INSERT INTO examples (key, tokens, position) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET key = excluded.key RETURNING id',
+          key, encodeTokens(e.tokens), e.position,
+        )!.id;
+        added.set(key, exampleId);
+        this.db.run(
+          'INSERT OR REPLACE INTO run_examples (run_id, ordinal, example_id, record_index, source, text, done) VALUES (?, ?, ?, ?, ?, ?, ?)',
+          runId, e.ordinal, exampleId, e.recordIndex, e.source ?? null, e.text ?? null, this.complete(runId, shape, exampleId) ? 1 : 0,
+        );
+      }
+      this.db.run(
+        // The slice as drawn replaces the estimate given at createRun (a filter can leave fewer).
+        `UPDATE runs SET examples_planned = (SELECT count(*) FROM run_examples WHERE run_id = @id), updated_at = @now WHERE id = @id`,
+        { id: runId, now: new Date().toISOString() },
+      );
+    });
+    for (const [key, id] of added) shape.exampleIds.set(key, id);
+  }
+
+  /** Stored rows for these keys with at least k top-k entries, keyed `${exampleKey}|${techniqueKey}|${layer}`. */
+  lookup(q: LookupQuery): Map<string, LayerResultRow> {
+    const hits = new Map<string, LayerResultRow>();
+    const model = this.db.get<{ id: number }>('SELECT id FROM models WHERE identity = ?', q.modelKey);
+    if (!model) return hits;
+    const idsOf = (table: 'examples' | 'techniques', keys: readonly string[]) =>
+      keys.flatMap((key) => {
+        const row = this.db.get<{ id: number }>(`SELECT id FROM ${table} WHERE key = ?`, key);
+        return row ? [{ key, id: row.id }] : [];
+      });
+    const techniques = idsOf('techniques', q.techniqueKeys);
+    const layers = new Set(q.layers);
+    for (const e of idsOf('examples', q.exampleKeys)) {
+      for (const t of techniques) {
+        const cells = this.db.rows<Cell>(
+          `SELECT ${CELL_COLUMNS} FROM results r WHERE r.model_id = ? AND r.example_id = ? AND r.technique_id = ? AND r.k >= ?`,
+          model.id, e.id, t.id, q.k,
+        );
+        for (const c of cells) {
+          if (layers.has(c[0])) hits.set(`${e.key}|${t.key}|${c[0]}`, rowFrom(c, e.key, t.key, q.k));
+        }
+      }
+    }
+    return hits;
+  }
+
+  /**
+   * Saves one batch in one transaction: after a crash the batch is either all there or not at all.
+   * A row already stored with a longer top-k is kept, since another run may show those entries.
+   */
+  saveBatch(runId: string, rows: readonly LayerResultRow[]): void {
+    const shape = this.shape(runId);
+    const values = rows.map((row) => {
+      const exampleId = shape.exampleIds.get(row.exampleKey);
+      const techniqueId = shape.techniqueIds.get(row.techniqueKey);
+      const k = row.topK.ids.length;
+      if (exampleId === undefined || techniqueId === undefined || !shape.layers.has(row.layer)) {
+        throw new LogitscopeError('argument_invalid', `a result row (layer ${row.layer}) is not an example, technique and layer of run ${runId}`, 'rows');
+      }
+      if (k === 0 || row.topK.probs.length !== k) throw new LogitscopeError('argument_invalid', 'a result row has an empty or ragged top-k', 'rows');
+      return [shape.modelId, exampleId, techniqueId, row.layer, row.referenceTop1, row.top1, row.surprisal, row.surprisalPaper, k, encodeTopK(row.topK)] as const;
+    });
+    this.db.transaction(() => {
+      for (const v of values) {
+        this.db.run(
+          `INSERT INTO results (model_id, example_id, technique_id, layer, reference_top1, top1, surprisal, surprisal_paper, k, topk)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (model_id, example_id, technique_id, layer) DO UPDATE SET reference_top1 = excluded.reference_top1, top1 = excluded.top1, surprisal = excluded.surprisal,
+             surprisal_paper = excluded.surprisal_paper, k = excluded.k, topk = excluded.topk
+           WHERE excluded.k >= results.k`,
+          ...v,
+        );
+      }
+      this.markComplete(runId, shape, new Set(values.map((v) => v[1])));
+      this.db.run('UPDATE runs SET updated_at = ? WHERE id = ?', new Date().toISOString(), runId);
+    });
+  }
+
+  /**
+   * Records how the run ended. Progress is brought up to date first: examples whose results another
+   * run saved meanwhile were taken from the cache without a saveBatch of this run to mark them done.
+   */
+  finishRun(runId: string, end: RunEnd): void {
+    const shape = this.shape(runId);
+    this.db.transaction(() => {
+      const pending = this.db.all<{ id: number }>('SELECT DISTINCT example_id AS id FROM run_examples WHERE run_id = ? AND NOT done', runId);
+      this.markComplete(runId, shape, pending.map((e) => e.id));
+      this.db.run(
+        `UPDATE runs SET status = ?, updated_at = ?, timings_json = json_patch(timings_json, ?), error_json = ? WHERE id = ?`,
+        end.status, new Date().toISOString(), JSON.stringify(end.timings ?? {}), end.error ? JSON.stringify(end.error) : null, runId,
+      );
+    });
+  }
+
+  /** Marks an interrupted run as running again; the sweep then computes its examples that are not done. */
+  resumeRun(runId: string): void {
+    const changed = this.db.run(`UPDATE runs SET status = 'running', error_json = NULL, updated_at = ? WHERE id = ?`, new Date().toISOString(), runId);
+    if (changed === 0) throw runNotFound(runId);
+  }
+
+  /** Newest first. */
+  listRuns(filter: RunFilter = {}): RunListItem[] {
+    const rows = this.db.all<RunRow>(
+      `${RUN_SELECT}
+       WHERE (@model IS NULL OR m.identity = @model) AND (@path IS NULL OR r.model_path = @path) AND (@status IS NULL OR r.status = @status)
+         AND (@dataset IS NULL OR EXISTS (SELECT 1 FROM json_each(r.dataset_json, '$.files') f
+               WHERE f.value = @dataset OR substr(f.value, -length(@dataset) - 1) IN ('/' || @dataset, '\\' || @dataset)))
+       ORDER BY r.created_at DESC, r.id`,
+      { model: filter.modelKey ?? null, path: filter.modelPath ?? null, status: filter.status ?? null, dataset: filter.dataset ?? null },
+    );
+    return rows.map(listItem);
+  }
+
+  getRun(runId: string): RunDetail {
+    const row = this.db.get<RunRow>(`${RUN_SELECT} WHERE r.id = ?`, runId);
+    if (!row) throw runNotFound(runId);
+    return runDetail(row);
+  }
+
+  /** The run's examples in order, text included; `done` ones need no computing on resume. */
+  runExamples(runId: string): RunExample[] {
+    this.shape(runId);
+    return this.db
+      .all<{ ordinal: number; record_index: number; source: string | null; text: string | null; done: number; key: string; tokens: Buffer; position: number }>(
+        `SELECT re.ordinal, re.record_index, re.source, re.text, re.done, e.key, e.tokens, e.position
+         FROM run_examples re JOIN examples e ON e.id = re.example_id WHERE re.run_id = ? ORDER BY re.ordinal`,
+        runId,
+      )
+      .map((r) => ({
+        ordinal: r.ordinal, recordIndex: r.record_index, ...(r.source !== null && { source: r.source }), ...(r.text !== null && { text: r.text }),
+        tokens: decodeTokens(r.tokens), position: r.position, exampleKey: r.key, done: r.done === 1,
+      }));
+  }
+
+  /**
+   * The run's examples that have stored results, in order, a page of examples per query: memory
+   * stays flat for exports, and no statement stays open between pages, so writes can go on.
+   */
+  *iterateResults(runId: string): Generator<StoredExample> {
+    const shape = this.shape(runId);
+    for (let after = -1; ; ) {
+      const examples = this.db.all<{ ordinal: number; record_index: number; source: string | null; done: number; key: string; tokens: Buffer; position: number }>(
+        `SELECT re.ordinal, re.record_index, re.source, re.done, e.key, e.tokens, e.position
+         FROM run_examples re JOIN examples e ON e.id = re.example_id WHERE re.run_id = ? AND re.ordinal > ? ORDER BY re.ordinal LIMIT ${PAGE}`,
+        runId, after,
+      );
+      if (examples.length === 0) return;
+      const last = examples[examples.length - 1].ordinal;
+      const cells = this.db.rows<[ordinal: number, technique: number, ...Cell]>(
+        `SELECT re.ordinal, t.ordinal, ${CELL_COLUMNS}
+         ${RUN_CELLS} AND re.ordinal > @after AND re.ordinal <= @last ORDER BY re.ordinal, t.ordinal, l.layer`,
+        { model: shape.modelId, k: shape.k, run: runId, after, last },
+      );
+      let i = 0;
+      for (const e of examples) {
+        const tokens = decodeTokens(e.tokens);
+        const result: ExampleResult = { tokens, position: e.position, reference_top1: -1, layers: [] };
+        for (; i < cells.length && cells[i][0] === e.ordinal; i++) {
+          const [, technique, layer, referenceTop1, top1, surprisal, surprisalPaper, topk] = cells[i];
+          result.reference_top1 = referenceTop1;
+          result.layers.push({ layer, technique: shape.techniqueNames[technique], top1, surprisal, surprisal_paper: surprisalPaper, top_k: decodeTopK(topk, shape.k) });
+        }
+        if (result.layers.length === 0) continue;
+        const example = { ordinal: e.ordinal, recordIndex: e.record_index, ...(e.source !== null && { source: e.source }), tokens, position: e.position, exampleKey: e.key, done: e.done === 1 };
+        yield { example, result };
+      }
+      after = last;
+    }
+  }
+
+  /** Every example with stored results, in the run's order, with technique ids (not keys). */
+  runResults(runId: string): ExampleResult[] {
+    return Array.from(this.iterateResults(runId), (s) => s.result);
+  }
+
+  /** Per technique and layer over the stored examples; the same numbers as summarize(runResults(id)). */
+  summary(runId: string): LayerSummary[] {
+    const shape = this.shape(runId);
+    return this.db
+      .all<Moments>(
+        `SELECT t.name AS technique, r.layer AS layer, count(*) AS n, sum(r.top1 = r.reference_top1) AS correct,
+           sum(r.surprisal) AS surprisal, sum(r.surprisal * r.surprisal) AS surprisalSq,
+           sum(r.surprisal_paper) AS surprisalPaper, sum(r.surprisal_paper * r.surprisal_paper) AS surprisalPaperSq
+         ${RUN_CELLS} GROUP BY t.ordinal, l.layer ORDER BY t.ordinal, l.layer`,
+        { model: shape.modelId, k: shape.k, run: runId },
+      )
+      .map(summaryFromMoments);
+  }
+
+  /** Both runs' summaries per technique id and layer, a's order first, with b − a. */
+  compare(a: string, b: string): LayerComparison[] {
+    return compareSummaries(this.summary(a), this.summary(b));
+  }
+
+  /**
+   * Deletes the run and, in the same transaction, the results and examples no other run refers
+   * to; rows another run of the same model uses stay.
+   */
+  deleteRun(runId: string): void {
+    const shape = this.shape(runId);
+    this.db.transaction(() => {
+      const exampleIds = this.db.all<{ id: number }>('SELECT DISTINCT example_id AS id FROM run_examples WHERE run_id = ?', runId);
+      this.db.run(
+        `DELETE FROM results WHERE model_id = @model
+           AND (example_id, technique_id, layer) IN (
+             SELECT re.example_id, t.technique_id, l.layer FROM run_examples re
+             JOIN run_techniques t ON t.run_id = re.run_id JOIN run_layers l ON l.run_id = re.run_id WHERE re.run_id = @run)
+           AND NOT EXISTS (
+             SELECT 1 FROM run_examples re2
+             JOIN runs r2 ON r2.id = re2.run_id AND r2.model_id = results.model_id
+             JOIN run_techniques t2 ON t2.run_id = re2.run_id AND t2.technique_id = results.technique_id
+             JOIN run_layers l2 ON l2.run_id = re2.run_id AND l2.layer = results.layer
+             WHERE re2.example_id = results.example_id AND re2.run_id <> @run)`,
+        { model: shape.modelId, run: runId },
+      );
+      this.db.run('DELETE FROM runs WHERE id = ?', runId);
+      for (const { id } of exampleIds) {
+        this.db.run('DELETE FROM examples WHERE id = ? AND NOT EXISTS (SELECT 1 FROM run_examples WHERE example_id = ?)', id, id);
+      }
+    });
+    this.shapes.delete(runId);
+  }
+
+  /** Whether every technique and layer of the run is stored for this example, with the run's k. */
+  private complete(runId: string, shape: RunShape, exampleId: number): boolean {
+    const { n } = this.db.get<{ n: number }>(
+      `SELECT count(*) AS n FROM run_techniques t JOIN run_layers l ON l.run_id = t.run_id
+       JOIN results r ON r.model_id = @model AND r.example_id = @example AND r.technique_id = t.technique_id AND r.layer = l.layer AND r.k >= @k
+       WHERE t.run_id = @run`,
+      { model: shape.modelId, example: exampleId, k: shape.k, run: runId },
+    )!;
+    return n === shape.cellsPerExample;
+  }
+
+  private markComplete(runId: string, shape: RunShape, exampleIds: Iterable<number>): void {
+    for (const id of exampleIds) {
+      if (this.complete(runId, shape, id)) this.db.run('UPDATE run_examples SET done = 1 WHERE run_id = ? AND example_id = ?', runId, id);
+    }
+  }
+
+  private shape(runId: string): RunShape {
+    let shape = this.shapes.get(runId);
+    if (shape) return shape;
+    const run = this.db.get<{ model_id: number; k: number }>('SELECT model_id, k FROM runs WHERE id = ?', runId);
+    if (!run) throw runNotFound(runId);
+    const techniques = this.db.all<{ key: string; id: number; name: string }>(
+      'SELECT tq.key, tq.id, t.name FROM run_techniques t JOIN techniques tq ON tq.id = t.technique_id WHERE t.run_id = ? ORDER BY t.ordinal',
+      runId,
+    );
+    const layers = this.db.all<{ layer: number }>('SELECT layer FROM run_layers WHERE run_id = ?', runId).map((r) => r.layer);
+    const examples = this.db.all<{ key: string; id: number }>(
+      'SELECT e.key, e.id FROM run_examples re JOIN examples e ON e.id = re.example_id WHERE re.run_id = ?',
+      runId,
+    );
+    shape = {
+      modelId: run.model_id,
+      k: run.k,
+      techniqueIds: new Map(techniques.map((t) => [t.key, t.id])),
+      techniqueNames: techniques.map((t) => t.name),
+      layers: new Set(layers),
+      cellsPerExample: techniques.length * layers.length,
+      exampleIds: new Map(examples.map((e) => [e.key, e.id])),
+    };
+    this.shapes.set(runId, shape);
+    return shape;
+  }
+}
+
+function checkNewRun(r: NewRun): void {
+  const invalid = (message: string, field: string) => new LogitscopeError('argument_invalid', message, field);
+  if (r.techniques.length === 0) throw invalid('a run needs at least one technique', 'techniques');
+  if (new Set(r.techniques.map((t) => t.id)).size !== r.techniques.length) throw invalid('technique ids must be unique within a run', 'techniques');
+  if (r.layers.length === 0) throw invalid('a run needs at least one layer', 'layers');
+  if (!r.layers.every(Number.isInteger)) throw invalid(`layers must be integers, got ${r.layers.join(', ')}`, 'layers');
+  if (!Number.isInteger(r.k) || r.k < 1) throw invalid(`k must be a positive integer, got ${r.k}`, 'k');
+}
+
+function rowFrom([layer, referenceTop1, top1, surprisal, surprisalPaper, topk]: Cell, exampleKey: string, techniqueKey: string, k: number): LayerResultRow {
+  return { exampleKey, techniqueKey, layer, referenceTop1, top1, surprisal, surprisalPaper, topK: decodeTopK(topk, k) };
+}
+
+

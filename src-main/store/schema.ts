@@ -1,0 +1,140 @@
+import { LogitscopeError } from '../errors.ts';
+import { corrupt, type SqliteFile } from './sqlite.ts';
+
+/**
+ * The results database's layout. Version n is the state after MIGRATIONS[0..n-1]; the version is
+ * kept in `PRAGMA user_version`, so it travels inside the file and changes in the same
+ * transaction as the tables it describes. Add a migration to change the schema; never edit one
+ * that has shipped.
+ *
+ * Models, examples and techniques get integer ids: the results table repeats them on each of its
+ * millions of rows, and three 64-character hashes per row would triple the file.
+ */
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE models (
+    id INTEGER PRIMARY KEY,
+    identity TEXT NOT NULL UNIQUE          -- keys.ts modelKey: checkpoint identity, compute dtype, device
+  );
+  CREATE TABLE examples (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,              -- keys.ts exampleKey(tokens, position)
+    tokens BLOB NOT NULL,                  -- Int32 LE, BOS included when the protocol used one
+    position INTEGER NOT NULL
+  );
+  CREATE TABLE techniques (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,              -- keys.ts techniqueKey: kind, prompt tokens, target layer rule
+    json TEXT NOT NULL                     -- the resolved technique that first produced this key
+  );
+  CREATE TABLE results (
+    model_id INTEGER NOT NULL REFERENCES models(id),
+    example_id INTEGER NOT NULL REFERENCES examples(id),
+    technique_id INTEGER NOT NULL REFERENCES techniques(id),
+    layer INTEGER NOT NULL,
+    reference_top1 INTEGER NOT NULL,
+    top1 INTEGER NOT NULL,
+    surprisal REAL NOT NULL,
+    surprisal_paper REAL NOT NULL,
+    k INTEGER NOT NULL,
+    topk BLOB NOT NULL,                    -- rows.ts encodeTopK: k Int32 LE ids, then k Float32 LE probabilities
+    PRIMARY KEY (model_id, example_id, technique_id, layer)
+  ) WITHOUT ROWID;
+
+  CREATE TABLE runs (
+    id TEXT PRIMARY KEY,
+    name TEXT,
+    status TEXT NOT NULL CHECK (status IN ('running', 'completed', 'cancelled', 'failed')),
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    model_id INTEGER NOT NULL REFERENCES models(id),
+    model_path TEXT NOT NULL,
+    model_json TEXT NOT NULL,
+    dataset_json TEXT NOT NULL,            -- {"files": [...]}
+    protocol_json TEXT NOT NULL,           -- ProtocolSettings as actually used
+    spec_json TEXT,                        -- the SweepSpec as asked, when there was one
+    techniques_json TEXT NOT NULL,         -- ResolvedTechnique[], prompt tokens included
+    layers_json TEXT NOT NULL,
+    k INTEGER NOT NULL,
+    strategy TEXT NOT NULL,
+    code_version TEXT NOT NULL,
+    examples_planned INTEGER,
+    timings_json TEXT NOT NULL DEFAULT '{}',
+    error_json TEXT
+  );
+  CREATE INDEX runs_by_created ON runs(created_at);
+  -- name is the technique's id in exports ('logit_lens', 'custom_1'); ordinal keeps the run's order.
+  CREATE TABLE run_techniques (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    ordinal INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    technique_id INTEGER NOT NULL REFERENCES techniques(id),
+    PRIMARY KEY (run_id, ordinal),
+    UNIQUE (run_id, name)
+  ) WITHOUT ROWID;
+  CREATE INDEX run_techniques_by_technique ON run_techniques(technique_id);
+  CREATE TABLE run_layers (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    layer INTEGER NOT NULL,
+    PRIMARY KEY (run_id, layer)
+  ) WITHOUT ROWID;
+  -- done = every technique and layer of the run is stored for this example (kept by the store, for progress).
+  CREATE TABLE run_examples (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    ordinal INTEGER NOT NULL,
+    example_id INTEGER NOT NULL REFERENCES examples(id),
+    record_index INTEGER NOT NULL,
+    source TEXT,
+    text TEXT,
+    done INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (run_id, ordinal)
+  ) WITHOUT ROWID;
+  CREATE INDEX run_examples_by_example ON run_examples(example_id);
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+/** 'LScp' in the file header: tells our databases from other applications' SQLite files. */
+export const APPLICATION_ID = 0x4c536370;
+
+/**
+ * Checks the file before anything is written to it — another application's database, a newer
+ * schema or a damaged file is refused untouched — then sets the connection up and migrates.
+ */
+export function prepareSchema(db: SqliteFile): void {
+  // The first read is where SQLite notices a file that is not a database (SQLITE_NOTADB).
+  const version = Number(db.pragma('user_version'));
+  const appId = Number(db.pragma('application_id'));
+  if (appId !== APPLICATION_ID && (appId !== 0 || version !== 0 || Number(db.get<{ n: number }>('SELECT count(*) AS n FROM sqlite_schema')!.n) > 0)) {
+    throw corrupt(db.file, 'it is a SQLite database of another application');
+  }
+  if (version > SCHEMA_VERSION) {
+    throw new LogitscopeError(
+      'cache_schema_newer',
+      `this results database was written by a newer Logitscope (schema version ${version}; this one reads up to ${SCHEMA_VERSION}); update Logitscope, or set LOGITSCOPE_DB to use another database — the file was not changed`,
+      db.file,
+    );
+  }
+  const check = String(db.pragma('quick_check'));
+  if (check !== 'ok') throw corrupt(db.file, `quick_check: ${check}`);
+
+  db.pragma('foreign_keys = ON');
+  if (db.readonly) {
+    if (version < SCHEMA_VERSION) {
+      throw new LogitscopeError('cache_readonly', `this results database has schema version ${version} and needs upgrading to ${SCHEMA_VERSION}; open it once without read-only`, db.file);
+    }
+    return;
+  }
+  // WAL: a commit appends to the log, so a crash (kill -9) can only lose the transaction in flight,
+  // and readers (review) never block the sweep's writes. NORMAL skips the fsync per commit, which
+  // only matters on power loss, where at most the last commits are lost, never the file.
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  for (let v = version; v < SCHEMA_VERSION; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]);
+      db.pragma(`user_version = ${v + 1}`);
+      db.pragma(`application_id = ${APPLICATION_ID}`);
+    });
+  }
+}

@@ -1,0 +1,52 @@
+import { LogitscopeError } from '../errors.ts';
+import type { ExampleResult, LayerResult } from '../sweep/extract.ts';
+import type { SweepCache } from '../sweep/run-sweep.ts';
+import { techniqueKey } from './keys.ts';
+import type { ResultStore } from './result-store.ts';
+import { layerResultFromRow, rowsFromResults } from './rows.ts';
+
+/**
+ * A stored run as the sweep loop's cache (run-sweep.ts SweepCache). Ordinals are the run's
+ * (setRunExamples), which must be the indices of the sweep plan's examples. Lookups search every
+ * run of the same model, so a sweep that repeats or extends an earlier one computes only what is new.
+ */
+export function runSweepCache(store: ResultStore, runId: string): SweepCache {
+  const run = store.getRun(runId);
+  const examples = new Map(store.runExamples(runId).map((e) => [e.ordinal, e]));
+  // Several technique ids can share a key (two custom prompts with the same tokens): each gets the rows.
+  const idsByKey = new Map<string, string[]>();
+  for (const t of run.resolvedTechniques) {
+    const key = techniqueKey(t);
+    idsByKey.set(key, [...(idsByKey.get(key) ?? []), t.id]);
+  }
+  const exampleOf = (ordinal: number) => {
+    const e = examples.get(ordinal);
+    if (!e) throw new LogitscopeError('argument_invalid', `ordinal ${ordinal} is not an example of run ${runId}; call setRunExamples with the sweep's examples first`, 'ordinal');
+    return e;
+  };
+
+  return {
+    lookup(ordinals) {
+      const wanted = ordinals.map(exampleOf);
+      const hits = store.lookup({ modelKey: run.modelKey, exampleKeys: wanted.map((e) => e.exampleKey), techniqueKeys: [...idsByKey.keys()], layers: run.layers, k: run.k });
+      const found = new Map<number, ExampleResult>();
+      for (const e of wanted) {
+        const layers: LayerResult[] = [];
+        let reference = -1;
+        for (const [key, ids] of idsByKey) {
+          for (const layer of run.layers) {
+            const row = hits.get(`${e.exampleKey}|${key}|${layer}`);
+            if (!row) continue;
+            reference = row.referenceTop1;
+            for (const id of ids) layers.push(layerResultFromRow(row, id));
+          }
+        }
+        if (layers.length > 0) found.set(e.ordinal, { tokens: e.tokens, position: e.position, reference_top1: reference, layers });
+      }
+      return found;
+    },
+    save(batch) {
+      store.saveBatch(runId, rowsFromResults(batch.map((b) => ({ ...b.result, layers: b.computed })), run.resolvedTechniques));
+    },
+  };
+}

@@ -1,0 +1,128 @@
+import type { SerializedError } from '../errors.ts';
+import type { LayerSummary, ProtocolSettings, Strategy, SweepSpec } from '../sweep/spec.ts';
+import type { ResolvedTechnique } from '../sweep/techniques.ts';
+
+/** The store's public shapes: what goes in when a run starts and what review reads back. */
+
+export type RunStatus = 'running' | 'completed' | 'cancelled' | 'failed';
+
+/** Everything recorded about a run when it starts. */
+export interface NewRun {
+  /** Defaults to a random UUID. */
+  id?: string;
+  name?: string;
+  model: {
+    /** keys.ts modelKey: the part of the model that determines its numbers (the cache key). */
+    key: string;
+    path: string;
+    /** describeModel(engine.info): identity, format, dtypes, device, config. */
+    info: Record<string, unknown>;
+  };
+  /** The dataset files, in the order they were read. */
+  files: string[];
+  /** Every setting actually used, preset defaults filled in (position seed included). */
+  protocol: ProtocolSettings;
+  techniques: ResolvedTechnique[];
+  layers: number[];
+  k: number;
+  strategy: Strategy;
+  /** The app's version (and commit, when known), to tell results of different code apart. */
+  codeVersion: string;
+  /** The sweep as asked, when there was one, to re-run it. */
+  spec?: SweepSpec;
+  /** An estimate (e.g. the protocol's limit) until setRunExamples records the examples drawn. */
+  examplesPlanned?: number;
+}
+
+/** One example of a run as the sweep hands it over; the store computes its key. */
+export interface RunExampleInput {
+  /** 0.. in the run's example order. */
+  ordinal: number;
+  recordIndex: number;
+  source?: string;
+  text?: string;
+  tokens: number[];
+  position: number;
+}
+
+export interface RunExample extends RunExampleInput {
+  exampleKey: string;
+  /** Every technique and layer of the run is stored for it. */
+  done: boolean;
+}
+
+/** One stored result: an example, technique and layer, for the run's model. */
+export interface LayerResultRow {
+  exampleKey: string;
+  techniqueKey: string;
+  layer: number;
+  referenceTop1: number;
+  top1: number;
+  surprisal: number;
+  surprisalPaper: number;
+  /** k = ids.length; probabilities come back rounded to float32. */
+  topK: { ids: number[]; probs: number[] };
+}
+
+export interface LookupQuery {
+  modelKey: string;
+  exampleKeys: readonly string[];
+  techniqueKeys: readonly string[];
+  layers: readonly number[];
+  /** Rows stored with fewer top-k entries are misses; longer ones are cut to k. */
+  k: number;
+}
+
+export interface RunFilter {
+  /** keys.ts modelKey. */
+  modelKey?: string;
+  modelPath?: string;
+  /** A dataset file's path, or its file name alone. */
+  dataset?: string;
+  status?: RunStatus;
+}
+
+export interface RunListItem {
+  id: string;
+  name: string | null;
+  status: RunStatus;
+  createdAt: string;
+  updatedAt: string;
+  modelKey: string;
+  modelPath: string;
+  files: string[];
+  /** Technique ids in the run's order. */
+  techniques: string[];
+  layers: number[];
+  k: number;
+  examplesPlanned: number | null;
+  examplesDone: number;
+}
+
+export interface RunDetail extends RunListItem {
+  model: Record<string, unknown>;
+  protocol: ProtocolSettings;
+  spec: SweepSpec | null;
+  resolvedTechniques: ResolvedTechnique[];
+  strategy: Strategy;
+  codeVersion: string;
+  /** Milliseconds per stage, as the sweep reported them. */
+  timings: Record<string, number>;
+  error: SerializedError | null;
+}
+
+export interface RunEnd {
+  status: Exclude<RunStatus, 'running'>;
+  timings?: Record<string, number>;
+  error?: SerializedError;
+}
+
+/** One technique and layer of two runs side by side; a side is missing when that run lacks it. */
+export interface LayerComparison {
+  technique: string;
+  layer: number;
+  a?: LayerSummary;
+  b?: LayerSummary;
+  /** b's mean minus a's, when both runs have this technique and layer. */
+  diff?: { precision: number; surprisal: number; surprisalPaper: number };
+}
