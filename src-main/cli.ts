@@ -1,11 +1,13 @@
 /** `npx logitscope <command>`: a thin front over the engine and sweeps. */
 import { formatError, isLogitscopeError } from './errors.ts';
 import { extractCommand } from './cli/extract.ts';
+import { runsCommand } from './cli/runs.ts';
 import { sweepCommand } from './cli/sweep.ts';
 
 const COMMANDS: Record<string, { summary: string; run(argv: string[]): Promise<void> }> = {
   extract: extractCommand,
   sweep: sweepCommand,
+  runs: runsCommand,
 };
 
 function usage(): string {

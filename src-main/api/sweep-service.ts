@@ -19,6 +19,8 @@ export interface StoredSweepHooks {
   onRunCreated?(runId: string, prepared: PreparedSweep): void;
   /** Memory budget for batch sizes (default: a share of free memory). */
   budgetBytes?: number;
+  /** At most this many examples per batch (each batch is one transaction in the store). */
+  maxBatchExamples?: number;
 }
 
 export interface StoredSweepResult {
@@ -82,7 +84,7 @@ export async function resumeStoredSweep(engine: Engine, store: ResultStore, runI
 async function finishInStore(engine: Engine, store: ResultStore, runId: string, plan: SweepPlan, hooks: StoredSweepHooks): Promise<SweepOutcome> {
   const started = performance.now();
   try {
-    const outcome = await runSweep(engine, plan, { signal: hooks.signal, cache: runSweepCache(store, runId), onProgress: hooks.onProgress, budgetBytes: hooks.budgetBytes });
+    const outcome = await runSweep(engine, plan, { signal: hooks.signal, cache: runSweepCache(store, runId), onProgress: hooks.onProgress, budgetBytes: hooks.budgetBytes, maxBatchExamples: hooks.maxBatchExamples });
     store.finishRun(runId, { status: outcome.status, timings: { wallMs: performance.now() - started, computeMs: outcome.timings.computeSeconds * 1000 } });
     return outcome;
   } catch (e) {

@@ -2,24 +2,34 @@ import fs from 'node:fs';
 import { Engine } from '../engine/engine.ts';
 import type { Device } from '../engine/ort-session.ts';
 import { LogitscopeError } from '../errors.ts';
-import { sweepExportRecord } from '../sweep/export-record.ts';
-import { prepareSweep } from '../sweep/prepare.ts';
+import { resumeStoredSweep, runStoredSweep } from '../api/sweep-service.ts';
+import { exportJson } from '../store/export.ts';
+import { defaultDbPath } from '../store/location.ts';
+import { ResultStore } from '../store/result-store.ts';
 import { resolveProtocol } from '../sweep/protocol.ts';
-import { runSweep } from '../sweep/run-sweep.ts';
+import type { SweepOutcome, SweepProgress } from '../sweep/run-sweep.ts';
 import type { PresetName, Strategy, SweepSpec } from '../sweep/spec.ts';
 import { intOption, parseOptions, requiredOption } from './options.ts';
 import { formatSeconds, progressPrinter } from './progress.ts';
 import { parseLayers, parseTechniques } from './sweep-options.ts';
+import { formatSummaryTable } from './summary-table.ts';
 
-const HELP = `usage: logitscope sweep --model DIR --data FILE... --preset logitscope|patchscopes --json OUT [options]
+const HELP = `usage: logitscope sweep --model DIR --data FILE... --preset logitscope|patchscopes [--json OUT] [options]
+       logitscope sweep --resume RUN [--json OUT]
 
-Compares next-token extraction techniques at every layer over a dataset slice and writes the
-export record (per example, layer and technique; per-layer means with 95% CIs at the top).
+Compares next-token extraction techniques at every layer over a dataset slice. Every finished
+batch is stored in the results cache (see \`logitscope runs\`); results an earlier run of the same
+model computed are reused. --json writes the export record (per example, layer and technique;
+per-layer means with 95% CIs at the top).
 
   --model DIR          GPT-J checkpoint directory (Hugging Face layout)
   --data FILE          dataset file: .jsonl, .jsonl.gz, .jsonl.zst, .parquet, .txt (repeat for several)
   --preset P           logitscope (the seed's protocol) or patchscopes (the paper's)
-  --json OUT           where to write the export record (also written when cancelled with Ctrl-C)
+  --json OUT           also write the export record to OUT (written when cancelled with Ctrl-C too)
+  --resume RUN         finish an interrupted or cancelled run
+  --db FILE            results database (default: $LOGITSCOPE_DB, else the app-data directory)
+  --name NAME          a name for the run in the history
+  --batch-size N       at most N examples per batch (default: sized from free memory)
   --limit N            at most N examples
   --techniques LIST    comma list of logit_lens,patchscope,logitscope (default: all three)
   --prompt TEXT        a custom patchscope target prompt (repeatable)
@@ -61,9 +71,17 @@ export const sweepCommand = {
       'pile-set': { type: 'string' },
       bos: { type: 'boolean' },
       'no-bos': { type: 'boolean' },
+      resume: { type: 'string' },
+      db: { type: 'string' },
+      name: { type: 'string' },
+      'batch-size': { type: 'string' },
     }, HELP);
     if (!o) return;
-    const out = requiredOption(o.json, 'json');
+    const batch = intOption(o['batch-size'], 'batch-size', { min: 1 });
+    if (o.resume) {
+      await runSweepCommand({ resume: o.resume, out: o.json, db: o.db, allowCpuFallback: o['allow-cpu-fallback']!, batch });
+      return;
+    }
     const files = o.data ?? [];
     if (files.length === 0) throw new LogitscopeError('argument_invalid', '--data is required (one or more dataset files)', '--data');
     const preset = requiredOption(o.preset, 'preset') as PresetName;
@@ -93,7 +111,7 @@ export const sweepCommand = {
       k: intOption(o['top-k'], 'top-k', { min: 1, fallback: 10 })!,
       strategy: o.strategy as Strategy,
     };
-    await runSweepCommand(spec, out, o['allow-cpu-fallback']!);
+    await runSweepCommand({ spec, out: o.json, db: o.db, name: o.name, allowCpuFallback: o['allow-cpu-fallback']!, batch });
   },
 };
 
@@ -101,39 +119,56 @@ function maybe<K extends string>(key: K, value: number | undefined): Partial<Rec
   return value === undefined ? {} : ({ [key]: value } as Record<K, number>);
 }
 
-async function runSweepCommand(spec: SweepSpec, out: string, allowCpuFallback: boolean): Promise<void> {
-  const engine = await Engine.load({ modelDir: spec.modelDir, device: spec.device, allowCpuFallback });
+async function runSweepCommand(opts: { spec?: SweepSpec; resume?: string; out?: string; db?: string; name?: string; allowCpuFallback: boolean; batch?: number }): Promise<void> {
+  const store = ResultStore.open(opts.db ?? defaultDbPath());
   const controller = new AbortController();
   const onSigint = () => {
-    console.error('\ncancelling: finishing nothing new, writing what is done…');
+    console.error('\ncancelling: every finished batch is already stored; resume with --resume');
     controller.abort();
   };
   process.once('SIGINT', onSigint);
+  let engine: Engine | undefined;
   try {
+    const resumed = opts.resume ? store.getRun(opts.resume) : undefined;
+    const modelDir = resumed ? resumed.modelPath : opts.spec!.modelDir;
+    const device = resumed ? ((resumed.model.device as Device | undefined) ?? 'cpu') : opts.spec!.device;
+    engine = await Engine.load({ modelDir, device, allowCpuFallback: opts.allowCpuFallback });
     if (engine.info.fallbackReason) console.error(`warning: running on the CPU: ${engine.info.fallbackReason}`);
-    const prepared = await prepareSweep(engine, spec, { signal: controller.signal });
-    const { plan, dataset } = prepared;
-    console.error(
-      `${plan.examples.length} examples (${dataset.pool.scanned} records scanned, ${dataset.pool.filteredOut} filtered out), ` +
-        `${plan.techniques.length} techniques × ${plan.layers.length} layers, ${spec.strategy} strategy on ${engine.info.device}`,
-    );
     const bar = progressPrinter();
+    const hooks = { signal: controller.signal, onProgress: (p: SweepProgress) => bar.update(p), maxBatchExamples: opts.batch };
     const started = performance.now();
-    const outcome = await runSweep(engine, plan, { signal: controller.signal, onProgress: (p) => bar.update(p) });
+    let runId: string;
+    let outcome: SweepOutcome;
+    let techniques: string[];
+    if (resumed) {
+      runId = resumed.id;
+      console.error(`resuming run ${runId}: ${resumed.examplesDone} of ${resumed.examplesPlanned ?? '?'} examples already stored`);
+      ({ outcome } = await resumeStoredSweep(engine, store, runId, hooks));
+      techniques = resumed.techniques;
+    } else {
+      const result = await runStoredSweep(engine, store, opts.spec!, {
+        ...hooks,
+        name: opts.name,
+        onRunCreated: (id, { plan, dataset }) =>
+          console.error(
+            `run ${id}: ${plan.examples.length} examples (${dataset.pool.scanned} records scanned, ${dataset.pool.filteredOut} filtered out), ` +
+              `${plan.techniques.length} techniques × ${plan.layers.length} layers, ${plan.strategy} strategy on ${engine!.info.device}`,
+          ),
+      });
+      ({ runId, outcome } = result);
+      techniques = result.prepared.plan.techniques.map((t) => t.id);
+    }
     bar.end();
+    console.log(formatSummaryTable(outcome.summary, techniques));
     const seconds = (performance.now() - started) / 1000;
-    const record = sweepExportRecord({
-      info: engine.info,
-      techniques: plan.techniques,
-      protocol: spec.protocol,
-      examples: plan.examples,
-      outcome,
-      extra: { strategy: spec.strategy, dataset: { files: spec.files, ...dataset }, timings: { seconds, ...outcome.timings } },
-    });
-    fs.writeFileSync(out, JSON.stringify(record));
-    console.error(`${outcome.status} in ${formatSeconds(seconds)}; wrote ${out}`);
+    console.error(`${outcome.status} in ${formatSeconds(seconds)}; run ${runId} is stored in ${store.file}`);
+    if (opts.out) {
+      fs.writeFileSync(opts.out, JSON.stringify(exportJson(store, runId)));
+      console.error(`wrote ${opts.out}`);
+    }
   } finally {
     process.off('SIGINT', onSigint);
-    await engine.dispose();
+    await engine?.dispose();
+    store.close();
   }
 }

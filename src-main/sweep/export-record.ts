@@ -1,7 +1,6 @@
 import type { ModelInfo } from '../engine/engine.ts';
 import type { ExampleResult } from './extract.ts';
-import type { SweepOutcome } from './run-sweep.ts';
-import type { Interval, LayerSummary, ProtocolSettings, SweepExample } from './spec.ts';
+import type { Interval, LayerSummary } from './spec.ts';
 import type { ResolvedTechnique } from './techniques.ts';
 
 /** The export record every export writes (JSON); field names are fixed by the engine issue. */
@@ -43,28 +42,6 @@ export function describeTechniques(techniques: ResolvedTechnique[]): ExportRecor
         : { prompt: t.prompt, prompt_tokens: t.promptTokens, target_layer: t.targetLayer.kind === 'same' ? ('same' as const) : t.targetLayer.layer },
     ]),
   );
-}
-
-/** The export record of a sweep: finished examples only, with per-layer means and CIs at the top level. */
-export function sweepExportRecord(opts: {
-  info: ModelInfo;
-  techniques: ResolvedTechnique[];
-  protocol: ProtocolSettings;
-  examples: SweepExample[];
-  outcome: Pick<SweepOutcome, 'status' | 'results' | 'summary'>;
-  extra?: Record<string, unknown>;
-}): ExportRecord {
-  const examples = opts.outcome.results.flatMap((r, i) => (r ? [{ record_index: opts.examples[i].recordIndex, source: opts.examples[i].source, ...r }] : []));
-  return {
-    model: describeModel(opts.info),
-    techniques: describeTechniques(opts.techniques),
-    conventions: CONVENTIONS,
-    protocol: opts.protocol,
-    status: opts.outcome.status,
-    ...opts.extra,
-    summary: exportSummary(opts.outcome.summary),
-    examples,
-  };
 }
 
 /** Per-layer means in the export's naming: snake_case, CIs spelled out and their method named. */

@@ -32,6 +32,8 @@ export interface ExtractOptions {
   techniques: ResolvedTechnique[];
   /** Source layers to read (0..nLayers-1, or -1 for the embeddings). */
   layers: number[];
+  /** Per technique id, a subset of `layers` to compute instead of all of them. */
+  layersByTechnique?: Record<string, number[]>;
   k: number;
 }
 
@@ -83,10 +85,11 @@ export class Extractor {
     const keys: RowKey[] = [];
     const chunks: Float32Array[] = [];
     for (const t of techniques) {
+      const tLayers = opts.layersByTechnique?.[t.id] ?? layers;
       const tKeys: RowKey[] = [];
-      const vectors = new Float32Array(examples.length * layers.length * dModel);
+      const vectors = new Float32Array(examples.length * tLayers.length * dModel);
       examples.forEach((_, b) =>
-        layers.forEach((layer) => {
+        tLayers.forEach((layer) => {
           vectors.set(residRow(src, layer, b, dModel), tKeys.length * dModel);
           tKeys.push({ example: b, technique: t.id, layer });
         }),
@@ -135,7 +138,7 @@ export async function extractNaive(engine: Engine, opts: ExtractOptions): Promis
   for (const [b, e] of opts.examples.entries()) {
     const result: ExampleResult = { tokens: e.tokens, position: e.position, reference_top1: -1, layers: [] };
     for (const t of opts.techniques) {
-      for (const layer of opts.layers) {
+      for (const layer of opts.layersByTechnique?.[t.id] ?? opts.layers) {
         const src = await engine.sourcePass([{ tokens: e.tokens, position: e.position }]);
         const model = new ModelDistribution(src.logits);
         result.reference_top1 = model.top1;
@@ -161,7 +164,8 @@ function layerResult(r: RowKey, out: UnembedResult, i: number, model: ModelDistr
     top1: ids[0],
     surprisal: -out.referenceLogprob[i],
     surprisal_paper: -model.logprob(ids[0]),
-    top_k: { ids, probs: logprobs.map(Math.exp) },
+    // float32, as the results cache stores them: a cached result reads back exactly as computed.
+    top_k: { ids, probs: logprobs.map((lp) => Math.fround(Math.exp(lp))) },
   };
 }
 

@@ -51,13 +51,14 @@ export interface SweepOutcome {
 export async function runSweep(
   engine: Engine,
   plan: SweepPlan,
-  opts: { signal?: AbortSignal; cache?: SweepCache; onProgress?(p: SweepProgress): void; budgetBytes?: number } = {},
+  opts: { signal?: AbortSignal; cache?: SweepCache; onProgress?(p: SweepProgress): void; budgetBytes?: number; maxBatchExamples?: number } = {},
 ): Promise<SweepOutcome> {
   validatePlan(engine, plan);
   const { examples, layers } = plan;
   const extractor = new Extractor(engine);
   const longest = Math.max(...examples.map((e) => e.position + 1));
   const limits = batchLimits(engine.config, { layers: layers.length, budgetBytes: opts.budgetBytes, longest });
+  if (opts.maxBatchExamples) limits.examples = Math.min(limits.examples, opts.maxBatchExamples);
   extractor.maxUnembedRows = limits.unembedRows;
   const batches = planBatches(examples.map((e, ordinal) => ({ ordinal, length: e.position + 1 })), limits);
 
@@ -118,21 +119,26 @@ async function computeMissing(
   known: Map<number, ExampleResult>,
   signal: AbortSignal | undefined,
 ): Promise<Map<number, ExampleResult>> {
-  const groups = new Map<string, { ordinals: number[]; techniques: ResolvedTechnique[]; layers: number[] }>();
+  // Examples lacking exactly the same (technique, layers) rows are computed together, sharing one source pass.
+  const groups = new Map<string, { ordinals: number[]; techniques: ResolvedTechnique[]; layersByTechnique: Record<string, number[]> }>();
   for (const ordinal of batch) {
     const have = new Set((known.get(ordinal)?.layers ?? []).map((r) => `${r.technique}|${r.layer}`));
-    const techniques = plan.techniques.filter((t) => plan.layers.some((l) => !have.has(`${t.id}|${l}`)));
-    const layers = plan.layers.filter((l) => techniques.some((t) => !have.has(`${t.id}|${l}`)));
+    const layersByTechnique: Record<string, number[]> = {};
+    for (const t of plan.techniques) {
+      const missing = plan.layers.filter((l) => !have.has(`${t.id}|${l}`));
+      if (missing.length > 0) layersByTechnique[t.id] = missing;
+    }
+    const techniques = plan.techniques.filter((t) => layersByTechnique[t.id]);
     if (techniques.length === 0) continue;
-    const signature = `${techniques.map((t) => t.id).join(',')}/${layers.join(',')}`;
-    const g = groups.get(signature) ?? { ordinals: [], techniques, layers };
+    const signature = JSON.stringify(layersByTechnique);
+    const g = groups.get(signature) ?? { ordinals: [], techniques, layersByTechnique };
     g.ordinals.push(ordinal);
     groups.set(signature, g);
   }
   const fresh = new Map<number, ExampleResult>();
   for (const g of groups.values()) {
     if (signal?.aborted) throw new LogitscopeError('cancelled', 'the sweep was cancelled');
-    const options = { examples: g.ordinals.map((o) => plan.examples[o]), techniques: g.techniques, layers: g.layers, k: plan.k };
+    const options = { examples: g.ordinals.map((o) => plan.examples[o]), techniques: g.techniques, layers: plan.layers, layersByTechnique: g.layersByTechnique, k: plan.k };
     const out = plan.strategy === 'fast' ? await extractor.extract(options) : await extractNaive(engine, options);
     out.forEach((r, i) => fresh.set(g.ordinals[i], r));
   }
