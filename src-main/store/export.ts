@@ -11,7 +11,7 @@ import type { ResultStore } from './result-store.ts';
  * and to `<file>.partial` first, so a failed export never leaves a half file under the real name.
  */
 
-/** The same record as the sweep command writes (sweepExportRecord), plus the run's bookkeeping under `run`. */
+/** The export record (export-record.ts) of a stored run, with the run's bookkeeping under `run`. */
 export function exportJson(store: ResultStore, runId: string): ExportRecord {
   const run = store.getRun(runId);
   return {
