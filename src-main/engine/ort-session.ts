@@ -2,11 +2,9 @@
  * The one module that imports onnxruntime-node. It runs inside the engine worker thread,
  * because `session.run` blocks the thread it is called on for the whole run.
  */
-import fs from 'node:fs';
-import path from 'node:path';
-import { createRequire } from 'node:module';
 import * as ort from 'onnxruntime-node';
 import { LogitscopeError } from '../errors.ts';
+import { CUDA_INSTALL_HINT, cudaProviderInstalled, ortBinaryDir } from './cuda-provider.ts';
 
 export type Device = 'cpu' | 'cuda';
 
@@ -19,20 +17,6 @@ export type HostTensor =
 export interface Session {
   run(feeds: Record<string, HostTensor>, fetches: readonly string[]): Promise<Record<string, HostTensor>>;
   release(): Promise<void>;
-}
-
-export const CUDA_INSTALL_HINT =
-  'install the CUDA provider with `ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node` ' +
-  '(it must match onnxruntime-node exactly), and put the CUDA 12 and cuDNN 9 libraries on LD_LIBRARY_PATH';
-
-function ortBinaryDir(): string {
-  const pkg = createRequire(import.meta.url).resolve('onnxruntime-node/package.json');
-  return path.join(path.dirname(pkg), 'bin', 'napi-v6', `${process.platform}`, process.arch);
-}
-
-/** Whether the CUDA provider library is installed next to onnxruntime-node (it still needs CUDA/cuDNN to load). */
-export function cudaProviderInstalled(): boolean {
-  return fs.existsSync(path.join(ortBinaryDir(), 'libonnxruntime_providers_cuda.so'));
 }
 
 export async function createSession(
