@@ -1,5 +1,11 @@
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** The built-in demo: a small GPT-J trained by this project (models/demo) and the corpus part it never saw. */
+export const DEMO = { modelDir: path.join(REPO, 'models', 'demo'), dataFile: 'builtin:demo-heldout', limit: 300 } as const;
 
 /**
  * Where the app keeps derived files (built graphs, converted weights). They can always be rebuilt,

@@ -3,10 +3,14 @@ import { formatError, isLogitscopeError } from './errors.ts';
 import { extractCommand } from './cli/extract.ts';
 import { runsCommand } from './cli/runs.ts';
 import { sweepCommand } from './cli/sweep.ts';
+import { serveCommand } from './cli/serve.ts';
+import { startCommand } from './cli/start.ts';
 
 const COMMANDS: Record<string, { summary: string; run(argv: string[]): Promise<void> }> = {
   extract: extractCommand,
   sweep: sweepCommand,
+  serve: serveCommand,
+  start: startCommand,
   runs: runsCommand,
 };
 

@@ -9,7 +9,7 @@ import { writeTinyGptj } from './fixtures/checkpoint-writer.ts';
 const run = promisify(execFile);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-'));
 const bin = path.resolve('bin/logitscope.js');
-const env = { ...process.env, LOGITSCOPE_CACHE_DIR: path.join(tmp, 'cache') };
+const env = { ...process.env, LOGITSCOPE_CACHE_DIR: path.join(tmp, 'cache'), LOGITSCOPE_DB: path.join(tmp, 'results.sqlite') };
 
 async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
@@ -54,6 +54,7 @@ describe('the logitscope command line', () => {
     expect(record.status).toBe('completed');
     expect(record.examples).toHaveLength(3);
     expect(record.dataset.pool.skipped.malformedJson).toBe(1);
+    expect(record.dataset.files).toEqual([path.join(tmp, 'data.jsonl')]);
     expect(record.summary.rows).toHaveLength(9);
     expect(record.examples[0].layers[0].top_k.ids).toHaveLength(10);
     expect(record.protocol).toMatchObject({ preset: 'logitscope', bos: true, filter: { maxWords: 200, maxChars: 1600 } });

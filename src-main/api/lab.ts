@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { defaultCacheDir } from '../app-paths.ts';
+import { DEMO, defaultCacheDir } from '../app-paths.ts';
 import { previewSlice } from '../data/preview.ts';
 import { cudaProviderInstalled } from '../engine/cuda-provider.ts';
 import { Engine } from '../engine/engine.ts';
@@ -22,8 +21,6 @@ export interface LabOptions {
   cacheRoot?: string;
 }
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const DEMO = { modelDir: path.join(REPO, 'models', 'demo'), dataFile: 'builtin:demo-heldout' };
 const PRESETS: readonly PresetName[] = ['logitscope', 'patchscopes'];
 
 type Handlers = { [K in RequestName]: (payload: Fields) => Promise<Reply<K>> };
@@ -86,7 +83,7 @@ export class Lab {
   private readonly handlers: Handlers = {
     'app.info': async () => ({
       version: CODE_VERSION,
-      demo: fs.existsSync(path.join(DEMO.modelDir, 'config.json')) ? DEMO : null,
+      demo: fs.existsSync(path.join(DEMO.modelDir, 'config.json')) ? { modelDir: DEMO.modelDir, dataFile: DEMO.dataFile } : null,
       cuda: { providerInstalled: cudaProviderInstalled() },
       dbPath: this.store.file,
     }),

@@ -41,6 +41,7 @@ export async function runStoredSweep(engine: Engine, store: ResultStore, spec: S
     name: hooks.name,
     model: { key: modelKey(engine.info), path: engine.info.modelDir, info: describeModel(engine.info) },
     files: spec.files,
+    datasetStats: { pool: prepared.dataset.pool, records: prepared.dataset.records, skipped: prepared.dataset.skipped },
     protocol: spec.protocol,
     techniques: plan.techniques,
     layers: plan.layers,

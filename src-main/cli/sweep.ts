@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { DEMO } from '../app-paths.ts';
 import { Engine } from '../engine/engine.ts';
 import type { Device } from '../engine/ort-session.ts';
 import { LogitscopeError } from '../errors.ts';
@@ -15,6 +16,7 @@ import { parseLayers, parseTechniques } from './sweep-options.ts';
 import { formatSummaryTable } from './summary-table.ts';
 
 const HELP = `usage: logitscope sweep --model DIR --data FILE... --preset logitscope|patchscopes [--json OUT] [options]
+       logitscope sweep --demo [options]      the built-in demo model on its held-out text (${DEMO.limit} examples)
        logitscope sweep --resume RUN [--json OUT]
 
 Compares next-token extraction techniques at every layer over a dataset slice. Every finished
@@ -75,8 +77,16 @@ export const sweepCommand = {
       db: { type: 'string' },
       name: { type: 'string' },
       'batch-size': { type: 'string' },
+      demo: { type: 'boolean', default: false },
     }, HELP);
     if (!o) return;
+    if (o.demo) {
+      // The built-in demo: its model, the held-out corpus part, the seed's protocol, a laptop-sized slice.
+      o.model ??= DEMO.modelDir;
+      o.data ??= [DEMO.dataFile];
+      o.preset ??= 'logitscope';
+      o.limit ??= String(DEMO.limit);
+    }
     const batch = intOption(o['batch-size'], 'batch-size', { min: 1 });
     if (o.resume) {
       await runSweepCommand({ resume: o.resume, out: o.json, db: o.db, allowCpuFallback: o['allow-cpu-fallback']!, batch });

@@ -1,3 +1,4 @@
+import { isBuiltinPath, readBuiltin } from './builtin.ts';
 import { readJsonl } from './jsonl.ts';
 import { readParquet } from './parquet.ts';
 import type { RecordReader } from './records.ts';
@@ -17,6 +18,7 @@ const READERS: ReadonlyArray<readonly [string, RecordReader]> = [
 export const SUPPORTED_EXTENSIONS: readonly string[] = READERS.map(([ext]) => ext);
 
 export function readerFor(file: string): RecordReader | undefined {
+  if (isBuiltinPath(file)) return readBuiltin; // `builtin:NAME` pseudo-paths, see builtin.ts
   const lower = file.toLowerCase();
   return READERS.find(([ext]) => lower.endsWith(ext))?.[1];
 }

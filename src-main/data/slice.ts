@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { LogitscopeError } from '../errors.ts';
+import { builtinName, isBuiltinPath } from './builtin.ts';
 import { readerFor, SUPPORTED_EXTENSIONS } from './formats.ts';
 import { emptySkipCounts, throwIfAborted, type DataRecord, type RecordReader, type SkipCounts } from './records.ts';
 
@@ -127,7 +128,9 @@ async function checkFiles(files: string[]): Promise<{ readers: RecordReader[]; s
       unsupported[0],
     );
   }
-  const stats = await Promise.all(files.map((f) => fs.promises.stat(f).catch(() => undefined)));
+  // Built-in datasets are no files: check the name now and count their size as 0 bytes.
+  for (const f of files) if (isBuiltinPath(f)) builtinName(f);
+  const stats = await Promise.all(files.map((f) => (isBuiltinPath(f) ? { isFile: () => true, size: 0 } : fs.promises.stat(f).catch(() => undefined))));
   const missing = files.filter((_, i) => !stats[i]?.isFile());
   if (missing.length) {
     throw new LogitscopeError('dataset_missing', `not found or not a regular file: ${missing.join(', ')}`, missing[0]);

@@ -19,6 +19,7 @@ export function exportJson(store: ResultStore, runId: string): ExportRecord {
     techniques: describeTechniques(run.resolvedTechniques),
     conventions: CONVENTIONS,
     protocol: run.protocol,
+    dataset: run.dataset,
     status: run.status,
     run: {
       id: run.id,

@@ -99,7 +99,7 @@ export class ResultStore {
         `INSERT INTO runs (id, name, status, created_at, updated_at, model_id, model_path, model_json, dataset_json, protocol_json, spec_json,
            techniques_json, layers_json, k, strategy, code_version, examples_planned)
          VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        id, r.name ?? null, now, now, modelId, r.model.path, JSON.stringify(r.model.info), JSON.stringify({ files: r.files }),
+        id, r.name ?? null, now, now, modelId, r.model.path, JSON.stringify(r.model.info), JSON.stringify({ files: r.files, ...r.datasetStats }),
         JSON.stringify(r.protocol), r.spec ? JSON.stringify(r.spec) : null, JSON.stringify(r.techniques), JSON.stringify(r.layers),
         r.k, r.strategy, r.codeVersion, r.examplesPlanned ?? null,
       );

@@ -55,6 +55,7 @@ export function runDetail(row: RunRow): RunDetail {
   return {
     ...listItem(row),
     model: JSON.parse(row.model_json),
+    dataset: JSON.parse(row.dataset_json),
     protocol: JSON.parse(row.protocol_json),
     spec: row.spec_json ? JSON.parse(row.spec_json) : null,
     resolvedTechniques: JSON.parse(row.techniques_json) as ResolvedTechnique[],

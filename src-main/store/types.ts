@@ -20,6 +20,8 @@ export interface NewRun {
   };
   /** The dataset files, in the order they were read. */
   files: string[];
+  /** How the dataset was read: records scanned, filtered out and skipped (malformed lines...), by reason. */
+  datasetStats?: Record<string, unknown>;
   /** Every setting actually used, preset defaults filled in (position seed included). */
   protocol: ProtocolSettings;
   techniques: ResolvedTechnique[];
@@ -101,6 +103,8 @@ export interface RunListItem {
 
 export interface RunDetail extends RunListItem {
   model: Record<string, unknown>;
+  /** The files and, when recorded, how they were read (scan, filter and skip counts). */
+  dataset: { files: string[] } & Record<string, unknown>;
   protocol: ProtocolSettings;
   spec: SweepSpec | null;
   resolvedTechniques: ResolvedTechnique[];
