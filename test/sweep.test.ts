@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Engine } from '../src-main/engine/engine.ts';
 import type { ExampleResult } from '../src-main/sweep/extract.ts';
 import { prepareSweep } from '../src-main/sweep/prepare.ts';
-import { drawPosition, resolveProtocol } from '../src-main/sweep/protocol.ts';
+import { buildExamples, drawPosition, resolveProtocol } from '../src-main/sweep/protocol.ts';
 import { runSweep, type SweepProgress } from '../src-main/sweep/run-sweep.ts';
 import type { SweepSpec } from '../src-main/sweep/spec.ts';
 import { BUILT_IN_TECHNIQUES, customPatchscope } from '../src-main/sweep/techniques.ts';
@@ -147,5 +147,18 @@ describe('sweeps on a tiny random checkpoint', () => {
     const strict = resolveProtocol('logitscope', { filter: { maxWords: 2 } });
     await expect(prepareSweep(engine, { ...spec({ bos: true }), protocol: strict })).rejects.toMatchObject({ code: 'slice_empty' });
     expect(() => customPatchscope('', 0)).toThrow(expect.objectContaining({ code: 'prompt_empty' }));
+  });
+
+  test('records that tokenize to nothing or exceed n_positions are skipped and counted, not fatal', () => {
+    const records = ['', 'a short one', 'word '.repeat(200), 'another one'].map((text, index) => ({ text, file: 'x.jsonl', index }));
+    const { examples, skipped } = buildExamples(records, {
+      tokenize: (t) => engine.tokenizer.encode(t),
+      bos: true,
+      bosTokenId: 50256,
+      nCtx: engine.config.nCtx,
+      positionSeed: 0,
+    });
+    expect(skipped).toEqual({ empty: 1, tooLong: 1 });
+    expect(examples.map((e) => e.recordIndex)).toEqual([1, 3]);
   });
 });
