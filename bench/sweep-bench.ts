@@ -77,7 +77,9 @@ const time = async (f: () => Promise<unknown>) => {
   await f();
   return (performance.now() - t) / 1000;
 };
+const before = { ...engine.timings };
 const fast = await time(() => runSweep(engine, plan));
+const split = Object.fromEntries(Object.entries(engine.timings).map(([g, ms]) => [g, (ms - before[g as keyof typeof before]) / 1000]));
 const naiveSlice = { ...plan, examples: plan.examples.slice(0, naiveCount), strategy: 'naive' as const };
 const naive = await time(() => runSweep(engine, naiveSlice));
 const naivePerExample = naive / naiveSlice.examples.length;
@@ -98,6 +100,7 @@ const floor = await time(async () => {
 await engine.dispose();
 
 console.log(`fast:  ${fast.toFixed(2)} s for ${plan.examples.length} examples (${(fastPerExample * 1000).toFixed(0)} ms/example)`);
+console.log(`       source passes ${split.full.toFixed(2)} s, patched runs ${split.step.toFixed(2)} s, unembedding ${split.unembed.toFixed(2)} s`);
 console.log(`naive: ${naive.toFixed(2)} s for ${naiveSlice.examples.length} examples (${(naivePerExample * 1000).toFixed(0)} ms/example)`);
 console.log(`floor: ${floor.toFixed(2)} s (one batched source pass + unembedding of all ${rows} rows)`);
 console.log(`ratio naive/fast per example: ${(naivePerExample / fastPerExample).toFixed(1)}×   (goal ≥ 50×)`);

@@ -73,6 +73,8 @@ export interface EngineStats {
  */
 export class Engine {
   readonly stats: EngineStats = { sourceRuns: 0, sourceRows: 0, patchedRuns: 0, patchedRows: 0, unembedRuns: 0, unembedRows: 0, naiveRuns: 0 };
+  /** Milliseconds spent waiting for each graph (round trip to the worker included), for benchmarks. */
+  readonly timings: Record<'full' | 'step' | 'unembed', number> = { full: 0, step: 0, unembed: 0 };
 
   private constructor(
     private readonly worker: WorkerClient,
@@ -250,8 +252,13 @@ export class Engine {
     };
   }
 
-  private run(graph: 'full' | 'step' | 'unembed', feeds: Record<string, HostTensor>, fetches: string[]) {
-    return this.worker.call('run', { graph, feeds, fetches });
+  private async run(graph: 'full' | 'step' | 'unembed', feeds: Record<string, HostTensor>, fetches: string[]) {
+    const started = performance.now();
+    try {
+      return await this.worker.call('run', { graph, feeds, fetches });
+    } finally {
+      this.timings[graph] += performance.now() - started;
+    }
   }
 
   private toCompute(values: Float32Array, dims: number[]): HostTensor {
