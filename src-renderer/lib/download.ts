@@ -1,0 +1,16 @@
+/**
+ * Saves text or a data URL as a file through a temporary link: a plain download in a browser,
+ * Electron's save dialog in the desktop app. No navigation happens, so the window's
+ * navigation lock is not in the way.
+ */
+export function download(fileName: string, content: string, mimeType: string): void {
+  const url = content.startsWith('data:') ? content : URL.createObjectURL(new Blob([content], { type: mimeType }));
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = fileName;
+  a.rel = 'noopener';
+  document.body.append(a);
+  a.click();
+  a.remove();
+  if (!content.startsWith('data:')) setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}

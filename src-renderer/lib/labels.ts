@@ -1,0 +1,41 @@
+/** Names the UI shows, in one place, as PROTOCOL.md words them. */
+import type { RunView } from '../../src-main/api/contract.ts';
+
+export type Convention = 'surprisal' | 'surprisalPaper';
+
+export const CONVENTIONS: Record<Convention, string> = {
+  surprisal: "surprisal (seed): −ln p_technique(model's top-1)",
+  surprisalPaper: "surprisal (paper): −ln p_model(technique's top-1)",
+};
+
+const BUILT_IN: Record<string, string> = {
+  logit_lens: 'logit lens',
+  patchscope: 'token-identity patchscope',
+  logitscope: 'logitscope',
+};
+
+/** "custom 1: hello->there;?->" for custom patchscopes, the PROTOCOL.md name otherwise. */
+export function techniqueLabel(id: string, prompts?: RunView['techniquePrompts']): string {
+  if (BUILT_IN[id]) return BUILT_IN[id];
+  const prompt = prompts?.[id]?.prompt;
+  const short = prompt && prompt.length > 24 ? `${prompt.slice(0, 23)}…` : prompt;
+  return short ? `${id.replace('_', ' ')}: ${JSON.stringify(short)}` : id.replace('_', ' ');
+}
+
+/** A token as text with its whitespace made visible: a leading space is ␣, a newline ↵. */
+export function showToken(text: string): string {
+  return text.replace(/\n/g, '↵').replace(/\t/g, '⇥').replace(/^ /, '␣');
+}
+
+export function layerLabel(layer: number): string {
+  return layer === -1 ? 'embeddings (−1)' : String(layer);
+}
+
+export function formatSeconds(s: number | null): string {
+  if (s === null || !Number.isFinite(s)) return '—';
+  const total = Math.round(s);
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const sec = String(total % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${sec}` : `${m}:${sec}`;
+}

@@ -1,0 +1,32 @@
+/** Per-layer summaries as chart series: one line per technique, with its 95% confidence band. */
+import type { Interval, LayerSummary } from '../../src-main/sweep/spec.ts';
+
+export type Metric = 'precision' | 'surprisal' | 'surprisalPaper';
+
+export interface Series {
+  technique: string;
+  points: { layer: number; mean: number; low: number; high: number }[];
+}
+
+export function seriesOf(summary: readonly LayerSummary[], metric: Metric): Series[] {
+  const byTechnique = new Map<string, Series>();
+  for (const row of summary) {
+    const s = byTechnique.get(row.technique) ?? { technique: row.technique, points: [] };
+    byTechnique.set(row.technique, s);
+    const v: Interval = row[metric];
+    s.points.push({ layer: row.layer, mean: v.mean, low: v.low, high: v.high });
+  }
+  for (const s of byTechnique.values()) s.points.sort((a, b) => a.layer - b.layer);
+  return [...byTechnique.values()];
+}
+
+/** Stable colours by technique id (Okabe–Ito, distinguishable with colour-vision deficiencies). */
+const PALETTE = ['#0072B2', '#E69F00', '#009E73', '#CC79A7', '#D55E00', '#56B4E9', '#F0E442', '#000000'];
+const FIXED: Record<string, number> = { logit_lens: 0, patchscope: 1, logitscope: 2 };
+
+export function colourOf(technique: string): string {
+  const fixed = FIXED[technique];
+  if (fixed !== undefined) return PALETTE[fixed];
+  const n = Number(/_(\d+)$/.exec(technique)?.[1] ?? 0);
+  return PALETTE[3 + (n % (PALETTE.length - 3))];
+}

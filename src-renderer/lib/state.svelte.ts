@@ -1,0 +1,111 @@
+/**
+ * The renderer's shared state and the actions that change it. Events only say "this changed";
+ * the handlers here refetch what they need (the Podman Desktop pattern), except progress, which
+ * carries the running summary so the charts fill in without a request per batch.
+ */
+import type { AppInfo, ComparisonRow, ModelView, RunView, SweepRequest } from '../../src-main/api/contract.ts';
+import type { SweepProgress } from '../../src-main/sweep/run-sweep.ts';
+import type { LayerSummary } from '../../src-main/sweep/spec.ts';
+import { api } from './api.ts';
+import { techniqueLabel } from './labels.ts';
+
+export type Tab = 'charts' | 'inspector' | 'runs';
+
+export const lab = $state({
+  info: null as AppInfo | null,
+  model: null as ModelView | null,
+  /** The run shown in the charts and the inspector. */
+  shown: null as RunView | null,
+  /** The latest progress of the sweep this window started or resumed (kept after it ends). */
+  live: null as { runId: string; progress: SweepProgress } | null,
+  /** A second run drawn dashed on the same charts. */
+  overlay: null as { runId: string; label: string; rows: ComparisonRow[] } | null,
+  /** The sweep this window started or resumed and has not seen finish. */
+  activeRunId: null as string | null,
+  tab: 'charts' as Tab,
+  /** Inspector: the example, and the cell a chart click asked for. */
+  ordinal: 0,
+  focus: null as { technique: string; layer: number } | null,
+  /** Bumped on runs.changed so lists refetch. */
+  runsVersion: 0,
+  /** The last sweep outcome worth saying (cancelled, failed), for the sweep panel. */
+  sweepNotice: null as string | null,
+  sweepError: null as unknown,
+});
+
+/** What the charts draw for the shown run: the live summary while it runs, the stored one after. */
+export function shownSummary(): LayerSummary[] {
+  if (!lab.shown) return [];
+  if (lab.live?.runId === lab.shown.id && lab.shown.status === 'running') return lab.live.progress.summary;
+  return lab.shown.summary;
+}
+
+export function labelOf(technique: string): string {
+  return techniqueLabel(technique, lab.shown?.techniquePrompts);
+}
+
+export async function openRun(runId: string, tab: Tab = 'charts'): Promise<void> {
+  const run = await api.call('runs.get', { runId });
+  if (lab.shown?.id !== runId) {
+    lab.ordinal = 0;
+    lab.focus = null;
+  }
+  lab.shown = run;
+  if (lab.overlay?.runId === runId) lab.overlay = null;
+  lab.tab = tab;
+}
+
+export async function overlayRun(runId: string, label: string): Promise<void> {
+  if (!lab.shown) throw new Error('open a run first; the overlay is drawn over it');
+  const rows = await api.call('runs.compare', { a: lab.shown.id, b: runId });
+  lab.overlay = { runId, label, rows };
+  lab.tab = 'charts';
+}
+
+/**
+ * A small sweep can send progress, or even finish, before its start request has answered with the
+ * run id; while a start is in flight, progress of an unknown run is taken to be ours.
+ */
+let starting = false;
+
+async function begin(request: () => Promise<string>): Promise<void> {
+  lab.sweepNotice = null;
+  lab.sweepError = null;
+  lab.live = null;
+  starting = true;
+  let runId: string;
+  try {
+    runId = await request();
+  } finally {
+    starting = false;
+  }
+  lab.activeRunId = runId;
+  await openRun(runId);
+  if (lab.shown?.status !== 'running' && lab.activeRunId === runId) lab.activeRunId = null;
+}
+
+export const startSweep = (request: SweepRequest) => begin(async () => (await api.call('sweep.start', request)).runId);
+export const resumeSweep = (runId: string) => begin(async () => (await api.call('sweep.resume', { runId })).runId);
+
+/** Subscribes to every event; returns the function that unsubscribes. */
+export function listen(): () => void {
+  const offs = [
+    api.on('sweep.progress', ({ runId, progress }) => {
+      if (runId === lab.activeRunId || (starting && lab.activeRunId === null)) lab.live = { runId, progress };
+    }),
+    api.on('sweep.finished', async ({ runId, status, error }) => {
+      if (runId !== lab.activeRunId && runId !== lab.shown?.id) return;
+      if (runId === lab.activeRunId) {
+        lab.activeRunId = null;
+        if (status === 'cancelled') lab.sweepNotice = 'Cancelled. Finished examples are kept; Resume continues from there.';
+        if (status === 'failed' && error) lab.sweepError = error;
+      }
+      if (runId === lab.shown?.id) lab.shown = await api.call('runs.get', { runId });
+    }),
+    api.on('runs.changed', () => lab.runsVersion++),
+    api.on('model.changed', async () => {
+      lab.model = await api.call('model.current', {});
+    }),
+  ];
+  return () => offs.forEach((off) => off());
+}
