@@ -135,7 +135,7 @@ export class Engine {
     items.forEach((it, i) => this.checkItem(it, `items[${i}]`));
     const { dModel } = this.config;
     // Right-padding is exact here: attention is causal, so positions up to each item's own never see the padding.
-    const seq = Math.max(...items.map((it) => it.position + 1));
+    const seq = items.reduce((m, it) => Math.max(m, it.position + 1), 0);
     const ids = new BigInt64Array(items.length * seq);
     items.forEach((it, b) => {
       for (let t = 0; t < seq; t++) ids[b * seq + t] = BigInt(t < it.tokens.length ? it.tokens[t] : 0);
@@ -154,13 +154,14 @@ export class Engine {
 
   /** Keys/values of every position of `tokens` but the last, which patched runs overwrite. */
   async prefix(tokens: number[]): Promise<TargetPrefix> {
-    this.checkTokens(tokens, 'target prompt');
     if (tokens.length === 0) throw new LogitscopeError('prompt_empty', 'the target prompt has no tokens', 'target prompt');
+    this.checkTokens(tokens, 'target prompt');
     const { nLayers, nHeads, dHead, dModel } = this.config;
     const p = tokens.length - 1;
     if (p === 0) {
+      // A one-token target (no BOS) has no prefix: the patched position attends only to itself.
       const empty = this.toCompute(new Float32Array(0), [nLayers, nHeads, 0, dHead]);
-      return { tokens, key: empty, value: { ...empty } };
+      return { tokens, key: empty, value: empty };
     }
     const out = await this.run('full', {
       input_ids: { type: 'int64', data: BigInt64Array.from(tokens.slice(0, p), BigInt), dims: [1, p] },
@@ -186,7 +187,6 @@ export class Engine {
       throw new LogitscopeError('argument_invalid', `expected ${rows} vectors of ${dModel} values, got ${opts.vectors.length} values`, 'vectors');
     }
     opts.injectLayers.forEach((l, i) => this.checkLayer(l, `injectLayers[${i}]`));
-    if (opts.prefix.tokens.length > this.config.nCtx) this.checkTokens(opts.prefix.tokens, 'target prompt');
     // The step graph wants rows sorted by inject layer; sort, run, and put the results back in order.
     // Row 0 is a zero sentinel entering at the embeddings: it keeps every block's batch non-empty,
     // because onnxruntime's CPU kernels crash (not throw) on a zero-row LayerNormalization.

@@ -56,7 +56,7 @@ export async function runSweep(
   validatePlan(engine, plan);
   const { examples, layers } = plan;
   const extractor = new Extractor(engine);
-  const longest = Math.max(...examples.map((e) => e.position + 1));
+  const longest = examples.reduce((m, e) => Math.max(m, e.position + 1), 0);
   const limits = batchLimits(engine.config, { layers: layers.length, budgetBytes: opts.budgetBytes, longest });
   if (opts.maxBatchExamples) limits.examples = Math.min(limits.examples, opts.maxBatchExamples);
   extractor.maxUnembedRows = limits.unembedRows;
