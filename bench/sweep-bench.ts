@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Engine } from '../src-main/engine/engine.ts';
+import { batchLimits } from '../src-main/sweep/batching.ts';
 import { prepareSweep } from '../src-main/sweep/prepare.ts';
 import { resolveProtocol } from '../src-main/sweep/protocol.ts';
 import { runSweep } from '../src-main/sweep/run-sweep.ts';
@@ -85,13 +86,13 @@ const naive = await time(() => runSweep(engine, naiveSlice));
 const naivePerExample = naive / naiveSlice.examples.length;
 const fastPerExample = fast / plan.examples.length;
 
-// The floor: every source prompt once, and every row through ln_f + lm_head once, in the sweep's chunk sizes.
+// The floor: every source prompt once, and every row through ln_f + lm_head once, in the sweep's own chunk size.
 const rows = plan.examples.length * nLayers * plan.techniques.length;
 const floor = await time(async () => {
   const src = await engine.sourcePass(plan.examples.map((e) => ({ tokens: e.tokens.slice(0, e.position + 1), position: e.position })));
   const resid = new Float32Array(rows * dModel);
   for (let r = 0; r < rows; r++) resid.set(src.resid.subarray((r % (nLayers * src.batch)) * dModel, ((r % (nLayers * src.batch)) + 1) * dModel), r * dModel);
-  const chunk = 256;
+  const chunk = batchLimits(engine.config, { layers: nLayers, longest: Math.max(...plan.examples.map((e) => e.position + 1)) }).unembedRows;
   for (let s = 0; s < rows; s += chunk) {
     const n = Math.min(chunk, rows - s);
     await engine.unembed({ resid: resid.subarray(s * dModel, (s + n) * dModel), referenceIds: new Array(n).fill(0), k: 10 });
