@@ -25,7 +25,8 @@ model computed are reused. --json writes the export record (per example, layer a
 per-layer means with 95% CIs at the top).
 
   --model DIR          GPT-J checkpoint directory (Hugging Face layout)
-  --data FILE          dataset file: .jsonl, .jsonl.gz, .jsonl.zst, .parquet, .txt (repeat for several)
+  --data FILE          dataset file: .jsonl, .jsonl.gz, .jsonl.zst, .parquet, .txt (repeat for several),
+                       or a built-in one: builtin:demo-heldout, builtin:brown, builtin:sotu
   --preset P           logitscope (the seed's protocol) or patchscopes (the paper's)
   --json OUT           also write the export record to OUT (written when cancelled with Ctrl-C too)
   --resume RUN         finish an interrupted or cancelled run
