@@ -6,7 +6,7 @@ import type { ComputeType } from './graph/layers.ts';
 import { planWeights } from './weight-plan.ts';
 
 /** Bump when the graph builders change, so cached graphs are rebuilt. */
-export const GRAPH_VERSION = 2;
+export const GRAPH_VERSION = 3;
 
 export interface BuiltModel {
   readonly cacheDir: string;

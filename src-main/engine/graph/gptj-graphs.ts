@@ -1,7 +1,7 @@
 import type { GptjConfig } from '../config.ts';
 import type { TensorRef } from '../tensor-ref.ts';
 import { GraphBuilder } from './onnx-builder.ts';
-import { type ComputeType, type Ctx, layerNorm, linear, mlp, rotary, rotaryTables, softmaxF32, unembed } from './layers.ts';
+import { type ComputeType, type Ctx, layerNorm, linear, mlp, rotary, rotaryTables, softmaxFromFloat32, toFloat32, unembed } from './layers.ts';
 
 /** Where the session finds a checkpoint tensor: a file in its weight folder and a byte offset. */
 export interface WeightPlacement {
@@ -107,8 +107,8 @@ export function buildFullGraph(o: GraphOptions): Uint8Array {
     const vh = b.op('Transpose', [proj.v], { perm: [0, 2, 1, 3] }); // [batch, H, seq, dh]
     keys.push(b.op('Unsqueeze', [kh, b.constInt64([0])]));
     values.push(b.op('Unsqueeze', [vh, b.constInt64([0])]));
-    const scores = b.op('Add', [b.op('Mul', [toF32(ctx, b.op('MatMul', [qh, b.op('Transpose', [kh], { perm: [0, 1, 3, 2] })])), scale]), causal]); // [batch, H, seq, seq]
-    const { probs } = softmaxF32(ctx, scores);
+    const scores = b.op('Add', [b.op('Mul', [toFloat32(ctx, b.op('MatMul', [qh, b.op('Transpose', [kh], { perm: [0, 1, 3, 2] })])), scale]), causal]); // [batch, H, seq, seq]
+    const probs = softmaxFromFloat32(ctx, scores);
     const heads = b.op('Transpose', [b.op('MatMul', [probs, vh])], { perm: [0, 2, 1, 3] }); // [batch, seq, H, dh]
     const attnOut = linear(ctx, b.op('Reshape', [heads, b.constInt64([-1, c.dModel])]), `transformer.h.${l}.attn.out_proj.weight`); // [batch*seq, d]
     const update = b.op('Reshape', [b.op('Add', [attnOut, mlp(ctx, x, l)]), residShape]); // [batch, seq, d]
@@ -121,10 +121,6 @@ export function buildFullGraph(o: GraphOptions): Uint8Array {
   b.output(b.op('Concat', keys, { axis: 0 }), 'present_key', dt, [c.nLayers, 'batch', c.nHeads, 'seq', c.dHead]);
   b.output(b.op('Concat', values, { axis: 0 }), 'present_value', dt, [c.nLayers, 'batch', c.nHeads, 'seq', c.dHead]);
   return b.encode();
-}
-
-function toF32(ctx: Ctx, x: string): string {
-  return ctx.dt === 'float32' ? x : ctx.b.op('Cast', [x], { to: GraphBuilder.elemCode('float32') });
 }
 
 /**
@@ -166,8 +162,8 @@ export function buildStepGraph(o: GraphOptions): Uint8Array {
     const pv = b.op('Gather', [prefixValue, layerIndex], { axis: 0 }); // [H, prefix, dh]
     const prefixScores = b.op('MatMul', [qh, b.op('Transpose', [pk], { perm: [0, 2, 1] })]); // [H, active, prefix]
     const selfScore = b.op('ReduceSum', [b.op('Mul', [qh, kh]), b.constInt64([-1])], { keepdims: 1 }); // [H, active, 1]
-    const scores = b.op('Mul', [toF32(ctx, b.op('Concat', [prefixScores, selfScore], { axis: 2 })), scale]); // [H, active, prefix+1]
-    const { probs } = softmaxF32(ctx, scores);
+    const scores = b.op('Mul', [toFloat32(ctx, b.op('Concat', [prefixScores, selfScore], { axis: 2 })), scale]); // [H, active, prefix+1]
+    const probs = softmaxFromFloat32(ctx, scores);
     const toPrefix = b.op('Slice', [probs, b.constInt64([0]), b.constInt64([-1]), b.constInt64([2])]); // [H, active, prefix]
     const toSelf = b.op('Slice', [probs, b.constInt64([-1]), b.constInt64([Number.MAX_SAFE_INTEGER]), b.constInt64([2])]); // [H, active, 1]
     const heads = b.op('Add', [b.op('MatMul', [toPrefix, pv]), b.op('Mul', [toSelf, vh])]); // [H, active, dh]

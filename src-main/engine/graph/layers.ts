@@ -83,16 +83,20 @@ export function rotary(ctx: Ctx, x: string, rank: number, t: { cos: string; sin:
   return b.op('Concat', [rotated, pass], { axis: last });
 }
 
-/** Softmax over the last axis, in fp32 whatever the compute type (as Hugging Face's GPT-J does for attention). */
-export function softmaxF32(ctx: Ctx, scores: string): { probs: string } {
-  const { b, dt } = ctx;
-  const s = dt === 'float32' ? scores : b.op('Cast', [scores], { to: GraphBuilder.elemCode('float32') });
-  const p = b.op('Softmax', [s], { axis: -1 });
-  return { probs: dt === 'float32' ? p : b.op('Cast', [p], { to: GraphBuilder.elemCode(dt) }) };
+export function toFloat32(ctx: Ctx, x: string): string {
+  return ctx.dt === 'float32' ? x : ctx.b.op('Cast', [x], { to: GraphBuilder.elemCode('float32') });
+}
+
+/**
+ * Softmax over the last axis of fp32 scores (attention is computed in fp32 whatever the compute
+ * type, as Hugging Face's GPT-J does); the probabilities come back in the compute type.
+ */
+export function softmaxFromFloat32(ctx: Ctx, scoresF32: string): string {
+  const p = ctx.b.op('Softmax', [scoresF32], { axis: -1 });
+  return ctx.dt === 'float32' ? p : ctx.b.op('Cast', [p], { to: GraphBuilder.elemCode(ctx.dt) });
 }
 
 /** ln_f + lm_head: x [rows, d] -> logits [rows, dVocab] in fp32. */
 export function unembed(ctx: Ctx, x: string): string {
-  const logits = linear(ctx, layerNorm(ctx, x, 'transformer.ln_f'), 'lm_head.weight', 'lm_head.bias');
-  return ctx.dt === 'float32' ? logits : ctx.b.op('Cast', [logits], { to: GraphBuilder.elemCode('float32') });
+  return toFloat32(ctx, linear(ctx, layerNorm(ctx, x, 'transformer.ln_f'), 'lm_head.weight', 'lm_head.bias'));
 }
