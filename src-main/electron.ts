@@ -92,7 +92,8 @@ function explainOpenFailure(e: unknown): string {
   const message = e instanceof Error ? e.message : String(e);
   if (/NODE_MODULE_VERSION|was compiled against a different Node\.js version/.test(message)) {
     return `${message}\n\nbetter-sqlite3 must be built for Electron's ABI: run \`npx @electron/rebuild -f -w better-sqlite3\` ` +
-      '(this replaces the Node build the CLI and tests use; `npm rebuild better-sqlite3` switches back), or use browser mode: `npx logitscope serve`.';
+      '(this replaces the Node build the CLI and tests use; `npm rebuild better-sqlite3` switches back), or point ' +
+      'LOGITSCOPE_SQLITE_BINDING at an Electron build of better_sqlite3.node, or use browser mode: `npx logitscope serve`.';
   }
   return message;
 }
