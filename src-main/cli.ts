@@ -1,5 +1,6 @@
 /** `npx logitscope <command>`: a thin front over the engine and sweeps. */
 import { formatError, isLogitscopeError } from './errors.ts';
+import { doctorCommand } from './cli/doctor.ts';
 import { extractCommand } from './cli/extract.ts';
 import { runsCommand } from './cli/runs.ts';
 import { sweepCommand } from './cli/sweep.ts';
@@ -12,6 +13,7 @@ const COMMANDS: Record<string, { summary: string; run(argv: string[]): Promise<v
   serve: serveCommand,
   start: startCommand,
   runs: runsCommand,
+  doctor: doctorCommand,
 };
 
 function usage(): string {

@@ -60,6 +60,14 @@ describe('the logitscope command line', () => {
     expect(record.protocol).toMatchObject({ preset: 'logitscope', bos: true, filter: { maxWords: 200, maxChars: 1600 } });
   });
 
+  test('doctor says the CPU provider starts and what CUDA needs on a machine without it', async () => {
+    const r = await cli(['doctor']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^cpu:\s+starts$/m);
+    expect(r.stdout).toMatch(/^cuda: .*ONNXRUNTIME_NODE_INSTALL=cuda12/m);
+    expect(r.stdout).toContain(path.join(tmp, 'results.sqlite'));
+  });
+
   test('mistakes get a coded one-line error and exit code 2', async () => {
     const cases: [string[], RegExp][] = [
       [['extract', '--model', tmp, '--text', 'x'], /\[config_missing\].*config\.json/],

@@ -72,3 +72,23 @@ export async function createSession(
     release: () => session.release(),
   };
 }
+
+/** The execution providers this onnxruntime-node build knows, and whether each ships with it. */
+export function listProviders(): { name: string; bundled: boolean }[] {
+  return ort.listSupportedBackends().map((b) => ({ name: b.name, bundled: b.bundled }));
+}
+
+/** Whether a session can really start on `device`: a one-node graph, so nothing else is needed. */
+export async function probeDevice(device: Device): Promise<{ ok: true } | { ok: false; reason: string }> {
+  const { GraphBuilder } = await import('./graph/onnx-builder.ts');
+  const b = new GraphBuilder('probe');
+  b.output(b.input('x', 'float32', [1]), 'y', 'float32', [1]);
+  try {
+    const session = await createSession(b.encode(), { device, weightFolder: '.', label: `${device} probe` });
+    await session.run({ x: { type: 'float32', data: new Float32Array([1]), dims: [1] } }, ['y']);
+    await session.release();
+    return { ok: true };
+  } catch (e) {
+    return { ok: false, reason: (e as Error).message };
+  }
+}
