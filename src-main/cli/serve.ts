@@ -19,17 +19,26 @@ const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 export const RENDERER_DIR = path.join(repoRoot, 'dist/renderer');
 
 /**
- * Builds dist/renderer with vite when it is missing (first run from a checkout). A checkout that
- * changed the renderer's sources rebuilds with `npm run build:renderer`.
+ * Builds dist/renderer with vite when it is missing (first run from a checkout) or older than any
+ * renderer source (after a pull), so the page always matches the API it talks to.
  */
 export async function ensureRendererBuilt(): Promise<string> {
-  if (fs.existsSync(path.join(RENDERER_DIR, 'index.html'))) return RENDERER_DIR;
+  const built = path.join(RENDERER_DIR, 'index.html');
+  if (fs.existsSync(built) && newestSource(path.join(repoRoot, 'src-renderer')) <= fs.statSync(built).mtimeMs) return RENDERER_DIR;
   await viteBuild(path.join(repoRoot, 'vite.config.ts'), 'the user interface');
   return RENDERER_DIR;
 }
 
+function newestSource(dir: string): number {
+  let newest = 0;
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) newest = Math.max(newest, fs.statSync(path.join(entry.parentPath, entry.name)).mtimeMs);
+  }
+  return newest;
+}
+
 export async function viteBuild(configFile: string, what: string): Promise<void> {
-  console.error(`Building ${what} (first run)…`);
+  console.error(`Building ${what}…`);
   let vite: typeof import('vite');
   try {
     vite = await import('vite');
