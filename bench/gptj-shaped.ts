@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { expectedWeightShapes, parseGptjConfig } from '../src-main/engine/config.ts';
 import { encodeHalf } from '../src-main/engine/dtype.ts';
+import { gaussian } from '../test/fixtures/checkpoint-writer.ts';
 
 export interface ShapedOptions {
   dir: string;
@@ -66,17 +67,8 @@ export function writeGptjShaped(o: ShapedOptions): string {
   fs.writeSync(fd, json);
 
   // One block of unit Gaussian noise, reused at shifting offsets and scaled per tensor.
-  let s = (o.seed ?? 1) >>> 0;
-  const noise = new Float32Array(CHUNK + 4099);
-  for (let i = 0; i < noise.length; i += 2) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    const u = ((Math.imul(s ^ (s >>> 15), s | 1) >>> 0) + 1) / 4294967297;
-    s = (s + 0x6d2b79f5) >>> 0;
-    const v = (Math.imul(s ^ (s >>> 13), s | 61) >>> 0) / 4294967296;
-    const r = Math.sqrt(-2 * Math.log(u));
-    noise[i] = r * Math.cos(2 * Math.PI * v);
-    noise[i + 1] = r * Math.sin(2 * Math.PI * v);
-  }
+  const rand = gaussian(o.seed ?? 1);
+  const noise = Float32Array.from({ length: CHUNK + 4099 }, rand);
   // The noise block scaled once per distinct (mean, std) and encoded to the file's dtype.
   const scaled = new Map<string, Uint8Array>();
   const block = (mean: number, std: number) => {

@@ -17,6 +17,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { mulberry32 } from '../src-main/data/shuffle.ts';
 import { parseGptjConfig } from '../src-main/engine/config.ts';
 import { Engine, residRow } from '../src-main/engine/engine.ts';
 import type { Device } from '../src-main/engine/ort-session.ts';
@@ -82,8 +83,7 @@ async function sweepAtScale(): Promise<void> {
     console.log(`wrote a random GPT-J-shaped fp16 checkpoint in ${((performance.now() - t) / 1000).toFixed(0)} s`);
   }
   const words = 'time year people way day man thing woman life child world school state family group country problem hand part place case week company system'.split(' ');
-  let seed = 3;
-  const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const rand = mulberry32(3);
   const data = path.join(o.dir, 'prompts.jsonl');
   const lines = Array.from({ length: Number(o.examples) }, () => JSON.stringify({ text: Array.from({ length: Number(o.words) }, () => words[Math.floor(rand() * words.length)]).join(' ') }));
   fs.writeFileSync(data, lines.join('\n'));

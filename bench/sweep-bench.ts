@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { mulberry32 } from '../src-main/data/shuffle.ts';
 import { Engine } from '../src-main/engine/engine.ts';
 import { batchLimits } from '../src-main/sweep/batching.ts';
 import { prepareSweep } from '../src-main/sweep/prepare.ts';
@@ -49,8 +50,7 @@ if (!fs.existsSync(path.join(modelDir, 'model.safetensors'))) {
   writeGptjShaped({ dir: modelDir, nLayers, dModel, nHeads, rotaryDim: Math.max(2, (dModel / nHeads) / 4), dtype: 'F32' });
 }
 const data = path.join(o.dir, 'data.jsonl');
-let seed = 7;
-const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+const rand = mulberry32(7);
 const lines = Array.from({ length: count }, () => JSON.stringify({ text: Array.from({ length: Number(o.words) }, () => WORDS[Math.floor(rand() * WORDS.length)]).join(' ') }));
 fs.writeFileSync(data, lines.join('\n'));
 

@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { blockWeightNames, expectedWeightShapes, type GptjConfig } from '../src-main/engine/config.ts';
 import { applyRotary, logSoftmax, referenceForward, referenceLogitLens, type Weights } from './reference/gptj-f64.ts';
+import { mulberry32 } from '../src-main/data/shuffle.ts';
 
 const config: GptjConfig = {
   nLayers: 2,
@@ -19,19 +20,10 @@ const config: GptjConfig = {
   bosTokenId: 0,
 };
 
-/** mulberry32: a small seeded generator, so every run sees the same weights. */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Every weight the config implies, uniform in ±0.5 (LayerNorm gains around 1), large enough that attention is not uniform. */
 function randomWeights(c: GptjConfig, seed: number): Map<string, Float64Array> {
-  const rand = prng(seed);
+  const rand = mulberry32(seed);
   const weights = new Map<string, Float64Array>();
   for (const [name, shape] of expectedWeightShapes(c)) {
     const gain = /ln_\w+\.weight$/.test(name) ? 1 : 0;

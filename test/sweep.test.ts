@@ -9,14 +9,14 @@ import { buildExamples, drawPosition, resolveProtocol } from '../src-main/sweep/
 import { runSweep, type SweepProgress } from '../src-main/sweep/run-sweep.ts';
 import type { SweepSpec } from '../src-main/sweep/spec.ts';
 import { BUILT_IN_TECHNIQUES, customPatchscope } from '../src-main/sweep/techniques.ts';
+import { mulberry32 } from '../src-main/data/shuffle.ts';
 import { writeTinyGptj } from './fixtures/checkpoint-writer.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sweep-'));
 const WORDS = 'the of and to in is was that for on with as by at from his her it an were are which this be or had not but'.split(' ');
 
 function writeDataset(file: string, n: number, seed: number): void {
-  let s = seed;
-  const next = () => (s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const next = mulberry32(seed);
   const lines = Array.from({ length: n }, (_, i) => {
     const words = Array.from({ length: 3 + Math.floor(next() * 14) }, () => WORDS[Math.floor(next() * WORDS.length)]);
     return JSON.stringify({ text: `${words.join(' ')}.`, meta: { pile_set_name: i % 2 ? 'Pile-CC' : 'Wikipedia (en)' } });

