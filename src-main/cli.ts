@@ -41,4 +41,10 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// `logitscope runs list | head` closes the pipe early: that ends the output, it is not a crash.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+
 process.exitCode = await main(process.argv.slice(2));

@@ -5,12 +5,17 @@ type Options = NonNullable<ParseArgsConfig['options']>;
 
 /** parseArgs with every mistake reported as an `argument_invalid` error naming the option. */
 export function parseOptions<O extends Options>(argv: string[], options: O, help: string) {
+  return parseCommandLine(argv, options, help, false)?.values;
+}
+
+/** As parseOptions, for commands that also take positional arguments (subcommands, run ids). */
+export function parseCommandLine<O extends Options>(argv: string[], options: O, help: string, allowPositionals = true) {
   if (argv.includes('--help') || argv.includes('-h')) {
     console.log(help);
     return undefined;
   }
   try {
-    return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values;
+    return parseArgs({ args: argv, options, strict: true, allowPositionals });
   } catch (e) {
     throw new LogitscopeError('argument_invalid', `${(e as Error).message}\n\n${help}`);
   }

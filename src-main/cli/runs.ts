@@ -4,7 +4,7 @@ import { exportCsv, exportJson, exportParquet } from '../store/export.ts';
 import { defaultDbPath } from '../store/location.ts';
 import { ResultStore } from '../store/result-store.ts';
 import type { RunStatus } from '../store/types.ts';
-import { parseOptions, requiredOption } from './options.ts';
+import { parseCommandLine, requiredOption } from './options.ts';
 import { formatSummaryTable } from './summary-table.ts';
 
 const HELP = `usage: logitscope runs <list|show|compare|export|delete> [options]
@@ -22,10 +22,7 @@ const STATUSES: RunStatus[] = ['running', 'completed', 'cancelled', 'failed'];
 export const runsCommand = {
   summary: 'list, show, compare, export and delete stored runs',
   async run(argv: string[]) {
-    const [sub, ...rest] = argv;
-    const positional = rest.filter((a, i) => !a.startsWith('--') && (i === 0 || !rest[i - 1].startsWith('--')));
-    const flags = rest.filter((a) => !positional.includes(a));
-    const o = parseOptions(flags, {
+    const parsed = parseCommandLine(argv, {
       db: { type: 'string' },
       model: { type: 'string' },
       dataset: { type: 'string' },
@@ -33,8 +30,9 @@ export const runsCommand = {
       format: { type: 'string' },
       out: { type: 'string' },
     }, HELP);
-    if (!o) return;
-    if (!sub || sub.startsWith('-')) throw new LogitscopeError('argument_invalid', `a subcommand is required\n\n${HELP}`);
+    if (!parsed) return;
+    const { values: o, positionals: [sub, ...positional] } = parsed;
+    if (!sub) throw new LogitscopeError('argument_invalid', `a subcommand is required\n\n${HELP}`);
     const readonly = sub === 'list' || sub === 'show' || sub === 'compare' || sub === 'export';
     const store = ResultStore.open(o.db ?? defaultDbPath(), { readonly });
     try {
