@@ -8,7 +8,7 @@ import { loadTokenizer, type GptjTokenizer } from '../engine/tokenizer.ts';
 import { LogitscopeError, serializeError } from '../errors.ts';
 import { exportCsv, exportJson } from '../store/export.ts';
 import { defaultDbPath } from '../store/location.ts';
-import { ResultStore } from '../store/result-store.ts';
+import { ResultStore, type StoredExample } from '../store/result-store.ts';
 import { resolveProtocol } from '../sweep/protocol.ts';
 import type { PresetName, ProtocolSettings, SweepSpec } from '../sweep/spec.ts';
 import { BUILT_IN_TECHNIQUES, customPatchscope, type TechniqueSpec } from '../sweep/techniques.ts';
@@ -258,14 +258,9 @@ export class Lab {
 
   private exampleView(runId: string, ordinal: number): ExampleView {
     const run = this.store.getRun(runId);
-    let found;
-    for (const s of this.store.iterateResults(runId)) {
-      if (s.example.ordinal === ordinal) {
-        found = s;
-        break;
-      }
-    }
-    if (!found) throw new LogitscopeError('argument_invalid', `run ${runId} has no finished example ${ordinal}`, 'ordinal');
+    // One page of one example, starting at it: the inspector reads only what it shows.
+    const found: StoredExample | void = this.store.iterateResults(runId, { fromOrdinal: ordinal, pageSize: 1 }).next().value;
+    if (!found || found.example.ordinal !== ordinal) throw new LogitscopeError('argument_invalid', `run ${runId} has no finished example ${ordinal}`, 'ordinal');
     const tok = this.tokenizerFor(run.modelPath);
     const text = (id: number) => tok.tokenString(id);
     const { example, result } = found;

@@ -21,8 +21,6 @@ export interface GptjConfig {
   readonly bosTokenId: number;
 }
 
-/** Tokens the GPT-2 BPE tokenizer can produce; rows of the unembedding past this are padding. */
-export const GPT2_REAL_VOCAB = 50257;
 export const ENDOFTEXT_ID = 50256;
 
 type Raw = Record<string, unknown>;

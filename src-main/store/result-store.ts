@@ -263,12 +263,13 @@ export class ResultStore {
    * The run's examples that have stored results, in order, a page of examples per query: memory
    * stays flat for exports, and no statement stays open between pages, so writes can go on.
    */
-  *iterateResults(runId: string): Generator<StoredExample> {
+  *iterateResults(runId: string, opts: { fromOrdinal?: number; pageSize?: number } = {}): Generator<StoredExample> {
     const shape = this.shape(runId);
-    for (let after = -1; ; ) {
+    const page = opts.pageSize ?? PAGE;
+    for (let after = (opts.fromOrdinal ?? 0) - 1; ; ) {
       const examples = this.db.all<{ ordinal: number; record_index: number; source: string | null; done: number; key: string; tokens: Buffer; position: number }>(
         `SELECT re.ordinal, re.record_index, re.source, re.done, e.key, e.tokens, e.position
-         FROM run_examples re JOIN examples e ON e.id = re.example_id WHERE re.run_id = ? AND re.ordinal > ? ORDER BY re.ordinal LIMIT ${PAGE}`,
+         FROM run_examples re JOIN examples e ON e.id = re.example_id WHERE re.run_id = ? AND re.ordinal > ? ORDER BY re.ordinal LIMIT ${page}`,
         runId, after,
       );
       if (examples.length === 0) return;
