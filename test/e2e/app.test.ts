@@ -140,7 +140,7 @@ describe.skipIf(!fs.existsSync(CHROMIUM))(`the app in headless Chromium against 
     await everyChartFull(page, TECHNIQUES);
     const drawn = await drawnPoints(page);
     expect(drawn).toEqual([0, 1].map(() => ({ logit_lens: LAYERS, patchscope: LAYERS, logitscope: LAYERS, custom_1: LAYERS })));
-    await expect.poll(() => page.locator('.run-heading .status').innerText()).toBe('completed');
+    await expect.poll(() => page.locator('.run-heading .status').innerText(), { timeout: 60_000 }).toBe('completed');
     await expect.poll(() => page.getByRole('progressbar', { name: 'Sweep progress' }).evaluate((el) => (el as HTMLProgressElement).value)).toBe(5);
     expect(await page.locator('.progress').innerText()).toMatch(/5 \/ 5 examples/);
     await shot('05-charts-seed-convention');
@@ -210,7 +210,7 @@ describe.skipIf(!fs.existsSync(CHROMIUM))(`the app in headless Chromium against 
     await page.getByLabel('Run name (optional)').fill('second');
     await page.getByRole('button', { name: 'Run sweep' }).click();
     await everyChartFull(page, 1);
-    await expect.poll(() => page.locator('.run-heading .status').innerText()).toBe('completed');
+    await expect.poll(() => page.locator('.run-heading .status').innerText(), { timeout: 60_000 }).toBe('completed');
     await page.getByRole('tab', { name: 'Runs' }).click();
     await page.getByRole('button', { name: 'Open e2e sweep' }).click();
     await page.getByRole('tab', { name: 'Runs' }).click();
