@@ -17,7 +17,7 @@ const ELECTRON_DIR = path.join(repoRoot, 'dist/electron');
  * The Electron binary, found the way the electron package's own index.js finds it but without
  * loading that file, which throws when the binary download was skipped.
  */
-export function electronBinary(): { path: string } | { missing: string } {
+export function electronBinary(): { path: string } | { missing: string; installer?: string } {
   let pkg: string;
   try {
     pkg = createRequire(import.meta.url).resolve('electron/package.json');
@@ -27,22 +27,39 @@ export function electronBinary(): { path: string } | { missing: string } {
   const dir = path.dirname(pkg);
   const pathFile = path.join(dir, 'path.txt');
   if (!fs.existsSync(pathFile)) {
-    return { missing: 'the Electron binary was not downloaded (installs with ELECTRON_SKIP_BINARY_DOWNLOAD=1 skip it; `node node_modules/electron/install.js` fetches it)' };
+    // package.json's allowScripts keeps npm from running electron's download at install time (it
+    // would fail the whole install where only the npm registry is reachable); `start` runs it.
+    return { missing: 'the Electron binary has not been downloaded yet (`node node_modules/electron/install.js` fetches it; it needs access to its download host)', installer: path.join(dir, 'install.js') };
   }
   const relative = fs.readFileSync(pathFile, 'utf8').trim();
   const binary = process.env.ELECTRON_OVERRIDE_DIST_PATH ? path.join(process.env.ELECTRON_OVERRIDE_DIST_PATH, relative) : path.join(dir, 'dist', relative);
   return fs.existsSync(binary) ? { path: binary } : { missing: `the Electron binary is missing at ${binary}` };
 }
 
+function noDisplay(env: NodeJS.ProcessEnv, platform: NodeJS.Platform): string | null {
+  return platform === 'linux' && !env.DISPLAY && !env.WAYLAND_DISPLAY
+    ? 'there is no display: neither DISPLAY nor WAYLAND_DISPLAY is set (a headless machine or a plain SSH session)'
+    : null;
+}
+
 /** Why no window can open here, all reasons at once; empty when it can. */
 export function whyNoWindow(env: NodeJS.ProcessEnv = process.env, platform: NodeJS.Platform = process.platform): string[] {
   const reasons: string[] = [];
-  if (platform === 'linux' && !env.DISPLAY && !env.WAYLAND_DISPLAY) {
-    reasons.push('there is no display: neither DISPLAY nor WAYLAND_DISPLAY is set (a headless machine or a plain SSH session)');
-  }
+  const display = noDisplay(env, platform);
+  if (display) reasons.push(display);
   const binary = electronBinary();
   if ('missing' in binary) reasons.push(binary.missing);
   return reasons;
+}
+
+/** The first start on a machine with a display downloads the Electron binary, once. */
+async function fetchElectronBinary(installer: string): Promise<boolean> {
+  console.error('Downloading the Electron binary (once; about 100 MB)…');
+  const child = spawn(process.execPath, [installer], { stdio: 'inherit', env: { ...process.env, ELECTRON_SKIP_BINARY_DOWNLOAD: '' } });
+  return new Promise((resolve) => {
+    child.on('exit', (code) => resolve(code === 0));
+    child.on('error', () => resolve(false));
+  });
 }
 
 const BROWSER_MODE = `Use browser mode instead; it shows the same interface:
@@ -57,6 +74,10 @@ export const startCommand = {
     if (argv.includes('--help') || argv.includes('-h')) {
       console.log(HELP);
       return;
+    }
+    const binaryNow = electronBinary();
+    if (!noDisplay(process.env, process.platform) && 'installer' in binaryNow && binaryNow.installer) {
+      await fetchElectronBinary(binaryNow.installer);
     }
     const reasons = whyNoWindow();
     if (reasons.length > 0) {

@@ -4,7 +4,7 @@ import path from 'node:path';
 
 /** What a GPU user runs to get the CUDA provider; kept next to the check so the two agree. */
 export const CUDA_INSTALL_HINT =
-  'install the CUDA provider with `ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node` ' +
+  'install the CUDA provider with `ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install` ' +
   '(it must match onnxruntime-node exactly), and put the CUDA 12 and cuDNN 9 libraries on LD_LIBRARY_PATH';
 
 /** Where onnxruntime-node keeps its native libraries (and where the CUDA provider is installed). */
