@@ -1,5 +1,6 @@
-/** `npx logitscope <command>`: a thin front over the engine and sweeps. */
+/** `npx logitscope <command>`: a thin front over the one API (api/lab.ts), like the app's window and page. */
 import { formatError, isLogitscopeError } from './errors.ts';
+import { datasetCommand } from './cli/dataset.ts';
 import { doctorCommand } from './cli/doctor.ts';
 import { extractCommand } from './cli/extract.ts';
 import { runsCommand } from './cli/runs.ts';
@@ -13,6 +14,7 @@ const COMMANDS: Record<string, { summary: string; run(argv: string[]): Promise<v
   serve: serveCommand,
   start: startCommand,
   runs: runsCommand,
+  dataset: datasetCommand,
   doctor: doctorCommand,
 };
 
@@ -34,7 +36,8 @@ async function main(argv: string[]): Promise<number> {
   }
   try {
     await command.run(rest);
-    return 0;
+    // A command may set its own status (a cancelled sweep exits 130).
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
     console.error(formatError(e));
     return isLogitscopeError(e) ? 2 : 1;

@@ -26,6 +26,12 @@ export type ErrorCode =
   | 'dataset_unsupported'
   | 'slice_empty'
   | 'argument_invalid'
+  | 'unauthorized'
+  | 'forbidden_origin'
+  | 'model_not_loaded'
+  | 'model_busy'
+  | 'run_busy'
+  | 'output_unwritable'
   | 'cancelled'
   | 'cache_schema_newer'
   | 'cache_corrupt'
@@ -35,6 +41,12 @@ export type ErrorCode =
   | 'cache_missing'
   | 'run_not_found';
 
+/** One problem with a request: where (a dotted path into the payload, or an option) and what. */
+export interface Issue {
+  path: string;
+  message: string;
+}
+
 export class LogitscopeError extends Error {
   override readonly name = 'LogitscopeError';
   constructor(
@@ -42,6 +54,8 @@ export class LogitscopeError extends Error {
     message: string,
     /** The file, field or argument the error is about, when there is one. */
     readonly path?: string,
+    /** Every problem found, when a request was checked as a whole (argument_invalid). */
+    readonly issues?: Issue[],
   ) {
     super(message);
   }
@@ -54,9 +68,10 @@ export function isLogitscopeError(e: unknown): e is LogitscopeError {
 /** One line for a terminal or a UI banner: "[code] path: message". */
 export function formatError(e: unknown): string {
   if (e instanceof LogitscopeError) {
+    if (e.issues && e.issues.length > 1) return `[${e.code}] ${e.message}\n${e.issues.map((i) => `  - ${i.path ? `${i.path}: ` : ''}${i.message}`).join('\n')}`;
     return `[${e.code}] ${e.path ? `${e.path}: ` : ''}${e.message}`;
   }
-  if (e instanceof Error) return `[unexpected] ${e.message}`;
+  if (e instanceof Error) return `[unexpected] ${e.name !== 'Error' ? `${e.name}: ` : ''}${e.message}`;
   return `[unexpected] ${String(e)}`;
 }
 
@@ -65,14 +80,22 @@ export interface SerializedError {
   code: ErrorCode | 'unexpected';
   message: string;
   path?: string;
+  issues?: Issue[];
+  /** For unexpected errors: the original class name (TypeError, SqliteError…), so it is not lost. */
+  name?: string;
 }
 
 export function serializeError(e: unknown): SerializedError {
-  if (e instanceof LogitscopeError) return { code: e.code, message: e.message, path: e.path };
-  return { code: 'unexpected', message: e instanceof Error ? e.message : String(e) };
+  if (e instanceof LogitscopeError) return { code: e.code, message: e.message, ...(e.path !== undefined && { path: e.path }), ...(e.issues && { issues: e.issues }) };
+  if (e instanceof Error) return { code: 'unexpected', message: e.message, name: e.name };
+  return { code: 'unexpected', message: String(e) };
 }
 
 export function deserializeError(s: SerializedError): Error {
-  if (s.code === 'unexpected') return new Error(s.message);
-  return new LogitscopeError(s.code, s.message, s.path);
+  if (s.code === 'unexpected') {
+    const e = new Error(s.message);
+    if (s.name) e.name = s.name;
+    return e;
+  }
+  return new LogitscopeError(s.code, s.message, s.path, s.issues);
 }

@@ -115,20 +115,20 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     setCommonHeaders(res);
     // A DNS-rebinding page reaches us under its own host name; only our names are accepted.
     if (allowedHosts && !allowedHosts.has((req.headers.host ?? '').toLowerCase())) {
-      return sendEnvelope(res, 403, { code: 'argument_invalid', message: 'unexpected Host header', path: 'host' });
+      return sendEnvelope(res, 403, { code: 'forbidden_origin', message: 'unexpected Host header', path: 'host' });
     }
     const url = new URL(req.url ?? '/', 'http://placeholder');
     if (!url.pathname.startsWith('/api/')) return serveStatic(req, res, url.pathname);
 
     const origin = req.headers.origin;
     if (origin !== undefined && origin !== `http://${req.headers.host}`) {
-      return sendEnvelope(res, 403, { code: 'argument_invalid', message: 'cross-origin requests are refused', path: 'origin' });
+      return sendEnvelope(res, 403, { code: 'forbidden_origin', message: 'cross-origin requests are refused', path: 'origin' });
     }
     const isEvents = url.pathname === '/api/events';
     // EventSource cannot send headers, so the stream alone may carry the token in the query.
     const given = bearer(req.headers.authorization) ?? (isEvents ? url.searchParams.get('token') : null);
     if (given === null || !sameToken(given)) {
-      return sendEnvelope(res, 401, { code: 'argument_invalid', message: 'missing or wrong access token: open the URL that `logitscope serve` printed', path: 'token' });
+      return sendEnvelope(res, 401, { code: 'unauthorized', message: 'missing or wrong access token: open the URL that `logitscope serve` printed', path: 'token' });
     }
     if (isEvents) {
       if (req.method !== 'GET') return sendEnvelope(res, 405, { code: 'argument_invalid', message: 'use GET for /api/events' });

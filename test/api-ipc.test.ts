@@ -106,7 +106,7 @@ describe('Electron IPC wiring (fake ipcMain, real Lab, real SQLite file)', () =>
     const before = dispatched.length;
     for (const frame of [{ url: 'https://evil.example/', parent: null }, { url: 'app://logitscope/index.html', parent: {} }, { url: 'file:///etc/passwd', parent: null }, null]) {
       ipc.frame = frame;
-      expect(await bridge.call('runs.list', {})).toMatchObject({ ok: false, error: { code: 'argument_invalid', path: 'sender' } });
+      expect(await bridge.call('runs.list', {})).toMatchObject({ ok: false, error: { code: 'forbidden_origin', path: 'sender' } });
     }
     ipc.frame = APP_FRAME;
     expect(dispatched.length).toBe(before);

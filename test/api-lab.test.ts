@@ -35,7 +35,7 @@ describe('the API handlers (real engine, real SQLite file)', () => {
     expect(await lab.dispatch('model.load', { dir: tmp })).toMatchObject({ ok: false, error: { code: 'config_missing' } });
     expect(await lab.dispatch('sweep.start', { files: [data], preset: 'logitscope', techniques: [{ id: 'logit_lens' }], layers: null })).toMatchObject({
       ok: false,
-      error: { code: 'argument_invalid', message: 'load a model first' },
+      error: { code: 'model_not_loaded', message: 'load a model first' },
     });
   });
 

@@ -81,7 +81,7 @@ describe('browser mode server', () => {
     for (const headers of [{ 'Content-Type': 'application/json' }, { ...auth(), Authorization: 'Bearer wrong' }, { ...auth(), Authorization: `Bearer ${server.token}x` }]) {
       const r = await post('runs.list', '{}', headers);
       expect(r.status).toBe(401);
-      expect(JSON.parse(r.body)).toMatchObject({ ok: false, error: { code: 'argument_invalid', path: 'token' } });
+      expect(JSON.parse(r.body)).toMatchObject({ ok: false, error: { code: 'unauthorized', path: 'token' } });
     }
     // The query form is only for the event stream, which cannot send headers.
     expect((await request(server.port, { method: 'POST', path: `/api/runs.list?token=${server.token}`, headers: { 'Content-Type': 'application/json' }, body: '{}' })).status).toBe(401);

@@ -5,12 +5,15 @@
  *
  * Types only: this file is imported by the renderer bundle, so it must not pull in Node modules.
  */
+import type { z } from 'zod';
 import type { SerializedError } from '../errors.ts';
-import type { SweepProgress } from '../sweep/run-sweep.ts';
-import type { LayerSummary, PresetName, ProtocolSettings, Strategy } from '../sweep/spec.ts';
-import type { TargetLayerRule } from '../sweep/techniques.ts';
+import type { LayerSummary, ProtocolSettings, Strategy } from '../sweep/spec.ts';
+import type { EventSchemas, RequestSchemas } from './schemas.ts';
 
-export type Device = 'cpu' | 'cuda';
+type PayloadOf<K extends keyof RequestSchemas> = z.input<RequestSchemas[K]>;
+
+export type Device = PayloadOf<'model.load'>['device'] & string;
+export type RunStatus = NonNullable<PayloadOf<'runs.list'>['status']>;
 
 export interface AppInfo {
   version: string;
@@ -41,7 +44,7 @@ export interface ModelView {
   loadSeconds: number;
 }
 
-export type ProtocolOverrides = Partial<Omit<ProtocolSettings, 'preset'>>;
+export type ProtocolOverrides = NonNullable<PayloadOf<'sweep.start'>['overrides']>;
 
 export interface DatasetPreview {
   protocol: ProtocolSettings;
@@ -54,26 +57,14 @@ export interface DatasetPreview {
 }
 
 /** A technique as the UI asks for it; custom patchscopes carry their prompt and target layer rule. */
-export type TechniqueChoice =
-  | { id: 'logit_lens' | 'patchscope' | 'logitscope' }
-  | { id: 'custom'; prompt: string; targetLayer: TargetLayerRule };
+export type TechniqueChoice = PayloadOf<'sweep.start'>['techniques'][number];
 
-export interface SweepRequest {
-  files: string[];
-  preset: PresetName;
-  overrides?: ProtocolOverrides;
-  techniques: TechniqueChoice[];
-  /** null = every layer. */
-  layers: number[] | null;
-  k?: number;
-  strategy?: Strategy;
-  name?: string;
-}
+export type SweepRequest = PayloadOf<'sweep.start'>;
 
 export interface RunSummaryView {
   id: string;
   name: string | null;
-  status: 'running' | 'completed' | 'cancelled' | 'failed';
+  status: RunStatus;
   createdAt: string;
   modelPath: string;
   files: string[];
@@ -84,8 +75,11 @@ export interface RunSummaryView {
 }
 
 export interface RunView extends RunSummaryView {
+  device: Device;
   protocol: ProtocolSettings;
   strategy: Strategy;
+  /** The files and how they were read: records scanned, filtered out, and skipped by reason. */
+  dataset: { files: string[] } & Record<string, unknown>;
   techniquePrompts: Record<string, { prompt?: string; promptTokens?: number[]; targetLayer?: 'same' | number }>;
   summary: LayerSummary[];
   error: SerializedError | null;
@@ -117,30 +111,63 @@ export interface ComparisonRow {
   b?: LayerSummary;
 }
 
-/** Request name -> [payload, reply]. */
-export interface ApiRequests {
-  'app.info': [Record<string, never>, AppInfo];
-  'model.load': [{ dir: string; device?: Device; allowCpuFallback?: boolean }, ModelView];
-  'model.current': [Record<string, never>, ModelView | null];
-  'dataset.preview': [{ files: string[]; preset: PresetName; overrides?: ProtocolOverrides; sampleCount?: number }, DatasetPreview];
-  'sweep.start': [SweepRequest, { runId: string }];
-  'sweep.cancel': [{ runId: string }, { cancelled: boolean }];
-  'sweep.resume': [{ runId: string }, { runId: string }];
-  'runs.list': [{ status?: RunSummaryView['status']; modelPath?: string; dataset?: string }, RunSummaryView[]];
-  'runs.get': [{ runId: string }, RunView];
-  'runs.example': [{ runId: string; ordinal: number }, ExampleView];
-  'runs.compare': [{ a: string; b: string }, ComparisonRow[]];
-  'runs.export': [{ runId: string; format: 'json' | 'csv' }, { fileName: string; mimeType: string; content: string }];
-  'runs.delete': [{ runId: string }, { deleted: boolean }];
+/** One prompt's extraction: its tokens, the position read, and the layer × technique grid. */
+export interface ExtractView {
+  tokens: { id: number; text: string }[];
+  position: number;
+  bos: boolean;
+  reference: { id: number; text: string };
+  techniques: { id: string; prompt?: string; targetLayer?: 'same' | number }[];
+  layers: number[];
+  cells: ExampleView['cells'];
+  /** The export record of this extraction (the sweeps' schema, one example). */
+  record: unknown;
 }
 
-/** Event name -> payload. Events say "this changed" and carry ids and progress, never tensors. */
-export interface ApiEvents {
-  'sweep.progress': { runId: string; progress: SweepProgress };
-  'sweep.finished': { runId: string; status: RunSummaryView['status']; error?: SerializedError };
-  'model.changed': { dir: string };
-  'runs.changed': Record<string, never>;
+export interface DoctorReport {
+  versions: Record<string, string>;
+  providers: { name: string; bundled: boolean }[];
+  /** Per device: whether a session starts, or why not and what to install. */
+  devices: { device: Device; starts: boolean; detail: string }[];
+  gpus: string[];
+  dbPath: string;
+  cacheDir: string;
 }
+
+export interface ExportReply {
+  fileName: string;
+  mimeType: string;
+  /** The file's content, unless it was written to `out`; parquet comes base64-encoded. */
+  content?: string;
+  encoding?: 'utf8' | 'base64';
+  /** Rows written (csv/parquet) or bytes (json), for the caller's message. */
+  written: number;
+}
+
+/** Request name -> reply. The payload of each is inferred from its schema (schemas.ts). */
+interface Replies {
+  'app.info': AppInfo;
+  'app.doctor': DoctorReport;
+  'model.load': ModelView;
+  'model.current': ModelView | null;
+  'dataset.preview': DatasetPreview;
+  'sweep.start': { runId: string };
+  'sweep.cancel': { cancelled: boolean };
+  'sweep.resume': { runId: string };
+  extract: ExtractView;
+  'runs.list': RunSummaryView[];
+  'runs.get': RunView;
+  'runs.example': ExampleView;
+  'runs.compare': ComparisonRow[];
+  'runs.export': ExportReply;
+  'runs.delete': { deleted: boolean };
+}
+
+/** Request name -> [payload, reply]. */
+export type ApiRequests = { [K in keyof RequestSchemas]: [PayloadOf<K>, Replies[K]] };
+
+/** Event name -> payload. Events say "this changed" and carry ids and progress, never tensors. */
+export type ApiEvents = { [E in keyof EventSchemas]: z.output<EventSchemas[E]> };
 
 export type RequestName = keyof ApiRequests;
 export type EventName = keyof ApiEvents;
@@ -152,12 +179,14 @@ export type Envelope<T> = { ok: true; result: T } | { ok: false; error: Serializ
 
 export const REQUEST_NAMES: readonly RequestName[] = [
   'app.info',
+  'app.doctor',
   'model.load',
   'model.current',
   'dataset.preview',
   'sweep.start',
   'sweep.cancel',
   'sweep.resume',
+  'extract',
   'runs.list',
   'runs.get',
   'runs.example',

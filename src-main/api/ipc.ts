@@ -7,6 +7,7 @@
  * preload, which can only require('electron'), so it imports nothing but types and the contract.
  */
 import { EVENT_NAMES, REQUEST_NAMES, type ApiEvents, type Envelope, type EventName, type Payload, type Reply, type RequestName } from './contract.ts';
+import { serializeError } from '../errors.ts';
 import type { Lab } from './lab.ts';
 
 /** What the preload puts on `window.logitscope`. Replies stay envelopes: contextBridge drops an Error's code. */
@@ -43,7 +44,7 @@ export interface IpcOptions {
   send(channel: string, name: EventName, payload: unknown): void;
 }
 
-const refused = (message: string, path: string): Envelope<never> => ({ ok: false, error: { code: 'argument_invalid', message, path } });
+const refused = (message: string, path: string, code: 'forbidden_origin' | 'argument_invalid' = 'argument_invalid'): Envelope<never> => ({ ok: false, error: { code, message, path } });
 
 /**
  * Registers a handler for every request of the contract and forwards every Lab event.
@@ -52,13 +53,13 @@ const refused = (message: string, path: string): Envelope<never> => ({ ok: false
 export function registerIpc(ipcMain: IpcMainLike, lab: Pick<Lab, 'dispatch' | 'onEvent'>, opts: IpcOptions): () => void {
   for (const name of REQUEST_NAMES) {
     ipcMain.handle(requestChannel(name), async (event, ...args): Promise<Envelope<unknown>> => {
-      if (!opts.isTrustedSender(event.senderFrame)) return refused('IPC from an untrusted frame was refused', 'sender');
+      if (!opts.isTrustedSender(event.senderFrame)) return refused('IPC from an untrusted frame was refused', 'sender', 'forbidden_origin');
       if (args.length !== 1) return refused(`${name} takes exactly one payload argument, got ${args.length}`, 'payload');
       try {
         return await lab.dispatch(name, args[0]);
       } catch (e) {
         // dispatch promises never to throw; if it does, the renderer still gets an envelope.
-        return { ok: false, error: { code: 'unexpected', message: e instanceof Error ? e.message : String(e) } };
+        return { ok: false, error: serializeError(e) };
       }
     });
   }

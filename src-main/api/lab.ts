@@ -6,34 +6,45 @@ import { cudaProviderInstalled } from '../engine/cuda-provider.ts';
 import { Engine } from '../engine/engine.ts';
 import { loadTokenizer, type GptjTokenizer } from '../engine/tokenizer.ts';
 import { LogitscopeError, serializeError } from '../errors.ts';
-import { exportCsv, exportJson } from '../store/export.ts';
+import { modelKey } from '../store/keys.ts';
 import { defaultDbPath } from '../store/location.ts';
-import { ResultStore, type StoredExample } from '../store/result-store.ts';
+import { ResultStore } from '../store/result-store.ts';
 import { resolveProtocol } from '../sweep/protocol.ts';
-import type { PresetName, ProtocolSettings, SweepSpec } from '../sweep/spec.ts';
-import { BUILT_IN_TECHNIQUES, customPatchscope, type TechniqueSpec } from '../sweep/techniques.ts';
-import type { ApiEvents, Envelope, EventName, ExampleView, ModelView, Payload, Reply, RequestName, RunView, TechniqueChoice } from './contract.ts';
+import type { SweepSpec } from '../sweep/spec.ts';
+import type { ApiEvents, Envelope, EventName, Payload, Reply, RequestName, RunStatus } from './contract.ts';
+import { doctor } from './doctor-service.ts';
+import { checkLayers, extractOne, techniqueSpecs } from './extract-service.ts';
+import { exportRun } from './export-service.ts';
+import { issuesOf, requestSchemas } from './schemas.ts';
 import { CODE_VERSION, resumeStoredSweep, runStoredSweep } from './sweep-service.ts';
-import { boolean, integer, object, oneOf, requiredString, string, stringList, type Fields } from './validate.ts';
+import { exampleView, modelView, resolveRunId, runView } from './views.ts';
 
 export interface LabOptions {
   dbPath?: string;
   cacheRoot?: string;
+  /** Open the results database read-only (review commands that change nothing). */
+  readonly?: boolean;
 }
 
-const PRESETS: readonly PresetName[] = ['logitscope', 'patchscopes'];
-
-type Handlers = { [K in RequestName]: (payload: Fields) => Promise<Reply<K>> };
+type Handlers = { [K in RequestName]: (payload: Payload<K>) => Promise<Reply<K>> };
 
 /**
- * The engine side of the app, once for every front: one loaded model, the results cache, running
- * sweeps, and the handlers of every request in contract.ts. `dispatch` validates the payload and
- * answers with an envelope; it never throws, so no front can crash on a bad request.
+ * The engine side of the app, once for every front (Electron window, browser page, CLI): one
+ * loaded model, the results cache, running sweeps, and the handler of every request in
+ * contract.ts. `dispatch` validates the payload against its schema and answers with an envelope;
+ * it never throws, so no front can crash on a bad request.
+ *
+ * The engine is never disposed under a call that uses it: every use holds a lease, a model load
+ * waits for the leases of short calls (extract) and refuses while a sweep holds one, and calls
+ * that arrive during a load wait for the new model.
  */
 export class Lab {
   private engine: Engine | undefined;
   private loadSeconds = 0;
-  private readonly running = new Map<string, AbortController>();
+  private loading: Promise<unknown> | undefined;
+  private leases = 0;
+  private readonly leaseReleased = new Set<() => void>();
+  private readonly running = new Map<string, { controller: AbortController; done: Promise<void> }>();
   private readonly listeners = new Set<(name: EventName, payload: unknown) => void>();
   private readonly tokenizers = new Map<string, GptjTokenizer>();
 
@@ -43,15 +54,26 @@ export class Lab {
   ) {}
 
   static async open(opts: LabOptions = {}): Promise<Lab> {
-    return new Lab(ResultStore.open(opts.dbPath ?? defaultDbPath()), opts.cacheRoot ?? defaultCacheDir());
+    return new Lab(ResultStore.open(opts.dbPath ?? defaultDbPath(), { readonly: opts.readonly }), opts.cacheRoot ?? defaultCacheDir());
+  }
+
+  get dbFile(): string {
+    return this.store.file;
   }
 
   async dispatch(name: string, payload: unknown): Promise<Envelope<unknown>> {
     try {
-      if (!Object.hasOwn(this.handlers, name)) throw new LogitscopeError('argument_invalid', `unknown request "${name}"`, 'name');
-      const handler = this.handlers[name as RequestName] as (p: Fields) => Promise<unknown>;
-      return { ok: true, result: await handler(object(payload ?? {})) };
+      if (!Object.hasOwn(requestSchemas, name)) throw new LogitscopeError('argument_invalid', `unknown request "${name}"`, 'request');
+      const parsed = requestSchemas[name as RequestName].safeParse(payload ?? {});
+      if (!parsed.success) {
+        const issues = issuesOf(parsed.error);
+        const summary = issues.length === 1 ? issues[0].message : `${issues.length} problems with the ${name} request`;
+        throw new LogitscopeError('argument_invalid', summary, issues.length === 1 ? issues[0].path : undefined, issues);
+      }
+      const handler = this.handlers[name as RequestName] as (p: unknown) => Promise<unknown>;
+      return { ok: true, result: await handler(parsed.data) };
     } catch (e) {
+      if (!(e instanceof LogitscopeError)) console.error(`[unexpected] while answering ${name}:`, e);
       return { ok: false, error: serializeError(e) };
     }
   }
@@ -59,7 +81,11 @@ export class Lab {
   /** Typed form of dispatch for in-process callers (tests, the CLI): throws the error it carries. */
   async call<K extends RequestName>(name: K, payload: Payload<K>): Promise<Reply<K>> {
     const reply = await this.dispatch(name, payload);
-    if (!reply.ok) throw new LogitscopeError(reply.error.code === 'unexpected' ? 'engine_failed' : reply.error.code, reply.error.message, reply.error.path);
+    if (!reply.ok) {
+      const { code, message, path: at, issues, name: errorName } = reply.error;
+      if (code === 'unexpected') throw Object.assign(new Error(message), { name: errorName ?? 'Error' });
+      throw new LogitscopeError(code, message, at, issues);
+    }
     return reply.result as Reply<K>;
   }
 
@@ -68,11 +94,18 @@ export class Lab {
     return () => this.listeners.delete(listener);
   }
 
+  /** Resolves when the run is no longer computing in this process (at once if it is not). */
+  async settled(runId: string): Promise<void> {
+    await this.running.get(runId)?.done;
+  }
+
   async close(): Promise<void> {
-    for (const c of this.running.values()) c.abort();
+    for (const r of this.running.values()) r.controller.abort();
     // Let cancelled sweeps record their status before the store closes.
-    while (this.running.size > 0) await new Promise((r) => setTimeout(r, 20));
+    await Promise.all([...this.running.values()].map((r) => r.done));
+    await this.loading?.catch(() => {});
     await this.engine?.dispose();
+    this.engine = undefined;
     this.store.close();
   }
 
@@ -88,29 +121,17 @@ export class Lab {
       dbPath: this.store.file,
     }),
 
-    'model.load': async (p) => {
-      const dir = requiredString(p, 'dir');
-      const device = oneOf(p, 'device', ['cpu', 'cuda'] as const, { optional: true }) ?? 'cpu';
-      const allowCpuFallback = boolean(p, 'allowCpuFallback') ?? false;
-      if (this.running.size > 0) throw new LogitscopeError('argument_invalid', 'a sweep is running: cancel it before loading another model', 'dir');
-      const started = performance.now();
-      const engine = await Engine.load({ modelDir: path.resolve(dir), device, cacheRoot: this.cacheRoot, allowCpuFallback });
-      await this.engine?.dispose();
-      this.engine = engine;
-      this.loadSeconds = (performance.now() - started) / 1000;
-      this.emit('model.changed', { dir: engine.info.modelDir });
-      return this.modelView()!;
-    },
+    'app.doctor': async () => doctor(this.store.file),
 
-    'model.current': async () => this.modelView(),
+    'model.load': async (p) => this.load(p),
+
+    'model.current': async () => (this.engine ? modelView(this.engine, this.loadSeconds) : null),
 
     'dataset.preview': async (p) => {
-      const files = stringList(p, 'files');
-      const protocol = this.protocolOf(p);
-      const sampleCount = integer(p, 'sampleCount', { optional: true, min: 0 }) ?? 5;
+      const protocol = resolveProtocol(p.preset, p.overrides);
       const preview = await previewSlice(
-        { files, start: protocol.poolStart, end: protocol.poolEnd, pileSetName: protocol.pileSetName, filter: protocol.filter },
-        { sampleCount },
+        { files: p.files, start: protocol.poolStart, end: protocol.poolEnd, pileSetName: protocol.pileSetName, filter: protocol.filter },
+        { sampleCount: p.sampleCount ?? 5 },
       );
       return {
         protocol,
@@ -123,164 +144,174 @@ export class Lab {
     },
 
     'sweep.start': async (p) => {
-      const engine = this.requireEngine();
-      const spec: SweepSpec = {
-        modelDir: engine.info.modelDir,
-        device: engine.info.device,
-        files: stringList(p, 'files'),
-        protocol: this.protocolOf(p),
-        techniques: techniquesOf(p),
-        layers: layersOf(p, engine.config.nLayers),
-        k: integer(p, 'k', { optional: true, min: 1, max: 100 }) ?? 10,
-        strategy: oneOf(p, 'strategy', ['fast', 'naive'] as const, { optional: true }) ?? 'fast',
-      };
-      const name = string(p, 'name', { optional: true });
-      const controller = new AbortController();
-      return new Promise<{ runId: string }>((resolve, reject) => {
-        let runId: string | undefined;
-        runStoredSweep(engine, this.store, spec, {
-          name,
-          signal: controller.signal,
-          onRunCreated: (id) => {
-            runId = id;
-            this.running.set(id, controller);
-            this.emit('runs.changed', {});
-            resolve({ runId: id });
-          },
-          onProgress: (progress) => this.emit('sweep.progress', { runId: runId!, progress }),
-        }).then(
-          ({ outcome }) => this.finished(runId!, outcome.status),
-          (e) => (runId ? this.finished(runId, 'failed', e) : reject(e)),
-        );
-      });
+      const engine = await this.acquire();
+      let leased = true;
+      try {
+        checkLayers(engine, p.layers, p.techniques);
+        const spec: SweepSpec = {
+          modelDir: engine.info.modelDir,
+          device: engine.info.device,
+          files: p.files,
+          protocol: resolveProtocol(p.preset, p.overrides),
+          techniques: techniqueSpecs(p.techniques),
+          layers: p.layers,
+          k: p.k ?? 10,
+          strategy: p.strategy ?? 'fast',
+        };
+        const controller = new AbortController();
+        return await new Promise<{ runId: string }>((resolve, reject) => {
+          let runId: string | undefined;
+          const work = runStoredSweep(engine, this.store, spec, {
+            name: p.name,
+            recompute: p.recompute,
+            maxBatchExamples: p.batchSize,
+            signal: controller.signal,
+            onRunCreated: (id) => {
+              runId = id;
+              this.track(id, controller, work.then(() => undefined, () => undefined));
+              this.emit('runs.changed', {});
+              resolve({ runId: id });
+            },
+            onProgress: (progress) => this.emit('sweep.progress', { runId: runId!, progress }),
+          });
+          leased = false;
+          work
+            .then(
+              ({ outcome }) => this.finished(runId!, outcome.status),
+              (e) => (runId ? this.finished(runId, 'failed', e) : reject(e)),
+            )
+            .finally(() => this.release());
+        });
+      } finally {
+        if (leased) this.release();
+      }
     },
 
     'sweep.cancel': async (p) => {
-      const controller = this.running.get(requiredString(p, 'runId'));
-      controller?.abort();
-      return { cancelled: controller !== undefined };
+      const runId = resolveRunId(this.store, p.runId);
+      const entry = this.running.get(runId);
+      entry?.controller.abort();
+      return { cancelled: entry !== undefined };
     },
 
     'sweep.resume': async (p) => {
-      const runId = requiredString(p, 'runId');
-      const engine = this.requireEngine();
-      if (this.running.has(runId)) throw new LogitscopeError('argument_invalid', `run ${runId} is already running`, 'runId');
-      this.store.getRun(runId); // run_not_found before anything starts
+      const runId = resolveRunId(this.store, p.runId);
+      if (this.running.has(runId)) throw new LogitscopeError('run_busy', `run ${runId} is already running`, 'runId');
+      const engine = await this.acquire();
+      try {
+        // Everything that would make the resume fail is checked before the reply says it started.
+        const run = this.store.getRun(runId);
+        if (run.modelKey !== modelKey(engine.info)) {
+          throw new LogitscopeError('argument_invalid', `run ${runId} was computed with another model, dtype or device (${run.modelPath}); load that model to resume it`, 'runId');
+        }
+        if (run.status === 'completed') throw new LogitscopeError('argument_invalid', `run ${runId} is already complete`, 'runId');
+      } catch (e) {
+        this.release();
+        throw e;
+      }
       const controller = new AbortController();
-      this.running.set(runId, controller);
-      resumeStoredSweep(engine, this.store, runId, {
+      const work = resumeStoredSweep(engine, this.store, runId, {
+        maxBatchExamples: p.batchSize,
         signal: controller.signal,
         onProgress: (progress) => this.emit('sweep.progress', { runId, progress }),
-      }).then(
-        ({ outcome }) => this.finished(runId, outcome.status),
-        (e) => this.finished(runId, 'failed', e),
-      );
+      });
+      this.track(runId, controller, work.then(() => undefined, () => undefined));
+      work
+        .then(
+          ({ outcome }) => this.finished(runId, outcome.status),
+          (e) => this.finished(runId, 'failed', e),
+        )
+        .finally(() => this.release());
+      this.emit('runs.changed', {});
       return { runId };
     },
 
-    'runs.list': async (p) =>
-      this.store.listRuns({
-        status: oneOf(p, 'status', ['running', 'completed', 'cancelled', 'failed'] as const, { optional: true }),
-        modelPath: string(p, 'modelPath', { optional: true }),
-        dataset: string(p, 'dataset', { optional: true }),
-      }),
-
-    'runs.get': async (p) => this.runView(requiredString(p, 'runId')),
-
-    'runs.example': async (p) => this.exampleView(requiredString(p, 'runId'), integer(p, 'ordinal', { min: 0 })!),
-
-    'runs.compare': async (p) => this.store.compare(requiredString(p, 'a'), requiredString(p, 'b')).map(({ technique, layer, a, b }) => ({ technique, layer, a, b })),
-
-    'runs.export': async (p) => {
-      const runId = requiredString(p, 'runId');
-      const format = oneOf(p, 'format', ['json', 'csv'] as const)!;
-      const base = `logitscope-run-${runId.slice(0, 8)}`;
-      if (format === 'json') return { fileName: `${base}.json`, mimeType: 'application/json', content: JSON.stringify(exportJson(this.store, runId)) };
-      const chunks: string[] = [];
-      const { Writable } = await import('node:stream');
-      await exportCsv(this.store, runId, new Writable({ write: (chunk, _enc, done) => (chunks.push(String(chunk)), done()) }));
-      return { fileName: `${base}.csv`, mimeType: 'text/csv', content: chunks.join('') };
+    extract: async (p) => {
+      const engine = await this.acquire();
+      try {
+        return await extractOne(engine, p);
+      } finally {
+        this.release();
+      }
     },
 
+    'runs.list': async (p) => this.store.listRuns(p),
+
+    'runs.get': async (p) => runView(this.store, resolveRunId(this.store, p.runId)),
+
+    'runs.example': async (p) => {
+      const runId = resolveRunId(this.store, p.runId);
+      return exampleView(this.store, runId, p.ordinal, this.tokenizerFor(this.store.getRun(runId).modelPath));
+    },
+
+    'runs.compare': async (p) =>
+      this.store.compare(resolveRunId(this.store, p.a, 'a'), resolveRunId(this.store, p.b, 'b')).map(({ technique, layer, a, b }) => ({ technique, layer, a, b })),
+
+    'runs.export': async (p) => exportRun(this.store, resolveRunId(this.store, p.runId), p.format, p.out),
+
     'runs.delete': async (p) => {
-      const runId = requiredString(p, 'runId');
-      if (this.running.has(runId)) throw new LogitscopeError('argument_invalid', 'the run is still going: cancel it first', 'runId');
+      const runId = resolveRunId(this.store, p.runId);
+      // A run still computing here is cancelled first (its finished batches are kept until the
+      // delete), so the sweep never writes into rows that are being removed.
+      const entry = this.running.get(runId);
+      if (entry) {
+        entry.controller.abort();
+        await entry.done;
+      }
       this.store.deleteRun(runId);
       this.emit('runs.changed', {});
       return { deleted: true };
     },
   };
 
-  private finished(runId: string, status: RunView['status'], error?: unknown): void {
-    this.running.delete(runId);
-    this.emit('sweep.finished', { runId, status, ...(error !== undefined && { error: serializeError(error) }) });
-    this.emit('runs.changed', {});
+  /** Loads a model and swaps it in once no call uses the old one. */
+  private async load(p: Payload<'model.load'>): Promise<Reply<'model.load'>> {
+    if (this.running.size > 0) {
+      throw new LogitscopeError('model_busy', `a sweep is running on the loaded model (run ${[...this.running.keys()][0].slice(0, 8)}): cancel it before loading another model`, 'dir');
+    }
+    while (this.loading) await this.loading.catch(() => {});
+    const started = performance.now();
+    const dir = path.resolve(p.dir);
+    const modelDir = fs.existsSync(dir) ? fs.realpathSync(dir) : dir;
+    const loading = Engine.load({ modelDir, device: p.device ?? 'cpu', cacheRoot: this.cacheRoot, allowCpuFallback: p.allowCpuFallback ?? false });
+    this.loading = loading;
+    let engine: Engine;
+    try {
+      engine = await loading;
+      while (this.leases > 0) await new Promise<void>((resolve) => this.leaseReleased.add(resolve));
+      const old = this.engine;
+      this.engine = engine;
+      this.loadSeconds = (performance.now() - started) / 1000;
+      await old?.dispose();
+    } finally {
+      this.loading = undefined;
+    }
+    this.emit('model.changed', { dir: engine.info.modelDir });
+    return modelView(engine, this.loadSeconds);
   }
 
-  private requireEngine(): Engine {
-    if (!this.engine) throw new LogitscopeError('argument_invalid', 'load a model first', 'model');
+  /** The loaded engine, held until `release`; waits for a load in progress. */
+  private async acquire(): Promise<Engine> {
+    while (this.loading) await this.loading.catch(() => {});
+    if (!this.engine) throw new LogitscopeError('model_not_loaded', 'load a model first', 'model');
+    this.leases++;
     return this.engine;
   }
 
-  private protocolOf(p: Fields): ProtocolSettings {
-    const preset = oneOf(p, 'preset', PRESETS)!;
-    return resolveProtocol(preset, p.overrides === undefined ? {} : (object(p.overrides, 'overrides') as Partial<ProtocolSettings>));
+  private release(): void {
+    this.leases--;
+    for (const wake of this.leaseReleased) wake();
+    this.leaseReleased.clear();
   }
 
-  private modelView(): ModelView | null {
-    const e = this.engine;
-    if (!e) return null;
-    const { nLayers, dModel, nHeads, dHead, dMlp, nCtx, rotaryDim, dVocab } = e.config;
-    return {
-      dir: e.info.modelDir,
-      identity: e.info.identity,
-      format: e.info.format,
-      weightDtype: e.info.weightDtype,
-      computeDtype: e.info.computeDtype,
-      device: e.info.device,
-      ...(e.info.fallbackReason && { fallbackReason: e.info.fallbackReason }),
-      config: { nLayers, dModel, nHeads, dHead, dMlp, nCtx, rotaryDim, dVocab },
-      loadSeconds: this.loadSeconds,
-    };
+  private track(runId: string, controller: AbortController, done: Promise<void>): void {
+    this.running.set(runId, { controller, done });
   }
 
-  private runView(runId: string): RunView {
-    const run = this.store.getRun(runId);
-    const techniquePrompts = Object.fromEntries(
-      run.resolvedTechniques.map((t) => [
-        t.id,
-        t.kind === 'logit_lens' ? {} : { prompt: t.prompt, promptTokens: t.promptTokens, targetLayer: t.targetLayer.kind === 'same' ? ('same' as const) : t.targetLayer.layer },
-      ]),
-    );
-    const { id, name, status, createdAt, modelPath, files, techniques, layers, examplesPlanned, examplesDone, protocol, strategy, error } = run;
-    return { id, name, status, createdAt, modelPath, files, techniques, layers, examplesPlanned, examplesDone, protocol, strategy, techniquePrompts, summary: this.store.summary(runId), error };
-  }
-
-  private exampleView(runId: string, ordinal: number): ExampleView {
-    const run = this.store.getRun(runId);
-    // One page of one example, starting at it: the inspector reads only what it shows.
-    const found: StoredExample | void = this.store.iterateResults(runId, { fromOrdinal: ordinal, pageSize: 1 }).next().value;
-    if (!found || found.example.ordinal !== ordinal) throw new LogitscopeError('argument_invalid', `run ${runId} has no finished example ${ordinal}`, 'ordinal');
-    const tok = this.tokenizerFor(run.modelPath);
-    const text = (id: number) => tok.tokenString(id);
-    const { example, result } = found;
-    return {
-      ordinal,
-      recordIndex: example.recordIndex,
-      source: example.source,
-      tokens: example.tokens.map((id) => ({ id, text: text(id) })),
-      position: example.position,
-      reference: { id: result.reference_top1, text: text(result.reference_top1) },
-      cells: result.layers.map((r) => ({
-        technique: r.technique,
-        layer: r.layer,
-        top1: r.top1,
-        correct: r.top1 === result.reference_top1,
-        surprisal: r.surprisal,
-        surprisalPaper: r.surprisal_paper,
-        topK: r.top_k.ids.map((id, i) => ({ id, text: text(id), prob: r.top_k.probs[i] })),
-      })),
-    };
+  private finished(runId: string, status: RunStatus, error?: unknown): void {
+    this.running.delete(runId);
+    this.emit('sweep.finished', { runId, status, ...(error !== undefined && { error: serializeError(error) }) });
+    this.emit('runs.changed', {});
   }
 
   private tokenizerFor(modelDir: string): GptjTokenizer {
@@ -290,31 +321,3 @@ export class Lab {
     return t;
   }
 }
-
-function techniquesOf(p: Fields): TechniqueSpec[] {
-  const list = p.techniques;
-  if (!Array.isArray(list) || list.length === 0) throw new LogitscopeError('argument_invalid', 'choose at least one technique', 'techniques');
-  let custom = 0;
-  return list.map((raw, i) => {
-    const c = object(raw, `techniques[${i}]`) as TechniqueChoice & Fields;
-    if (c.id === 'custom') {
-      const prompt = requiredString(c, 'prompt');
-      const rule = object(c.targetLayer ?? { kind: 'same' }, `techniques[${i}].targetLayer`);
-      const kind = oneOf(rule, 'kind', ['same', 'fixed'] as const)!;
-      return customPatchscope(prompt, custom++, kind === 'same' ? { kind } : { kind, layer: integer(rule, 'layer', { min: -1 })! });
-    }
-    const builtIn = BUILT_IN_TECHNIQUES.find((t) => t.id === c.id);
-    if (!builtIn) throw new LogitscopeError('argument_invalid', `unknown technique ${JSON.stringify(c.id)}`, `techniques[${i}]`);
-    return builtIn;
-  });
-}
-
-function layersOf(p: Fields, nLayers: number): number[] | null {
-  if (p.layers === null || p.layers === undefined) return null;
-  const layers = p.layers;
-  if (!Array.isArray(layers) || layers.length === 0 || layers.some((l) => !Number.isInteger(l) || l < -1 || l >= nLayers)) {
-    throw new LogitscopeError('argument_invalid', `layers must be null (all) or a non-empty list of layers from -1 to ${nLayers - 1}`, 'layers');
-  }
-  return layers as number[];
-}
-

@@ -1,32 +1,23 @@
-import { execFileSync } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { defaultCacheDir } from '../app-paths.ts';
-import { CUDA_INSTALL_HINT, cudaProviderInstalled, ortBinaryDir } from '../engine/cuda-provider.ts';
-import { listProviders, probeDevice } from '../engine/ort-session.ts';
-import { defaultDbPath } from '../store/location.ts';
+import { parseOptions, withLab } from './options.ts';
 
-/** `logitscope doctor`: what this machine can run on, and what to install when CUDA is missing. */
+const HELP = `usage: logitscope doctor [--db FILE]
+
+Says which onnxruntime execution providers this build has and which devices start here, what to
+install where CUDA is missing, the GPU (nvidia-smi) and where results and caches are kept.`;
+
+/** `logitscope doctor`: the app.doctor request, printed. */
 export const doctorCommand = {
   summary: 'which execution providers load here, the GPU, and where data is kept',
-  async run() {
-    const version = (name: string) => createRequire(import.meta.url)(`${name}/package.json`).version as string;
-    console.log(`node ${process.version}, onnxruntime-node ${version('onnxruntime-node')}, better-sqlite3 ${version('better-sqlite3')}`);
-    console.log(`providers in this build: ${listProviders().map((p) => `${p.name}${p.bundled ? '' : ' (installed separately)'}`).join(', ')}`);
-    const cpu = await probeDevice('cpu');
-    console.log(`cpu:  ${cpu.ok ? 'starts' : `fails: ${cpu.reason}`}`);
-    if (!cudaProviderInstalled()) {
-      console.log(`cuda: the provider library is not in ${ortBinaryDir()}: ${CUDA_INSTALL_HINT}`);
-    } else {
-      const cuda = await probeDevice('cuda');
-      console.log(`cuda: ${cuda.ok ? 'starts' : `installed but does not start: ${cuda.reason}`}`);
-    }
-    try {
-      const gpus = execFileSync('nvidia-smi', ['--query-gpu=name,memory.used,memory.total,driver_version', '--format=csv,noheader'], { encoding: 'utf8' });
-      for (const line of gpus.trim().split('\n')) console.log(`gpu:  ${line}`);
-    } catch {
-      console.log('gpu:  nvidia-smi not found or no NVIDIA GPU');
-    }
-    console.log(`results database: ${defaultDbPath()}`);
-    console.log(`graph and weight cache: ${defaultCacheDir()}`);
+  async run(argv: string[]) {
+    const o = parseOptions(argv, { db: { type: 'string' } }, HELP);
+    if (!o) return;
+    const report = await withLab({ db: o.db }, (lab) => lab.call('app.doctor', {}));
+    console.log(Object.entries(report.versions).map(([name, v]) => `${name} ${v}`).join(', '));
+    console.log(`providers in this build: ${report.providers.map((p) => `${p.name}${p.bundled ? '' : ' (installed separately)'}`).join(', ')}`);
+    for (const d of report.devices) console.log(`${`${d.device}:`.padEnd(5)} ${d.detail}`);
+    if (report.gpus.length === 0) console.log('gpu:  nvidia-smi not found or no NVIDIA GPU');
+    for (const line of report.gpus) console.log(`gpu:  ${line}`);
+    console.log(`results database: ${report.dbPath}`);
+    console.log(`graph and weight cache: ${report.cacheDir}`);
   },
 };

@@ -1,21 +1,23 @@
-import type { ExampleResult } from '../sweep/extract.ts';
+import type { ExtractView } from '../api/contract.ts';
 
-/** The terminal view of one extraction: per layer, each technique's top-k, ✓ where top-1 is the model's own. */
-export function printExtraction(opts: { example: ExampleResult; techniques: string[]; tokenString(id: number): string }): void {
-  const { example, techniques, tokenString } = opts;
-  const show = (id: number) => JSON.stringify(tokenString(id));
-  const context = example.tokens.slice(Math.max(0, example.position - 8), example.position + 1).map(tokenString).join('');
-  console.log(`position ${example.position} of ${example.tokens.length} tokens: …${JSON.stringify(context)}`);
-  console.log(`model's own top-1 there: ${show(example.reference_top1)} (id ${example.reference_top1})\n`);
-  const width = Math.max(...techniques.map((t) => t.length));
-  const layers = [...new Set(example.layers.map((r) => r.layer))].sort((a, b) => a - b);
-  for (const layer of layers) {
-    techniques.forEach((t, i) => {
-      const r = example.layers.find((x) => x.layer === layer && x.technique === t);
-      if (!r) return;
-      const mark = r.top1 === example.reference_top1 ? '✓' : ' ';
-      const tops = r.top_k.ids.map((id, j) => `${show(id)} ${r.top_k.probs[j].toFixed(3)}`).join('  ');
-      console.log(`${i === 0 ? `layer ${String(layer).padStart(2)}` : '        '}  ${t.padEnd(width)} ${mark} ${tops}`);
+/**
+ * The terminal view of one extraction: per layer, each technique's top-k, ✓ where top-1 is the
+ * model's own. Token texts are shown as JSON strings so spaces and newlines are visible; other
+ * characters (é, 東京) stay as they are.
+ */
+export function printExtraction(view: ExtractView): void {
+  const show = (text: string) => JSON.stringify(text);
+  const context = view.tokens.slice(Math.max(0, view.position - 8), view.position + 1).map((t) => t.text).join('');
+  console.log(`position ${view.position} of ${view.tokens.length} tokens: …${show(context)}`);
+  console.log(`model's own top-1 there: ${show(view.reference.text)} (id ${view.reference.id})\n`);
+  const ids = view.techniques.map((t) => t.id);
+  const width = Math.max(...ids.map((t) => t.length));
+  for (const layer of view.layers) {
+    ids.forEach((t, i) => {
+      const cell = view.cells.find((c) => c.layer === layer && c.technique === t);
+      if (!cell) return;
+      const tops = cell.topK.map((k) => `${show(k.text)} ${k.prob.toFixed(3)}`).join('  ');
+      console.log(`${i === 0 ? `layer ${String(layer).padStart(2)}` : '        '}  ${t.padEnd(width)} ${cell.correct ? '✓' : ' '} ${tops}`);
     });
   }
 }

@@ -1,25 +1,26 @@
 import fs from 'node:fs';
-import { Engine } from '../engine/engine.ts';
-import type { Device } from '../engine/ort-session.ts';
-import { LogitscopeError } from '../errors.ts';
-import { describeModel, describeTechniques, CONVENTIONS, type ExportRecord } from '../sweep/export-record.ts';
-import { Extractor } from '../sweep/extract.ts';
-import { BUILT_IN_TECHNIQUES, resolveTechniques } from '../sweep/techniques.ts';
-import { intOption, parseOptions, requiredOption } from './options.ts';
+import { checkWritable } from '../api/export-service.ts';
+import { parseLayerList, parseTechniqueList } from '../api/parse.ts';
+import { intOption, parseOptions, requiredOption, withLab } from './options.ts';
 import { printExtraction } from './extract-table.ts';
 
 const HELP = `usage: logitscope extract --model DIR --text "..." [--position P] [--bos] [--top-k K] [--json FILE] [--device cpu|cuda]
 
 Prints, for every layer, the top-k next tokens that the logit lens, the token-identity patchscope
-and the logitscope read from the residual stream at one position, and the model's own top-1 there.
+and the logitscope (and any --prompt) read from the residual stream at one position, and the
+model's own top-1 there.
 
-  --model DIR     a GPT-J checkpoint directory as published on the Hugging Face hub
-  --text TEXT     the source prompt
-  --position P    the position to read (0-based, BOS included when --bos); default: the last token
-  --bos           prepend <|endoftext|> to the source and target prompts (the seed's protocol)
-  --top-k K       tokens shown per technique and layer (default 5)
-  --json FILE     also write the export record to FILE
-  --device D      cpu (default) or cuda
+  --model DIR       a GPT-J checkpoint directory as published on the Hugging Face hub
+  --text TEXT       the source prompt
+  --position P      the position to read (0-based, BOS included when --bos); default: the last token
+  --bos             prepend <|endoftext|> to the source and target prompts (the seed's protocol)
+  --top-k K         tokens shown per technique and layer (1..100, default 5)
+  --techniques LIST comma list of logit_lens,patchscope,logitscope (default: all three)
+  --prompt TEXT     a custom patchscope target prompt (repeatable); --prompt-layer L as in sweep
+  --layers LIST     all (default), or e.g. 0,5,10-27; -1 is the embeddings
+  --json FILE       also write the export record to FILE
+  --db FILE         results database (default: $LOGITSCOPE_DB, else the app-data directory)
+  --device D        cpu (default) or cuda
   --allow-cpu-fallback  run on the CPU if CUDA cannot start`;
 
 export const extractCommand = {
@@ -29,43 +30,37 @@ export const extractCommand = {
       model: { type: 'string' },
       text: { type: 'string' },
       position: { type: 'string' },
-      bos: { type: 'boolean', default: false },
+      bos: { type: 'boolean' },
       'top-k': { type: 'string' },
+      techniques: { type: 'string' },
+      prompt: { type: 'string', multiple: true },
+      'prompt-layer': { type: 'string', multiple: true },
+      layers: { type: 'string' },
       json: { type: 'string' },
-      device: { type: 'string', default: 'cpu' },
-      'allow-cpu-fallback': { type: 'boolean', default: false },
+      db: { type: 'string' },
+      device: { type: 'string' },
+      'allow-cpu-fallback': { type: 'boolean' },
     }, HELP);
     if (!o) return;
+    const out = o.json === undefined ? undefined : checkWritable(o.json, '--json');
+    const request = {
+      text: requiredOption(o.text, 'text'),
+      position: intOption(o.position, 'position'),
+      bos: o.bos,
+      k: intOption(o['top-k'], 'top-k'),
+      techniques: parseTechniqueList(o.techniques, o.prompt ?? [], o['prompt-layer'] ?? []),
+      layers: parseLayerList(o.layers, { field: '--layers' }),
+    };
     const modelDir = requiredOption(o.model, 'model');
-    const text = requiredOption(o.text, 'text');
-    const k = intOption(o['top-k'], 'top-k', { min: 1, fallback: 5 })!;
-    if (o.device !== 'cpu' && o.device !== 'cuda') throw new LogitscopeError('argument_invalid', `--device must be cpu or cuda, got "${o.device}"`, '--device');
-
-    const engine = await Engine.load({ modelDir, device: o.device as Device, allowCpuFallback: o['allow-cpu-fallback'] });
-    try {
-      if (engine.info.fallbackReason) console.error(`warning: running on the CPU: ${engine.info.fallbackReason}`);
-      const tokens = engine.tokenize(text, { bos: o.bos! });
-      const position = intOption(o.position, 'position', { min: 0, fallback: tokens.length - 1 })!;
-      if (position >= tokens.length) {
-        throw new LogitscopeError('position_out_of_range', `position ${position} is outside the prompt (${tokens.length} tokens: 0..${tokens.length - 1})`, '--position');
+    await withLab({ db: o.db }, async (lab) => {
+      const model = await lab.call('model.load', { dir: modelDir, device: o.device as 'cpu' | 'cuda' | undefined, allowCpuFallback: o['allow-cpu-fallback'] });
+      if (model.fallbackReason) console.error(`warning: running on the CPU: ${model.fallbackReason}`);
+      const view = await lab.call('extract', request);
+      printExtraction(view);
+      if (out) {
+        fs.writeFileSync(out, JSON.stringify(view.record, null, 2));
+        console.log(`\nwrote ${out}`);
       }
-      const techniques = resolveTechniques(BUILT_IN_TECHNIQUES, (t) => engine.tokenize(t, { bos: o.bos! }));
-      const layers = Array.from({ length: engine.config.nLayers }, (_, l) => l);
-      const [example] = await new Extractor(engine).extract({ examples: [{ tokens, position }], techniques, layers, k });
-      printExtraction({ example, techniques: techniques.map((t) => t.id), tokenString: (id) => engine.tokenizer.tokenString(id) });
-      if (o.json) {
-        const record: ExportRecord = {
-          model: describeModel(engine.info),
-          techniques: describeTechniques(techniques),
-          conventions: CONVENTIONS,
-          bos: o.bos,
-          examples: [example],
-        };
-        fs.writeFileSync(o.json, JSON.stringify(record, null, 2));
-        console.log(`\nwrote ${o.json}`);
-      }
-    } finally {
-      await engine.dispose();
-    }
+    });
   },
 };

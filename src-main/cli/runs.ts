@@ -1,23 +1,20 @@
-import fs from 'node:fs';
+import { formatFromFileName } from '../api/parse.ts';
+import type { RunStatus } from '../api/contract.ts';
 import { LogitscopeError } from '../errors.ts';
-import { exportCsv, exportJson, exportParquet } from '../store/export.ts';
-import { defaultDbPath } from '../store/location.ts';
-import { ResultStore } from '../store/result-store.ts';
-import type { RunStatus } from '../store/types.ts';
-import { parseCommandLine, requiredOption } from './options.ts';
+import { parseCommandLine, requiredOption, withLab } from './options.ts';
 import { formatSummaryTable } from './summary-table.ts';
 
 const HELP = `usage: logitscope runs <list|show|compare|export|delete> [options]
 
-  runs list [--model DIR] [--dataset FILE] [--status running|completed|cancelled|failed]
+  runs list [--model DIR] [--dataset FILE] [--status running|completed|cancelled|failed|interrupted]
   runs show RUN                     the run's settings and per-layer summary
   runs compare RUN_A RUN_B          per-layer means side by side, and B − A
-  runs export RUN --format json|csv|parquet --out FILE
-  runs delete RUN
+  runs export RUN --out FILE [--format json|csv|parquet]   (default: from FILE's extension)
+  runs delete RUN                   (a run still computing in this process is cancelled first)
 Every subcommand takes --db FILE (default: $LOGITSCOPE_DB, else the app-data directory).
-A run id may be shortened to any unique prefix.`;
+A run id may be shortened to any unique prefix of at least 4 characters.`;
 
-const STATUSES: RunStatus[] = ['running', 'completed', 'cancelled', 'failed'];
+const READ_ONLY = new Set(['list', 'show', 'compare', 'export']);
 
 export const runsCommand = {
   summary: 'list, show, compare, export and delete stored runs',
@@ -31,73 +28,60 @@ export const runsCommand = {
       out: { type: 'string' },
     }, HELP);
     if (!parsed) return;
-    const { values: o, positionals: [sub, ...positional] } = parsed;
+    const { values: o, positionals: [sub, ...ids] } = parsed;
     if (!sub) throw new LogitscopeError('argument_invalid', `a subcommand is required\n\n${HELP}`);
-    const readonly = sub === 'list' || sub === 'show' || sub === 'compare' || sub === 'export';
-    const store = ResultStore.open(o.db ?? defaultDbPath(), { readonly });
-    try {
-      const id = (n: number) => resolveRunId(store, positional[n], n === 0 ? 'RUN' : 'RUN_B');
+    if (!['list', 'show', 'compare', 'export', 'delete'].includes(sub)) throw new LogitscopeError('argument_invalid', `unknown subcommand "${sub}"\n\n${HELP}`);
+    const id = (n: number) => {
+      if (!ids[n]) throw new LogitscopeError('argument_invalid', `${n === 0 ? 'RUN' : 'RUN_B'} is required`, n === 0 ? 'RUN' : 'RUN_B');
+      return ids[n];
+    };
+    await withLab({ db: o.db, readonly: READ_ONLY.has(sub) }, async (lab) => {
       switch (sub) {
         case 'list': {
-          if (o.status !== undefined && !STATUSES.includes(o.status as RunStatus)) {
-            throw new LogitscopeError('argument_invalid', `--status must be one of ${STATUSES.join(', ')}`, '--status');
-          }
-          const runs = store.listRuns({ modelPath: o.model, dataset: o.dataset, status: o.status as RunStatus | undefined });
+          const runs = await lab.call('runs.list', { modelPath: o.model, dataset: o.dataset, status: o.status as RunStatus | undefined });
           if (runs.length === 0) console.log('no runs');
           for (const r of runs) {
             const progress = `${r.examplesDone}/${r.examplesPlanned ?? '?'}`;
-            console.log(`${r.id.slice(0, 8)}  ${r.createdAt.slice(0, 19)}  ${r.status.padEnd(9)}  ${progress.padStart(11)} ex  ${r.techniques.join(',')}  ${r.modelPath}  ${r.files.join(',')}${r.name ? `  "${r.name}"` : ''}`);
+            console.log(`${r.id.slice(0, 8)}  ${r.createdAt.slice(0, 19)}  ${r.status.padEnd(11)}  ${progress.padStart(11)} ex  ${r.techniques.join(',')}  ${r.modelPath}  ${r.files.join(',')}${r.name ? `  "${r.name}"` : ''}`);
           }
           return;
         }
         case 'show': {
-          const run = store.getRun(id(0));
-          console.log(`run ${run.id}${run.name ? ` "${run.name}"` : ''}: ${run.status}, ${run.examplesDone}/${run.examplesPlanned ?? '?'} examples, ${run.strategy} strategy`);
+          const run = await lab.call('runs.get', { runId: id(0) });
+          console.log(`run ${run.id}${run.name ? ` "${run.name}"` : ''}: ${run.status}, ${run.examplesDone}/${run.examplesPlanned ?? '?'} examples, ${run.strategy} strategy on ${run.device}`);
           console.log(`model ${run.modelPath}; data ${run.files.join(', ')}; protocol ${JSON.stringify(run.protocol)}`);
           if (run.error) console.log(`error: [${run.error.code}] ${run.error.message}`);
-          console.log(formatSummaryTable(store.summary(run.id), run.techniques));
+          console.log(formatSummaryTable(run.summary, run.techniques));
           return;
         }
         case 'compare': {
-          const [a, b] = [id(0), id(1)];
-          console.log(`per-layer precision@1 and surprisal (seed convention): A = ${a.slice(0, 8)}, B = ${b.slice(0, 8)}`);
-          for (const row of store.compare(a, b)) {
-            const side = (s: typeof row.a) => (s ? `${s.precision.mean.toFixed(3)} / ${s.surprisal.mean.toFixed(2)}` : '-').padStart(15);
-            const diff = row.diff ? `${row.diff.precision >= 0 ? '+' : ''}${row.diff.precision.toFixed(3)} / ${row.diff.surprisal >= 0 ? '+' : ''}${row.diff.surprisal.toFixed(2)}` : '';
+          const [a, b] = await Promise.all([lab.call('runs.get', { runId: id(0) }), lab.call('runs.get', { runId: id(1) })]);
+          console.log(`per-layer precision@1 and surprisal (seed convention): A = ${a.id.slice(0, 8)}, B = ${b.id.slice(0, 8)}`);
+          for (const row of await lab.call('runs.compare', { a: a.id, b: b.id })) {
+            const side = (s: typeof row.a) => (s ? `${s.precision.mean.toFixed(3)} / ${s.surprisal.mean.toFixed(2)} (n=${s.n})` : '-').padStart(24);
+            const signed = (x: number, digits: number) => `${x >= 0 ? '+' : ''}${x.toFixed(digits)}`;
+            const diff = row.a && row.b ? `${signed(row.b.precision.mean - row.a.precision.mean, 3)} / ${signed(row.b.surprisal.mean - row.a.surprisal.mean, 2)}` : '';
             console.log(`${row.technique.padEnd(12)} ${String(row.layer).padStart(3)}  A ${side(row.a)}  B ${side(row.b)}  B−A ${diff}`);
           }
           return;
         }
         case 'export': {
-          const run = id(0);
           const out = requiredOption(o.out, 'out');
-          const format = o.format ?? 'json';
-          if (format === 'json') fs.writeFileSync(out, JSON.stringify(exportJson(store, run)));
-          else if (format === 'csv') await exportCsv(store, run, out);
-          else if (format === 'parquet') await exportParquet(store, run, out);
-          else throw new LogitscopeError('argument_invalid', `--format must be json, csv or parquet, got "${format}"`, '--format');
+          const format = o.format ?? formatFromFileName(out);
+          if (format !== 'json' && format !== 'csv' && format !== 'parquet') {
+            throw new LogitscopeError('argument_invalid', o.format === undefined ? `cannot tell the format from "${out}": name it .json, .csv or .parquet, or give --format` : `--format must be json, csv or parquet, got "${o.format}"`, '--format');
+          }
+          await lab.call('runs.export', { runId: id(0), format, out });
           console.log(`wrote ${out}`);
           return;
         }
         case 'delete': {
-          const run = id(0);
-          store.deleteRun(run);
-          console.log(`deleted run ${run}`);
+          const run = await lab.call('runs.get', { runId: id(0) });
+          await lab.call('runs.delete', { runId: run.id });
+          console.log(`deleted run ${run.id}`);
           return;
         }
-        default:
-          throw new LogitscopeError('argument_invalid', `unknown subcommand "${sub}"\n\n${HELP}`);
       }
-    } finally {
-      store.close();
-    }
+    });
   },
 };
-
-function resolveRunId(store: ResultStore, prefix: string | undefined, what: string): string {
-  if (!prefix) throw new LogitscopeError('argument_invalid', `${what} is required`, what);
-  const matches = store.listRuns().filter((r) => r.id.startsWith(prefix));
-  if (matches.length === 1) return matches[0].id;
-  if (matches.length === 0) throw new LogitscopeError('run_not_found', `no run with id "${prefix}" in ${store.file}`, what);
-  throw new LogitscopeError('argument_invalid', `"${prefix}" matches ${matches.length} runs; give more of the id`, what);
-}

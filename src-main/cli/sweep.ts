@@ -1,35 +1,29 @@
-import fs from 'node:fs';
 import { DEMO } from '../app-paths.ts';
-import { Engine } from '../engine/engine.ts';
-import type { Device } from '../engine/ort-session.ts';
-import { LogitscopeError } from '../errors.ts';
-import { resumeStoredSweep, runStoredSweep } from '../api/sweep-service.ts';
-import { exportJson } from '../store/export.ts';
-import { defaultDbPath } from '../store/location.ts';
-import { ResultStore } from '../store/result-store.ts';
-import { resolveProtocol } from '../sweep/protocol.ts';
-import type { SweepOutcome, SweepProgress } from '../sweep/run-sweep.ts';
-import type { PresetName, Strategy, SweepSpec } from '../sweep/spec.ts';
-import { intOption, parseOptions, requiredOption } from './options.ts';
+import type { Lab } from '../api/lab.ts';
+import type { ProtocolOverrides, RunView, SweepRequest } from '../api/contract.ts';
+import { checkWritable } from '../api/export-service.ts';
+import { parseLayerList, parseTechniqueList } from '../api/parse.ts';
+import { deserializeError, LogitscopeError } from '../errors.ts';
+import { intOption, parseOptions, requiredOption, withLab } from './options.ts';
 import { formatSeconds, progressPrinter } from './progress.ts';
-import { parseLayers, parseTechniques } from './sweep-options.ts';
 import { formatSummaryTable } from './summary-table.ts';
 
 const HELP = `usage: logitscope sweep --model DIR --data FILE... --preset logitscope|patchscopes [--json OUT] [options]
        logitscope sweep --demo [options]      the built-in demo model on its held-out text (${DEMO.limit} examples)
-       logitscope sweep --resume RUN [--json OUT]
+       logitscope sweep --resume RUN [--json OUT] [--db FILE] [--batch-size N] [--allow-cpu-fallback]
 
 Compares next-token extraction techniques at every layer over a dataset slice. Every finished
 batch is stored in the results cache (see \`logitscope runs\`); results an earlier run of the same
-model computed are reused. --json writes the export record (per example, layer and technique;
-per-layer means with 95% CIs at the top).
+model computed are reused unless --recompute is given. --json writes the export record (per
+example, layer and technique; per-layer means with 95% intervals at the top).
+Ctrl-C cancels after storing the finished batches (exit 130); --resume finishes the run later.
 
   --model DIR          GPT-J checkpoint directory (Hugging Face layout)
   --data FILE          dataset file: .jsonl, .jsonl.gz, .jsonl.zst, .parquet, .txt (repeat for several),
                        or a built-in one: builtin:demo-heldout, builtin:brown, builtin:sotu
   --preset P           logitscope (the seed's protocol) or patchscopes (the paper's)
   --json OUT           also write the export record to OUT (written when cancelled with Ctrl-C too)
-  --resume RUN         finish an interrupted or cancelled run
+  --resume RUN         finish an interrupted or cancelled run (a unique prefix of its id is enough)
   --db FILE            results database (default: $LOGITSCOPE_DB, else the app-data directory)
   --name NAME          a name for the run in the history
   --batch-size N       at most N examples per batch (default: sized from free memory)
@@ -39,147 +33,169 @@ per-layer means with 95% CIs at the top).
   --prompt-layer L     target layer for the matching --prompt: "same" (default) or a layer number
   --layers LIST        all (default), or e.g. 0,5,10-27; -1 is the embeddings
   --seed S             seed of the position drawn per example (default 0)
-  --top-k K            top-k kept per technique and layer (default 10)
+  --top-k K            top-k kept per technique and layer (1..100, default 10)
   --device D           cpu (default) or cuda;  --allow-cpu-fallback to run on the CPU if CUDA fails
   --strategy S         fast (default) or naive (one full forward per technique, layer and example)
+  --recompute          compute every row afresh instead of reusing cached rows (verification runs)
 Protocol overrides (each replaces the preset's value, and the run records what was used):
   --pool-start N --pool-end N --eval-start N --eval-end N --shuffle-seed N|none
   --max-words N --max-chars N --pile-set NAME --bos | --no-bos`;
 
+const OPTIONS = {
+  model: { type: 'string' },
+  data: { type: 'string', multiple: true },
+  preset: { type: 'string' },
+  json: { type: 'string' },
+  limit: { type: 'string' },
+  techniques: { type: 'string' },
+  prompt: { type: 'string', multiple: true },
+  'prompt-layer': { type: 'string', multiple: true },
+  layers: { type: 'string' },
+  seed: { type: 'string' },
+  'top-k': { type: 'string' },
+  device: { type: 'string' },
+  'allow-cpu-fallback': { type: 'boolean' },
+  strategy: { type: 'string' },
+  recompute: { type: 'boolean' },
+  'pool-start': { type: 'string' },
+  'pool-end': { type: 'string' },
+  'eval-start': { type: 'string' },
+  'eval-end': { type: 'string' },
+  'shuffle-seed': { type: 'string' },
+  'max-words': { type: 'string' },
+  'max-chars': { type: 'string' },
+  'pile-set': { type: 'string' },
+  bos: { type: 'boolean' },
+  'no-bos': { type: 'boolean' },
+  resume: { type: 'string' },
+  db: { type: 'string' },
+  name: { type: 'string' },
+  'batch-size': { type: 'string' },
+  demo: { type: 'boolean' },
+} as const;
+
+type Values = NonNullable<ReturnType<typeof parseOptions<typeof OPTIONS>>>;
+
+/** What --resume may be combined with: the run's own settings are recorded and cannot change. */
+const RESUME_COMPATIBLE = new Set(['resume', 'json', 'db', 'batch-size', 'allow-cpu-fallback']);
+
 export const sweepCommand = {
   summary: 'run a sweep over a dataset slice and write the export record',
   async run(argv: string[]) {
-    const o = parseOptions(argv, {
-      model: { type: 'string' },
-      data: { type: 'string', multiple: true },
-      preset: { type: 'string' },
-      json: { type: 'string' },
-      limit: { type: 'string' },
-      techniques: { type: 'string' },
-      prompt: { type: 'string', multiple: true },
-      'prompt-layer': { type: 'string', multiple: true },
-      layers: { type: 'string' },
-      seed: { type: 'string' },
-      'top-k': { type: 'string' },
-      device: { type: 'string', default: 'cpu' },
-      'allow-cpu-fallback': { type: 'boolean', default: false },
-      strategy: { type: 'string', default: 'fast' },
-      'pool-start': { type: 'string' },
-      'pool-end': { type: 'string' },
-      'eval-start': { type: 'string' },
-      'eval-end': { type: 'string' },
-      'shuffle-seed': { type: 'string' },
-      'max-words': { type: 'string' },
-      'max-chars': { type: 'string' },
-      'pile-set': { type: 'string' },
-      bos: { type: 'boolean' },
-      'no-bos': { type: 'boolean' },
-      resume: { type: 'string' },
-      db: { type: 'string' },
-      name: { type: 'string' },
-      'batch-size': { type: 'string' },
-      demo: { type: 'boolean', default: false },
-    }, HELP);
+    const o = parseOptions(argv, OPTIONS, HELP);
     if (!o) return;
-    if (o.demo) {
-      // The built-in demo: its model, the held-out corpus part, the seed's protocol, a laptop-sized slice.
-      o.model ??= DEMO.modelDir;
-      o.data ??= [DEMO.dataFile];
-      o.preset ??= 'logitscope';
-      o.limit ??= String(DEMO.limit);
+    const out = o.json === undefined ? undefined : checkWritable(o.json, '--json');
+    const batchSize = intOption(o['batch-size'], 'batch-size');
+    if (o.resume !== undefined) {
+      const extra = Object.keys(o).filter((k) => !RESUME_COMPATIBLE.has(k));
+      if (extra.length > 0) {
+        throw new LogitscopeError('argument_invalid', `--resume continues the run with its recorded settings; drop ${extra.map((k) => `--${k}`).join(', ')}`, `--${extra[0]}`);
+      }
     }
-    const batch = intOption(o['batch-size'], 'batch-size', { min: 1 });
-    if (o.resume) {
-      await runSweepCommand({ resume: o.resume, out: o.json, db: o.db, allowCpuFallback: o['allow-cpu-fallback']!, batch });
-      return;
-    }
-    const files = o.data ?? [];
-    if (files.length === 0) throw new LogitscopeError('argument_invalid', '--data is required (one or more dataset files)', '--data');
-    const preset = requiredOption(o.preset, 'preset') as PresetName;
-    if (o.device !== 'cpu' && o.device !== 'cuda') throw new LogitscopeError('argument_invalid', `--device must be cpu or cuda, got "${o.device}"`, '--device');
-    if (o.strategy !== 'fast' && o.strategy !== 'naive') throw new LogitscopeError('argument_invalid', `--strategy must be fast or naive, got "${o.strategy}"`, '--strategy');
-    if (o.bos && o['no-bos']) throw new LogitscopeError('argument_invalid', '--bos and --no-bos contradict each other', '--bos');
-    const shuffle = o['shuffle-seed'] === 'none' ? null : intOption(o['shuffle-seed'], 'shuffle-seed', { min: 0 });
-    const protocol = resolveProtocol(preset, {
-      limit: intOption(o.limit, 'limit', { min: 1 }),
-      positionSeed: intOption(o.seed, 'seed', { min: 0 }),
-      poolStart: intOption(o['pool-start'], 'pool-start', { min: 0 }),
-      poolEnd: intOption(o['pool-end'], 'pool-end', { min: 1 }),
-      evalStart: intOption(o['eval-start'], 'eval-start', { min: 0 }),
-      evalEnd: intOption(o['eval-end'], 'eval-end', { min: 1 }),
-      shuffleSeed: shuffle,
-      pileSetName: o['pile-set'],
-      bos: o.bos ? true : o['no-bos'] ? false : undefined,
-      filter: { ...maybe('maxWords', intOption(o['max-words'], 'max-words', { min: 1 })), ...maybe('maxChars', intOption(o['max-chars'], 'max-chars', { min: 1 })) },
+    const code = await withLab({ db: o.db }, async (lab) => {
+      if (o.resume !== undefined) {
+        const run = await lab.call('runs.get', { runId: o.resume });
+        await loadModel(lab, run.modelPath, run.device, o);
+        console.error(`resuming run ${run.id}: ${run.examplesDone} of ${run.examplesPlanned ?? '?'} examples already stored`);
+        return follow(lab, { out, start: () => lab.call('sweep.resume', { runId: run.id, batchSize }) });
+      }
+      const request = sweepRequest(o, batchSize);
+      const model = await loadModel(lab, requiredOption(o.model ?? (o.demo ? DEMO.modelDir : undefined), 'model'), o.device ?? 'cpu', o);
+      // Layers past the model's last are refused here, before any dataset is read.
+      parseLayerList(o.layers, { field: '--layers', nLayers: model.nLayers });
+      return follow(lab, { out, start: () => lab.call('sweep.start', request) });
     });
-    const spec: SweepSpec = {
-      modelDir: requiredOption(o.model, 'model'),
-      device: o.device as Device,
-      files,
-      protocol,
-      techniques: parseTechniques(o.techniques, o.prompt ?? [], o['prompt-layer'] ?? []),
-      layers: parseLayers(o.layers),
-      k: intOption(o['top-k'], 'top-k', { min: 1, fallback: 10 })!,
-      strategy: o.strategy as Strategy,
-    };
-    await runSweepCommand({ spec, out: o.json, db: o.db, name: o.name, allowCpuFallback: o['allow-cpu-fallback']!, batch });
+    process.exitCode = code;
   },
 };
 
-function maybe<K extends string>(key: K, value: number | undefined): Partial<Record<K, number>> {
-  return value === undefined ? {} : ({ [key]: value } as Record<K, number>);
+function sweepRequest(o: Values, batchSize: number | undefined): SweepRequest {
+  const files = o.data ?? (o.demo ? [DEMO.dataFile] : []);
+  if (files.length === 0) throw new LogitscopeError('argument_invalid', '--data is required (one or more dataset files)', '--data');
+  if (o.bos && o['no-bos']) throw new LogitscopeError('argument_invalid', '--bos and --no-bos contradict each other', '--bos');
+  const int = (name: keyof Values & string) => intOption(o[name] as string | undefined, name);
+  const overrides: ProtocolOverrides = {
+    limit: int('limit') ?? (o.demo ? DEMO.limit : undefined),
+    positionSeed: int('seed'),
+    poolStart: int('pool-start'),
+    poolEnd: int('pool-end'),
+    evalStart: int('eval-start'),
+    evalEnd: int('eval-end'),
+    shuffleSeed: o['shuffle-seed'] === 'none' ? null : int('shuffle-seed'),
+    pileSetName: o['pile-set'],
+    bos: o.bos ? true : o['no-bos'] ? false : undefined,
+    filter: o['max-words'] === undefined && o['max-chars'] === undefined ? undefined : { maxWords: int('max-words'), maxChars: int('max-chars') },
+  };
+  return {
+    files,
+    preset: requiredOption(o.preset ?? (o.demo ? 'logitscope' : undefined), 'preset') as SweepRequest['preset'],
+    overrides: Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)),
+    techniques: parseTechniqueList(o.techniques, o.prompt ?? [], o['prompt-layer'] ?? []),
+    layers: parseLayerList(o.layers, { field: '--layers' }),
+    k: int('top-k'),
+    strategy: o.strategy as SweepRequest['strategy'],
+    name: o.name,
+    recompute: o.recompute,
+    batchSize,
+  };
 }
 
-async function runSweepCommand(opts: { spec?: SweepSpec; resume?: string; out?: string; db?: string; name?: string; allowCpuFallback: boolean; batch?: number }): Promise<void> {
-  const store = ResultStore.open(opts.db ?? defaultDbPath());
-  const controller = new AbortController();
-  const onSigint = () => {
+async function loadModel(lab: Lab, dir: string, device: string, o: Values): Promise<{ nLayers: number }> {
+  const model = await lab.call('model.load', { dir, device: device as 'cpu' | 'cuda', allowCpuFallback: o['allow-cpu-fallback'] });
+  if (model.fallbackReason) console.error(`warning: running on the CPU: ${model.fallbackReason}`);
+  return model.config;
+}
+
+/**
+ * Starts the sweep and follows it to its end: a progress bar from the Lab's events, Ctrl-C (or
+ * SIGTERM) cancels after the finished batches are stored. Resolves to the process's exit code:
+ * 0 completed, 130 / 143 cancelled by SIGINT / SIGTERM; a failed run throws its error.
+ */
+async function follow(lab: Lab, opts: { out?: string; start: () => Promise<{ runId: string }> }): Promise<number> {
+  const bar = progressPrinter();
+  const started = performance.now();
+  let runId: string | undefined;
+  let signal: NodeJS.Signals | undefined;
+  const off = lab.onEvent((name, payload) => {
+    const p = payload as { runId: string; progress: Parameters<typeof bar.update>[0] };
+    if (name === 'sweep.progress' && p.runId === runId) bar.update(p.progress);
+  });
+  const onSignal = (s: NodeJS.Signals) => {
+    signal = s;
     console.error('\ncancelling: every finished batch is already stored; resume with --resume');
-    controller.abort();
+    if (runId) void lab.call('sweep.cancel', { runId });
   };
-  process.once('SIGINT', onSigint);
-  let engine: Engine | undefined;
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
-    const resumed = opts.resume ? store.getRun(opts.resume) : undefined;
-    const modelDir = resumed ? resumed.modelPath : opts.spec!.modelDir;
-    const device = resumed ? ((resumed.model.device as Device | undefined) ?? 'cpu') : opts.spec!.device;
-    engine = await Engine.load({ modelDir, device, allowCpuFallback: opts.allowCpuFallback });
-    if (engine.info.fallbackReason) console.error(`warning: running on the CPU: ${engine.info.fallbackReason}`);
-    const bar = progressPrinter();
-    const hooks = { signal: controller.signal, onProgress: (p: SweepProgress) => bar.update(p), maxBatchExamples: opts.batch };
-    const started = performance.now();
-    let runId: string;
-    let outcome: SweepOutcome;
-    let techniques: string[];
-    if (resumed) {
-      runId = resumed.id;
-      console.error(`resuming run ${runId}: ${resumed.examplesDone} of ${resumed.examplesPlanned ?? '?'} examples already stored`);
-      ({ outcome } = await resumeStoredSweep(engine, store, runId, hooks));
-      techniques = resumed.techniques;
-    } else {
-      const result = await runStoredSweep(engine, store, opts.spec!, {
-        ...hooks,
-        name: opts.name,
-        onRunCreated: (id, { plan, dataset }) =>
-          console.error(
-            `run ${id}: ${plan.examples.length} examples (${dataset.pool.scanned} records scanned, ${dataset.pool.filteredOut} filtered out), ` +
-              `${plan.techniques.length} techniques × ${plan.layers.length} layers, ${plan.strategy} strategy on ${engine!.info.device}`,
-          ),
-      });
-      ({ runId, outcome } = result);
-      techniques = result.prepared.plan.techniques.map((t) => t.id);
-    }
+    ({ runId } = await opts.start());
+    console.error(describeStart(await lab.call('runs.get', { runId })));
+    if (signal) await lab.call('sweep.cancel', { runId });
+    await lab.settled(runId);
     bar.end();
-    console.log(formatSummaryTable(outcome.summary, techniques));
-    const seconds = (performance.now() - started) / 1000;
-    console.error(`${outcome.status} in ${formatSeconds(seconds)}; run ${runId} is stored in ${store.file}`);
-    if (opts.out) {
-      fs.writeFileSync(opts.out, JSON.stringify(exportJson(store, runId)));
+    const done = await lab.call('runs.get', { runId });
+    console.log(formatSummaryTable(done.summary, done.techniques));
+    console.error(`${done.status} in ${formatSeconds((performance.now() - started) / 1000)}; run ${runId} is stored in ${lab.dbFile}`);
+    if (opts.out && done.examplesDone > 0) {
+      await lab.call('runs.export', { runId, format: 'json', out: opts.out });
       console.error(`wrote ${opts.out}`);
     }
+    if (done.status === 'failed' && done.error) throw deserializeError(done.error);
+    return signal === 'SIGTERM' ? 143 : signal ? 130 : 0;
   } finally {
-    process.off('SIGINT', onSigint);
-    await engine?.dispose();
-    store.close();
+    off();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
+}
+
+/** The run's size and how its data was read, with every reason a record was left out. */
+function describeStart(run: RunView): string {
+  const d = run.dataset as { pool?: { scanned: number; filteredOut: number; skipped?: Record<string, number> }; skipped?: Record<string, number> };
+  const skips = { ...(d.pool?.skipped ?? {}), ...(d.skipped ?? {}) };
+  const left = Object.entries(skips)
+    .filter(([, n]) => n > 0)
+    .map(([why, n]) => `${n} ${why}`);
+  const read = d.pool ? `${d.pool.scanned} records scanned, ${d.pool.filteredOut} filtered out${left.length ? `, skipped: ${left.join(', ')}` : ''}` : 'resumed from the store';
+  return `run ${run.id}: ${run.examplesPlanned ?? '?'} examples (${read}), ${run.techniques.length} techniques × ${run.layers.length} layers, ${run.strategy} strategy on ${run.device}`;
 }

@@ -1,0 +1,61 @@
+/** The `runs.export` request: a stored run as JSON, CSV or Parquet, returned or written to a file. */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { LogitscopeError } from '../errors.ts';
+import { exportCsv, exportJson, exportParquet } from '../store/export.ts';
+import type { ResultStore } from '../store/result-store.ts';
+import type { ExportReply } from './contract.ts';
+
+type Format = 'json' | 'csv' | 'parquet';
+
+const MIME: Record<Format, string> = { json: 'application/json', csv: 'text/csv', parquet: 'application/vnd.apache.parquet' };
+
+/**
+ * Refuses an output file that cannot be written, before any work: its folder must exist and be
+ * writable, and it must not be a folder itself. Used by every request that writes a file.
+ */
+export function checkWritable(file: string, field = 'out'): string {
+  const absolute = path.resolve(file);
+  const dir = path.dirname(absolute);
+  if (!fs.existsSync(dir)) throw new LogitscopeError('output_unwritable', `the folder ${dir} does not exist`, field);
+  if (fs.existsSync(absolute) && fs.statSync(absolute).isDirectory()) throw new LogitscopeError('output_unwritable', `${absolute} is a folder, not a file`, field);
+  try {
+    fs.accessSync(dir, fs.constants.W_OK);
+  } catch {
+    throw new LogitscopeError('output_unwritable', `the folder ${dir} is not writable`, field);
+  }
+  return absolute;
+}
+
+export async function exportRun(store: ResultStore, runId: string, format: Format, out?: string): Promise<ExportReply> {
+  const target = out === undefined ? undefined : checkWritable(out);
+  store.getRun(runId); // run_not_found before any file is touched
+  const fileName = target ?? `logitscope-run-${runId.slice(0, 8)}.${format}`;
+  const mimeType = MIME[format];
+  if (format === 'json') {
+    const content = JSON.stringify(exportJson(store, runId));
+    if (target === undefined) return { fileName, mimeType, content, encoding: 'utf8', written: Buffer.byteLength(content) };
+    const partial = `${target}.partial`;
+    fs.writeFileSync(partial, content);
+    fs.renameSync(partial, target);
+    return { fileName, mimeType, written: Buffer.byteLength(content) };
+  }
+  if (format === 'csv') {
+    if (target !== undefined) return { fileName, mimeType, written: await exportCsv(store, runId, target) };
+    const chunks: string[] = [];
+    const written = await exportCsv(store, runId, new Writable({ write: (chunk, _enc, done) => (chunks.push(String(chunk)), done()) }));
+    return { fileName, mimeType, content: chunks.join(''), encoding: 'utf8', written };
+  }
+  if (target !== undefined) return { fileName, mimeType, written: await exportParquet(store, runId, target) };
+  // Parquet is binary: written to a private temp file, handed back base64-encoded for a download.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'logitscope-export-'));
+  try {
+    const file = path.join(dir, 'run.parquet');
+    const written = await exportParquet(store, runId, file);
+    return { fileName, mimeType, content: fs.readFileSync(file).toString('base64'), encoding: 'base64', written };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}

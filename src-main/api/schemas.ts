@@ -1,0 +1,155 @@
+/**
+ * Every request payload and event payload of the API, declared once as a schema. contract.ts
+ * infers the TypeScript types from these; the Lab validates every payload with them before any
+ * work, so the Electron window, the browser page and the CLI all get the same checks and the same
+ * errors: every problem at once, each with its path, and unknown keys refused (a typo in a
+ * setting must not be stored silently in a run's provenance).
+ */
+import { z } from 'zod';
+
+const nonEmpty = (what: string) => z.string().min(1, `${what} cannot be empty`);
+const count = z.int().min(0);
+
+/** A run id, or any unique prefix of one (as `runs list` prints them). */
+export const runIdSchema = z.string().trim().min(4, 'give at least 4 characters of the run id');
+
+export const presetSchema = z.enum(['logitscope', 'patchscopes']);
+export const deviceSchema = z.enum(['cpu', 'cuda']);
+export const strategySchema = z.enum(['fast', 'naive']);
+export const runStatusSchema = z.enum(['running', 'completed', 'cancelled', 'failed', 'interrupted']);
+
+/** A source layer: -1 is the embeddings (hook_embed), 0..nLayers-1 the output of each block. */
+export const layerSchema = z.int().min(-1, 'layers start at -1 (the embeddings)');
+/** null = every layer 0..nLayers-1. Checked against the loaded model's depth by the Lab. */
+export const layerListSchema = z.array(layerSchema).min(1, 'choose at least one layer').max(4096).nullable();
+
+export const targetLayerRuleSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('same') }),
+  z.strictObject({ kind: z.literal('fixed'), layer: layerSchema }),
+]);
+
+export const techniqueChoiceSchema = z.discriminatedUnion('id', [
+  z.strictObject({ id: z.enum(['logit_lens', 'patchscope', 'logitscope']) }),
+  z.strictObject({
+    id: z.literal('custom'),
+    prompt: nonEmpty('a custom patchscope prompt').max(4000),
+    targetLayer: targetLayerRuleSchema.optional(),
+  }),
+]);
+export const techniqueListSchema = z.array(techniqueChoiceSchema).min(1, 'choose at least one technique').max(64);
+
+/** Each replaces the preset's value; the run records what was used (PROTOCOL.md's table). */
+export const protocolOverridesSchema = z.strictObject({
+  poolStart: count.optional(),
+  poolEnd: z.int().min(1).optional(),
+  pileSetName: nonEmpty('pileSetName').optional(),
+  filter: z.strictObject({ maxWords: z.int().min(1).optional(), maxChars: z.int().min(1).optional() }).optional(),
+  shuffleSeed: count.nullable().optional(),
+  evalStart: count.optional(),
+  evalEnd: z.int().min(1).nullable().optional(),
+  limit: z.int().min(1).optional(),
+  bos: z.boolean().optional(),
+  positionSeed: count.optional(),
+});
+
+const filesSchema = z.array(nonEmpty('a dataset file name')).min(1, 'choose at least one dataset file').max(10_000);
+const topKSchema = z.int().min(1).max(100);
+const empty = z.strictObject({});
+
+export const requestSchemas = {
+  'app.info': empty,
+  /** Which execution providers start here, the GPU, and where data is kept. */
+  'app.doctor': empty,
+  'model.load': z.strictObject({ dir: nonEmpty('the model directory'), device: deviceSchema.optional(), allowCpuFallback: z.boolean().optional() }),
+  'model.current': empty,
+  'dataset.preview': z.strictObject({
+    files: filesSchema,
+    preset: presetSchema,
+    overrides: protocolOverridesSchema.optional(),
+    sampleCount: z.int().min(0).max(50).optional(),
+  }),
+  'sweep.start': z.strictObject({
+    files: filesSchema,
+    preset: presetSchema,
+    overrides: protocolOverridesSchema.optional(),
+    techniques: techniqueListSchema,
+    layers: layerListSchema,
+    k: topKSchema.optional(),
+    strategy: strategySchema.optional(),
+    name: z.string().max(200).optional(),
+    /** Compute every row afresh instead of reading earlier runs' rows (verification runs). */
+    recompute: z.boolean().optional(),
+    /** At most this many examples per batch (default: sized from free memory). */
+    batchSize: z.int().min(1).max(1_000_000).optional(),
+  }),
+  'sweep.cancel': z.strictObject({ runId: runIdSchema }),
+  'sweep.resume': z.strictObject({ runId: runIdSchema, batchSize: z.int().min(1).max(1_000_000).optional() }),
+  extract: z.strictObject({
+    text: nonEmpty('the prompt'),
+    /** Default: the last token. Counts BOS when `bos` is on. */
+    position: count.optional(),
+    bos: z.boolean().optional(),
+    k: topKSchema.optional(),
+    /** Default: the three built-in techniques. */
+    techniques: techniqueListSchema.optional(),
+    layers: layerListSchema.optional(),
+  }),
+  'runs.list': z.strictObject({ status: runStatusSchema.optional(), modelPath: z.string().optional(), dataset: z.string().optional() }),
+  'runs.get': z.strictObject({ runId: runIdSchema }),
+  'runs.example': z.strictObject({ runId: runIdSchema, ordinal: count }),
+  'runs.compare': z.strictObject({ a: runIdSchema, b: runIdSchema }),
+  'runs.export': z.strictObject({
+    runId: runIdSchema,
+    format: z.enum(['json', 'csv', 'parquet']),
+    /** Write to this file (streamed) instead of returning the content; for the CLI and save dialogs. */
+    out: nonEmpty('the output file').optional(),
+  }),
+  'runs.delete': z.strictObject({ runId: runIdSchema }),
+} as const;
+
+export type RequestSchemas = typeof requestSchemas;
+
+const intervalSchema = z.object({ mean: z.number(), low: z.number(), high: z.number() });
+export const layerSummarySchema = z.object({
+  technique: z.string(),
+  layer: z.int(),
+  n: z.int(),
+  precision: intervalSchema,
+  surprisal: intervalSchema,
+  surprisalPaper: intervalSchema,
+});
+const serializedErrorSchema = z.object({
+  code: z.string(),
+  message: z.string(),
+  path: z.string().optional(),
+  issues: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+  name: z.string().optional(),
+});
+
+/** Events say "this changed" and carry ids and progress, never tensors. */
+export const eventSchemas = {
+  'sweep.progress': z.object({
+    runId: z.string(),
+    progress: z.object({
+      examplesDone: z.int(),
+      examplesTotal: z.int(),
+      examplesFromCache: z.int(),
+      throughput: z.number().nullable(),
+      etaSeconds: z.number().nullable(),
+      summary: z.array(layerSummarySchema),
+    }),
+  }),
+  'sweep.finished': z.object({ runId: z.string(), status: runStatusSchema, error: serializedErrorSchema.optional() }),
+  'model.changed': z.object({ dir: z.string() }),
+  'runs.changed': empty,
+} as const;
+
+export type EventSchemas = typeof eventSchemas;
+
+/** Turns zod's issues into the API's: a dotted path ("techniques.1.prompt") and a sentence. */
+export function issuesOf(error: z.ZodError): { path: string; message: string }[] {
+  return error.issues.map((i) => ({
+    path: i.path.map(String).join('.'),
+    message: i.code === 'unrecognized_keys' ? `unknown ${i.keys.length === 1 ? 'key' : 'keys'} ${i.keys.map((k) => `"${k}"`).join(', ')}` : i.message,
+  }));
+}

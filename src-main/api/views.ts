@@ -1,0 +1,97 @@
+/**
+ * What the API hands out about the model, runs and examples: built from the engine's and the
+ * store's own types in one place, so the views never drift from what is stored.
+ */
+import type { Engine } from '../engine/engine.ts';
+import type { GptjTokenizer } from '../engine/tokenizer.ts';
+import { LogitscopeError } from '../errors.ts';
+import type { ResultStore, StoredExample } from '../store/result-store.ts';
+import type { LayerResult } from '../sweep/extract.ts';
+import type { ResolvedTechnique } from '../sweep/techniques.ts';
+import type { ExampleView, ModelView, RunView } from './contract.ts';
+
+export function modelView(e: Engine, loadSeconds: number): ModelView {
+  const { nLayers, dModel, nHeads, dHead, dMlp, nCtx, rotaryDim, dVocab } = e.config;
+  return {
+    dir: e.info.modelDir,
+    identity: e.info.identity,
+    format: e.info.format,
+    weightDtype: e.info.weightDtype,
+    computeDtype: e.info.computeDtype,
+    device: e.info.device,
+    ...(e.info.fallbackReason && { fallbackReason: e.info.fallbackReason }),
+    config: { nLayers, dModel, nHeads, dHead, dMlp, nCtx, rotaryDim, dVocab },
+    loadSeconds,
+  };
+}
+
+/** A technique's prompt and target layer rule as views and exports show them; {} for the logit lens. */
+export function techniqueView(t: ResolvedTechnique): { prompt?: string; promptTokens?: number[]; targetLayer?: 'same' | number } {
+  if (t.kind === 'logit_lens') return {};
+  return { prompt: t.prompt, promptTokens: t.promptTokens, targetLayer: t.targetLayer.kind === 'same' ? 'same' : t.targetLayer.layer };
+}
+
+export function runView(store: ResultStore, runId: string): RunView {
+  const run = store.getRun(runId);
+  const { id, name, status, createdAt, modelPath, files, techniques, layers, examplesPlanned, examplesDone, protocol, strategy, error } = run;
+  return {
+    id,
+    name,
+    status,
+    createdAt,
+    modelPath,
+    device: (run.model.device as RunView['device'] | undefined) ?? 'cpu',
+    files,
+    techniques,
+    layers,
+    examplesPlanned,
+    examplesDone,
+    protocol,
+    strategy,
+    dataset: run.dataset,
+    techniquePrompts: Object.fromEntries(run.resolvedTechniques.map((t) => [t.id, techniqueView(t)])),
+    summary: store.summary(runId),
+    error,
+  };
+}
+
+/** The inspector's grid cells of one example: every technique × layer with its top-k as text. */
+export function cellsOf(layers: readonly LayerResult[], reference: number, text: (id: number) => string): ExampleView['cells'] {
+  return layers.map((r) => ({
+    technique: r.technique,
+    layer: r.layer,
+    top1: r.top1,
+    correct: r.top1 === reference,
+    surprisal: r.surprisal,
+    surprisalPaper: r.surprisal_paper,
+    topK: r.top_k.ids.map((id, i) => ({ id, text: text(id), prob: r.top_k.probs[i] })),
+  }));
+}
+
+export function exampleView(store: ResultStore, runId: string, ordinal: number, tokenizer: GptjTokenizer): ExampleView {
+  // One page of one example, starting at it: the inspector reads only what it shows.
+  const found: StoredExample | void = store.iterateResults(runId, { fromOrdinal: ordinal, pageSize: 1 }).next().value;
+  if (!found || found.example.ordinal !== ordinal) throw new LogitscopeError('argument_invalid', `run ${runId} has no finished example ${ordinal}`, 'ordinal');
+  const text = (id: number) => tokenizer.tokenString(id);
+  const { example, result } = found;
+  return {
+    ordinal,
+    recordIndex: example.recordIndex,
+    source: example.source,
+    tokens: example.tokens.map((id) => ({ id, text: text(id) })),
+    position: example.position,
+    reference: { id: result.reference_top1, text: text(result.reference_top1) },
+    cells: cellsOf(result.layers, result.reference_top1, text),
+  };
+}
+
+/**
+ * A run id from what a user typed: the whole id, or any unique prefix of it (`runs list` prints
+ * the first 8 characters). One resolver for every request that names a run.
+ */
+export function resolveRunId(store: ResultStore, typed: string, field = 'runId'): string {
+  const matches = store.listRuns().filter((r) => r.id.startsWith(typed));
+  if (matches.length === 1) return matches[0].id;
+  if (matches.length === 0) throw new LogitscopeError('run_not_found', `no run with id "${typed}" in ${store.file}`, field);
+  throw new LogitscopeError('argument_invalid', `"${typed}" matches ${matches.length} runs; give more of the id`, field);
+}
