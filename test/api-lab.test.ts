@@ -93,8 +93,8 @@ describe('the API handlers (real engine, real SQLite file)', () => {
     expect(list.map((r) => r.id)).toContain(runId);
 
     const csv = await lab.call('runs.export', { runId, format: 'csv' });
-    expect(csv.content.trim().split('\n')).toHaveLength(1 + 12 * 9);
-    const json = JSON.parse((await lab.call('runs.export', { runId, format: 'json' })).content);
+    expect(csv.content!.trim().split('\n')).toHaveLength(1 + 12 * 9);
+    const json = JSON.parse((await lab.call("runs.export", { runId, format: "json" })).content!);
     expect(json.examples).toHaveLength(12);
 
     const again = await lab.call('sweep.start', { files: [data], preset: 'logitscope', techniques: [{ id: 'logit_lens' }], layers: [0, 2] });

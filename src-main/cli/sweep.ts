@@ -189,13 +189,21 @@ async function follow(lab: Lab, opts: { out?: string; start: () => Promise<{ run
   }
 }
 
+const SKIP_WORDS: Record<string, string> = {
+  malformedJson: 'malformed JSON',
+  missingText: 'no text',
+  oversized: 'oversized',
+  empty: 'tokenize to nothing',
+  tooLong: 'longer than the context',
+};
+
 /** The run's size and how its data was read, with every reason a record was left out. */
 function describeStart(run: RunView): string {
   const d = run.dataset as { pool?: { scanned: number; filteredOut: number; skipped?: Record<string, number> }; skipped?: Record<string, number> };
   const skips = { ...(d.pool?.skipped ?? {}), ...(d.skipped ?? {}) };
   const left = Object.entries(skips)
     .filter(([, n]) => n > 0)
-    .map(([why, n]) => `${n} ${why}`);
+    .map(([why, n]) => `${n} ${SKIP_WORDS[why] ?? why}`);
   const read = d.pool ? `${d.pool.scanned} records scanned, ${d.pool.filteredOut} filtered out${left.length ? `, skipped: ${left.join(', ')}` : ''}` : 'resumed from the store';
   return `run ${run.id}: ${run.examplesPlanned ?? '?'} examples (${read}), ${run.techniques.length} techniques × ${run.layers.length} layers, ${run.strategy} strategy on ${run.device}`;
 }
