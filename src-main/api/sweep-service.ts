@@ -21,6 +21,8 @@ export interface StoredSweepHooks {
   budgetBytes?: number;
   /** At most this many examples per batch (each batch is one transaction in the store). */
   maxBatchExamples?: number;
+  /** Take nothing from the cache: compute every row again and store it over the old one (store/sweep-cache.ts). */
+  recompute?: boolean;
 }
 
 export interface StoredSweepResult {
@@ -85,7 +87,7 @@ export async function resumeStoredSweep(engine: Engine, store: ResultStore, runI
 async function finishInStore(engine: Engine, store: ResultStore, runId: string, plan: SweepPlan, hooks: StoredSweepHooks): Promise<SweepOutcome> {
   const started = performance.now();
   try {
-    const outcome = await runSweep(engine, plan, { signal: hooks.signal, cache: runSweepCache(store, runId), onProgress: hooks.onProgress, budgetBytes: hooks.budgetBytes, maxBatchExamples: hooks.maxBatchExamples });
+    const outcome = await runSweep(engine, plan, { signal: hooks.signal, cache: runSweepCache(store, runId, { recompute: hooks.recompute }), onProgress: hooks.onProgress, budgetBytes: hooks.budgetBytes, maxBatchExamples: hooks.maxBatchExamples });
     store.finishRun(runId, { status: outcome.status, timings: { wallMs: performance.now() - started, computeMs: outcome.timings.computeSeconds * 1000 } });
     return outcome;
   } catch (e) {

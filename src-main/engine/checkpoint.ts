@@ -1,10 +1,10 @@
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { LogitscopeError } from '../errors.ts';
 import { expectedWeightShapes, readGptjConfig, type GptjConfig } from './config.ts';
 import { decodeInto } from './dtype.ts';
-import { readSafetensorsHeader, type WeightFileIndex } from './safetensors.ts';
+import { contentIdentity, type IdentityFile } from './identity.ts';
+import { readSafetensorsHeader } from './safetensors.ts';
 import { DTYPE_BYTES, type TensorRef, type WeightDtype } from './tensor-ref.ts';
 import { readTorchBin } from './torch-bin.ts';
 
@@ -23,7 +23,7 @@ export interface Checkpoint {
   readonly tensors: ReadonlyMap<string, TensorRef>;
   /** Weight files, resolved through symlinks (Hugging Face cache snapshots link into blobs/). */
   readonly files: string[];
-  /** Changes when config.json or any weight file's size, layout or sampled data changes; cheap even for 24 GB. */
+  /** A hash of every byte of config.json, the tokenizer files and the weight files (identity.ts). */
   readonly identity: string;
 }
 
@@ -35,11 +35,15 @@ const LAYOUTS: { format: CheckpointFormat; name: string; sharded: boolean }[] = 
   { format: 'bin-sharded', name: 'pytorch_model.bin.index.json', sharded: true },
 ];
 
-/** Bytes of tensor data hashed at each end of a file; enough to tell a fine-tune from its base model. */
-const IDENTITY_SAMPLE_BYTES = 64 * 1024;
+/** Files besides the weights that decide a result: the ones loadTokenizer reads, as they turn text into the tokens that are run. */
+const IDENTITY_EXTRAS = ['tokenizer.json', 'vocab.json', 'merges.txt', 'added_tokens.json'];
 const MAX_LISTED = 5;
 
-export function openCheckpoint(dir: string): Checkpoint {
+/**
+ * Opens and validates a checkpoint. With `cacheRoot`, file hashes are remembered there so reopening
+ * an unchanged checkpoint reads only headers; without it every byte is hashed on every open.
+ */
+export function openCheckpoint(dir: string, opts: { cacheRoot?: string } = {}): Checkpoint {
   dir = path.resolve(dir);
   const config = readGptjConfig(dir);
   const layout = LAYOUTS.find((l) => fs.existsSync(path.join(dir, l.name)));
@@ -58,8 +62,6 @@ export function openCheckpoint(dir: string): Checkpoint {
 
   const tensors = new Map<string, TensorRef>();
   const files: string[] = [];
-  const hash = crypto.createHash('sha256');
-  hashFramed(hash, fs.readFileSync(path.join(dir, 'config.json')));
   for (const name of names) {
     const linked = path.join(dir, name);
     if (!fs.existsSync(linked)) {
@@ -73,9 +75,14 @@ export function openCheckpoint(dir: string): Checkpoint {
       tensors.set(t.name, t);
     }
     files.push(file);
-    hashWeightFile(hash, name, file, index);
   }
   checkExpectedWeights(config, tensors, names.length === 1 ? files[0] : dir);
+  // Hashed only once the headers are known to be sound, so a broken checkpoint fails fast.
+  const extras = ['config.json', ...IDENTITY_EXTRAS, ...(layout.sharded ? [layout.name] : [])].filter((n) => fs.existsSync(path.join(dir, n)));
+  const identityFiles: IdentityFile[] = [
+    ...extras.map((name) => ({ name, file: fs.realpathSync(path.join(dir, name)) })),
+    ...names.map((name, i) => ({ name, file: files[i] })),
+  ];
 
   return Object.freeze({
     dir,
@@ -84,7 +91,7 @@ export function openCheckpoint(dir: string): Checkpoint {
     ...dtypesOf(config, tensors),
     tensors,
     files,
-    identity: hash.digest('hex'),
+    identity: contentIdentity(identityFiles, { cacheRoot: opts.cacheRoot }),
   });
 }
 
@@ -153,37 +160,6 @@ function dtypesOf(config: GptjConfig, tensors: ReadonlyMap<string, TensorRef>) {
   const dtype = [...elementsByDtype].sort((a, b) => b[1] - a[1])[0][0];
   const dtypes = [...new Set([...tensors.values()].map((t) => t.dtype))].sort();
   return { dtype, dtypes };
-}
-
-function hashFramed(hash: crypto.Hash, bytes: Uint8Array | string): void {
-  const b = typeof bytes === 'string' ? Buffer.from(bytes, 'utf8') : bytes;
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(b.length));
-  hash.update(len).update(b);
-}
-
-/** The name inside the checkpoint dir, not the realpath: a copy elsewhere, or a re-linked cache, keeps its identity. */
-function hashWeightFile(hash: crypto.Hash, name: string, file: string, index: WeightFileIndex): void {
-  hashFramed(hash, name);
-  hashFramed(hash, String(fs.statSync(file).size));
-  hashFramed(hash, index.header);
-  if (index.tensors.length === 0) return;
-  // Headers hold only names, shapes and offsets; a fine-tune keeps them, so sample the data too.
-  const first = index.tensors.reduce((a, b) => (b.offset < a.offset ? b : a));
-  const last = index.tensors.reduce((a, b) => (b.offset + b.byteLength > a.offset + a.byteLength ? b : a));
-  const fd = fs.openSync(file, 'r');
-  try {
-    for (const [at, len] of [
-      [first.offset, Math.min(IDENTITY_SAMPLE_BYTES, first.byteLength)],
-      [Math.max(last.offset, last.offset + last.byteLength - IDENTITY_SAMPLE_BYTES), Math.min(IDENTITY_SAMPLE_BYTES, last.byteLength)],
-    ]) {
-      const buf = Buffer.alloc(len);
-      const n = fs.readSync(fd, buf, 0, len, at);
-      hashFramed(hash, buf.subarray(0, n));
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
 }
 
 /** Reads exactly the tensor's byte range into `dst`. */

@@ -5,7 +5,10 @@ import { buildFullGraph, buildStepGraph, buildUnembedGraph, type GraphName } fro
 import type { ComputeType } from './graph/layers.ts';
 import { planWeights } from './weight-plan.ts';
 
-/** Bump when the graph builders change, so cached graphs are rebuilt. */
+/**
+ * Bump when the graph builders change, so cached graphs are rebuilt. If the change can alter any
+ * number a graph computes, bump NUMERICS_VERSION (store/keys.ts) too, so stored results are not reused.
+ */
 export const GRAPH_VERSION = 3;
 
 export interface BuiltModel {
@@ -27,9 +30,10 @@ interface Meta {
 const BUILDERS = { full: buildFullGraph, step: buildStepGraph, unembed: buildUnembedGraph } as const;
 
 /**
- * The graphs for one checkpoint and compute dtype, cached under `<cacheRoot>/<identity>/<dtype>/`.
- * The identity covers the checkpoint's config and weight headers, so a changed checkpoint gets a
- * fresh directory; the .onnx files there can be opened in Netron to see exactly what runs.
+ * The graphs (and converted weights) for one checkpoint and compute dtype, cached under
+ * `<cacheRoot>/<identity>/<dtype>/`. The identity hashes every byte of the checkpoint, so a changed
+ * checkpoint, even one tensor edited in place, gets a fresh directory and never runs stale converted
+ * weights; the .onnx files there can be opened in Netron to see exactly what runs.
  */
 export function prepareModel(ckpt: Checkpoint, dtype: ComputeType, cacheRoot: string): BuiltModel {
   const cacheDir = path.join(cacheRoot, ckpt.identity.slice(0, 24), dtype);

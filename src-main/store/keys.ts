@@ -9,12 +9,20 @@ import type { ResolvedTechnique } from '../sweep/techniques.ts';
  */
 
 /**
- * The model part of a result's key: the checkpoint's identity (config and weight headers), the
- * compute dtype and the device, since fp16 and fp32, or CPU and CUDA kernels, can flip a top-1.
- * The checkpoint's path is not part of it: a copy elsewhere gives the same numbers.
+ * Bump whenever a change to the graphs or the numerics (kernels, dtypes, metric definitions) can
+ * alter any stored number, so that rows computed by the old code are not reused: they stay in the
+ * database under the old key, and every sweep computes afresh. A pure refactor needs no bump.
+ */
+export const NUMERICS_VERSION = 1;
+
+/**
+ * The model part of a result's key: the checkpoint's identity (a hash of all its bytes), the
+ * compute dtype and the device, since fp16 and fp32, or CPU and CUDA kernels, can flip a top-1,
+ * and the numerics version of the code that computed it. The checkpoint's path is not part of it:
+ * a copy elsewhere gives the same numbers.
  */
 export function modelKey(m: Pick<LoadedModel, 'identity' | 'computeDtype' | 'device'>): string {
-  return `${m.identity}:${m.computeDtype}:${m.device}`;
+  return `${m.identity}:${m.computeDtype}:${m.device}:numerics-${NUMERICS_VERSION}`;
 }
 
 /** sha256 over the position and the tokens as fed (BOS included), both as 32-bit little-endian. */

@@ -9,8 +9,10 @@ import { layerResultFromRow, rowsFromResults } from './rows.ts';
  * A stored run as the sweep loop's cache (run-sweep.ts SweepCache). Ordinals are the run's
  * (setRunExamples), which must be the indices of the sweep plan's examples. Lookups search every
  * run of the same model, so a sweep that repeats or extends an earlier one computes only what is new.
+ * With `recompute`, lookups find nothing, so every row is computed again and saved over the stored
+ * one (but saveBatch keeps a stored row whose top-k is longer).
  */
-export function runSweepCache(store: ResultStore, runId: string): SweepCache {
+export function runSweepCache(store: ResultStore, runId: string, opts: { recompute?: boolean } = {}): SweepCache {
   const run = store.getRun(runId);
   const examples = new Map(store.runExamples(runId).map((e) => [e.ordinal, e]));
   // Several technique ids can share a key (two custom prompts with the same tokens): each gets the rows.
@@ -28,6 +30,7 @@ export function runSweepCache(store: ResultStore, runId: string): SweepCache {
   return {
     lookup(ordinals) {
       const wanted = ordinals.map(exampleOf);
+      if (opts.recompute) return new Map();
       const hits = store.lookup({ modelKey: run.modelKey, exampleKeys: wanted.map((e) => e.exampleKey), techniqueKeys: [...idsByKey.keys()], layers: run.layers, k: run.k });
       const found = new Map<number, ExampleResult>();
       for (const e of wanted) {
