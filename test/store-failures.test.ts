@@ -180,7 +180,8 @@ describe('a database another process holds', () => {
       await new Promise((resolve) => writer.on('exit', resolve));
       const lastReported = Math.max(...[...writer.output().matchAll(/saved (\d+)/g)].map((m) => Number(m[1])));
       const store = ResultStore.open(file); // runs quick_check
-      const done = store.getRun(id).examplesDone;
+      const { examplesDone: done, status } = store.getRun(id);
+      expect(status).toBe('interrupted'); // the writer's process is gone
       const stored = store.runResults(id);
       store.close();
       expect(done).toBeGreaterThan(lastReported); // ordinals count from 0

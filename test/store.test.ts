@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import Database from 'better-sqlite3';
 import { parquetReadObjects } from 'hyparquet';
 import type { ExampleResult } from '../src-main/sweep/extract.ts';
@@ -15,7 +15,7 @@ import { ResultStore } from '../src-main/store/result-store.ts';
 import { layerResultFromRow, rowsFromResults } from '../src-main/store/rows.ts';
 import { runSweepCache } from '../src-main/store/sweep-cache.ts';
 import { APPLICATION_ID, SCHEMA_VERSION } from '../src-main/store/schema.ts';
-import { summarize } from '../src-main/sweep/summary.ts';
+import { INTERVAL_METHODS, summarize } from '../src-main/sweep/summary.ts';
 import { csvField, exportCsv, exportJson, exportParquet, TABLE_COLUMNS } from '../src-main/store/export.ts';
 import type { NewRun, RunExampleInput } from '../src-main/store/types.ts';
 
@@ -65,21 +65,25 @@ function asStored(results: ExampleResult[]): ExampleResult[] {
   return results.map((e) => ({ ...e, layers: e.layers.map((l) => ({ ...l, top_k: { ids: l.top_k.ids, probs: l.top_k.probs.map(Math.fround) } })) }));
 }
 
-let dir: string;
-let file: string;
-let store: ResultStore;
-beforeEach(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'store-'));
-  file = path.join(dir, 'results.sqlite');
-  store = ResultStore.open(file);
-});
-afterEach(() => {
-  store.close();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+/** A new database in its own folder for the calling test, closed and removed when the test ends. */
+function freshStore(): { store: ResultStore; dir: string; file: string; reopen: () => ResultStore } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'store-'));
+  const file = path.join(dir, 'results.sqlite');
+  const opened: ResultStore[] = [];
+  const open = () => {
+    const s = ResultStore.open(file);
+    opened.push(s);
+    return s;
+  };
+  onTestFinished(() => {
+    for (const s of opened) s.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return { store: open(), dir, file, reopen: open };
+}
 
 /** Creates a run over `exs`, computes what the cache lacks (as the sweep does) and saves it in batches of 2. */
-function sweep(run: NewRun, exs: RunExampleInput[], salt = 0): string {
+function sweep(store: ResultStore, run: NewRun, exs: RunExampleInput[], salt = 0): string {
   const id = store.createRun(run);
   store.setRunExamples(id, exs);
   const done = new Set(store.runExamples(id).filter((e) => e.done).map((e) => e.ordinal));
@@ -93,10 +97,11 @@ function sweep(run: NewRun, exs: RunExampleInput[], salt = 0): string {
 
 describe('results cache', () => {
   it('a run saved in batches reads back the same after the file is reopened', () => {
+    const { store: first, reopen } = freshStore();
     const exs = examples(0, 5);
-    const id = sweep(newRun({ name: 'first', examplesPlanned: 2000 }), exs);
-    store.close();
-    store = ResultStore.open(file);
+    const id = sweep(first, newRun({ name: 'first', examplesPlanned: 2000 }), exs);
+    first.close();
+    const store = reopen();
     expect(store.runResults(id)).toEqual(asStored(fakeResults(exs, [LENS, SCOPE], [0, 1, 2], 3)));
     const run = store.getRun(id);
     expect(run).toMatchObject({ name: 'first', status: 'completed', examplesPlanned: 5, examplesDone: 5, k: 3, techniques: ['logit_lens', 'logitscope'], timings: { extract: 12 } });
@@ -106,6 +111,7 @@ describe('results cache', () => {
   });
 
   it('lookup returns only stored rows, cut to k, and misses rows stored with a shorter top-k', () => {
+    const { store } = freshStore();
     const id = store.createRun(newRun());
     store.setRunExamples(id, examples(0, 4));
     store.saveBatch(id, rowsFromResults(fakeResults(examples(0, 2), [LENS, SCOPE], [0, 1, 2], 3), [LENS, SCOPE]));
@@ -121,13 +127,15 @@ describe('results cache', () => {
   });
 
   it('two runs that share examples share rows, and deleting one keeps the other intact', () => {
-    const a = sweep(newRun(), examples(0, 6));
+    const { store } = freshStore();
+    const a = sweep(store, newRun(), examples(0, 6));
     const bRun = newRun({ techniques: [{ ...SCOPE, id: 'custom_1', prompt: 'same tokens, other text' }] });
     const b = store.createRun(bRun);
     store.setRunExamples(b, examples(3, 9));
     // Examples 3..5 were computed by run a (same tokens, position, technique tokens): done at once.
     expect(store.getRun(b).examplesDone).toBe(3);
     store.saveBatch(b, rowsFromResults(fakeResults(examples(3, 9).slice(3), bRun.techniques, bRun.layers, 3), bRun.techniques));
+    store.finishRun(b, { status: 'completed' });
     const bBefore = store.runResults(b);
     expect(bBefore.map((e) => e.layers[0].technique)).toEqual(Array(6).fill('custom_1'));
 
@@ -143,7 +151,8 @@ describe('results cache', () => {
   });
 
   it('as the sweep cache, a run gets what earlier runs stored and saves only what the sweep computed', async () => {
-    sweep(newRun(), examples(0, 4));
+    const { store } = freshStore();
+    sweep(store, newRun(), examples(0, 4));
     const custom: ResolvedTechnique = { id: 'custom_1', kind: 'patchscope', prompt: 'hello->there;?->', promptTokens: [50256, 31373, 3784], targetLayer: { kind: 'same' } };
     const run = newRun({ techniques: [LENS, SCOPE, custom] });
     const id = store.createRun(run);
@@ -162,7 +171,8 @@ describe('results cache', () => {
   });
 
   it('a row stored with a longer top-k is kept when a run with a shorter k saves the same cell', () => {
-    const long = sweep(newRun({ k: 5 }), examples(0, 2));
+    const { store } = freshStore();
+    const long = sweep(store, newRun({ k: 5 }), examples(0, 2));
     const before = store.runResults(long);
     const short = store.createRun(newRun({ k: 3 }));
     store.setRunExamples(short, examples(0, 2));
@@ -172,15 +182,17 @@ describe('results cache', () => {
   });
 
   it('finishing a run counts as done the examples another run stored meanwhile', () => {
+    const { store } = freshStore();
     const waiting = store.createRun(newRun());
     store.setRunExamples(waiting, examples(0, 3));
-    sweep(newRun(), examples(0, 3));
+    sweep(store, newRun(), examples(0, 3));
     expect(store.getRun(waiting).examplesDone).toBe(0);
     store.finishRun(waiting, { status: 'completed' });
     expect(store.getRun(waiting).examplesDone).toBe(3);
   });
 
   it('a run with a taken id, repeated technique ids or no layers is refused before anything is written', () => {
+    const { store } = freshStore();
     const id = store.createRun(newRun({ id: 'fixed' }));
     expect(id).toBe('fixed');
     expect(() => store.createRun(newRun({ id: 'fixed' }))).toThrowError(expect.objectContaining({ code: 'argument_invalid', path: 'id' }));
@@ -190,6 +202,7 @@ describe('results cache', () => {
   });
 
   it('a saved batch is refused whole when a row is not part of the run', () => {
+    const { store } = freshStore();
     const id = store.createRun(newRun());
     store.setRunExamples(id, examples(0, 2));
     const rows = rowsFromResults(fakeResults(examples(0, 2), [LENS, SCOPE], [0, 1, 2, 3], 3), [LENS, SCOPE]);
@@ -199,6 +212,7 @@ describe('results cache', () => {
   });
 
   it('an interrupted run resumes with exactly the examples that are not done', () => {
+    const { store } = freshStore();
     const id = store.createRun(newRun());
     const exs = examples(0, 4);
     store.setRunExamples(id, exs);
@@ -213,6 +227,7 @@ describe('results cache', () => {
   });
 
   it('the summary matches a hand computation and summarize() over the same results', () => {
+    const { store } = freshStore();
     const exs = examples(0, 3);
     const results: ExampleResult[] = exs.map((e, i) => ({
       tokens: e.tokens, position: e.position, reference_top1: 7,
@@ -221,24 +236,27 @@ describe('results cache', () => {
     const id = store.createRun(newRun({ techniques: [LENS], layers: [0], k: 1 }));
     store.setRunExamples(id, exs);
     store.saveBatch(id, rowsFromResults(results, [LENS]));
-    const z = 1.959963984540054; // the normal distribution's 97.5% quantile
-    // surprisal: values 1, 2, 4: mean 7/3, sample variance 7/3, half-width z·sqrt(7/3)/sqrt(3)
-    const half = z * Math.sqrt(7 / 3 / 3);
-    // precision: values 1, 0, 1: mean 2/3, sample variance 1/3
-    const pHalf = z * Math.sqrt(1 / 3 / 3);
+    // surprisal: values 1, 2, 4: mean 7/3, sample variance 7/3, half-width t(0.975, 2)·sqrt(7/3)/sqrt(3),
+    // where with 2 degrees of freedom the t quantile has a closed form: (2p − 1)/sqrt(2p(1 − p)).
+    const t2 = 0.95 / Math.sqrt(2 * 0.975 * 0.025);
+    const half = t2 * Math.sqrt(7 / 3 / 3);
     const [s] = store.summary(id);
     expect(s.technique).toBe('logit_lens');
     expect(s.n).toBe(3);
     expect(s.surprisal.mean).toBeCloseTo(7 / 3, 12);
-    expect(s.surprisal.low).toBeCloseTo(7 / 3 - half, 12);
-    expect(s.surprisal.high).toBeCloseTo(7 / 3 + half, 12);
-    expect(s.precision.low).toBeCloseTo(2 / 3 - pHalf, 12);
+    expect(s.surprisal.low).toBeCloseTo(7 / 3 - half, 10);
+    expect(s.surprisal.high).toBeCloseTo(7 / 3 + half, 10);
+    // precision: 2 of 3, whose Wilson 95% interval is [0.2077, 0.9385] to four places (by hand from the formula).
+    expect(s.precision.mean).toBeCloseTo(2 / 3, 12);
+    expect(s.precision.low).toBeCloseTo(0.2077, 4);
+    expect(s.precision.high).toBeCloseTo(0.9385, 4);
     expect(s.surprisalPaper).toEqual({ mean: 0.5, low: 0.5, high: 0.5 });
     expect(summarize(results)).toEqual([s]);
   });
 
   it('the summary of a larger run equals summarize() over its results, in run order', () => {
-    const id = sweep(newRun(), examples(0, 7));
+    const { store } = freshStore();
+    const id = sweep(store, newRun(), examples(0, 7));
     const fromRows = summarize(store.runResults(id));
     const fromSql = store.summary(id);
     expect(fromSql.map((s) => [s.technique, s.layer, s.n])).toEqual([LENS, SCOPE].flatMap((t) => [0, 1, 2].map((l) => [t.id, l, 7])));
@@ -250,8 +268,9 @@ describe('results cache', () => {
   });
 
   it('compare puts both runs side by side per technique and layer with the difference of means', () => {
-    const a = sweep(newRun({ techniques: [LENS] }), examples(0, 4));
-    const b = sweep(newRun({ techniques: [LENS, SCOPE], model: { ...MODEL, key: 'ckpt-b:float32:cpu' } }), examples(0, 4), 3);
+    const { store } = freshStore();
+    const a = sweep(store, newRun({ techniques: [LENS] }), examples(0, 4));
+    const b = sweep(store, newRun({ techniques: [LENS, SCOPE], model: { ...MODEL, key: 'ckpt-b:float32:cpu' } }), examples(0, 4), 3);
     const rows = store.compare(a, b);
     expect(rows.map((r) => `${r.technique}@${r.layer}`)).toEqual(['logit_lens@0', 'logit_lens@1', 'logit_lens@2', 'logitscope@0', 'logitscope@1', 'logitscope@2']);
     const sa = store.summary(a);
@@ -262,7 +281,8 @@ describe('results cache', () => {
   });
 
   it('listRuns filters by model, model path, dataset file and status, newest first', () => {
-    const a = sweep(newRun({ name: 'a' }), examples(0, 2));
+    const { store } = freshStore();
+    const a = sweep(store, newRun({ name: 'a' }), examples(0, 2));
     const b = store.createRun(newRun({ name: 'b', model: { ...MODEL, key: 'ckpt-b:float32:cpu', path: '/models/gptj-b' }, files: ['/data/other/train.jsonl'] }));
     const c = store.createRun(newRun({ name: 'c', files: ['/data/x/0.jsonl', 'C:\\data\\val.jsonl.zst'] }));
     const ids = (f: Parameters<ResultStore['listRuns']>[0]) => store.listRuns(f).map((r) => r.id);
@@ -278,6 +298,7 @@ describe('results cache', () => {
   });
 
   it('a new database is created in WAL mode with the current schema version', () => {
+    const { file } = freshStore();
     const raw = new Database(file, { readonly: true });
     expect(raw.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     expect(raw.pragma('application_id', { simple: true })).toBe(APPLICATION_ID);
@@ -286,9 +307,17 @@ describe('results cache', () => {
   });
 
   it('cache keys cover what decides a result and nothing else', () => {
-    expect(exampleKey([50256, 1, 2], 1)).toBe(exampleKey([50256, 1, 2], 1));
-    expect(exampleKey([50256, 1, 2], 1)).not.toBe(exampleKey([50256, 1, 2], 2));
-    expect(exampleKey([50256, 1, 2], 1)).not.toBe(exampleKey([1, 2], 1));
+    const key = exampleKey([50256, 1, 2], 1);
+    // Pinned: a change to the key's encoding would silently orphan every cached result.
+    expect(key).toBe('391d24659891d941c9c285cbc9be99eb5c1edcaa39aed578142f22ed48abcc4a');
+    const variants = [
+      exampleKey([50256, 1, 2], 2), // another position
+      exampleKey([1, 2], 1), // no BOS
+      exampleKey([50256, 1, 3], 1), // another token
+      exampleKey([50256, 2, 1], 1), // the same tokens in another order
+      exampleKey([50256, 1, 2, 0], 1), // one more token
+    ];
+    expect(new Set([key, ...variants]).size).toBe(1 + variants.length);
     expect(techniqueKey({ ...SCOPE, id: 'custom_3', prompt: 'renamed' })).toBe(techniqueKey(SCOPE));
     expect(techniqueKey({ ...SCOPE, promptTokens: [30] })).not.toBe(techniqueKey(SCOPE));
     expect(techniqueKey({ ...SCOPE, targetLayer: { kind: 'fixed', layer: 3 } })).not.toBe(techniqueKey(SCOPE));
@@ -315,8 +344,9 @@ describe('results cache', () => {
 
 describe('exports', () => {
   it('the JSON export has the export record fields, techniques with prompt tokens, and summaries', () => {
+    const { store } = freshStore();
     const exs = examples(0, 3);
-    const id = sweep(newRun(), exs);
+    const id = sweep(store, newRun(), exs);
     const record = JSON.parse(JSON.stringify(exportJson(store, id)));
     expect(Object.keys(record)).toEqual(['model', 'techniques', 'conventions', 'protocol', 'dataset', 'status', 'run', 'summary', 'examples']);
     expect(record.model).toEqual(MODEL.info);
@@ -327,13 +357,16 @@ describe('exports', () => {
     expect(Object.keys(record.examples[0])).toEqual(['record_index', 'source', 'tokens', 'position', 'reference_top1', 'layers']);
     expect(Object.keys(record.examples[0].layers[0])).toEqual(['layer', 'technique', 'top1', 'surprisal', 'surprisal_paper', 'top_k']);
     expect(record.examples.map(({ record_index, source, ...e }: { record_index: number; source: string }) => e)).toEqual(asStored(fakeResults(exs, [LENS, SCOPE], [0, 1, 2], 3)));
-    expect(record.summary).toEqual(JSON.parse(JSON.stringify(exportSummary(store.summary(id)))));
+    expect(record.summary.ci_method).toEqual(INTERVAL_METHODS);
+    expect(record.summary.rows).toEqual(JSON.parse(JSON.stringify(exportSummary(store.summary(id)).rows)));
     expect(record.summary.rows).toHaveLength(6);
+    expect(record.summary.rows.every((r: { n: number }) => r.n === 3)).toBe(true);
   });
 
   it('the CSV export has one row per example, technique and layer, quoted where needed', async () => {
+    const { store, dir } = freshStore();
     const odd: ResolvedTechnique = { ...SCOPE, id: 'odd, "quoted" id' };
-    const id = sweep(newRun({ techniques: [LENS, odd] }), examples(0, 4));
+    const id = sweep(store, newRun({ techniques: [LENS, odd] }), examples(0, 4));
     const out = path.join(dir, 'run.csv');
     expect(await exportCsv(store, id, out)).toBe(4 * 2 * 3);
     const lines = fs.readFileSync(out, 'utf8').split('\r\n');
@@ -365,23 +398,68 @@ describe('exports', () => {
   });
 
   it('the Parquet export reads back with the same rows as the CSV', async () => {
-    const id = sweep(newRun(), examples(0, 3));
+    const { store, dir } = freshStore();
+    const odd: ResolvedTechnique = { ...SCOPE, id: 'odd, "quoted" id' };
+    const id = sweep(store, newRun({ techniques: [LENS, odd] }), examples(0, 3));
     const out = path.join(dir, 'run.parquet');
     expect(await exportParquet(store, id, out)).toBe(3 * 2 * 3);
     const buf = fs.readFileSync(out);
     const rows = await parquetReadObjects({ file: buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) });
     expect(rows).toHaveLength(18);
-    const [e0] = asStored(fakeResults(examples(0, 1), [LENS, SCOPE], [0, 1, 2], 3));
+    const [e0] = asStored(fakeResults(examples(0, 1), [LENS, odd], [0, 1, 2], 3));
     expect(rows[0]).toEqual({
       run_id: id, example: 0, record_index: 0, position: e0.position, reference_top1: e0.reference_top1, technique: 'logit_lens', layer: 0,
       top1: e0.layers[0].top1, correct: e0.layers[0].top1 === e0.reference_top1, surprisal: e0.layers[0].surprisal,
       surprisal_paper: e0.layers[0].surprisal_paper, top_k_ids: e0.layers[0].top_k.ids, top_k_probs: e0.layers[0].top_k.probs,
     });
+
+    const csv = path.join(dir, 'run.csv');
+    await exportCsv(store, id, csv);
+    const [header, ...lines] = parseCsv(fs.readFileSync(csv, 'utf8'));
+    expect(header).toEqual([...TABLE_COLUMNS]);
+    // CSV fields are text: typed back by column, every row must equal the Parquet row in the same place.
+    const typed = lines.map((fields) =>
+      Object.fromEntries(
+        TABLE_COLUMNS.map((c, i) => {
+          const f = fields[i];
+          if (c === 'run_id' || c === 'technique') return [c, f];
+          if (c === 'correct') return [c, f === '1'];
+          if (c === 'top_k_ids' || c === 'top_k_probs') return [c, f.split(' ').map(Number)];
+          return [c, Number(f)];
+        }),
+      ),
+    );
+    expect(typed).toEqual(rows);
+    expect(typed.some((r) => r.technique === odd.id)).toBe(true);
   });
 
   it('exporting a run that does not exist fails before any file is created', async () => {
+    const { store, dir } = freshStore();
     const out = path.join(dir, 'none.csv');
     await expect(exportCsv(store, 'nope', out)).rejects.toMatchObject({ code: 'run_not_found' });
     expect(fs.existsSync(out)).toBe(false);
   });
 });
+
+/** RFC 4180 as exportCsv writes it: CRLF rows, fields quoted when they hold a comma, quote or line break. */
+function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let field = '';
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (ch === '"' && field === '') {
+      for (i++; i < text.length && !(text[i] === '"' && text[i + 1] !== '"'); i++) field += text[i] === '"' ? text[++i] : text[i];
+    } else if (ch === ',') {
+      row.push(field);
+      field = '';
+    } else if (ch === '\r' && text[i + 1] === '\n') {
+      rows.push([...row, field]);
+      [row, field] = [[], ''];
+      i++;
+    } else {
+      field += ch;
+    }
+  }
+  return rows;
+}

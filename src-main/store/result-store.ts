@@ -8,8 +8,12 @@ import { defaultDbPath } from './location.ts';
 import { decodeTokens, decodeTopK, encodeTokens, encodeTopK } from './rows.ts';
 import { prepareSchema } from './schema.ts';
 import { SqliteFile } from './sqlite.ts';
-import { compareSummaries, summaryFromMoments, type Moments } from './summary.ts';
-import { listItem, RUN_SELECT, runDetail, runNotFound, type RunRow } from './run-rows.ts';
+import { summaryFromSums, type LayerSums } from '../sweep/summary.ts';
+import { compareSummaries, SUMS_GROUP, SUMS_SELECT } from './summary.ts';
+import {
+  checkNewRun, DELETE_UNSHARED_RESULTS, Heartbeat, listItem, loadShape, RUN_SELECT, runDetail, runNotFound, runStatus, stillRunning, THIS_PROCESS,
+  type Liveness, type RunRow, type RunShape,
+} from './run-rows.ts';
 import type { LayerComparison, LayerResultRow, LookupQuery, NewRun, RunDetail, RunEnd, RunExample, RunExampleInput, RunFilter, RunListItem } from './types.ts';
 
 export interface StoreOpenOptions {
@@ -19,23 +23,16 @@ export interface StoreOpenOptions {
   busyTimeoutMs?: number;
   /** Caps the file's size; a write past it fails with cache_full, as on a full disk. */
   maxBytes?: number;
+  /** How often a run this store computes shows it is alive (default 5 s). */
+  heartbeatMs?: number;
+  /** A running run whose heartbeat is older than this reads as interrupted (default 30 s: six missed beats). */
+  staleAfterMs?: number;
 }
 
 /** A run's example and the results stored for it, in the run's technique and layer order. */
 export interface StoredExample {
   example: Omit<RunExample, 'text'>;
   result: ExampleResult;
-}
-
-/** What saveBatch checks rows against, and the ids it writes; read once per run and process. */
-interface RunShape {
-  modelId: number;
-  k: number;
-  techniqueIds: Map<string, number>; // technique key -> techniques.id
-  techniqueNames: string[]; // by run_techniques.ordinal
-  layers: Set<number>;
-  cellsPerExample: number;
-  exampleIds: Map<string, number>; // example key -> examples.id
 }
 
 /** A stored result as the hot paths read it (SqliteFile.rows), in CELL_COLUMNS order. */
@@ -62,8 +59,16 @@ const PAGE = 256;
  */
 export class ResultStore {
   private readonly shapes = new Map<string, RunShape>();
+  /** Runs this store created or resumed and has not finished, with their heartbeat. */
+  private readonly computing: Heartbeat;
 
-  private constructor(private readonly db: SqliteFile) {}
+  private constructor(
+    private readonly db: SqliteFile,
+    heartbeatMs: number,
+    private readonly staleAfterMs: number,
+  ) {
+    this.computing = new Heartbeat(db, heartbeatMs);
+  }
 
   static open(file: string = defaultDbPath(), opts: StoreOpenOptions = {}): ResultStore {
     const db = SqliteFile.open(file, { readonly: opts.readonly, busyTimeoutMs: opts.busyTimeoutMs ?? 5000 });
@@ -74,15 +79,22 @@ export class ResultStore {
       db.close();
       throw e;
     }
-    return new ResultStore(db);
+    return new ResultStore(db, opts.heartbeatMs ?? 5000, opts.staleAfterMs ?? 30_000);
   }
 
   get file(): string {
     return this.db.file;
   }
 
+  /** Runs still computing are let go of, so they read as interrupted at once. */
   close(): void {
+    this.computing.releaseAll();
     this.db.close();
+  }
+
+  /** Whether this store is computing the run now (created or resumed it, and has not finished it). */
+  isOwnedAndRunning(runId: string): boolean {
+    return this.computing.runs.has(runId);
   }
 
   createRun(r: NewRun): string {
@@ -97,11 +109,11 @@ export class ResultStore {
       )!.id;
       this.db.run(
         `INSERT INTO runs (id, name, status, created_at, updated_at, model_id, model_path, model_json, dataset_json, protocol_json, spec_json,
-           techniques_json, layers_json, k, strategy, code_version, examples_planned)
-         VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           techniques_json, layers_json, k, strategy, code_version, examples_planned, owner_pid, owner_host, owner_token, heartbeat_at)
+         VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         id, r.name ?? null, now, now, modelId, r.model.path, JSON.stringify(r.model.info), JSON.stringify({ files: r.files, ...r.datasetStats }),
         JSON.stringify(r.protocol), r.spec ? JSON.stringify(r.spec) : null, JSON.stringify(r.techniques), JSON.stringify(r.layers),
-        r.k, r.strategy, r.codeVersion, r.examplesPlanned ?? null,
+        r.k, r.strategy, r.codeVersion, r.examplesPlanned ?? null, THIS_PROCESS.pid, THIS_PROCESS.host, THIS_PROCESS.token, Date.now(),
       );
       r.techniques.forEach((t, ordinal) => {
         const techniqueId = this.db.get<{ id: number }>(
@@ -112,6 +124,7 @@ export class ResultStore {
       });
       for (const layer of new Set(r.layers)) this.db.run('INSERT INTO run_layers (run_id, layer) VALUES (?, ?)', id, layer);
     });
+    this.computing.add(id);
     return id;
   }
 
@@ -188,6 +201,12 @@ export class ResultStore {
       return [shape.modelId, exampleId, techniqueId, row.layer, row.referenceTop1, row.top1, row.surprisal, row.surprisalPaper, k, encodeTopK(row.topK)] as const;
     });
     this.db.transaction(() => {
+      // First, so that a run deleted meanwhile (by another process) is run_not_found, not a foreign key error.
+      const changed = this.db.run(
+        'UPDATE runs SET updated_at = ?, heartbeat_at = iif(owner_token = ?, ?, heartbeat_at) WHERE id = ?',
+        new Date().toISOString(), THIS_PROCESS.token, Date.now(), runId,
+      );
+      if (changed === 0) throw runNotFound(runId);
       for (const v of values) {
         this.db.run(
           `INSERT INTO results (model_id, example_id, technique_id, layer, reference_top1, top1, surprisal, surprisal_paper, k, topk)
@@ -199,7 +218,6 @@ export class ResultStore {
         );
       }
       this.markComplete(runId, shape, new Set(values.map((v) => v[1])));
-      this.db.run('UPDATE runs SET updated_at = ? WHERE id = ?', new Date().toISOString(), runId);
     });
   }
 
@@ -208,6 +226,8 @@ export class ResultStore {
    * run saved meanwhile were taken from the cache without a saveBatch of this run to mark them done.
    */
   finishRun(runId: string, end: RunEnd): void {
+    // Stop computing first: if the write below fails, the heartbeat goes stale and the run reads as interrupted.
+    this.computing.delete(runId);
     const shape = this.shape(runId);
     this.db.transaction(() => {
       const pending = this.db.all<{ id: number }>('SELECT DISTINCT example_id AS id FROM run_examples WHERE run_id = ? AND NOT done', runId);
@@ -219,29 +239,38 @@ export class ResultStore {
     });
   }
 
-  /** Marks an interrupted run as running again; the sweep then computes its examples that are not done. */
+  /**
+   * Marks an interrupted, cancelled or failed run as running again, owned by this process; the
+   * sweep then computes its examples that are not done. A run a live process is computing is refused.
+   */
   resumeRun(runId: string): void {
-    const changed = this.db.run(`UPDATE runs SET status = 'running', error_json = NULL, updated_at = ? WHERE id = ?`, new Date().toISOString(), runId);
-    if (changed === 0) throw runNotFound(runId);
+    this.db.transaction(() => {
+      this.refuseIfRunning(runId, 'resume');
+      this.db.run(
+        `UPDATE runs SET status = 'running', error_json = NULL, updated_at = ?, owner_pid = ?, owner_host = ?, owner_token = ?, heartbeat_at = ? WHERE id = ?`,
+        new Date().toISOString(), THIS_PROCESS.pid, THIS_PROCESS.host, THIS_PROCESS.token, Date.now(), runId,
+      );
+    });
+    this.computing.add(runId);
   }
 
-  /** Newest first. */
+  /** Newest first. A status filter applies to the status shown ('interrupted' included). */
   listRuns(filter: RunFilter = {}): RunListItem[] {
+    const stored = filter.status === 'interrupted' ? 'running' : filter.status;
     const rows = this.db.all<RunRow>(
       `${RUN_SELECT}
        WHERE (@model IS NULL OR m.identity = @model) AND (@path IS NULL OR r.model_path = @path) AND (@status IS NULL OR r.status = @status)
          AND (@dataset IS NULL OR EXISTS (SELECT 1 FROM json_each(r.dataset_json, '$.files') f
                WHERE f.value = @dataset OR substr(f.value, -length(@dataset) - 1) IN ('/' || @dataset, '\\' || @dataset)))
        ORDER BY r.created_at DESC, r.id`,
-      { model: filter.modelKey ?? null, path: filter.modelPath ?? null, status: filter.status ?? null, dataset: filter.dataset ?? null },
+      { model: filter.modelKey ?? null, path: filter.modelPath ?? null, status: stored ?? null, dataset: filter.dataset ?? null },
     );
-    return rows.map(listItem);
+    const live = this.liveness();
+    return rows.map((row) => listItem(row, live)).filter((r) => filter.status === undefined || r.status === filter.status);
   }
 
   getRun(runId: string): RunDetail {
-    const row = this.db.get<RunRow>(`${RUN_SELECT} WHERE r.id = ?`, runId);
-    if (!row) throw runNotFound(runId);
-    return runDetail(row);
+    return runDetail(this.runRow(runId), this.liveness());
   }
 
   /** The run's examples in order, text included; `done` ones need no computing on resume. */
@@ -304,15 +333,7 @@ export class ResultStore {
   /** Per technique and layer over the stored examples; the same numbers as summarize(runResults(id)). */
   summary(runId: string): LayerSummary[] {
     const shape = this.shape(runId);
-    return this.db
-      .all<Moments>(
-        `SELECT t.name AS technique, r.layer AS layer, count(*) AS n, sum(r.top1 = r.reference_top1) AS correct,
-           sum(r.surprisal) AS surprisal, sum(r.surprisal * r.surprisal) AS surprisalSq,
-           sum(r.surprisal_paper) AS surprisalPaper, sum(r.surprisal_paper * r.surprisal_paper) AS surprisalPaperSq
-         ${RUN_CELLS} GROUP BY t.ordinal, l.layer ORDER BY t.ordinal, l.layer`,
-        { model: shape.modelId, k: shape.k, run: runId },
-      )
-      .map(summaryFromMoments);
+    return this.db.all<LayerSums>(`${SUMS_SELECT} ${RUN_CELLS} ${SUMS_GROUP}`, { model: shape.modelId, k: shape.k, run: runId }).map(summaryFromSums);
   }
 
   /** Both runs' summaries per technique id and layer, a's order first, with b − a. */
@@ -322,31 +343,36 @@ export class ResultStore {
 
   /**
    * Deletes the run and, in the same transaction, the results and examples no other run refers
-   * to; rows another run of the same model uses stay.
+   * to; rows another run of the same model uses stay. A run still being computed is refused: its
+   * next batch would refer to the deleted examples.
    */
   deleteRun(runId: string): void {
     const shape = this.shape(runId);
     this.db.transaction(() => {
+      this.refuseIfRunning(runId, 'delete');
       const exampleIds = this.db.all<{ id: number }>('SELECT DISTINCT example_id AS id FROM run_examples WHERE run_id = ?', runId);
-      this.db.run(
-        `DELETE FROM results WHERE model_id = @model
-           AND (example_id, technique_id, layer) IN (
-             SELECT re.example_id, t.technique_id, l.layer FROM run_examples re
-             JOIN run_techniques t ON t.run_id = re.run_id JOIN run_layers l ON l.run_id = re.run_id WHERE re.run_id = @run)
-           AND NOT EXISTS (
-             SELECT 1 FROM run_examples re2
-             JOIN runs r2 ON r2.id = re2.run_id AND r2.model_id = results.model_id
-             JOIN run_techniques t2 ON t2.run_id = re2.run_id AND t2.technique_id = results.technique_id
-             JOIN run_layers l2 ON l2.run_id = re2.run_id AND l2.layer = results.layer
-             WHERE re2.example_id = results.example_id AND re2.run_id <> @run)`,
-        { model: shape.modelId, run: runId },
-      );
+      this.db.run(DELETE_UNSHARED_RESULTS, { model: shape.modelId, run: runId });
       this.db.run('DELETE FROM runs WHERE id = ?', runId);
       for (const { id } of exampleIds) {
         this.db.run('DELETE FROM examples WHERE id = ? AND NOT EXISTS (SELECT 1 FROM run_examples WHERE example_id = ?)', id, id);
       }
     });
     this.shapes.delete(runId);
+  }
+
+  private liveness(): Liveness {
+    return { now: Date.now(), staleAfterMs: this.staleAfterMs, computing: this.computing.runs };
+  }
+
+  private runRow(runId: string): RunRow {
+    const row = this.db.get<RunRow>(`${RUN_SELECT} WHERE r.id = ?`, runId);
+    if (!row) throw runNotFound(runId);
+    return row;
+  }
+
+  private refuseIfRunning(runId: string, action: 'resume' | 'delete'): void {
+    const row = this.runRow(runId);
+    if (runStatus(row, this.liveness()) === 'running') throw stillRunning(row, this.computing.runs.has(runId), action);
   }
 
   /** Whether every technique and layer of the run is stored for this example, with the run's k. */
@@ -369,38 +395,10 @@ export class ResultStore {
   private shape(runId: string): RunShape {
     let shape = this.shapes.get(runId);
     if (shape) return shape;
-    const run = this.db.get<{ model_id: number; k: number }>('SELECT model_id, k FROM runs WHERE id = ?', runId);
-    if (!run) throw runNotFound(runId);
-    const techniques = this.db.all<{ key: string; id: number; name: string }>(
-      'SELECT tq.key, tq.id, t.name FROM run_techniques t JOIN techniques tq ON tq.id = t.technique_id WHERE t.run_id = ? ORDER BY t.ordinal',
-      runId,
-    );
-    const layers = this.db.all<{ layer: number }>('SELECT layer FROM run_layers WHERE run_id = ?', runId).map((r) => r.layer);
-    const examples = this.db.all<{ key: string; id: number }>(
-      'SELECT e.key, e.id FROM run_examples re JOIN examples e ON e.id = re.example_id WHERE re.run_id = ?',
-      runId,
-    );
-    shape = {
-      modelId: run.model_id,
-      k: run.k,
-      techniqueIds: new Map(techniques.map((t) => [t.key, t.id])),
-      techniqueNames: techniques.map((t) => t.name),
-      layers: new Set(layers),
-      cellsPerExample: techniques.length * layers.length,
-      exampleIds: new Map(examples.map((e) => [e.key, e.id])),
-    };
+    shape = loadShape(this.db, runId);
     this.shapes.set(runId, shape);
     return shape;
   }
-}
-
-function checkNewRun(r: NewRun): void {
-  const invalid = (message: string, field: string) => new LogitscopeError('argument_invalid', message, field);
-  if (r.techniques.length === 0) throw invalid('a run needs at least one technique', 'techniques');
-  if (new Set(r.techniques.map((t) => t.id)).size !== r.techniques.length) throw invalid('technique ids must be unique within a run', 'techniques');
-  if (r.layers.length === 0) throw invalid('a run needs at least one layer', 'layers');
-  if (!r.layers.every(Number.isInteger)) throw invalid(`layers must be integers, got ${r.layers.join(', ')}`, 'layers');
-  if (!Number.isInteger(r.k) || r.k < 1) throw invalid(`k must be a positive integer, got ${r.k}`, 'k');
 }
 
 function rowFrom([layer, referenceTop1, top1, surprisal, surprisalPaper, topk]: Cell, exampleKey: string, techniqueKey: string, k: number): LayerResultRow {

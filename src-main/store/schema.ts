@@ -10,7 +10,7 @@ import { corrupt, type SqliteFile } from './sqlite.ts';
  * Models, examples and techniques get integer ids: the results table repeats them on each of its
  * millions of rows, and three 64-character hashes per row would triple the file.
  */
-const MIGRATIONS: readonly string[] = [
+export const MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE models (
     id INTEGER PRIMARY KEY,
@@ -90,6 +90,16 @@ const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (run_id, ordinal)
   ) WITHOUT ROWID;
   CREATE INDEX run_examples_by_example ON run_examples(example_id);
+  `,
+  // Who is computing a running run, so that one whose process died can be told from one still
+  // going (run-rows.ts runStatus). 'interrupted' is derived from these on every read, never
+  // stored: a read-only reader must see it too, and a stored one would go stale when the run is
+  // resumed elsewhere. Runs left 'running' by version 1 have no heartbeat and read as interrupted.
+  `
+  ALTER TABLE runs ADD COLUMN owner_pid INTEGER;
+  ALTER TABLE runs ADD COLUMN owner_host TEXT;
+  ALTER TABLE runs ADD COLUMN owner_token TEXT;         -- random per process: tells our own runs from a dead process's that had our pid
+  ALTER TABLE runs ADD COLUMN heartbeat_at INTEGER;     -- ms since the epoch, the owner's clock; NULL once released
   `,
 ];
 

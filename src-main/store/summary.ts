@@ -1,36 +1,17 @@
-import { meanInterval } from '../sweep/summary.ts';
 import type { LayerSummary } from '../sweep/spec.ts';
 import type { LayerComparison } from './types.ts';
 
 /**
- * Per-layer summaries are always derived from the per-example results. The sweep's live view
- * aggregates ExampleResults (sweep/summary.ts `summarize`); review aggregates the stored rows in
- * SQL into these sums. Both end in the same `meanInterval`, so they agree to rounding.
+ * Review's per-layer summaries: SQL adds up the stored rows into sweep/summary.ts's LayerSums
+ * (n, Σx, Σx² per metric), and the intervals come from the same `summaryFromSums` the live view
+ * uses, so a run's summary is the same whether it was computed per batch or read back.
  */
 
-/** Sums over the examples of one (technique, layer): enough for a mean and a normal-approximation CI. */
-export interface Moments {
-  technique: string;
-  layer: number;
-  n: number;
-  /** Examples whose top-1 equals the reference top-1: precision@1's sum, and (0/1 values) its sum of squares. */
-  correct: number;
-  surprisal: number;
-  surprisalSq: number;
-  surprisalPaper: number;
-  surprisalPaperSq: number;
-}
-
-export function summaryFromMoments(m: Moments): LayerSummary {
-  return {
-    technique: m.technique,
-    layer: m.layer,
-    n: m.n,
-    precision: meanInterval(m.correct, m.correct, m.n),
-    surprisal: meanInterval(m.surprisal, m.surprisalSq, m.n),
-    surprisalPaper: meanInterval(m.surprisalPaper, m.surprisalPaperSq, m.n),
-  };
-}
+/** With RUN_CELLS (result-store.ts) between them: one LayerSums row per technique and layer, in run order. */
+export const SUMS_SELECT = `SELECT t.name AS technique, r.layer AS layer, count(*) AS n, sum(r.top1 = r.reference_top1) AS correct,
+  sum(r.surprisal) AS surprisal, sum(r.surprisal * r.surprisal) AS surprisalSq,
+  sum(r.surprisal_paper) AS surprisalPaper, sum(r.surprisal_paper * r.surprisal_paper) AS surprisalPaperSq`;
+export const SUMS_GROUP = 'GROUP BY t.ordinal, l.layer ORDER BY t.ordinal, l.layer';
 
 /** Two runs' summaries side by side per technique id and layer, a's order first, then b's extras. */
 export function compareSummaries(a: readonly LayerSummary[], b: readonly LayerSummary[]): LayerComparison[] {

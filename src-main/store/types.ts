@@ -4,7 +4,19 @@ import type { ResolvedTechnique } from '../sweep/techniques.ts';
 
 /** The store's public shapes: what goes in when a run starts and what review reads back. */
 
-export type RunStatus = 'running' | 'completed' | 'cancelled' | 'failed';
+/**
+ * 'interrupted' is never stored: it is a 'running' run whose owner is gone (its process died, or
+ * its heartbeat stopped; run-rows.ts runStatus). Such a run can be resumed or deleted.
+ */
+export type RunStatus = 'running' | 'interrupted' | 'completed' | 'cancelled' | 'failed';
+
+/** The process that computes (or last computed) a run. */
+export interface RunOwner {
+  pid: number;
+  host: string;
+  /** When it last showed it was alive (ISO 8601); null once it let go of the run (the store closed). */
+  heartbeatAt: string | null;
+}
 
 /** Everything recorded about a run when it starts. */
 export interface NewRun {
@@ -113,10 +125,12 @@ export interface RunDetail extends RunListItem {
   /** Milliseconds per stage, as the sweep reported them. */
   timings: Record<string, number>;
   error: SerializedError | null;
+  /** null for runs recorded before owners were (schema version 1). */
+  owner: RunOwner | null;
 }
 
 export interface RunEnd {
-  status: Exclude<RunStatus, 'running'>;
+  status: Exclude<RunStatus, 'running' | 'interrupted'>;
   timings?: Record<string, number>;
   error?: SerializedError;
 }

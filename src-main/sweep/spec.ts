@@ -52,7 +52,7 @@ export interface SweepExample {
   position: number;
 }
 
-/** Per technique and layer: mean and 95% confidence interval over the examples done so far. */
+/** Per technique and layer: mean and 95% confidence interval over the n examples done so far. */
 export interface LayerSummary {
   technique: string;
   layer: number;
@@ -62,7 +62,11 @@ export interface LayerSummary {
   surprisalPaper: Interval;
 }
 
-/** A mean with a 95% normal-approximation confidence interval (mean ± 1.96·sd/√n). */
+/**
+ * A mean with a 95% confidence interval (sweep/summary.ts): Wilson score for precision@1, Student t
+ * with n − 1 degrees of freedom for the surprisals. low and high are NaN where the interval is
+ * undefined: no examples, or a surprisal mean of one example (nothing to measure the spread by).
+ */
 export interface Interval {
   mean: number;
   low: number;
