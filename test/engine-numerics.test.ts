@@ -2,10 +2,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { parseGptjConfig, type GptjConfig } from '../src-main/engine/config.ts';
+import { blockWeightNames, expectedWeightShapes, parseGptjConfig, type GptjConfig } from '../src-main/engine/config.ts';
+import { cudaProviderInstalled } from '../src-main/engine/cuda-provider.ts';
+import { decodeHalf, encodeHalf } from '../src-main/engine/dtype.ts';
 import { Engine, residRow } from '../src-main/engine/engine.ts';
-import { writeTinyGptj } from './fixtures/checkpoint-writer.ts';
-import { logSoftmax, referenceForward, referenceLogitLens } from './reference/gptj-f64.ts';
+import { NO_PATCH_LAYER } from '../src-main/engine/graph/gptj-graphs.ts';
+import type { HostTensor } from '../src-main/engine/ort-session.ts';
+import { type RawTensor, writeSafetensors, writeTinyGptj } from './fixtures/checkpoint-writer.ts';
+import { applyRotary, layerNorm, logSoftmax, referenceForward, referenceLogitLens, type ReferenceResult } from './reference/gptj-f64.ts';
 
 const TOL = 1e-4;
 
@@ -176,7 +180,7 @@ describe('checkpoint formats and dtypes', () => {
     expect(third.info.config.nLayers).toBe(2);
   });
 
-  test('a CUDA request on a machine without the CUDA provider fails with the install command, unless fallback is allowed', async () => {
+  test.skipIf(cudaProviderInstalled())('a CUDA request on a machine without the CUDA provider fails with the install command, unless fallback is allowed', async () => {
     const dir = path.join(tmp, 'st');
     await expect(Engine.load({ modelDir: dir, cacheRoot, device: 'cuda' })).rejects.toMatchObject({
       code: 'device_unavailable',
@@ -188,26 +192,143 @@ describe('checkpoint formats and dtypes', () => {
     await engine.dispose();
   });
 
+  test.runIf(cudaProviderInstalled())('a CUDA request on a machine with the CUDA provider runs in fp16 on CUDA, or says why its session cannot start', async () => {
+    const dir = path.join(tmp, 'st');
+    const { probeDevice } = await import('../src-main/engine/ort-session.ts');
+    const probe = await probeDevice('cuda');
+    if (probe.ok) {
+      const engine = await Engine.load({ modelDir: dir, cacheRoot, device: 'cuda' });
+      expect(engine.info).toMatchObject({ device: 'cuda', computeDtype: 'float16', fallbackReason: undefined });
+      await engine.dispose();
+    } else {
+      // Installed but not loadable (no GPU, or CUDA/cuDNN libraries missing): the reason comes with the install hint.
+      await expect(Engine.load({ modelDir: dir, cacheRoot, device: 'cuda' })).rejects.toMatchObject({
+        code: 'device_unavailable',
+        message: expect.stringMatching(/CUDA session could not start[\s\S]*ONNXRUNTIME_NODE_INSTALL=cuda12/),
+      });
+      const engine = await Engine.load({ modelDir: dir, cacheRoot, device: 'cuda', allowCpuFallback: true });
+      expect(engine.info).toMatchObject({ device: 'cpu', fallbackReason: expect.stringMatching(/CUDA/) });
+      await engine.dispose();
+    }
+  });
+
   test('an fp16 compute graph (the CUDA build) runs on the CPU within fp16 tolerance of the reference', async () => {
     // The CUDA path builds fp16 graphs; the same graphs run on the CPU here so their wiring is tested without a GPU.
     const ckpt = writeTinyGptj({ dir: path.join(tmp, 'fp16-graph'), format: 'safetensors', dtype: 'F16', seed: 4 });
     const config = parseGptjConfig(ckpt.config, 'config.json');
-    const { prepareModel } = await import('../src-main/engine/model-build.ts');
-    const { openCheckpoint } = await import('../src-main/engine/checkpoint.ts');
-    const built = prepareModel(openCheckpoint(ckpt.dir), 'float16', cacheRoot);
-    expect(built.converted).toBe(false);
-    const { createSession } = await import('../src-main/engine/ort-session.ts');
-    const session = await createSession(built.graphs.full, { device: 'cpu', weightFolder: built.weightFolder, label: 'fp16 full' });
-    const i64 = (v: number[]) => ({ type: 'int64' as const, data: BigInt64Array.from(v, BigInt), dims: [v.length] });
-    const out = await session.run({
-      input_ids: { type: 'int64', data: BigInt64Array.from(tokens, BigInt), dims: [1, tokens.length] },
-      gather_positions: i64([6]),
-      patch_layer: i64([-2]),
-      patch_positions: i64([0]),
-      patch_vectors: { type: 'float16', data: new Uint16Array(config.dModel), dims: [1, config.dModel] },
-    }, ['logits']);
-    await session.release();
+    const fp16 = await fp16Graphs(ckpt.dir);
+    expect(fp16.converted).toBe(false);
+    const out = await fp16.run('full', fullFeeds(config, tokens), ['logits']);
     const ref = referenceForward({ config, weights: ckpt.weights, tokens });
     expect(maxAbsDiff(out.logits.data as Float32Array, ref.logits[6])).toBeLessThan(0.05);
   });
+
+  test('fp16 graphs stay finite and within fp16 tolerance of the reference when q·k is beyond the fp16 range', async () => {
+    const dir = path.join(tmp, 'fp16-large-qk');
+    const ckpt = writeTinyGptj({ dir, format: 'safetensors', dtype: 'F16', seed: 5 });
+    const config = parseGptjConfig(ckpt.config, 'config.json');
+    const weights = scaleQueryKey(ckpt.weights, config, QK_GAIN);
+    writeSafetensors(path.join(dir, 'model.safetensors'), f16Tensors(weights, config));
+    const ref = referenceForward({ config, weights, tokens });
+    // So the test means something: an fp16 score MatMul, as the graphs once had, holds inf here (their logits came out NaN).
+    expect(maxQueryKeyDot(config, weights, ref)).toBeGreaterThan(65504);
+
+    const fp16 = await fp16Graphs(dir);
+    const p = tokens.length - 1;
+    const full = await fp16.run('full', fullFeeds(config, tokens), ['logits']);
+    const logits = full.logits.data as Float32Array;
+    expect(logits.every(Number.isFinite)).toBe(true);
+    expect(maxAbsDiff(logits, ref.logits[p])).toBeLessThan(0.05);
+
+    // The step graph's prefix attention: the last token's own embedding, injected at -1, through every block.
+    const prefix = await fp16.run('full', fullFeeds(config, tokens.slice(0, p)), ['present_key', 'present_value']);
+    const kvDims = [config.nLayers, config.nHeads, p, config.dHead];
+    const step = await fp16.run('step', {
+      patch_vectors: { type: 'float16', data: Uint16Array.from(ref.embeddings[p], encodeHalf), dims: [1, config.dModel] },
+      active_counts: i64(Array(config.nLayers + 1).fill(1)),
+      position: i64([p]),
+      prefix_key: { ...prefix.present_key, dims: kvDims },
+      prefix_value: { ...prefix.present_value, dims: kvDims },
+    }, ['resid_final']);
+    const final = Float32Array.from(step.resid_final.data as Uint16Array, decodeHalf);
+    expect(final.every(Number.isFinite)).toBe(true);
+    expect(maxAbsDiff(final, ref.residPost[config.nLayers - 1][p])).toBeLessThan(0.05);
+  });
 });
+
+/** q_proj and k_proj are scaled by this, so q·k by its square. A power of two stays exact in fp16; 64 left this seed just under 65504. */
+const QK_GAIN = 128;
+
+const i64 = (v: number[]): HostTensor => ({ type: 'int64', data: BigInt64Array.from(v, BigInt), dims: [v.length] });
+
+/** Feeds for an fp16 `full` run of one prompt, read out at its last position, with no patch. */
+function fullFeeds(config: GptjConfig, tokens: number[]): Record<string, HostTensor> {
+  return {
+    input_ids: { type: 'int64', data: BigInt64Array.from(tokens, BigInt), dims: [1, tokens.length] },
+    gather_positions: i64([tokens.length - 1]),
+    patch_layer: i64([NO_PATCH_LAYER]),
+    patch_positions: i64([0]),
+    patch_vectors: { type: 'float16', data: new Uint16Array(config.dModel), dims: [1, config.dModel] },
+  };
+}
+
+/** The fp16 graphs of a checkpoint (as the CUDA path builds them), each run in its own CPU session. */
+async function fp16Graphs(dir: string) {
+  const { prepareModel } = await import('../src-main/engine/model-build.ts');
+  const { openCheckpoint } = await import('../src-main/engine/checkpoint.ts');
+  const { createSession } = await import('../src-main/engine/ort-session.ts');
+  const built = prepareModel(openCheckpoint(dir), 'float16', cacheRoot);
+  return {
+    converted: built.converted,
+    async run(graph: 'full' | 'step', feeds: Record<string, HostTensor>, fetches: string[]) {
+      const session = await createSession(built.graphs[graph], { device: 'cpu', weightFolder: built.weightFolder, label: `fp16 ${graph}` });
+      try {
+        return await session.run(feeds, fetches);
+      } finally {
+        await session.release();
+      }
+    },
+  };
+}
+
+function scaleQueryKey(weights: ReadonlyMap<string, Float64Array>, config: GptjConfig, gain: number): Map<string, Float64Array> {
+  const scaled = new Map(weights);
+  for (let l = 0; l < config.nLayers; l++) {
+    const { qProj, kProj } = blockWeightNames(l);
+    for (const name of [qProj, kProj]) scaled.set(name, weights.get(name)!.map((x) => x * gain));
+  }
+  return scaled;
+}
+
+function f16Tensors(weights: ReadonlyMap<string, Float64Array>, config: GptjConfig): RawTensor[] {
+  return [...expectedWeightShapes(config)].map(([name, shape]) => ({
+    name,
+    dtype: 'F16',
+    shape,
+    bytes: new Uint8Array(Uint16Array.from(weights.get(name)!, encodeHalf).buffer),
+  }));
+}
+
+/** The largest |q·k| (rotary applied, before the 1/√dh scale) over every block, head and causal pair of a reference forward. */
+function maxQueryKeyDot(config: GptjConfig, weights: ReadonlyMap<string, Float64Array>, ref: ReferenceResult): number {
+  const { dModel, nHeads, dHead, rotaryDim } = config;
+  const matVec = (w: Float64Array, x: Float64Array) => Float64Array.from({ length: dModel }, (_, o) => x.reduce((s, xi, i) => s + w[o * dModel + i] * xi, 0));
+  let max = 0;
+  for (let l = 0; l < config.nLayers; l++) {
+    const n = blockWeightNames(l);
+    const residPre = l === 0 ? ref.embeddings : ref.residPost[l - 1];
+    const x = residPre.map((h) => layerNorm(h, weights.get(n.ln1Weight)!, weights.get(n.ln1Bias)!, config.layerNormEps));
+    const heads = (w: string, p: number) => {
+      const y = matVec(weights.get(w)!, x[p]);
+      return Array.from({ length: nHeads }, (_, h) => applyRotary(y.subarray(h * dHead, (h + 1) * dHead), p, rotaryDim));
+    };
+    const q = x.map((_, p) => heads(n.qProj, p)); // [T][H] -> dh
+    const k = x.map((_, p) => heads(n.kProj, p)); // [T][H] -> dh
+    for (let p = 0; p < x.length; p++) {
+      for (let s = 0; s <= p; s++) {
+        for (let h = 0; h < nHeads; h++) max = Math.max(max, Math.abs(q[p][h].reduce((acc, qi, d) => acc + qi * k[s][h][d], 0)));
+      }
+    }
+  }
+  return max;
+}

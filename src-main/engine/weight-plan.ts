@@ -2,10 +2,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Checkpoint } from './checkpoint.ts';
 import { readTensorAsFloat32 } from './checkpoint.ts';
-import { expectedWeightShapes } from './config.ts';
 import { encodeHalf } from './dtype.ts';
-import type { ComputeType } from './graph/layers.ts';
 import type { WeightPlacement } from './graph/gptj-graphs.ts';
+import type { ComputeType } from './graph/layers.ts';
+import { allWeightNames } from './graph/weight-names.ts';
 import type { TensorRef, WeightDtype } from './tensor-ref.ts';
 
 /** Where a session finds every weight: one folder, and per tensor a file in it and an offset. */
@@ -25,8 +25,7 @@ const ALIGN = 64;
  * converted file into `cacheDir`, tensor by tensor, and reuse it on later loads.
  */
 export function planWeights(ckpt: Checkpoint, dtype: ComputeType, cacheDir: string): WeightPlan {
-  const names = [...expectedWeightShapes(ckpt.config).keys()];
-  const refs = names.map((n) => ckpt.tensors.get(n)!);
+  const refs = allWeightNames(ckpt.config).map((n) => ckpt.tensors.get(n)!);
   const folders = new Set(refs.map((r) => path.dirname(r.file)));
   if (refs.every((r) => r.dtype === WANTED[dtype]) && folders.size === 1) {
     const byName = new Map(refs.map((r) => [r.name, r]));

@@ -1,7 +1,9 @@
 import type { GptjConfig } from '../config.ts';
 import type { TensorRef } from '../tensor-ref.ts';
+import { block, causalSelfAttention, prefixAttention } from './block.ts';
+import { type ComputeType, type Ctx, rotaryTables, unembed } from './layers.ts';
 import { GraphBuilder } from './onnx-builder.ts';
-import { type ComputeType, type Ctx, layerNorm, linear, mlp, rotary, rotaryTables, softmaxFromFloat32, toFloat32, unembed } from './layers.ts';
+import { TOP_WEIGHTS } from './weight-names.ts';
 
 /** Where the session finds a checkpoint tensor: a file in its weight folder and a byte offset. */
 export interface WeightPlacement {
@@ -40,14 +42,6 @@ function context(name: string, o: GraphOptions): Ctx {
   };
 }
 
-/** q, k, v of block l from x [rows, d], each reshaped by `headShape` (a shape tensor ending in [nHeads, dHead]). */
-function attentionProjections(ctx: Ctx, x: string, l: number, headShape: string) {
-  const { b } = ctx;
-  const p = `transformer.h.${l}.attn`;
-  const heads = (w: string) => b.op('Reshape', [linear(ctx, x, `${p}.${w}.weight`), headShape]);
-  return { q: heads('q_proj'), k: heads('k_proj'), v: heads('v_proj') };
-}
-
 /**
  * `full`: whole prompts through every block, optionally overwriting one position's residual at the
  * output of one block (the naive patched run, and the prefix run that fills the key/value cache).
@@ -71,49 +65,25 @@ export function buildFullGraph(o: GraphOptions): Uint8Array {
   const batch = b.op('Slice', [shape, b.constInt64([0]), b.constInt64([1])]); // [1]
   const seq = b.op('Slice', [shape, b.constInt64([1]), b.constInt64([2])]); // [1]
   const positions = b.op('Range', [b.constInt64([0], []), b.op('Squeeze', [seq]), b.constInt64([1], [])]); // [seq]
-  const tables = rotaryTables(ctx, positions, 1); // [seq, 1, rd/2, 1]
-  const residShape = b.op('Concat', [batch, seq, b.constInt64([c.dModel])], { axis: 0 });
-  const headShape = b.op('Concat', [batch, seq, b.constInt64([c.nHeads, c.dHead])], { axis: 0 });
+  const attention = causalSelfAttention(ctx, { batch, seq, positions, rotary: rotaryTables(ctx, positions, 1) });
+  const patch = patcher(ctx, { batch, seq, positions, patchLayer, patchPos, patchVec });
 
-  // Causal mask [seq, seq]: 0 where key <= query, a large negative number above the diagonal.
-  const later = b.op('Greater', [b.op('Unsqueeze', [positions, b.constInt64([0])]), b.op('Unsqueeze', [positions, b.constInt64([1])])]);
-  const causal = b.op('Where', [later, b.constFloat([-1e30], 'float32'), b.constFloat([0], 'float32')]);
-
-  // Rows of the flattened [batch*seq, d] stream to read out: row * seq + gather_position.
-  const rowStarts = b.op('Mul', [b.op('Range', [b.constInt64([0], []), b.op('Squeeze', [batch]), b.constInt64([1], [])]), seq]);
+  // Rows of the [batch*seq, d] stream to read out: row * seq + gather_position.
+  const rowStarts = b.op('Mul', [b.op('Range', [b.constInt64([0], []), b.op('Squeeze', [batch]), b.constInt64([1], [])]), seq]); // [batch]
   const flatGather = b.op('Add', [rowStarts, gatherPos]); // [batch]
-  const isPatchPos = b.op('Unsqueeze', [
-    b.op('Equal', [b.op('Unsqueeze', [positions, b.constInt64([0])]), b.op('Unsqueeze', [patchPos, b.constInt64([1])])]),
-    b.constInt64([2]),
-  ]); // [batch, seq, 1]
-  const patchRow = b.op('Unsqueeze', [patchVec, b.constInt64([1])]); // [batch, 1, d]
-  const maybePatch = (h: string, layer: number) => {
-    const here = b.op('And', [isPatchPos, b.op('Equal', [patchLayer, b.constInt64([layer])])]);
-    return b.op('Where', [here, patchRow, h]); // [batch, seq, d]
-  };
-  const readOut = (h: string) => b.op('Gather', [b.op('Reshape', [h, b.constInt64([-1, c.dModel])]), flatGather], { axis: 0 }); // [batch, d]
+  const readOut = (h: string) => b.op('Gather', [h, flatGather], { axis: 0 }); // [batch, d]
 
-  let h = maybePatch(b.op('Gather', [ctx.w('transformer.wte.weight'), ids], { axis: 0 }), -1); // [batch, seq, d]
+  const embed = b.op('Gather', [ctx.w(TOP_WEIGHTS.wte.weight), b.op('Reshape', [ids, b.constInt64([-1])])], { axis: 0 }); // [batch*seq, d]
+  let h = patch(embed, -1); // [batch*seq, d]
   const resid = [readOut(h)];
   const keys: string[] = [];
   const values: string[] = [];
-  const scale = b.constFloat([1 / Math.sqrt(c.dHead)], 'float32');
   for (let l = 0; l < c.nLayers; l++) {
-    // GPT-J's parallel residual: attention and MLP both read ln_1(resid_pre); there is no resid_mid.
-    const x = b.op('Reshape', [layerNorm(ctx, h, `transformer.h.${l}.ln_1`), b.constInt64([-1, c.dModel])]); // [batch*seq, d]
-    const proj = attentionProjections(ctx, x, l, headShape); // each [batch, seq, H, dh]
-    const qh = b.op('Transpose', [rotary(ctx, proj.q, 4, tables)], { perm: [0, 2, 1, 3] }); // [batch, H, seq, dh]
-    const kh = b.op('Transpose', [rotary(ctx, proj.k, 4, tables)], { perm: [0, 2, 1, 3] }); // [batch, H, seq, dh]
-    const vh = b.op('Transpose', [proj.v], { perm: [0, 2, 1, 3] }); // [batch, H, seq, dh]
-    keys.push(b.op('Unsqueeze', [kh, b.constInt64([0])]));
-    values.push(b.op('Unsqueeze', [vh, b.constInt64([0])]));
-    const scores = b.op('Add', [b.op('Mul', [toFloat32(ctx, b.op('MatMul', [qh, b.op('Transpose', [kh], { perm: [0, 1, 3, 2] })])), scale]), causal]); // [batch, H, seq, seq]
-    const probs = softmaxFromFloat32(ctx, scores);
-    const heads = b.op('Transpose', [b.op('MatMul', [probs, vh])], { perm: [0, 2, 1, 3] }); // [batch, seq, H, dh]
-    const attnOut = linear(ctx, b.op('Reshape', [heads, b.constInt64([-1, c.dModel])]), `transformer.h.${l}.attn.out_proj.weight`); // [batch*seq, d]
-    const update = b.op('Reshape', [b.op('Add', [attnOut, mlp(ctx, x, l)]), residShape]); // [batch, seq, d]
-    h = maybePatch(b.op('Add', [h, update]), l);
+    const out = block(ctx, l, h, attention);
+    h = patch(out.residPost, l); // [batch*seq, d]
     resid.push(readOut(h));
+    keys.push(b.op('Unsqueeze', [out.key, b.constInt64([0])])); // [1, batch, H, seq, dh]
+    values.push(b.op('Unsqueeze', [out.value, b.constInt64([0])])); // [1, batch, H, seq, dh]
   }
   const stacked = b.op('Concat', resid.map((r) => b.op('Unsqueeze', [r, b.constInt64([0])])), { axis: 0 }); // [L+1, batch, d]
   b.output(stacked, 'resid', dt, [c.nLayers + 1, 'batch', c.dModel]);
@@ -121,6 +91,22 @@ export function buildFullGraph(o: GraphOptions): Uint8Array {
   b.output(b.op('Concat', keys, { axis: 0 }), 'present_key', dt, [c.nLayers, 'batch', c.nHeads, 'seq', c.dHead]);
   b.output(b.op('Concat', values, { axis: 0 }), 'present_value', dt, [c.nLayers, 'batch', c.nHeads, 'seq', c.dHead]);
   return b.encode();
+}
+
+/** `patch(h, layer)`: h [batch*seq, d] with each row's patch position overwritten by its patch vector when patch_layer is `layer`. */
+function patcher(ctx: Ctx, o: { batch: string; seq: string; positions: string; patchLayer: string; patchPos: string; patchVec: string }) {
+  const { b, c } = ctx;
+  const residShape = b.op('Concat', [o.batch, o.seq, b.constInt64([c.dModel])], { axis: 0 }); // [3]
+  const isPatchPos = b.op('Unsqueeze', [
+    b.op('Equal', [b.op('Unsqueeze', [o.positions, b.constInt64([0])]), b.op('Unsqueeze', [o.patchPos, b.constInt64([1])])]),
+    b.constInt64([2]),
+  ]); // [batch, seq, 1]
+  const patchRow = b.op('Unsqueeze', [o.patchVec, b.constInt64([1])]); // [batch, 1, d]
+  return (h: string, layer: number) => {
+    const here = b.op('And', [isPatchPos, b.op('Equal', [o.patchLayer, b.constInt64([layer])])]); // [batch, seq, 1]
+    const patched = b.op('Where', [here, patchRow, b.op('Reshape', [h, residShape])]); // [batch, seq, d]
+    return b.op('Reshape', [patched, b.constInt64([-1, c.dModel])]); // [batch*seq, d]
+  };
 }
 
 /**
@@ -143,33 +129,15 @@ export function buildStepGraph(o: GraphOptions): Uint8Array {
   const prefixKey = b.input('prefix_key', dt, [c.nLayers, c.nHeads, 'prefix', c.dHead]);
   const prefixValue = b.input('prefix_value', dt, [c.nLayers, c.nHeads, 'prefix', c.dHead]);
 
-  const tables = rotaryTables(ctx, position, 1); // [1, 1, rd/2, 1]; broadcasts over rows
-  const headShape = b.constInt64([-1, c.nHeads, c.dHead]);
-  const scale = b.constFloat([1 / Math.sqrt(c.dHead)], 'float32');
+  // Every row sits at the same position, so one rotary table [1, 1, rd/2, 1] broadcasts over rows.
+  const attention = prefixAttention(ctx, { prefixKey, prefixValue, rotary: rotaryTables(ctx, position, 1) });
   const count = (j: number) => b.op('Slice', [counts, b.constInt64([j]), b.constInt64([j + 1])]); // [1]
   const entering = (from: string, to: string) => b.op('Slice', [vectors, from, to, b.constInt64([0])]); // [n_j, d]
 
   let h = entering(b.constInt64([0]), count(0)); // rows injected before block 0 (at hook_embed)
   for (let l = 0; l < c.nLayers; l++) {
     if (l > 0) h = b.op('Concat', [h, entering(count(l - 1), count(l))], { axis: 0 }); // [active, d]
-    const x = layerNorm(ctx, h, `transformer.h.${l}.ln_1`); // [active, d]
-    const proj = attentionProjections(ctx, x, l, headShape); // each [active, H, dh]
-    const qh = b.op('Transpose', [rotary(ctx, proj.q, 3, tables)], { perm: [1, 0, 2] }); // [H, active, dh]
-    const kh = b.op('Transpose', [rotary(ctx, proj.k, 3, tables)], { perm: [1, 0, 2] }); // [H, active, dh]
-    const vh = b.op('Transpose', [proj.v], { perm: [1, 0, 2] }); // [H, active, dh]
-    const layerIndex = b.constInt64([l], []);
-    const pk = b.op('Gather', [prefixKey, layerIndex], { axis: 0 }); // [H, prefix, dh]
-    const pv = b.op('Gather', [prefixValue, layerIndex], { axis: 0 }); // [H, prefix, dh]
-    const prefixScores = b.op('MatMul', [qh, b.op('Transpose', [pk], { perm: [0, 2, 1] })]); // [H, active, prefix]
-    const selfScore = b.op('ReduceSum', [b.op('Mul', [qh, kh]), b.constInt64([-1])], { keepdims: 1 }); // [H, active, 1]
-    const scores = b.op('Mul', [toFloat32(ctx, b.op('Concat', [prefixScores, selfScore], { axis: 2 })), scale]); // [H, active, prefix+1]
-    const probs = softmaxFromFloat32(ctx, scores);
-    const toPrefix = b.op('Slice', [probs, b.constInt64([0]), b.constInt64([-1]), b.constInt64([2])]); // [H, active, prefix]
-    const toSelf = b.op('Slice', [probs, b.constInt64([-1]), b.constInt64([Number.MAX_SAFE_INTEGER]), b.constInt64([2])]); // [H, active, 1]
-    const heads = b.op('Add', [b.op('MatMul', [toPrefix, pv]), b.op('Mul', [toSelf, vh])]); // [H, active, dh]
-    const merged = b.op('Reshape', [b.op('Transpose', [heads], { perm: [1, 0, 2] }), b.constInt64([-1, c.dModel])]); // [active, d]
-    const attnOut = linear(ctx, merged, `transformer.h.${l}.attn.out_proj.weight`);
-    h = b.op('Add', [h, b.op('Add', [attnOut, mlp(ctx, x, l)])]);
+    h = block(ctx, l, h, attention).residPost; // [active, d]
   }
   h = b.op('Concat', [h, entering(count(c.nLayers - 1), count(c.nLayers))], { axis: 0 }); // rows injected after the last block
   b.output(h, 'resid_final', dt, ['rows', c.dModel]);

@@ -1,5 +1,6 @@
 import type { GptjConfig } from '../config.ts';
 import { GraphBuilder } from './onnx-builder.ts';
+import { type NormParams, type Params, TOP_WEIGHTS } from './weight-names.ts';
 
 /** The compute element type of a graph: fp32 on CPU, fp16 on CUDA. */
 export type ComputeType = 'float32' | 'float16';
@@ -15,16 +16,16 @@ export interface Ctx {
   w(name: string): string;
 }
 
-export function layerNorm(ctx: Ctx, x: string, prefix: string): string {
-  return ctx.b.op('LayerNormalization', [x, ctx.w(`${prefix}.weight`), ctx.w(`${prefix}.bias`)], {
+export function layerNorm(ctx: Ctx, x: string, p: NormParams): string {
+  return ctx.b.op('LayerNormalization', [x, ctx.w(p.weight), ctx.w(p.bias)], {
     axis: -1,
     epsilon: { float: ctx.c.layerNormEps },
   });
 }
 
 /** x [rows, in] -> [rows, out]. HF stores Linear weights as [out, in]; transB reads them in place. */
-export function linear(ctx: Ctx, x: string, weight: string, bias?: string): string {
-  const inputs = bias ? [x, ctx.w(weight), ctx.w(bias)] : [x, ctx.w(weight)];
+export function linear(ctx: Ctx, x: string, p: Params): string {
+  const inputs = p.bias ? [x, ctx.w(p.weight), ctx.w(p.bias)] : [x, ctx.w(p.weight)];
   return ctx.b.op('Gemm', inputs, { transB: 1 });
 }
 
@@ -37,29 +38,19 @@ export function geluNew(ctx: Ctx, x: string): string {
   return b.op('Mul', [b.op('Mul', [x, gate]), b.constFloat([0.5], dt)]);
 }
 
-/** x [rows, d] -> [rows, d]: fc_out(gelu_new(fc_in(x))). */
-export function mlp(ctx: Ctx, x: string, l: number): string {
-  const p = `transformer.h.${l}.mlp`;
-  const hidden = geluNew(ctx, linear(ctx, x, `${p}.fc_in.weight`, `${p}.fc_in.bias`)); // [rows, d_mlp]
-  return linear(ctx, hidden, `${p}.fc_out.weight`, `${p}.fc_out.bias`); // [rows, d]
-}
-
 /**
  * cos and sin of the rotary angles for the given positions, shaped [..positionShape, 1, rotaryDim/2, 1]
  * so they broadcast against a head tensor viewed as interleaved pairs [..., nHeads, rotaryDim/2, 2].
  */
 export function rotaryTables(ctx: Ctx, positions: string, positionRank: number): { cos: string; sin: string } {
-  const { b, c, dt } = ctx;
+  const { b, c } = ctx;
   const half = c.rotaryDim / 2;
   const invFreq = Array.from({ length: half }, (_, i) => 1 / 10000 ** ((2 * i) / c.rotaryDim));
   const pos = b.op('Cast', [positions], { to: GraphBuilder.elemCode('float32') });
   // Angles are formed in fp32 even in fp16 graphs: position * freq loses digits in fp16 past a few hundred.
   const angles = b.op('Mul', [b.op('Unsqueeze', [pos, b.constInt64([-1])]), b.constFloat(invFreq, 'float32', [half])]); // [...pos, half]
   const shape = b.constInt64([...Array(positionRank).fill(0), 1, half, 1]);
-  const shaped = (t: string) => {
-    const v = b.op('Reshape', [t, shape]);
-    return dt === 'float32' ? v : b.op('Cast', [v], { to: GraphBuilder.elemCode(dt) });
-  };
+  const shaped = (t: string) => toCompute(ctx, b.op('Reshape', [t, shape]));
   return { cos: shaped(b.op('Cos', [angles])), sin: shaped(b.op('Sin', [angles])) };
 }
 
@@ -87,16 +78,20 @@ export function toFloat32(ctx: Ctx, x: string): string {
   return ctx.dt === 'float32' ? x : ctx.b.op('Cast', [x], { to: GraphBuilder.elemCode('float32') });
 }
 
+export function toCompute(ctx: Ctx, xF32: string): string {
+  return ctx.dt === 'float32' ? xF32 : ctx.b.op('Cast', [xF32], { to: GraphBuilder.elemCode(ctx.dt) });
+}
+
 /**
- * Softmax over the last axis of fp32 scores (attention is computed in fp32 whatever the compute
- * type, as Hugging Face's GPT-J does); the probabilities come back in the compute type.
+ * Softmax over the last axis of fp32 scores. The callers form those scores from q and k cast to
+ * fp32 before their product, as Hugging Face's GPT-J does; the probabilities come back in the
+ * compute type for the product with v.
  */
 export function softmaxFromFloat32(ctx: Ctx, scoresF32: string): string {
-  const p = ctx.b.op('Softmax', [scoresF32], { axis: -1 });
-  return ctx.dt === 'float32' ? p : ctx.b.op('Cast', [p], { to: GraphBuilder.elemCode(ctx.dt) });
+  return toCompute(ctx, ctx.b.op('Softmax', [scoresF32], { axis: -1 }));
 }
 
 /** ln_f + lm_head: x [rows, d] -> logits [rows, dVocab] in fp32. */
 export function unembed(ctx: Ctx, x: string): string {
-  return toFloat32(ctx, linear(ctx, layerNorm(ctx, x, 'transformer.ln_f'), 'lm_head.weight', 'lm_head.bias'));
+  return toFloat32(ctx, linear(ctx, layerNorm(ctx, x, TOP_WEIGHTS.lnF), TOP_WEIGHTS.lmHead));
 }
