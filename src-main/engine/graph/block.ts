@@ -29,11 +29,12 @@ export interface BlockOut {
 export function block(ctx: Ctx, l: number, residPre: string, attention: Attention): BlockOut {
   const { b } = ctx;
   const w = blockWeights(l);
-  const x = layerNorm(ctx, residPre, w.ln1); // [rows, d]
-  const a = attn(ctx, l, x, w, attention);
+  const x = layerNorm(ctx, residPre, w.ln1); // ln_1(resid_pre) [rows, d]
+  const { out: attnOut, key, value } = attn(ctx, l, x, w, attention); // attnOut [rows, d]
+  const mlpOut = mlp(ctx, x, w); // [rows, d]
   // GPT-J's parallel residual: attention and MLP both read ln_1(resid_pre), so there is no resid_mid.
-  const residPost = b.op('Add', [residPre, b.op('Add', [a.out, mlp(ctx, x, w)])]); // [rows, d]
-  return { residPost, key: a.key, value: a.value };
+  const residPost = b.op('Add', [residPre, b.op('Add', [attnOut, mlpOut])]); // [rows, d]
+  return { residPost, key, value };
 }
 
 function attn(ctx: Ctx, l: number, x: string, w: BlockWeights, at: Attention) {
