@@ -38,7 +38,10 @@ export interface RunRow {
   examples_done: number;
 }
 
-/** This process as a run's owner; the token is new in every process, so a reused pid is not mistaken for us. */
+/**
+ * This process as a run's owner. The token, new in every process, is what the heartbeat matches:
+ * once another process resumes a run (it looked dead), this one's beats no longer touch it.
+ */
 export const THIS_PROCESS = { pid: process.pid, host: os.hostname(), token: randomUUID() } as const;
 
 /** What deciding whether a running run's owner is alive needs, read once per query. */
@@ -58,11 +61,11 @@ export interface Liveness {
 export function runStatus(row: RunRow, live: Liveness): RunStatus {
   if (row.status !== 'running' || live.computing.has(row.id)) return row.status;
   if (row.heartbeat_at === null || live.now - row.heartbeat_at > live.staleAfterMs) return 'interrupted';
-  if (row.owner_host === THIS_PROCESS.host && row.owner_pid !== null) {
-    const alive = row.owner_pid === THIS_PROCESS.pid ? row.owner_token === THIS_PROCESS.token : processExists(row.owner_pid);
-    if (!alive) return 'interrupted';
-  }
-  return 'running';
+  // Our own pid proves nothing (another thread of this process, or a dead process whose pid was
+  // reused): for it, as for other hosts, the heartbeat alone decides.
+  const pid = row.owner_pid;
+  const checkable = row.owner_host === THIS_PROCESS.host && pid !== null && pid !== THIS_PROCESS.pid;
+  return checkable && !processExists(pid) ? 'interrupted' : 'running';
 }
 
 function processExists(pid: number): boolean {

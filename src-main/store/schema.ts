@@ -98,7 +98,7 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE runs ADD COLUMN owner_pid INTEGER;
   ALTER TABLE runs ADD COLUMN owner_host TEXT;
-  ALTER TABLE runs ADD COLUMN owner_token TEXT;         -- random per process: tells our own runs from a dead process's that had our pid
+  ALTER TABLE runs ADD COLUMN owner_token TEXT;         -- random per process: whose heartbeat may refresh the run
   ALTER TABLE runs ADD COLUMN heartbeat_at INTEGER;     -- ms since the epoch, the owner's clock; NULL once released
   `,
 ];
