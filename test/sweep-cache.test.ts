@@ -141,7 +141,7 @@ describe('a sweep killed with SIGKILL', () => {
     const killed = ResultStore.open(db);
     const atKill = killed.getRun(runId);
     killed.close();
-    expect(atKill.status).toBe('running');
+    expect(atKill.status).toBe('interrupted');
     expect(atKill.examplesDone).toBeGreaterThanOrEqual(3);
     expect(atKill.examplesDone).toBeLessThan(40);
 

@@ -7,8 +7,8 @@
  */
 import type { z } from 'zod';
 import type { SerializedError } from '../errors.ts';
-import type { LayerSummary, ProtocolSettings, Strategy } from '../sweep/spec.ts';
-import type { EventSchemas, RequestSchemas } from './schemas.ts';
+import type { ProtocolSettings, Strategy } from '../sweep/spec.ts';
+import type { EventSchemas, layerSummarySchema, RequestSchemas } from './schemas.ts';
 
 type PayloadOf<K extends keyof RequestSchemas> = z.input<RequestSchemas[K]>;
 
@@ -43,6 +43,12 @@ export interface ModelView {
   };
   loadSeconds: number;
 }
+
+/**
+ * Per technique and layer: n, and the means with their 95% intervals as they cross the boundary
+ * (an unbounded bound, NaN in process, arrives as null).
+ */
+export type LayerSummary = z.output<typeof layerSummarySchema>;
 
 export type ProtocolOverrides = NonNullable<PayloadOf<'sweep.start'>['overrides']>;
 

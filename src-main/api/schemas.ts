@@ -109,7 +109,9 @@ export const requestSchemas = {
 
 export type RequestSchemas = typeof requestSchemas;
 
-const intervalSchema = z.object({ mean: z.number(), low: z.number(), high: z.number() });
+/** Bounds are NaN in process (null over JSON) where an interval has no width to give (n = 1). */
+const bound = z.number().or(z.nan()).nullable();
+const intervalSchema = z.object({ mean: z.number(), low: bound, high: bound });
 export const layerSummarySchema = z.object({
   technique: z.string(),
   layer: z.int(),

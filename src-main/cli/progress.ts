@@ -1,4 +1,6 @@
-import type { SweepProgress } from '../sweep/run-sweep.ts';
+import type { ApiEvents } from '../api/contract.ts';
+
+type SweepProgress = ApiEvents['sweep.progress']['progress'];
 
 /** A one-line progress bar on stderr; on a non-terminal, a plain line at most every few seconds. */
 export function progressPrinter(stream: NodeJS.WriteStream = process.stderr): { update(p: SweepProgress): void; end(): void } {

@@ -11,7 +11,7 @@ let sessions: Record<GraphName, Session> | undefined;
 
 async function load({ modelDir, device, cacheRoot }: WorkerRequests['load']): Promise<LoadedModel> {
   const t0 = performance.now();
-  const ckpt = openCheckpoint(modelDir);
+  const ckpt = openCheckpoint(modelDir, { cacheRoot });
   const t1 = performance.now();
   const computeDtype = device === 'cuda' ? 'float16' : 'float32';
   const built = prepareModel(ckpt, computeDtype, cacheRoot);

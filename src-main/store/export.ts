@@ -3,7 +3,6 @@ import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileWriter, parquetWriteRows, type SchemaElement } from 'hyparquet-writer';
 import { CONVENTIONS, describeTechniques, exportSummary, type ExportRecord } from '../sweep/export-record.ts';
-import { INTERVAL_METHODS } from '../sweep/summary.ts';
 import type { ResultStore } from './result-store.ts';
 
 /**
@@ -38,7 +37,7 @@ export function exportJson(store: ResultStore, runId: string): ExportRecord {
       error: run.error,
     },
     // The method is named here from sweep/summary.ts, where the intervals are computed, so it cannot drift from them.
-    summary: { ...exportSummary(store.summary(runId)), ci_method: INTERVAL_METHODS },
+    summary: exportSummary(store.summary(runId)),
     examples: Array.from(store.iterateResults(runId), ({ example, result }) => ({
       record_index: example.recordIndex,
       ...(example.source !== undefined && { source: example.source }),

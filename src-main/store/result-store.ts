@@ -186,9 +186,10 @@ export class ResultStore {
 
   /**
    * Saves one batch in one transaction: after a crash the batch is either all there or not at all.
-   * A row already stored with a longer top-k is kept, since another run may show those entries.
+   * A row already stored with a longer top-k is kept, since another run may show those entries,
+   * unless `replace` (a recompute run) says the new numbers win whatever their k.
    */
-  saveBatch(runId: string, rows: readonly LayerResultRow[]): void {
+  saveBatch(runId: string, rows: readonly LayerResultRow[], opts: { replace?: boolean } = {}): void {
     const shape = this.shape(runId);
     const values = rows.map((row) => {
       const exampleId = shape.exampleIds.get(row.exampleKey);
@@ -213,8 +214,9 @@ export class ResultStore {
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (model_id, example_id, technique_id, layer) DO UPDATE SET reference_top1 = excluded.reference_top1, top1 = excluded.top1, surprisal = excluded.surprisal,
              surprisal_paper = excluded.surprisal_paper, k = excluded.k, topk = excluded.topk
-           WHERE excluded.k >= results.k`,
+           WHERE ? OR excluded.k >= results.k`,
           ...v,
+          opts.replace ? 1 : 0,
         );
       }
       this.markComplete(runId, shape, new Set(values.map((v) => v[1])));

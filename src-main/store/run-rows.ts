@@ -242,5 +242,5 @@ export const DELETE_UNSHARED_RESULTS = `DELETE FROM results WHERE model_id = @mo
 
 export function stillRunning(row: RunRow, byThisStore: boolean, action: 'resume' | 'delete'): LogitscopeError {
   const where = byThisStore ? 'this process' : `process ${row.owner_pid} on ${row.owner_host}`;
-  return new LogitscopeError('argument_invalid', `run ${row.id} is still being computed by ${where}: cancel it first, then ${action} it`, 'runId');
+  return new LogitscopeError('run_busy', `run ${row.id} is still being computed by ${where}: cancel it first, then ${action} it`, 'runId');
 }

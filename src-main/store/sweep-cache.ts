@@ -49,7 +49,7 @@ export function runSweepCache(store: ResultStore, runId: string, opts: { recompu
       return found;
     },
     save(batch) {
-      store.saveBatch(runId, rowsFromResults(batch.map((b) => ({ ...b.result, layers: b.computed })), run.resolvedTechniques));
+      store.saveBatch(runId, rowsFromResults(batch.map((b) => ({ ...b.result, layers: b.computed })), run.resolvedTechniques), { replace: opts.recompute });
     },
   };
 }

@@ -1,6 +1,7 @@
 import type { ModelInfo } from '../engine/engine.ts';
 import type { ExampleResult } from './extract.ts';
 import type { Interval, LayerSummary } from './spec.ts';
+import { INTERVAL_METHODS } from './summary.ts';
 import type { ResolvedTechnique } from './techniques.ts';
 
 /** The export record every export writes (JSON); field names are fixed by the engine issue. */
@@ -48,7 +49,7 @@ export function describeTechniques(techniques: ResolvedTechnique[]): ExportRecor
 export function exportSummary(summary: LayerSummary[]) {
   const interval = (i: Interval) => ({ mean: i.mean, ci95_low: i.low, ci95_high: i.high });
   return {
-    ci_method: 'normal approximation: mean ± 1.96·sd/√n',
+    ci_method: INTERVAL_METHODS,
     rows: summary.map((s) => ({
       technique: s.technique,
       layer: s.layer,

@@ -1,11 +1,17 @@
 /** Per-layer summaries as chart series: one line per technique, with its 95% confidence band. */
-import type { Interval, LayerSummary } from '../../src-main/sweep/spec.ts';
+import type { LayerSummary } from '../../src-main/api/contract.ts';
 
 export type Metric = 'precision' | 'surprisal' | 'surprisalPaper';
 
 export interface Series {
   technique: string;
-  points: { layer: number; mean: number; low: number; high: number }[];
+  /** Bounds are null (NaN in process) where the interval is unbounded, e.g. a surprisal over n = 1. */
+  points: { layer: number; n: number; mean: number; low: number | null; high: number | null }[];
+}
+
+/** A number for display; "—" where there is none (an unbounded interval, a missing value). */
+export function fmt(x: number | null | undefined, digits: number): string {
+  return x === null || x === undefined || Number.isNaN(x) ? '—' : x.toFixed(digits);
 }
 
 export function seriesOf(summary: readonly LayerSummary[], metric: Metric): Series[] {
@@ -13,8 +19,8 @@ export function seriesOf(summary: readonly LayerSummary[], metric: Metric): Seri
   for (const row of summary) {
     const s = byTechnique.get(row.technique) ?? { technique: row.technique, points: [] };
     byTechnique.set(row.technique, s);
-    const v: Interval = row[metric];
-    s.points.push({ layer: row.layer, mean: v.mean, low: v.low, high: v.high });
+    const v = row[metric];
+    s.points.push({ layer: row.layer, n: row.n, mean: v.mean, low: v.low, high: v.high });
   }
   for (const s of byTechnique.values()) s.points.sort((a, b) => a.layer - b.layer);
   return [...byTechnique.values()];

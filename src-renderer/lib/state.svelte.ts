@@ -3,9 +3,7 @@
  * the handlers here refetch what they need (the Podman Desktop pattern), except progress, which
  * carries the running summary so the charts fill in without a request per batch.
  */
-import type { AppInfo, ComparisonRow, ModelView, RunView, SweepRequest } from '../../src-main/api/contract.ts';
-import type { SweepProgress } from '../../src-main/sweep/run-sweep.ts';
-import type { LayerSummary } from '../../src-main/sweep/spec.ts';
+import type { ApiEvents, AppInfo, ComparisonRow, LayerSummary, ModelView, RunView, SweepRequest } from '../../src-main/api/contract.ts';
 import { api } from './api.ts';
 import { techniqueLabel } from './labels.ts';
 
@@ -17,7 +15,7 @@ export const lab = $state({
   /** The run shown in the charts and the inspector. */
   shown: null as RunView | null,
   /** The latest progress of the sweep this window started or resumed (kept after it ends). */
-  live: null as { runId: string; progress: SweepProgress } | null,
+  live: null as ApiEvents['sweep.progress'] | null,
   /** A second run drawn dashed on the same charts. */
   overlay: null as { runId: string; label: string; rows: ComparisonRow[] } | null,
   /** The sweep this window started or resumed and has not seen finish. */
