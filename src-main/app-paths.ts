@@ -7,6 +7,9 @@ const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** The built-in demo: a small GPT-J trained by this project (models/demo) and the corpus part it never saw. */
 export const DEMO = { modelDir: path.join(REPO, 'models', 'demo'), dataFile: 'builtin:demo-heldout', limit: 300 } as const;
 
+/** The renderer's build (vite), served by browser mode and loaded by the Electron window. */
+export const RENDERER_DIR = path.join(REPO, 'dist', 'renderer');
+
 /**
  * Where the app keeps derived files (built graphs, converted weights). They can always be rebuilt,
  * so they live in the platform's cache directory; LOGITSCOPE_CACHE_DIR overrides it.

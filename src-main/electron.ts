@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type * as ElectronModule from 'electron';
+import { RENDERER_DIR } from './app-paths.ts';
 import { registerIpc, type SenderFrame } from './api/ipc.ts';
 import { Lab } from './api/lab.ts';
 import { CONTENT_SECURITY_POLICY, resolveStatic } from './serve.ts';
@@ -21,7 +22,7 @@ const { app, BrowserWindow, dialog, ipcMain, protocol, session } = createRequire
 
 const SCHEME = 'app';
 const HOST = 'logitscope';
-const RENDERER_DIR = fileURLToPath(new URL('../dist/renderer/', import.meta.url));
+
 const PRELOAD = fileURLToPath(new URL('../dist/electron/preload.cjs', import.meta.url));
 
 function isAppUrl(url: string): boolean {

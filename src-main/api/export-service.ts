@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { LogitscopeError } from '../errors.ts';
+import { writeFileAtomically } from '../fs-atomic.ts';
 import { exportCsv, exportJson, exportParquet } from '../store/export.ts';
 import type { ResultStore } from '../store/result-store.ts';
 import type { ExportReply } from './contract.ts';
@@ -37,9 +38,7 @@ export async function exportRun(store: ResultStore, runId: string, format: Forma
   if (format === 'json') {
     const content = JSON.stringify(exportJson(store, runId));
     if (target === undefined) return { fileName, mimeType, content, encoding: 'utf8', written: Buffer.byteLength(content) };
-    const partial = `${target}.partial`;
-    fs.writeFileSync(partial, content);
-    fs.renameSync(partial, target);
+    writeFileAtomically(target, content);
     return { fileName, mimeType, written: Buffer.byteLength(content) };
   }
   if (format === 'csv') {

@@ -1,4 +1,5 @@
 import type { ApiEvents } from '../api/contract.ts';
+import { formatSeconds } from '../api/format.ts';
 
 type SweepProgress = ApiEvents['sweep.progress']['progress'];
 
@@ -27,10 +28,4 @@ export function progressPrinter(stream: NodeJS.WriteStream = process.stderr): { 
       if (drawn) stream.write('\n');
     },
   };
-}
-
-export function formatSeconds(s: number): string {
-  if (s < 60) return `${s.toFixed(s < 10 ? 1 : 0)}s`;
-  const m = Math.floor(s / 60);
-  return m < 60 ? `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
 }

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { RENDERER_DIR } from '../app-paths.ts';
 import { isLoopback, startServer } from '../serve.ts';
 import { intOption, parseOptions } from './options.ts';
 
@@ -16,7 +17,7 @@ then open the URL it prints (it carries a random access token; anyone with the U
   --db FILE    the results cache (default: the app's data directory)`;
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-export const RENDERER_DIR = path.join(repoRoot, 'dist/renderer');
+
 
 /**
  * Builds dist/renderer with vite when it is missing (first run from a checkout) or older than any

@@ -5,7 +5,8 @@ import { checkWritable } from '../api/export-service.ts';
 import { parseLayerList, parseTechniqueList } from '../api/parse.ts';
 import { deserializeError, LogitscopeError } from '../errors.ts';
 import { intOption, parseOptions, requiredOption, withLab } from './options.ts';
-import { formatSeconds, progressPrinter } from './progress.ts';
+import { formatSeconds } from '../api/format.ts';
+import { progressPrinter } from './progress.ts';
 import { formatSummaryTable } from './summary-table.ts';
 
 const HELP = `usage: logitscope sweep --model DIR --data FILE... --preset logitscope|patchscopes [--json OUT] [options]

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileWriter, parquetWriteRows, type SchemaElement } from 'hyparquet-writer';
+import { writeAtomically } from '../fs-atomic.ts';
 import { CONVENTIONS, describeTechniques, exportSummary, type ExportRecord } from '../sweep/export-record.ts';
 import type { ResultStore } from './result-store.ts';
 
@@ -170,14 +171,3 @@ const PARQUET_SCHEMA: SchemaElement[] = [
   ...list('top_k_ids', 'INT32'),
   ...list('top_k_probs', 'FLOAT'),
 ];
-
-async function writeAtomically(file: string, write: (partial: string) => Promise<void>): Promise<void> {
-  const partial = `${file}.partial`;
-  try {
-    await write(partial);
-    fs.renameSync(partial, file);
-  } catch (e) {
-    fs.rmSync(partial, { force: true });
-    throw e;
-  }
-}
