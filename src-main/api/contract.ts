@@ -57,6 +57,10 @@ export interface DatasetPreview {
   scanned: number;
   passed: number;
   filteredOut: number;
+  /** Records that hold an index but cannot be read, by reason. */
+  skipped: { malformedJson: number; missingText: number; oversized: number };
+  /** Records filtered out, each under the first rule it fails. */
+  filteredBy: { pileSetName: number; maxWords: number; maxChars: number };
   /** Capped previews stop scanning early and say so. */
   capped: boolean;
   samples: { recordIndex: number; source?: string; text: string }[];

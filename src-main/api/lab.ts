@@ -138,6 +138,8 @@ export class Lab {
         scanned: preview.scanned,
         passed: preview.passed,
         filteredOut: preview.filteredOut,
+        skipped: { ...preview.skipped },
+        filteredBy: { ...preview.filteredBy },
         capped: preview.capped,
         samples: preview.samples.map((r) => ({ recordIndex: r.index, source: r.source, text: r.text })),
       };

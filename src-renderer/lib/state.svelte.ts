@@ -12,6 +12,10 @@ export type Tab = 'charts' | 'inspector' | 'runs';
 export const lab = $state({
   info: null as AppInfo | null,
   model: null as ModelView | null,
+  /** A model load is in flight (Model panel or the demo): no sweep can start until it ends. */
+  modelLoading: false,
+  /** When the sweep this window asked for began preparing (ms); null once it has a run id. */
+  preparing: null as number | null,
   /** The run shown in the charts and the inspector. */
   shown: null as RunView | null,
   /** The latest progress of the sweep this window started or resumed (kept after it ends). */
@@ -42,7 +46,7 @@ export function labelOf(technique: string): string {
   return techniqueLabel(technique, lab.shown?.techniquePrompts);
 }
 
-export async function openRun(runId: string, tab: Tab = 'charts'): Promise<void> {
+export async function openRun(runId: string, tab: Tab = 'charts'): Promise<RunView> {
   const run = await api.call('runs.get', { runId });
   if (lab.shown?.id !== runId) {
     lab.ordinal = 0;
@@ -51,6 +55,7 @@ export async function openRun(runId: string, tab: Tab = 'charts'): Promise<void>
   lab.shown = run;
   if (lab.overlay?.runId === runId) lab.overlay = null;
   lab.tab = tab;
+  return run;
 }
 
 export async function overlayRun(runId: string, label: string): Promise<void> {
@@ -71,15 +76,19 @@ async function begin(request: () => Promise<string>): Promise<void> {
   lab.sweepError = null;
   lab.live = null;
   starting = true;
+  lab.preparing = Date.now();
+  lab.shown = null;
+  lab.tab = 'charts';
   let runId: string;
   try {
     runId = await request();
   } finally {
     starting = false;
+    lab.preparing = null;
   }
   lab.activeRunId = runId;
-  await openRun(runId);
-  if (lab.shown?.status !== 'running' && lab.activeRunId === runId) lab.activeRunId = null;
+  const run = await openRun(runId);
+  if (run.status !== 'running' && lab.activeRunId === runId) lab.activeRunId = null;
 }
 
 export const startSweep = (request: SweepRequest) => begin(async () => (await api.call('sweep.start', request)).runId);

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Lab } from '../../src-main/api/lab.ts';
 import { startServer, type RunningServer } from '../../src-main/serve.ts';
 import { writeTinyGptj } from '../fixtures/checkpoint-writer.ts';
+import { addStoppedRun } from './stopped-runs.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
@@ -24,6 +25,8 @@ const model = path.join(tmp, 'tiny-gptj');
 const data = path.join(tmp, 'sentences.jsonl');
 const broken = path.join(tmp, 'broken.parquet');
 const many = path.join(tmp, 'many.jsonl');
+const garbage = path.join(tmp, 'garbage.jsonl');
+const dbPath = path.join(tmp, 'results.sqlite');
 
 /** technique → points drawn, for each chart on the page (the charts' `data-points` attribute). */
 const drawnPoints = (page: Page) =>
@@ -46,6 +49,7 @@ describe.skipIf(!fs.existsSync(CHROMIUM))(`the app in headless Chromium against 
   let browser: Browser;
   let page: Page;
   const problems: string[] = [];
+  const sweepRequests: Record<string, unknown>[] = [];
   const shot = (name: string) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
   const alertText = () => page.getByRole('alert').filter({ hasText: /\S/ }).allInnerTexts();
 
@@ -56,16 +60,19 @@ describe.skipIf(!fs.existsSync(CHROMIUM))(`the app in headless Chromium against 
     const topics = ['the sea', 'the deep blue sky', 'a city', 'the old dark forest', 'a river', 'the mountains'];
     fs.writeFileSync(data, topics.map((t, i) => JSON.stringify({ text: `Sentence ${i} is a short story about ${t} and what lives there.` })).join('\n'));
     fs.writeFileSync(broken, 'this is not parquet at all');
+    // 5 lines that are not JSON, 2 without text, 1 that passes.
+    fs.writeFileSync(garbage, ['{oops', 'nope', '[1,', '<b>x</b>', '}', '{"title":"no text"}', '{"text":null}', '{"text":"A fine line."}'].join('\n'));
     // Enough examples for several batches, so a cancel lands before the sweep is done.
     fs.writeFileSync(many, Array.from({ length: 700 }, (_, i) => JSON.stringify({ text: `Record ${i} is one more line about ${topics[i % topics.length]}.` })).join('\n'));
     const rendererDir = path.join(tmp, 'renderer');
     await build({ configFile: path.resolve('vite.config.ts'), build: { outDir: rendererDir, emptyOutDir: true }, logLevel: 'warn' });
-    lab = await Lab.open({ dbPath: path.join(tmp, 'results.sqlite'), cacheRoot: path.join(tmp, 'graphs') });
+    lab = await Lab.open({ dbPath, cacheRoot: path.join(tmp, 'graphs') });
     server = await startServer({ lab, rendererDir });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
     const context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, acceptDownloads: true });
     page = await context.newPage();
     page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    page.on('request', (r) => r.url().endsWith('/api/sweep.start') && sweepRequests.push(r.postDataJSON()));
     page.on('console', (m) => m.type() === 'error' && problems.push(`console: ${m.text()}`));
     await page.addInitScript(() => document.addEventListener('securitypolicyviolation', (e) => console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`)));
     await page.goto(server.url);
@@ -91,6 +98,19 @@ describe.skipIf(!fs.existsSync(CHROMIUM))(`the app in headless Chromium against 
     expect(unnamed).toEqual([]);
   });
 
+  test('on a first start the demo is the primary action, the empty pane says what it does, and "Run sweep" says why it waits', async () => {
+    const demo = page.getByRole('button', { name: 'Run the demo' });
+    await expect.poll(() => demo.count()).toBe(2);
+    expect(await page.locator('aside').getByRole('button', { name: 'Run the demo' }).getAttribute('class')).toMatch(/primary/);
+    expect(await page.getByRole('tabpanel').innerText()).toMatch(/Run the demo loads the built-in 6-layer demo GPT-J and sweeps 300 examples/);
+    const runSweep = page.getByRole('button', { name: 'Run sweep' });
+    expect(await runSweep.isDisabled()).toBe(true);
+    expect((await runSweep.getAttribute('class')) ?? '').not.toMatch(/primary/);
+    const reason = await runSweep.getAttribute('aria-describedby');
+    expect(await page.locator(`#${reason}`).innerText()).toMatch(/Load a model first/);
+    await shot('00-first-run');
+  });
+
   test('a directory that is not a checkpoint gets a clear message; the tiny checkpoint then loads', async () => {
     await page.getByLabel('Checkpoint directory').fill(tmp);
     await page.getByRole('button', { name: 'Load model' }).click();
@@ -98,10 +118,17 @@ describe.skipIf(!fs.existsSync(CHROMIUM))(`the app in headless Chromium against 
     expect((await alertText())[0]).toContain('config.json');
     await shot('01-model-not-a-checkpoint');
     await page.getByLabel('Checkpoint directory').fill(model);
+    // The old error is about the old directory.
+    await expect.poll(alertText).toEqual([]);
     await page.getByRole('button', { name: 'Load model' }).click();
+    expect(await page.getByRole('button', { name: 'Run sweep' }).isDisabled()).toBe(true);
+    expect(await page.locator('#run-blocker').innerText()).toMatch(/A model is loading/);
     const facts = page.getByRole('definition').filter({ hasText: '3 · 64' });
     await expect.poll(() => facts.count(), { timeout: 60_000 }).toBe(1);
     expect(await alertText()).toEqual([]);
+    await expect.poll(() => page.getByRole('button', { name: 'Run sweep' }).isEnabled()).toBe(true);
+    expect(await page.getByRole('button', { name: 'Run sweep' }).getAttribute('class')).toMatch(/primary/);
+    expect(await page.locator('aside').getByRole('button', { name: 'Run the demo' }).getAttribute('class')).toMatch(/secondary/);
     await shot('02-model-loaded');
   });
 
@@ -110,6 +137,13 @@ describe.skipIf(!fs.existsSync(CHROMIUM))(`the app in headless Chromium against 
     await files.fill(broken);
     await page.getByRole('button', { name: 'Preview slice' }).click();
     await expect.poll(alertText).toEqual([expect.stringMatching(/dataset_parse/)]);
+    await files.fill(garbage);
+    await expect.poll(alertText).toEqual([]);
+    await page.getByRole('button', { name: 'Preview slice' }).click();
+    await expect.poll(() => page.locator('.preview-count').innerText()).toMatch(/1 of 8 records pass the filter/);
+    const reasons = page.getByRole('list', { name: 'Why records do not pass' });
+    expect(await reasons.getByRole('listitem').allInnerTexts()).toEqual(['5 not valid JSON', '2 have no "text" field']);
+    await shot('03a-dataset-reasons');
     await files.fill(data);
     await page.getByText('Slice and filter').click();
     await page.getByLabel('Limit', { exact: true }).fill('5');
@@ -138,6 +172,7 @@ describe.skipIf(!fs.existsSync(CHROMIUM))(`the app in headless Chromium against 
     await page.getByLabel('Run name (optional)').fill('e2e sweep');
     await page.getByRole('button', { name: 'Run sweep' }).click();
     await everyChartFull(page, TECHNIQUES);
+    expect(sweepRequests.at(-1)).not.toHaveProperty('recompute');
     const drawn = await drawnPoints(page);
     expect(drawn).toEqual([0, 1].map(() => ({ logit_lens: LAYERS, patchscope: LAYERS, logitscope: LAYERS, custom_1: LAYERS })));
     await expect.poll(() => page.locator('.run-heading .status').innerText(), { timeout: 60_000 }).toBe('completed');
@@ -208,9 +243,12 @@ describe.skipIf(!fs.existsSync(CHROMIUM))(`the app in headless Chromium against 
     await page.getByRole('button', { name: 'Remove custom patchscope 1' }).click();
     await page.getByLabel('Position seed').fill('1');
     await page.getByLabel('Run name (optional)').fill('second');
+    await page.getByLabel('Recompute (ignore cached rows)').check();
     await page.getByRole('button', { name: 'Run sweep' }).click();
     await everyChartFull(page, 1);
     await expect.poll(() => page.locator('.run-heading .status').innerText(), { timeout: 60_000 }).toBe('completed');
+    expect(sweepRequests.at(-1)).toMatchObject({ name: 'second', recompute: true });
+    await page.getByLabel('Recompute (ignore cached rows)').uncheck();
     await page.getByRole('tab', { name: 'Runs' }).click();
     await page.getByRole('button', { name: 'Open e2e sweep' }).click();
     await page.getByRole('tab', { name: 'Runs' }).click();
@@ -242,10 +280,34 @@ describe.skipIf(!fs.existsSync(CHROMIUM))(`the app in headless Chromium against 
     expect(done).toBeGreaterThan(0);
     expect(done).toBeLessThan(600);
     await shot('10-cancelled');
-    await page.getByRole('button', { name: 'Resume' }).click();
+    expect(await page.getByRole('status').filter({ hasText: 'It was cancelled' }).innerText()).toMatch(/of 600 examples are stored/);
+    await page.getByRole('button', { name: 'Resume', exact: true }).click();
     await expect.poll(() => page.locator('.run-heading .status').innerText(), { timeout: 60_000 }).toBe('completed');
     await everyChartFull(page, 3);
     expect(await page.locator('.progress').innerText()).toMatch(/600 \/ 600 examples/);
+  });
+
+  test('a failed run shows its reason, an interrupted one what happened, and both offer Resume and Delete', async () => {
+    addStoppedRun(dbPath, { name: 'broke <b>down</b>', modelPath: model, status: 'failed', error: { code: 'engine_failed', message: 'the session ran out of memory at layer 2' } });
+    addStoppedRun(dbPath, { name: 'left behind', modelPath: '/models/elsewhere', status: 'interrupted' });
+    await page.getByRole('tab', { name: 'Runs' }).click();
+    await page.getByLabel('Status').selectOption('');
+    await page.getByRole('button', { name: 'Open broke <b>down</b>' }).click();
+    const note = page.getByRole('status').filter({ hasText: 'It failed' });
+    expect(await note.innerText()).toMatch(/It failed: the session ran out of memory at layer 2\s+engine_failed/);
+    expect(await note.innerText()).toMatch(/0 of 40 examples are stored/);
+    expect(await page.locator('.run-heading h2').innerText()).toMatch(/^broke <b>down<\/b>/);
+    await shot('11-failed-run');
+    await page.getByRole('tab', { name: 'Runs' }).click();
+    await page.getByRole('button', { name: 'Open left behind' }).click();
+    const interrupted = page.getByRole('status').filter({ hasText: 'It was interrupted' });
+    expect(await interrupted.innerText()).toMatch(/load its model first: \/models\/elsewhere/);
+    expect(await interrupted.getByRole('button', { name: 'Resume this run' }).isDisabled()).toBe(true);
+    await shot('12-interrupted-run');
+    page.once('dialog', (d) => void d.accept());
+    await interrupted.getByRole('button', { name: 'Delete this run' }).click();
+    await expect.poll(async () => (await lab.call('runs.list', {})).map((r) => r.name)).not.toContain('left behind');
+    await expect.poll(() => page.getByRole('heading', { name: 'No results yet' }).or(page.locator('.empty')).count()).toBe(1);
   });
 
   test('API requests without the token are refused, from outside and from the page', async () => {
