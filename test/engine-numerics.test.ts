@@ -6,8 +6,7 @@ import { blockWeightNames, expectedWeightShapes, parseGptjConfig, type GptjConfi
 import { cudaProviderInstalled } from '../src-main/engine/cuda-provider.ts';
 import { decodeHalf, encodeHalf } from '../src-main/engine/dtype.ts';
 import { Engine, residRow } from '../src-main/engine/engine.ts';
-import { NO_PATCH_LAYER } from '../src-main/engine/graph/gptj-graphs.ts';
-import type { HostTensor } from '../src-main/engine/ort-session.ts';
+import { readTensorAsFloat64 } from '../src-main/engine/checkpoint.ts';
 import { type RawTensor, writeSafetensors, writeTinyGptj } from './fixtures/checkpoint-writer.ts';
 import { applyRotary, layerNorm, logSoftmax, referenceForward, referenceLogitLens, type ReferenceResult } from './reference/gptj-f64.ts';
 
@@ -212,84 +211,151 @@ describe('checkpoint formats and dtypes', () => {
     }
   });
 
-  test('an fp16 compute graph (the CUDA build) runs on the CPU within fp16 tolerance of the reference', async () => {
-    // The CUDA path builds fp16 graphs; the same graphs run on the CPU here so their wiring is tested without a GPU.
-    const ckpt = writeTinyGptj({ dir: path.join(tmp, 'fp16-graph'), format: 'safetensors', dtype: 'F16', seed: 4 });
+  test.each([
+    ['F32', 'float16', true],
+    ['BF16', 'float16', true],
+    ['BF16', 'float32', true],
+    ['F16', 'float16', false],
+  ] as const)('an %s checkpoint computed in %s is converted by onnxruntime exactly (or read in place) and matches the reference', async (dtype, compute, converted) => {
+    const ckpt = writeTinyGptj({ dir: path.join(tmp, `convert-${dtype}-${compute}`), format: 'safetensors', dtype, seed: 6 });
     const config = parseGptjConfig(ckpt.config, 'config.json');
-    const fp16 = await fp16Graphs(ckpt.dir);
-    expect(fp16.converted).toBe(false);
-    const out = await fp16.run('full', fullFeeds(config, tokens), ['logits']);
-    const ref = referenceForward({ config, weights: ckpt.weights, tokens });
-    expect(maxAbsDiff(out.logits.data as Float32Array, ref.logits[6])).toBeLessThan(0.05);
+    const engine = await Engine.load({ modelDir: ckpt.dir, cacheRoot, dtype: compute });
+    try {
+      expect(engine.info).toMatchObject({ converted, computeDtype: compute });
+      if (converted) {
+        // Every converted value is the checkpoint's value rounded once to the compute type (fp16: ties to even).
+        const { openCheckpoint } = await import('../src-main/engine/checkpoint.ts');
+        const { planWeights } = await import('../src-main/engine/weight-plan.ts');
+        const plan = await planWeights(openCheckpoint(ckpt.dir), compute, engine.info.cacheDir);
+        for (const name of ['transformer.wte.weight', 'transformer.h.1.mlp.fc_in.weight', 'lm_head.bias']) {
+          const got = readTensorAsFloat64(plan.place(name).ref);
+          const want = ckpt.weights.get(name)!;
+          const round = compute === 'float16' ? (x: number) => decodeHalf(encodeHalf(x)) : (x: number) => x;
+          expect(got.every((g, i) => g === round(want[i]))).toBe(true);
+        }
+      }
+      const src = await engine.sourcePass([{ tokens, position: 6 }]);
+      const ref = referenceForward({ config, weights: ckpt.weights, tokens });
+      expect(maxAbsDiff(src.logits, ref.logits[6])).toBeLessThan(compute === 'float16' ? FP16_TOL : TOL);
+    } finally {
+      await engine.dispose();
+    }
+  });
+});
+
+describe('fp16 compute (the CUDA build) on the CPU, against the float64 reference', () => {
+  let engine: Engine;
+  let config: GptjConfig;
+  let weights: ReadonlyMap<string, Float64Array>;
+  const tokens = [50256, 464, 3797, 3332, 319, 262, 2603, 13, 198, 40, 588];
+
+  beforeAll(async () => {
+    const ckpt = writeTinyGptj({ dir: path.join(tmp, 'fp16-engine'), format: 'safetensors', dtype: 'F16', seed: 4 });
+    config = parseGptjConfig(ckpt.config, 'config.json');
+    weights = ckpt.weights;
+    engine = await Engine.load({ modelDir: ckpt.dir, cacheRoot, dtype: 'float16' });
+  });
+  afterAll(async () => engine?.dispose());
+
+  test('the full graph: resid_post of every layer and the logits, with fp32 at the boundary', async () => {
+    expect(engine.info).toMatchObject({ computeDtype: 'float16', converted: false });
+    const ref = referenceForward({ config, weights, tokens });
+    const p = tokens.length - 1;
+    const src = await engine.sourcePass([{ tokens, position: p }]);
+    expect(src.resid).toBeInstanceOf(Float32Array);
+    for (let l = 0; l < config.nLayers; l++) expect(relDiff(residRow(src, l, 0, config.dModel), ref.residPost[l][p])).toBeLessThan(FP16_REL);
+    expect(maxAbsDiff(src.logits, ref.logits[p])).toBeLessThan(FP16_TOL);
+  });
+
+  test('the step graph: patched runs at every layer, with a prefix', async () => {
+    const target = [50256, 9246, 4613, 3797, 198, 30];
+    const vector = referenceForward({ config, weights, tokens }).residPost[1][6];
+    const prefix = await engine.prefix(target);
+    const layers = [-1, 0, 1, config.nLayers - 1];
+    const vectors = new Float32Array(layers.length * config.dModel);
+    layers.forEach((_, i) => vectors.set(vector, i * config.dModel));
+    const finals = await engine.patched({ prefix, vectors, injectLayers: layers });
+    layers.forEach((layer, row) => {
+      const patched = referenceForward({ config, weights, tokens: target, patch: { layer, position: target.length - 1, vector } });
+      const want = patched.residPost[config.nLayers - 1][target.length - 1];
+      expect(relDiff(finals.subarray(row * config.dModel, (row + 1) * config.dModel), want)).toBeLessThan(FP16_REL);
+    });
+  });
+
+  test('the unembed graph: top-k and the reference log-probability', async () => {
+    // The residual whose top-1 is clearest of its runner-up, so fp16 cannot swap them; lower ranks may be near-ties.
+    const candidates = referenceForward({ config, weights, tokens }).residPost.flat().map((h) => {
+      const want = logSoftmax(referenceLogitLens(config, weights, h));
+      const order = Array.from(want.keys()).sort((a, b) => want[b] - want[a]);
+      return { h, want, order, gap: want[order[0]] - want[order[1]] };
+    });
+    const { h, want, order, gap } = candidates.reduce((a, b) => (b.gap > a.gap ? b : a));
+    expect(gap).toBeGreaterThan(10 * FP16_TOL);
+    const out = await engine.unembed({ resid: Float32Array.from(h), referenceIds: [order[7]], k: 5 });
+    expect(out.topkIds[0]).toBe(order[0]);
+    expect(maxAbsDiff(out.topkLogprobs, Array.from(out.topkIds, (i) => want[i]))).toBeLessThan(FP16_TOL);
+    expect(Math.abs(out.referenceLogprob[0] - want[order[7]])).toBeLessThan(FP16_TOL);
   });
 
   test('fp16 graphs stay finite and within fp16 tolerance of the reference when q·k is beyond the fp16 range', async () => {
     const dir = path.join(tmp, 'fp16-large-qk');
     const ckpt = writeTinyGptj({ dir, format: 'safetensors', dtype: 'F16', seed: 5 });
-    const config = parseGptjConfig(ckpt.config, 'config.json');
     const weights = scaleQueryKey(ckpt.weights, config, QK_GAIN);
     writeSafetensors(path.join(dir, 'model.safetensors'), f16Tensors(weights, config));
     const ref = referenceForward({ config, weights, tokens });
     // So the test means something: an fp16 score MatMul, as the graphs once had, holds inf here (their logits came out NaN).
     expect(maxQueryKeyDot(config, weights, ref)).toBeGreaterThan(65504);
 
-    const fp16 = await fp16Graphs(dir);
-    const p = tokens.length - 1;
-    const full = await fp16.run('full', fullFeeds(config, tokens), ['logits']);
-    const logits = full.logits.data as Float32Array;
-    expect(logits.every(Number.isFinite)).toBe(true);
-    expect(maxAbsDiff(logits, ref.logits[p])).toBeLessThan(0.05);
-
-    // The step graph's prefix attention: the last token's own embedding, injected at -1, through every block.
-    const prefix = await fp16.run('full', fullFeeds(config, tokens.slice(0, p)), ['present_key', 'present_value']);
-    const kvDims = [config.nLayers, config.nHeads, p, config.dHead];
-    const step = await fp16.run('step', {
-      patch_vectors: { type: 'float16', data: Uint16Array.from(ref.embeddings[p], encodeHalf), dims: [1, config.dModel] },
-      active_counts: i64(Array(config.nLayers + 1).fill(1)),
-      position: i64([p]),
-      prefix_key: { ...prefix.present_key, dims: kvDims },
-      prefix_value: { ...prefix.present_value, dims: kvDims },
-    }, ['resid_final']);
-    const final = Float32Array.from(step.resid_final.data as Uint16Array, decodeHalf);
-    expect(final.every(Number.isFinite)).toBe(true);
-    expect(maxAbsDiff(final, ref.residPost[config.nLayers - 1][p])).toBeLessThan(0.05);
+    const large = await Engine.load({ modelDir: dir, cacheRoot, dtype: 'float16' });
+    try {
+      const p = tokens.length - 1;
+      const src = await large.sourcePass([{ tokens, position: p }]);
+      expect(src.logits.every(Number.isFinite)).toBe(true);
+      expect(maxAbsDiff(src.logits, ref.logits[p])).toBeLessThan(FP16_TOL);
+      // The step graph's prefix attention: the last token's own embedding, injected at -1, through every block.
+      const final = await large.patched({ prefix: await large.prefix(tokens), vectors: Float32Array.from(ref.embeddings[p]), injectLayers: [-1] });
+      expect(final.every(Number.isFinite)).toBe(true);
+      expect(relDiff(final, ref.residPost[config.nLayers - 1][p])).toBeLessThan(FP16_REL);
+    } finally {
+      await large.dispose();
+    }
   });
 });
 
+describe('non-finite numbers', () => {
+  test('a NaN in the source pass is a coded error naming the example and the first non-finite layer, never a token', async () => {
+    const dir = path.join(tmp, 'nan-source');
+    const ckpt = writeTinyGptj({ dir, format: 'safetensors', seed: 7 });
+    const config = parseGptjConfig(ckpt.config, 'config.json');
+    const weights = new Map(ckpt.weights);
+    const bias = Float64Array.from(weights.get('transformer.h.1.mlp.fc_out.bias')!);
+    bias[3] = NaN;
+    weights.set('transformer.h.1.mlp.fc_out.bias', bias);
+    writeSafetensors(path.join(dir, 'model.safetensors'), f32Tensors(weights, config));
+    const engine = await Engine.load({ modelDir: dir, cacheRoot });
+    try {
+      await expect(engine.sourcePass([{ tokens: [50256, 464, 3797], position: 2 }])).rejects.toMatchObject({
+        code: 'engine_failed',
+        message: expect.stringMatching(/items\[0\].*not finite.*blocks\.1\.hook_resid_post/),
+      });
+    } finally {
+      await engine.dispose();
+    }
+  });
+});
+
+function relDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let scale = 0;
+  for (let i = 0; i < b.length; i++) scale = Math.max(scale, Math.abs(b[i]));
+  return maxAbsDiff(a, b) / scale;
+}
+
+/** fp16 has 11 significant bits; a few layers of rounding stay within these (absolute on logits, relative on residuals). */
+const FP16_TOL = 0.05;
+const FP16_REL = 0.01;
+
 /** q_proj and k_proj are scaled by this, so q·k by its square. A power of two stays exact in fp16; 64 left this seed just under 65504. */
 const QK_GAIN = 128;
-
-const i64 = (v: number[]): HostTensor => ({ type: 'int64', data: BigInt64Array.from(v, BigInt), dims: [v.length] });
-
-/** Feeds for an fp16 `full` run of one prompt, read out at its last position, with no patch. */
-function fullFeeds(config: GptjConfig, tokens: number[]): Record<string, HostTensor> {
-  return {
-    input_ids: { type: 'int64', data: BigInt64Array.from(tokens, BigInt), dims: [1, tokens.length] },
-    gather_positions: i64([tokens.length - 1]),
-    patch_layer: i64([NO_PATCH_LAYER]),
-    patch_positions: i64([0]),
-    patch_vectors: { type: 'float16', data: new Uint16Array(config.dModel), dims: [1, config.dModel] },
-  };
-}
-
-/** The fp16 graphs of a checkpoint (as the CUDA path builds them), each run in its own CPU session. */
-async function fp16Graphs(dir: string) {
-  const { prepareModel } = await import('../src-main/engine/model-build.ts');
-  const { openCheckpoint } = await import('../src-main/engine/checkpoint.ts');
-  const { createSession } = await import('../src-main/engine/ort-session.ts');
-  const built = prepareModel(openCheckpoint(dir), 'float16', cacheRoot);
-  return {
-    converted: built.converted,
-    async run(graph: 'full' | 'step', feeds: Record<string, HostTensor>, fetches: string[]) {
-      const session = await createSession(built.graphs[graph], { device: 'cpu', weightFolder: built.weightFolder, label: `fp16 ${graph}` });
-      try {
-        return await session.run(feeds, fetches);
-      } finally {
-        await session.release();
-      }
-    },
-  };
-}
 
 function scaleQueryKey(weights: ReadonlyMap<string, Float64Array>, config: GptjConfig, gain: number): Map<string, Float64Array> {
   const scaled = new Map(weights);
@@ -298,6 +364,10 @@ function scaleQueryKey(weights: ReadonlyMap<string, Float64Array>, config: GptjC
     for (const name of [qProj, kProj]) scaled.set(name, weights.get(name)!.map((x) => x * gain));
   }
   return scaled;
+}
+
+function f32Tensors(weights: ReadonlyMap<string, Float64Array>, config: GptjConfig): RawTensor[] {
+  return [...expectedWeightShapes(config)].map(([name, shape]) => ({ name, dtype: 'F32', shape, bytes: new Uint8Array(Float32Array.from(weights.get(name)!).buffer) }));
 }
 
 function f16Tensors(weights: ReadonlyMap<string, Float64Array>, config: GptjConfig): RawTensor[] {

@@ -10,7 +10,8 @@ import { runSweep, type SweepProgress } from '../src-main/sweep/run-sweep.ts';
 import type { SweepSpec } from '../src-main/sweep/spec.ts';
 import { BUILT_IN_TECHNIQUES, customPatchscope } from '../src-main/sweep/techniques.ts';
 import { mulberry32 } from '../src-main/data/shuffle.ts';
-import { writeTinyGptj } from './fixtures/checkpoint-writer.ts';
+import { expectedWeightShapes, parseGptjConfig } from '../src-main/engine/config.ts';
+import { writeSafetensors, writeTinyGptj } from './fixtures/checkpoint-writer.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'sweep-'));
 const WORDS = 'the of and to in is was that for on with as by at from his her it an were are which this be or had not but'.split(' ');
@@ -54,9 +55,10 @@ function expectSameResults(fast: (ExampleResult | undefined)[], naive: (ExampleR
 describe('sweeps on a tiny random checkpoint', () => {
   let engine: Engine;
   const data = path.join(tmp, 'data.jsonl');
+  const modelDir = path.join(tmp, 'model');
 
   beforeAll(async () => {
-    const ckpt = writeTinyGptj({ dir: path.join(tmp, 'model'), format: 'safetensors', seed: 11, config: { n_layer: 4 } });
+    const ckpt = writeTinyGptj({ dir: modelDir, format: 'safetensors', seed: 11, config: { n_layer: 4 } });
     writeDataset(data, 40, 5);
     engine = await Engine.load({ modelDir: ckpt.dir, cacheRoot: path.join(tmp, 'cache') });
   });
@@ -147,6 +149,73 @@ describe('sweeps on a tiny random checkpoint', () => {
     const strict = resolveProtocol('logitscope', { filter: { maxWords: 2 } });
     await expect(prepareSweep(engine, { ...spec({ bos: true }), protocol: strict })).rejects.toMatchObject({ code: 'slice_empty' });
     expect(() => customPatchscope('', 0)).toThrow(expect.objectContaining({ code: 'prompt_empty' }));
+  });
+
+  test('a float16 sweep on the CPU gives the float32 top-1 except near-ties, and surprisals within 0.1 nats', async () => {
+    const prepared = await prepareSweep(engine, { ...spec({ bos: true }), protocol: resolveProtocol('logitscope', { bos: true, limit: 20, positionSeed: 3 }) });
+    const fp32 = await runSweep(engine, prepared.plan);
+    const fp16Engine = await Engine.load({ modelDir, cacheRoot: path.join(tmp, 'cache'), dtype: 'float16' });
+    let fp16: Awaited<ReturnType<typeof runSweep>>;
+    try {
+      expect(fp16Engine.info).toMatchObject({ computeDtype: 'float16', converted: true });
+      fp16 = await runSweep(fp16Engine, prepared.plan);
+    } finally {
+      await fp16Engine.dispose();
+    }
+    // A near-tie: the float32 run's top two are within this many nats, so fp16 rounding may swap them.
+    const NEAR = 0.05;
+    let rows = 0;
+    let nearTies = 0;
+    let maxDelta = 0;
+    fp32.results.forEach((a, i) => {
+      const b = fp16.results[i]!;
+      const own = a!.layers.find((r) => r.technique === 'logit_lens' && r.layer === engine.config.nLayers - 1)!;
+      if (a!.reference_top1 !== b.reference_top1) {
+        nearTies++;
+        expect(Math.log(own.top_k.probs[0] / own.top_k.probs[1])).toBeLessThan(NEAR);
+        return; // every row's surprisal is of another token then
+      }
+      a!.layers.forEach((x, j) => {
+        const y = b.layers[j];
+        rows++;
+        maxDelta = Math.max(maxDelta, Math.abs(x.surprisal - y.surprisal));
+        if (x.top1 !== y.top1) {
+          nearTies++;
+          expect(Math.log(x.top_k.probs[0] / x.top_k.probs[1])).toBeLessThan(NEAR);
+        }
+      });
+    });
+    console.log(`fp16 vs fp32 on the CPU: ${rows} rows, ${nearTies} top-1 differences (all near-ties), max surprisal difference ${maxDelta.toFixed(4)} nats`);
+    expect(rows).toBeGreaterThan(0.8 * 20 * 5 * engine.config.nLayers);
+    expect(nearTies).toBeLessThan(rows / 20);
+    expect(maxDelta).toBeLessThan(0.1);
+  }, 60_000);
+
+  test('a NaN that reaches only the patchscope rows is a coded error naming the technique, the layer and the example', async () => {
+    const dir = path.join(tmp, 'nan-target');
+    const ckpt = writeTinyGptj({ dir, format: 'safetensors', seed: 11, config: { n_layer: 4 } });
+    const config = parseGptjConfig(ckpt.config, 'config.json');
+    // "cat" is in the token-identity prompt's prefix and in no source text: only the patchscope's prefix keys/values are NaN.
+    const cat = engine.tokenize('cat', { bos: false })[0];
+    const wte = Float64Array.from(ckpt.weights.get('transformer.wte.weight')!);
+    wte.fill(NaN, cat * config.dModel, (cat + 1) * config.dModel);
+    const weights = new Map(ckpt.weights).set('transformer.wte.weight', wte);
+    writeSafetensors(path.join(dir, 'model.safetensors'), [...expectedWeightShapes(config)].map(([name, shape]) => (
+      { name, dtype: 'F32', shape, bytes: new Uint8Array(Float32Array.from(weights.get(name)!).buffer) }
+    )));
+    const nan = await Engine.load({ modelDir: dir, cacheRoot: path.join(tmp, 'cache') });
+    try {
+      const prepared = await prepareSweep(nan, spec({ bos: true }));
+      await expect(runSweep(nan, prepared.plan)).rejects.toMatchObject({
+        code: 'engine_failed',
+        message: expect.stringMatching(/^patchscope at layer -?\d+ for example \d+ of the sweep \(record \d+, position \d+\) gives logits that are not finite/),
+      });
+      // Without that technique the same sweep runs.
+      const out = await runSweep(nan, { ...prepared.plan, techniques: prepared.plan.techniques.filter((t) => t.id !== 'patchscope') });
+      expect(out.status).toBe('completed');
+    } finally {
+      await nan.dispose();
+    }
   });
 
   test('records that tokenize to nothing or exceed n_positions are skipped and counted, not fatal', () => {

@@ -9,7 +9,7 @@ import { planWeights } from './weight-plan.ts';
  * Bump when the graph builders change, so cached graphs are rebuilt. If the change can alter any
  * number a graph computes, bump NUMERICS_VERSION (store/keys.ts) too, so stored results are not reused.
  */
-export const GRAPH_VERSION = 4;
+export const GRAPH_VERSION = 5;
 
 export interface BuiltModel {
   readonly cacheDir: string;
@@ -35,10 +35,10 @@ const BUILDERS = { full: buildFullGraph, step: buildStepGraph, unembed: buildUne
  * checkpoint, even one tensor edited in place, gets a fresh directory and never runs stale converted
  * weights; the .onnx files there can be opened in Netron to see exactly what runs.
  */
-export function prepareModel(ckpt: Checkpoint, dtype: ComputeType, cacheRoot: string): BuiltModel {
+export async function prepareModel(ckpt: Checkpoint, dtype: ComputeType, cacheRoot: string): Promise<BuiltModel> {
   const cacheDir = path.join(cacheRoot, ckpt.identity.slice(0, 24), dtype);
   fs.mkdirSync(cacheDir, { recursive: true });
-  const plan = planWeights(ckpt, dtype, cacheDir);
+  const plan = await planWeights(ckpt, dtype, cacheDir);
   const meta: Meta = { identity: ckpt.identity, dtype, graphVersion: GRAPH_VERSION, weightFolder: plan.folder };
   const metaFile = path.join(cacheDir, 'meta.json');
   const names = Object.keys(BUILDERS) as GraphName[];

@@ -8,10 +8,16 @@ import { CUDA_INSTALL_HINT, cudaProviderInstalled, ortBinaryDir } from './cuda-p
 
 export type Device = 'cpu' | 'cuda';
 
-/** A tensor as plain typed-array data, cheap to post between threads. fp16 travels as its bit patterns. */
+/**
+ * A tensor as plain typed-array data, cheap to post between threads. fp16 travels as its bit
+ * patterns; it stays inside the worker (prefix keys/values) and weight conversion: every graph
+ * input and output the engine's callers see is fp32 or int64.
+ */
 export type HostTensor =
   | { type: 'float32'; data: Float32Array; dims: number[] }
   | { type: 'float16'; data: Uint16Array; dims: number[] }
+  | { type: 'uint16'; data: Uint16Array; dims: number[] }
+  | { type: 'uint32'; data: Uint32Array; dims: number[] }
   | { type: 'int64'; data: BigInt64Array; dims: number[] };
 
 export interface Session {
@@ -21,7 +27,7 @@ export interface Session {
 
 export async function createSession(
   model: Uint8Array,
-  opts: { device: Device; weightFolder: string; label: string },
+  opts: { device: Device; weightFolder: string; label: string; threads?: number },
 ): Promise<Session> {
   if (opts.device === 'cuda' && !cudaProviderInstalled()) {
     throw new LogitscopeError('device_unavailable', `the onnxruntime CUDA provider is not installed: ${CUDA_INSTALL_HINT}`, ortBinaryDir());
@@ -29,6 +35,7 @@ export async function createSession(
   const options: ort.InferenceSession.SessionOptions = {
     executionProviders: opts.device === 'cuda' ? [{ name: 'cuda' }] : ['cpu'],
     graphOptimizationLevel: 'all',
+    ...(opts.threads !== undefined && { intraOpNumThreads: opts.threads }),
     extra: {
       session: {
         // The graph is loaded from memory; its external weights sit in this folder (the checkpoint's own files).

@@ -1,8 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Checkpoint } from './checkpoint.ts';
-import { readTensorAsFloat32 } from './checkpoint.ts';
-import { encodeHalf } from './dtype.ts';
+import { WeightConverter } from './convert.ts';
 import type { WeightPlacement } from './graph/gptj-graphs.ts';
 import type { ComputeType } from './graph/layers.ts';
 import { allWeightNames } from './graph/weight-names.ts';
@@ -22,9 +21,10 @@ const ALIGN = 64;
 /**
  * Point straight into the checkpoint's files when their dtype is the compute dtype (zero copy:
  * onnxruntime reads the bytes from the .safetensors or .bin file itself). Otherwise write one
- * converted file into `cacheDir`, tensor by tensor, and reuse it on later loads.
+ * converted file into `cacheDir`, tensor by tensor (onnxruntime casts them, see convert.ts), and
+ * reuse it on later loads.
  */
-export function planWeights(ckpt: Checkpoint, dtype: ComputeType, cacheDir: string): WeightPlan {
+export async function planWeights(ckpt: Checkpoint, dtype: ComputeType, cacheDir: string): Promise<WeightPlan> {
   const refs = allWeightNames(ckpt.config).map((n) => ckpt.tensors.get(n)!);
   const folders = new Set(refs.map((r) => path.dirname(r.file)));
   if (refs.every((r) => r.dtype === WANTED[dtype]) && folders.size === 1) {
@@ -38,7 +38,7 @@ export function planWeights(ckpt: Checkpoint, dtype: ComputeType, cacheDir: stri
       },
     };
   }
-  return convertedPlan(ckpt, refs, WANTED[dtype], cacheDir);
+  return convertedPlan(ckpt, refs, dtype, cacheDir);
 }
 
 interface ConvertedIndex {
@@ -47,12 +47,13 @@ interface ConvertedIndex {
   tensors: Record<string, { offset: number; shape: number[]; byteLength: number }>;
 }
 
-function convertedPlan(ckpt: Checkpoint, refs: TensorRef[], dtype: WeightDtype, cacheDir: string): WeightPlan {
+async function convertedPlan(ckpt: Checkpoint, refs: TensorRef[], compute: ComputeType, cacheDir: string): Promise<WeightPlan> {
+  const dtype = WANTED[compute];
   const file = `weights-${dtype.toLowerCase()}.bin`;
   const indexFile = path.join(cacheDir, `${file}.json`);
   let index = readIndex(indexFile, ckpt.identity, dtype);
   if (!index) {
-    index = writeConverted(refs, dtype, path.join(cacheDir, file), ckpt.identity);
+    index = await writeConverted(refs, compute, path.join(cacheDir, file), ckpt.identity);
     fs.writeFileSync(`${indexFile}.tmp`, JSON.stringify(index));
     fs.renameSync(`${indexFile}.tmp`, indexFile);
   }
@@ -77,31 +78,23 @@ function readIndex(indexFile: string, identity: string, dtype: WeightDtype): Con
   }
 }
 
-function writeConverted(refs: TensorRef[], dtype: WeightDtype, target: string, identity: string): ConvertedIndex {
+async function writeConverted(refs: TensorRef[], compute: ComputeType, target: string, identity: string): Promise<ConvertedIndex> {
   const tmp = `${target}.tmp`;
   const fd = fs.openSync(tmp, 'w');
+  const converter = new WeightConverter();
   const tensors: ConvertedIndex['tensors'] = {};
   let offset = 0;
   try {
     for (const ref of refs) {
-      const values = readTensorAsFloat32(ref);
-      const bytes = encode(values, dtype);
       offset = Math.ceil(offset / ALIGN) * ALIGN;
-      fs.writeSync(fd, bytes, 0, bytes.length, offset);
-      tensors[ref.name] = { offset, shape: [...ref.shape], byteLength: bytes.length };
-      offset += bytes.length;
+      const byteLength = await converter.convertTensor(ref, compute, fd, offset);
+      tensors[ref.name] = { offset, shape: [...ref.shape], byteLength };
+      offset += byteLength;
     }
   } finally {
     fs.closeSync(fd);
+    await converter.release();
   }
   fs.renameSync(tmp, target);
-  return { identity, dtype, tensors };
-}
-
-function encode(values: Float32Array, dtype: WeightDtype): Uint8Array {
-  if (dtype === 'F32') return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
-  if (dtype !== 'F16') throw new Error(`no conversion to ${dtype}`);
-  const out = new Uint16Array(values.length);
-  for (let i = 0; i < values.length; i++) out[i] = encodeHalf(values[i]);
-  return new Uint8Array(out.buffer);
+  return { identity, dtype: WANTED[compute], tensors };
 }

@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { deserializeError, LogitscopeError } from '../errors.ts';
-import type { WorkerReplies, WorkerReply, WorkerRequests } from './worker-protocol.ts';
+import type { Meter, WorkerReplies, WorkerReply, WorkerRequests } from './worker-protocol.ts';
 
 /**
  * The worker's entry is TypeScript, so it is started through tsx's loader, resolved from this
@@ -21,12 +21,15 @@ export class WorkerClient {
   private readonly pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
   private nextId = 0;
   private dead: Error | undefined;
+  /** Called with the worker's meter after every reply. */
+  onMeter: (m: Meter) => void = () => {};
 
   constructor() {
     this.worker.on('message', (reply: WorkerReply) => {
       const p = this.pending.get(reply.id);
       if (!p) return;
       this.pending.delete(reply.id);
+      this.onMeter(reply.meter);
       if (reply.ok) p.resolve(reply.result);
       else p.reject(deserializeError(reply.error));
     });
@@ -34,6 +37,7 @@ export class WorkerClient {
     this.worker.on('exit', (code) => this.fail(new LogitscopeError('engine_failed', `engine worker exited (code ${code})`)));
   }
 
+  /** `transfer` moves those buffers to the worker (the caller must not use them afterwards). */
   call<K extends keyof WorkerRequests>(op: K, payload: WorkerRequests[K], transfer: ArrayBuffer[] = []): Promise<WorkerReplies[K]> {
     if (this.dead) return Promise.reject(this.dead);
     const id = this.nextId++;

@@ -1,14 +1,71 @@
 import type { SerializedError } from '../errors.ts';
 import type { GptjConfig } from './config.ts';
-import type { GraphName } from './graph/gptj-graphs.ts';
 import type { ComputeType } from './graph/layers.ts';
-import type { Device, HostTensor } from './ort-session.ts';
+import type { Device } from './ort-session.ts';
 import type { WeightDtype } from './tensor-ref.ts';
+
+/** One source prompt (already cut after its position) and the position read out. */
+export interface SourceItem {
+  tokens: number[];
+  position: number;
+}
+
+/** The rows one technique asks of a batch: row r reads example[r] at sourceLayer[r] (-1 = embeddings). */
+export interface TechniqueRows {
+  /** Names the technique in error messages. */
+  id: string;
+  /** The target prompt for a patchscope (patched at its last position); null for the logit lens. */
+  prefixTokens: number[] | null;
+  example: number[];
+  sourceLayer: number[];
+  /** Where each row enters the target prompt (patchscopes only). */
+  injectLayer: number[];
+}
+
+/** Everything a batch computes, from source pass to unembedding, in one worker call. */
+export interface BatchRequest {
+  items: SourceItem[];
+  /** Names each example in error messages (e.g. "example 17 (position 5)"). */
+  names: string[];
+  techniques: TechniqueRows[];
+  k: number;
+  /** Rows per unembedding run: bounds the [rows, dVocab] logits held at once. */
+  maxUnembedRows: number;
+}
+
+/** Only what is stored: rows in request order, technique by technique. */
+export interface BatchResult {
+  k: number;
+  /** [batch] the model's own top-1 at each source position. */
+  referenceTop1: Int32Array;
+  /** [rows, k] token ids, best first. */
+  topkIds: Int32Array;
+  /** [rows, k] natural-log probabilities matching topkIds. */
+  topkLogprobs: Float32Array;
+  /** [rows] log p_technique(reference top-1). */
+  referenceLogprob: Float32Array;
+  /** [rows] log p_model(row's top-1) at the source position (the paper's surprisal, negated). */
+  modelLogprobOfTop1: Float32Array;
+}
+
+export interface UnembedReply {
+  k: number;
+  topkIds: Int32Array; // [rows, k]
+  topkLogprobs: Float32Array; // [rows, k]
+  referenceLogprob: Float32Array; // [rows]
+  /** [rows, dVocab], only when asked for. */
+  logits?: Float32Array;
+}
 
 /** Messages between the engine (main thread) and the worker that owns the onnxruntime sessions. */
 export interface WorkerRequests {
-  load: { modelDir: string; device: Device; cacheRoot: string };
-  run: { graph: GraphName; feeds: Record<string, HostTensor>; fetches: string[] };
+  load: { modelDir: string; device: Device; cacheRoot: string; dtype: ComputeType };
+  source: { items: SourceItem[]; names: string[] };
+  prefix: { tokens: number[] };
+  patched: { prefixTokens: number[]; vectors: Float32Array; injectLayers: number[] };
+  naive: { targetTokens: number[]; layer: number; vector: Float32Array };
+  unembed: { resid: Float32Array; referenceIds: number[]; k: number; logits: boolean; names: string[] };
+  batch: BatchRequest;
 }
 
 export interface LoadedModel {
@@ -28,8 +85,38 @@ export interface LoadedModel {
 
 export interface WorkerReplies {
   load: LoadedModel;
-  run: Record<string, HostTensor>;
+  /** resid [nLayers+1, batch, d], logits [batch, dVocab]. */
+  source: { resid: Float32Array; logits: Float32Array };
+  prefix: { length: number };
+  patched: { final: Float32Array };
+  naive: { final: Float32Array };
+  unembed: UnembedReply;
+  batch: BatchResult;
+}
+
+/** How much work the worker has done; tests assert on these instead of on timings. */
+export interface EngineStats {
+  sourceRuns: number;
+  sourceRows: number;
+  patchedRuns: number;
+  patchedRows: number;
+  unembedRuns: number;
+  unembedRows: number;
+  naiveRuns: number;
+}
+
+/**
+ * Milliseconds, cumulative: inside each graph's session.run, and `host` for the worker's own
+ * JavaScript (gathers, copies, checks) plus the message round trips, measured by the engine.
+ */
+export type EngineTimings = Record<'full' | 'step' | 'unembed' | 'host', number>;
+
+/** Sent with every reply: the worker's cumulative counters, and the worker time of this call. */
+export interface Meter {
+  stats: EngineStats;
+  timings: EngineTimings;
+  callMs: number;
 }
 
 export type WorkerRequest = { [K in keyof WorkerRequests]: { id: number; op: K; payload: WorkerRequests[K] } }[keyof WorkerRequests];
-export type WorkerReply = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: SerializedError };
+export type WorkerReply = { id: number; ok: true; result: unknown; meter: Meter } | { id: number; ok: false; error: SerializedError; meter: Meter };

@@ -1,33 +1,33 @@
-/** The engine worker: owns the checkpoint, the built graphs and the onnxruntime sessions. */
+/** The engine worker: owns the checkpoint, the built graphs, the onnxruntime sessions and every residual. */
 import { parentPort } from 'node:worker_threads';
 import { LogitscopeError, serializeError } from '../errors.ts';
 import { openCheckpoint } from './checkpoint.ts';
 import type { GraphName } from './graph/gptj-graphs.ts';
 import { prepareModel } from './model-build.ts';
-import { createSession, type HostTensor, type Session } from './ort-session.ts';
-import type { LoadedModel, WorkerReply, WorkerRequest, WorkerRequests } from './worker-protocol.ts';
+import { ModelRunner } from './model-runner.ts';
+import { createSession } from './ort-session.ts';
+import type { LoadedModel, Meter, WorkerRequest, WorkerRequests } from './worker-protocol.ts';
 
-let sessions: Record<GraphName, Session> | undefined;
+let runner: ModelRunner | undefined;
 
-async function load({ modelDir, device, cacheRoot }: WorkerRequests['load']): Promise<LoadedModel> {
+async function load({ modelDir, device, cacheRoot, dtype }: WorkerRequests['load']): Promise<LoadedModel> {
   const t0 = performance.now();
   const ckpt = openCheckpoint(modelDir, { cacheRoot });
   const t1 = performance.now();
-  const computeDtype = device === 'cuda' ? 'float16' : 'float32';
-  const built = prepareModel(ckpt, computeDtype, cacheRoot);
+  const built = await prepareModel(ckpt, dtype, cacheRoot);
   const t2 = performance.now();
   const make = (g: GraphName) => createSession(built.graphs[g], { device, weightFolder: built.weightFolder, label: `${g} graph` });
   // One at a time: each session maps the same weight files, and peak memory matters more than seconds here.
   const full = await make('full');
   const step = await make('step');
   const unembed = await make('unembed');
-  sessions = { full, step, unembed };
+  runner = new ModelRunner({ full, step, unembed }, ckpt.config, dtype);
   return {
     config: ckpt.config,
     identity: ckpt.identity,
     format: ckpt.format,
     weightDtype: ckpt.dtype,
-    computeDtype,
+    computeDtype: dtype,
     device,
     cacheDir: built.cacheDir,
     weightFolder: built.weightFolder,
@@ -37,29 +37,60 @@ async function load({ modelDir, device, cacheRoot }: WorkerRequests['load']): Pr
   };
 }
 
-async function run({ graph, feeds, fetches }: WorkerRequests['run']): Promise<Record<string, HostTensor>> {
-  if (!sessions) throw new LogitscopeError('engine_failed', 'no model is loaded in the engine worker');
-  return sessions[graph].run(feeds, fetches);
+function loaded(): ModelRunner {
+  if (!runner) throw new LogitscopeError('engine_failed', 'no model is loaded in the engine worker');
+  return runner;
 }
 
-function transferables(result: unknown): ArrayBuffer[] {
-  if (typeof result !== 'object' || result === null) return [];
-  const out: ArrayBuffer[] = [];
-  for (const v of Object.values(result)) {
-    const data = (v as Partial<HostTensor>)?.data;
-    if (ArrayBuffer.isView(data) && data.buffer instanceof ArrayBuffer) out.push(data.buffer);
+/** Each op, and the typed arrays of its reply, which are moved to the main thread, not copied. */
+async function handle(msg: WorkerRequest): Promise<{ result: unknown; transfer: ArrayBuffer[] }> {
+  switch (msg.op) {
+    case 'load':
+      return { result: await load(msg.payload), transfer: [] };
+    case 'source': {
+      const r = await loaded().source(msg.payload.items, msg.payload.names);
+      return { result: r, transfer: [r.resid.buffer, r.logits.buffer] as ArrayBuffer[] };
+    }
+    case 'prefix':
+      return { result: { length: (await loaded().prefix(msg.payload.tokens)).tokens.length - 1 }, transfer: [] };
+    case 'patched': {
+      const final = await loaded().patched(msg.payload.prefixTokens, msg.payload.vectors, msg.payload.injectLayers);
+      return { result: { final }, transfer: [final.buffer as ArrayBuffer] };
+    }
+    case 'naive': {
+      const final = await loaded().naive(msg.payload.targetTokens, msg.payload.layer, msg.payload.vector);
+      return { result: { final }, transfer: [final.buffer as ArrayBuffer] };
+    }
+    case 'unembed': {
+      const r = await loaded().unembed(msg.payload);
+      return { result: r, transfer: buffersOf(r) };
+    }
+    case 'batch': {
+      const r = await loaded().batch(msg.payload);
+      return { result: r, transfer: buffersOf(r) };
+    }
   }
-  return out;
+}
+
+/** The distinct buffers behind a reply's typed arrays (onnxruntime outputs each own one). */
+function buffersOf(result: object): ArrayBuffer[] {
+  const out = new Set<ArrayBuffer>();
+  for (const v of Object.values(result)) if (ArrayBuffer.isView(v) && v.buffer instanceof ArrayBuffer) out.add(v.buffer);
+  return [...out];
+}
+
+function meter(started: number): Meter {
+  const stats = runner?.stats ?? { sourceRuns: 0, sourceRows: 0, patchedRuns: 0, patchedRows: 0, unembedRuns: 0, unembedRows: 0, naiveRuns: 0 };
+  const timings = runner?.timings ?? { full: 0, step: 0, unembed: 0, host: 0 };
+  return { stats: { ...stats }, timings: { ...timings }, callMs: performance.now() - started };
 }
 
 parentPort!.on('message', async (msg: WorkerRequest) => {
-  let reply: WorkerReply;
+  const started = performance.now();
   try {
-    const result = msg.op === 'load' ? await load(msg.payload) : await run(msg.payload);
-    reply = { id: msg.id, ok: true, result };
-    parentPort!.postMessage(reply, msg.op === 'run' ? transferables(result) : []);
+    const { result, transfer } = await handle(msg);
+    parentPort!.postMessage({ id: msg.id, ok: true, result, meter: meter(started) }, transfer);
   } catch (e) {
-    reply = { id: msg.id, ok: false, error: serializeError(e) };
-    parentPort!.postMessage(reply);
+    parentPort!.postMessage({ id: msg.id, ok: false, error: serializeError(e), meter: meter(started) });
   }
 });

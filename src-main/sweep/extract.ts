@@ -1,4 +1,4 @@
-import { type Engine, residRow, type TargetPrefix, type UnembedResult } from '../engine/engine.ts';
+import { type Engine, residRow, type UnembedResult } from '../engine/engine.ts';
 import { type ResolvedTechnique, targetLayerOf } from './techniques.ts';
 
 /** One source prompt and the position whose next token is being extracted. */
@@ -35,95 +35,72 @@ export interface ExtractOptions {
   /** Per technique id, a subset of `layers` to compute instead of all of them. */
   layersByTechnique?: Record<string, number[]>;
   k: number;
+  /** How errors name each example (e.g. its ordinal in the sweep); "example i (position p)" by default. */
+  names?: string[];
 }
 
-/** The model's log-probabilities at one source position, kept only as long as its batch. */
+/** The model's own distribution at one source position: the unembedding of its last resid row. */
 class ModelDistribution {
   private readonly lse: number;
-  readonly top1: number;
-  constructor(private readonly logits: Float32Array) {
+  constructor(
+    /** The top-1 of the same unembedding graph that gives every technique's top-1. */
+    readonly top1: number,
+    private readonly logits: Float32Array,
+  ) {
     let max = -Infinity;
-    let top1 = 0;
-    for (let i = 0; i < logits.length; i++) if (logits[i] > max) [max, top1] = [logits[i], i];
+    for (let i = 0; i < logits.length; i++) max = Math.max(max, logits[i]);
     let sum = 0;
     for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i] - max);
     this.lse = max + Math.log(sum);
-    this.top1 = top1;
   }
   logprob(id: number): number {
     return this.logits[id] - this.lse;
   }
 }
 
-/** A row of work for the unembedding: which example, technique and layer it answers. */
-interface RowKey {
-  example: number;
-  technique: string;
-  layer: number;
-}
-
 /**
- * The fast algorithm: one batched source pass (prompts truncated after their position), the
- * target prompts' prefixes cached per engine, one single-position patched run per technique for
- * every (example, layer) row at once, and one batched unembedding of every row.
+ * The fast algorithm, one engine call per batch: one batched source pass (prompts truncated after
+ * their position), the target prompts' prefixes cached in the engine's worker, one single-position
+ * patched run per technique for every (example, layer) row at once, and batched unembedding of
+ * every row. The residuals never leave the worker; only the stored numbers come back.
  */
 export class Extractor {
-  private readonly prefixes = new Map<string, TargetPrefix>();
   /** Rows per unembedding call: bounds the [rows, dVocab] logits the graph holds at once. */
   maxUnembedRows = 256;
 
   constructor(private readonly engine: Engine) {}
 
   async extract(opts: ExtractOptions): Promise<ExampleResult[]> {
-    const { engine } = this;
-    const { dModel } = engine.config;
     const { examples, techniques, layers } = opts;
-    // Tokens after the position cannot influence it (causal attention), so they are not run.
-    const src = await engine.sourcePass(examples.map((e) => ({ tokens: e.tokens.slice(0, e.position + 1), position: e.position })));
-    const models = examples.map((_, b) => new ModelDistribution(src.logits.subarray(b * engine.config.dVocab, (b + 1) * engine.config.dVocab)));
-
-    const keys: RowKey[] = [];
-    const chunks: Float32Array[] = [];
-    for (const t of techniques) {
+    const tech = techniques.map((t) => {
       const tLayers = opts.layersByTechnique?.[t.id] ?? layers;
-      const tKeys: RowKey[] = [];
-      const vectors = new Float32Array(examples.length * tLayers.length * dModel);
-      examples.forEach((_, b) =>
-        tLayers.forEach((layer) => {
-          vectors.set(residRow(src, layer, b, dModel), tKeys.length * dModel);
-          tKeys.push({ example: b, technique: t.id, layer });
-        }),
-      );
-      if (t.kind === 'logit_lens') {
-        chunks.push(vectors);
-      } else {
-        const prefix = await this.prefixFor(t.promptTokens);
-        chunks.push(await engine.patched({ prefix, vectors, injectLayers: tKeys.map((r) => targetLayerOf(t, r.layer)) }));
-      }
-      keys.push(...tKeys);
-    }
-    const resid = concat(chunks);
-    const results: ExampleResult[] = examples.map((e, b) => ({ tokens: e.tokens, position: e.position, reference_top1: models[b].top1, layers: [] }));
-    for (let start = 0; start < keys.length; start += this.maxUnembedRows) {
-      const rowKeys = keys.slice(start, start + this.maxUnembedRows);
-      const out = await engine.unembed({
-        resid: resid.subarray(start * dModel, (start + rowKeys.length) * dModel),
-        referenceIds: rowKeys.map((r) => models[r.example].top1),
-        k: opts.k,
+      const example = examples.flatMap((_, b) => tLayers.map(() => b));
+      const sourceLayer = examples.flatMap(() => tLayers);
+      return {
+        id: t.id,
+        prefixTokens: t.kind === 'patchscope' ? t.promptTokens : null,
+        example,
+        sourceLayer,
+        injectLayer: t.kind === 'patchscope' ? sourceLayer.map((l) => targetLayerOf(t, l)) : [],
+      };
+    });
+    const out = await this.engine.extractBatch({
+      // Tokens after the position cannot influence it (causal attention), so they are not run.
+      items: examples.map((e) => ({ tokens: e.tokens.slice(0, e.position + 1), position: e.position })),
+      names: examples.map((e, i) => opts.names?.[i] ?? `example ${i} (position ${e.position})`),
+      techniques: tech,
+      k: opts.k,
+      maxUnembedRows: this.maxUnembedRows,
+    });
+    const results: ExampleResult[] = examples.map((e, b) => ({ tokens: e.tokens, position: e.position, reference_top1: out.referenceTop1[b], layers: [] }));
+    let row = 0;
+    for (const t of tech) {
+      t.example.forEach((b, r) => {
+        results[b].layers.push(layerResult({ technique: t.id, layer: t.sourceLayer[r] }, out, row, -out.modelLogprobOfTop1[row]));
+        row++;
       });
-      rowKeys.forEach((r, i) => results[r.example].layers.push(layerResult(r, out, i, models[r.example])));
     }
     return results;
-  }
-
-  private async prefixFor(tokens: number[]): Promise<TargetPrefix> {
-    const key = tokens.join(',');
-    let p = this.prefixes.get(key);
-    if (!p) {
-      p = await this.engine.prefix(tokens);
-      this.prefixes.set(key, p);
-    }
-    return p;
   }
 }
 
@@ -133,21 +110,25 @@ export class Extractor {
  * Kept to verify the fast path; it gives the same numbers.
  */
 export async function extractNaive(engine: Engine, opts: ExtractOptions): Promise<ExampleResult[]> {
-  const { dModel } = engine.config;
+  const { dModel, nLayers } = engine.config;
   const results: ExampleResult[] = [];
-  for (const [b, e] of opts.examples.entries()) {
+  for (const e of opts.examples) {
     const result: ExampleResult = { tokens: e.tokens, position: e.position, reference_top1: -1, layers: [] };
     for (const t of opts.techniques) {
       for (const layer of opts.layersByTechnique?.[t.id] ?? opts.layers) {
         const src = await engine.sourcePass([{ tokens: e.tokens, position: e.position }]);
-        const model = new ModelDistribution(src.logits);
-        result.reference_top1 = model.top1;
+        if (result.reference_top1 < 0) {
+          // The reference by the fast path's route: the unembedding graph on the last resid row.
+          const own = await engine.unembed({ resid: residRow(src, nLayers - 1, 0, dModel), referenceIds: [0], k: 1 });
+          result.reference_top1 = own.topkIds[0];
+        }
+        const model = new ModelDistribution(result.reference_top1, src.logits);
         let final = residRow(src, layer, 0, dModel);
         if (t.kind === 'patchscope') {
           final = await engine.naivePatched({ targetTokens: t.promptTokens, layer: targetLayerOf(t, layer), vector: final });
         }
         const out = await engine.unembed({ resid: final, referenceIds: [model.top1], k: opts.k });
-        result.layers.push(layerResult({ example: b, technique: t.id, layer }, out, 0, model));
+        result.layers.push(layerResult({ technique: t.id, layer }, out, 0, -model.logprob(out.topkIds[0])));
       }
     }
     results.push(result);
@@ -155,7 +136,7 @@ export async function extractNaive(engine: Engine, opts: ExtractOptions): Promis
   return results;
 }
 
-function layerResult(r: RowKey, out: UnembedResult, i: number, model: ModelDistribution): LayerResult {
+function layerResult(r: { technique: string; layer: number }, out: Pick<UnembedResult, 'k' | 'topkIds' | 'topkLogprobs' | 'referenceLogprob'>, i: number, surprisalPaper: number): LayerResult {
   const ids = Array.from(out.topkIds.subarray(i * out.k, (i + 1) * out.k));
   const logprobs = Array.from(out.topkLogprobs.subarray(i * out.k, (i + 1) * out.k));
   return {
@@ -163,18 +144,8 @@ function layerResult(r: RowKey, out: UnembedResult, i: number, model: ModelDistr
     technique: r.technique,
     top1: ids[0],
     surprisal: -out.referenceLogprob[i],
-    surprisal_paper: -model.logprob(ids[0]),
+    surprisal_paper: surprisalPaper,
     // float32, as the results cache stores them: a cached result reads back exactly as computed.
     top_k: { ids, probs: logprobs.map((lp) => Math.fround(Math.exp(lp))) },
   };
-}
-
-function concat(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
 }

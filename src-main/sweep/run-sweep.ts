@@ -138,7 +138,9 @@ async function computeMissing(
   const fresh = new Map<number, ExampleResult>();
   for (const g of groups.values()) {
     if (signal?.aborted) throw new LogitscopeError('cancelled', 'the sweep was cancelled');
-    const options = { examples: g.ordinals.map((o) => plan.examples[o]), techniques: g.techniques, layers: plan.layers, layersByTechnique: g.layersByTechnique, k: plan.k };
+    const examples = g.ordinals.map((o) => plan.examples[o]);
+    const names = examples.map((e, i) => `example ${g.ordinals[i]} of the sweep (record ${e.recordIndex}, position ${e.position})`);
+    const options = { examples, names, techniques: g.techniques, layers: plan.layers, layersByTechnique: g.layersByTechnique, k: plan.k };
     const out = plan.strategy === 'fast' ? await extractor.extract(options) : await extractNaive(engine, options);
     out.forEach((r, i) => fresh.set(g.ordinals[i], r));
   }

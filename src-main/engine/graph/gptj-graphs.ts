@@ -1,7 +1,7 @@
 import type { GptjConfig } from '../config.ts';
 import type { TensorRef } from '../tensor-ref.ts';
 import { block, causalSelfAttention, prefixAttention } from './block.ts';
-import { type ComputeType, type Ctx, rotaryTables, unembed } from './layers.ts';
+import { type ComputeType, type Ctx, rotaryTables, toCompute, toFloat32, unembed } from './layers.ts';
 import { GraphBuilder } from './onnx-builder.ts';
 import { TOP_WEIGHTS } from './weight-names.ts';
 
@@ -47,10 +47,12 @@ function context(name: string, o: GraphOptions): Ctx {
  * output of one block (the naive patched run, and the prefix run that fills the key/value cache).
  *
  * Inputs: input_ids [batch, seq]; gather_positions [batch] (the position read out per row);
- *   patch_layer [1] (NO_PATCH_LAYER for none, -1 = embeddings); patch_positions [batch]; patch_vectors [batch, d].
- * Outputs: resid [nLayers+1, batch, d] at the gathered positions (row 0 = hook_embed, row l+1 =
- *   blocks.l.hook_resid_post); logits [batch, dVocab] there; present_key / present_value
- *   [nLayers, batch, nHeads, seq, dHead] (keys after rotary).
+ *   patch_layer [1] (NO_PATCH_LAYER for none, -1 = embeddings); patch_positions [batch]; patch_vectors [batch, d] fp32.
+ * Outputs: resid [nLayers+1, batch, d] fp32 at the gathered positions (row 0 = hook_embed, row l+1 =
+ *   blocks.l.hook_resid_post); present_key / present_value [nLayers, batch, nHeads, seq, dHead] in
+ *   the compute type (keys after rotary; they stay in the worker, fed back to `step` as they are).
+ * There are no logits here: the model's own logits come from `unembed` on the last resid row, the
+ * same path as every technique's, so lm_head lives in one session only.
  */
 export function buildFullGraph(o: GraphOptions): Uint8Array {
   const ctx = context('gptj_full', o);
@@ -59,7 +61,7 @@ export function buildFullGraph(o: GraphOptions): Uint8Array {
   const gatherPos = b.input('gather_positions', 'int64', ['batch']);
   const patchLayer = b.input('patch_layer', 'int64', [1]);
   const patchPos = b.input('patch_positions', 'int64', ['batch']);
-  const patchVec = b.input('patch_vectors', dt, ['batch', c.dModel]);
+  const patchVec = toCompute(ctx, b.input('patch_vectors', 'float32', ['batch', c.dModel])); // [batch, d]
 
   const shape = b.op('Shape', [ids]); // [2]
   const batch = b.op('Slice', [shape, b.constInt64([0]), b.constInt64([1])]); // [1]
@@ -86,8 +88,7 @@ export function buildFullGraph(o: GraphOptions): Uint8Array {
     values.push(b.op('Unsqueeze', [out.value, b.constInt64([0])])); // [1, batch, H, seq, dh]
   }
   const stacked = b.op('Concat', resid.map((r) => b.op('Unsqueeze', [r, b.constInt64([0])])), { axis: 0 }); // [L+1, batch, d]
-  b.output(stacked, 'resid', dt, [c.nLayers + 1, 'batch', c.dModel]);
-  b.output(unembed(ctx, resid[resid.length - 1]), 'logits', 'float32', ['batch', c.dVocab]);
+  b.output(toFloat32(ctx, stacked), 'resid', 'float32', [c.nLayers + 1, 'batch', c.dModel]);
   b.output(b.op('Concat', keys, { axis: 0 }), 'present_key', dt, [c.nLayers, 'batch', c.nHeads, 'seq', c.dHead]);
   b.output(b.op('Concat', values, { axis: 0 }), 'present_value', dt, [c.nLayers, 'batch', c.nHeads, 'seq', c.dHead]);
   return b.encode();
@@ -115,15 +116,15 @@ function patcher(ctx: Ctx, o: { batch: string; seq: string; positions: string; p
  * the stack after block inject_layer[r]; rows must be sorted by that layer, so the rows active at
  * block j are always a prefix of the batch and every row passes only through the blocks above it.
  *
- * Inputs: patch_vectors [rows, d]; active_counts [nLayers+1] (entry j = rows whose inject layer
+ * Inputs: patch_vectors [rows, d] fp32; active_counts [nLayers+1] (entry j = rows whose inject layer
  *   is < j, so entry nLayers = rows); position [1] (the patched token's position = prefix length);
  *   prefix_key / prefix_value [nLayers, nHeads, prefix, dHead].
- * Output: resid_final [rows, d], the residual after the last block (before ln_f), rows in input order.
+ * Output: resid_final [rows, d] fp32, the residual after the last block (before ln_f), rows in input order.
  */
 export function buildStepGraph(o: GraphOptions): Uint8Array {
   const ctx = context('gptj_step', o);
   const { b, c, dt } = ctx;
-  const vectors = b.input('patch_vectors', dt, ['rows', c.dModel]);
+  const vectors = toCompute(ctx, b.input('patch_vectors', 'float32', ['rows', c.dModel])); // [rows, d]
   const counts = b.input('active_counts', 'int64', [c.nLayers + 1]);
   const position = b.input('position', 'int64', [1]);
   const prefixKey = b.input('prefix_key', dt, [c.nLayers, c.nHeads, 'prefix', c.dHead]);
@@ -140,31 +141,41 @@ export function buildStepGraph(o: GraphOptions): Uint8Array {
     h = block(ctx, l, h, attention).residPost; // [active, d]
   }
   h = b.op('Concat', [h, entering(count(c.nLayers - 1), count(c.nLayers))], { axis: 0 }); // rows injected after the last block
-  b.output(h, 'resid_final', dt, ['rows', c.dModel]);
+  b.output(toFloat32(ctx, h), 'resid_final', 'float32', ['rows', c.dModel]);
   return b.encode();
 }
 
 /**
  * `unembed`: ln_f + lm_head on residual rows, log-softmax in fp32, and only what the sweep needs
  * back: the top k, and the log-probability of one chosen id per row (the reference token).
- * Argmax and top-k range over all dVocab rows, as TransformerLens (and so the seed) did.
+ * Argmax and top-k range over all dVocab rows, as TransformerLens (and so the seed) did. The
+ * model's own distribution at a source position is this same graph on the last resid row, so its
+ * top-1 (the reference) and every technique's top-1 come from one kernel path.
  *
- * Inputs: resid [rows, d]; reference_ids [rows]; k [1].
- * Outputs: topk_logprobs [rows, k] (descending), topk_ids [rows, k], reference_logprob [rows].
+ * Inputs: resid [rows, d] fp32; reference_ids [rows]; k [1].
+ * Outputs: topk_logprobs [rows, k] (descending), topk_ids [rows, k], reference_logprob [rows];
+ *   logits [rows, dVocab] and logsumexp [rows] (fetched for source rows only: log p = logit - lse);
+ *   finite_check [rows] = lse + min logit, finite exactly when every logit of the row is (a NaN
+ *   makes lse NaN, +inf makes lse inf, -inf makes the min -inf), so NaN/Inf is one value per row to test.
  */
 export function buildUnembedGraph(o: GraphOptions): Uint8Array {
   const ctx = context('gptj_unembed', o);
-  const { b, c, dt } = ctx;
-  const resid = b.input('resid', dt, ['rows', c.dModel]);
+  const { b, c } = ctx;
+  const resid = toCompute(ctx, b.input('resid', 'float32', ['rows', c.dModel])); // [rows, d]
   const refIds = b.input('reference_ids', 'int64', ['rows']);
   const k = b.input('k', 'int64', [1]);
-  const logits = unembed(ctx, resid); // [rows, V]
+  const logits = unembed(ctx, resid); // [rows, V] fp32
   // Log-probabilities only where they are read: logit - logsumexp, instead of a full [rows, V] log-softmax.
   const lse = b.op('ReduceLogSumExp', [logits], { axes: [1], keepdims: 1 }); // [rows, 1]
   const [values, indices] = b.opN('TopK', [logits, k], 2, { axis: 1, largest: 1, sorted: 1 }); // [rows, k]
   const refLogit = b.op('GatherElements', [logits, b.op('Unsqueeze', [refIds, b.constInt64([1])])], { axis: 1 }); // [rows, 1]
+  const squeeze = (x: string) => b.op('Squeeze', [x, b.constInt64([1])]); // [rows, 1] -> [rows]
+  const minLogit = b.op('ReduceMin', [logits], { axes: [1], keepdims: 1 }); // [rows, 1]
   b.output(b.op('Sub', [values, lse]), 'topk_logprobs', 'float32', ['rows', 'k']);
   b.output(indices, 'topk_ids', 'int64', ['rows', 'k']);
-  b.output(b.op('Squeeze', [b.op('Sub', [refLogit, lse]), b.constInt64([1])]), 'reference_logprob', 'float32', ['rows']);
+  b.output(squeeze(b.op('Sub', [refLogit, lse])), 'reference_logprob', 'float32', ['rows']);
+  b.output(logits, 'logits', 'float32', ['rows', c.dVocab]);
+  b.output(squeeze(lse), 'logsumexp', 'float32', ['rows']);
+  b.output(squeeze(b.op('Add', [lse, minLogit])), 'finite_check', 'float32', ['rows']);
   return b.encode();
 }

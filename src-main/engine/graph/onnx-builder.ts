@@ -5,8 +5,8 @@ const { onnx } = onnxPkg;
 const DT = onnx.TensorProto.DataType;
 const AT = onnx.AttributeProto.AttributeType;
 
-export type ElemType = 'float32' | 'float16' | 'int64';
-const ELEM: Record<ElemType, number> = { float32: DT.FLOAT, float16: DT.FLOAT16, int64: DT.INT64 };
+export type ElemType = 'float32' | 'float16' | 'int64' | 'uint16' | 'uint32';
+const ELEM: Record<ElemType, number> = { float32: DT.FLOAT, float16: DT.FLOAT16, int64: DT.INT64, uint16: DT.UINT16, uint32: DT.UINT32 };
 const REF_DTYPE = { F32: DT.FLOAT, F16: DT.FLOAT16, BF16: DT.BFLOAT16 } as const;
 
 /** A dimension is fixed (number) or symbolic (string, e.g. "batch"). */

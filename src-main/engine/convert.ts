@@ -1,0 +1,113 @@
+/**
+ * Weight conversion between the checkpoint's dtype and the compute dtype, run by onnxruntime: a
+ * one-node Cast graph streamed over each tensor in chunks, so no element is touched by JavaScript.
+ * bf16 has no onnxruntime-node tensor type; its bits go in as uint16 and come out as the bits of
+ * the equal float32 (a bf16 is the top half of a float32), which is exact.
+ */
+import fs from 'node:fs';
+import { LogitscopeError } from '../errors.ts';
+import { GraphBuilder } from './graph/onnx-builder.ts';
+import type { ComputeType } from './graph/layers.ts';
+import { createSession, type HostTensor, type Session } from './ort-session.ts';
+import { DTYPE_BYTES, type TensorRef, type WeightDtype } from './tensor-ref.ts';
+
+/** Elements per Cast run: 64 MiB of fp32 input, big enough that a run's overhead vanishes. */
+const CHUNK = 1 << 24;
+
+type Step = (bytes: Uint8Array, n: number) => Promise<Uint8Array>;
+
+/** x [n] of `from` -> y [n] of `to`: one Cast (and for bf16 the shift that makes it a float32's bits). */
+function castGraph(from: 'float32' | 'float16' | 'bf16', to: 'float32' | 'float16'): Uint8Array {
+  const b = new GraphBuilder(`cast_${from}_${to}`);
+  if (from === 'bf16') {
+    const x = b.input('x', 'uint16', ['n']);
+    const wide = b.op('Cast', [x], { to: GraphBuilder.elemCode('uint32') }); // [n]
+    const sixteen = b.op('Cast', [b.constInt64([16], [])], { to: GraphBuilder.elemCode('uint32') });
+    b.output(b.op('BitShift', [wide, sixteen], { direction: 'LEFT' }), 'y', 'uint32', ['n']);
+  } else {
+    b.output(b.op('Cast', [b.input('x', from, ['n'])], { to: GraphBuilder.elemCode(to) }), 'y', to, ['n']);
+  }
+  return b.encode();
+}
+
+function hostTensor(type: 'float32' | 'float16' | 'uint16', bytes: Uint8Array, n: number): HostTensor {
+  if (type === 'float32') return { type, data: new Float32Array(bytes.buffer, bytes.byteOffset, n), dims: [n] };
+  return { type, data: new Uint16Array(bytes.buffer, bytes.byteOffset, n), dims: [n] };
+}
+
+function asBytes(t: HostTensor): Uint8Array {
+  return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+}
+
+/**
+ * Converts tensors from their own dtype to `to`. Sessions are made on first use and kept for the
+ * converter's life; `release` frees them.
+ */
+export class WeightConverter {
+  private readonly sessions = new Map<string, Session>();
+
+  /** Bytes per element of the output. */
+  static bytes(to: ComputeType): number {
+    return to === 'float32' ? 4 : 2;
+  }
+
+  /** Writes `ref`'s values as `to` into `fd` at `offset`, reading and converting CHUNK elements at a time. */
+  async convertTensor(ref: TensorRef, to: ComputeType, fd: number, offset: number): Promise<number> {
+    const n = ref.shape.reduce((a, b) => a * b, 1);
+    const inBytes = DTYPE_BYTES[ref.dtype];
+    const outBytes = WeightConverter.bytes(to);
+    const step = await this.step(ref.dtype, to);
+    const src = fs.openSync(ref.file, 'r');
+    const buffer = new Uint8Array(Math.min(n, CHUNK) * inBytes);
+    try {
+      for (let done = 0; done < n; done += CHUNK) {
+        const count = Math.min(CHUNK, n - done);
+        const chunk = buffer.subarray(0, count * inBytes);
+        readFully(src, chunk, ref.offset + done * inBytes, ref);
+        const out = await step(chunk, count);
+        fs.writeSync(fd, out, 0, out.length, offset + done * outBytes);
+      }
+    } finally {
+      fs.closeSync(src);
+    }
+    return n * outBytes;
+  }
+
+  async release(): Promise<void> {
+    for (const s of this.sessions.values()) await s.release();
+    this.sessions.clear();
+  }
+
+  private async step(from: WeightDtype, to: ComputeType): Promise<Step> {
+    const same = (from === 'F32' && to === 'float32') || (from === 'F16' && to === 'float16');
+    if (same) return async (bytes) => bytes;
+    if (from === 'BF16') {
+      const widen = await this.cast('bf16', 'float32');
+      if (to === 'float32') return widen;
+      const narrow = await this.cast('float32', 'float16');
+      return async (bytes, n) => narrow(await widen(bytes, n), n);
+    }
+    return this.cast(from === 'F32' ? 'float32' : 'float16', to);
+  }
+
+  private async cast(from: 'float32' | 'float16' | 'bf16', to: 'float32' | 'float16'): Promise<Step> {
+    const key = `${from}>${to}`;
+    let session = this.sessions.get(key);
+    if (!session) {
+      session = await createSession(castGraph(from, to), { device: 'cpu', weightFolder: '.', label: `weight conversion ${from} to ${to}` });
+      this.sessions.set(key, session);
+    }
+    const s = session;
+    const inType = from === 'bf16' ? 'uint16' : from;
+    return async (bytes, n) => asBytes((await s.run({ x: hostTensor(inType, bytes, n) }, ['y'])).y);
+  }
+}
+
+function readFully(fd: number, dst: Uint8Array, position: number, ref: TensorRef): void {
+  let done = 0;
+  while (done < dst.length) {
+    const n = fs.readSync(fd, dst, done, dst.length - done, position + done);
+    if (n === 0) throw new LogitscopeError('weights_truncated', `tensor "${ref.name}" runs past the end of the file (was it changed after opening?)`, ref.file);
+    done += n;
+  }
+}

@@ -1,0 +1,280 @@
+/**
+ * The worker's side of the engine: the sessions of one model, the target prompts' prefix
+ * keys/values, and the batch operation. Residuals, prefixes and the model's own distributions are
+ * made and used here; only what is stored goes back to the main thread.
+ */
+import { LogitscopeError } from '../errors.ts';
+import type { GptjConfig } from './config.ts';
+import { type GraphName, NO_PATCH_LAYER } from './graph/gptj-graphs.ts';
+import type { ComputeType } from './graph/layers.ts';
+import type { HostTensor, Session } from './ort-session.ts';
+import type { BatchRequest, BatchResult, EngineStats, EngineTimings, SourceItem, UnembedReply } from './worker-protocol.ts';
+
+/** Prefix keys/values of one target prompt, in the compute type: they never leave the worker. */
+interface Prefix {
+  tokens: number[];
+  key: HostTensor; // [nLayers, nHeads, prefix, dHead]
+  value: HostTensor; // [nLayers, nHeads, prefix, dHead]
+}
+
+/** One unembedding run as the graph gives it. */
+interface Unembedded {
+  topkIds: BigInt64Array; // [rows, k]
+  topkLogprobs: Float32Array; // [rows, k]
+  referenceLogprob: Float32Array; // [rows]
+  check: Float32Array; // [rows], finite iff every logit of the row is
+  logits?: Float32Array; // [rows, V]
+  logsumexp?: Float32Array; // [rows]
+}
+
+/** Target prompts kept: the built-in ones and a few custom ones; each is nLayers × 2 × prefix × d values. */
+const MAX_PREFIXES = 16;
+
+export class ModelRunner {
+  readonly stats: EngineStats = { sourceRuns: 0, sourceRows: 0, patchedRuns: 0, patchedRows: 0, unembedRuns: 0, unembedRows: 0, naiveRuns: 0 };
+  readonly timings: EngineTimings = { full: 0, step: 0, unembed: 0, host: 0 };
+  private readonly prefixes = new Map<string, Prefix>();
+
+  constructor(
+    private readonly sessions: Record<GraphName, Session>,
+    private readonly config: GptjConfig,
+    private readonly computeType: ComputeType,
+  ) {}
+
+  /** Every layer's residual at each item's position, and the model's own logits there. */
+  async source(items: SourceItem[], names: string[]): Promise<{ resid: Float32Array; logits: Float32Array }> {
+    const resid = await this.sourceResid(items);
+    const u = await this.unembedRun(this.finalRows(resid, items.length), new Array(items.length).fill(0), 1, true);
+    this.checkSource(resid, u.check, names);
+    return { resid, logits: u.logits! };
+  }
+
+  /** The prefix of a target prompt (all tokens but the last), computed once and kept. */
+  async prefix(tokens: number[]): Promise<Prefix> {
+    const key = tokens.join(',');
+    let p = this.prefixes.get(key);
+    if (p) {
+      this.prefixes.delete(key); // re-inserted below: the map's order is the least recently used first
+    } else {
+      p = await this.computePrefix(tokens);
+      if (this.prefixes.size >= MAX_PREFIXES) this.prefixes.delete(this.prefixes.keys().next().value!);
+    }
+    this.prefixes.set(key, p);
+    return p;
+  }
+
+  /** Row r's vector enters the target prompt's last position after block injectLayers[r]; returns resid_final [rows, d] in that order. */
+  async patched(prefixTokens: number[], vectors: Float32Array, injectLayers: number[]): Promise<Float32Array> {
+    const { nLayers, dModel } = this.config;
+    const prefix = await this.prefix(prefixTokens);
+    const rows = injectLayers.length;
+    // The step graph wants rows sorted by inject layer; sort, run, and put the results back in order.
+    // Row 0 is a zero sentinel entering at the embeddings: it keeps every block's batch non-empty,
+    // because onnxruntime's CPU kernels crash (not throw) on a zero-row LayerNormalization.
+    const order = injectLayers.map((l, i) => [l, i] as const).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    const sorted = new Float32Array((rows + 1) * dModel); // [1 + rows, d]
+    order.forEach(([, i], r) => sorted.set(vectors.subarray(i * dModel, (i + 1) * dModel), (r + 1) * dModel));
+    const counts = new Array<number>(nLayers + 1).fill(1);
+    for (const l of injectLayers) for (let j = l + 1; j <= nLayers; j++) counts[j]++;
+    const out = await this.run('step', {
+      patch_vectors: f32(sorted, [rows + 1, dModel]),
+      active_counts: int64(counts),
+      position: int64([prefixTokens.length - 1]),
+      prefix_key: prefix.key,
+      prefix_value: prefix.value,
+    }, ['resid_final']);
+    this.stats.patchedRuns++;
+    this.stats.patchedRows += rows;
+    const final = out.resid_final.data as Float32Array; // [1 + rows, d]
+    const result = new Float32Array(rows * dModel); // [rows, d]
+    order.forEach(([, i], r) => result.set(final.subarray((r + 1) * dModel, (r + 2) * dModel), i * dModel));
+    return result;
+  }
+
+  /** The naive patched run: the whole target prompt through every block, one row. */
+  async naive(targetTokens: number[], layer: number, vector: Float32Array): Promise<Float32Array> {
+    const { dModel, nLayers } = this.config;
+    const last = targetTokens.length - 1;
+    const out = await this.run('full', {
+      input_ids: { type: 'int64', data: BigInt64Array.from(targetTokens, BigInt), dims: [1, targetTokens.length] },
+      gather_positions: int64([last]),
+      patch_layer: int64([layer]),
+      patch_positions: int64([last]),
+      patch_vectors: f32(vector, [1, dModel]),
+    }, ['resid']);
+    this.stats.naiveRuns++;
+    return (out.resid.data as Float32Array).slice(nLayers * dModel, (nLayers + 1) * dModel);
+  }
+
+  /** ln_f + lm_head on rows [rows, d]; every row must come out finite. */
+  async unembed(o: { resid: Float32Array; referenceIds: number[]; k: number; logits: boolean; names: string[] }): Promise<UnembedReply> {
+    const u = await this.unembedRun(o.resid, o.referenceIds, o.k, o.logits);
+    const bad = u.check.findIndex((x) => !Number.isFinite(x));
+    if (bad >= 0) throw nonFinite(`the logits of ${o.names[bad] ?? `row ${bad}`} are not finite (NaN or ±Inf)`);
+    return { k: o.k, topkIds: Int32Array.from(u.topkIds, Number), topkLogprobs: u.topkLogprobs, referenceLogprob: u.referenceLogprob, logits: u.logits };
+  }
+
+  /**
+   * One batch, start to end: the source pass, the model's own distribution at each position, every
+   * technique's rows (patched where it is a patchscope) and their unembedding. Nothing per example
+   * crosses to the main thread but the stored numbers.
+   */
+  async batch(req: BatchRequest): Promise<BatchResult> {
+    const { dModel, dVocab } = this.config;
+    const { items, names, k } = req;
+    const resid = await this.sourceResid(items); // [L+1, batch, d]
+    const model = await this.unembedRun(this.finalRows(resid, items.length), new Array(items.length).fill(0), 1, true);
+    this.checkSource(resid, model.check, names);
+    const referenceTop1 = Int32Array.from(model.topkIds, Number); // [batch] (k = 1)
+
+    const total = req.techniques.reduce((n, t) => n + t.example.length, 0);
+    const rows = new Float32Array(total * dModel); // [rows, d]: every technique's final residual, before ln_f
+    let offset = 0;
+    for (const t of req.techniques) {
+      const vectors = rows.subarray(offset * dModel, (offset + t.example.length) * dModel);
+      t.example.forEach((b, r) => vectors.set(this.residRow(resid, items.length, t.sourceLayer[r], b), r * dModel));
+      if (t.prefixTokens) vectors.set(await this.patched(t.prefixTokens, vectors, t.injectLayer));
+      offset += t.example.length;
+    }
+
+    const out: BatchResult = {
+      k,
+      referenceTop1,
+      topkIds: new Int32Array(total * k),
+      topkLogprobs: new Float32Array(total * k),
+      referenceLogprob: new Float32Array(total),
+      modelLogprobOfTop1: new Float32Array(total),
+    };
+    const rowExample = req.techniques.flatMap((t) => t.example);
+    for (let start = 0; start < total; start += req.maxUnembedRows) {
+      const n = Math.min(req.maxUnembedRows, total - start);
+      const refIds = rowExample.slice(start, start + n).map((b) => referenceTop1[b]);
+      const u = await this.unembedRun(rows.subarray(start * dModel, (start + n) * dModel), refIds, k, false);
+      const bad = u.check.findIndex((x) => !Number.isFinite(x));
+      if (bad >= 0) throw nonFinite(`${rowName(req, start + bad)} gives logits that are not finite (NaN or ±Inf)`);
+      out.topkIds.set(Int32Array.from(u.topkIds, Number), start * k);
+      out.topkLogprobs.set(u.topkLogprobs, start * k);
+      out.referenceLogprob.set(u.referenceLogprob, start);
+    }
+    // The paper's convention reads the model's own distribution at the row's top-1: one logit per row.
+    for (let r = 0; r < total; r++) {
+      const b = rowExample[r];
+      out.modelLogprobOfTop1[r] = model.logits![b * dVocab + out.topkIds[r * k]] - model.logsumexp![b];
+    }
+    return out;
+  }
+
+  private async sourceResid(items: SourceItem[]): Promise<Float32Array> {
+    const { dModel } = this.config;
+    // Right-padding is exact here: attention is causal, so positions up to each item's own never see the padding.
+    const seq = items.reduce((m, it) => Math.max(m, it.position + 1), 0);
+    const ids = new BigInt64Array(items.length * seq); // [batch, seq]
+    items.forEach((it, b) => {
+      for (let t = 0; t < seq; t++) ids[b * seq + t] = BigInt(t < it.tokens.length ? it.tokens[t] : 0);
+    });
+    const out = await this.run('full', {
+      input_ids: { type: 'int64', data: ids, dims: [items.length, seq] },
+      gather_positions: int64(items.map((it) => it.position)),
+      patch_layer: int64([NO_PATCH_LAYER]),
+      patch_positions: int64(items.map(() => 0)),
+      patch_vectors: f32(new Float32Array(items.length * dModel), [items.length, dModel]),
+    }, ['resid']);
+    this.stats.sourceRuns++;
+    this.stats.sourceRows += items.length;
+    return out.resid.data as Float32Array; // [L+1, batch, d]
+  }
+
+  private async computePrefix(tokens: number[]): Promise<Prefix> {
+    const { nLayers, nHeads, dHead, dModel } = this.config;
+    const p = tokens.length - 1;
+    if (p === 0) {
+      // A one-token target (no BOS) has no prefix: the patched position attends only to itself.
+      const dims = [nLayers, nHeads, 0, dHead];
+      const empty = (this.computeType === 'float16' ? { type: 'float16', data: new Uint16Array(0), dims } : { type: 'float32', data: new Float32Array(0), dims }) as HostTensor;
+      return { tokens, key: empty, value: empty };
+    }
+    const out = await this.run('full', {
+      input_ids: { type: 'int64', data: BigInt64Array.from(tokens.slice(0, p), BigInt), dims: [1, p] },
+      gather_positions: int64([p - 1]),
+      patch_layer: int64([NO_PATCH_LAYER]),
+      patch_positions: int64([0]),
+      patch_vectors: f32(new Float32Array(dModel), [1, dModel]),
+    }, ['present_key', 'present_value']);
+    // [nLayers, 1, H, p, dh] -> [nLayers, H, p, dh]: the batch axis of one is dropped, the data is unchanged.
+    const drop = (t: HostTensor): HostTensor => ({ ...t, dims: [nLayers, nHeads, p, dHead] }) as HostTensor;
+    return { tokens, key: drop(out.present_key), value: drop(out.present_value) };
+  }
+
+  private async unembedRun(resid: Float32Array, referenceIds: number[], k: number, logits: boolean): Promise<Unembedded> {
+    const rows = referenceIds.length;
+    const fetches = ['topk_logprobs', 'topk_ids', 'reference_logprob', 'finite_check', ...(logits ? ['logits', 'logsumexp'] : [])];
+    const out = await this.run('unembed', { resid: f32(resid, [rows, this.config.dModel]), reference_ids: int64(referenceIds), k: int64([k]) }, fetches);
+    this.stats.unembedRuns++;
+    this.stats.unembedRows += rows;
+    return {
+      topkIds: out.topk_ids.data as BigInt64Array,
+      topkLogprobs: out.topk_logprobs.data as Float32Array,
+      referenceLogprob: out.reference_logprob.data as Float32Array,
+      check: out.finite_check.data as Float32Array,
+      logits: out.logits?.data as Float32Array | undefined,
+      logsumexp: out.logsumexp?.data as Float32Array | undefined,
+    };
+  }
+
+  /** A source item's non-finite logits are reported with the first hook where its residual stream stops being finite. */
+  private checkSource(resid: Float32Array, check: Float32Array, names: string[]): void {
+    const bad = check.findIndex((x) => !Number.isFinite(x));
+    if (bad < 0) return;
+    const batch = check.length;
+    let where = 'its residual stream is finite through the last block, so ln_f or lm_head overflowed';
+    for (let layer = -1; layer < this.config.nLayers; layer++) {
+      if (!this.residRow(resid, batch, layer, bad).every(Number.isFinite)) {
+        where = `its residual stream is first non-finite at ${layer < 0 ? 'hook_embed (layer -1)' : `blocks.${layer}.hook_resid_post (layer ${layer})`}`;
+        break;
+      }
+    }
+    throw nonFinite(`the model's own logits for ${names[bad] ?? `item ${bad}`} are not finite (NaN or ±Inf); ${where}`);
+  }
+
+  private finalRows(resid: Float32Array, batch: number): Float32Array {
+    const { nLayers, dModel } = this.config;
+    return resid.subarray(nLayers * batch * dModel, (nLayers + 1) * batch * dModel); // [batch, d]
+  }
+
+  /** Row b of layer `layer` (-1 = embeddings) in a resid [L+1, batch, d]. */
+  private residRow(resid: Float32Array, batch: number, layer: number, b: number): Float32Array {
+    const { dModel } = this.config;
+    const start = ((layer + 1) * batch + b) * dModel;
+    return resid.subarray(start, start + dModel);
+  }
+
+  private async run(graph: GraphName, feeds: Record<string, HostTensor>, fetches: string[]): Promise<Record<string, HostTensor>> {
+    const started = performance.now();
+    try {
+      return await this.sessions[graph].run(feeds, fetches);
+    } finally {
+      this.timings[graph] += performance.now() - started;
+    }
+  }
+}
+
+function rowName(req: BatchRequest, row: number): string {
+  let r = row;
+  for (const t of req.techniques) {
+    if (r < t.example.length) return `${t.id} at layer ${t.sourceLayer[r]} for ${req.names[t.example[r]]}`;
+    r -= t.example.length;
+  }
+  return `row ${row}`;
+}
+
+function nonFinite(message: string): LogitscopeError {
+  return new LogitscopeError('engine_failed', message, 'numerics');
+}
+
+function f32(data: Float32Array, dims: number[]): HostTensor {
+  return { type: 'float32', data, dims };
+}
+
+function int64(values: number[]): HostTensor {
+  return { type: 'int64', data: BigInt64Array.from(values, BigInt), dims: [values.length] };
+}
