@@ -270,9 +270,28 @@ describe.skipIf(!fs.existsSync(CHROMIUM))(`the app in headless Chromium against 
     await page.getByLabel('Limit', { exact: true }).fill('600');
     for (const name of ['token-identity patchscope', 'logitscope']) await page.getByLabel(name, { exact: true }).check();
     await page.getByLabel('Run name (optional)').fill('cancel me');
+    // The start request answers once the slice is prepared; held back here, the pane must say what is going on.
+    await page.route('**/api/sweep.start', async (route) => {
+      const response = await route.fetch();
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      await route.fulfill({ response });
+    });
     await page.getByRole('button', { name: 'Run sweep' }).click();
+    await expect.poll(() => page.getByRole('heading', { name: 'Preparing the sweep' }).isVisible()).toBe(true);
+    expect(await page.getByRole('tabpanel').innerText()).toMatch(/Reading the dataset slice/);
+    await shot('10a-preparing');
+    await page.unroute('**/api/sweep.start');
     const bar = page.getByRole('progressbar', { name: 'Sweep progress' });
     await expect.poll(() => bar.evaluate((el) => (el as HTMLProgressElement).value), { timeout: 60_000 }).toBeGreaterThan(0);
+    // Live: the curves are drawn before the run ends, and the inspector counts what is done so far.
+    await expect.poll(async () => (await drawnPoints(page))[0].logit_lens ?? 0).toBe(LAYERS);
+    expect(await page.locator('.run-heading .status').innerText()).toBe('running');
+    await shot('10b-live');
+    await page.getByRole('tab', { name: 'Inspector' }).click();
+    const doneSoFar = Number(/of (\d+) done/.exec(await page.locator('form.row .hint').innerText())?.[1]);
+    expect(doneSoFar).toBeGreaterThan(0);
+    expect(doneSoFar).toBeLessThanOrEqual(await bar.evaluate((el) => (el as HTMLProgressElement).value));
+    await page.getByRole('tab', { name: 'Charts' }).click();
     await page.getByRole('button', { name: 'Cancel' }).click();
     await expect.poll(() => page.locator('.run-heading .status').innerText(), { timeout: 60_000 }).toBe('cancelled');
     expect(await page.locator('.progress').innerText()).toMatch(/Cancelled\. Finished examples are kept/);
