@@ -75,7 +75,8 @@ describe('no order of user actions kills the process or strands a run', () => {
       replies.push(startOne({ recompute: true }));
       replies.push(lab.dispatch('extract', { text: 'Rivers and hills', bos: true }));
       replies.push(startOne({ name: `storm ${round}` }));
-      await new Promise((r) => setTimeout(r, 15 * round));
+      // Later rounds find earlier runs started, so cancels, resumes and deletes hit live runs.
+      await new Promise((r) => setTimeout(r, 150 * round));
       for (const id of [...runIds]) {
         replies.push(lab.dispatch(round % 2 ? 'sweep.cancel' : 'sweep.resume', { runId: id }));
         if (round === 3) replies.push(lab.dispatch('runs.delete', { runId: id }));
