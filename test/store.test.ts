@@ -355,8 +355,13 @@ describe('exports', () => {
     expect(record.status).toBe('completed');
     expect(record.run).toMatchObject({ id, k: 3, layers: [0, 1, 2], examples_done: 3, timings: { extract: 12 } });
     expect(Object.keys(record.examples[0])).toEqual(['record_index', 'source', 'tokens', 'position', 'reference_top1', 'layers']);
-    expect(Object.keys(record.examples[0].layers[0])).toEqual(['layer', 'technique', 'top1', 'surprisal', 'surprisal_paper', 'top_k']);
-    expect(record.examples.map(({ record_index, source, ...e }: { record_index: number; source: string }) => e)).toEqual(asStored(fakeResults(exs, [LENS, SCOPE], [0, 1, 2], 3)));
+    expect(Object.keys(record.examples[0].layers[0])).toEqual(['layer', 'hook', 'technique', 'top1', 'surprisal', 'surprisal_paper', 'top_k']);
+    expect(record.examples[0].layers.map((l: { layer: number; hook: string }) => [l.layer, l.hook])).toContainEqual([2, 'blocks.2.hook_resid_post']);
+    const withoutHooks = record.examples.map(({ record_index, source, ...e }: { record_index: number; source: string; layers: { hook: string }[] }) => ({
+      ...e,
+      layers: e.layers.map(({ hook, ...l }) => l),
+    }));
+    expect(withoutHooks).toEqual(asStored(fakeResults(exs, [LENS, SCOPE], [0, 1, 2], 3)));
     expect(record.summary.ci_method).toEqual(INTERVAL_METHODS);
     expect(record.summary.rows).toEqual(JSON.parse(JSON.stringify(exportSummary(store.summary(id)).rows)));
     expect(record.summary.rows).toHaveLength(6);
@@ -377,8 +382,10 @@ describe('exports', () => {
     const fields = oddLine.replace('"odd, ""quoted"" id"', 'ODD').split(',');
     expect(fields).toHaveLength(TABLE_COLUMNS.length);
     expect(fields[0]).toBe(id);
-    expect(fields[8]).toBe(String(Number(fields[7] === fields[4])));
-    expect(fields[11].split(' ')).toHaveLength(3);
+    const at = (column: (typeof TABLE_COLUMNS)[number]) => fields[TABLE_COLUMNS.indexOf(column)];
+    expect(at('correct')).toBe(String(Number(at('top1') === at('reference_top1'))));
+    expect(at('hook')).toBe(`blocks.${at('layer')}.hook_resid_post`);
+    expect(at('top_k_ids').split(' ')).toHaveLength(3);
     expect(fs.existsSync(`${out}.partial`)).toBe(false);
     // To a stream: the same bytes, and the stream is left open for the caller.
     const chunks: Buffer[] = [];
@@ -408,7 +415,7 @@ describe('exports', () => {
     expect(rows).toHaveLength(18);
     const [e0] = asStored(fakeResults(examples(0, 1), [LENS, odd], [0, 1, 2], 3));
     expect(rows[0]).toEqual({
-      run_id: id, example: 0, record_index: 0, position: e0.position, reference_top1: e0.reference_top1, technique: 'logit_lens', layer: 0,
+      run_id: id, example: 0, record_index: 0, position: e0.position, reference_top1: e0.reference_top1, technique: 'logit_lens', layer: 0, hook: 'blocks.0.hook_resid_post',
       top1: e0.layers[0].top1, correct: e0.layers[0].top1 === e0.reference_top1, surprisal: e0.layers[0].surprisal,
       surprisal_paper: e0.layers[0].surprisal_paper, top_k_ids: e0.layers[0].top_k.ids, top_k_probs: e0.layers[0].top_k.probs,
     });
@@ -422,7 +429,7 @@ describe('exports', () => {
       Object.fromEntries(
         TABLE_COLUMNS.map((c, i) => {
           const f = fields[i];
-          if (c === 'run_id' || c === 'technique') return [c, f];
+          if (c === 'run_id' || c === 'technique' || c === 'hook') return [c, f];
           if (c === 'correct') return [c, f === '1'];
           if (c === 'top_k_ids' || c === 'top_k_probs') return [c, f.split(' ').map(Number)];
           return [c, Number(f)];

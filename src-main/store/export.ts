@@ -3,6 +3,7 @@ import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileWriter, parquetWriteRows, type SchemaElement } from 'hyparquet-writer';
 import { writeAtomically } from '../fs-atomic.ts';
+import { residHook, type ResidHook } from '../hooks.ts';
 import { CONVENTIONS, describeTechniques, exportSummary, type ExportRecord } from '../sweep/export-record.ts';
 import type { ResultStore } from './result-store.ts';
 
@@ -43,12 +44,13 @@ export function exportJson(store: ResultStore, runId: string): ExportRecord {
       record_index: example.recordIndex,
       ...(example.source !== undefined && { source: example.source }),
       ...result,
+      layers: result.layers.map((l) => ({ layer: l.layer, hook: residHook(l.layer), ...l })),
     })),
   };
 }
 
 export const TABLE_COLUMNS = [
-  'run_id', 'example', 'record_index', 'position', 'reference_top1', 'technique', 'layer',
+  'run_id', 'example', 'record_index', 'position', 'reference_top1', 'technique', 'layer', 'hook',
   'top1', 'correct', 'surprisal', 'surprisal_paper', 'top_k_ids', 'top_k_probs',
 ] as const;
 
@@ -60,6 +62,8 @@ interface TableRow {
   reference_top1: number;
   technique: string;
   layer: number;
+  /** hooks.ts residHook(layer): blocks.{l}.hook_resid_post, or hook_embed for layer -1. */
+  hook: ResidHook;
   top1: number;
   correct: boolean;
   surprisal: number;
@@ -79,6 +83,7 @@ function* tableRows(store: ResultStore, runId: string): Generator<TableRow> {
         reference_top1: result.reference_top1,
         technique: l.technique,
         layer: l.layer,
+        hook: residHook(l.layer),
         top1: l.top1,
         correct: l.top1 === result.reference_top1,
         surprisal: l.surprisal,
@@ -164,6 +169,7 @@ const PARQUET_SCHEMA: SchemaElement[] = [
   required('reference_top1', 'INT32'),
   string('technique'),
   required('layer', 'INT32'),
+  string('hook'),
   required('top1', 'INT32'),
   required('correct', 'BOOLEAN'),
   required('surprisal', 'DOUBLE'),

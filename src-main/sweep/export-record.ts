@@ -1,6 +1,7 @@
 import type { ModelInfo } from '../engine/engine.ts';
 import type { ExampleResult } from './extract.ts';
 import type { Interval, LayerSummary } from './spec.ts';
+import { residHook } from '../hooks.ts';
 import { INTERVAL_METHODS } from './summary.ts';
 import type { ResolvedTechnique } from './techniques.ts';
 
@@ -53,6 +54,7 @@ export function exportSummary(summary: LayerSummary[]) {
     rows: summary.map((s) => ({
       technique: s.technique,
       layer: s.layer,
+      hook: residHook(s.layer),
       n: s.n,
       precision_at_1: interval(s.precision),
       surprisal: interval(s.surprisal),
