@@ -1,0 +1,95 @@
+/**
+ * A model (re)load that overlaps a sweep used to dispose the engine under it and abort the whole
+ * process. Here, in headless Chromium against `serve` and a real Lab: the page loads a model and,
+ * while it says "Loading…", Run sweep is disabled with its reason and a second tab starts a sweep
+ * through the same API; then the page tries to load another model while that sweep runs. The
+ * server must stay alive and every run must end in a final state.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { build } from 'vite';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { Lab } from '../../src-main/api/lab.ts';
+import { startServer, type RunningServer } from '../../src-main/serve.ts';
+import { writeTinyGptj } from '../fixtures/checkpoint-writer.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+const SHOTS = path.resolve('test-output/e2e');
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'e2e-loading-'));
+const modelA = path.join(tmp, 'model-a');
+const modelB = path.join(tmp, 'model-b');
+const data = path.join(tmp, 'lines.jsonl');
+
+describe.skipIf(!fs.existsSync(CHROMIUM))('Run during Loading, in the browser', () => {
+  let lab: Lab;
+  let server: RunningServer;
+  let browser: Browser;
+  let page: Page;
+  const problems: string[] = [];
+
+  /** What another tab of the app would send: the same API, with the same token. */
+  const otherTab = (name: string, payload: unknown) =>
+    page.evaluate(
+      async ([n, body, token]) => (await fetch(`/api/${n}`, { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: JSON.stringify(body) })).json(),
+      [name, payload, server.token] as const,
+    );
+
+  beforeAll(async () => {
+    fs.mkdirSync(SHOTS, { recursive: true });
+    writeTinyGptj({ dir: modelA, format: 'safetensors', seed: 31 });
+    writeTinyGptj({ dir: modelB, format: 'safetensors', seed: 32 });
+    fs.writeFileSync(data, Array.from({ length: 300 }, (_, i) => JSON.stringify({ text: `Line ${i} tells of ${['rain', 'sun', 'snow'][i % 3]} over the hills.` })).join('\n'));
+    const rendererDir = path.join(tmp, 'renderer');
+    await build({ configFile: path.resolve('vite.config.ts'), build: { outDir: rendererDir, emptyOutDir: true }, logLevel: 'warn' });
+    lab = await Lab.open({ dbPath: path.join(tmp, 'results.sqlite'), cacheRoot: path.join(tmp, 'graphs') });
+    server = await startServer({ lab, rendererDir });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
+    page = await (await browser.newContext({ viewport: { width: 1440, height: 1000 } })).newPage();
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    await page.goto(server.url);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    await lab?.close();
+  });
+
+  test('a sweep started while the model loads waits for it; a reload during the sweep is refused; the server lives and every run ends', async () => {
+    await page.getByLabel('Checkpoint directory').fill(modelA);
+    await page.getByRole('button', { name: 'Load model' }).click();
+    // While loading, Run sweep cannot be clicked, and the page says why.
+    await expect.poll(() => page.getByRole('button', { name: 'Run sweep' }).isDisabled()).toBe(true);
+    // Another tab starts a sweep now, through the same API: it waits for the load and runs on model A.
+    const started = (await otherTab('sweep.start', { files: [data], preset: 'logitscope', techniques: [{ id: 'logit_lens' }, { id: 'logitscope' }], layers: null, batchSize: 4, strategy: 'naive' })) as {
+      ok: boolean;
+      result: { runId: string };
+    };
+    expect(started.ok).toBe(true);
+    const { runId } = started.result;
+
+    // Loading another model while that sweep runs is refused with a reason, not a crash.
+    await page.getByLabel('Checkpoint directory').fill(modelB);
+    await page.getByRole('button', { name: 'Load model' }).click();
+    await expect.poll(async () => (await page.getByRole('alert').allInnerTexts()).join(' '), { timeout: 30_000 }).toMatch(/sweep is running on the loaded model/);
+    await page.screenshot({ path: path.join(SHOTS, 'run-during-loading.png'), fullPage: true });
+
+    // Cancelled, the sweep keeps what it finished; then the other model loads.
+    expect(await otherTab('sweep.cancel', { runId })).toEqual({ ok: true, result: { cancelled: true } });
+    await lab.settled(runId);
+    const run = (await otherTab('runs.get', { runId })) as { ok: boolean; result: { status: string; modelPath: string; examplesDone: number } };
+    expect(run.result).toMatchObject({ status: 'cancelled', modelPath: fs.realpathSync(modelA) });
+    expect(run.result.examplesDone).toBeLessThan(300);
+    await page.getByRole('button', { name: 'Load model' }).click();
+    await expect.poll(() => page.getByLabel('Loaded model').innerText(), { timeout: 30_000 }).toContain(path.basename(modelB));
+    // The server still answers, and every run it knows is in a final state.
+    const runs = (await otherTab('runs.list', {})) as { ok: boolean; result: { status: string }[] };
+    expect(runs.ok).toBe(true);
+    for (const r of runs.result) expect(['completed', 'cancelled', 'failed']).toContain(r.status);
+    expect(problems).toEqual([]);
+  });
+});
