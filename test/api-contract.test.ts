@@ -35,6 +35,8 @@ const BAD: Record<string, { payload: unknown; paths: string[] }> = {
   'runs.compare': { payload: { a: 'abcd' }, paths: ['b'] },
   'runs.export': { payload: { runId: 'abcd', format: 'xlsx', out: '' }, paths: ['format', 'out'] },
   'runs.delete': { payload: { runId: null }, paths: ['runId'] },
+  'runs.diff': { payload: { a: 'ab', b: 3 }, paths: ['a', 'b'] },
+  'runs.update': { payload: { runId: 'abcd', name: 7, tags: [''], colour: 'red' }, paths: ['name', 'tags.0', ''] },
 };
 
 describe('one contract: every request is checked by its schema, the same way on every front', () => {

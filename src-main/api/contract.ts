@@ -82,6 +82,8 @@ export interface RunSummaryView {
   layers: number[];
   examplesPlanned: number | null;
   examplesDone: number;
+  notes: string | null;
+  tags: string[];
 }
 
 export interface RunView extends RunSummaryView {
@@ -112,6 +114,21 @@ export interface ExampleView {
     surprisalPaper: number;
     topK: { id: number; text: string; prob: number }[];
   }[];
+}
+
+/**
+ * Run b minus run a at one technique and layer, over the n examples both computed: the mean
+ * per-example difference with its paired 95% Student t interval (bounds null when n < 2).
+ */
+export type DifferenceRow = LayerSummary;
+
+export interface DifferenceView {
+  a: string;
+  b: string;
+  /** Examples both runs list (same tokens and position). */
+  sharedExamples: number;
+  rows: DifferenceRow[];
+  method: string;
 }
 
 export interface ComparisonRow {
@@ -171,6 +188,8 @@ interface Replies {
   'runs.compare': ComparisonRow[];
   'runs.export': ExportReply;
   'runs.delete': { deleted: boolean };
+  'runs.diff': DifferenceView;
+  'runs.update': RunSummaryView;
 }
 
 /** Request name -> [payload, reply]. */
@@ -203,6 +222,8 @@ export const REQUEST_NAMES: readonly RequestName[] = [
   'runs.compare',
   'runs.export',
   'runs.delete',
+  'runs.diff',
+  'runs.update',
 ];
 
 export const EVENT_NAMES: readonly EventName[] = ['sweep.progress', 'sweep.finished', 'model.changed', 'runs.changed'];

@@ -17,7 +17,7 @@ import { checkLayers, extractOne, techniqueSpecs } from './extract-service.ts';
 import { exportRun } from './export-service.ts';
 import { issuesOf, requestSchemas } from './schemas.ts';
 import { CODE_VERSION, resumeStoredSweep, runStoredSweep } from './sweep-service.ts';
-import { exampleView, modelView, resolveRunId, runView } from './views.ts';
+import { exampleView, modelView, PAIRED_METHOD, resolveRunId, runView } from './views.ts';
 
 export interface LabOptions {
   dbPath?: string;
@@ -251,6 +251,20 @@ export class Lab {
 
     'runs.export': async (p) => exportRun(this.store, resolveRunId(this.store, p.runId), p.format, p.out),
 
+    'runs.diff': async (p) => {
+      const a = resolveRunId(this.store, p.a, 'a');
+      const b = resolveRunId(this.store, p.b, 'b');
+      const rows = this.store.difference(a, b);
+      return { a, b, sharedExamples: this.store.sharedExamples(a, b), rows, method: PAIRED_METHOD };
+    },
+
+    'runs.update': async (p) => {
+      const runId = resolveRunId(this.store, p.runId);
+      const item = this.store.updateRun(runId, { name: p.name === '' ? null : p.name, notes: p.notes === '' ? null : p.notes, tags: p.tags && [...new Set(p.tags)] });
+      this.emit('runs.changed', {});
+      return item;
+    },
+
     'runs.delete': async (p) => {
       const runId = resolveRunId(this.store, p.runId);
       // A run still computing here is cancelled first (its finished batches are kept until the
@@ -275,19 +289,23 @@ export class Lab {
     const started = performance.now();
     const dir = path.resolve(p.dir);
     const modelDir = fs.existsSync(dir) ? fs.realpathSync(dir) : dir;
-    const loading = Engine.load({ modelDir, device: p.device ?? 'cpu', cacheRoot: this.cacheRoot, allowCpuFallback: p.allowCpuFallback ?? false });
+    // `loading` settles only once the new engine is swapped in: waiters that looped on a promise
+    // that had already settled would spin in microtasks and starve the event loop.
+    const loading = (async () => {
+      try {
+        const engine = await Engine.load({ modelDir, device: p.device ?? 'cpu', cacheRoot: this.cacheRoot, allowCpuFallback: p.allowCpuFallback ?? false });
+        while (this.leases > 0) await new Promise<void>((resolve) => this.leaseReleased.add(resolve));
+        const old = this.engine;
+        this.engine = engine;
+        this.loadSeconds = (performance.now() - started) / 1000;
+        await old?.dispose();
+        return engine;
+      } finally {
+        this.loading = undefined;
+      }
+    })();
     this.loading = loading;
-    let engine: Engine;
-    try {
-      engine = await loading;
-      while (this.leases > 0) await new Promise<void>((resolve) => this.leaseReleased.add(resolve));
-      const old = this.engine;
-      this.engine = engine;
-      this.loadSeconds = (performance.now() - started) / 1000;
-      await old?.dispose();
-    } finally {
-      this.loading = undefined;
-    }
+    const engine = await loading;
     this.emit('model.changed', { dir: engine.info.modelDir });
     return modelView(engine, this.loadSeconds);
   }

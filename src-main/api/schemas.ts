@@ -105,6 +105,15 @@ export const requestSchemas = {
     out: nonEmpty('the output file').optional(),
   }),
   'runs.delete': z.strictObject({ runId: runIdSchema }),
+  /** Run b minus run a per technique and layer, paired over the examples both computed. */
+  'runs.diff': z.strictObject({ a: runIdSchema, b: runIdSchema }),
+  /** Rename a run, or set its notes and tags; a field left out stays as it is, null clears it. */
+  'runs.update': z.strictObject({
+    runId: runIdSchema,
+    name: z.string().trim().max(200).nullable().optional(),
+    notes: z.string().max(20_000).nullable().optional(),
+    tags: z.array(z.string().trim().min(1, 'a tag cannot be empty').max(40)).max(32).optional(),
+  }),
 } as const;
 
 export type RequestSchemas = typeof requestSchemas;

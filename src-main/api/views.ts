@@ -31,12 +31,18 @@ export function techniqueView(t: ResolvedTechnique): { prompt?: string; promptTo
   return { prompt: t.prompt, promptTokens: t.promptTokens, targetLayer: t.targetLayer.kind === 'same' ? 'same' : t.targetLayer.layer };
 }
 
+/** How runs.diff's intervals are computed, said with every reply (and in figure captions). */
+export const PAIRED_METHOD =
+  'b − a per example over the examples both runs computed; mean with a paired Student t interval, 95%: mean ± t(0.975, n−1)·sd/√n of the differences';
+
 export function runView(store: ResultStore, runId: string): RunView {
   const run = store.getRun(runId);
-  const { id, name, status, createdAt, modelPath, files, techniques, layers, examplesPlanned, examplesDone, protocol, strategy, error } = run;
+  const { id, name, status, createdAt, modelPath, files, techniques, layers, examplesPlanned, examplesDone, protocol, strategy, error, notes, tags } = run;
   return {
     id,
     name,
+    notes,
+    tags,
     status,
     createdAt,
     modelPath,

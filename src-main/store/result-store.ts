@@ -9,12 +9,14 @@ import { decodeTokens, decodeTopK, encodeTokens, encodeTopK } from './rows.ts';
 import { prepareSchema } from './schema.ts';
 import { SqliteFile } from './sqlite.ts';
 import { summaryFromSums, type LayerSums } from '../sweep/summary.ts';
-import { compareSummaries, SUMS_GROUP, SUMS_SELECT } from './summary.ts';
+import { compareSummaries, differenceFromSums, PAIRED_SUMS, SUMS_GROUP, SUMS_SELECT, type PairedSums } from './summary.ts';
 import {
   checkNewRun, DELETE_UNSHARED_RESULTS, Heartbeat, listItem, loadShape, RUN_SELECT, runDetail, runNotFound, runStatus, stillRunning, THIS_PROCESS,
   type Liveness, type RunRow, type RunShape,
 } from './run-rows.ts';
-import type { LayerComparison, LayerResultRow, LookupQuery, NewRun, RunDetail, RunEnd, RunExample, RunExampleInput, RunFilter, RunListItem } from './types.ts';
+import type {
+  LayerComparison, LayerDifference, LayerResultRow, LookupQuery, NewRun, RunDetail, RunEdit, RunEnd, RunExample, RunExampleInput, RunFilter, RunListItem,
+} from './types.ts';
 
 export interface StoreOpenOptions {
   /** Review only: every write fails with cache_readonly, and the file is never modified. */
@@ -341,6 +343,39 @@ export class ResultStore {
   /** Both runs' summaries per technique id and layer, a's order first, with b − a. */
   compare(a: string, b: string): LayerComparison[] {
     return compareSummaries(this.summary(a), this.summary(b));
+  }
+
+  /**
+   * Run b minus run a per technique and layer over the examples both computed, each difference
+   * taken within one example (store/summary.ts PAIRED_SUMS): the examples' own variation cancels,
+   * so the interval is narrower than one from the two runs' separate intervals.
+   */
+  difference(a: string, b: string): LayerDifference[] {
+    const [sa, sb] = [this.shape(a), this.shape(b)];
+    return this.db.all<PairedSums>(PAIRED_SUMS, { a, b, modelA: sa.modelId, modelB: sb.modelId, kA: sa.k, kB: sb.k }).map(differenceFromSums);
+  }
+
+  /** How many examples the two runs both list (same tokens and position). */
+  sharedExamples(a: string, b: string): number {
+    return this.db.get<{ n: number }>(
+      'SELECT count(*) AS n FROM (SELECT example_id FROM run_examples WHERE run_id = ? INTERSECT SELECT example_id FROM run_examples WHERE run_id = ?)', a, b,
+    )!.n;
+  }
+
+  /** Renames a run or changes its notes and tags; allowed in any status, since none of them affect results. */
+  updateRun(runId: string, edit: RunEdit): RunListItem {
+    this.runRow(runId);
+    // A field left out keeps its value: iif(@given, new, old) per column, one statement for every edit.
+    this.db.run(
+      `UPDATE runs SET name = iif(@setName, @name, name), notes = iif(@setNotes, @notes, notes), tags_json = iif(@setTags, @tags, tags_json) WHERE id = @id`,
+      {
+        id: runId,
+        setName: edit.name !== undefined ? 1 : 0, name: edit.name ?? null,
+        setNotes: edit.notes !== undefined ? 1 : 0, notes: edit.notes ?? null,
+        setTags: edit.tags !== undefined ? 1 : 0, tags: JSON.stringify(edit.tags ?? []),
+      },
+    );
+    return listItem(this.runRow(runId), this.liveness());
   }
 
   /**

@@ -35,6 +35,8 @@ export interface RunRow {
   owner_host: string | null;
   owner_token: string | null;
   heartbeat_at: number | null;
+  notes: string | null;
+  tags_json: string;
   examples_done: number;
 }
 
@@ -98,6 +100,8 @@ export function listItem(row: RunRow, live: Liveness): RunListItem {
     k: row.k,
     examplesPlanned: row.examples_planned,
     examplesDone: row.examples_done,
+    notes: row.notes,
+    tags: JSON.parse(row.tags_json),
   };
 }
 

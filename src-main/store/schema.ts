@@ -101,6 +101,11 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE runs ADD COLUMN owner_token TEXT;         -- random per process: whose heartbeat may refresh the run
   ALTER TABLE runs ADD COLUMN heartbeat_at INTEGER;     -- ms since the epoch, the owner's clock; NULL once released
   `,
+  // What a researcher writes about a run after the fact; never part of what determines its numbers.
+  `
+  ALTER TABLE runs ADD COLUMN notes TEXT;
+  ALTER TABLE runs ADD COLUMN tags_json TEXT NOT NULL DEFAULT '[]';   -- string[], in the order given
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

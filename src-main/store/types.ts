@@ -1,5 +1,5 @@
 import type { SerializedError } from '../errors.ts';
-import type { LayerSummary, ProtocolSettings, Strategy, SweepSpec } from '../sweep/spec.ts';
+import type { Interval, LayerSummary, ProtocolSettings, Strategy, SweepSpec } from '../sweep/spec.ts';
 import type { ResolvedTechnique } from '../sweep/techniques.ts';
 
 /** The store's public shapes: what goes in when a run starts and what review reads back. */
@@ -111,6 +111,29 @@ export interface RunListItem {
   k: number;
   examplesPlanned: number | null;
   examplesDone: number;
+  /** Free text and labels the researcher added; they do not affect the numbers. */
+  notes: string | null;
+  tags: string[];
+}
+
+/** What `updateRun` changes; a missing field is left as it is, a null name or notes clears it. */
+export interface RunEdit {
+  name?: string | null;
+  notes?: string | null;
+  tags?: string[];
+}
+
+/**
+ * One technique and layer of run b minus run a, over the examples both runs computed (paired by
+ * example, technique and layer): n shared examples and the mean difference with its interval.
+ */
+export interface LayerDifference {
+  technique: string;
+  layer: number;
+  n: number;
+  precision: Interval;
+  surprisal: Interval;
+  surprisalPaper: Interval;
 }
 
 export interface RunDetail extends RunListItem {

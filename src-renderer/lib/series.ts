@@ -9,6 +9,13 @@ export interface Series {
   points: { layer: number; n: number; mean: number; low: number | null; high: number | null }[];
 }
 
+/** One run on a chart: its series, drawn with the run's own dash pattern. */
+export interface ChartRun {
+  runId: string;
+  label: string;
+  series: Series[];
+}
+
 /** A number for display; "—" where there is none (an unbounded interval, a missing value). */
 export function fmt(x: number | null | undefined, digits: number): string {
   return x === null || x === undefined || Number.isNaN(x) ? '—' : x.toFixed(digits);
@@ -35,4 +42,18 @@ export function colourOf(technique: string): string {
   if (fixed !== undefined) return PALETTE[fixed];
   const n = Number(/_(\d+)$/.exec(technique)?.[1] ?? 0);
   return PALETTE[3 + (n % (PALETTE.length - 3))];
+}
+
+/** Dash pattern per run on a chart: colour says the technique, the dash says the run. */
+const DASHES: number[][] = [[], [7, 4], [2, 3], [10, 3, 2, 3], [4, 4, 1, 4], [12, 6], [1, 6]];
+
+export function dashOf(runIndex: number): number[] {
+  return DASHES[runIndex % DASHES.length];
+}
+
+/** Point markers per run, so runs differ by more than the dash (a legend swatch shows both). */
+const MARKERS = ['circle', 'rect', 'triangle', 'rectRot', 'crossRot', 'star', 'line'] as const;
+
+export function markerOf(runIndex: number): (typeof MARKERS)[number] {
+  return MARKERS[runIndex % MARKERS.length];
 }

@@ -3,7 +3,7 @@
  * the handlers here refetch what they need (the Podman Desktop pattern), except progress, which
  * carries the running summary so the charts fill in without a request per batch.
  */
-import type { ApiEvents, AppInfo, ComparisonRow, LayerSummary, ModelView, RunView, SweepRequest } from '../../src-main/api/contract.ts';
+import type { ApiEvents, AppInfo, LayerSummary, ModelView, RunView, SweepRequest } from '../../src-main/api/contract.ts';
 import { api } from './api.ts';
 import { techniqueLabel } from './labels.ts';
 
@@ -20,8 +20,8 @@ export const lab = $state({
   shown: null as RunView | null,
   /** The latest progress of the sweep this window started or resumed (kept after it ends). */
   live: null as ApiEvents['sweep.progress'] | null,
-  /** A second run drawn dashed on the same charts. */
-  overlay: null as { runId: string; label: string; rows: ComparisonRow[] } | null,
+  /** Other runs drawn on the same charts, each with its own dash pattern. */
+  overlays: [] as { runId: string; label: string; summary: LayerSummary[] }[],
   /** The sweep this window started or resumed and has not seen finish. */
   activeRunId: null as string | null,
   tab: 'charts' as Tab,
@@ -53,17 +53,23 @@ export async function openRun(runId: string, tab: Tab = 'charts'): Promise<RunVi
     lab.focus = null;
   }
   lab.shown = run;
-  if (lab.overlay?.runId === runId) lab.overlay = null;
+  lab.overlays = lab.overlays.filter((o) => o.runId !== runId);
   lab.tab = tab;
   return run;
 }
 
-export async function overlayRun(runId: string, label: string): Promise<void> {
-  if (!lab.shown) throw new Error('open a run first; the overlay is drawn over it');
-  const rows = await api.call('runs.compare', { a: lab.shown.id, b: runId });
-  lab.overlay = { runId, label, rows };
-  lab.tab = 'charts';
+/** Adds the run to the overlays, or takes it off if it is there. */
+export async function toggleOverlay(runId: string, label: string): Promise<void> {
+  if (lab.overlays.some((o) => o.runId === runId)) {
+    lab.overlays = lab.overlays.filter((o) => o.runId !== runId);
+    return;
+  }
+  const run = await api.call('runs.get', { runId });
+  lab.overlays = [...lab.overlays, { runId, label, summary: run.summary }];
 }
+
+/** A run's name as lists and legends show it. */
+export const runLabel = (r: { id: string; name: string | null }) => r.name ?? `run ${r.id.slice(0, 8)}`;
 
 /**
  * A small sweep can send progress, or even finish, before its start request has answered with the
@@ -107,7 +113,10 @@ export function listen(): () => void {
         if (status === 'cancelled') lab.sweepNotice = 'Cancelled. Finished examples are kept; Resume continues from there.';
         if (status === 'failed' && error) lab.sweepError = error;
       }
-      if (runId === lab.shown?.id) lab.shown = await api.call('runs.get', { runId });
+      if (runId !== lab.shown?.id) return;
+      const run = await api.call('runs.get', { runId });
+      // Another run may have been opened while this one was read.
+      if (lab.shown?.id === runId) lab.shown = run;
     }),
     api.on('runs.changed', () => lab.runsVersion++),
     api.on('model.changed', async () => {

@@ -30,15 +30,15 @@ const dbPath = path.join(tmp, 'results.sqlite');
 
 /** technique → points drawn, for each chart on the page (the charts' `data-points` attribute). */
 const drawnPoints = (page: Page) =>
-  page.$$eval('figure.chart', (figures) => figures.map((f) => JSON.parse((f as HTMLElement).dataset.points ?? '{}') as Record<string, number>));
+  page.$$eval('.main-charts figure.chart', (figures) => figures.map((f) => JSON.parse((f as HTMLElement).dataset.points ?? '{}') as Record<string, number>));
 
 const everyChartFull = (page: Page, techniques: number) =>
   page.waitForFunction(
     ([t, l]) =>
-      [...document.querySelectorAll('figure.chart')].every((f) => {
+      [...document.querySelectorAll('.main-charts figure.chart')].every((f) => {
         const counts = Object.values(JSON.parse((f as HTMLElement).dataset.points ?? '{}')) as number[];
         return counts.length === t && counts.every((n) => n === l);
-      }) && document.querySelectorAll('figure.chart').length === 2,
+      }) && document.querySelectorAll('.main-charts figure.chart').length === 2,
     [techniques, LAYERS],
     { timeout: 60_000 },
   );
@@ -236,6 +236,16 @@ describe.skipIf(!fs.existsSync(CHROMIUM))(`the app in headless Chromium against 
     const png = await save('Save precision chart as PNG');
     expect(png.name).toBe('e2e sweep-precision.png');
     expect(png.bytes.subarray(1, 4).toString()).toBe('PNG');
+    // IHDR: a 960 × 600 figure at 2×.
+    expect([png.bytes.readUInt32BE(16), png.bytes.readUInt32BE(20)]).toEqual([1920, 1200]);
+    fs.writeFileSync(path.join(SHOTS, '13-figure-precision.png'), png.bytes);
+    const svg = (await save('Save surprisal chart as SVG')).bytes.toString();
+    expect(svg).toMatch(/^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+    for (const text of ["surprisal (seed): −ln p_technique(model&#39;s top-1) per layer", 'in nats', 'e2e sweep · n = 5 examples per point', 'Student t', 'hello-&gt;there']) expect(svg).toContain(text);
+    const csv2 = (await save('Save precision chart data as CSV')).bytes.toString().trim().split('\n');
+    expect(csv2[0]).toBe('run,run_id,technique,layer,n,mean,low,high');
+    expect(csv2).toHaveLength(1 + TECHNIQUES * LAYERS);
+    expect(csv2[1]).toMatch(/^e2e sweep,[0-9a-f-]{36},logit_lens,0,5,/);
   });
 
   test('a second run overlays the first, and can be deleted from the history', async () => {
@@ -249,20 +259,76 @@ describe.skipIf(!fs.existsSync(CHROMIUM))(`the app in headless Chromium against 
     await expect.poll(() => page.locator('.run-heading .status').innerText(), { timeout: 60_000 }).toBe('completed');
     expect(sweepRequests.at(-1)).toMatchObject({ name: 'second', recompute: true });
     await page.getByLabel('Recompute (ignore cached rows)').uncheck();
+    // A third run: the same slice as the first with seed 2 and only the logit lens.
+    await page.getByLabel('Position seed').fill('2');
+    await page.getByLabel('Run name (optional)').fill('third');
+    await page.getByRole('button', { name: 'Run sweep' }).click();
+    await expect.poll(() => page.locator('.run-heading h2').innerText(), { timeout: 60_000 }).toMatch(/^third\s+completed/);
     await page.getByRole('tab', { name: 'Runs' }).click();
     await page.getByRole('button', { name: 'Open e2e sweep' }).click();
+    await expect.poll(() => page.locator('.run-heading h2').innerText()).toMatch(/^e2e sweep/);
     await page.getByRole('tab', { name: 'Runs' }).click();
     await page.getByRole('button', { name: 'Overlay second on the shown run' }).click();
-    await expect.poll(() => page.locator('.run-heading').innerText()).toMatch(/Overlay \(dashed\): second/);
+    await expect.poll(() => page.getByRole('button', { name: 'Overlay second on the shown run' }).getAttribute('aria-pressed')).toBe('true');
+    await page.getByRole('button', { name: 'Overlay third on the shown run' }).click();
+    await expect.poll(() => page.getByRole('button', { name: 'Overlay third on the shown run' }).getAttribute('aria-pressed')).toBe('true');
+    await page.getByRole('tab', { name: 'Charts' }).click();
+    await expect.poll(() => page.locator('.overlays').innerText()).toMatch(/Overlaid runs \(dashed\):\s+second[\s\S]*third/);
     await everyChartFull(page, TECHNIQUES);
+    expect(await page.locator('.main-charts figure.chart').first().getAttribute('data-runs')).toBe('3');
+    // The legend is outside the canvas: one toggle per run and technique, and keys work it.
+    const precisionLegend = page.getByRole('list', { name: 'Legend: precision@1 per layer' });
+    expect(await precisionLegend.getByRole('button').count()).toBe(TECHNIQUES + 1 + 1);
+    const toggle = precisionLegend.getByRole('button', { name: 'Show logit lens of third on the chart precision@1 per layer' });
+    await toggle.focus();
+    await page.keyboard.press('Space');
+    expect(await toggle.getAttribute('aria-pressed')).toBe('false');
+    await page.keyboard.press('Enter');
+    expect(await toggle.getAttribute('aria-pressed')).toBe('true');
     await shot('09-overlay');
+
+    // The difference view pairs the examples both runs computed (the same 5, other positions: none shared).
+    await expect.poll(() => page.getByRole('heading', { name: 'Difference: B − A per layer' }).isVisible()).toBe(true);
+    await page.getByLabel('B =').selectOption({ label: 'third' });
+    await expect.poll(() => page.locator('.compare').innerText()).toMatch(/Paired over the \d+ examples both runs computed/);
+    const seedRow = page.locator('table.settings-diff tr[data-setting="protocol.positionSeed"]');
+    expect(await seedRow.innerText()).toMatch(/^protocol\.positionSeed\s+\(differs\)\s+0\s+2$/);
+    expect(await page.locator('table.settings-diff thead').innerText()).toMatch(/A: e2e sweep\s+B: third/);
+    await shot('09b-difference');
 
     await page.getByRole('tab', { name: 'Runs' }).click();
     page.once('dialog', (d) => void d.accept());
     await page.getByRole('button', { name: 'Delete second' }).click();
     await expect.poll(() => page.getByRole('rowheader', { name: 'second' }).count()).toBe(0);
-    expect((await lab.call('runs.list', {})).map((r) => r.name)).toEqual(['e2e sweep']);
+    expect((await lab.call('runs.list', {})).map((r) => r.name)).toEqual(['third', 'e2e sweep']);
     await page.getByRole('tab', { name: 'Charts' }).click();
+  });
+
+  test('a run can be renamed and given notes and tags; the run table sorts and filters by them', async () => {
+    await page.getByRole('tab', { name: 'Runs' }).click();
+    await page.getByRole('button', { name: 'Open third' }).click();
+    await page.getByText('Name, notes and tags', { exact: true }).click();
+    await page.getByLabel('Run name', { exact: true }).fill('third <img src=x onerror=alert(1)>');
+    await page.getByLabel('Notes').fill('seed 2, <b>lens only</b>');
+    await page.getByLabel('Tags, separated by commas').fill('lens, seed-2');
+    await page.getByRole('button', { name: 'Save name, notes and tags' }).click();
+    await expect.poll(() => page.locator('.run-heading h2').innerText()).toMatch(/^third <img src=x onerror=alert\(1\)>/);
+    expect(await page.getByRole('list', { name: 'Tags' }).getByRole('listitem').allInnerTexts()).toEqual(['lens', 'seed-2']);
+    expect(await page.locator('.notes').innerText()).toBe('seed 2, <b>lens only</b>');
+    expect(await page.locator('img').count()).toBe(0);
+    await page.getByRole('tab', { name: 'Runs' }).click();
+    await page.getByLabel('Status').selectOption('');
+    const names = () => page.locator('table.runs tbody th[scope=row]').evaluateAll((ths) => ths.map((th) => th.firstChild?.textContent ?? ''));
+    await expect.poll(names).toEqual(expect.arrayContaining(['third <img src=x onerror=alert(1)>', 'e2e sweep']));
+    await page.getByRole('button', { name: 'Run', exact: true }).click();
+    expect(await page.getByRole('columnheader', { name: 'Run' }).getAttribute('aria-sort')).toBe('ascending');
+    const sorted = await names();
+    expect(sorted).toEqual([...sorted].sort((a, b) => a.toLowerCase().localeCompare(b.toLowerCase())));
+    await page.getByLabel('Name, notes or tags contain').fill('seed-2');
+    await expect.poll(names).toEqual(['third <img src=x onerror=alert(1)>']);
+    await shot('14-runs-tags');
+    await page.getByLabel('Name, notes or tags contain').fill('');
+    await page.getByRole('button', { name: 'Open e2e sweep' }).click();
   });
 
   test('a running sweep cancels, keeps what it finished, and resumes to completion', async () => {
@@ -271,15 +337,20 @@ describe.skipIf(!fs.existsSync(CHROMIUM))(`the app in headless Chromium against 
     for (const name of ['token-identity patchscope', 'logitscope']) await page.getByLabel(name, { exact: true }).check();
     await page.getByLabel('Run name (optional)').fill('cancel me');
     // The start request answers once the slice is prepared; held back here, the pane must say what is going on.
-    await page.route('**/api/sweep.start', async (route) => {
-      const response = await route.fetch();
-      await new Promise((resolve) => setTimeout(resolve, 1500));
-      await route.fulfill({ response });
+    let held: Promise<void> = Promise.resolve();
+    await page.route('**/api/sweep.start', (route) => {
+      held = (async () => {
+        const response = await route.fetch();
+        await new Promise((resolve) => setTimeout(resolve, 1500));
+        await route.fulfill({ response });
+      })();
+      return held;
     });
     await page.getByRole('button', { name: 'Run sweep' }).click();
     await expect.poll(() => page.getByRole('heading', { name: 'Preparing the sweep' }).isVisible()).toBe(true);
     expect(await page.getByRole('tabpanel').innerText()).toMatch(/Reading the dataset slice/);
     await shot('10a-preparing');
+    await held;
     await page.unroute('**/api/sweep.start');
     const bar = page.getByRole('progressbar', { name: 'Sweep progress' });
     await expect.poll(() => bar.evaluate((el) => (el as HTMLProgressElement).value), { timeout: 60_000 }).toBeGreaterThan(0);
@@ -292,7 +363,7 @@ describe.skipIf(!fs.existsSync(CHROMIUM))(`the app in headless Chromium against 
     expect(doneSoFar).toBeGreaterThan(0);
     expect(doneSoFar).toBeLessThanOrEqual(await bar.evaluate((el) => (el as HTMLProgressElement).value));
     await page.getByRole('tab', { name: 'Charts' }).click();
-    await page.getByRole('button', { name: 'Cancel' }).click();
+    await page.getByRole('button', { name: 'Cancel', exact: true }).click();
     await expect.poll(() => page.locator('.run-heading .status').innerText(), { timeout: 60_000 }).toBe('cancelled');
     expect(await page.locator('.progress').innerText()).toMatch(/Cancelled\. Finished examples are kept/);
     const done = (await lab.call('runs.list', { status: 'cancelled' }))[0].examplesDone;
