@@ -4,6 +4,7 @@
  * carries the running summary so the charts fill in without a request per batch.
  */
 import type { ApiEvents, AppInfo, LayerSummary, ModelView, RunView, SweepRequest } from '../../src-main/api/contract.ts';
+import { tick } from 'svelte';
 import { api } from './api.ts';
 import { techniqueLabel } from './labels.ts';
 
@@ -55,6 +56,8 @@ export async function openRun(runId: string, tab: Tab = 'charts'): Promise<RunVi
   lab.shown = run;
   lab.overlays = lab.overlays.filter((o) => o.runId !== runId);
   lab.tab = tab;
+  // Focus goes to what was opened, not back to the page, so a keyboard user carries on from there.
+  void tick().then(() => document.getElementById(tab === 'charts' ? 'run-title' : `tab-${tab}`)?.focus());
   return run;
 }
 

@@ -96,6 +96,11 @@ describe.skipIf(!fs.existsSync(CHROMIUM))(`the app in headless Chromium against 
         .map((el) => el.outerHTML.slice(0, 80)),
     );
     expect(unnamed).toEqual([]);
+    // The first Tab reaches a skip link past the setup column to the results.
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Skip to the results');
+    await page.keyboard.press('Enter');
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('results');
   });
 
   test('on a first start the demo is the primary action, the empty pane says what it does, and "Run sweep" says why it waits', async () => {
@@ -267,6 +272,8 @@ describe.skipIf(!fs.existsSync(CHROMIUM))(`the app in headless Chromium against 
     await page.getByRole('tab', { name: 'Runs' }).click();
     await page.getByRole('button', { name: 'Open e2e sweep' }).click();
     await expect.poll(() => page.locator('.run-heading h2').innerText()).toMatch(/^e2e sweep/);
+    // Focus follows what was opened.
+    await expect.poll(() => page.evaluate(() => document.activeElement?.id)).toBe('run-title');
     await page.getByRole('tab', { name: 'Runs' }).click();
     await page.getByRole('button', { name: 'Overlay second on the shown run' }).click();
     await expect.poll(() => page.getByRole('button', { name: 'Overlay second on the shown run' }).getAttribute('aria-pressed')).toBe('true');
@@ -292,7 +299,7 @@ describe.skipIf(!fs.existsSync(CHROMIUM))(`the app in headless Chromium against 
     await page.getByLabel('B =').selectOption({ label: 'third' });
     await expect.poll(() => page.locator('.compare').innerText()).toMatch(/Paired over the \d+ examples both runs computed/);
     const seedRow = page.locator('table.settings-diff tr[data-setting="protocol.positionSeed"]');
-    expect(await seedRow.innerText()).toMatch(/^protocol\.positionSeed\s+\(differs\)\s+0\s+2$/);
+    await expect.poll(() => seedRow.innerText()).toMatch(/^protocol\.positionSeed\s+\(differs\)\s+0\s+2$/);
     expect(await page.locator('table.settings-diff thead').innerText()).toMatch(/A: e2e sweep\s+B: third/);
     await shot('09b-difference');
 
