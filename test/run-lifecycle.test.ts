@@ -103,8 +103,8 @@ describe('a run whose process is gone', () => {
     const store = open();
     expect(store.getRun(resumed)).toMatchObject({ status: 'running', owner: { pid: child.pid, host: os.hostname() } });
     expect(store.isOwnedAndRunning(resumed)).toBe(false); // the child's, not this store's
-    expect(codeOf(() => store.deleteRun(resumed))).toMatchObject({ code: 'argument_invalid', message: expect.stringMatching(/cancel it first/) });
-    expect(codeOf(() => store.resumeRun(resumed))).toMatchObject({ code: 'argument_invalid' });
+    expect(codeOf(() => store.deleteRun(resumed))).toMatchObject({ code: 'run_busy', message: expect.stringMatching(/cancel it first/) });
+    expect(codeOf(() => store.resumeRun(resumed))).toMatchObject({ code: 'run_busy' });
 
     child.kill('SIGKILL');
     await new Promise((resolve) => child.on('exit', resolve));
@@ -118,7 +118,7 @@ describe('a run whose process is gone', () => {
     expect(after.isOwnedAndRunning(resumed)).toBe(true);
     expect(after.runExamples(resumed).filter((e) => !e.done).map((e) => e.ordinal)).toEqual([2, 3]);
     after.saveBatch(resumed, [2, 3].flatMap((i) => rows(example(i))));
-    expect(codeOf(() => after.deleteRun(resumed))).toMatchObject({ code: 'argument_invalid', message: expect.stringMatching(/this process: cancel it first/) });
+    expect(codeOf(() => after.deleteRun(resumed))).toMatchObject({ code: 'run_busy', message: expect.stringMatching(/this process: cancel it first/) });
     after.finishRun(resumed, { status: 'completed' });
     expect(after.isOwnedAndRunning(resumed)).toBe(false);
     expect(after.getRun(resumed)).toMatchObject({ status: 'completed', examplesDone: 4 });

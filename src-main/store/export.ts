@@ -44,7 +44,7 @@ export function exportJson(store: ResultStore, runId: string): ExportRecord {
       record_index: example.recordIndex,
       ...(example.source !== undefined && { source: example.source }),
       ...result,
-      layers: result.layers.map((l) => ({ layer: l.layer, hook: residHook(l.layer), ...l })),
+      layers: result.layers.map(({ layer, ...rest }) => ({ layer, hook: residHook(layer), ...rest })),
     })),
   };
 }
