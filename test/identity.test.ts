@@ -96,20 +96,20 @@ describe('a checkpoint edited in place', () => {
     }
   });
 
-  test('an fp16 checkpoint run in fp32 is converted again, not served the old converted weights', () => {
+  test('an fp16 checkpoint run in fp32 is converted again, not served the old converted weights', async () => {
     const dir = freshDir();
     writeTinyGptj({ dir, format: 'safetensors', dtype: 'F16', config: small, tokenizer: 'none', seed: 44 });
-    const before = prepareModel(openCheckpoint(dir), 'float32', cacheRoot);
+    const before = await prepareModel(openCheckpoint(dir), 'float32', cacheRoot);
     const file = path.join(dir, 'model.safetensors');
     const edited = readSafetensorsHeader(file).tensors.find((t) => t.name === 'transformer.h.0.mlp.fc_out.weight')!;
     const fd = fs.openSync(file, 'r+');
     fs.writeSync(fd, Buffer.from(new Uint16Array(edited.byteLength / 2).fill(0x3c00).buffer), 0, edited.byteLength, edited.offset); // every value 1.0
     fs.closeSync(fd);
 
-    const after = prepareModel(openCheckpoint(dir), 'float32', cacheRoot);
+    const after = await prepareModel(openCheckpoint(dir), 'float32', cacheRoot);
     expect(after.converted).toBe(true);
     expect(after.cacheDir).not.toBe(before.cacheDir);
-    const converted = planWeights(openCheckpoint(dir), 'float32', after.cacheDir).place('transformer.h.0.mlp.fc_out.weight').ref;
+    const converted = (await planWeights(openCheckpoint(dir), 'float32', after.cacheDir)).place('transformer.h.0.mlp.fc_out.weight').ref;
     expect(new Set(readTensorAsFloat32(converted))).toEqual(new Set([1]));
   });
 });
