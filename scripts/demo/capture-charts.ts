@@ -24,7 +24,7 @@ const browser = await chromium.launch({
 try {
   const page = await (await browser.newContext({ viewport: { width: 1440, height: 1000 }, acceptDownloads: true })).newPage();
   await page.goto(server.url);
-  await page.getByRole('button', { name: 'Run the demo' }).click();
+  await page.getByRole('button', { name: 'Run the demo' }).first().click();
   await page.getByText('completed', { exact: true }).first().waitFor({ timeout: 300_000 });
   fs.mkdirSync('docs', { recursive: true });
   for (const [button, file] of [
