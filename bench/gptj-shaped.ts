@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { expectedWeightShapes, parseGptjConfig } from '../src-main/engine/config.ts';
-import { encodeHalf } from '../src-main/engine/dtype.ts';
+import { encodeBf16, encodeHalf } from '../src-main/engine/dtype.ts';
 import { gaussian } from '../test/fixtures/checkpoint-writer.ts';
 
 export interface ShapedOptions {
@@ -18,7 +18,7 @@ export interface ShapedOptions {
   rotaryDim: number;
   dVocab?: number;
   nCtx?: number;
-  dtype: 'F32' | 'F16';
+  dtype: 'F32' | 'F16' | 'BF16';
   seed?: number;
 }
 
@@ -40,7 +40,7 @@ export function writeGptjShaped(o: ShapedOptions): string {
     layer_norm_epsilon: 1e-5,
     bos_token_id: 50256,
     eos_token_id: 50256,
-    torch_dtype: o.dtype === 'F16' ? 'float16' : 'float32',
+    torch_dtype: { F32: 'float32', F16: 'float16', BF16: 'bfloat16' }[o.dtype],
   };
   fs.writeFileSync(path.join(o.dir, 'config.json'), JSON.stringify(configJson, null, 2));
   const require = createRequire(import.meta.url);
@@ -49,7 +49,8 @@ export function writeGptjShaped(o: ShapedOptions): string {
 
   const config = parseGptjConfig(configJson, 'config.json');
   const shapes = [...expectedWeightShapes(config)].sort(([a], [b]) => a.localeCompare(b));
-  const bytesPer = o.dtype === 'F16' ? 2 : 4;
+  const bytesPer = o.dtype === 'F32' ? 4 : 2;
+  const encode16 = o.dtype === 'BF16' ? encodeBf16 : encodeHalf;
   const header: Record<string, unknown> = {};
   let offset = 0;
   for (const [name, shape] of shapes) {
@@ -76,7 +77,7 @@ export function writeGptjShaped(o: ShapedOptions): string {
     let bytes = scaled.get(key);
     if (!bytes) {
       const values = bytesPer === 4 ? new Float32Array(noise.length) : new Uint16Array(noise.length);
-      for (let i = 0; i < noise.length; i++) values[i] = bytesPer === 4 ? mean + std * noise[i] : encodeHalf(mean + std * noise[i]);
+      for (let i = 0; i < noise.length; i++) values[i] = bytesPer === 4 ? mean + std * noise[i] : encode16(mean + std * noise[i]);
       scaled.set(key, (bytes = new Uint8Array(values.buffer)));
     }
     return bytes;

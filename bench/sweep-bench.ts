@@ -3,7 +3,7 @@
  * work" floor: one batched source pass over every example and one batched unembedding of every
  * (example, technique, layer) row. Prints the ratios.
  *
- *   npx tsx bench/sweep-bench.ts [--layers 28] [--d-model 256] [--heads 4] [--examples 16] [--words 75] [--naive-examples 4]
+ *   npx tsx bench/sweep-bench.ts [--layers 28] [--d-model 256] [--heads 4] [--examples 16] [--words 75] [--naive-examples 4] [--dtype float32|float16]
  *
  * The naive strategy is slow by design, so it runs on the first --naive-examples examples and its
  * time is scaled per example; the fast strategy runs on all of them (it needs a batch to be fast).
@@ -30,6 +30,7 @@ const { values: o } = parseArgs({
     'naive-examples': { type: 'string', default: '4' },
     words: { type: 'string', default: '150' },
     dir: { type: 'string', default: path.join(os.tmpdir(), 'sweep-bench') },
+    dtype: { type: 'string', default: 'float32' },
   },
 });
 const nLayers = Number(o.layers);
@@ -54,7 +55,7 @@ const rand = mulberry32(7);
 const lines = Array.from({ length: count }, () => JSON.stringify({ text: Array.from({ length: Number(o.words) }, () => WORDS[Math.floor(rand() * WORDS.length)]).join(' ') }));
 fs.writeFileSync(data, lines.join('\n'));
 
-const engine = await Engine.load({ modelDir, cacheRoot: path.join(o.dir, 'cache') });
+const engine = await Engine.load({ modelDir, cacheRoot: path.join(o.dir, 'cache'), dtype: o.dtype as 'float32' | 'float16' });
 const spec = {
   modelDir,
   device: 'cpu' as const,
@@ -68,7 +69,7 @@ const spec = {
 const { plan } = await prepareSweep(engine, spec);
 const meanLen = plan.examples.reduce((s, e) => s + e.position + 1, 0) / plan.examples.length;
 const fullLen = plan.examples.reduce((s, e) => s + e.tokens.length, 0) / plan.examples.length;
-console.log(`model: ${nLayers} layers, d_model ${dModel}, ${nHeads} heads, vocab ${engine.config.dVocab}; CPU, ${os.cpus().length} cores`);
+console.log(`model: ${nLayers} layers, d_model ${dModel}, ${nHeads} heads, vocab ${engine.config.dVocab}; ${engine.info.computeDtype} on the CPU, ${os.cpus().length} cores`);
 console.log(`slice: ${plan.examples.length} examples of ${fullLen.toFixed(0)} tokens (run up to the drawn position: ${meanLen.toFixed(0)} on average), 3 techniques × ${nLayers} layers`);
 
 await runSweep(engine, { ...plan, examples: plan.examples.slice(0, 2) }); // warm-up: page in the weights
@@ -101,7 +102,10 @@ const floor = await time(async () => {
 await engine.dispose();
 
 console.log(`fast:  ${fast.toFixed(2)} s for ${plan.examples.length} examples (${(fastPerExample * 1000).toFixed(0)} ms/example)`);
-console.log(`       source passes ${split.full.toFixed(2)} s, patched runs ${split.step.toFixed(2)} s, unembedding ${split.unembed.toFixed(2)} s`);
+console.log(`       inside graphs: source passes and prefixes ${split.full.toFixed(2)} s, patched runs ${split.step.toFixed(2)} s, unembedding ${split.unembed.toFixed(2)} s`);
+// Everything else of the engine's calls: the worker's JavaScript (index bookkeeping, row copies, one
+// logit per row for the paper's surprisal) and the message round trips. No element is converted in JS.
+console.log(`       host (worker JS + round trips) ${split.host.toFixed(2)} s; sweep loop outside the engine ${(fast - split.full - split.step - split.unembed - split.host).toFixed(2)} s`);
 console.log(`naive: ${naive.toFixed(2)} s for ${naiveSlice.examples.length} examples (${(naivePerExample * 1000).toFixed(0)} ms/example)`);
 console.log(`floor: ${floor.toFixed(2)} s (one batched source pass + unembedding of all ${rows} rows)`);
 console.log(`ratio naive/fast per example: ${(naivePerExample / fastPerExample).toFixed(1)}×   (goal ≥ 50×)`);
