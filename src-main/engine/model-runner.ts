@@ -44,7 +44,7 @@ export class ModelRunner {
   /** Every layer's residual at each item's position, and the model's own logits there. */
   async source(items: SourceItem[], names: string[]): Promise<{ resid: Float32Array; logits: Float32Array }> {
     const resid = await this.sourceResid(items);
-    const u = await this.unembedRun(this.finalRows(resid, items.length), new Array(items.length).fill(0), 1, true);
+    const u = await this.unembedRun(this.finalRows(resid, items.length), new Array(items.length).fill(0), 1, { logits: true, own: true });
     this.checkSource(resid, u.check, names);
     return { resid, logits: u.logits! };
   }
@@ -108,7 +108,7 @@ export class ModelRunner {
 
   /** ln_f + lm_head on rows [rows, d]; every row must come out finite. */
   async unembed(o: { resid: Float32Array; referenceIds: number[]; k: number; logits: boolean; names: string[] }): Promise<UnembedReply> {
-    const u = await this.unembedRun(o.resid, o.referenceIds, o.k, o.logits);
+    const u = await this.unembedRun(o.resid, o.referenceIds, o.k, { logits: o.logits, own: false });
     const bad = u.check.findIndex((x) => !Number.isFinite(x));
     if (bad >= 0) throw nonFinite(`the logits of ${o.names[bad] ?? `row ${bad}`} are not finite (NaN or ±Inf)`);
     return { k: o.k, topkIds: Int32Array.from(u.topkIds, Number), topkLogprobs: u.topkLogprobs, referenceLogprob: u.referenceLogprob, logits: u.logits };
@@ -123,7 +123,7 @@ export class ModelRunner {
     const { dModel, dVocab } = this.config;
     const { items, names, k } = req;
     const resid = await this.sourceResid(items); // [L+1, batch, d]
-    const model = await this.unembedRun(this.finalRows(resid, items.length), new Array(items.length).fill(0), 1, true);
+    const model = await this.unembedRun(this.finalRows(resid, items.length), new Array(items.length).fill(0), 1, { logits: true, own: true });
     this.checkSource(resid, model.check, names);
     const referenceTop1 = Int32Array.from(model.topkIds, Number); // [batch] (k = 1)
 
@@ -149,7 +149,7 @@ export class ModelRunner {
     for (let start = 0; start < total; start += req.maxUnembedRows) {
       const n = Math.min(req.maxUnembedRows, total - start);
       const refIds = rowExample.slice(start, start + n).map((b) => referenceTop1[b]);
-      const u = await this.unembedRun(rows.subarray(start * dModel, (start + n) * dModel), refIds, k, false);
+      const u = await this.unembedRun(rows.subarray(start * dModel, (start + n) * dModel), refIds, k, { logits: false, own: false });
       const bad = u.check.findIndex((x) => !Number.isFinite(x));
       if (bad >= 0) throw nonFinite(`${rowName(req, start + bad)} gives logits that are not finite (NaN or ±Inf)`);
       out.topkIds.set(Int32Array.from(u.topkIds, Number), start * k);
@@ -205,12 +205,16 @@ export class ModelRunner {
     return { tokens, key: drop(out.present_key), value: drop(out.present_value) };
   }
 
-  private async unembedRun(resid: Float32Array, referenceIds: number[], k: number, logits: boolean): Promise<Unembedded> {
+  /** `own`: the model's own rows, part of the source pass, so not counted in unembedRows (the techniques' rows). */
+  private async unembedRun(resid: Float32Array, referenceIds: number[], k: number, o: { logits: boolean; own: boolean }): Promise<Unembedded> {
+    const { logits } = o;
     const rows = referenceIds.length;
     const fetches = ['topk_logprobs', 'topk_ids', 'reference_logprob', 'finite_check', ...(logits ? ['logits', 'logsumexp'] : [])];
     const out = await this.run('unembed', { resid: f32(resid, [rows, this.config.dModel]), reference_ids: int64(referenceIds), k: int64([k]) }, fetches);
-    this.stats.unembedRuns++;
-    this.stats.unembedRows += rows;
+    if (!o.own) {
+      this.stats.unembedRuns++;
+      this.stats.unembedRows += rows;
+    }
     return {
       topkIds: out.topk_ids.data as BigInt64Array,
       topkLogprobs: out.topk_logprobs.data as Float32Array,
