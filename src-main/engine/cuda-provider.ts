@@ -4,8 +4,8 @@ import path from 'node:path';
 
 /** What a GPU user runs to get the CUDA provider; kept next to the check so the two agree. */
 export const CUDA_INSTALL_HINT =
-  'install the CUDA provider with `ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install` ' +
-  '(it must match onnxruntime-node exactly), and put the CUDA 12 and cuDNN 9 libraries on LD_LIBRARY_PATH';
+  'install the CUDA provider with `npx logitscope gpu install cuda12` (it runs `ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install`) ' +
+  'or `npx logitscope gpu install cuda13` (it must match onnxruntime-node exactly), and put that CUDA version\'s libraries and cuDNN 9 on LD_LIBRARY_PATH';
 
 /** Where onnxruntime-node keeps its native libraries (and where the CUDA provider is installed). */
 export function ortBinaryDir(): string {
