@@ -3,6 +3,7 @@ import { formatError, isLogitscopeError } from './errors.ts';
 import { datasetCommand } from './cli/dataset.ts';
 import { doctorCommand } from './cli/doctor.ts';
 import { extractCommand } from './cli/extract.ts';
+import { gpuCommand } from './cli/gpu.ts';
 import { runsCommand } from './cli/runs.ts';
 import { sweepCommand } from './cli/sweep.ts';
 import { serveCommand } from './cli/serve.ts';
@@ -16,6 +17,7 @@ const COMMANDS: Record<string, { summary: string; run(argv: string[]): Promise<v
   runs: runsCommand,
   dataset: datasetCommand,
   doctor: doctorCommand,
+  gpu: gpuCommand,
 };
 
 function usage(): string {

@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'token_out_of_range'
   | 'device_unavailable'
   | 'engine_failed'
+  | 'numerics_nonfinite'
   | 'dataset_missing'
   | 'dataset_parse'
   | 'dataset_unsupported'

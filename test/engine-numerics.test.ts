@@ -335,7 +335,7 @@ describe('non-finite numbers', () => {
     const engine = await Engine.load({ modelDir: dir, cacheRoot });
     try {
       await expect(engine.sourcePass([{ tokens: [50256, 464, 3797], position: 2 }])).rejects.toMatchObject({
-        code: 'engine_failed',
+        code: 'numerics_nonfinite',
         message: expect.stringMatching(/items\[0\].*not finite.*blocks\.1\.hook_resid_post/),
       });
     } finally {

@@ -207,7 +207,7 @@ describe('sweeps on a tiny random checkpoint', () => {
     try {
       const prepared = await prepareSweep(nan, spec({ bos: true }));
       await expect(runSweep(nan, prepared.plan)).rejects.toMatchObject({
-        code: 'engine_failed',
+        code: 'numerics_nonfinite',
         message: expect.stringMatching(/^patchscope at layer -?\d+ for example \d+ of the sweep \(record \d+, position \d+\) gives logits that are not finite/),
       });
       // Without that technique the same sweep runs.

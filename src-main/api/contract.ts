@@ -88,6 +88,8 @@ export interface RunSummaryView {
 
 export interface RunView extends RunSummaryView {
   device: Device;
+  /** The compute dtype the run's numbers were made with (a resume uses the same). */
+  computeDtype: 'float32' | 'float16';
   protocol: ProtocolSettings;
   strategy: Strategy;
   /** The files and how they were read: records scanned, filtered out, and skipped by reason. */

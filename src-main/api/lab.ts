@@ -293,7 +293,7 @@ export class Lab {
     // that had already settled would spin in microtasks and starve the event loop.
     const loading = (async () => {
       try {
-        const engine = await Engine.load({ modelDir, device: p.device ?? 'cpu', cacheRoot: this.cacheRoot, allowCpuFallback: p.allowCpuFallback ?? false });
+        const engine = await Engine.load({ modelDir, device: p.device ?? 'cpu', dtype: p.dtype, cacheRoot: this.cacheRoot, allowCpuFallback: p.allowCpuFallback ?? false });
         while (this.leases > 0) await new Promise<void>((resolve) => this.leaseReleased.add(resolve));
         const old = this.engine;
         this.engine = engine;

@@ -60,7 +60,13 @@ export const requestSchemas = {
   'app.info': empty,
   /** Which execution providers start here, the GPU, and where data is kept. */
   'app.doctor': empty,
-  'model.load': z.strictObject({ dir: nonEmpty('the model directory'), device: deviceSchema.optional(), allowCpuFallback: z.boolean().optional() }),
+  'model.load': z.strictObject({
+    dir: nonEmpty('the model directory'),
+    device: deviceSchema.optional(),
+    /** Compute dtype; default float32 on the CPU, float16 on CUDA. It is part of every result's cache key. */
+    dtype: z.enum(['float32', 'float16']).optional(),
+    allowCpuFallback: z.boolean().optional(),
+  }),
   'model.current': empty,
   'dataset.preview': z.strictObject({
     files: filesSchema,

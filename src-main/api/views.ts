@@ -47,6 +47,7 @@ export function runView(store: ResultStore, runId: string): RunView {
     createdAt,
     modelPath,
     device: (run.model.device as RunView['device'] | undefined) ?? 'cpu',
+    computeDtype: (run.model.compute_dtype as RunView['computeDtype'] | undefined) ?? 'float32',
     files,
     techniques,
     layers,

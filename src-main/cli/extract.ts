@@ -21,6 +21,7 @@ model's own top-1 there.
   --json FILE       also write the export record to FILE
   --db FILE         results database (default: $LOGITSCOPE_DB, else the app-data directory)
   --device D        cpu (default) or cuda
+  --dtype T         float32 (default on the CPU) or float16 (default on CUDA)
   --allow-cpu-fallback  run on the CPU if CUDA cannot start`;
 
 export const extractCommand = {
@@ -39,6 +40,7 @@ export const extractCommand = {
       json: { type: 'string' },
       db: { type: 'string' },
       device: { type: 'string' },
+      dtype: { type: 'string' },
       'allow-cpu-fallback': { type: 'boolean' },
     }, HELP);
     if (!o) return;
@@ -53,7 +55,7 @@ export const extractCommand = {
     };
     const modelDir = requiredOption(o.model, 'model');
     await withLab({ db: o.db }, async (lab) => {
-      const model = await lab.call('model.load', { dir: modelDir, device: o.device as 'cpu' | 'cuda' | undefined, allowCpuFallback: o['allow-cpu-fallback'] });
+      const model = await lab.call('model.load', { dir: modelDir, device: o.device as 'cpu' | 'cuda' | undefined, dtype: o.dtype as 'float32' | 'float16' | undefined, allowCpuFallback: o['allow-cpu-fallback'] });
       if (model.fallbackReason) console.error(`warning: running on the CPU: ${model.fallbackReason}`);
       const view = await lab.call('extract', request);
       printExtraction(view);

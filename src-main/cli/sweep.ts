@@ -36,6 +36,7 @@ Ctrl-C cancels after storing the finished batches (exit 130); --resume finishes 
   --seed S             seed of the position drawn per example (default 0)
   --top-k K            top-k kept per technique and layer (1..100, default 10)
   --device D           cpu (default) or cuda;  --allow-cpu-fallback to run on the CPU if CUDA fails
+  --dtype T            float32 (default on the CPU) or float16 (default on CUDA); part of the cache key
   --strategy S         fast (default) or naive (one full forward per technique, layer and example)
   --recompute          compute every row afresh instead of reusing cached rows (verification runs)
 Protocol overrides (each replaces the preset's value, and the run records what was used):
@@ -55,6 +56,7 @@ const OPTIONS = {
   seed: { type: 'string' },
   'top-k': { type: 'string' },
   device: { type: 'string' },
+  dtype: { type: 'string' },
   'allow-cpu-fallback': { type: 'boolean' },
   strategy: { type: 'string' },
   recompute: { type: 'boolean' },
@@ -96,7 +98,7 @@ export const sweepCommand = {
     const code = await withLab({ db: o.db }, async (lab) => {
       if (o.resume !== undefined) {
         const run = await lab.call('runs.get', { runId: o.resume });
-        await loadModel(lab, run.modelPath, run.device, o);
+        await loadModel(lab, run.modelPath, run.device, o, run.computeDtype);
         console.error(`resuming run ${run.id}: ${run.examplesDone} of ${run.examplesPlanned ?? '?'} examples already stored`);
         return follow(lab, { out, start: () => lab.call('sweep.resume', { runId: run.id, batchSize }) });
       }
@@ -141,8 +143,8 @@ function sweepRequest(o: Values, batchSize: number | undefined): SweepRequest {
   };
 }
 
-async function loadModel(lab: Lab, dir: string, device: string, o: Values): Promise<{ nLayers: number }> {
-  const model = await lab.call('model.load', { dir, device: device as 'cpu' | 'cuda', allowCpuFallback: o['allow-cpu-fallback'] });
+async function loadModel(lab: Lab, dir: string, device: string, o: Values, dtype = o.dtype): Promise<{ nLayers: number }> {
+  const model = await lab.call('model.load', { dir, device: device as 'cpu' | 'cuda', dtype: dtype as 'float32' | 'float16' | undefined, allowCpuFallback: o['allow-cpu-fallback'] });
   if (model.fallbackReason) console.error(`warning: running on the CPU: ${model.fallbackReason}`);
   return model.config;
 }

@@ -161,7 +161,7 @@ export class Engine {
 
   /**
    * ln_f + lm_head on residual rows [rows, dModel]: top-k and each row's reference log-probability,
-   * and with `logits` the rows' whole logits. A row whose logits are not finite is an engine_failed error.
+   * and with `logits` the rows' whole logits. A row whose logits are not finite is a numerics_nonfinite error.
    */
   async unembed(opts: { resid: Float32Array; referenceIds: number[]; k: number; logits?: boolean }): Promise<UnembedResult> {
     const { dModel } = this.config;

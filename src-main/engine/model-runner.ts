@@ -272,7 +272,7 @@ function rowName(req: BatchRequest, row: number): string {
 }
 
 function nonFinite(message: string): LogitscopeError {
-  return new LogitscopeError('engine_failed', message, 'numerics');
+  return new LogitscopeError('numerics_nonfinite', message, 'numerics');
 }
 
 function f32(data: Float32Array, dims: number[]): HostTensor {

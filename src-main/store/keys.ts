@@ -13,7 +13,7 @@ import type { ResolvedTechnique } from '../sweep/techniques.ts';
  * alter any stored number, so that rows computed by the old code are not reused: they stay in the
  * database under the old key, and every sweep computes afresh. A pure refactor needs no bump.
  */
-export const NUMERICS_VERSION = 1;
+export const NUMERICS_VERSION = 2;
 
 /**
  * The model part of a result's key: the checkpoint's identity (a hash of all its bytes), the
