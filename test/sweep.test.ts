@@ -141,6 +141,17 @@ describe('sweeps on a tiny random checkpoint', () => {
     expect(events[1].throughput).toBeGreaterThan(0);
   });
 
+  test('the first progress comes after a small first window, whatever the memory budget allows per batch', async () => {
+    const prepared = await prepareSweep(engine, { ...spec({ bos: true }), protocol: resolveProtocol('logitscope', { bos: true, limit: 40 }) });
+    const done: number[] = [];
+    const out = await runSweep(engine, prepared.plan, { budgetBytes: 2 ** 30, onProgress: (p) => done.push(p.examplesDone) });
+    expect(out.status).toBe('completed');
+    // A 1 GiB budget fits all 40 examples in one batch; the live curves still get points early.
+    expect(done[0]).toBeLessThanOrEqual(8);
+    expect(done.length).toBeGreaterThan(1);
+    expect(done.at(-1)).toBe(40);
+  });
+
   test('a sweep with nothing to run is refused with a clear message', async () => {
     const prepared = await prepareSweep(engine, spec({ bos: true }));
     await expect(runSweep(engine, { ...prepared.plan, techniques: [] })).rejects.toMatchObject({ code: 'argument_invalid' });

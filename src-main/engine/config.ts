@@ -14,7 +14,9 @@ export interface GptjConfig {
   readonly rotaryDim: number;
   /**
    * Rows of the embedding and unembedding: 50400 in GPT-J 6B, padded up from the tokenizer's
-   * 50257 real tokens for TPU-friendly shapes. The padding rows are never real predictions.
+   * 50257 real tokens for TPU-friendly shapes. The tokenizer never produces the padding rows, but
+   * the unembedding still scores them, and an argmax over all rows can pick one (rarely, in
+   * undertrained or early layers); the app keeps them in the argmax, as TransformerLens did.
    */
   readonly dVocab: number;
   readonly layerNormEps: number;

@@ -29,8 +29,9 @@ export function batchLimits(c: GptjConfig, opts: { layers: number; budgetBytes?:
 
 /**
  * Splits example ordinals into batches of similar length (less padding), sorting only within
- * windows of consecutive examples: the examples are in random order, so every window is a fair
- * sample and the live means are not biased toward short prompts early in a run.
+ * windows of consecutive examples, so that the live means are not biased toward short prompts
+ * early in a run. (A window is a fair sample only where the examples are in random order, as in
+ * the shuffled `patchscopes` preset; the `logitscope` preset keeps the files' order.)
  */
 export function planBatches(lengths: { ordinal: number; length: number }[], limits: BatchLimits, window = 256): number[][] {
   const batches: number[][] = [];
