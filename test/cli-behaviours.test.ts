@@ -108,6 +108,13 @@ describe('the command line behaves as scripts expect', () => {
     expect(shown.stdout).toContain(`model ${fs.realpathSync(model)};`);
   });
 
+  test('overriding one filter rule keeps the preset\'s other rule, as the run records it', async () => {
+    const out = path.join(tmp, 'filter.json');
+    const r = await cli(sweepArgs('--max-chars', '60', '--limit', '2', '--json', out), { db: 'filter.sqlite' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(fs.readFileSync(out, 'utf8')).protocol.filter).toEqual({ maxWords: 200, maxChars: 60 });
+  });
+
   test('--resume with other settings is refused, naming them', async () => {
     const r = await cli(['sweep', '--resume', runId, '--layers', '0', '--top-k', '3']);
     expect(r.code).toBe(2);

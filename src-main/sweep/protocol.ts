@@ -36,8 +36,9 @@ export const PRESETS: Record<PresetName, ProtocolSettings> = {
 export function resolveProtocol(preset: PresetName, overrides: Partial<Omit<ProtocolSettings, 'preset'>> = {}): ProtocolSettings {
   const base = PRESETS[preset];
   if (!base) throw new LogitscopeError('argument_invalid', `unknown preset "${preset}" (choose logitscope or patchscopes)`, 'preset');
-  const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
-  const p: ProtocolSettings = { ...base, ...defined, filter: { ...base.filter, ...(overrides.filter ?? {}) } };
+  // An override given as undefined (an option left out) keeps the preset's value, in the filter too.
+  const defined = <T extends object>(o: T) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+  const p: ProtocolSettings = { ...base, ...defined(overrides), filter: { ...base.filter, ...defined(overrides.filter ?? {}) } };
   const bad: string[] = [];
   const natural = (v: number | null | undefined, name: string) => {
     if (v != null && (!Number.isInteger(v) || v < 0)) bad.push(`${name} must be a non-negative integer, got ${v}`);
