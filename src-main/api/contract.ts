@@ -148,7 +148,12 @@ export interface ExtractView {
   reference: { id: number; text: string };
   techniques: { id: string; prompt?: string; targetLayer?: 'same' | number }[];
   layers: number[];
-  cells: ExampleView['cells'];
+  /**
+   * With `follow`: per cell, that token's probability where the cell's top-k holds it, else null
+   * (not in the top-k; no number is made up for it).
+   */
+  cells: (ExampleView['cells'][number] & { followProb?: number | null })[];
+  follow?: { id: number; text: string };
   /** The export record of this extraction (the sweeps' schema, one example). */
   record: unknown;
 }
@@ -184,6 +189,8 @@ interface Replies {
   'sweep.cancel': { cancelled: boolean };
   'sweep.resume': { runId: string };
   extract: ExtractView;
+  'extract.tokenize': { tokens: { id: number; text: string }[]; nCtx: number };
+  'extract.save': { runId: string };
   'runs.list': RunSummaryView[];
   'runs.get': RunView;
   'runs.example': ExampleView;
@@ -218,6 +225,8 @@ export const REQUEST_NAMES: readonly RequestName[] = [
   'sweep.cancel',
   'sweep.resume',
   'extract',
+  'extract.tokenize',
+  'extract.save',
   'runs.list',
   'runs.get',
   'runs.example',

@@ -13,7 +13,7 @@ import { resolveProtocol } from '../sweep/protocol.ts';
 import type { SweepSpec } from '../sweep/spec.ts';
 import type { ApiEvents, Envelope, EventName, Payload, Reply, RequestName, RunStatus } from './contract.ts';
 import { doctor } from './doctor-service.ts';
-import { checkLayers, extractOne, techniqueSpecs } from './extract-service.ts';
+import { checkLayers, extractOne, saveExtraction, techniqueSpecs, tokenizeOne } from './extract-service.ts';
 import { exportRun } from './export-service.ts';
 import { issuesOf, requestSchemas } from './schemas.ts';
 import { CODE_VERSION, resumeStoredSweep, runStoredSweep } from './sweep-service.ts';
@@ -232,6 +232,26 @@ export class Lab {
       const engine = await this.acquire();
       try {
         return await extractOne(engine, p);
+      } finally {
+        this.release();
+      }
+    },
+
+    'extract.tokenize': async (p) => {
+      const engine = await this.acquire();
+      try {
+        return tokenizeOne(engine, p);
+      } finally {
+        this.release();
+      }
+    },
+
+    'extract.save': async (p) => {
+      const engine = await this.acquire();
+      try {
+        const saved = await saveExtraction(engine, this.store, p);
+        this.emit('runs.changed', {});
+        return saved;
       } finally {
         this.release();
       }

@@ -56,6 +56,18 @@ const filesSchema = z.array(nonEmpty('a dataset file name')).min(1, 'choose at l
 const topKSchema = z.int().min(1).max(100);
 const empty = z.strictObject({});
 
+/** One prompt and position to extract from; shared by `extract` and `extract.save`. */
+const extractFields = {
+  text: nonEmpty('the prompt'),
+  /** Default: the last token. Counts BOS when `bos` is on. */
+  position: count.optional(),
+  bos: z.boolean().optional(),
+  k: topKSchema.optional(),
+  /** Default: the three built-in techniques. */
+  techniques: techniqueListSchema.optional(),
+  layers: layerListSchema.optional(),
+};
+
 export const requestSchemas = {
   'app.info': empty,
   /** Which execution providers start here, the GPU, and where data is kept. */
@@ -91,15 +103,14 @@ export const requestSchemas = {
   'sweep.cancel': z.strictObject({ runId: runIdSchema }),
   'sweep.resume': z.strictObject({ runId: runIdSchema, batchSize: z.int().min(1).max(1_000_000).optional() }),
   extract: z.strictObject({
-    text: nonEmpty('the prompt'),
-    /** Default: the last token. Counts BOS when `bos` is on. */
-    position: count.optional(),
-    bos: z.boolean().optional(),
-    k: topKSchema.optional(),
-    /** Default: the three built-in techniques. */
-    techniques: techniqueListSchema.optional(),
-    layers: layerListSchema.optional(),
+    ...extractFields,
+    /** A token id to follow: each cell also says its probability there, read from the cell's top-k. */
+    follow: count.optional(),
   }),
+  /** The prompt as the model reads it, before any compute: the Extract view shows it to pick a position. */
+  'extract.tokenize': z.strictObject({ text: nonEmpty('the prompt'), bos: z.boolean().optional() }),
+  /** Computes the extraction again and stores it as a one-example run (history, exports). */
+  'extract.save': z.strictObject({ ...extractFields, name: z.string().trim().max(200).optional() }),
   'runs.list': z.strictObject({ status: runStatusSchema.optional(), modelPath: z.string().optional(), dataset: z.string().optional() }),
   'runs.get': z.strictObject({ runId: runIdSchema }),
   'runs.example': z.strictObject({ runId: runIdSchema, ordinal: count }),

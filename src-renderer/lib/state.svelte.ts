@@ -8,7 +8,7 @@ import { tick } from 'svelte';
 import { api } from './api.ts';
 import { techniqueLabel } from './labels.ts';
 
-export type Tab = 'charts' | 'inspector' | 'runs';
+export type Tab = 'charts' | 'inspector' | 'extract' | 'runs';
 
 export const lab = $state({
   info: null as AppInfo | null,
