@@ -29,17 +29,9 @@ export function checkLayers(engine: Engine, layers: readonly number[] | null | u
   });
 }
 
-/** The prompt's tokens, refused with a field path when the model cannot read them in one pass. */
-export function promptTokens(engine: Engine, text: string, bos: boolean): number[] {
-  const tokens = engine.tokenize(text, { bos });
-  const { nCtx } = engine.config;
-  if (tokens.length > nCtx) throw new LogitscopeError('prompt_too_long', `the prompt is ${tokens.length} tokens, more than this model reads at once (n_positions ${nCtx})`, 'text');
-  return tokens;
-}
-
 export function tokenizeOne(engine: Engine, p: Payload<'extract.tokenize'>): Reply<'extract.tokenize'> {
   const text = (id: number) => engine.tokenizer.tokenString(id);
-  return { tokens: promptTokens(engine, p.text, p.bos ?? false).map((id) => ({ id, text: text(id) })), nCtx: engine.config.nCtx };
+  return { tokens: engine.tokenize(p.text, { bos: p.bos ?? false }).map((id) => ({ id, text: text(id) })), nCtx: engine.config.nCtx };
 }
 
 type ExtractFields = Omit<Payload<'extract'>, 'follow'>;
@@ -49,7 +41,8 @@ async function compute(engine: Engine, p: ExtractFields) {
   const bos = p.bos ?? false;
   const choices = p.techniques ?? BUILT_IN_TECHNIQUES.map((t) => ({ id: t.id as 'logit_lens' | 'patchscope' | 'logitscope' }));
   checkLayers(engine, p.layers, choices);
-  const tokens = promptTokens(engine, p.text, bos);
+  // The engine refuses an empty or over-long prompt with the field `text`.
+  const tokens = engine.tokenize(p.text, { bos });
   const position = p.position ?? tokens.length - 1;
   if (position >= tokens.length) {
     throw new LogitscopeError('position_out_of_range', `position ${position} is outside the prompt (${tokens.length} tokens: 0..${tokens.length - 1})`, 'position');

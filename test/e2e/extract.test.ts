@@ -147,8 +147,7 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('the Extract tab in headless Chromium'
       expect(Number(/\(id (\d+)\)$/.exec(top1!)![1])).toBe(r.top1);
       expect(Math.abs(values[r.technique][r.layer] - Math.exp(-r.surprisal))).toBeLessThan(1e-6);
     }
-    const view = (f: ExtractView) => f;
-    const shown = view(await page.evaluate(async (token) => (await (await fetch('/api/extract', { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ text: 'The Eiffel Tower is in', position: 1, k: 10, bos: false }) })).json()).result, server.token));
+    const shown: ExtractView = await page.evaluate(async (token) => (await (await fetch('/api/extract', { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ text: 'The Eiffel Tower is in', position: 1, k: 10, bos: false }) })).json()).result, server.token);
     expect(shown.reference.id).toBe(cli.reference_top1);
     for (const r of cli.layers) {
       const cell = shown.cells.find((c) => c.technique === r.technique && c.layer === r.layer)!;
