@@ -34,6 +34,10 @@ const BAD: Record<string, { payload: unknown; paths: string[] }> = {
   'runs.list': { payload: { status: 'lost', extra: 1 }, paths: ['status', ''] },
   'runs.get': { payload: {}, paths: ['runId'] },
   'runs.example': { payload: { runId: 'abcd', ordinal: 1.5 }, paths: ['ordinal'] },
+  'runs.examples': {
+    payload: { runId: 'abcd', filter: { correct: 'no', layer: -2 }, sort: { by: 'loss', technique: 'logit_lens', layer: 0 }, offset: -1, limit: 501 },
+    paths: ['filter.correct', 'filter.layer', 'sort.by', 'offset', 'limit'],
+  },
   'runs.compare': { payload: { a: 'abcd' }, paths: ['b'] },
   'runs.export': { payload: { runId: 'abcd', format: 'xlsx', out: '' }, paths: ['format', 'out'] },
   'runs.delete': { payload: { runId: null }, paths: ['runId'] },

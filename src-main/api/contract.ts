@@ -118,6 +118,30 @@ export interface ExampleView {
   }[];
 }
 
+/** One example as the inspector's finder lists it: the chosen cell's numbers, and its technique at every layer. */
+export interface ExampleRow {
+  ordinal: number;
+  recordIndex: number;
+  source?: string;
+  reference: { id: number; text: string };
+  top1: { id: number; text: string };
+  correct: boolean;
+  /** Nats, both conventions (PROTOCOL.md). */
+  surprisal: number;
+  surprisalPaper: number;
+  /** The heatmap's row: the cell's technique at each of the run's layers. */
+  layers: { layer: number; correct: boolean; surprisal: number }[];
+}
+
+export interface ExampleListView {
+  /** The technique × layer the filter and each row's numbers refer to. */
+  cell: { technique: string; layer: number };
+  /** Examples that match, over every page. */
+  total: number;
+  offset: number;
+  rows: ExampleRow[];
+}
+
 /**
  * Run b minus run a at one technique and layer, over the n examples both computed: the mean
  * per-example difference with its paired 95% Student t interval (bounds null when n < 2).
@@ -194,6 +218,7 @@ interface Replies {
   'runs.list': RunSummaryView[];
   'runs.get': RunView;
   'runs.example': ExampleView;
+  'runs.examples': ExampleListView;
   'runs.compare': ComparisonRow[];
   'runs.export': ExportReply;
   'runs.delete': { deleted: boolean };
@@ -230,6 +255,7 @@ export const REQUEST_NAMES: readonly RequestName[] = [
   'runs.list',
   'runs.get',
   'runs.example',
+  'runs.examples',
   'runs.compare',
   'runs.export',
   'runs.delete',

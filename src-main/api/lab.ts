@@ -17,7 +17,7 @@ import { checkLayers, extractOne, saveExtraction, techniqueSpecs, tokenizeOne } 
 import { exportRun } from './export-service.ts';
 import { issuesOf, requestSchemas } from './schemas.ts';
 import { CODE_VERSION, resumeStoredSweep, runStoredSweep } from './sweep-service.ts';
-import { exampleView, modelView, PAIRED_METHOD, resolveRunId, runView } from './views.ts';
+import { exampleListView, exampleView, modelView, PAIRED_METHOD, resolveRunId, runView } from './views.ts';
 
 export interface LabOptions {
   dbPath?: string;
@@ -264,6 +264,11 @@ export class Lab {
     'runs.example': async (p) => {
       const runId = resolveRunId(this.store, p.runId);
       return exampleView(this.store, runId, p.ordinal, this.tokenizerFor(this.store.getRun(runId).modelPath));
+    },
+
+    'runs.examples': async (p) => {
+      const runId = resolveRunId(this.store, p.runId);
+      return exampleListView(this.store, runId, p, this.tokenizerFor(this.store.getRun(runId).modelPath));
     },
 
     'runs.compare': async (p) =>

@@ -114,6 +114,28 @@ export const requestSchemas = {
   'runs.list': z.strictObject({ status: runStatusSchema.optional(), modelPath: z.string().optional(), dataset: z.string().optional() }),
   'runs.get': z.strictObject({ runId: runIdSchema }),
   'runs.example': z.strictObject({ runId: runIdSchema, ordinal: count }),
+  /**
+   * A page of the run's examples filtered and sorted by one technique × layer cell (the filter's,
+   * else the sort's, else the run's first technique at its last layer): "logit lens wrong at layer 3".
+   */
+  'runs.examples': z.strictObject({
+    runId: runIdSchema,
+    filter: z
+      .strictObject({
+        technique: nonEmpty('technique').optional(),
+        layer: layerSchema.optional(),
+        correct: z.boolean().optional(),
+        referenceToken: count.optional(),
+        source: z.string().optional(),
+        minSurprisal: z.number().optional(),
+      })
+      .optional(),
+    sort: z
+      .strictObject({ by: z.enum(['surprisal', 'surprisalPaper', 'ordinal']), technique: nonEmpty('technique'), layer: layerSchema, descending: z.boolean().optional() })
+      .optional(),
+    offset: count,
+    limit: z.int().min(1).max(500),
+  }),
   'runs.compare': z.strictObject({ a: runIdSchema, b: runIdSchema }),
   'runs.export': z.strictObject({
     runId: runIdSchema,

@@ -8,7 +8,8 @@ import { LogitscopeError } from '../errors.ts';
 import type { ResultStore, StoredExample } from '../store/result-store.ts';
 import type { LayerResult } from '../sweep/extract.ts';
 import type { ResolvedTechnique } from '../sweep/techniques.ts';
-import type { ExampleView, ModelView, RunView } from './contract.ts';
+import type { ExampleListView, ExampleView, ModelView, RunView } from './contract.ts';
+import type { ExampleQuery } from '../store/example-query.ts';
 
 export function modelView(e: Engine, loadSeconds: number): ModelView {
   const { nLayers, dModel, nHeads, dHead, dMlp, nCtx, rotaryDim, dVocab } = e.config;
@@ -89,6 +90,28 @@ export function exampleView(store: ResultStore, runId: string, ordinal: number, 
     position: example.position,
     reference: { id: result.reference_top1, text: text(result.reference_top1) },
     cells: cellsOf(result.layers, result.reference_top1, text),
+  };
+}
+
+/** The finder's page with token ids as text. */
+export function exampleListView(store: ResultStore, runId: string, query: ExampleQuery, tokenizer: GptjTokenizer): ExampleListView {
+  const found = store.findExamples(runId, query);
+  const token = (id: number) => ({ id, text: tokenizer.tokenString(id) });
+  return {
+    cell: found.cell,
+    total: found.total,
+    offset: query.offset,
+    rows: found.rows.map((r) => ({
+      ordinal: r.ordinal,
+      recordIndex: r.recordIndex,
+      ...(r.source !== undefined && { source: r.source }),
+      reference: token(r.referenceTop1),
+      top1: token(r.top1),
+      correct: r.correct,
+      surprisal: r.surprisal,
+      surprisalPaper: r.surprisalPaper,
+      layers: r.layers.map(({ layer, correct, surprisal }) => ({ layer, correct, surprisal })),
+    })),
   };
 }
 

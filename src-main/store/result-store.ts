@@ -3,6 +3,7 @@ import { LogitscopeError } from '../errors.ts';
 import type { ExampleResult } from '../sweep/extract.ts';
 import type { LayerSummary } from '../sweep/spec.ts';
 import type { ResolvedTechnique } from '../sweep/techniques.ts';
+import { findExamples, type ExampleQuery, type FoundExamples } from './example-query.ts';
 import { exampleKey, techniqueKey } from './keys.ts';
 import { defaultDbPath } from './location.ts';
 import { decodeTokens, decodeTopK, encodeTokens, encodeTopK } from './rows.ts';
@@ -327,6 +328,11 @@ export class ResultStore {
       }
       after = last;
     }
+  }
+
+  /** A page of the run's examples filtered and sorted by one technique × layer cell (example-query.ts). */
+  findExamples(runId: string, query: ExampleQuery): FoundExamples {
+    return findExamples(this.db, this.shape(runId), runId, query);
   }
 
   /** Every example with stored results, in the run's order, with technique ids (not keys). */
