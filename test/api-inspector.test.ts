@@ -67,6 +67,13 @@ describe('runs.examples: finding the examples that matter, in SQL, agrees with t
     const byReference = await query({ filter: { referenceToken: reference } });
     expect(byReference.rows.map((r) => r.ordinal)).toEqual(examples.filter((e) => e.reference.id === reference).map((e) => e.ordinal));
 
+    const byText = await query({ filter: { referenceText: examples[0].reference.text } });
+    expect(byText.rows.map((r) => r.ordinal)).toEqual(byReference.rows.map((r) => r.ordinal));
+    expect(await lab.dispatch('runs.examples', { runId, offset: 0, limit: 5, filter: { referenceText: ' two words' } })).toMatchObject({
+      ok: false,
+      error: { path: 'filter.referenceText' },
+    });
+
     const threshold = [...examples.map((e) => cellOf(e, 'logitscope', 0).surprisal)].sort((a, b) => a - b)[Math.floor(N / 2)];
     const combined = await query({ filter: { technique: 'logitscope', layer: 0, source: 'Code', minSurprisal: threshold } });
     const expected = examples.filter((e) => e.source === 'Code' && cellOf(e, 'logitscope', 0).surprisal > threshold);

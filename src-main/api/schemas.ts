@@ -126,6 +126,8 @@ export const requestSchemas = {
         layer: layerSchema.optional(),
         correct: z.boolean().optional(),
         referenceToken: count.optional(),
+        /** The reference token as text (" sea"), for a front that has no ids; it must be one token. */
+        referenceText: z.string().min(1).optional(),
         source: z.string().optional(),
         minSurprisal: z.number().optional(),
       })

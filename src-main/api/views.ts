@@ -94,8 +94,20 @@ export function exampleView(store: ResultStore, runId: string, ordinal: number, 
 }
 
 /** The finder's page with token ids as text. */
-export function exampleListView(store: ResultStore, runId: string, query: ExampleQuery, tokenizer: GptjTokenizer): ExampleListView {
-  const found = store.findExamples(runId, query);
+export function exampleListView(
+  store: ResultStore,
+  runId: string,
+  query: ExampleQuery & { filter?: { referenceText?: string } },
+  tokenizer: GptjTokenizer,
+): ExampleListView {
+  const { referenceText, ...filter } = query.filter ?? {};
+  if (referenceText !== undefined) {
+    const ids = tokenizer.encode(referenceText);
+    if (ids.length !== 1) throw new LogitscopeError('argument_invalid', `"${referenceText}" is ${ids.length} tokens, not one; a reference is one token`, 'filter.referenceText');
+    if (filter.referenceToken !== undefined && filter.referenceToken !== ids[0]) throw new LogitscopeError('argument_invalid', 'give the reference token as an id or as text, not both', 'filter.referenceText');
+    filter.referenceToken = ids[0];
+  }
+  const found = store.findExamples(runId, { ...query, filter });
   const token = (id: number) => ({ id, text: tokenizer.tokenString(id) });
   return {
     cell: found.cell,

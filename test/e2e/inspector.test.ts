@@ -1,0 +1,195 @@
+/**
+ * The inspector's finder in headless Chromium against `serve` and a real Lab (tiny 3-layer
+ * checkpoint, one finished sweep): "logit lens wrong at layer 0", sorting by surprisal, opening an
+ * example from the list and from the heatmap, by mouse and by keyboard. Every list and heatmap is
+ * checked against the run's examples as `runs.example` gives them. Screenshots go to test-output/e2e/.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { build } from 'vite';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { ExampleView } from '../../src-main/api/contract.ts';
+import { Lab } from '../../src-main/api/lab.ts';
+import { startServer, type RunningServer } from '../../src-main/serve.ts';
+import { writeTinyGptj } from '../fixtures/checkpoint-writer.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+const SHOTS = path.resolve('test-output/e2e');
+const LAYERS = 3;
+const N = 30;
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'e2e-inspector-'));
+const model = path.join(tmp, 'tiny-gptj');
+const data = path.join(tmp, 'lines.jsonl');
+
+describe.skipIf(!fs.existsSync(CHROMIUM))('the inspector finds the examples that matter, in headless Chromium', () => {
+  let lab: Lab;
+  let server: RunningServer;
+  let browser: Browser;
+  let page: Page;
+  let examples: ExampleView[];
+  const problems: string[] = [];
+  const shot = (name: string) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+  const list = () => page.locator('.finder-list tbody tr');
+  /** The ordinals the list shows, in order. */
+  const listed = async () => (await list().locator('th').allInnerTexts()).map((t) => Number(t.replace('#', '')));
+  const cellOf = (e: ExampleView, technique: string, layer: number) => e.cells.find((c) => c.technique === technique && c.layer === layer)!;
+  const openedHeading = () => page.locator('h3.example-heading').innerText();
+
+  beforeAll(async () => {
+    fs.mkdirSync(SHOTS, { recursive: true });
+    writeTinyGptj({ dir: model, format: 'safetensors', seed: 5 });
+    const topics = ['the sea', 'a city', 'the old forest', 'a river', 'the mountains'];
+    const lines = Array.from({ length: N }, (_, i) => JSON.stringify({ text: `Line ${i} tells a story about ${topics[i % 5]} <b>and</b> more.`, meta: { pile_set_name: ['Wiki', 'Code'][i % 2] } }));
+    fs.writeFileSync(data, lines.join('\n'));
+    const rendererDir = path.join(tmp, 'renderer');
+    await build({ configFile: path.resolve('vite.config.ts'), build: { outDir: rendererDir, emptyOutDir: true }, logLevel: 'warn' });
+    lab = await Lab.open({ dbPath: path.join(tmp, 'results.sqlite'), cacheRoot: path.join(tmp, 'graphs') });
+    await lab.call('model.load', { dir: model });
+    const { runId } = await lab.call('sweep.start', { files: [data], preset: 'logitscope', techniques: [{ id: 'logit_lens' }, { id: 'logitscope' }], layers: null, k: 3, name: 'finder sweep' });
+    await lab.settled(runId);
+    examples = await Promise.all(Array.from({ length: N }, (_, ordinal) => lab.call('runs.example', { runId, ordinal })));
+    server = await startServer({ lab, rendererDir });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
+    page = await (await browser.newContext({ viewport: { width: 1440, height: 1000 } })).newPage();
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    page.on('console', (m) => m.type() === 'error' && problems.push(`console: ${m.text()}`));
+    await page.addInitScript(() => document.addEventListener('securitypolicyviolation', (e) => console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`)));
+    await page.goto(server.url);
+    await page.getByRole('tab', { name: 'Runs' }).click();
+    await page.getByRole('button', { name: 'Open finder sweep' }).click();
+    await page.getByRole('tab', { name: 'Inspector' }).click();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    await lab?.close();
+  });
+
+  test('at first every example is listed in run order, for the first technique at the last layer, with units on every number', async () => {
+    await expect.poll(() => list().count()).toBe(25);
+    expect(await page.locator('.finder-bar .hint').innerText()).toMatch(/1–25 of 30 matching examples · logit lens at layer 2/);
+    expect(await listed()).toEqual(examples.slice(0, 25).map((e) => e.ordinal));
+    for (const t of await list().locator('td.num').allInnerTexts()) expect(t).toMatch(/^\d+\.\d\d nats$/);
+    await page.getByRole('button', { name: 'Next page' }).click();
+    await expect.poll(() => listed()).toEqual(examples.slice(25).map((e) => e.ordinal));
+    await page.getByRole('button', { name: 'Previous page' }).click();
+    await expect.poll(() => list().count()).toBe(25);
+  });
+
+  test('"logit lens wrong at layer 0" shows only the examples whose layer-0 logit lens top-1 is not the reference', async () => {
+    const form = page.getByRole('form', { name: 'Example filter' });
+    await form.getByLabel('Technique').selectOption('logit_lens');
+    await form.getByLabel('Result').selectOption('wrong');
+    await form.getByLabel('at layer').selectOption('0');
+    await form.getByRole('button', { name: 'Find examples' }).click();
+    const expected = examples.filter((e) => !cellOf(e, 'logit_lens', 0).correct).map((e) => e.ordinal);
+    expect(expected.length).toBeGreaterThan(0);
+    await expect.poll(() => page.locator('.finder-bar .hint').innerText()).toMatch(new RegExp(`of ${expected.length} matching examples · logit lens at layer 0`));
+    await expect.poll(() => listed()).toEqual(expected.slice(0, 25));
+    expect(new Set(await list().locator('td:nth-of-type(4)').allInnerTexts())).toEqual(new Set(['✗ wrong']));
+  });
+
+  test('sorting by surprisal orders the list by the cell\'s surprisal, largest first, and says so to assistive tech', async () => {
+    await page.getByRole('button', { name: /^s \(nats\)/ }).click();
+    const expected = examples
+      .filter((e) => !cellOf(e, 'logit_lens', 0).correct)
+      .sort((a, b) => cellOf(b, 'logit_lens', 0).surprisal - cellOf(a, 'logit_lens', 0).surprisal || a.ordinal - b.ordinal)
+      .map((e) => e.ordinal);
+    await expect.poll(() => listed()).toEqual(expected.slice(0, 25));
+    expect(await page.getByRole('columnheader', { name: /^s \(nats\)/ }).getAttribute('aria-sort')).toBe('descending');
+    const shown = (await list().locator('td.num:nth-of-type(5)').allInnerTexts()).map((t) => parseFloat(t));
+    expect(shown).toEqual([...shown].sort((a, b) => b - a));
+    await shot('inspector-01-filtered-sorted');
+  });
+
+  test('an example opens from the list: its grid shows, with the cell it was found by in focus', async () => {
+    const first = (await listed())[0];
+    await page.getByRole('button', { name: `Open example ${first}` }).click();
+    await expect.poll(() => openedHeading()).toBe(`Example ${first}`);
+    const grid = page.getByRole('table', { name: /Top-k next tokens/ });
+    await expect.poll(() => grid.locator('tbody tr').count()).toBe(LAYERS);
+    await expect.poll(() => page.evaluate(() => document.activeElement?.id)).toBe('cell-logit_lens-0');
+    expect(await page.locator('#cell-logit_lens-0').getAttribute('class') ?? '').not.toMatch(/hit/);
+    // The source text is text: the markup in the records is shown, not rendered.
+    expect(await page.locator('.source-text').innerText()).toContain('<b>and</b>');
+    expect(await page.locator('.source-text b').count()).toBe(0);
+  });
+
+  test('the heatmap shows the page × every layer, coloured right/wrong or by surprisal with a legend in nats; a cell opens its example', async () => {
+    await page.getByRole('button', { name: 'Heatmap' }).click();
+    const heat = page.getByRole('table', { name: /logit lens: examples × layers/ });
+    const rows = await listedFromHeatmap();
+    await expect.poll(() => heat.getByRole('button').count()).toBe(rows.length * LAYERS);
+    const e = examples[rows[1]];
+    const c = cellOf(e, 'logit_lens', 1);
+    const name = `example ${e.ordinal}, layer 1: ${c.correct ? 'right' : 'wrong'}, ${c.surprisal.toFixed(1)} nats`;
+    const cell = heat.getByRole('button', { name, exact: true });
+    expect(await cell.getAttribute('class')).toMatch(c.correct ? /heat-right/ : /heat-wrong/);
+    // Every layer-0 cell is wrong: that is what was asked for.
+    for (const r of rows) expect(await heat.getByRole('button', { name: new RegExp(`^example ${r}, layer 0: wrong`) }).count()).toBe(1);
+    expect(await page.getByRole('list', { name: 'Legend' }).innerText()).toMatch(/right.*\n.*wrong/);
+    await shot('inspector-02-heatmap');
+    await page.getByRole('button', { name: 'Surprisal', exact: true }).click();
+    expect(await cell.getAttribute('class')).toMatch(/heat-s[0-4]/);
+    const legend = await page.getByRole('list', { name: 'Legend' }).locator('li').allInnerTexts();
+    expect(legend).toHaveLength(5);
+    for (const l of legend) expect(l).toMatch(/^\s*\d+\.\d–\d+\.\d nats$/);
+    await shot('inspector-03-heatmap-surprisal');
+    await cell.click();
+    await expect.poll(() => openedHeading()).toBe(`Example ${e.ordinal}`);
+    // Focus goes to the grid cell of the layer clicked.
+    await expect.poll(() => page.evaluate(() => document.activeElement?.id)).toBe('cell-logit_lens-1');
+  });
+
+  test('by keyboard: the heatmap is one tab stop, arrow keys move between cells, Enter opens; the list opens with Enter too', async () => {
+    const heat = page.getByRole('table', { name: /examples × layers/ });
+    const rows = await listedFromHeatmap();
+    expect(await heat.locator('button[tabindex="0"]').count()).toBe(1);
+    await heat.locator('button[tabindex="0"]').focus();
+    await page.keyboard.press('Control+Home');
+    await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('ArrowDown');
+    await page.keyboard.press('ArrowRight');
+    expect(await page.evaluate(() => document.activeElement?.getAttribute('aria-label'))).toMatch(new RegExp(`^example ${rows[2]}, layer 1: `));
+    await page.keyboard.press('Enter');
+    await expect.poll(() => openedHeading()).toBe(`Example ${rows[2]}`);
+
+    await page.getByRole('button', { name: 'List' }).click();
+    await page.getByRole('button', { name: `Open example ${rows[3]}` }).focus();
+    await page.keyboard.press('Enter');
+    await expect.poll(() => openedHeading()).toBe(`Example ${rows[3]}`);
+    expect(await page.getByRole('button', { name: `Open example ${rows[3]}` }).getAttribute('aria-current')).toBe('true');
+    await shot('inspector-04-opened');
+  });
+
+  test('a reference token typed as text and a source narrow the list; a surprisal threshold in nats too', async () => {
+    const form = page.getByRole('form', { name: 'Example filter' });
+    await form.getByLabel('Result').selectOption('any');
+    const reference = examples[0].reference.text;
+    await form.getByLabel('Reference token').fill(reference.replace(/^ /, '␣'));
+    await form.getByLabel('Source').fill('Code');
+    await form.getByRole('button', { name: 'Find examples' }).click();
+    const expected = examples.filter((e) => e.reference.id === examples[0].reference.id && e.source === 'Code');
+    await expect.poll(() => page.locator('.finder-bar .hint').innerText()).toMatch(new RegExp(`of ${expected.length} matching|No example matches`));
+    expect(new Set(await listed())).toEqual(new Set(expected.map((e) => e.ordinal)));
+
+    await form.getByLabel('Reference token').fill('');
+    await form.getByLabel('Source').fill('');
+    await form.getByLabel('Surprisal above (nats)').fill('1000');
+    await form.getByRole('button', { name: 'Find examples' }).click();
+    await expect.poll(() => page.locator('.finder-bar .hint').innerText()).toMatch(/No example matches/);
+    expect(problems).toEqual([]);
+  });
+
+  /** The ordinals of the heatmap's rows, in order. */
+  async function listedFromHeatmap(): Promise<number[]> {
+    const heads = page.locator('table.heatmap tbody th');
+    await expect.poll(() => heads.count()).toBeGreaterThan(2);
+    return (await heads.allInnerTexts()).map((t) => Number(t.replace('#', '')));
+  }
+});
