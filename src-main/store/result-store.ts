@@ -10,9 +10,10 @@ import { decodeTokens, decodeTopK, encodeTokens, encodeTopK } from './rows.ts';
 import { prepareSchema } from './schema.ts';
 import { SqliteFile } from './sqlite.ts';
 import { summaryFromSums, type LayerSums } from '../sweep/summary.ts';
-import { compareSummaries, differenceFromSums, PAIRED_SUMS, SUMS_GROUP, SUMS_SELECT, type PairedSums } from './summary.ts';
+import { compareSummaries, SUMS_GROUP, SUMS_SELECT } from './summary.ts';
+import { pairedDifference, sharedExamples } from './difference.ts';
 import {
-  checkNewRun, DELETE_UNSHARED_RESULTS, Heartbeat, listItem, loadShape, RUN_SELECT, runDetail, runNotFound, runStatus, stillRunning, THIS_PROCESS,
+  checkNewRun, DELETE_UNSHARED_RESULTS, editRun, Heartbeat, listItem, loadShape, RUN_SELECT, runDetail, runNotFound, runStatus, stillRunning, THIS_PROCESS,
   type Liveness, type RunRow, type RunShape,
 } from './run-rows.ts';
 import type {
@@ -351,36 +352,19 @@ export class ResultStore {
     return compareSummaries(this.summary(a), this.summary(b));
   }
 
-  /**
-   * Run b minus run a per technique and layer over the examples both computed, each difference
-   * taken within one example (store/summary.ts PAIRED_SUMS): the examples' own variation cancels,
-   * so the interval is narrower than one from the two runs' separate intervals.
-   */
+  /** Run b minus run a per technique and layer, paired over the examples both computed (difference.ts). */
   difference(a: string, b: string): LayerDifference[] {
-    const [sa, sb] = [this.shape(a), this.shape(b)];
-    return this.db.all<PairedSums>(PAIRED_SUMS, { a, b, modelA: sa.modelId, modelB: sb.modelId, kA: sa.k, kB: sb.k }).map(differenceFromSums);
+    return pairedDifference(this.db, { id: a, shape: this.shape(a) }, { id: b, shape: this.shape(b) });
   }
 
-  /** How many examples the two runs both list (same tokens and position). */
   sharedExamples(a: string, b: string): number {
-    return this.db.get<{ n: number }>(
-      'SELECT count(*) AS n FROM (SELECT example_id FROM run_examples WHERE run_id = ? INTERSECT SELECT example_id FROM run_examples WHERE run_id = ?)', a, b,
-    )!.n;
+    return sharedExamples(this.db, a, b);
   }
 
   /** Renames a run or changes its notes and tags; allowed in any status, since none of them affect results. */
   updateRun(runId: string, edit: RunEdit): RunListItem {
     this.runRow(runId);
-    // A field left out keeps its value: iif(@given, new, old) per column, one statement for every edit.
-    this.db.run(
-      `UPDATE runs SET name = iif(@setName, @name, name), notes = iif(@setNotes, @notes, notes), tags_json = iif(@setTags, @tags, tags_json) WHERE id = @id`,
-      {
-        id: runId,
-        setName: edit.name !== undefined ? 1 : 0, name: edit.name ?? null,
-        setNotes: edit.notes !== undefined ? 1 : 0, notes: edit.notes ?? null,
-        setTags: edit.tags !== undefined ? 1 : 0, tags: JSON.stringify(edit.tags ?? []),
-      },
-    );
+    editRun(this.db, runId, edit);
     return listItem(this.runRow(runId), this.liveness());
   }
 

@@ -3,7 +3,7 @@ import os from 'node:os';
 import { LogitscopeError } from '../errors.ts';
 import type { ResolvedTechnique } from '../sweep/techniques.ts';
 import type { SqliteFile } from './sqlite.ts';
-import type { NewRun, RunDetail, RunListItem, RunStatus } from './types.ts';
+import type { NewRun, RunDetail, RunEdit, RunListItem, RunStatus } from './types.ts';
 
 /**
  * The runs table: its rows as review reads them and their conversion to the public shapes, and
@@ -247,4 +247,17 @@ export const DELETE_UNSHARED_RESULTS = `DELETE FROM results WHERE model_id = @mo
 export function stillRunning(row: RunRow, byThisStore: boolean, action: 'resume' | 'delete'): LogitscopeError {
   const where = byThisStore ? 'this process' : `process ${row.owner_pid} on ${row.owner_host}`;
   return new LogitscopeError('run_busy', `run ${row.id} is still being computed by ${where}: cancel it first, then ${action} it`, 'runId');
+}
+
+/** Writes a run's name, notes and tags; a field left out keeps its value (iif(@given, new, old) per column, one statement for every edit). */
+export function editRun(db: SqliteFile, runId: string, edit: RunEdit): void {
+  db.run(
+    `UPDATE runs SET name = iif(@setName, @name, name), notes = iif(@setNotes, @notes, notes), tags_json = iif(@setTags, @tags, tags_json) WHERE id = @id`,
+    {
+      id: runId,
+      setName: edit.name !== undefined ? 1 : 0, name: edit.name ?? null,
+      setNotes: edit.notes !== undefined ? 1 : 0, notes: edit.notes ?? null,
+      setTags: edit.tags !== undefined ? 1 : 0, tags: JSON.stringify(edit.tags ?? []),
+    },
+  );
 }

@@ -1,0 +1,82 @@
+import { tInterval } from '../sweep/summary.ts';
+import type { RunShape } from './run-rows.ts';
+import type { SqliteFile } from './sqlite.ts';
+import type { LayerDifference } from './types.ts';
+
+/**
+ * Two runs compared example by example (runs.diff): b − a per technique and layer over the
+ * examples both computed, with a paired interval.
+ */
+
+/**
+ * Run b minus run a per technique and layer, paired by example: the examples both runs list
+ * (same tokens and position, hence the same example id), the techniques both ran (same technique
+ * id: same kind, prompt and target rule, whatever either run named it) and the layers both swept.
+ * Parameters: @a, @b (run ids), @modelA, @modelB (model ids), @kA, @kB. Sums of each per-example
+ * difference and of its square: all a paired interval needs. CROSS JOIN fixes the loop order as in
+ * RUN_CELLS: shared examples, then techniques and layers, then one primary-key probe per run.
+ */
+const PAIRED_SUMS = `
+  SELECT technique, layer, count(*) AS n,
+    sum(dp) AS precision, sum(dp * dp) AS precisionSq,
+    sum(ds) AS surprisal, sum(ds * ds) AS surprisalSq,
+    sum(dq) AS surprisalPaper, sum(dq * dq) AS surprisalPaperSq
+  FROM (
+    SELECT ta.ordinal AS ordinal, ta.name AS technique, la.layer AS layer,
+      (rb.top1 = rb.reference_top1) - (ra.top1 = ra.reference_top1) AS dp,
+      rb.surprisal - ra.surprisal AS ds,
+      rb.surprisal_paper - ra.surprisal_paper AS dq
+    FROM (SELECT example_id FROM run_examples WHERE run_id = @a INTERSECT SELECT example_id FROM run_examples WHERE run_id = @b) e
+      CROSS JOIN run_techniques ta CROSS JOIN run_techniques tb CROSS JOIN run_layers la CROSS JOIN run_layers lb
+      CROSS JOIN results ra CROSS JOIN results rb
+    WHERE ta.run_id = @a AND tb.run_id = @b AND tb.technique_id = ta.technique_id
+      AND la.run_id = @a AND lb.run_id = @b AND lb.layer = la.layer
+      AND ra.model_id = @modelA AND ra.example_id = e.example_id AND ra.technique_id = ta.technique_id AND ra.layer = la.layer AND ra.k >= @kA
+      AND rb.model_id = @modelB AND rb.example_id = e.example_id AND rb.technique_id = ta.technique_id AND rb.layer = la.layer AND rb.k >= @kB
+  )
+  GROUP BY ordinal, layer ORDER BY ordinal, layer`;
+
+interface PairedSums {
+  technique: string;
+  layer: number;
+  n: number;
+  precision: number;
+  precisionSq: number;
+  surprisal: number;
+  surprisalSq: number;
+  surprisalPaper: number;
+  surprisalPaperSq: number;
+}
+
+/**
+ * The mean difference and its Student t interval for each metric. Precision's per-example
+ * difference is −1, 0 or 1; its t interval is the usual paired one (Wilson is for one proportion).
+ */
+function differenceFromSums(s: PairedSums): LayerDifference {
+  return {
+    technique: s.technique,
+    layer: s.layer,
+    n: s.n,
+    precision: tInterval(s.precision, s.precisionSq, s.n),
+    surprisal: tInterval(s.surprisal, s.surprisalSq, s.n),
+    surprisalPaper: tInterval(s.surprisalPaper, s.surprisalPaperSq, s.n),
+  };
+}
+
+/**
+ * Run b minus run a per technique and layer over the examples both computed, each difference
+ * taken within one example: the examples' own variation cancels, so the interval is narrower
+ * than one from the two runs' separate intervals.
+ */
+export function pairedDifference(db: SqliteFile, a: { id: string; shape: RunShape }, b: { id: string; shape: RunShape }): LayerDifference[] {
+  return db
+    .all<PairedSums>(PAIRED_SUMS, { a: a.id, b: b.id, modelA: a.shape.modelId, modelB: b.shape.modelId, kA: a.shape.k, kB: b.shape.k })
+    .map(differenceFromSums);
+}
+
+/** How many examples the two runs both list (same tokens and position). */
+export function sharedExamples(db: SqliteFile, a: string, b: string): number {
+  return db.get<{ n: number }>(
+    'SELECT count(*) AS n FROM (SELECT example_id FROM run_examples WHERE run_id = ? INTERSECT SELECT example_id FROM run_examples WHERE run_id = ?)', a, b,
+  )!.n;
+}
