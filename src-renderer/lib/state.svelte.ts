@@ -89,6 +89,7 @@ async function begin(request: () => Promise<string>): Promise<void> {
   lab.shown = null;
   lab.tab = 'charts';
   let runId: string;
+  const requested = performance.now();
   try {
     runId = await request();
   } finally {
@@ -97,8 +98,20 @@ async function begin(request: () => Promise<string>): Promise<void> {
   }
   lab.activeRunId = runId;
   const run = await openRun(runId);
-  if (run.status !== 'running' && lab.activeRunId === runId) lab.activeRunId = null;
+  // A short (or fully cached) sweep can finish before its start reply arrives or while it is being
+  // opened: its finished event found nothing to update, so read the run once more. (A resumed run
+  // also finished once before, when it was cancelled: only a finish after this request counts.)
+  const finishedNow = (finishedAt.get(runId) ?? -1) >= requested;
+  if (finishedNow) {
+    const fresh = await api.call('runs.get', { runId });
+    // (openRun set lab.shown meanwhile; TypeScript still narrows it to the null assigned above.)
+    if ((lab.shown as RunView | null)?.id === runId) lab.shown = fresh;
+  }
+  if ((run.status !== 'running' || finishedNow) && lab.activeRunId === runId) lab.activeRunId = null;
 }
+
+/** When this window last saw each run finish (bounded): begin() checks it for sweeps that ended before it looked. */
+const finishedAt = new Map<string, number>();
 
 export const startSweep = (request: SweepRequest) => begin(async () => (await api.call('sweep.start', request)).runId);
 export const resumeSweep = (runId: string) => begin(async () => (await api.call('sweep.resume', { runId })).runId);
@@ -110,6 +123,9 @@ export function listen(): () => void {
       if (runId === lab.activeRunId || (starting && lab.activeRunId === null)) lab.live = { runId, progress };
     }),
     api.on('sweep.finished', async ({ runId, status, error }) => {
+      finishedAt.delete(runId);
+      finishedAt.set(runId, performance.now());
+      if (finishedAt.size > 100) finishedAt.delete(finishedAt.keys().next().value!);
       if (runId !== lab.activeRunId && runId !== lab.shown?.id) return;
       if (runId === lab.activeRunId) {
         lab.activeRunId = null;
