@@ -79,6 +79,10 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('the inspector finds the examples that
     await expect.poll(() => listed()).toEqual(examples.slice(25).map((e) => e.ordinal));
     await page.getByRole('button', { name: 'Previous page' }).click();
     await expect.poll(() => list().count()).toBe(25);
+    const unnamed = await page.$$eval('[role=tabpanel] :is(button, input, select)', (els) =>
+      els.filter((el) => !((el as HTMLInputElement).labels?.length || el.getAttribute('aria-label') || el.textContent?.trim())).map((el) => el.outerHTML.slice(0, 80)),
+    );
+    expect(unnamed).toEqual([]);
   });
 
   test('"logit lens wrong at layer 0" shows only the examples whose layer-0 logit lens top-1 is not the reference', async () => {
@@ -91,7 +95,7 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('the inspector finds the examples that
     expect(expected.length).toBeGreaterThan(0);
     await expect.poll(() => page.locator('.finder-bar .hint').innerText()).toMatch(new RegExp(`of ${expected.length} matching examples · logit lens at layer 0`));
     await expect.poll(() => listed()).toEqual(expected.slice(0, 25));
-    expect(new Set(await list().locator('td:nth-of-type(4)').allInnerTexts())).toEqual(new Set(['✗ wrong']));
+    expect(new Set(await list().locator('td.verdict').allInnerTexts())).toEqual(new Set(['✗ wrong']));
   });
 
   test('sorting by surprisal orders the list by the cell\'s surprisal, largest first, and says so to assistive tech', async () => {
@@ -183,6 +187,14 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('the inspector finds the examples that
     await form.getByLabel('Surprisal above (nats)').fill('1000');
     await form.getByRole('button', { name: 'Find examples' }).click();
     await expect.poll(() => page.locator('.finder-bar .hint').innerText()).toMatch(/No example matches/);
+    await form.getByLabel('Surprisal above (nats)').fill('');
+    await form.getByRole('button', { name: 'Find examples' }).click();
+    await page.setViewportSize({ width: 1024, height: 700 });
+    await expect.poll(() => list().count()).toBe(25);
+    // At 1024 px the list's last column (a number in nats) is not cut off by its scroll box.
+    const scroller = await page.locator('.finder-list').evaluate((el) => el.scrollWidth - el.clientWidth);
+    expect(scroller).toBe(0);
+    await page.screenshot({ path: path.join(SHOTS, 'inspector-05-1024x700.png') });
     expect(problems).toEqual([]);
   });
 
