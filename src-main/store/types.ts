@@ -1,5 +1,5 @@
 import type { SerializedError } from '../errors.ts';
-import type { Interval, LayerSummary, ProtocolSettings, Strategy, SweepSpec } from '../sweep/spec.ts';
+import type { LayerSummary, ProtocolSettings, Strategy, SweepSpec } from '../sweep/spec.ts';
 import type { ResolvedTechnique } from '../sweep/techniques.ts';
 
 /** The store's public shapes: what goes in when a run starts and what review reads back. */
@@ -126,15 +126,9 @@ export interface RunEdit {
 /**
  * One technique and layer of run b minus run a, over the examples both runs computed (paired by
  * example, technique and layer): n shared examples and the mean difference with its interval.
+ * The same shape as a summary, with differences in place of means.
  */
-export interface LayerDifference {
-  technique: string;
-  layer: number;
-  n: number;
-  precision: Interval;
-  surprisal: Interval;
-  surprisalPaper: Interval;
-}
+export type LayerDifference = LayerSummary;
 
 export interface RunDetail extends RunListItem {
   model: Record<string, unknown>;
