@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { LogitscopeError } from '../errors.ts';
 import type { ExampleResult } from '../sweep/extract.ts';
 import type { LayerSummary } from '../sweep/spec.ts';
-import type { ResolvedTechnique } from '../sweep/techniques.ts';
 import { findExamples, type ExampleQuery, type FoundExamples } from './example-query.ts';
 import { exampleKey, techniqueKey } from './keys.ts';
 import { defaultDbPath } from './location.ts';
