@@ -13,6 +13,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { ExampleView } from '../../src-main/api/contract.ts';
 import { Lab } from '../../src-main/api/lab.ts';
 import { startServer, type RunningServer } from '../../src-main/serve.ts';
+import { ResultStore } from '../../src-main/store/result-store.ts';
+import { rowsFromResults } from '../../src-main/store/rows.ts';
 import { writeTinyGptj } from '../fixtures/checkpoint-writer.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -196,6 +198,40 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('the inspector finds the examples that
     expect(scroller).toBe(0);
     await page.screenshot({ path: path.join(SHOTS, 'inspector-05-1024x700.png') });
     expect(problems).toEqual([]);
+  });
+
+  test('a cancelled run whose first examples never finished opens on its first finished example, and names the unfinished ones', async () => {
+    // A run as a cancel can leave it: 6 planned examples, only 3 and 5 stored (copied from the sweep).
+    const store = ResultStore.open(path.join(tmp, 'results.sqlite'));
+    let id: string;
+    try {
+      const [source] = store.listRuns({ status: 'completed' }).filter((r) => r.name === 'finder sweep');
+      const run = store.getRun(source.id);
+      id = store.createRun({
+        // Its own model key: results are shared across runs of one model, and this run must own only two.
+        name: 'scattered', model: { key: `${run.modelKey}:scattered`, path: run.modelPath, info: run.model }, files: run.files, protocol: run.protocol,
+        techniques: run.resolvedTechniques, layers: run.layers, k: run.k, strategy: 'fast', codeVersion: 'e2e', examplesPlanned: 6,
+      });
+      const stored = store.runExamples(source.id).slice(0, 6);
+      store.setRunExamples(id, stored.map(({ ordinal, recordIndex, source: src, text, tokens, position }) => ({ ordinal, recordIndex, source: src, text, tokens, position })));
+      const results = store.runResults(source.id);
+      store.saveBatch(id, rowsFromResults([results[3], results[5]], run.resolvedTechniques));
+      store.finishRun(id, { status: 'cancelled' });
+    } finally {
+      store.close();
+    }
+    await page.setViewportSize({ width: 1440, height: 1000 });
+    await page.getByRole('tab', { name: 'Runs' }).click();
+    await page.getByRole('button', { name: 'Open scattered' }).click();
+    await page.getByRole('tab', { name: 'Inspector' }).click();
+    await expect.poll(() => openedHeading()).toBe('Example 3');
+    expect(await page.getByRole('alert').filter({ hasText: /\S/ }).count()).toBe(0);
+    await page.getByLabel('Example', { exact: true }).fill('1');
+    await page.getByRole('button', { name: 'Show example' }).click();
+    await expect.poll(async () => (await page.getByRole('alert').allInnerTexts()).join(' ')).toMatch(/Example 1 was not computed: the run stopped before it/);
+    await page.getByLabel('Example', { exact: true }).fill('5');
+    await page.getByRole('button', { name: 'Show example' }).click();
+    await expect.poll(() => openedHeading()).toBe('Example 5');
   });
 
   /** The ordinals of the heatmap's rows, in order. */
