@@ -72,10 +72,15 @@ describe('the API handlers (real engine, real SQLite file)', () => {
       techniques: [{ id: 'logit_lens' }, { id: 'logitscope' }, { id: 'custom', prompt: 'word: ?', targetLayer: { kind: 'fixed', layer: 0 } }],
       layers: null,
       k: 3,
+      requestId: 'first sweep',
     });
     await waitFor(() => events.some((e) => e.name === 'sweep.finished' && e.payload.runId === runId));
     const progress = events.filter((e) => e.name === 'sweep.progress' && e.payload.runId === runId);
     expect(progress.length).toBeGreaterThan(0);
+    // Before the run existed, the reading of the slice was reported under the caller's request id.
+    const preparing = events.filter((e) => e.name === 'sweep.preparing');
+    expect(preparing.at(-1)!.payload).toEqual({ requestId: 'first sweep', scanned: 12, passed: 12, filteredOut: 0 });
+    expect(events.findIndex((e) => e.name === 'sweep.preparing')).toBeLessThan(events.findIndex((e) => e.name === 'sweep.progress' && e.payload.runId === runId));
     expect(progress.at(-1)!.payload.progress.examplesDone).toBe(12);
 
     const run = await lab.call('runs.get', { runId });

@@ -263,7 +263,7 @@ export const REQUEST_NAMES: readonly RequestName[] = [
   'runs.update',
 ];
 
-export const EVENT_NAMES: readonly EventName[] = ['sweep.progress', 'sweep.finished', 'model.changed', 'runs.changed'];
+export const EVENT_NAMES: readonly EventName[] = ['sweep.preparing', 'sweep.progress', 'sweep.finished', 'model.changed', 'runs.changed'];
 
 /** The typed client every front's renderer uses; over Electron IPC or HTTP + an event stream. */
 export interface ApiClient {

@@ -168,6 +168,7 @@ export class Lab {
             recompute: p.recompute,
             maxBatchExamples: p.batchSize,
             signal: controller.signal,
+            onPreparing: (s) => p.requestId && this.emit('sweep.preparing', { requestId: p.requestId, scanned: s.scanned, passed: s.passed, filteredOut: s.filteredOut }),
             onRunCreated: (id) => {
               runId = id;
               this.track(id, controller, work.then(() => undefined, () => undefined));

@@ -99,6 +99,8 @@ export const requestSchemas = {
     recompute: z.boolean().optional(),
     /** At most this many examples per batch (default: sized from free memory). */
     batchSize: z.int().min(1).max(1_000_000).optional(),
+    /** Chosen by the caller; `sweep.preparing` events carry it, since no run id exists yet then. */
+    requestId: z.string().min(1).max(100).optional(),
   }),
   'sweep.cancel': z.strictObject({ runId: runIdSchema }),
   'sweep.resume': z.strictObject({ runId: runIdSchema, batchSize: z.int().min(1).max(1_000_000).optional() }),
@@ -191,6 +193,8 @@ export const eventSchemas = {
       summary: z.array(layerSummarySchema),
     }),
   }),
+  /** While a started sweep reads its dataset slice, before its run exists. */
+  'sweep.preparing': z.object({ requestId: z.string(), scanned: z.int(), passed: z.int(), filteredOut: z.int() }),
   'sweep.finished': z.object({ runId: z.string(), status: runStatusSchema, error: serializedErrorSchema.optional() }),
   'model.changed': z.object({ dir: z.string() }),
   'runs.changed': empty,

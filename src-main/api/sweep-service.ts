@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import type { SliceProgress } from '../data/slice.ts';
 import type { Engine } from '../engine/engine.ts';
 import { LogitscopeError, serializeError } from '../errors.ts';
 import { modelKey } from '../store/keys.ts';
@@ -15,6 +16,8 @@ export const CODE_VERSION: string = JSON.parse(fs.readFileSync(new URL('../../pa
 export interface StoredSweepHooks {
   signal?: AbortSignal;
   onProgress?(p: SweepProgress): void;
+  /** While the dataset slice is read, before the run exists (throttled by the reader). */
+  onPreparing?(s: SliceProgress): void;
   /** Called as soon as the run exists in the store, before any compute. */
   onRunCreated?(runId: string, prepared: PreparedSweep): void;
   /** Memory budget for batch sizes (default: a share of free memory). */
@@ -37,7 +40,7 @@ export interface StoredSweepResult {
  * model computed are taken from the cache instead of being computed again.
  */
 export async function runStoredSweep(engine: Engine, store: ResultStore, spec: SweepSpec, hooks: StoredSweepHooks & { name?: string } = {}): Promise<StoredSweepResult> {
-  const prepared = await prepareSweep(engine, spec, { signal: hooks.signal });
+  const prepared = await prepareSweep(engine, spec, { signal: hooks.signal, onProgress: hooks.onPreparing });
   const { plan } = prepared;
   const runId = store.createRun({
     name: hooks.name,

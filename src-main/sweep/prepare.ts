@@ -3,7 +3,7 @@ import { LogitscopeError } from '../errors.ts';
 import { buildExamples, type ExampleSkips, selectRecords } from './protocol.ts';
 import type { SweepPlan } from './run-sweep.ts';
 import type { SweepSpec } from './spec.ts';
-import type { SliceStats } from '../data/slice.ts';
+import type { SliceProgress, SliceStats } from '../data/slice.ts';
 import { resolveTechniques } from './techniques.ts';
 
 export interface PreparedSweep {
@@ -13,7 +13,7 @@ export interface PreparedSweep {
 }
 
 /** From a spec to runnable examples: select the records, tokenize, draw positions, tokenize target prompts. */
-export async function prepareSweep(engine: Engine, spec: SweepSpec, opts: { signal?: AbortSignal } = {}): Promise<PreparedSweep> {
+export async function prepareSweep(engine: Engine, spec: SweepSpec, opts: { signal?: AbortSignal; onProgress?: (s: SliceProgress) => void } = {}): Promise<PreparedSweep> {
   const { nLayers, nCtx, bosTokenId } = engine.config;
   const layers = spec.layers ?? Array.from({ length: nLayers }, (_, l) => l);
   const techniques = resolveTechniques(spec.techniques, (text) => engine.tokenize(text, { bos: spec.protocol.bos }));

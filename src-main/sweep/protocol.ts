@@ -1,4 +1,4 @@
-import { collectSlice, type SliceStats } from '../data/slice.ts';
+import { collectSlice, type SliceProgress, type SliceStats } from '../data/slice.ts';
 import { mulberry32, shuffleSeeded } from '../data/shuffle.ts';
 import type { DataRecord } from '../data/records.ts';
 import { LogitscopeError } from '../errors.ts';
@@ -63,14 +63,14 @@ export interface Selection {
 }
 
 /** The records a protocol evaluates on: the filtered pool, shuffled if asked, then the evaluation slice. */
-export async function selectRecords(files: string[], p: ProtocolSettings, opts: { signal?: AbortSignal } = {}): Promise<Selection> {
+export async function selectRecords(files: string[], p: ProtocolSettings, opts: { signal?: AbortSignal; onProgress?: (s: SliceProgress) => void } = {}): Promise<Selection> {
   const wanted = p.evalEnd === null ? undefined : p.evalEnd;
   const capped = p.limit === undefined ? wanted : Math.min(wanted ?? Infinity, p.evalStart + p.limit);
   // Without a shuffle, reading can stop as soon as the evaluation slice is complete.
   const stopAfter = p.shuffleSeed === null && capped !== undefined && Number.isFinite(capped) ? capped : undefined;
   const pool = await collectSlice(
     { files, start: p.poolStart, end: p.poolEnd, pileSetName: p.pileSetName, filter: p.filter, limit: stopAfter },
-    { signal: opts.signal },
+    { signal: opts.signal, onProgress: opts.onProgress },
   );
   const ordered = p.shuffleSeed === null ? pool.records : shuffleSeeded(pool.records, p.shuffleSeed);
   const end = capped === undefined ? undefined : Math.min(capped, ordered.length);

@@ -17,6 +17,8 @@ export const lab = $state({
   modelLoading: false,
   /** When the sweep this window asked for began preparing (ms); null once it has a run id. */
   preparing: null as number | null,
+  /** How far that preparation has read the dataset (from sweep.preparing events), once known. */
+  preparingProgress: null as Omit<ApiEvents['sweep.preparing'], 'requestId'> | null,
   /** The run shown in the charts and the inspector. */
   shown: null as RunView | null,
   /** The latest progress of the sweep this window started or resumed (kept after it ends). */
@@ -95,6 +97,8 @@ async function begin(request: () => Promise<string>): Promise<void> {
   } finally {
     starting = false;
     lab.preparing = null;
+    lab.preparingProgress = null;
+    preparingRequest = null;
   }
   lab.activeRunId = runId;
   const run = await openRun(runId);
@@ -113,12 +117,22 @@ async function begin(request: () => Promise<string>): Promise<void> {
 /** When this window last saw each run finish (bounded): begin() checks it for sweeps that ended before it looked. */
 const finishedAt = new Map<string, number>();
 
-export const startSweep = (request: SweepRequest) => begin(async () => (await api.call('sweep.start', request)).runId);
+/** The id this window gave the sweep it is starting; sweep.preparing events name it. */
+let preparingRequest: string | null = null;
+
+export const startSweep = (request: SweepRequest) =>
+  begin(async () => {
+    preparingRequest = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+    return (await api.call('sweep.start', { ...request, requestId: preparingRequest })).runId;
+  });
 export const resumeSweep = (runId: string) => begin(async () => (await api.call('sweep.resume', { runId })).runId);
 
 /** Subscribes to every event; returns the function that unsubscribes. */
 export function listen(): () => void {
   const offs = [
+    api.on('sweep.preparing', ({ requestId, ...read }) => {
+      if (requestId === preparingRequest) lab.preparingProgress = read;
+    }),
     api.on('sweep.progress', ({ runId, progress }) => {
       if (runId === lab.activeRunId || (starting && lab.activeRunId === null)) lab.live = { runId, progress };
     }),

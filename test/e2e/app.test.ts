@@ -356,6 +356,8 @@ describe.skipIf(!fs.existsSync(CHROMIUM))(`the app in headless Chromium against 
     await page.getByRole('button', { name: 'Run sweep' }).click();
     await expect.poll(() => page.getByRole('heading', { name: 'Preparing the sweep' }).isVisible()).toBe(true);
     expect(await page.getByRole('tabpanel').innerText()).toMatch(/Reading the dataset slice/);
+    // How far the reading got, from the sweep.preparing events of this window's request.
+    await expect.poll(() => page.getByRole('tabpanel').innerText()).toMatch(/600 records read · 600 pass the filter · 0 filtered out/);
     await shot('10a-preparing');
     await held;
     await page.unroute('**/api/sweep.start');
