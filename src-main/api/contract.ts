@@ -202,6 +202,14 @@ export interface ExportReply {
   written: number;
 }
 
+/** A run's curves for one technique, one entry per data source, the most examples first. */
+export interface BySourceView {
+  technique: string;
+  metric: 'precision' | 'surprisal' | 'surprisalPaper';
+  /** Examples whose record named no source are grouped as "(none)". */
+  sources: { source: string; n: number; summary: LayerSummary[] }[];
+}
+
 /** Request name -> reply. The payload of each is inferred from its schema (schemas.ts). */
 interface Replies {
   'app.info': AppInfo;
@@ -219,6 +227,7 @@ interface Replies {
   'runs.get': RunView;
   'runs.example': ExampleView;
   'runs.examples': ExampleListView;
+  'runs.bySource': BySourceView;
   'runs.compare': ComparisonRow[];
   'runs.export': ExportReply;
   'runs.delete': { deleted: boolean };
@@ -256,6 +265,7 @@ export const REQUEST_NAMES: readonly RequestName[] = [
   'runs.get',
   'runs.example',
   'runs.examples',
+  'runs.bySource',
   'runs.compare',
   'runs.export',
   'runs.delete',

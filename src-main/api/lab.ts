@@ -272,6 +272,11 @@ export class Lab {
       return exampleListView(this.store, runId, p, this.tokenizerFor(this.store.getRun(runId).modelPath));
     },
 
+    'runs.bySource': async (p) => {
+      const runId = resolveRunId(this.store, p.runId);
+      return { technique: p.technique, metric: p.metric ?? 'precision', sources: this.store.summaryBySource(runId, p.technique) };
+    },
+
     'runs.compare': async (p) =>
       this.store.compare(resolveRunId(this.store, p.a, 'a'), resolveRunId(this.store, p.b, 'b')).map(({ technique, layer, a, b }) => ({ technique, layer, a, b })),
 

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { LogitscopeError } from '../errors.ts';
 import type { ExampleResult } from '../sweep/extract.ts';
 import type { LayerSummary } from '../sweep/spec.ts';
+import { summaryBySource, type SourceSummary } from './by-source.ts';
 import { findExamples, type ExampleQuery, type FoundExamples } from './example-query.ts';
 import { exampleKey, techniqueKey } from './keys.ts';
 import { defaultDbPath } from './location.ts';
@@ -344,6 +345,11 @@ export class ResultStore {
   summary(runId: string): LayerSummary[] {
     const shape = this.shape(runId);
     return this.db.all<LayerSums>(`${SUMS_SELECT} ${RUN_CELLS} ${SUMS_GROUP}`, { model: shape.modelId, k: shape.k, run: runId }).map(summaryFromSums);
+  }
+
+  /** One technique's per-layer summaries split by data source (by-source.ts). */
+  summaryBySource(runId: string, technique: string): SourceSummary[] {
+    return summaryBySource(this.db, this.shape(runId), runId, technique);
   }
 
   /** Both runs' summaries per technique id and layer, a's order first, with b − a. */

@@ -1,0 +1,50 @@
+import { LogitscopeError } from '../errors.ts';
+import type { LayerSummary } from '../sweep/spec.ts';
+import { summaryFromSums, type LayerSums } from '../sweep/summary.ts';
+import type { RunShape } from './run-rows.ts';
+import type { SqliteFile } from './sqlite.ts';
+
+/** One data source's share of a run: its examples and one technique's per-layer summaries over them. */
+export interface SourceSummary {
+  source: string;
+  n: number;
+  summary: LayerSummary[];
+}
+
+/** Where an example's record named no source; a name a dataset's meta never produces in parentheses. */
+export const NO_SOURCE = '(none)';
+
+/**
+ * The same sums as SUMS_SELECT (summary.ts), split by the example's source, for one technique.
+ * The technique is fixed by its id, so the loop is the run's examples × its layers with one
+ * primary-key probe per cell, as RUN_CELLS does for the whole run.
+ */
+const SUMS_BY_SOURCE = `SELECT coalesce(re.source, @none) AS source, l.layer AS layer, count(*) AS n, sum(r.top1 = r.reference_top1) AS correct,
+  sum(r.surprisal) AS surprisal, sum(r.surprisal * r.surprisal) AS surprisalSq,
+  sum(r.surprisal_paper) AS surprisalPaper, sum(r.surprisal_paper * r.surprisal_paper) AS surprisalPaperSq
+  FROM run_examples re CROSS JOIN run_layers l CROSS JOIN results r
+  WHERE re.run_id = @run AND l.run_id = @run
+    AND r.model_id = @model AND r.example_id = re.example_id AND r.technique_id = @technique AND r.layer = l.layer AND r.k >= @k
+  GROUP BY coalesce(re.source, @none), l.layer`;
+
+/** Per source, one technique's summaries over every layer; sources with the most examples first, then by name. */
+export function summaryBySource(db: SqliteFile, shape: RunShape, runId: string, technique: string): SourceSummary[] {
+  const ordinal = shape.techniqueNames.indexOf(technique);
+  if (ordinal < 0) throw new LogitscopeError('argument_invalid', `run ${runId} has no technique "${technique}" (it has ${shape.techniqueNames.join(', ')})`, 'technique');
+  const techniqueId = db.get<{ id: number }>('SELECT technique_id AS id FROM run_techniques WHERE run_id = ? AND ordinal = ?', runId, ordinal)!.id;
+  const rows = db.all<Omit<LayerSums, 'technique'> & { source: string }>(SUMS_BY_SOURCE, {
+    run: runId, model: shape.modelId, k: shape.k, technique: techniqueId, none: NO_SOURCE,
+  });
+  const bySource = new Map<string, SourceSummary>();
+  for (const { source, ...sums } of rows) {
+    let entry = bySource.get(source);
+    if (!entry) bySource.set(source, (entry = { source, n: 0, summary: [] }));
+    entry.summary.push(summaryFromSums({ technique, ...sums }));
+  }
+  for (const entry of bySource.values()) {
+    entry.summary.sort((a, b) => a.layer - b.layer);
+    // Every stored example has every layer (a batch is saved whole), so the largest layer count is the source's examples.
+    entry.n = Math.max(...entry.summary.map((s) => s.n));
+  }
+  return [...bySource.values()].sort((a, b) => b.n - a.n || a.source.localeCompare(b.source));
+}
