@@ -33,8 +33,8 @@ describe('runs.bySource: a run split by data source', () => {
 
   test('per source and layer, n and the mean precision and surprisals match a count over the examples', async () => {
     for (const technique of ['logit_lens', 'logitscope']) {
-      const reply = await lab.call('runs.bySource', { runId, technique, metric: 'surprisal' });
-      expect(reply).toMatchObject({ technique, metric: 'surprisal' });
+      const reply = await lab.call('runs.bySource', { runId, technique });
+      expect(reply).toMatchObject({ technique });
       const expected = new Map<string, ExampleView[]>();
       for (const ex of examples) expected.set(ex.source ?? '(none)', [...(expected.get(ex.source ?? '(none)') ?? []), ex]);
       expect(reply.sources.map((s) => [s.source, s.n])).toEqual([['Pile-CC', 5], ['Wikipedia (en)', 4], ['(none)', 2]]);

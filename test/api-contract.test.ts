@@ -38,7 +38,7 @@ const BAD: Record<string, { payload: unknown; paths: string[] }> = {
     payload: { runId: 'abcd', filter: { correct: 'no', layer: -2 }, sort: { by: 'loss', technique: 'logit_lens', layer: 0 }, offset: -1, limit: 501 },
     paths: ['filter.correct', 'filter.layer', 'sort.by', 'offset', 'limit'],
   },
-  'runs.bySource': { payload: { runId: 'abcd', technique: '', metric: 'loss' }, paths: ['technique', 'metric'] },
+  'runs.bySource': { payload: { runId: 'abcd', technique: '', metric: 'loss' }, paths: ['technique', ''] },
   'runs.compare': { payload: { a: 'abcd' }, paths: ['b'] },
   'runs.export': { payload: { runId: 'abcd', format: 'xlsx', out: '' }, paths: ['format', 'out'] },
   'runs.delete': { payload: { runId: null }, paths: ['runId'] },

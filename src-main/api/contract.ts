@@ -205,7 +205,6 @@ export interface ExportReply {
 /** A run's curves for one technique, one entry per data source, the most examples first. */
 export interface BySourceView {
   technique: string;
-  metric: 'precision' | 'surprisal' | 'surprisalPaper';
   /** Examples whose record named no source are grouped as "(none)". */
   sources: { source: string; n: number; summary: LayerSummary[] }[];
 }

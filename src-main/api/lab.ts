@@ -274,7 +274,7 @@ export class Lab {
 
     'runs.bySource': async (p) => {
       const runId = resolveRunId(this.store, p.runId);
-      return { technique: p.technique, metric: p.metric ?? 'precision', sources: this.store.summaryBySource(runId, p.technique) };
+      return { technique: p.technique, sources: this.store.summaryBySource(runId, p.technique) };
     },
 
     'runs.compare': async (p) =>

@@ -117,7 +117,7 @@ export const requestSchemas = {
   'runs.get': z.strictObject({ runId: runIdSchema }),
   'runs.example': z.strictObject({ runId: runIdSchema, ordinal: count }),
   /** One technique's per-layer curves split by the examples' data source (meta.pile_set_name); `metric` is echoed for the front's chart. */
-  'runs.bySource': z.strictObject({ runId: runIdSchema, technique: nonEmpty('technique'), metric: z.enum(['precision', 'surprisal', 'surprisalPaper']).optional() }),
+  'runs.bySource': z.strictObject({ runId: runIdSchema, technique: nonEmpty('technique') }),
   /**
    * A page of the run's examples filtered and sorted by one technique × layer cell (the filter's,
    * else the sort's, else the run's first technique at its last layer): "logit lens wrong at layer 3".
