@@ -7,8 +7,8 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { threadId } from 'node:worker_threads';
 import { LogitscopeError } from '../errors.ts';
+import { writeFileAtomically } from '../fs-atomic.ts';
 
 /** One file of a checkpoint: its name inside the checkpoint directory, and its real path. */
 export interface IdentityFile {
@@ -142,14 +142,11 @@ function writeIndex(indexFile: string, fresh: Record<string, IndexEntry>): void 
   const files: Record<string, IndexEntry> = {};
   for (const [file, entry] of Object.entries(readIndex(indexFile))) if (fs.existsSync(file)) files[file] = entry;
   Object.assign(files, fresh);
-  // Unique per process and thread, so concurrent writers never share a temporary file.
-  const tmp = `${indexFile}.${process.pid}-${threadId}.tmp`;
   try {
     fs.mkdirSync(path.dirname(indexFile), { recursive: true });
-    fs.writeFileSync(tmp, JSON.stringify({ version: INDEX_VERSION, files } satisfies IndexFile));
-    fs.renameSync(tmp, indexFile);
+    // Several processes and threads may open checkpoints at once: each writes its own temporary file.
+    writeFileAtomically(indexFile, JSON.stringify({ version: INDEX_VERSION, files } satisfies IndexFile), { unique: true });
   } catch {
     // A read-only or full cache root: the identity is still right, the next open just hashes again.
-    fs.rmSync(tmp, { force: true });
   }
 }

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { writeFileAtomically } from '../fs-atomic.ts';
 import type { Checkpoint } from './checkpoint.ts';
 import { buildFullGraph, buildStepGraph, buildUnembedGraph, type GraphName } from './graph/gptj-graphs.ts';
 import type { ComputeType } from './graph/layers.ts';
@@ -50,8 +51,8 @@ export async function prepareModel(ckpt: Checkpoint, dtype: ComputeType, cacheRo
   }
   const options = { config: ckpt.config, dtype, place: plan.place };
   const graphs = Object.fromEntries(names.map((g) => [g, BUILDERS[g](options)])) as BuiltModel['graphs'];
-  for (const g of names) writeAtomic(file(g), graphs[g]);
-  writeAtomic(metaFile, JSON.stringify(meta, null, 2));
+  for (const g of names) writeFileAtomically(file(g), graphs[g]);
+  writeFileAtomically(metaFile, JSON.stringify(meta, null, 2));
   return { cacheDir, weightFolder: plan.folder, converted: plan.converted, graphs, fromCache: false };
 }
 
@@ -61,9 +62,4 @@ function sameMeta(metaFile: string, meta: Meta): boolean {
   } catch {
     return false;
   }
-}
-
-function writeAtomic(file: string, data: Uint8Array | string): void {
-  fs.writeFileSync(`${file}.tmp`, data);
-  fs.renameSync(`${file}.tmp`, file);
 }

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { writeAtomically, writeFileAtomically } from '../fs-atomic.ts';
 import type { Checkpoint } from './checkpoint.ts';
 import { WeightConverter } from './convert.ts';
 import type { WeightPlacement } from './graph/gptj-graphs.ts';
@@ -54,8 +55,7 @@ async function convertedPlan(ckpt: Checkpoint, refs: TensorRef[], compute: Compu
   let index = readIndex(indexFile, ckpt.identity, dtype);
   if (!index) {
     index = await writeConverted(refs, compute, path.join(cacheDir, file), ckpt.identity);
-    fs.writeFileSync(`${indexFile}.tmp`, JSON.stringify(index));
-    fs.renameSync(`${indexFile}.tmp`, indexFile);
+    writeFileAtomically(indexFile, JSON.stringify(index));
   }
   const entries = index.tensors;
   return {
@@ -79,22 +79,23 @@ function readIndex(indexFile: string, identity: string, dtype: WeightDtype): Con
 }
 
 async function writeConverted(refs: TensorRef[], compute: ComputeType, target: string, identity: string): Promise<ConvertedIndex> {
-  const tmp = `${target}.tmp`;
-  const fd = fs.openSync(tmp, 'w');
-  const converter = new WeightConverter();
-  const tensors: ConvertedIndex['tensors'] = {};
-  let offset = 0;
-  try {
-    for (const ref of refs) {
-      offset = Math.ceil(offset / ALIGN) * ALIGN;
-      const byteLength = await converter.convertTensor(ref, compute, fd, offset);
-      tensors[ref.name] = { offset, shape: [...ref.shape], byteLength };
-      offset += byteLength;
+  const tensors = await writeAtomically(target, async (partial) => {
+    const fd = fs.openSync(partial, 'w');
+    const converter = new WeightConverter();
+    const placed: ConvertedIndex['tensors'] = {};
+    let offset = 0;
+    try {
+      for (const ref of refs) {
+        offset = Math.ceil(offset / ALIGN) * ALIGN;
+        const byteLength = await converter.convertTensor(ref, compute, fd, offset);
+        placed[ref.name] = { offset, shape: [...ref.shape], byteLength };
+        offset += byteLength;
+      }
+    } finally {
+      fs.closeSync(fd);
+      await converter.release();
     }
-  } finally {
-    fs.closeSync(fd);
-    await converter.release();
-  }
-  fs.renameSync(tmp, target);
+    return placed;
+  });
   return { identity, dtype: WANTED[compute], tensors };
 }

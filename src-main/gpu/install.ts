@@ -14,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ortBinaryDir } from '../engine/cuda-provider.ts';
 import { LogitscopeError } from '../errors.ts';
+import { writeAtomicallySync } from '../fs-atomic.ts';
 
 export type CudaFlavour = 'cuda12' | 'cuda13';
 
@@ -131,8 +132,7 @@ function installCuda13(env: InstallEnv): void {
     fs.rmSync(path.join(env.targetDir, MARKER), { force: true });
     for (const lib of libs) {
       // Copied beside libonnxruntime.so.1, where onnxruntime looks for provider libraries.
-      fs.copyFileSync(lib, path.join(env.targetDir, `${path.basename(lib)}.tmp`));
-      fs.renameSync(path.join(env.targetDir, `${path.basename(lib)}.tmp`), path.join(env.targetDir, path.basename(lib)));
+      writeAtomicallySync(path.join(env.targetDir, path.basename(lib)), (partial) => fs.copyFileSync(lib, partial));
     }
     writeMarker(env.targetDir, { flavour: 'cuda13', onnxruntime: says, source: CUDA13_PACKAGE });
   } finally {
