@@ -132,8 +132,8 @@ export function exampleListView(
  * the first 8 characters). One resolver for every request that names a run.
  */
 export function resolveRunId(store: ResultStore, typed: string, field = 'runId'): string {
-  const matches = store.listRuns().filter((r) => r.id.startsWith(typed));
-  if (matches.length === 1) return matches[0].id;
+  const matches = store.runIdsStartingWith(typed);
+  if (matches.length === 1) return matches[0];
   if (matches.length === 0) throw new LogitscopeError('run_not_found', `no run with id "${typed}" in ${store.file}`, field);
-  throw new LogitscopeError('argument_invalid', `"${typed}" matches ${matches.length} runs; give more of the id`, field);
+  throw new LogitscopeError('argument_invalid', `"${typed}" matches more than one run; give more of the id`, field);
 }

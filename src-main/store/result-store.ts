@@ -275,6 +275,11 @@ export class ResultStore {
     return rows.map((row) => listItem(row, live)).filter((r) => filter.status === undefined || r.status === filter.status);
   }
 
+  /** Ids of runs that start with `prefix`, at most `limit` (enough to tell unique from ambiguous). */
+  runIdsStartingWith(prefix: string, limit = 2): string[] {
+    return this.db.all<{ id: string }>('SELECT id FROM runs WHERE substr(id, 1, length(@prefix)) = @prefix ORDER BY id LIMIT @limit', { prefix, limit }).map((r) => r.id);
+  }
+
   getRun(runId: string): RunDetail {
     return runDetail(this.runRow(runId), this.liveness());
   }
