@@ -80,6 +80,9 @@ describe('the API handlers (real engine, real SQLite file)', () => {
     // Before the run existed, the reading of the slice was reported under the caller's request id.
     const preparing = events.filter((e) => e.name === 'sweep.preparing');
     expect(preparing.at(-1)!.payload).toEqual({ requestId: 'first sweep', scanned: 12, passed: 12, filteredOut: 0 });
+    // Every later event of that sweep carries the id too, so a front can follow it before the reply.
+    expect(progress.every((e) => e.payload.requestId === 'first sweep')).toBe(true);
+    expect(events.find((e) => e.name === 'sweep.finished' && e.payload.runId === runId)!.payload.requestId).toBe('first sweep');
     expect(events.findIndex((e) => e.name === 'sweep.preparing')).toBeLessThan(events.findIndex((e) => e.name === 'sweep.progress' && e.payload.runId === runId));
     expect(progress.at(-1)!.payload.progress.examplesDone).toBe(12);
 

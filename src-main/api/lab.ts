@@ -5,7 +5,7 @@ import { previewSlice } from '../data/preview.ts';
 import { cudaProviderInstalled } from '../engine/cuda-provider.ts';
 import { Engine } from '../engine/engine.ts';
 import { loadTokenizer, type GptjTokenizer } from '../engine/tokenizer.ts';
-import { LogitscopeError, serializeError } from '../errors.ts';
+import { deserializeError, LogitscopeError, serializeError } from '../errors.ts';
 import { modelKey } from '../store/keys.ts';
 import { defaultDbPath } from '../store/location.ts';
 import { ResultStore } from '../store/result-store.ts';
@@ -13,9 +13,10 @@ import { resolveProtocol } from '../sweep/protocol.ts';
 import type { SweepSpec } from '../sweep/spec.ts';
 import type { ApiEvents, Envelope, EventName, Payload, Reply, RequestName, RunStatus } from './contract.ts';
 import { doctor } from './doctor-service.ts';
-import { checkLayers, extractOne, saveExtraction, techniqueSpecs, tokenizeOne } from './extract-service.ts';
+import { extractOne, saveExtraction, tokenizeOne } from './extract-service.ts';
 import { exportRun } from './export-service.ts';
 import { issuesOf, requestSchemas } from './schemas.ts';
+import { checkLayers, techniqueSpecs } from './techniques.ts';
 import { CODE_VERSION, resumeStoredSweep, runStoredSweep } from './sweep-service.ts';
 import { exampleListView, exampleView, modelView, PAIRED_METHOD, resolveRunId, runView } from './views.ts';
 
@@ -81,11 +82,7 @@ export class Lab {
   /** Typed form of dispatch for in-process callers (tests, the CLI): throws the error it carries. */
   async call<K extends RequestName>(name: K, payload: Payload<K>): Promise<Reply<K>> {
     const reply = await this.dispatch(name, payload);
-    if (!reply.ok) {
-      const { code, message, path: at, issues, name: errorName } = reply.error;
-      if (code === 'unexpected') throw Object.assign(new Error(message), { name: errorName ?? 'Error' });
-      throw new LogitscopeError(code, message, at, issues);
-    }
+    if (!reply.ok) throw deserializeError(reply.error);
     return reply.result as Reply<K>;
   }
 
@@ -146,6 +143,7 @@ export class Lab {
     },
 
     'sweep.start': async (p) => {
+      const tag = p.requestId === undefined ? {} : { requestId: p.requestId };
       const engine = await this.acquire();
       let leased = true;
       try {
@@ -175,13 +173,13 @@ export class Lab {
               this.emit('runs.changed', {});
               resolve({ runId: id });
             },
-            onProgress: (progress) => this.emit('sweep.progress', { runId: runId!, progress }),
+            onProgress: (progress) => this.emit('sweep.progress', { runId: runId!, ...tag, progress }),
           });
           leased = false;
           work
             .then(
-              ({ outcome }) => this.finished(runId!, outcome.status),
-              (e) => (runId ? this.finished(runId, 'failed', e) : reject(e)),
+              ({ outcome }) => this.finished(runId!, outcome.status, tag),
+              (e) => (runId ? this.finished(runId, 'failed', tag, e) : reject(e)),
             )
             .finally(() => this.release());
         });
@@ -198,6 +196,7 @@ export class Lab {
     },
 
     'sweep.resume': async (p) => {
+      const tag = p.requestId === undefined ? {} : { requestId: p.requestId };
       const runId = resolveRunId(this.store, p.runId);
       if (this.running.has(runId)) throw new LogitscopeError('run_busy', `run ${runId} is already running`, 'runId');
       const engine = await this.acquire();
@@ -216,13 +215,13 @@ export class Lab {
       const work = resumeStoredSweep(engine, this.store, runId, {
         maxBatchExamples: p.batchSize,
         signal: controller.signal,
-        onProgress: (progress) => this.emit('sweep.progress', { runId, progress }),
+        onProgress: (progress) => this.emit('sweep.progress', { runId, ...tag, progress }),
       });
       this.track(runId, controller, work.then(() => undefined, () => undefined));
       work
         .then(
-          ({ outcome }) => this.finished(runId, outcome.status),
-          (e) => this.finished(runId, 'failed', e),
+          ({ outcome }) => this.finished(runId, outcome.status, tag),
+          (e) => this.finished(runId, 'failed', tag, e),
         )
         .finally(() => this.release());
       this.emit('runs.changed', {});
@@ -359,9 +358,9 @@ export class Lab {
     this.running.set(runId, { controller, done });
   }
 
-  private finished(runId: string, status: RunStatus, error?: unknown): void {
+  private finished(runId: string, status: RunStatus, tag: { requestId?: string }, error?: unknown): void {
     this.running.delete(runId);
-    this.emit('sweep.finished', { runId, status, ...(error !== undefined && { error: serializeError(error) }) });
+    this.emit('sweep.finished', { runId, ...tag, status, ...(error !== undefined && { error: serializeError(error) }) });
     this.emit('runs.changed', {});
   }
 

@@ -13,6 +13,12 @@ const count = z.int().min(0);
 /** A run id, or any unique prefix of one (as `runs list` prints them). */
 export const runIdSchema = z.string().trim().min(4, 'give at least 4 characters of the run id');
 
+/**
+ * Chosen by the caller of sweep.start / sweep.resume and carried by every event of that sweep, so
+ * a front can follow its own sweep from the first event, before the reply has told it the run id.
+ */
+export const requestIdSchema = z.string().min(1).max(100);
+
 export const presetSchema = z.enum(['logitscope', 'patchscopes']);
 export const deviceSchema = z.enum(['cpu', 'cuda']);
 export const strategySchema = z.enum(['fast', 'naive']);
@@ -99,11 +105,10 @@ export const requestSchemas = {
     recompute: z.boolean().optional(),
     /** At most this many examples per batch (default: sized from free memory). */
     batchSize: z.int().min(1).max(1_000_000).optional(),
-    /** Chosen by the caller; `sweep.preparing` events carry it, since no run id exists yet then. */
-    requestId: z.string().min(1).max(100).optional(),
+    requestId: requestIdSchema.optional(),
   }),
   'sweep.cancel': z.strictObject({ runId: runIdSchema }),
-  'sweep.resume': z.strictObject({ runId: runIdSchema, batchSize: z.int().min(1).max(1_000_000).optional() }),
+  'sweep.resume': z.strictObject({ runId: runIdSchema, batchSize: z.int().min(1).max(1_000_000).optional(), requestId: requestIdSchema.optional() }),
   extract: z.strictObject({
     ...extractFields,
     /** A token id to follow: each cell also says its probability there, read from the cell's top-k. */
@@ -186,6 +191,7 @@ const serializedErrorSchema = z.object({
 export const eventSchemas = {
   'sweep.progress': z.object({
     runId: z.string(),
+    requestId: z.string().optional(),
     progress: z.object({
       examplesDone: z.int(),
       examplesTotal: z.int(),
@@ -197,7 +203,7 @@ export const eventSchemas = {
   }),
   /** While a started sweep reads its dataset slice, before its run exists. */
   'sweep.preparing': z.object({ requestId: z.string(), scanned: z.int(), passed: z.int(), filteredOut: z.int() }),
-  'sweep.finished': z.object({ runId: z.string(), status: runStatusSchema, error: serializedErrorSchema.optional() }),
+  'sweep.finished': z.object({ runId: z.string(), requestId: z.string().optional(), status: runStatusSchema, error: serializedErrorSchema.optional() }),
   'model.changed': z.object({ dir: z.string() }),
   'runs.changed': empty,
 } as const;

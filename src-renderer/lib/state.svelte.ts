@@ -77,71 +77,58 @@ export async function toggleOverlay(runId: string, label: string): Promise<void>
 export const runLabel = (r: { id: string; name: string | null }) => r.name ?? `run ${r.id.slice(0, 8)}`;
 
 /**
- * A small sweep can send progress, or even finish, before its start request has answered with the
- * run id; while a start is in flight, progress of an unknown run is taken to be ours.
+ * The sweep this window is starting or resuming. Its id is sent with the request and comes back on
+ * every event of that sweep, so the window follows it from the first event, even one that arrives
+ * (a small or fully cached sweep can finish) before the reply has said which run it is.
  */
-let starting = false;
+let ours: { requestId: string; finished: boolean } | null = null;
 
-async function begin(request: () => Promise<string>): Promise<void> {
+async function begin(request: (requestId: string) => Promise<string>): Promise<void> {
   lab.sweepNotice = null;
   lab.sweepError = null;
   lab.live = null;
-  starting = true;
   lab.preparing = Date.now();
   lab.shown = null;
   lab.tab = 'charts';
+  const mine = { requestId: `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`, finished: false };
+  ours = mine;
   let runId: string;
-  const requested = performance.now();
   try {
-    runId = await request();
+    runId = await request(mine.requestId);
   } finally {
-    starting = false;
     lab.preparing = null;
     lab.preparingProgress = null;
-    preparingRequest = null;
   }
-  lab.activeRunId = runId;
+  if (!mine.finished) lab.activeRunId = runId;
   const run = await openRun(runId);
-  // A short (or fully cached) sweep can finish before its start reply arrives or while it is being
-  // opened: its finished event found nothing to update, so read the run once more. (A resumed run
-  // also finished once before, when it was cancelled: only a finish after this request counts.)
-  const finishedNow = (finishedAt.get(runId) ?? -1) >= requested;
-  if (finishedNow) {
+  // Finished before the run was opened: what openRun read may predate the end, so read it again.
+  if (mine.finished) {
     const fresh = await api.call('runs.get', { runId });
     // (openRun set lab.shown meanwhile; TypeScript still narrows it to the null assigned above.)
     if ((lab.shown as RunView | null)?.id === runId) lab.shown = fresh;
   }
-  if ((run.status !== 'running' || finishedNow) && lab.activeRunId === runId) lab.activeRunId = null;
+  if (run.status !== 'running' && lab.activeRunId === runId) lab.activeRunId = null;
 }
 
-/** When this window last saw each run finish (bounded): begin() checks it for sweeps that ended before it looked. */
-const finishedAt = new Map<string, number>();
+const isOurs = (runId: string, requestId: string | undefined) => runId === lab.activeRunId || (requestId !== undefined && requestId === ours?.requestId);
 
-/** The id this window gave the sweep it is starting; sweep.preparing events name it. */
-let preparingRequest: string | null = null;
-
-export const startSweep = (request: SweepRequest) =>
-  begin(async () => {
-    preparingRequest = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
-    return (await api.call('sweep.start', { ...request, requestId: preparingRequest })).runId;
-  });
-export const resumeSweep = (runId: string) => begin(async () => (await api.call('sweep.resume', { runId })).runId);
+export const startSweep = (request: SweepRequest) => begin(async (requestId) => (await api.call('sweep.start', { ...request, requestId })).runId);
+export const resumeSweep = (runId: string) => begin(async (requestId) => (await api.call('sweep.resume', { runId, requestId })).runId);
 
 /** Subscribes to every event; returns the function that unsubscribes. */
 export function listen(): () => void {
   const offs = [
     api.on('sweep.preparing', ({ requestId, ...read }) => {
-      if (requestId === preparingRequest) lab.preparingProgress = read;
+      if (requestId === ours?.requestId) lab.preparingProgress = read;
     }),
-    api.on('sweep.progress', ({ runId, progress }) => {
-      if (runId === lab.activeRunId || (starting && lab.activeRunId === null)) lab.live = { runId, progress };
+    api.on('sweep.progress', ({ runId, requestId, progress }) => {
+      if (isOurs(runId, requestId)) lab.live = { runId, progress };
     }),
-    api.on('sweep.finished', async ({ runId, status, error }) => {
-      finishedAt.delete(runId);
-      finishedAt.set(runId, performance.now());
-      if (finishedAt.size > 100) finishedAt.delete(finishedAt.keys().next().value!);
-      if (runId !== lab.activeRunId && runId !== lab.shown?.id) return;
-      if (runId === lab.activeRunId) {
+    api.on('sweep.finished', async ({ runId, requestId, status, error }) => {
+      const mine = isOurs(runId, requestId);
+      if (!mine && runId !== lab.shown?.id) return;
+      if (mine) {
+        if (requestId !== undefined && requestId === ours?.requestId) ours.finished = true;
         lab.activeRunId = null;
         if (status === 'cancelled') lab.sweepNotice = 'Cancelled. Finished examples are kept; Resume continues from there.';
         if (status === 'failed' && error) lab.sweepError = error;
