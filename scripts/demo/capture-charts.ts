@@ -7,23 +7,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
-import { build } from 'vite';
-import { Lab } from '../../src-main/api/lab.ts';
-import { startServer } from '../../src-main/serve.ts';
+import { openApp } from '../../test/e2e/harness.ts';
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'demo-charts-'));
-const rendererDir = path.join(tmp, 'renderer');
-await build({ configFile: path.resolve('vite.config.ts'), build: { outDir: rendererDir, emptyOutDir: true }, logLevel: 'warn' });
-const lab = await Lab.open({ dbPath: path.join(tmp, 'results.sqlite'), cacheRoot: path.join(tmp, 'graphs') });
-const server = await startServer({ lab, rendererDir });
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-});
+const app = await openApp({ tmp: fs.mkdtempSync(path.join(os.tmpdir(), 'demo-charts-')), acceptDownloads: true });
 try {
-  const page = await (await browser.newContext({ viewport: { width: 1440, height: 1000 }, acceptDownloads: true })).newPage();
-  await page.goto(server.url);
+  const { page } = app;
   await page.getByRole('button', { name: 'Run the demo' }).first().click();
   await page.getByText('completed', { exact: true }).first().waitFor({ timeout: 300_000 });
   fs.mkdirSync('docs', { recursive: true });
@@ -36,7 +24,5 @@ try {
     console.log(`wrote ${file}`);
   }
 } finally {
-  await browser.close();
-  await server.close();
-  await lab.close();
+  await app.close();
 }

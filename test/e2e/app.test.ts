@@ -6,17 +6,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { build } from 'vite';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { Lab } from '../../src-main/api/lab.ts';
-import { startServer, type RunningServer } from '../../src-main/serve.ts';
+import type { Lab } from '../../src-main/api/lab.ts';
+import type { RunningServer } from '../../src-main/serve.ts';
 import { writeTinyGptj } from '../fixtures/checkpoint-writer.ts';
+import { HAS_CHROMIUM, openApp, SHOTS, SKIP_REASON, type AppSession } from './harness.ts';
 import { addStoppedRun } from './stopped-runs.ts';
-
-const CHROMIUM = '/usr/bin/chromium';
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
-const SHOTS = path.resolve('test-output/e2e');
 const LAYERS = 3;
 const TECHNIQUES = 4; // three built-ins and one custom patchscope
 
@@ -43,18 +39,16 @@ const everyChartFull = (page: Page, techniques: number) =>
     { timeout: 60_000 },
   );
 
-describe.skipIf(!fs.existsSync(CHROMIUM))(`the app in headless Chromium against \`serve\`${fs.existsSync(CHROMIUM) ? '' : ' (skipped: /usr/bin/chromium is missing; apt-get install -y chromium)'}`, () => {
+describe.skipIf(!HAS_CHROMIUM)(`the app in headless Chromium against \`serve\`${SKIP_REASON}`, () => {
+  let app: AppSession;
   let lab: Lab;
   let server: RunningServer;
-  let browser: Browser;
   let page: Page;
-  const problems: string[] = [];
   const sweepRequests: Record<string, unknown>[] = [];
-  const shot = (name: string) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+  const shot = (name: string) => app.shot(name);
   const alertText = () => page.getByRole('alert').filter({ hasText: /\S/ }).allInnerTexts();
 
   beforeAll(async () => {
-    fs.mkdirSync(SHOTS, { recursive: true });
     writeTinyGptj({ dir: model, format: 'safetensors', seed: 5 });
     // 13 or 15 words each, so a word limit of 14 lets 4 of the 6 through.
     const topics = ['the sea', 'the deep blue sky', 'a city', 'the old dark forest', 'a river', 'the mountains'];
@@ -64,25 +58,12 @@ describe.skipIf(!fs.existsSync(CHROMIUM))(`the app in headless Chromium against 
     fs.writeFileSync(garbage, ['{oops', 'nope', '[1,', '<b>x</b>', '}', '{"title":"no text"}', '{"text":null}', '{"text":"A fine line."}'].join('\n'));
     // Enough examples for several batches, so a cancel lands before the sweep is done.
     fs.writeFileSync(many, Array.from({ length: 700 }, (_, i) => JSON.stringify({ text: `Record ${i} is one more line about ${topics[i % topics.length]}.` })).join('\n'));
-    const rendererDir = path.join(tmp, 'renderer');
-    await build({ configFile: path.resolve('vite.config.ts'), build: { outDir: rendererDir, emptyOutDir: true }, logLevel: 'warn' });
-    lab = await Lab.open({ dbPath, cacheRoot: path.join(tmp, 'graphs') });
-    server = await startServer({ lab, rendererDir });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
-    const context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, acceptDownloads: true });
-    page = await context.newPage();
-    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    app = await openApp({ tmp, acceptDownloads: true });
+    ({ lab, server, page } = app);
     page.on('request', (r) => r.url().endsWith('/api/sweep.start') && sweepRequests.push(r.postDataJSON()));
-    page.on('console', (m) => m.type() === 'error' && problems.push(`console: ${m.text()}`));
-    await page.addInitScript(() => document.addEventListener('securitypolicyviolation', (e) => console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`)));
-    await page.goto(server.url);
   });
 
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-    await lab?.close();
-  });
+  afterAll(async () => app?.close());
 
   test('the page loads without the token in its address bar, and every control has an accessible name', async () => {
     await expect.poll(() => page.getByRole('heading', { name: 'Logitscope Lab' }).isVisible()).toBe(true);
@@ -421,6 +402,6 @@ describe.skipIf(!fs.existsSync(CHROMIUM))(`the app in headless Chromium against 
 
   test('nothing broke on the way: no page errors, no console errors, no CSP violations', () => {
     // The one expected console error is the 401 the previous test provoked on purpose.
-    expect(problems.filter((p) => !/status of 401/.test(p))).toEqual([]);
+    expect(app.problems.filter((p) => !/status of 401/.test(p))).toEqual([]);
   });
 });

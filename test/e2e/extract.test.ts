@@ -9,57 +9,37 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { build } from 'vite';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { ExtractView } from '../../src-main/api/contract.ts';
-import { Lab } from '../../src-main/api/lab.ts';
-import { startServer, type RunningServer } from '../../src-main/serve.ts';
+import type { RunningServer } from '../../src-main/serve.ts';
 import { writeTinyGptj } from '../fixtures/checkpoint-writer.ts';
+import { HAS_CHROMIUM, openApp, SKIP_REASON, type AppSession } from './harness.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
-const SHOTS = path.resolve('test-output/e2e');
 const LAYERS = 3;
 const PROMPT = 'The Eiffel Tower is in';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'e2e-extract-'));
 const model = path.join(tmp, 'tiny-gptj');
 
-describe.skipIf(!fs.existsSync(CHROMIUM))('the Extract tab in headless Chromium', () => {
-  let lab: Lab;
+describe.skipIf(!HAS_CHROMIUM)(`the Extract tab in headless Chromium${SKIP_REASON}`, () => {
+  let app: AppSession;
   let server: RunningServer;
-  let browser: Browser;
   let page: Page;
-  const problems: string[] = [];
-  const shot = (name: string) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+  const shot = (name: string) => app.shot(name);
   const grid = () => page.getByRole('table', { name: /Top-k next tokens/ });
   const tokens = () => page.getByRole('listbox', { name: 'Prompt tokens: the position to read' }).getByRole('option');
   /** The reply the page got to its next `extract` request, as the view shows it. */
   const nextReply = () => page.waitForResponse((r) => r.url().endsWith('/api/extract')).then(async (r) => (await r.json()).result as ExtractView);
 
   beforeAll(async () => {
-    fs.mkdirSync(SHOTS, { recursive: true });
     writeTinyGptj({ dir: model, format: 'safetensors', seed: 5 });
-    const rendererDir = path.join(tmp, 'renderer');
-    await build({ configFile: path.resolve('vite.config.ts'), build: { outDir: rendererDir, emptyOutDir: true }, logLevel: 'warn' });
-    lab = await Lab.open({ dbPath: path.join(tmp, 'results.sqlite'), cacheRoot: path.join(tmp, 'graphs') });
-    await lab.call('model.load', { dir: model });
-    server = await startServer({ lab, rendererDir });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
-    page = await (await browser.newContext({ viewport: { width: 1440, height: 1000 }, acceptDownloads: true })).newPage();
-    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-    page.on('console', (m) => m.type() === 'error' && problems.push(`console: ${m.text()}`));
-    await page.addInitScript(() => document.addEventListener('securitypolicyviolation', (e) => console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`)));
-    await page.goto(server.url);
+    app = await openApp({ tmp, acceptDownloads: true, prepare: async (l) => void (await l.call('model.load', { dir: model })) });
+    ({ server, page } = app);
     await page.getByRole('tab', { name: 'Extract' }).click();
   });
 
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-    await lab?.close();
-  });
+  afterAll(async () => app?.close());
 
   test('a typed prompt shows as tokens with their ids; a clicked token is the position; Run shows the grid and the chart', async () => {
     await page.getByLabel('Prompt', { exact: true }).fill(PROMPT);
@@ -190,6 +170,6 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('the Extract tab in headless Chromium'
       els.filter((el) => !((el as HTMLInputElement).labels?.length || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby') || el.textContent?.trim())).map((el) => el.outerHTML.slice(0, 80)),
     );
     expect(unnamed).toEqual([]);
-    expect(problems).toEqual([]);
+    expect(app.problems).toEqual([]);
   });
 });

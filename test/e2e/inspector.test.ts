@@ -7,19 +7,14 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { build } from 'vite';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { ExampleView } from '../../src-main/api/contract.ts';
-import { Lab } from '../../src-main/api/lab.ts';
-import { startServer, type RunningServer } from '../../src-main/serve.ts';
 import { ResultStore } from '../../src-main/store/result-store.ts';
 import { rowsFromResults } from '../../src-main/store/rows.ts';
 import { writeTinyGptj } from '../fixtures/checkpoint-writer.ts';
+import { HAS_CHROMIUM, openApp, SHOTS, SKIP_REASON, type AppSession } from './harness.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
-const SHOTS = path.resolve('test-output/e2e');
 const LAYERS = 3;
 const N = 30;
 
@@ -27,14 +22,11 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'e2e-inspector-'));
 const model = path.join(tmp, 'tiny-gptj');
 const data = path.join(tmp, 'lines.jsonl');
 
-describe.skipIf(!fs.existsSync(CHROMIUM))('the inspector finds the examples that matter, in headless Chromium', () => {
-  let lab: Lab;
-  let server: RunningServer;
-  let browser: Browser;
+describe.skipIf(!HAS_CHROMIUM)(`the inspector finds the examples that matter, in headless Chromium${SKIP_REASON}`, () => {
+  let app: AppSession;
   let page: Page;
   let examples: ExampleView[];
-  const problems: string[] = [];
-  const shot = (name: string) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+  const shot = (name: string) => app.shot(name);
   const list = () => page.locator('.finder-list tbody tr');
   /** The ordinals the list shows, in order. */
   const listed = async () => (await list().locator('th').allInnerTexts()).map((t) => Number(t.replace('#', '')));
@@ -42,35 +34,26 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('the inspector finds the examples that
   const openedHeading = () => page.locator('h3.example-heading').innerText();
 
   beforeAll(async () => {
-    fs.mkdirSync(SHOTS, { recursive: true });
     writeTinyGptj({ dir: model, format: 'safetensors', seed: 5 });
     const topics = ['the sea', 'a city', 'the old forest', 'a river', 'the mountains'];
     const lines = Array.from({ length: N }, (_, i) => JSON.stringify({ text: `Line ${i} tells a story about ${topics[i % 5]} <b>and</b> more.`, meta: { pile_set_name: ['Wiki', 'Code'][i % 2] } }));
     fs.writeFileSync(data, lines.join('\n'));
-    const rendererDir = path.join(tmp, 'renderer');
-    await build({ configFile: path.resolve('vite.config.ts'), build: { outDir: rendererDir, emptyOutDir: true }, logLevel: 'warn' });
-    lab = await Lab.open({ dbPath: path.join(tmp, 'results.sqlite'), cacheRoot: path.join(tmp, 'graphs') });
-    await lab.call('model.load', { dir: model });
-    const { runId } = await lab.call('sweep.start', { files: [data], preset: 'logitscope', techniques: [{ id: 'logit_lens' }, { id: 'logitscope' }], layers: null, k: 3, name: 'finder sweep' });
-    await lab.settled(runId);
-    examples = await Promise.all(Array.from({ length: N }, (_, ordinal) => lab.call('runs.example', { runId, ordinal })));
-    server = await startServer({ lab, rendererDir });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
-    page = await (await browser.newContext({ viewport: { width: 1440, height: 1000 } })).newPage();
-    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-    page.on('console', (m) => m.type() === 'error' && problems.push(`console: ${m.text()}`));
-    await page.addInitScript(() => document.addEventListener('securitypolicyviolation', (e) => console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`)));
-    await page.goto(server.url);
+    app = await openApp({
+      tmp,
+      prepare: async (l) => {
+        await l.call('model.load', { dir: model });
+        const { runId } = await l.call('sweep.start', { files: [data], preset: 'logitscope', techniques: [{ id: 'logit_lens' }, { id: 'logitscope' }], layers: null, k: 3, name: 'finder sweep' });
+        await l.settled(runId);
+        examples = await Promise.all(Array.from({ length: N }, (_, ordinal) => l.call('runs.example', { runId, ordinal })));
+      },
+    });
+    page = app.page;
     await page.getByRole('tab', { name: 'Runs' }).click();
     await page.getByRole('button', { name: 'Open finder sweep' }).click();
     await page.getByRole('tab', { name: 'Inspector' }).click();
   });
 
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-    await lab?.close();
-  });
+  afterAll(async () => app?.close());
 
   test('at first every example is listed in run order, for the first technique at the last layer, with units on every number', async () => {
     await expect.poll(() => list().count()).toBe(25);
@@ -197,7 +180,7 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('the inspector finds the examples that
     const scroller = await page.locator('.finder-list').evaluate((el) => el.scrollWidth - el.clientWidth);
     expect(scroller).toBe(0);
     await page.screenshot({ path: path.join(SHOTS, 'inspector-05-1024x700.png') });
-    expect(problems).toEqual([]);
+    expect(app.problems).toEqual([]);
   });
 
   test('a cancelled run whose first examples never finished opens on its first finished example, and names the unfinished ones', async () => {

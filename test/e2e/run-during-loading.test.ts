@@ -8,28 +8,23 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { build } from 'vite';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { Lab } from '../../src-main/api/lab.ts';
-import { startServer, type RunningServer } from '../../src-main/serve.ts';
+import type { Lab } from '../../src-main/api/lab.ts';
+import type { RunningServer } from '../../src-main/serve.ts';
 import { writeTinyGptj } from '../fixtures/checkpoint-writer.ts';
-
-const CHROMIUM = '/usr/bin/chromium';
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
-const SHOTS = path.resolve('test-output/e2e');
+import { HAS_CHROMIUM, openApp, SHOTS, SKIP_REASON, type AppSession } from './harness.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'e2e-loading-'));
 const modelA = path.join(tmp, 'model-a');
 const modelB = path.join(tmp, 'model-b');
 const data = path.join(tmp, 'lines.jsonl');
 
-describe.skipIf(!fs.existsSync(CHROMIUM))('Run during Loading, in the browser', () => {
+describe.skipIf(!HAS_CHROMIUM)(`Run during Loading, in the browser${SKIP_REASON}`, () => {
+  let app: AppSession;
   let lab: Lab;
   let server: RunningServer;
-  let browser: Browser;
   let page: Page;
-  const problems: string[] = [];
 
   /** What another tab of the app would send: the same API, with the same token. */
   const otherTab = (name: string, payload: unknown) =>
@@ -39,25 +34,14 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('Run during Loading, in the browser', 
     );
 
   beforeAll(async () => {
-    fs.mkdirSync(SHOTS, { recursive: true });
     writeTinyGptj({ dir: modelA, format: 'safetensors', seed: 31 });
     writeTinyGptj({ dir: modelB, format: 'safetensors', seed: 32 });
     fs.writeFileSync(data, Array.from({ length: 300 }, (_, i) => JSON.stringify({ text: `Line ${i} tells of ${['rain', 'sun', 'snow'][i % 3]} over the hills.` })).join('\n'));
-    const rendererDir = path.join(tmp, 'renderer');
-    await build({ configFile: path.resolve('vite.config.ts'), build: { outDir: rendererDir, emptyOutDir: true }, logLevel: 'warn' });
-    lab = await Lab.open({ dbPath: path.join(tmp, 'results.sqlite'), cacheRoot: path.join(tmp, 'graphs') });
-    server = await startServer({ lab, rendererDir });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
-    page = await (await browser.newContext({ viewport: { width: 1440, height: 1000 } })).newPage();
-    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-    await page.goto(server.url);
+    app = await openApp({ tmp });
+    ({ lab, server, page } = app);
   });
 
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-    await lab?.close();
-  });
+  afterAll(async () => app?.close());
 
   test('a sweep started while the model loads waits for it; a reload during the sweep is refused; the server lives and every run ends', async () => {
     await page.getByLabel('Checkpoint directory').fill(modelA);
@@ -90,6 +74,6 @@ describe.skipIf(!fs.existsSync(CHROMIUM))('Run during Loading, in the browser', 
     const runs = (await otherTab('runs.list', {})) as { ok: boolean; result: { status: string }[] };
     expect(runs.ok).toBe(true);
     for (const r of runs.result) expect(['completed', 'cancelled', 'failed']).toContain(r.status);
-    expect(problems).toEqual([]);
+    expect(app.problems).toEqual([]);
   });
 });
