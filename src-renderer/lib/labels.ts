@@ -30,12 +30,3 @@ export function showToken(text: string): string {
 export function layerLabel(layer: number): string {
   return layer === -1 ? 'embeddings (−1)' : String(layer);
 }
-
-export function formatSeconds(s: number | null): string {
-  if (s === null || !Number.isFinite(s)) return '—';
-  const total = Math.round(s);
-  const h = Math.floor(total / 3600);
-  const m = Math.floor((total % 3600) / 60);
-  const sec = String(total % 60).padStart(2, '0');
-  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${sec}` : `${m}:${sec}`;
-}
