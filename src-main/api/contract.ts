@@ -7,6 +7,7 @@
  */
 import type { z } from 'zod';
 import type { SerializedError } from '../errors.ts';
+import type { Parity } from '../store/parity.ts';
 import type { ProtocolSettings, Strategy } from '../sweep/spec.ts';
 import type { EventSchemas, layerSummarySchema, RequestSchemas } from './schemas.ts';
 
@@ -96,6 +97,8 @@ export interface RunView extends RunSummaryView {
   dataset: { files: string[] } & Record<string, unknown>;
   techniquePrompts: Record<string, { prompt?: string; promptTokens?: number[]; targetLayer?: 'same' | number }>;
   summary: LayerSummary[];
+  /** At the last layer, each technique against the model's own distribution (store/parity.ts); a failure marks the run. */
+  parity: Parity;
   error: SerializedError | null;
 }
 
@@ -164,19 +167,35 @@ export interface ComparisonRow {
   b?: LayerSummary;
 }
 
+export type ExtractCell = ExampleView['cells'][number] & { followProb?: number | null; followRank?: number | null };
+
+/** One position of a many-position extraction: the model's own top-1 there and its grid. */
+export interface ExtractColumn {
+  position: number;
+  reference: { id: number; text: string };
+  cells: ExtractCell[];
+}
+
 /** One prompt's extraction: its tokens, the position read, and the layer × technique grid. */
 export interface ExtractView {
   tokens: { id: number; text: string }[];
+  /** With `positions`, the last one read; `reference` and `cells` are that position's. */
   position: number;
   bos: boolean;
   reference: { id: number; text: string };
+  /** With `positions`: every position read, in order (the logit-lens picture). */
+  columns?: ExtractColumn[];
+  /** Token ids from here up are rows of the model's head the tokenizer never produces (GPT-J: 50257..50399). */
+  paddingFrom: number;
+  /** The same check as a stored run's, over this extraction's rows. */
+  parity: Parity;
   techniques: { id: string; prompt?: string; targetLayer?: 'same' | number }[];
   layers: number[];
   /**
    * With `follow`: per cell, that token's probability where the cell's top-k holds it, else null
    * (not in the top-k; no number is made up for it).
    */
-  cells: (ExampleView['cells'][number] & { followProb?: number | null })[];
+  cells: ExtractCell[];
   follow?: { id: number; text: string };
   /** The export record of this extraction (the sweeps' schema, one example). */
   record: unknown;

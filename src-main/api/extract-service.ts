@@ -1,13 +1,15 @@
-/** One prompt, one position, every layer × technique: the `extract` request, for every front. */
+/** One prompt, one position or many, every layer × technique: the `extract` request, for every front. */
 import type { Engine } from '../engine/engine.ts';
 import { LogitscopeError, serializeError } from '../errors.ts';
 import { modelKey } from '../store/keys.ts';
 import type { ResultStore } from '../store/result-store.ts';
 import { rowsFromResults } from '../store/rows.ts';
-import { CONVENTIONS, describeModel, describeTechniques, type ExportRecord } from '../sweep/export-record.ts';
-import { Extractor } from '../sweep/extract.ts';
+import { judgeParity, PARITY_METHOD, paritySumsOf } from '../store/parity.ts';
+import { CONVENTIONS, describeModel, describeTechniques, paddingIds, type ExportRecord } from '../sweep/export-record.ts';
+import { type ExampleResult, Extractor } from '../sweep/extract.ts';
+import { residHook } from '../hooks.ts';
 import { BUILT_IN_TECHNIQUES, resolveTechniques } from '../sweep/techniques.ts';
-import type { ExtractView, Payload, Reply } from './contract.ts';
+import type { ExtractColumn, ExtractView, Payload, Reply } from './contract.ts';
 import { checkLayers, techniqueSpecs } from './techniques.ts';
 import { CODE_VERSION } from './sweep-service.ts';
 import { cellsOf, techniqueView } from './views.ts';
@@ -19,47 +21,102 @@ export function tokenizeOne(engine: Engine, p: Payload<'extract.tokenize'>): Rep
 
 type ExtractFields = Omit<Payload<'extract'>, 'follow'>;
 
-/** The computation behind both the view and a saved example: checks first, then one extraction. */
+/**
+ * Positions per engine call for a many-position extraction: bounds what one batch holds (a
+ * source pass of this many prompts, and rows = positions × layers × techniques) on a long prompt.
+ */
+const POSITIONS_PER_BATCH = 64;
+
+/** Which positions to read: one (default the last token), every one, or an inclusive range. */
+function positionsOf(p: ExtractFields, n: number): number[] {
+  const span = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+  const outside = (what: string, at: number, path: string) =>
+    new LogitscopeError('position_out_of_range', `${what} ${at} is outside the prompt (${n} tokens: 0..${n - 1})`, path);
+  if (p.positions === 'all') return span(0, n - 1);
+  if (p.positions !== undefined) {
+    if (p.positions.to >= n) throw outside('position', p.positions.to, 'positions.to');
+    return span(p.positions.from, p.positions.to);
+  }
+  const position = p.position ?? n - 1;
+  if (position >= n) throw outside('position', position, 'position');
+  return [position];
+}
+
+/** The computation behind both the view and a saved extraction: checks first, then the extraction. */
 async function compute(engine: Engine, p: ExtractFields) {
   const bos = p.bos ?? false;
   const choices = p.techniques ?? BUILT_IN_TECHNIQUES.map((t) => ({ id: t.id as 'logit_lens' | 'patchscope' | 'logitscope' }));
   checkLayers(engine, p.layers, choices);
+  if (p.position !== undefined && p.positions !== undefined) throw new LogitscopeError('argument_invalid', 'give either position or positions, not both', 'positions');
+  if (p.positions !== undefined && p.positions !== 'all' && p.positions.from > p.positions.to) {
+    throw new LogitscopeError('argument_invalid', `the range ${p.positions.from}-${p.positions.to} is empty: from must not exceed to`, 'positions');
+  }
   // The engine refuses an empty or over-long prompt with the field `text`.
   const tokens = engine.tokenize(p.text, { bos });
-  const position = p.position ?? tokens.length - 1;
-  if (position >= tokens.length) {
-    throw new LogitscopeError('position_out_of_range', `position ${position} is outside the prompt (${tokens.length} tokens: 0..${tokens.length - 1})`, 'position');
-  }
+  const positions = positionsOf(p, tokens.length);
   const techniques = resolveTechniques(techniqueSpecs(choices), (t) => engine.tokenize(t, { bos }));
   const layers = p.layers ?? Array.from({ length: engine.config.nLayers }, (_, l) => l);
   const k = p.k ?? 5;
-  const [example] = await new Extractor(engine).extract({ examples: [{ tokens, position }], techniques, layers, k });
-  return { bos, tokens, position, techniques, layers, k, example };
+  // Each position is its own example, as in a sweep: the same fast path, one source pass per batch.
+  const extractor = new Extractor(engine);
+  const examples: ExampleResult[] = [];
+  for (let i = 0; i < positions.length; i += POSITIONS_PER_BATCH) {
+    const batch = positions.slice(i, i + POSITIONS_PER_BATCH).map((position) => ({ tokens, position }));
+    examples.push(...(await extractor.extract({ examples: batch, techniques, layers, k })));
+  }
+  const parity = judgeParity({
+    techniques,
+    nLayers: engine.config.nLayers,
+    layers,
+    computeDtype: engine.info.computeDtype,
+    sums: paritySumsOf(examples.flatMap((e) => e.layers.map((l) => ({ ...l, reference_top1: e.reference_top1 }))), engine.config.nLayers - 1),
+  });
+  return { bos, tokens, positions, techniques, layers, k, examples, parity };
 }
 
 export async function extractOne(engine: Engine, p: Payload<'extract'>): Promise<ExtractView> {
-  const { bos, tokens, position, techniques, layers, example } = await compute(engine, p);
+  const { bos, tokens, techniques, layers, examples, parity } = await compute(engine, p);
   const text = (id: number) => engine.tokenizer.tokenString(id);
+  const paddingFrom = engine.tokenizer.vocabSize;
   const record: ExportRecord = {
-    model: describeModel(engine.info),
+    model: describeModel(engine.info, engine.tokenizer),
     techniques: describeTechniques(techniques),
     conventions: CONVENTIONS,
     bos,
-    examples: [example],
+    parity: { ...parity, method: PARITY_METHOD },
+    examples: examples.map((e) => ({
+      ...e,
+      layers: e.layers.map(({ layer, ...rest }) => ({ layer, hook: residHook(layer), ...rest, padding_ids: paddingIds(rest.top_k.ids, paddingFrom) })),
+    })),
   };
-  const cells = cellsOf(example.layers, example.reference_top1, text);
   const follow = p.follow;
+  const column = (e: ExampleResult): ExtractColumn => {
+    const cells = cellsOf(e.layers, e.reference_top1, text);
+    return {
+      position: e.position,
+      reference: { id: e.reference_top1, text: text(e.reference_top1) },
+      cells: follow === undefined ? cells : cells.map((c) => {
+        const rank = c.topK.findIndex((t) => t.id === follow);
+        return { ...c, followProb: rank < 0 ? null : c.topK[rank].prob, followRank: rank < 0 ? null : rank + 1 };
+      }),
+    };
+  };
+  const columns = examples.map(column);
+  const last = columns[columns.length - 1];
   return {
     tokens: tokens.map((id) => ({ id, text: text(id) })),
-    position,
+    position: last.position,
     bos,
-    reference: { id: example.reference_top1, text: text(example.reference_top1) },
+    reference: last.reference,
+    ...((p.positions !== undefined) && { columns }),
+    paddingFrom,
+    parity,
     techniques: techniques.map((t) => {
       const v = techniqueView(t);
       return { id: t.id, ...(v.prompt !== undefined && { prompt: v.prompt }), ...(v.targetLayer !== undefined && { targetLayer: v.targetLayer }) };
     }),
     layers,
-    cells: follow === undefined ? cells : cells.map((c) => ({ ...c, followProb: c.topK.find((t) => t.id === follow)?.prob ?? null })),
+    cells: last.cells,
     ...(follow !== undefined && { follow: { id: follow, text: text(follow) } }),
     record,
   };
@@ -75,25 +132,26 @@ export const TYPED_SOURCE = 'typed in the Extract view';
  */
 export async function saveExtraction(engine: Engine, store: ResultStore, p: Payload<'extract.save'>): Promise<{ runId: string }> {
   const started = performance.now();
-  const { bos, tokens, position, techniques, layers, k, example } = await compute(engine, p);
+  const { bos, tokens, positions, techniques, layers, k, examples } = await compute(engine, p);
   const quoted = p.text.length > 40 ? `${p.text.slice(0, 39)}…` : p.text;
+  const where = positions.length === 1 ? `${positions[0]}` : `${positions[0]}-${positions[positions.length - 1]}`;
   const runId = store.createRun({
-    name: p.name || `extract: "${quoted}" @ ${position}`,
-    model: { key: modelKey(engine.info), path: engine.info.modelDir, info: describeModel(engine.info) },
+    name: p.name || `extract: "${quoted}" @ ${where}`,
+    model: { key: modelKey(engine.info), path: engine.info.modelDir, info: describeModel(engine.info, engine.tokenizer) },
     files: [],
     datasetStats: { source: TYPED_SOURCE },
-    // No dataset was sliced: the protocol records only what applies (BOS, one example).
-    protocol: { preset: 'logitscope', poolStart: 0, poolEnd: 1, filter: {}, shuffleSeed: null, evalStart: 0, evalEnd: 1, limit: 1, bos, positionSeed: 0 },
+    // No dataset was sliced: the protocol records only what applies (BOS, one example per position).
+    protocol: { preset: 'logitscope', poolStart: 0, poolEnd: 1, filter: {}, shuffleSeed: null, evalStart: 0, evalEnd: 1, limit: positions.length, bos, positionSeed: 0 },
     techniques,
     layers,
     k,
     strategy: 'fast',
     codeVersion: CODE_VERSION,
-    examplesPlanned: 1,
+    examplesPlanned: positions.length,
   });
   try {
-    store.setRunExamples(runId, [{ ordinal: 0, recordIndex: 0, source: TYPED_SOURCE, text: p.text, tokens, position }]);
-    store.saveBatch(runId, rowsFromResults([example], techniques));
+    store.setRunExamples(runId, positions.map((position, ordinal) => ({ ordinal, recordIndex: 0, source: TYPED_SOURCE, text: p.text, tokens, position })));
+    store.saveBatch(runId, rowsFromResults(examples, techniques));
     store.finishRun(runId, { status: 'completed', timings: { wallMs: performance.now() - started } });
   } catch (e) {
     store.finishRun(runId, { status: 'failed', error: serializeError(e) });

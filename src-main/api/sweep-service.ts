@@ -44,7 +44,7 @@ export async function runStoredSweep(engine: Engine, store: ResultStore, spec: S
   const { plan } = prepared;
   const runId = store.createRun({
     name: hooks.name,
-    model: { key: modelKey(engine.info), path: engine.info.modelDir, info: describeModel(engine.info) },
+    model: { key: modelKey(engine.info), path: engine.info.modelDir, info: describeModel(engine.info, engine.tokenizer) },
     files: spec.files,
     datasetStats: { pool: prepared.dataset.pool, records: prepared.dataset.records, skipped: prepared.dataset.skipped },
     protocol: spec.protocol,

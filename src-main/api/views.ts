@@ -10,6 +10,7 @@ import type { LayerResult } from '../sweep/extract.ts';
 import type { ResolvedTechnique } from '../sweep/techniques.ts';
 import type { ExampleListView, ExampleView, ModelView, RunView } from './contract.ts';
 import type { ExampleQuery } from '../store/example-query.ts';
+import { runParity } from '../store/parity.ts';
 
 export function modelView(e: Engine, loadSeconds: number): ModelView {
   const { nLayers, dModel, nHeads, dHead, dMlp, nCtx, rotaryDim, dVocab } = e.config;
@@ -59,6 +60,7 @@ export function runView(store: ResultStore, runId: string): RunView {
     dataset: run.dataset,
     techniquePrompts: Object.fromEntries(run.resolvedTechniques.map((t) => [t.id, techniqueView(t)])),
     summary: store.summary(runId),
+    parity: runParity(store, runId),
     error,
   };
 }

@@ -1,4 +1,5 @@
 import type { ExtractView } from '../api/contract.ts';
+import type { Parity } from '../store/parity.ts';
 
 /**
  * The terminal view of one extraction: per layer, each technique's top-k, ✓ where top-1 is the
@@ -20,4 +21,45 @@ export function printExtraction(view: ExtractView): void {
       console.log(`${i === 0 ? `layer ${String(layer).padStart(2)}` : '        '}  ${t.padEnd(width)} ${cell.correct ? '✓' : ' '} ${tops}`);
     });
   }
+}
+
+/**
+ * Many positions (the logit-lens picture) as text: per technique, layers as rows and positions as
+ * columns, each cell the top-1; * marks a top-1 equal to the model's own there, and [pad] a
+ * padding row of the head.
+ */
+export function printPicture(view: ExtractView): void {
+  const columns = view.columns ?? [];
+  const show = (text: string) => JSON.stringify(text);
+  const width = 14;
+  const fit = (s: string) => (s.length > width ? `${s.slice(0, width - 1)}…` : s).padEnd(width);
+  console.log(`positions ${columns[0]?.position}..${columns.at(-1)?.position} of ${view.tokens.length} tokens; * = the model's own top-1 there\n`);
+  const header = `${'layer'.padEnd(6)}${columns.map((c) => fit(show(view.tokens[c.position].text))).join(' ')}`;
+  for (const t of view.techniques) {
+    console.log(`${t.id}${t.prompt !== undefined ? ` (${show(t.prompt)})` : ''}`);
+    console.log(header);
+    for (const layer of view.layers) {
+      const cells = columns.map((c) => {
+        const cell = c.cells.find((x) => x.technique === t.id && x.layer === layer);
+        if (!cell) return fit('');
+        const pad = cell.top1 >= view.paddingFrom ? '[pad]' : '';
+        return fit(`${cell.correct ? '*' : ''}${show(cell.topK[0]?.text ?? '')}${pad}`);
+      });
+      console.log(`${String(layer).padStart(5)} ${cells.join(' ')}`);
+    }
+    console.log(`${'model'.padEnd(6)}${columns.map((c) => fit(show(c.reference.text))).join(' ')}\n`);
+  }
+}
+
+/** One line: the parity badge's verdict and what it compared. */
+export function formatParity(parity: Parity): string {
+  const detail = parity.techniques
+    .map((t) => `${t.technique} ${t.pass === null ? 'n/a' : t.pass ? 'ok' : `FAIL (${t.top1Mismatches} top-1 mismatches, max |Δ| ${t.maxDeviation === null ? '-' : t.maxDeviation.toExponential(1)} nats)`}`)
+    .join(', ');
+  const head = `parity at layer ${parity.layer}: ${parity.status.toUpperCase()} (tolerance ${parity.toleranceNats} nats, ${parity.computeDtype})`;
+  return parity.why ? `${head}: ${parity.why}${detail ? `; ${detail}` : ''}` : `${head}: ${detail}`;
+}
+
+export function printParity(parity: Parity): void {
+  console.log(`\n${formatParity(parity)}`);
 }

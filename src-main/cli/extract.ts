@@ -2,17 +2,20 @@ import fs from 'node:fs';
 import { checkWritable } from '../api/export-service.ts';
 import { parseLayerList, parseTechniqueList } from '../api/parse.ts';
 import { intOption, parseOptions, requiredOption, withLab } from './options.ts';
-import { printExtraction } from './extract-table.ts';
+import { printExtraction, printParity, printPicture } from './extract-table.ts';
+import { LogitscopeError } from '../errors.ts';
 
-const HELP = `usage: logitscope extract --model DIR --text "..." [--position P] [--bos] [--top-k K] [--json FILE] [--device cpu|cuda]
+const HELP = `usage: logitscope extract --model DIR --text "..." [--position P | --positions all|A-B] [--bos] [--top-k K] [--json FILE] [--device cpu|cuda]
 
 Prints, for every layer, the top-k next tokens that the logit lens, the token-identity patchscope
 and the logitscope (and any --prompt) read from the residual stream at one position, and the
-model's own top-1 there.
+model's own top-1 there. With --positions, every position of the range is read (one example each,
+the logit-lens picture) and the top-1 of each layer × position is printed per technique.
 
   --model DIR       a GPT-J checkpoint directory as published on the Hugging Face hub
   --text TEXT       the source prompt
   --position P      the position to read (0-based, BOS included when --bos); default: the last token
+  --positions R     all, or an inclusive range such as 3-17: read every position in it
   --bos             prepend <|endoftext|> to the source and target prompts (the seed's protocol)
   --top-k K         tokens shown per technique and layer (1..100, default 5)
   --techniques LIST comma list of logit_lens,patchscope,logitscope (default: all three)
@@ -31,6 +34,7 @@ export const extractCommand = {
       model: { type: 'string' },
       text: { type: 'string' },
       position: { type: 'string' },
+      positions: { type: 'string' },
       bos: { type: 'boolean' },
       'top-k': { type: 'string' },
       techniques: { type: 'string' },
@@ -48,6 +52,7 @@ export const extractCommand = {
     const request = {
       text: requiredOption(o.text, 'text'),
       position: intOption(o.position, 'position'),
+      positions: parsePositions(o.positions),
       bos: o.bos,
       k: intOption(o['top-k'], 'top-k'),
       techniques: parseTechniqueList(o.techniques, o.prompt ?? [], o['prompt-layer'] ?? []),
@@ -58,7 +63,9 @@ export const extractCommand = {
       const model = await lab.call('model.load', { dir: modelDir, device: o.device as 'cpu' | 'cuda' | undefined, dtype: o.dtype as 'float32' | 'float16' | undefined, allowCpuFallback: o['allow-cpu-fallback'] });
       if (model.fallbackReason) console.error(`warning: running on the CPU: ${model.fallbackReason}`);
       const view = await lab.call('extract', request);
-      printExtraction(view);
+      if (view.columns) printPicture(view);
+      else printExtraction(view);
+      printParity(view.parity);
       if (out) {
         fs.writeFileSync(out, JSON.stringify(view.record, null, 2));
         console.log(`\nwrote ${out}`);
@@ -66,3 +73,12 @@ export const extractCommand = {
     });
   },
 };
+
+/** --positions: "all", or "A-B" (inclusive); a single number reads one position, as --position. */
+function parsePositions(text: string | undefined): 'all' | { from: number; to: number } | undefined {
+  if (text === undefined) return undefined;
+  if (text.trim() === 'all') return 'all';
+  const m = /^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$/.exec(text);
+  if (!m) throw new LogitscopeError('argument_invalid', `cannot read "${text}" (use all, or a range such as 3-17)`, '--positions');
+  return { from: Number(m[1]), to: Number(m[2] ?? m[1]) };
+}

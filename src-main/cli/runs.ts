@@ -3,6 +3,7 @@ import type { RunStatus } from '../api/contract.ts';
 import { LogitscopeError } from '../errors.ts';
 import { parseCommandLine, requiredOption, withLab } from './options.ts';
 import { formatSummaryTable } from './summary-table.ts';
+import { formatParity } from './extract-table.ts';
 
 const HELP = `usage: logitscope runs <list|show|compare|export|delete> [options]
 
@@ -51,6 +52,7 @@ export const runsCommand = {
           console.log(`run ${run.id}${run.name ? ` "${run.name}"` : ''}: ${run.status}, ${run.examplesDone}/${run.examplesPlanned ?? '?'} examples, ${run.strategy} strategy on ${run.device}`);
           console.log(`model ${run.modelPath}; data ${run.files.join(', ')}; protocol ${JSON.stringify(run.protocol)}`);
           if (run.error) console.log(`error: [${run.error.code}] ${run.error.message}`);
+          console.log(formatParity(run.parity));
           console.log(formatSummaryTable(run.summary, run.techniques));
           return;
         }

@@ -4,7 +4,8 @@ import { pipeline } from 'node:stream/promises';
 import { fileWriter, parquetWriteRows, type SchemaElement } from 'hyparquet-writer';
 import { writeAtomically } from '../fs-atomic.ts';
 import { residHook, type ResidHook } from '../hooks.ts';
-import { CONVENTIONS, describeTechniques, exportSummary, type ExportRecord } from '../sweep/export-record.ts';
+import { CONVENTIONS, describeTechniques, exportSummary, paddingIds, type ExportRecord } from '../sweep/export-record.ts';
+import { PARITY_METHOD, runParity } from './parity.ts';
 import type { ResultStore } from './result-store.ts';
 
 /**
@@ -40,13 +41,19 @@ export function exportJson(store: ResultStore, runId: string): ExportRecord {
     },
     // The method is named here from sweep/summary.ts, where the intervals are computed, so it cannot drift from them.
     summary: exportSummary(store.summary(runId)),
+    parity: { ...runParity(store, runId), method: PARITY_METHOD },
     examples: Array.from(store.iterateResults(runId), ({ example, result }) => ({
       record_index: example.recordIndex,
       ...(example.source !== undefined && { source: example.source }),
       ...result,
-      layers: result.layers.map(({ layer, ...rest }) => ({ layer, hook: residHook(layer), ...rest })),
+      layers: result.layers.map(({ layer, ...rest }) => ({ layer, hook: residHook(layer), ...rest, padding_ids: paddingIds(rest.top_k.ids, paddingFrom(run.model)) })),
     })),
   };
+}
+
+/** Where padding ids start for a stored run's model; undefined for runs that did not record it. */
+function paddingFrom(model: Record<string, unknown>): number | undefined {
+  return typeof model.tokenizer_vocab_size === 'number' ? model.tokenizer_vocab_size : undefined;
 }
 
 export const TABLE_COLUMNS = [

@@ -8,6 +8,7 @@ import { exampleKey, techniqueKey } from './keys.ts';
 import { defaultDbPath } from './location.ts';
 import { decodeTokens, decodeTopK, encodeTokens, encodeTopK } from './rows.ts';
 import { prepareSchema } from './schema.ts';
+import { storedParitySums, type ParitySums } from './parity.ts';
 import { SqliteFile } from './sqlite.ts';
 import { summaryFromSums, type LayerSums } from '../sweep/summary.ts';
 import { compareSummaries, SUMS_GROUP, SUMS_SELECT } from './summary.ts';
@@ -350,6 +351,12 @@ export class ResultStore {
   summary(runId: string): LayerSummary[] {
     const shape = this.shape(runId);
     return this.db.all<LayerSums>(`${SUMS_SELECT} ${RUN_CELLS} ${SUMS_GROUP}`, { model: shape.modelId, k: shape.k, run: runId }).map(summaryFromSums);
+  }
+
+  /** The run's technique × last-layer sums for the parity check (parity.ts). */
+  paritySums(runId: string, layer: number): ParitySums[] {
+    const shape = this.shape(runId);
+    return storedParitySums(this.db, { run: runId, model: shape.modelId, k: shape.k, layer });
   }
 
   /** One technique's per-layer summaries split by data source (by-source.ts). */

@@ -21,10 +21,13 @@ export const CONVENTIONS = {
   surprisal_paper: '-ln p_model(top1) at the source position, nats (the Patchscopes paper convention)',
   argmax_over: 'all vocab_size rows of the unembedding, padding rows included (as TransformerLens and the seed)',
   precision_at_1: 'top1 == reference_top1',
+  padding_ids: 'per layer, the top_k ids >= model.tokenizer_vocab_size: rows of the head the tokenizer never produces (GPT-J pads its 50257-token vocabulary to 50400 rows)',
 } as const;
 
-export function describeModel(info: ModelInfo): Record<string, unknown> {
+/** `tokenizer` gives tokenizer_vocab_size, from which exports mark padding ids in a top-k. */
+export function describeModel(info: ModelInfo, tokenizer?: { vocabSize: number }): Record<string, unknown> {
   return {
+    ...(tokenizer && { tokenizer_vocab_size: tokenizer.vocabSize }),
     path: info.modelDir,
     identity: info.identity,
     format: info.format,
@@ -61,4 +64,9 @@ export function exportSummary(summary: LayerSummary[]) {
       surprisal_paper: interval(s.surprisalPaper),
     })),
   };
+}
+
+/** The top-k ids that are padding rows (CONVENTIONS.padding_ids); [] when the tokenizer's size is not recorded. */
+export function paddingIds(ids: readonly number[], paddingFrom: number | undefined): number[] {
+  return paddingFrom === undefined ? [] : ids.filter((id) => id >= paddingFrom);
 }
