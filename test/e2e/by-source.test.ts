@@ -28,6 +28,7 @@ describe.skipIf(!HAS_CHROMIUM)(`the Charts tab splits a run by data source, in h
     fs.writeFileSync(data, lines.join('\n'));
     app = await openApp({
       tmp,
+      acceptDownloads: true,
       prepare: async (l) => {
         await l.call('model.load', { dir: model });
         const { runId } = await l.call('sweep.start', { files: [data], preset: 'logitscope', techniques: [{ id: 'logit_lens' }, { id: 'logitscope' }], layers: null, k: 3, name: 'source sweep' });
@@ -50,6 +51,12 @@ describe.skipIf(!HAS_CHROMIUM)(`the Charts tab splits a run by data source, in h
     expect(await surprisal.getByRole('list', { name: /Legend/ }).getByRole('button').count()).toBe(3);
     await page.locator('details.by-source').scrollIntoViewIfNeeded();
     await page.screenshot({ path: path.join(SHOTS, 'by-source.png'), fullPage: true });
+
+    // The split is a figure like the main charts: its SVG names the technique, each source with its n, and the run.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Save precision by source chart as SVG' }).click()]);
+    const svg = fs.readFileSync((await download.path())!, 'utf8');
+    expect(download.suggestedFilename()).toBe('source sweep · logit lens-precision by source.svg');
+    for (const text of ['precision@1 per layer by source: logit lens', 'Wiki (n=6)', 'Code (n=4)', '(none) (n=2)', 'source sweep · logit lens · n = 12 examples']) expect(svg).toContain(text);
 
     await page.getByRole('combobox', { name: 'Technique' }).selectOption({ label: 'logitscope' });
     await expect.poll(() => page.getByRole('figure', { name: /precision@1 per layer by source: logitscope/i }).count()).toBe(1);
