@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomically } from '../fs-atomic.ts';
 import type { Checkpoint } from './checkpoint.ts';
-import { buildFullGraph, buildStepGraph, buildUnembedGraph, type GraphName } from './graph/gptj-graphs.ts';
+import { buildBlocksGraph, buildUnembedGraph, type GraphName } from './graph/gptj-graphs.ts';
 import type { ComputeType } from './graph/layers.ts';
 import { planWeights } from './weight-plan.ts';
 
@@ -10,7 +10,7 @@ import { planWeights } from './weight-plan.ts';
  * Bump when the graph builders change, so cached graphs are rebuilt. If the change can alter any
  * number a graph computes, bump NUMERICS_VERSION (store/keys.ts) too, so stored results are not reused.
  */
-export const GRAPH_VERSION = 5;
+export const GRAPH_VERSION = 6;
 
 export interface BuiltModel {
   readonly cacheDir: string;
@@ -28,7 +28,7 @@ interface Meta {
   weightFolder: string;
 }
 
-const BUILDERS = { full: buildFullGraph, step: buildStepGraph, unembed: buildUnembedGraph } as const;
+const BUILDERS = { blocks: buildBlocksGraph, unembed: buildUnembedGraph } as const;
 
 /**
  * The graphs (and converted weights) for one checkpoint and compute dtype, cached under

@@ -5,9 +5,10 @@
  */
 import { LogitscopeError } from '../errors.ts';
 import type { GptjConfig } from './config.ts';
-import { type GraphName, NO_PATCH_LAYER } from './graph/gptj-graphs.ts';
+import { BLOCKS_MODE, type GraphName, NO_PATCH_LAYER } from './graph/gptj-graphs.ts';
 import type { ComputeType } from './graph/layers.ts';
 import type { HostTensor, Session } from './ort-session.ts';
+import { planSourceRows } from './source-rows.ts';
 import type { BatchRequest, BatchResult, EngineStats, EngineTimings, SourceItem, UnembedReply } from './worker-protocol.ts';
 
 /** Prefix keys/values of one target prompt, in the compute type: they never leave the worker. */
@@ -34,12 +35,25 @@ export class ModelRunner {
   readonly stats: EngineStats = { sourceRuns: 0, sourceRows: 0, patchedRuns: 0, patchedRows: 0, unembedRuns: 0, unembedRows: 0, naiveRuns: 0 };
   readonly timings: EngineTimings = { full: 0, step: 0, unembed: 0, host: 0 };
   private readonly prefixes = new Map<string, Prefix>();
+  /** Feeds for the blocks graph's inputs that the mode being run does not read: the smallest valid tensors. */
+  private readonly unusedByFull: Record<string, HostTensor>;
+  private readonly unusedByStep: Record<string, HostTensor>;
 
   constructor(
     private readonly sessions: Record<GraphName, Session>,
     private readonly config: GptjConfig,
     private readonly computeType: ComputeType,
-  ) {}
+  ) {
+    const { nLayers, nHeads, dHead } = config;
+    const noPrefix = this.computeTensor([nLayers, nHeads, 0, dHead]);
+    this.unusedByFull = { active_counts: int64(new Array(nLayers + 1).fill(0)), position: int64([0]), prefix_key: noPrefix, prefix_value: noPrefix };
+    this.unusedByStep = {
+      input_ids: { type: 'int64', data: new BigInt64Array(1), dims: [1, 1] },
+      gather_rows: int64([0]),
+      patch_layer: int64([NO_PATCH_LAYER]),
+      patch_positions: int64([0]),
+    };
+  }
 
   /** Every layer's residual at each item's position, and the model's own logits there. */
   async source(items: SourceItem[], names: string[]): Promise<{ resid: Float32Array; logits: Float32Array }> {
@@ -76,16 +90,16 @@ export class ModelRunner {
     order.forEach(([, i], r) => sorted.set(vectors.subarray(i * dModel, (i + 1) * dModel), (r + 1) * dModel));
     const counts = new Array<number>(nLayers + 1).fill(1);
     for (const l of injectLayers) for (let j = l + 1; j <= nLayers; j++) counts[j]++;
-    const out = await this.run('step', {
+    const out = await this.runStep({
       patch_vectors: f32(sorted, [rows + 1, dModel]),
       active_counts: int64(counts),
       position: int64([prefixTokens.length - 1]),
       prefix_key: prefix.key,
       prefix_value: prefix.value,
-    }, ['resid_final']);
+    });
     this.stats.patchedRuns++;
     this.stats.patchedRows += rows;
-    const final = out.resid_final.data as Float32Array; // [1 + rows, d]
+    const final = out.resid.data as Float32Array; // [1, 1 + rows, d]
     const result = new Float32Array(rows * dModel); // [rows, d]
     order.forEach(([, i], r) => result.set(final.subarray((r + 1) * dModel, (r + 2) * dModel), i * dModel));
     return result;
@@ -95,9 +109,9 @@ export class ModelRunner {
   async naive(targetTokens: number[], layer: number, vector: Float32Array): Promise<Float32Array> {
     const { dModel, nLayers } = this.config;
     const last = targetTokens.length - 1;
-    const out = await this.run('full', {
+    const out = await this.runFull({
       input_ids: { type: 'int64', data: BigInt64Array.from(targetTokens, BigInt), dims: [1, targetTokens.length] },
-      gather_positions: int64([last]),
+      gather_rows: int64([last]),
       patch_layer: int64([layer]),
       patch_positions: int64([last]),
       patch_vectors: f32(vector, [1, dModel]),
@@ -164,24 +178,28 @@ export class ModelRunner {
     return out;
   }
 
+  /**
+   * resid [L+1, items, d] at each item's position. Items that share their tokens up to their
+   * positions (several positions of one prompt) are read from one row of the batch: each distinct
+   * prompt runs once.
+   */
   private async sourceResid(items: SourceItem[]): Promise<Float32Array> {
     const { dModel } = this.config;
+    const { rows, rowOf } = planSourceRows(items);
     // Right-padding is exact here: attention is causal, so positions up to each item's own never see the padding.
-    const seq = items.reduce((m, it) => Math.max(m, it.position + 1), 0);
-    const ids = new BigInt64Array(items.length * seq); // [batch, seq]
-    items.forEach((it, b) => {
-      for (let t = 0; t < seq; t++) ids[b * seq + t] = BigInt(t < it.tokens.length ? it.tokens[t] : 0);
-    });
-    const out = await this.run('full', {
-      input_ids: { type: 'int64', data: ids, dims: [items.length, seq] },
-      gather_positions: int64(items.map((it) => it.position)),
+    const seq = rows.reduce((m, r) => Math.max(m, r.length), 0);
+    const ids = new BigInt64Array(rows.length * seq); // [rows, seq]
+    rows.forEach((r, b) => r.forEach((t, p) => (ids[b * seq + p] = BigInt(t))));
+    const out = await this.runFull({
+      input_ids: { type: 'int64', data: ids, dims: [rows.length, seq] },
+      gather_rows: int64(items.map((it, i) => rowOf[i] * seq + it.position)),
       patch_layer: int64([NO_PATCH_LAYER]),
-      patch_positions: int64(items.map(() => 0)),
-      patch_vectors: f32(new Float32Array(items.length * dModel), [items.length, dModel]),
+      patch_positions: int64([0]),
+      patch_vectors: f32(new Float32Array(dModel), [1, dModel]),
     }, ['resid']);
     this.stats.sourceRuns++;
-    this.stats.sourceRows += items.length;
-    return out.resid.data as Float32Array; // [L+1, batch, d]
+    this.stats.sourceRows += rows.length;
+    return out.resid.data as Float32Array; // [L+1, items, d]
   }
 
   private async computePrefix(tokens: number[]): Promise<Prefix> {
@@ -189,13 +207,12 @@ export class ModelRunner {
     const p = tokens.length - 1;
     if (p === 0) {
       // A one-token target (no BOS) has no prefix: the patched position attends only to itself.
-      const dims = [nLayers, nHeads, 0, dHead];
-      const empty = (this.computeType === 'float16' ? { type: 'float16', data: new Uint16Array(0), dims } : { type: 'float32', data: new Float32Array(0), dims }) as HostTensor;
+      const empty = this.computeTensor([nLayers, nHeads, 0, dHead]);
       return { tokens, key: empty, value: empty };
     }
-    const out = await this.run('full', {
+    const out = await this.runFull({
       input_ids: { type: 'int64', data: BigInt64Array.from(tokens.slice(0, p), BigInt), dims: [1, p] },
-      gather_positions: int64([p - 1]),
+      gather_rows: int64([p - 1]),
       patch_layer: int64([NO_PATCH_LAYER]),
       patch_positions: int64([0]),
       patch_vectors: f32(new Float32Array(dModel), [1, dModel]),
@@ -210,7 +227,7 @@ export class ModelRunner {
     const { logits } = o;
     const rows = referenceIds.length;
     const fetches = ['topk_logprobs', 'topk_ids', 'reference_logprob', 'finite_check', ...(logits ? ['logits', 'logsumexp'] : [])];
-    const out = await this.run('unembed', { resid: f32(resid, [rows, this.config.dModel]), reference_ids: int64(referenceIds), k: int64([k]) }, fetches);
+    const out = await this.run('unembed', 'unembed', { resid: f32(resid, [rows, this.config.dModel]), reference_ids: int64(referenceIds), k: int64([k]) }, fetches);
     if (!o.own) {
       this.stats.unembedRuns++;
       this.stats.unembedRows += rows;
@@ -252,13 +269,29 @@ export class ModelRunner {
     return resid.subarray(start, start + dModel);
   }
 
-  private async run(graph: GraphName, feeds: Record<string, HostTensor>, fetches: string[]): Promise<Record<string, HostTensor>> {
+  /** The blocks graph's full body: whole prompts (source passes, prefixes, naive patched runs). */
+  private runFull(feeds: Record<string, HostTensor>, fetches: string[]): Promise<Record<string, HostTensor>> {
+    return this.run('blocks', 'full', { mode: int64([BLOCKS_MODE.full]), ...this.unusedByFull, ...feeds }, fetches);
+  }
+
+  /** The blocks graph's step body: patched rows against a cached prefix; resid is [1, rows, d]. */
+  private runStep(feeds: Record<string, HostTensor>): Promise<Record<string, HostTensor>> {
+    return this.run('blocks', 'step', { mode: int64([BLOCKS_MODE.step]), ...this.unusedByStep, ...feeds }, ['resid']);
+  }
+
+  private async run(graph: GraphName, timing: keyof EngineTimings, feeds: Record<string, HostTensor>, fetches: string[]): Promise<Record<string, HostTensor>> {
     const started = performance.now();
     try {
       return await this.sessions[graph].run(feeds, fetches);
     } finally {
-      this.timings[graph] += performance.now() - started;
+      this.timings[timing] += performance.now() - started;
     }
+  }
+
+  /** An all-zero tensor of the compute type (fp16 as its bit patterns). */
+  private computeTensor(dims: number[]): HostTensor {
+    const n = dims.reduce((a, b) => a * b, 1);
+    return this.computeType === 'float16' ? { type: 'float16', data: new Uint16Array(n), dims } : { type: 'float32', data: new Float32Array(n), dims };
   }
 }
 

@@ -17,11 +17,10 @@ async function load({ modelDir, device, cacheRoot, dtype }: WorkerRequests['load
   const built = await prepareModel(ckpt, dtype, cacheRoot);
   const t2 = performance.now();
   const make = (g: GraphName) => createSession(built.graphs[g], { device, weightFolder: built.weightFolder, label: `${g} graph` });
-  // One at a time: each session maps the same weight files, and peak memory matters more than seconds here.
-  const full = await make('full');
-  const step = await make('step');
+  // One at a time: peak memory matters more than seconds here. No weight is in both sessions.
+  const blocks = await make('blocks');
   const unembed = await make('unembed');
-  runner = new ModelRunner({ full, step, unembed }, ckpt.config, dtype);
+  runner = new ModelRunner({ blocks, unembed }, ckpt.config, dtype);
   return {
     config: ckpt.config,
     identity: ckpt.identity,

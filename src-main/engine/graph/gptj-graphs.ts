@@ -18,11 +18,18 @@ export interface GraphOptions {
   readonly place: (name: string) => WeightPlacement;
 }
 
-/** The three graphs the engine runs. Names double as session ids across the worker boundary. */
-export type GraphName = 'full' | 'step' | 'unembed';
+/**
+ * The two graphs the engine runs, one session each. Names double as session ids across the worker
+ * boundary. `blocks` holds every block's weights (and wte), `unembed` ln_f and lm_head: no weight is
+ * in two sessions, so a device holds each once.
+ */
+export type GraphName = 'blocks' | 'unembed';
 
 /** No patch in a `full` run: patch_layer takes this value, which matches no layer. */
 export const NO_PATCH_LAYER = -2;
+
+/** The `mode` input of the blocks graph: which of its two bodies runs. */
+export const BLOCKS_MODE = { full: 0, step: 1 } as const;
 
 function context(name: string, o: GraphOptions): Ctx {
   const b = new GraphBuilder(name);
@@ -42,40 +49,84 @@ function context(name: string, o: GraphOptions): Ctx {
   };
 }
 
+/** The blocks graph's inputs; those of the mode that does not run take tiny placeholders. */
+interface BlocksInputs {
+  // full mode
+  readonly ids: string; // input_ids [batch, seq]
+  readonly gatherRows: string; // gather_rows [G]
+  readonly patchLayer: string; // patch_layer [1]
+  readonly patchPos: string; // patch_positions [batch] or [1]
+  // both modes
+  readonly vectors: string; // patch_vectors [rows, d] fp32
+  // step mode
+  readonly counts: string; // active_counts [nLayers+1]
+  readonly position: string; // position [1]
+  readonly prefixKey: string; // prefix_key [nLayers, H, prefix, dh]
+  readonly prefixValue: string; // prefix_value [nLayers, H, prefix, dh]
+}
+
 /**
- * `full`: whole prompts through every block, optionally overwriting one position's residual at the
- * output of one block (the naive patched run, and the prefix run that fills the key/value cache).
+ * `blocks`: the one graph that holds the blocks' weights. Its body is an `If` on `mode`: `full`
+ * (BLOCKS_MODE.full) runs whole prompts, `step` (BLOCKS_MODE.step) runs patched rows against a
+ * cached prefix. Both branches read the same initializers of this graph by name, so a session holds,
+ * and a GPU receives, each block's weights once (two sessions held them twice: ~11 GB more for
+ * GPT-J in fp16).
  *
- * Inputs: input_ids [batch, seq]; gather_positions [batch] (the position read out per row);
- *   patch_layer [1] (NO_PATCH_LAYER for none, -1 = embeddings); patch_positions [batch]; patch_vectors [batch, d] fp32.
- * Outputs: resid [nLayers+1, batch, d] fp32 at the gathered positions (row 0 = hook_embed, row l+1 =
- *   blocks.l.hook_resid_post); present_key / present_value [nLayers, batch, nHeads, seq, dHead] in
- *   the compute type (keys after rotary; they stay in the worker, fed back to `step` as they are).
+ * Inputs: mode [1]; the full body's input_ids [batch, seq], gather_rows [G], patch_layer [1],
+ *   patch_positions [batch] (or [1]); patch_vectors [rows, d] fp32 (both bodies); the step body's
+ *   active_counts [nLayers+1], position [1], prefix_key / prefix_value [nLayers, nHeads, prefix, dHead].
+ * Outputs: resid [nLayers+1, G, d] fp32 (full) or [1, rows, d] fp32 (step: the final residual);
+ *   present_key / present_value [nLayers, batch, nHeads, seq, dHead] in the compute type (full; the
+ *   step body gives empty ones). The ranks agree between bodies so the If's outputs have one type.
+ */
+export function buildBlocksGraph(o: GraphOptions): Uint8Array {
+  const ctx = context('gptj_blocks', o);
+  const { b, c, dt } = ctx;
+  const mode = b.input('mode', 'int64', [1]);
+  const inputs: BlocksInputs = {
+    ids: b.input('input_ids', 'int64', ['batch', 'seq']),
+    gatherRows: b.input('gather_rows', 'int64', ['gathered']),
+    patchLayer: b.input('patch_layer', 'int64', [1]),
+    patchPos: b.input('patch_positions', 'int64', ['patch_rows']),
+    vectors: b.input('patch_vectors', 'float32', ['rows', c.dModel]),
+    counts: b.input('active_counts', 'int64', [c.nLayers + 1]),
+    position: b.input('position', 'int64', [1]),
+    prefixKey: b.input('prefix_key', dt, [c.nLayers, c.nHeads, 'prefix', c.dHead]),
+    prefixValue: b.input('prefix_value', dt, [c.nLayers, c.nHeads, 'prefix', c.dHead]),
+  };
+  const full = b.subgraph('full');
+  fullBody({ ...ctx, b: full }, inputs);
+  const step = b.subgraph('step');
+  stepBody({ ...ctx, b: step }, inputs);
+  const isStep = b.op('Equal', [mode, b.constInt64([BLOCKS_MODE.step])]); // [1] bool
+  const [resid, key, value] = b.opN('If', [isStep], 3, { then_branch: { graph: step }, else_branch: { graph: full } });
+  b.output(resid, 'resid', 'float32', ['resid_layers', 'resid_rows', c.dModel]);
+  b.output(key, 'present_key', dt, [c.nLayers, 'batch', c.nHeads, 'seq', c.dHead]);
+  b.output(value, 'present_value', dt, [c.nLayers, 'batch', c.nHeads, 'seq', c.dHead]);
+  return b.encode();
+}
+
+/**
+ * The full body: whole prompts through every block, optionally overwriting one position's residual
+ * at the output of one block (the naive patched run, and the prefix run that fills the key/value
+ * cache). The residual stream is read out at the flat rows gather_rows (row * seq + position), so
+ * one prompt run once gives any number of its positions. patch_layer NO_PATCH_LAYER means no
+ * patch; patch_positions / patch_vectors are per batch row, or one of each for every row.
  * There are no logits here: the model's own logits come from `unembed` on the last resid row, the
  * same path as every technique's, so lm_head lives in one session only.
  */
-export function buildFullGraph(o: GraphOptions): Uint8Array {
-  const ctx = context('gptj_full', o);
+function fullBody(ctx: Ctx, x: BlocksInputs): void {
   const { b, c, dt } = ctx;
-  const ids = b.input('input_ids', 'int64', ['batch', 'seq']);
-  const gatherPos = b.input('gather_positions', 'int64', ['batch']);
-  const patchLayer = b.input('patch_layer', 'int64', [1]);
-  const patchPos = b.input('patch_positions', 'int64', ['batch']);
-  const patchVec = toCompute(ctx, b.input('patch_vectors', 'float32', ['batch', c.dModel])); // [batch, d]
-
-  const shape = b.op('Shape', [ids]); // [2]
+  const patchVec = toCompute(ctx, x.vectors); // [batch or 1, d]
+  const shape = b.op('Shape', [x.ids]); // [2]
   const batch = b.op('Slice', [shape, b.constInt64([0]), b.constInt64([1])]); // [1]
   const seq = b.op('Slice', [shape, b.constInt64([1]), b.constInt64([2])]); // [1]
   const positions = b.op('Range', [b.constInt64([0], []), b.op('Squeeze', [seq]), b.constInt64([1], [])]); // [seq]
   const attention = causalSelfAttention(ctx, { batch, seq, positions, rotary: rotaryTables(ctx, positions, 1) });
-  const patch = patcher(ctx, { batch, seq, positions, patchLayer, patchPos, patchVec });
+  const patch = patcher(ctx, { batch, seq, positions, patchLayer: x.patchLayer, patchPos: x.patchPos, patchVec });
+  const readOut = (h: string) => b.op('Gather', [h, x.gatherRows], { axis: 0 }); // [G, d]
 
-  // Rows of the [batch*seq, d] stream to read out: row * seq + gather_position.
-  const rowStarts = b.op('Mul', [b.op('Range', [b.constInt64([0], []), b.op('Squeeze', [batch]), b.constInt64([1], [])]), seq]); // [batch]
-  const flatGather = b.op('Add', [rowStarts, gatherPos]); // [batch]
-  const readOut = (h: string) => b.op('Gather', [h, flatGather], { axis: 0 }); // [batch, d]
-
-  const embed = b.op('Gather', [ctx.w(TOP_WEIGHTS.wte.weight), b.op('Reshape', [ids, b.constInt64([-1])])], { axis: 0 }); // [batch*seq, d]
+  const embed = b.op('Gather', [ctx.w(TOP_WEIGHTS.wte.weight), b.op('Reshape', [x.ids, b.constInt64([-1])])], { axis: 0 }); // [batch*seq, d]
   let h = patch(embed, -1); // [batch*seq, d]
   const resid = [readOut(h)];
   const keys: string[] = [];
@@ -87,11 +138,10 @@ export function buildFullGraph(o: GraphOptions): Uint8Array {
     keys.push(b.op('Unsqueeze', [out.key, b.constInt64([0])])); // [1, batch, H, seq, dh]
     values.push(b.op('Unsqueeze', [out.value, b.constInt64([0])])); // [1, batch, H, seq, dh]
   }
-  const stacked = b.op('Concat', resid.map((r) => b.op('Unsqueeze', [r, b.constInt64([0])])), { axis: 0 }); // [L+1, batch, d]
-  b.output(toFloat32(ctx, stacked), 'resid', 'float32', [c.nLayers + 1, 'batch', c.dModel]);
-  b.output(b.op('Concat', keys, { axis: 0 }), 'present_key', dt, [c.nLayers, 'batch', c.nHeads, 'seq', c.dHead]);
-  b.output(b.op('Concat', values, { axis: 0 }), 'present_value', dt, [c.nLayers, 'batch', c.nHeads, 'seq', c.dHead]);
-  return b.encode();
+  const stacked = b.op('Concat', resid.map((r) => b.op('Unsqueeze', [r, b.constInt64([0])])), { axis: 0 }); // [L+1, G, d]
+  b.output(toFloat32(ctx, stacked), 'full_resid', 'float32', [c.nLayers + 1, 'gathered', c.dModel]);
+  b.output(b.op('Concat', keys, { axis: 0 }), 'full_present_key', dt, [c.nLayers, 'batch', c.nHeads, 'seq', c.dHead]);
+  b.output(b.op('Concat', values, { axis: 0 }), 'full_present_value', dt, [c.nLayers, 'batch', c.nHeads, 'seq', c.dHead]);
 }
 
 /** `patch(h, layer)`: h [batch*seq, d] with each row's patch position overwritten by its patch vector when patch_layer is `layer`. */
@@ -101,38 +151,30 @@ function patcher(ctx: Ctx, o: { batch: string; seq: string; positions: string; p
   const isPatchPos = b.op('Unsqueeze', [
     b.op('Equal', [b.op('Unsqueeze', [o.positions, b.constInt64([0])]), b.op('Unsqueeze', [o.patchPos, b.constInt64([1])])]),
     b.constInt64([2]),
-  ]); // [batch, seq, 1]
-  const patchRow = b.op('Unsqueeze', [o.patchVec, b.constInt64([1])]); // [batch, 1, d]
+  ]); // [batch or 1, seq, 1]
+  const patchRow = b.op('Unsqueeze', [o.patchVec, b.constInt64([1])]); // [batch or 1, 1, d]
   return (h: string, layer: number) => {
-    const here = b.op('And', [isPatchPos, b.op('Equal', [o.patchLayer, b.constInt64([layer])])]); // [batch, seq, 1]
+    const here = b.op('And', [isPatchPos, b.op('Equal', [o.patchLayer, b.constInt64([layer])])]); // [batch or 1, seq, 1]
     const patched = b.op('Where', [here, patchRow, b.op('Reshape', [h, residShape])]); // [batch, seq, d]
     return b.op('Reshape', [patched, b.constInt64([-1, c.dModel])]); // [batch*seq, d]
   };
 }
 
 /**
- * `step`: the fast patched run. Each row is one patched vector placed at the last position of the
- * same target prompt, whose prefix keys/values are given (computed once by `full`). Row r enters
- * the stack after block inject_layer[r]; rows must be sorted by that layer, so the rows active at
- * block j are always a prefix of the batch and every row passes only through the blocks above it.
- *
- * Inputs: patch_vectors [rows, d] fp32; active_counts [nLayers+1] (entry j = rows whose inject layer
- *   is < j, so entry nLayers = rows); position [1] (the patched token's position = prefix length);
- *   prefix_key / prefix_value [nLayers, nHeads, prefix, dHead].
- * Output: resid_final [rows, d] fp32, the residual after the last block (before ln_f), rows in input order.
+ * The step body: the fast patched run. Each row is one patched vector placed at the last position
+ * of the same target prompt, whose prefix keys/values are given (computed once by the full body).
+ * Row r enters the stack after block inject_layer[r]; rows must be sorted by that layer, so the
+ * rows active at block j are always a prefix of the batch and every row passes only through the
+ * blocks above it. active_counts entry j = rows whose inject layer is < j (entry nLayers = rows);
+ * position = the patched token's position = the prefix length.
+ * Output: the residual after the last block (before ln_f), [1, rows, d] fp32, rows in input order.
  */
-export function buildStepGraph(o: GraphOptions): Uint8Array {
-  const ctx = context('gptj_step', o);
+function stepBody(ctx: Ctx, x: BlocksInputs): void {
   const { b, c, dt } = ctx;
-  const vectors = toCompute(ctx, b.input('patch_vectors', 'float32', ['rows', c.dModel])); // [rows, d]
-  const counts = b.input('active_counts', 'int64', [c.nLayers + 1]);
-  const position = b.input('position', 'int64', [1]);
-  const prefixKey = b.input('prefix_key', dt, [c.nLayers, c.nHeads, 'prefix', c.dHead]);
-  const prefixValue = b.input('prefix_value', dt, [c.nLayers, c.nHeads, 'prefix', c.dHead]);
-
+  const vectors = toCompute(ctx, x.vectors); // [rows, d]
   // Every row sits at the same position, so one rotary table [1, 1, rd/2, 1] broadcasts over rows.
-  const attention = prefixAttention(ctx, { prefixKey, prefixValue, rotary: rotaryTables(ctx, position, 1) });
-  const count = (j: number) => b.op('Slice', [counts, b.constInt64([j]), b.constInt64([j + 1])]); // [1]
+  const attention = prefixAttention(ctx, { prefixKey: x.prefixKey, prefixValue: x.prefixValue, rotary: rotaryTables(ctx, x.position, 1) });
+  const count = (j: number) => b.op('Slice', [x.counts, b.constInt64([j]), b.constInt64([j + 1])]); // [1]
   const entering = (from: string, to: string) => b.op('Slice', [vectors, from, to, b.constInt64([0])]); // [n_j, d]
 
   let h = entering(b.constInt64([0]), count(0)); // rows injected before block 0 (at hook_embed)
@@ -141,8 +183,11 @@ export function buildStepGraph(o: GraphOptions): Uint8Array {
     h = block(ctx, l, h, attention).residPost; // [active, d]
   }
   h = b.op('Concat', [h, entering(count(c.nLayers - 1), count(c.nLayers))], { axis: 0 }); // rows injected after the last block
-  b.output(toFloat32(ctx, h), 'resid_final', 'float32', ['rows', c.dModel]);
-  return b.encode();
+  b.output(b.op('Unsqueeze', [toFloat32(ctx, h), b.constInt64([0])]), 'step_resid', 'float32', [1, 'rows', c.dModel]);
+  // The If's other outputs, empty: the step body makes no cache.
+  const none = b.constFloat([], dt, [c.nLayers, 0, c.nHeads, 0, c.dHead]);
+  b.output(none, 'step_no_key', dt, [c.nLayers, 0, c.nHeads, 0, c.dHead]);
+  b.output(none, 'step_no_value', dt, [c.nLayers, 0, c.nHeads, 0, c.dHead]);
 }
 
 /**

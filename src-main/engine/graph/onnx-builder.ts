@@ -11,12 +11,21 @@ const REF_DTYPE = { F32: DT.FLOAT, F16: DT.FLOAT16, BF16: DT.BFLOAT16 } as const
 
 /** A dimension is fixed (number) or symbolic (string, e.g. "batch"). */
 export type Dim = number | string;
-/** Plain numbers are INT attributes; wrap floats as `{ float: x }` so 1.0 is not mistaken for an int. */
-type AttrValue = number | number[] | string | { float: number };
+/**
+ * Plain numbers are INT attributes; wrap floats as `{ float: x }` so 1.0 is not mistaken for an int,
+ * and a subgraph (an `If` branch) as `{ graph: builder }`.
+ */
+type AttrValue = number | number[] | string | { float: number } | { graph: GraphBuilder };
 
 /**
  * A small builder over onnx-proto: every `op` call appends one node and returns the
  * names of its outputs, so graph code reads as a sequence of tensor assignments.
+ *
+ * A subgraph builder (`subgraph`) makes the body of an `If` branch. It has nodes and outputs of its
+ * own and reads any value of the graph around it by name; inputs, weights and constants always go
+ * to the top graph, so a weight that both branches read is one initializer, stored (and uploaded to
+ * a device) once. Names come from one counter per model: ONNX forbids a subgraph to reuse a name of
+ * an enclosing graph.
  */
 export class GraphBuilder {
   private readonly nodes: onnxPkg.onnx.INodeProto[] = [];
@@ -25,10 +34,22 @@ export class GraphBuilder {
   private readonly outputs: onnxPkg.onnx.IValueInfoProto[] = [];
   private readonly constCache = new Map<string, string>();
   private counter = 0;
+  private readonly root: GraphBuilder;
 
-  constructor(private readonly name: string) {}
+  constructor(
+    private readonly name: string,
+    parent?: GraphBuilder,
+  ) {
+    this.root = parent?.root ?? this;
+  }
+
+  /** The body of a branch, built with the same calls; pass it to `op` as `{ graph: sub }`. */
+  subgraph(name: string): GraphBuilder {
+    return new GraphBuilder(name, this);
+  }
 
   input(name: string, type: ElemType, dims: Dim[]): string {
+    if (this.root !== this) throw new Error(`graph input ${name} belongs to the top graph, not the ${this.name} branch`);
     this.inputs.push(valueInfo(name, type, dims));
     return name;
   }
@@ -40,6 +61,7 @@ export class GraphBuilder {
 
   /** An initializer whose bytes stay in a weight file; `location` is relative to the session's weight folder. */
   externalWeight(ref: TensorRef, location: string, offset: number): string {
+    if (this.root !== this) return this.root.externalWeight(ref, location, offset);
     this.inits.push({
       name: ref.name,
       dims: [...ref.shape],
@@ -77,12 +99,12 @@ export class GraphBuilder {
   }
 
   opN(opType: string, inputs: string[], nOut: number, attrs: Record<string, AttrValue> = {}, outNames?: string[]): string[] {
-    const output = outNames ?? Array.from({ length: nOut }, () => `${opType.toLowerCase()}_${this.counter++}`);
+    const output = outNames ?? Array.from({ length: nOut }, () => `${opType.toLowerCase()}_${this.root.counter++}`);
     this.nodes.push({
       opType,
       input: inputs,
       output,
-      name: `${opType}_${this.nodes.length}`,
+      name: `${opType}_${this.root.counter++}`,
       attribute: Object.entries(attrs).map(([name, v]) => attribute(name, v)),
     });
     return output;
@@ -98,12 +120,17 @@ export class GraphBuilder {
       irVersion: 8,
       producerName: 'logitscope-lab',
       opsetImport: [{ domain: '', version: 17 }],
-      graph: { name: this.name, node: this.nodes, initializer: this.inits, input: this.inputs, output: this.outputs },
+      graph: this.graphProto(),
     });
     return onnx.ModelProto.encode(model).finish();
   }
 
+  graphProto(): onnxPkg.onnx.IGraphProto {
+    return { name: this.name, node: this.nodes, initializer: this.inits, input: this.inputs, output: this.outputs };
+  }
+
   private constant(key: string, make: () => onnxPkg.onnx.ITensorProto): string {
+    if (this.root !== this) return this.root.constant(key, make);
     return this.memo(key, () => {
       const name = `const_${this.counter++}`;
       this.inits.push({ ...make(), name });
@@ -136,6 +163,7 @@ function valueInfo(name: string, type: ElemType, dims: Dim[]): onnxPkg.onnx.IVal
 function attribute(name: string, v: AttrValue): onnxPkg.onnx.IAttributeProto {
   if (typeof v === 'string') return { name, type: AT.STRING, s: new TextEncoder().encode(v) };
   if (Array.isArray(v)) return { name, type: AT.INTS, ints: v };
+  if (typeof v === 'object' && 'graph' in v) return { name, type: AT.GRAPH, g: v.graph.graphProto() };
   if (typeof v === 'object') return { name, type: AT.FLOAT, f: v.float };
   return { name, type: AT.INT, i: v };
 }
