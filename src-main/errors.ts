@@ -40,7 +40,9 @@ export type ErrorCode =
   | 'cache_readonly'
   | 'cache_full'
   | 'cache_missing'
-  | 'run_not_found';
+  | 'run_not_found'
+  | 'shards_mismatch'
+  | 'shards_incomplete';
 
 /** One problem with a request: where (a dotted path into the payload, or an option) and what. */
 export interface Issue {

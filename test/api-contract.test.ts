@@ -42,6 +42,7 @@ const BAD: Record<string, { payload: unknown; paths: string[] }> = {
   'runs.compare': { payload: { a: 'abcd' }, paths: ['b'] },
   'runs.export': { payload: { runId: 'abcd', format: 'xlsx', out: '' }, paths: ['format', 'out'] },
   'runs.delete': { payload: { runId: null }, paths: ['runId'] },
+  'runs.merge': { payload: { files: [], allowPartial: 'yes' }, paths: ['files', 'allowPartial'] },
   'runs.diff': { payload: { a: 'ab', b: 3 }, paths: ['a', 'b'] },
   'runs.update': { payload: { runId: 'abcd', name: 7, tags: [''], colour: 'red' }, paths: ['name', 'tags.0', ''] },
 };

@@ -8,6 +8,7 @@
 import type { z } from 'zod';
 import type { SerializedError } from '../errors.ts';
 import type { Parity } from '../store/parity.ts';
+import type { MergeReport } from '../scale/merge.ts';
 import type { ProtocolSettings, Strategy } from '../sweep/spec.ts';
 import type { EventSchemas, layerSummarySchema, RequestSchemas } from './schemas.ts';
 
@@ -250,6 +251,7 @@ interface Replies {
   'runs.export': ExportReply;
   'runs.delete': { deleted: boolean };
   'runs.diff': DifferenceView;
+  'runs.merge': MergeReport;
   'runs.update': RunSummaryView;
 }
 
@@ -288,6 +290,7 @@ export const REQUEST_NAMES: readonly RequestName[] = [
   'runs.export',
   'runs.delete',
   'runs.diff',
+  'runs.merge',
   'runs.update',
 ];
 

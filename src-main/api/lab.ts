@@ -17,6 +17,7 @@ import { extractOne, saveExtraction, tokenizeOne } from './extract-service.ts';
 import { exportRun } from './export-service.ts';
 import { issuesOf, requestSchemas } from './schemas.ts';
 import { checkLayers, techniqueSpecs } from './techniques.ts';
+import { mergeShards } from '../scale/merge.ts';
 import { CODE_VERSION, resumeStoredSweep, runStoredSweep } from './sweep-service.ts';
 import { exampleListView, exampleView, modelView, PAIRED_METHOD, resolveRunId, runView } from './views.ts';
 
@@ -164,6 +165,7 @@ export class Lab {
           const work = runStoredSweep(engine, this.store, spec, {
             name: p.name,
             recompute: p.recompute,
+            shard: p.shard,
             maxBatchExamples: p.batchSize,
             signal: controller.signal,
             onPreparing: (s) => p.requestId && this.emit('sweep.preparing', { requestId: p.requestId, scanned: s.scanned, passed: s.passed, filteredOut: s.filteredOut }),
@@ -293,6 +295,12 @@ export class Lab {
       const item = this.store.updateRun(runId, { name: p.name === '' ? null : p.name, notes: p.notes === '' ? null : p.notes, tags: p.tags && [...new Set(p.tags)] });
       this.emit('runs.changed', {});
       return item;
+    },
+
+    'runs.merge': async (p) => {
+      const report = mergeShards(this.store, p);
+      this.emit('runs.changed', {});
+      return report;
     },
 
     'runs.delete': async (p) => {

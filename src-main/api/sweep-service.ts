@@ -9,6 +9,7 @@ import { describeModel } from '../sweep/export-record.ts';
 import { prepareSweep, type PreparedSweep } from '../sweep/prepare.ts';
 import { runSweep, type SweepOutcome, type SweepPlan, type SweepProgress } from '../sweep/run-sweep.ts';
 import type { SweepSpec } from '../sweep/spec.ts';
+import { type Shard, shardCache, shardOfRun, shardOrdinals } from '../scale/shard.ts';
 
 /** The app's version, recorded with every run so results of different code can be told apart. */
 export const CODE_VERSION: string = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
@@ -26,6 +27,8 @@ export interface StoredSweepHooks {
   maxBatchExamples?: number;
   /** Take nothing from the cache: compute every row again and store it over the old one (store/sweep-cache.ts). */
   recompute?: boolean;
+  /** Compute only this shard's examples (scale/shard.ts); the run records every example of the slice and the shard. */
+  shard?: Shard;
 }
 
 export interface StoredSweepResult {
@@ -46,7 +49,7 @@ export async function runStoredSweep(engine: Engine, store: ResultStore, spec: S
     name: hooks.name,
     model: { key: modelKey(engine.info), path: engine.info.modelDir, info: describeModel(engine.info, engine.tokenizer) },
     files: spec.files,
-    datasetStats: { pool: prepared.dataset.pool, records: prepared.dataset.records, skipped: prepared.dataset.skipped },
+    datasetStats: { pool: prepared.dataset.pool, records: prepared.dataset.records, skipped: prepared.dataset.skipped, ...(hooks.shard && { shard: hooks.shard }) },
     protocol: spec.protocol,
     techniques: plan.techniques,
     layers: plan.layers,
@@ -84,13 +87,24 @@ export async function resumeStoredSweep(engine: Engine, store: ResultStore, runI
   const examples = store.runExamples(runId).map((e) => ({ recordIndex: e.recordIndex, source: e.source, text: e.text ?? '', tokens: e.tokens, position: e.position }));
   const plan: SweepPlan = { examples, techniques: run.resolvedTechniques, layers: run.layers, k: run.k, strategy: run.strategy };
   store.resumeRun(runId);
-  return { outcome: await finishInStore(engine, store, runId, plan, hooks), plan };
+  return { outcome: await finishInStore(engine, store, runId, plan, { ...hooks, shard: shardOfRun(run.dataset) }), plan };
 }
 
 async function finishInStore(engine: Engine, store: ResultStore, runId: string, plan: SweepPlan, hooks: StoredSweepHooks): Promise<SweepOutcome> {
   const started = performance.now();
   try {
-    const outcome = await runSweep(engine, plan, { signal: hooks.signal, cache: runSweepCache(store, runId, { recompute: hooks.recompute }), onProgress: hooks.onProgress, budgetBytes: hooks.budgetBytes, maxBatchExamples: hooks.maxBatchExamples });
+    let cache = runSweepCache(store, runId, { recompute: hooks.recompute });
+    if (hooks.shard) {
+      // A shard computes its stride of the slice; the run keeps every example, so a merge (scale/merge.ts) can check the slices agree.
+      const ordinals = shardOrdinals(plan.examples.length, hooks.shard);
+      if (ordinals.length === 0) {
+        store.finishRun(runId, { status: 'completed', timings: { wallMs: 0, computeMs: 0 } });
+        return { status: 'completed', results: [], summary: [], timings: { computeSeconds: 0, examplesComputed: 0 } };
+      }
+      plan = { ...plan, examples: ordinals.map((o) => plan.examples[o]) };
+      cache = shardCache(cache, ordinals);
+    }
+    const outcome = await runSweep(engine, plan, { signal: hooks.signal, cache, onProgress: hooks.onProgress, budgetBytes: hooks.budgetBytes, maxBatchExamples: hooks.maxBatchExamples });
     store.finishRun(runId, { status: outcome.status, timings: { wallMs: performance.now() - started, computeMs: outcome.timings.computeSeconds * 1000 } });
     return outcome;
   } catch (e) {

@@ -3,15 +3,20 @@ import type { RunStatus } from '../api/contract.ts';
 import { LogitscopeError } from '../errors.ts';
 import { parseCommandLine, requiredOption, withLab } from './options.ts';
 import { formatSummaryTable } from './summary-table.ts';
+import { ranges } from '../scale/merge.ts';
 import { formatParity } from './extract-table.ts';
 
-const HELP = `usage: logitscope runs <list|show|compare|export|delete> [options]
+const HELP = `usage: logitscope runs <list|show|compare|export|delete|merge> [options]
 
   runs list [--model DIR] [--dataset FILE] [--status running|completed|cancelled|failed|interrupted]
   runs show RUN                     the run's settings and per-layer summary
   runs compare RUN_A RUN_B          per-layer means side by side, and B − A
   runs export RUN --out FILE [--format json|csv|parquet]   (default: from FILE's extension)
   runs delete RUN                   (a run still computing in this process is cancelled first)
+  runs merge SHARD_DB... --into DB [--allow-partial]
+                                    one run from the shards of a sweep (\`sweep --shard i/N\`), each in its own
+                                    database; refuses shards of different sweeps and, unless --allow-partial,
+                                    shards that do not cover the slice. Merging again adds only what is new.
 Every subcommand takes --db FILE (default: $LOGITSCOPE_DB, else the app-data directory).
 A run id may be shortened to any unique prefix of at least 4 characters.`;
 
@@ -27,15 +32,29 @@ export const runsCommand = {
       status: { type: 'string' },
       format: { type: 'string' },
       out: { type: 'string' },
+      into: { type: 'string' },
+      'allow-partial': { type: 'boolean' },
     }, HELP);
     if (!parsed) return;
     const { values: o, positionals: [sub, ...ids] } = parsed;
     if (!sub) throw new LogitscopeError('argument_invalid', `a subcommand is required\n\n${HELP}`);
-    if (!['list', 'show', 'compare', 'export', 'delete'].includes(sub)) throw new LogitscopeError('argument_invalid', `unknown subcommand "${sub}"\n\n${HELP}`);
+    if (!['list', 'show', 'compare', 'export', 'delete', 'merge'].includes(sub)) throw new LogitscopeError('argument_invalid', `unknown subcommand "${sub}"\n\n${HELP}`);
     const id = (n: number) => {
       if (!ids[n]) throw new LogitscopeError('argument_invalid', `${n === 0 ? 'RUN' : 'RUN_B'} is required`, n === 0 ? 'RUN' : 'RUN_B');
       return ids[n];
     };
+    if (sub === 'merge') {
+      if (o.db !== undefined) throw new LogitscopeError('argument_invalid', 'runs merge writes into --into DB; --db is not used', '--db');
+      if (ids.length === 0) throw new LogitscopeError('argument_invalid', 'give the shard databases to merge: runs merge SHARD_DB... --into DB', 'SHARD_DB');
+      const into = requiredOption(o.into, 'into');
+      await withLab({ db: into }, async (lab) => {
+        const r = await lab.call('runs.merge', { files: ids, allowPartial: o['allow-partial'] });
+        for (const s of r.shards) console.error(`shard ${s.index}/${s.count}: run ${s.runId.slice(0, 8)} in ${s.file}, ${s.status}, ${s.examplesDone} examples done`);
+        console.log(`run ${r.runId}: ${r.status}, ${r.examplesDone}/${r.examplesPlanned} examples (${r.copied} copied by this merge) in ${lab.dbFile}`);
+        if (r.missing.length > 0) console.log(`missing ordinals: ${ranges(r.missing)}`);
+      });
+      return;
+    }
     await withLab({ db: o.db, readonly: READ_ONLY.has(sub) }, async (lab) => {
       switch (sub) {
         case 'list': {

@@ -8,10 +8,13 @@ import { intOption, parseOptions, requiredOption, withLab } from './options.ts';
 import { formatSeconds } from '../api/format.ts';
 import { progressPrinter } from './progress.ts';
 import { formatSummaryTable } from './summary-table.ts';
+import { parseShard } from '../scale/shard.ts';
 
 const HELP = `usage: logitscope sweep --model DIR --data FILE... --preset logitscope|patchscopes [--json OUT] [options]
        logitscope sweep --demo [options]      the built-in demo model on its held-out text (${DEMO.limit} examples)
        logitscope sweep --resume RUN [--json OUT] [--db FILE] [--batch-size N] [--allow-cpu-fallback]
+       logitscope sweep ... --shard i/N --db SHARD.db     one shard of the sweep; merge with \`logitscope runs merge\`
+       logitscope sweep ... --devices cuda:0,cuda:1       one shard per device in child processes, merged as they go
 
 Compares next-token extraction techniques at every layer over a dataset slice. Every finished
 batch is stored in the results cache (see \`logitscope runs\`); results an earlier run of the same
@@ -29,7 +32,8 @@ Ctrl-C cancels after storing the finished batches (exit 130); --resume finishes 
   --name NAME          a name for the run in the history
   --batch-size N       at most N examples per batch (default: sized from free memory)
   --limit N            at most N examples
-  --techniques LIST    comma list of logit_lens,patchscope,logitscope (default: all three)
+  --techniques LIST    comma list of logit_lens,patchscope,logitscope,tuned_lens (default: the first
+                       three; tuned_lens fits an affine lens on a train slice first, cached)
   --prompt TEXT        a custom patchscope target prompt (repeatable)
   --prompt-layer L     target layer for the matching --prompt: "same" (default) or a layer number
   --layers LIST        all (default), or e.g. 0,5,10-27; -1 is the embeddings
@@ -39,6 +43,10 @@ Ctrl-C cancels after storing the finished batches (exit 130); --resume finishes 
   --dtype T            float32 (default on the CPU) or float16 (default on CUDA); part of the cache key
   --strategy S         fast (default) or naive (one full forward per technique, layer and example)
   --recompute          compute every row afresh instead of reusing cached rows (verification runs)
+  --shard i/N          compute only the examples whose ordinal ≡ i (mod N) of the slice (0 ≤ i < N); the run
+                       records the whole slice and the shard, and \`runs merge\` makes one run of the N shards
+  --devices LIST       run one shard per device (cpu, cuda or cuda:N, comma-separated) in child processes and
+                       merge them into --db as they go; each child loads the model on its device
 Protocol overrides (each replaces the preset's value, and the run records what was used):
   --pool-start N --pool-end N --eval-start N --eval-end N --shuffle-seed N|none
   --max-words N --max-chars N --pile-set NAME --bos | --no-bos`;
@@ -75,6 +83,8 @@ const OPTIONS = {
   name: { type: 'string' },
   'batch-size': { type: 'string' },
   demo: { type: 'boolean' },
+  shard: { type: 'string' },
+  devices: { type: 'string' },
 } as const;
 
 type Values = NonNullable<ReturnType<typeof parseOptions<typeof OPTIONS>>>;
@@ -95,6 +105,8 @@ export const sweepCommand = {
         throw new LogitscopeError('argument_invalid', `--resume continues the run with its recorded settings; drop ${extra.map((k) => `--${k}`).join(', ')}`, `--${extra[0]}`);
       }
     }
+    // Bad settings are refused before the results database is opened (or created).
+    const request = o.resume === undefined ? sweepRequest(o, batchSize) : undefined;
     const code = await withLab({ db: o.db }, async (lab) => {
       if (o.resume !== undefined) {
         const run = await lab.call('runs.get', { runId: o.resume });
@@ -102,11 +114,20 @@ export const sweepCommand = {
         console.error(`resuming run ${run.id}: ${run.examplesDone} of ${run.examplesPlanned ?? '?'} examples already stored`);
         return follow(lab, { out, start: () => lab.call('sweep.resume', { runId: run.id, batchSize }) });
       }
-      const request = sweepRequest(o, batchSize);
+      const req = request!; // built above whenever --resume is not given
+      if (o.devices !== undefined) {
+        // The children load the model; this process only merges, so it never holds the weights.
+        const modelDir = requiredOption(o.model ?? (o.demo ? DEMO.modelDir : undefined), 'model');
+        if (o.device !== undefined || o.shard !== undefined) {
+          throw new LogitscopeError('argument_invalid', `--devices chooses each shard's device itself: drop ${o.device !== undefined ? '--device' : '--shard'}`, '--devices');
+        }
+        const devices = o.devices.split(',').map((d) => d.trim());
+        return follow(lab, { out, start: () => lab.call('sweep.start', { ...req, devices, modelDir, dtype: o.dtype as SweepRequest['dtype'] }) });
+      }
       const model = await loadModel(lab, requiredOption(o.model ?? (o.demo ? DEMO.modelDir : undefined), 'model'), o.device ?? 'cpu', o);
       // Layers past the model's last are refused here, before any dataset is read.
       parseLayerList(o.layers, { field: '--layers', nLayers: model.nLayers });
-      return follow(lab, { out, start: () => lab.call('sweep.start', request) });
+      return follow(lab, { out, start: () => lab.call('sweep.start', req) });
     });
     process.exitCode = code;
   },
@@ -140,6 +161,7 @@ function sweepRequest(o: Values, batchSize: number | undefined): SweepRequest {
     name: o.name,
     recompute: o.recompute,
     batchSize,
+    ...(o.shard !== undefined && { shard: parseShard(o.shard) }),
   };
 }
 
@@ -208,5 +230,7 @@ function describeStart(run: RunView): string {
     .filter(([, n]) => n > 0)
     .map(([why, n]) => `${n} ${SKIP_WORDS[why] ?? why}`);
   const read = d.pool ? `${d.pool.scanned} records scanned, ${d.pool.filteredOut} filtered out${left.length ? `, skipped: ${left.join(', ')}` : ''}` : 'resumed from the store';
-  return `run ${run.id}: ${run.examplesPlanned ?? '?'} examples (${read}), ${run.techniques.length} techniques × ${run.layers.length} layers, ${run.strategy} strategy on ${run.device}`;
+  const shard = run.dataset.shard as { index: number; count: number } | undefined;
+  const part = shard ? `, shard ${shard.index}/${shard.count} computes every ${shard.count === 1 ? '' : `${shard.count}th `}example from ordinal ${shard.index}` : '';
+  return `run ${run.id}: ${run.examplesPlanned ?? '?'} examples (${read}${part}), ${run.techniques.length} techniques × ${run.layers.length} layers, ${run.strategy} strategy on ${run.device}`;
 }
