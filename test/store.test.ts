@@ -348,7 +348,7 @@ describe('exports', () => {
     const exs = examples(0, 3);
     const id = sweep(store, newRun(), exs);
     const record = JSON.parse(JSON.stringify(exportJson(store, id)));
-    expect(Object.keys(record)).toEqual(['model', 'techniques', 'conventions', 'protocol', 'dataset', 'status', 'run', 'summary', 'examples']);
+    expect(Object.keys(record)).toEqual(['model', 'techniques', 'conventions', 'protocol', 'dataset', 'status', 'run', 'summary', 'parity', 'examples']);
     expect(record.model).toEqual(MODEL.info);
     expect(record.techniques).toEqual({ logit_lens: {}, logitscope: { prompt: '?', prompt_tokens: [50256, 30], target_layer: 'same' } });
     expect(record.protocol).toEqual(PROTOCOL);

@@ -17,6 +17,7 @@ import type { ResultStore } from './result-store.ts';
 /** The export record (export-record.ts) of a stored run, with the run's bookkeeping under `run`. */
 export function exportJson(store: ResultStore, runId: string): ExportRecord {
   const run = store.getRun(runId);
+  const paddingFrom = typeof run.model.tokenizer_vocab_size === 'number' ? run.model.tokenizer_vocab_size : undefined;
   return {
     model: run.model,
     techniques: describeTechniques(run.resolvedTechniques),
@@ -46,14 +47,15 @@ export function exportJson(store: ResultStore, runId: string): ExportRecord {
       record_index: example.recordIndex,
       ...(example.source !== undefined && { source: example.source }),
       ...result,
-      layers: result.layers.map(({ layer, ...rest }) => ({ layer, hook: residHook(layer), ...rest, padding_ids: paddingIds(rest.top_k.ids, paddingFrom(run.model)) })),
+      layers: result.layers.map(({ layer, ...rest }) => ({
+        layer,
+        hook: residHook(layer),
+        ...rest,
+        // Runs recorded before the tokenizer's size was have no padding_ids: unknown, not "none".
+        ...(paddingFrom !== undefined && { padding_ids: paddingIds(rest.top_k.ids, paddingFrom) }),
+      })),
     })),
   };
-}
-
-/** Where padding ids start for a stored run's model; undefined for runs that did not record it. */
-function paddingFrom(model: Record<string, unknown>): number | undefined {
-  return typeof model.tokenizer_vocab_size === 'number' ? model.tokenizer_vocab_size : undefined;
 }
 
 export const TABLE_COLUMNS = [

@@ -4,11 +4,13 @@ import type { Interval, LayerSummary } from './spec.ts';
 import { residHook } from '../hooks.ts';
 import { INTERVAL_METHODS } from './summary.ts';
 import type { ResolvedTechnique } from './techniques.ts';
+import { describeLens, type LensRecord } from '../lens/lens.ts';
 
 /** The export record every export writes (JSON); field names are fixed by the engine issue. */
 export interface ExportRecord {
   model: Record<string, unknown>;
-  techniques: Record<string, { prompt?: string; prompt_tokens?: number[]; target_layer?: 'same' | number }>;
+  /** `lens`: the tuned lens's record (settings and key) and a one-line description; null before it was fitted. */
+  techniques: Record<string, { prompt?: string; prompt_tokens?: number[]; target_layer?: 'same' | number; lens?: (LensRecord & { description: string }) | null }>;
   conventions: typeof CONVENTIONS;
   examples: ExampleResult[];
   [extra: string]: unknown;
@@ -44,7 +46,9 @@ export function describeTechniques(techniques: ResolvedTechnique[]): ExportRecor
       t.id,
       t.kind === 'logit_lens'
         ? {}
-        : { prompt: t.prompt, prompt_tokens: t.promptTokens, target_layer: t.targetLayer.kind === 'same' ? ('same' as const) : t.targetLayer.layer },
+        : t.kind === 'tuned_lens'
+          ? { lens: t.lens ? { description: describeLens(t.lens), ...t.lens } : null }
+          : { prompt: t.prompt, prompt_tokens: t.promptTokens, target_layer: t.targetLayer.kind === 'same' ? ('same' as const) : t.targetLayer.layer },
     ]),
   );
 }
@@ -66,7 +70,7 @@ export function exportSummary(summary: LayerSummary[]) {
   };
 }
 
-/** The top-k ids that are padding rows (CONVENTIONS.padding_ids); [] when the tokenizer's size is not recorded. */
-export function paddingIds(ids: readonly number[], paddingFrom: number | undefined): number[] {
-  return paddingFrom === undefined ? [] : ids.filter((id) => id >= paddingFrom);
+/** The top-k ids that are padding rows (CONVENTIONS.padding_ids). */
+export function paddingIds(ids: readonly number[], paddingFrom: number): number[] {
+  return ids.filter((id) => id >= paddingFrom);
 }
