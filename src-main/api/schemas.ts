@@ -113,6 +113,17 @@ export const requestSchemas = {
     /** At most this many examples per batch (default: sized from free memory). */
     batchSize: z.int().min(1).max(1_000_000).optional(),
     requestId: requestIdSchema.optional(),
+    /** Compute only the examples whose ordinal ≡ index (mod count) of the slice (scale/shard.ts). */
+    shard: z.strictObject({ index: count, count: z.int().min(1).max(4096) }).refine((s) => s.index < s.count, 'shard index must be below the shard count').optional(),
+    /** One shard per device, each in its own process, merged into one run as they go (scale/devices.ts). */
+    devices: z.array(shardDeviceSchema).min(1).max(64).optional(),
+    /** With devices: the model each shard loads (default: the loaded model's) and its compute dtype (default: the device's). */
+    modelDir: nonEmpty('the model directory').optional(),
+    dtype: z.enum(['float32', 'float16']).optional(),
+  }).superRefine((p, ctx) => {
+    if (p.devices && p.shard) ctx.addIssue({ code: 'custom', path: ['shard'], message: 'devices splits the sweep into shards itself: give shard or devices, not both' });
+    if (!p.devices && (p.modelDir !== undefined || p.dtype !== undefined)) ctx.addIssue({ code: 'custom', path: [p.modelDir !== undefined ? 'modelDir' : 'dtype'], message: 'modelDir and dtype go with devices; otherwise the loaded model is used' });
+    if (p.devices && new Set(p.devices.map((d) => d.split(':')[0])).size > 1) ctx.addIssue({ code: 'custom', path: ['devices'], message: 'all devices must be of one kind (cpu or cuda): results are keyed by device, so a mix cannot merge into one run' });
   }),
   'sweep.cancel': z.strictObject({ runId: runIdSchema }),
   'sweep.resume': z.strictObject({ runId: runIdSchema, batchSize: z.int().min(1).max(1_000_000).optional(), requestId: requestIdSchema.optional() }),
@@ -129,17 +140,6 @@ export const requestSchemas = {
   'runs.get': z.strictObject({ runId: runIdSchema }),
   'runs.example': z.strictObject({ runId: runIdSchema, ordinal: count }),
   /** One technique's per-layer curves split by the examples' data source (meta.pile_set_name); `metric` is echoed for the front's chart. */
-    /** Compute only the examples whose ordinal ≡ index (mod count) of the slice (scale/shard.ts). */
-    shard: z.strictObject({ index: count, count: z.int().min(1).max(4096) }).refine((s) => s.index < s.count, 'shard index must be below the shard count').optional(),
-    /** One shard per device, each in its own process, merged into one run as they go (scale/devices.ts). */
-    devices: z.array(shardDeviceSchema).min(1).max(64).optional(),
-    /** With devices: the model each shard loads (default: the loaded model's) and its compute dtype (default: the device's). */
-    modelDir: nonEmpty('the model directory').optional(),
-    dtype: z.enum(['float32', 'float16']).optional(),
-  }).superRefine((p, ctx) => {
-    if (p.devices && p.shard) ctx.addIssue({ code: 'custom', path: ['shard'], message: 'devices splits the sweep into shards itself: give shard or devices, not both' });
-    if (!p.devices && (p.modelDir !== undefined || p.dtype !== undefined)) ctx.addIssue({ code: 'custom', path: [p.modelDir !== undefined ? 'modelDir' : 'dtype'], message: 'modelDir and dtype go with devices; otherwise the loaded model is used' });
-    if (p.devices && new Set(p.devices.map((d) => d.split(':')[0])).size > 1) ctx.addIssue({ code: 'custom', path: ['devices'], message: 'all devices must be of one kind (cpu or cuda): results are keyed by device, so a mix cannot merge into one run' });
   'runs.bySource': z.strictObject({ runId: runIdSchema, technique: nonEmpty('technique') }),
   /**
    * A page of the run's examples filtered and sorted by one technique × layer cell (the filter's,
@@ -173,6 +173,12 @@ export const requestSchemas = {
     out: nonEmpty('the output file').optional(),
   }),
   'runs.delete': z.strictObject({ runId: runIdSchema }),
+  /** Shard runs (sweep.start with shard), each from its own database, merged into one run of this database (scale/merge.ts). */
+  'runs.merge': z.strictObject({
+    files: z.array(nonEmpty('a shard database')).min(1, 'give at least one shard database').max(4096),
+    /** Write the run even where the shards do not cover the slice; it is marked failed with the missing ordinals. */
+    allowPartial: z.boolean().optional(),
+  }),
   /** Run b minus run a per technique and layer, paired over the examples both computed. */
   'runs.diff': z.strictObject({ a: runIdSchema, b: runIdSchema }),
   /** Rename a run, or set its notes and tags; a field left out stays as it is, null clears it. */
@@ -189,12 +195,6 @@ export type RequestSchemas = typeof requestSchemas;
 /** Bounds are NaN in process (null over JSON) where an interval has no width to give (n = 1). */
 const bound = z.number().or(z.nan()).nullable();
 const intervalSchema = z.object({ mean: z.number(), low: bound, high: bound });
-  /** Shard runs (sweep.start with shard), each from its own database, merged into one run of this database (scale/merge.ts). */
-  'runs.merge': z.strictObject({
-    files: z.array(nonEmpty('a shard database')).min(1, 'give at least one shard database').max(4096),
-    /** Write the run even where the shards do not cover the slice; it is marked failed with the missing ordinals. */
-    allowPartial: z.boolean().optional(),
-  }),
 export const layerSummarySchema = z.object({
   technique: z.string(),
   layer: z.int(),
