@@ -96,7 +96,8 @@ export interface RunView extends RunSummaryView {
   strategy: Strategy;
   /** The files and how they were read: records scanned, filtered out, and skipped by reason. */
   dataset: { files: string[] } & Record<string, unknown>;
-  techniquePrompts: Record<string, { prompt?: string; promptTokens?: number[]; targetLayer?: 'same' | number }>;
+  /** `lens`: the tuned lens the run read through, in one line (its train slice, seed, ridge, key). */
+  techniquePrompts: Record<string, { prompt?: string; promptTokens?: number[]; targetLayer?: 'same' | number; lens?: string }>;
   summary: LayerSummary[];
   /** At the last layer, each technique against the model's own distribution (store/parity.ts); a failure marks the run. */
   parity: Parity;

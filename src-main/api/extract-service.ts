@@ -11,6 +11,7 @@ import { residHook } from '../hooks.ts';
 import { BUILT_IN_TECHNIQUES, resolveTechniques } from '../sweep/techniques.ts';
 import type { ExtractColumn, ExtractView, Payload, Reply } from './contract.ts';
 import { checkLayers, techniqueSpecs } from './techniques.ts';
+import { latestLensFor } from '../lens/resolve.ts';
 import { CODE_VERSION } from './sweep-service.ts';
 import { cellsOf, techniqueView } from './views.ts';
 
@@ -54,7 +55,8 @@ async function compute(engine: Engine, p: ExtractFields) {
   // The engine refuses an empty or over-long prompt with the field `text`.
   const tokens = engine.tokenize(p.text, { bos });
   const positions = positionsOf(p, tokens.length);
-  const techniques = resolveTechniques(techniqueSpecs(choices), (t) => engine.tokenize(t, { bos }));
+  // One prompt has no train slice: a tuned lens reads through the lens last fitted for this model.
+  const techniques = latestLensFor(engine, resolveTechniques(techniqueSpecs(choices), (t) => engine.tokenize(t, { bos })));
   const layers = p.layers ?? Array.from({ length: engine.config.nLayers }, (_, l) => l);
   const k = p.k ?? 5;
   // Each position is its own example, as in a sweep: the same fast path, one source pass per batch.

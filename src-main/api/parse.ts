@@ -6,6 +6,8 @@ import { LogitscopeError } from '../errors.ts';
 import type { TechniqueChoice } from './contract.ts';
 
 const BUILT_IN_IDS = ['logit_lens', 'patchscope', 'logitscope'] as const;
+/** Ids a list may name: the built-in three (the default) and the tuned lens (fitted on first use). */
+const NAMED_IDS = [...BUILT_IN_IDS, 'tuned_lens'] as const;
 
 /**
  * "all" (or nothing) = every layer; otherwise a comma list of layers and ranges, "0,5,10-27";
@@ -45,10 +47,10 @@ export function parseTargetLayer(text: string | undefined, field = 'prompt-layer
 export function parseTechniqueList(list: string | undefined, prompts: readonly string[] = [], promptLayers: readonly string[] = []): TechniqueChoice[] {
   const ids = list === undefined ? [...BUILT_IN_IDS] : list.split(',').map((s) => s.trim()).filter(Boolean);
   const choices: TechniqueChoice[] = ids.map((id) => {
-    if (!(BUILT_IN_IDS as readonly string[]).includes(id)) {
-      throw new LogitscopeError('argument_invalid', `unknown technique "${id}" (known: ${BUILT_IN_IDS.join(', ')}; add custom ones with --prompt)`, 'techniques');
+    if (!(NAMED_IDS as readonly string[]).includes(id)) {
+      throw new LogitscopeError('argument_invalid', `unknown technique "${id}" (known: ${NAMED_IDS.join(', ')}; add custom ones with --prompt)`, 'techniques');
     }
-    return { id: id as (typeof BUILT_IN_IDS)[number] };
+    return { id: id as (typeof NAMED_IDS)[number] };
   });
   if (promptLayers.length > prompts.length) {
     throw new LogitscopeError('argument_invalid', `${promptLayers.length} --prompt-layer values for ${prompts.length} --prompt values`, 'prompt-layer');

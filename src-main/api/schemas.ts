@@ -43,6 +43,22 @@ export const techniqueChoiceSchema = z.discriminatedUnion('id', [
     prompt: nonEmpty('a custom patchscope prompt').max(4000),
     targetLayer: targetLayerRuleSchema.optional(),
   }),
+  /**
+   * The affine tuned lens (src-main/lens/): fitted per model on a train slice disjoint from the
+   * evaluation records; each setting replaces the preset's default and is recorded with the run.
+   */
+  z.strictObject({
+    id: z.literal('tuned_lens'),
+    lens: z
+      .strictObject({
+        train: z
+          .strictObject({ poolStart: count.optional(), poolEnd: z.int().min(1).optional(), shuffleSeed: count.nullable().optional(), start: count.optional(), end: z.int().min(2).optional() })
+          .optional(),
+        ridge: z.number().gt(0).lt(1).optional(),
+        positionSeed: count.optional(),
+      })
+      .optional(),
+  }),
 ]);
 export const techniqueListSchema = z.array(techniqueChoiceSchema).min(1, 'choose at least one technique').max(64);
 

@@ -1,13 +1,17 @@
 /** The API's technique choices as the sweep's specs, and the checks they need against the loaded model. */
 import type { Engine } from '../engine/engine.ts';
 import { LogitscopeError } from '../errors.ts';
-import { BUILT_IN_TECHNIQUES, customPatchscope, type TechniqueSpec } from '../sweep/techniques.ts';
+import { BUILT_IN_TECHNIQUES, customPatchscope, TUNED_LENS, type TechniqueSpec } from '../sweep/techniques.ts';
 import type { TechniqueChoice } from './contract.ts';
 
 /** The sweep's technique specs from the API's choices; custom prompts are numbered in order. */
 export function techniqueSpecs(choices: readonly TechniqueChoice[]): TechniqueSpec[] {
   let custom = 0;
-  return choices.map((c) => (c.id === 'custom' ? customPatchscope(c.prompt, custom++, c.targetLayer ?? { kind: 'same' }) : BUILT_IN_TECHNIQUES.find((t) => t.id === c.id)!));
+  return choices.map((c) => {
+    if (c.id === 'custom') return customPatchscope(c.prompt, custom++, c.targetLayer ?? { kind: 'same' });
+    if (c.id === 'tuned_lens') return c.lens ? { ...TUNED_LENS, lens: c.lens } : TUNED_LENS;
+    return BUILT_IN_TECHNIQUES.find((t) => t.id === c.id)!;
+  });
 }
 
 /** Layers and fixed target layers must exist in the loaded model: checked before any work. */

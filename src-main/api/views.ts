@@ -8,6 +8,7 @@ import { LogitscopeError } from '../errors.ts';
 import type { ResultStore, StoredExample } from '../store/result-store.ts';
 import type { LayerResult } from '../sweep/extract.ts';
 import type { ResolvedTechnique } from '../sweep/techniques.ts';
+import { describeLens } from '../lens/lens.ts';
 import type { ExampleListView, ExampleView, ModelView, RunView } from './contract.ts';
 import type { ExampleQuery } from '../store/example-query.ts';
 import { runParity } from '../store/parity.ts';
@@ -28,8 +29,9 @@ export function modelView(e: Engine, loadSeconds: number): ModelView {
 }
 
 /** A technique's prompt and target layer rule as views and exports show them; {} for the logit lens. */
-export function techniqueView(t: ResolvedTechnique): { prompt?: string; promptTokens?: number[]; targetLayer?: 'same' | number } {
+export function techniqueView(t: ResolvedTechnique): { prompt?: string; promptTokens?: number[]; targetLayer?: 'same' | number; lens?: string } {
   if (t.kind === 'logit_lens') return {};
+  if (t.kind === 'tuned_lens') return t.lens ? { lens: describeLens(t.lens) } : {};
   return { prompt: t.prompt, promptTokens: t.promptTokens, targetLayer: t.targetLayer.kind === 'same' ? 'same' : t.targetLayer.layer };
 }
 

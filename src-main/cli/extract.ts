@@ -18,7 +18,8 @@ the logit-lens picture) and the top-1 of each layer × position is printed per t
   --positions R     all, or an inclusive range such as 3-17: read every position in it
   --bos             prepend <|endoftext|> to the source and target prompts (the seed's protocol)
   --top-k K         tokens shown per technique and layer (1..100, default 5)
-  --techniques LIST comma list of logit_lens,patchscope,logitscope (default: all three)
+  --techniques LIST comma list of logit_lens,patchscope,logitscope,tuned_lens (default: the
+                    first three; tuned_lens reads through the lens last fitted by a sweep)
   --prompt TEXT     a custom patchscope target prompt (repeatable); --prompt-layer L as in sweep
   --layers LIST     all (default), or e.g. 0,5,10-27; -1 is the embeddings
   --json FILE       also write the export record to FILE

@@ -35,9 +35,12 @@ export function exampleKey(tokens: readonly number[], position: number): string 
 
 /** sha256 over the kind, the target prompt's tokens (BOS included) and the target layer rule. */
 export function techniqueKey(t: ResolvedTechnique): string {
+  // A tuned lens's rows are decided by the fitted lens (its key covers the model, train slice, seed, ridge, version).
   const determining =
     t.kind === 'logit_lens'
       ? { kind: t.kind }
-      : { kind: t.kind, promptTokens: t.promptTokens, targetLayer: t.targetLayer.kind === 'same' ? 'same' : t.targetLayer.layer };
+      : t.kind === 'tuned_lens'
+        ? { kind: t.kind, lens: t.lens?.key ?? null }
+        : { kind: t.kind, promptTokens: t.promptTokens, targetLayer: t.targetLayer.kind === 'same' ? 'same' : t.targetLayer.layer };
   return createHash('sha256').update('logitscope-technique-v1\0').update(JSON.stringify(determining)).digest('hex');
 }

@@ -62,7 +62,8 @@ export const PARITY_METHOD =
 
 /** Whether a technique is expected to equal the model at the last layer; a reason when not. */
 export function parityApplies(t: ResolvedTechnique, lastLayer: number): string | null {
-  if (t.kind === 'logit_lens') return null;
+  // The tuned lens's map at the last layer is the identity (src-main/lens/fit.ts): it reads the model's own row.
+  if (t.kind === 'logit_lens' || t.kind === 'tuned_lens') return null;
   const target = targetLayerOf(t, lastLayer);
   return target === lastLayer ? null : `its target-layer rule patches layer ${lastLayer} into layer ${target}, not the last`;
 }

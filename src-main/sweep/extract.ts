@@ -1,5 +1,7 @@
 import { type Engine, residRow, type UnembedResult } from '../engine/engine.ts';
-import { type ResolvedTechnique, targetLayerOf } from './techniques.ts';
+import { LogitscopeError } from '../errors.ts';
+import { tunedLensExtract } from '../lens/apply.ts';
+import { isTunedLens, type ResolvedTechnique, targetLayerOf } from './techniques.ts';
 
 /** One source prompt and the position whose next token is being extracted. */
 export interface Example {
@@ -71,6 +73,28 @@ export class Extractor {
   constructor(private readonly engine: Engine) {}
 
   async extract(opts: ExtractOptions): Promise<ExampleResult[]> {
+    // The tuned lens composes with the engine from outside (src-main/lens/apply.ts): the other
+    // techniques' batch first, then the lens's rows, sharing the batch's reference top-1.
+    const lensTechniques = opts.techniques.filter(isTunedLens);
+    if (lensTechniques.length > 0) {
+      const others = opts.techniques.filter((t) => !isTunedLens(t));
+      const base = others.length > 0 ? await this.extract({ ...opts, techniques: others }) : null;
+      const lensResults = await Promise.all(
+        lensTechniques.map(async (t) => {
+          if (!t.lens) throw new LogitscopeError('argument_invalid', 'the tuned lens has not been fitted for this sweep', 'techniques');
+          const layers = opts.layersByTechnique?.[t.id] ?? opts.layers;
+          const referenceTop1 = base?.map((r) => r.reference_top1);
+          return tunedLensExtract(this.engine, { examples: opts.examples, id: t.id, lens: t.lens, layers, k: opts.k, referenceTop1, maxUnembedRows: this.maxUnembedRows });
+        }),
+      );
+      return opts.examples.map((e, b) => ({
+        tokens: e.tokens,
+        position: e.position,
+        reference_top1: base?.[b].reference_top1 ?? lensResults[0][b].reference_top1,
+        // In the requested technique order.
+        layers: opts.techniques.flatMap((t) => (isTunedLens(t) ? lensResults[lensTechniques.indexOf(t)][b].layers : base![b].layers.filter((r) => r.technique === t.id))),
+      }));
+    }
     const { examples, techniques, layers } = opts;
     const tech = techniques.map((t) => {
       const tLayers = opts.layersByTechnique?.[t.id] ?? layers;
@@ -115,6 +139,15 @@ export async function extractNaive(engine: Engine, opts: ExtractOptions): Promis
   for (const e of opts.examples) {
     const result: ExampleResult = { tokens: e.tokens, position: e.position, reference_top1: -1, layers: [] };
     for (const t of opts.techniques) {
+      if (isTunedLens(t)) {
+        // One example at a time, through the same map and unembedding as the fast path.
+        if (!t.lens) throw new LogitscopeError('argument_invalid', 'the tuned lens has not been fitted for this sweep', 'techniques');
+        const layers = opts.layersByTechnique?.[t.id] ?? opts.layers;
+        const [r] = await tunedLensExtract(engine, { examples: [e], id: t.id, lens: t.lens, layers, k: opts.k, referenceTop1: result.reference_top1 >= 0 ? [result.reference_top1] : undefined });
+        if (result.reference_top1 < 0) result.reference_top1 = r.reference_top1;
+        result.layers.push(...r.layers);
+        continue;
+      }
       for (const layer of opts.layersByTechnique?.[t.id] ?? opts.layers) {
         const src = await engine.sourcePass([{ tokens: e.tokens, position: e.position }]);
         if (result.reference_top1 < 0) {

@@ -5,6 +5,7 @@ import type { SweepPlan } from './run-sweep.ts';
 import type { SweepSpec } from './spec.ts';
 import type { SliceProgress, SliceStats } from '../data/slice.ts';
 import { resolveTechniques } from './techniques.ts';
+import { attachLenses } from '../lens/resolve.ts';
 
 export interface PreparedSweep {
   plan: SweepPlan;
@@ -32,8 +33,10 @@ export async function prepareSweep(engine: Engine, spec: SweepSpec, opts: { sign
       'data',
     );
   }
+  // A tuned lens is fitted (or found in the cache) on its own train slice, disjoint from these examples' records.
+  const withLenses = await attachLenses(engine, techniques, { protocol: spec.protocol, files: spec.files, evalRecords: new Set(selection.records.map((r) => r.index)), signal: opts.signal });
   return {
-    plan: { examples, techniques, layers, k: spec.k, strategy: spec.strategy },
+    plan: { examples, techniques: withLenses, layers, k: spec.k, strategy: spec.strategy },
     dataset: { pool: selection.pool, records: selection.records.length, skipped },
   };
 }

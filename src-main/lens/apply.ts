@@ -1,0 +1,138 @@
+/**
+ * Reading a layer through the fitted tuned lens: rows h_l → h_l·W_l + b_l (one batched MatMul in a
+ * small onnxruntime session of our own, graphs.ts applyGraph), then the engine's own unembedding
+ * (ln_f + lm_head, top-k, the reference's log-probability), as for every other technique. It
+ * composes with the engine from outside: the engine's source pass gives the residuals, and its
+ * unembed op reads the mapped rows.
+ */
+import { type Engine } from '../engine/engine.ts';
+import { createSession, type Session } from '../engine/ort-session.ts';
+import { LogitscopeError } from '../errors.ts';
+import type { Example, ExampleResult, LayerResult } from '../sweep/extract.ts';
+import { applyGraph } from './graphs.ts';
+import { LENS_WEIGHTS, lensDir, type LensRecord, readLensFile } from './lens.ts';
+import { f32 } from './sessions.ts';
+
+/** Apply sessions by lens folder and device; a lens's weights are memory-mapped once per process. */
+const sessions = new Map<string, Promise<Session>>();
+export const applyStats = { sessions: 0, rows: 0 };
+
+async function applySession(dir: string, device: 'cpu' | 'cuda', nLayers: number, dModel: number): Promise<Session> {
+  const key = `${dir}|${device}`;
+  let s = sessions.get(key);
+  if (!s) {
+    const layers = nLayers + 1;
+    const model = applyGraph({ layers, dModel, weightFile: LENS_WEIGHTS, bOffset: 4 * layers * dModel * dModel });
+    s = createSession(model, { device, weightFolder: dir, label: 'tuned-lens apply' });
+    s.catch(() => sessions.delete(key));
+    sessions.set(key, s);
+    applyStats.sessions++;
+  }
+  return s;
+}
+
+/** Forgets the apply sessions (tests that delete a lens's files). */
+export async function releaseLensSessions(): Promise<void> {
+  const all = [...sessions.values()];
+  sessions.clear();
+  for (const s of all) await (await s.catch(() => null))?.release();
+}
+
+/** The lens's folder for this engine, checked: it must exist and fit the loaded model. */
+function lensFolder(engine: Engine, lens: LensRecord): string {
+  const dir = lensDir(engine.info.cacheDir, lens.key);
+  const file = readLensFile(dir);
+  if (!file) {
+    throw new LogitscopeError('cache_missing', `the tuned lens ${lens.key.slice(0, 12)} is not in the cache (${dir}); start a new sweep with tuned_lens to fit it again`, dir);
+  }
+  if (lens.modelIdentity !== engine.info.identity || file.nLayers !== engine.config.nLayers || file.dModel !== engine.config.dModel) {
+    throw new LogitscopeError('argument_invalid', `the tuned lens ${lens.key.slice(0, 12)} was fitted for another model`, 'techniques');
+  }
+  return dir;
+}
+
+/**
+ * Maps residual rows [layers.length, batch, d] (layer-major, as the engine's resid minus the
+ * unused layers) through the lens: the last block's rows are passed on unchanged (its map is the
+ * identity), the rest go through one session run.
+ */
+export async function mapRows(engine: Engine, lens: LensRecord, rows: Float32Array, layers: readonly number[], batch: number): Promise<Float32Array> {
+  const { nLayers, dModel: d } = engine.config;
+  const dir = lensFolder(engine, lens);
+  const out = Float32Array.from(rows);
+  const mapped = layers.map((l, i) => [l, i] as const).filter(([l]) => l !== nLayers - 1);
+  if (mapped.length === 0) return out;
+  const input = new Float32Array(mapped.length * batch * d);
+  mapped.forEach(([, i], j) => input.set(rows.subarray(i * batch * d, (i + 1) * batch * d), j * batch * d));
+  const s = await applySession(dir, engine.info.device, nLayers, d);
+  const res = await s.run(
+    { rows: f32(input, [mapped.length, batch, d]), layer_index: { type: 'int64', data: BigInt64Array.from(mapped.map(([l]) => BigInt(l + 1))), dims: [mapped.length] } },
+    ['mapped'],
+  );
+  const m = res.mapped.data as Float32Array;
+  mapped.forEach(([, i], j) => out.set(m.subarray(j * batch * d, (j + 1) * batch * d), i * batch * d));
+  applyStats.rows += mapped.length * batch;
+  return out;
+}
+
+/**
+ * Tuned-lens rows of a batch of examples at `layers`: one source pass, the map, the unembedding.
+ * `referenceTop1` (the model's own top-1 per example) is taken from the caller when another
+ * technique already computed it in the same batch, so every technique of an example shares it.
+ */
+export async function tunedLensExtract(
+  engine: Engine,
+  o: { examples: Example[]; id: string; lens: LensRecord; layers: readonly number[]; k: number; referenceTop1?: readonly number[]; maxUnembedRows?: number },
+): Promise<ExampleResult[]> {
+  const { nLayers, dModel: d, dVocab } = engine.config;
+  const B = o.examples.length;
+  const src = await engine.sourcePass(o.examples.map((e) => ({ tokens: e.tokens.slice(0, e.position + 1), position: e.position })));
+  let reference = o.referenceTop1;
+  if (!reference) {
+    // The reference by the fast path's route: the unembedding graph on the last residual row.
+    const own = await engine.unembed({ resid: src.resid.subarray(nLayers * B * d, (nLayers + 1) * B * d), referenceIds: new Array(B).fill(0), k: 1 });
+    reference = Array.from(own.topkIds);
+  }
+  // The model's own log-normaliser per example, for the paper's surprisal −ln p_model(row's top-1).
+  const lse = Array.from({ length: B }, (_, b) => logSumExp(src.logits.subarray(b * dVocab, (b + 1) * dVocab)));
+
+  const rows = new Float32Array(o.layers.length * B * d);
+  o.layers.forEach((l, i) => rows.set(src.resid.subarray((l + 1) * B * d, (l + 2) * B * d), i * B * d));
+  const mapped = await mapRows(engine, o.lens, rows, o.layers, B);
+
+  const results: ExampleResult[] = o.examples.map((e, b) => ({ tokens: e.tokens, position: e.position, reference_top1: reference![b], layers: [] }));
+  const total = o.layers.length * B;
+  const step = o.maxUnembedRows ?? 256;
+  // Rows are layer-major; results are pushed per example in layer order.
+  const perRow: LayerResult[] = new Array(total);
+  for (let start = 0; start < total; start += step) {
+    const n = Math.min(step, total - start);
+    const refIds = Array.from({ length: n }, (_, r) => reference![(start + r) % B]);
+    const u = await engine.unembed({ resid: mapped.subarray(start * d, (start + n) * d), referenceIds: refIds, k: o.k });
+    for (let r = 0; r < n; r++) {
+      const row = start + r;
+      const b = row % B;
+      const ids = Array.from(u.topkIds.subarray(r * u.k, (r + 1) * u.k));
+      const logprobs = Array.from(u.topkLogprobs.subarray(r * u.k, (r + 1) * u.k));
+      perRow[row] = {
+        layer: o.layers[Math.floor(row / B)],
+        technique: o.id,
+        top1: ids[0],
+        surprisal: -u.referenceLogprob[r],
+        surprisal_paper: -(src.logits[b * dVocab + ids[0]] - lse[b]),
+        // float32, as the results cache stores them (extract.ts layerResult does the same).
+        top_k: { ids, probs: logprobs.map((lp) => Math.fround(Math.exp(lp))) },
+      };
+    }
+  }
+  for (let b = 0; b < B; b++) for (let i = 0; i < o.layers.length; i++) results[b].layers.push(perRow[i * B + b]);
+  return results;
+}
+
+function logSumExp(v: Float32Array): number {
+  let max = -Infinity;
+  for (let i = 0; i < v.length; i++) if (v[i] > max) max = v[i];
+  let sum = 0;
+  for (let i = 0; i < v.length; i++) sum += Math.exp(v[i] - max);
+  return max + Math.log(sum);
+}

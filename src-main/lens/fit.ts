@@ -1,0 +1,253 @@
+/**
+ * Fitting the affine tuned lens (lens.ts). The numerics, as the README and PROTOCOL.md state them:
+ *
+ * 1. Collect: one position per train example (drawn as for evaluation, from the lens's position
+ *    seed); one source pass per batch of examples gives every layer's residual there at once
+ *    (Engine.sourcePass: resid [L+1, batch, d]). Rows are float32, as the engine computes them.
+ * 2. Accumulate, per layer index i (0 = embeddings .. L−1 = block L−2), in onnxruntime and float64:
+ *    Xᵢᵀ Xᵢ, Xᵢᵀ Y, ΣXᵢ, ΣY over the rows shifted by the first chunk's means (Y = the final residual,
+ *    index L). The shift makes the centred scatter Σ = XᵀX − (ΣX)(ΣX)ᵀ/n a small correction rather
+ *    than a difference of two large numbers (the shifted-data algorithm).
+ * 3. Solve (Σxx + λI) W = Σxy in float64 by a blocked Cholesky (linalg.ts), with the ridge
+ *    λ = ridge · tr(Σxx)/d (relative to the mean variance, so the same setting means the same
+ *    conditioning at every layer and width; recorded per layer). Centring gives b for free:
+ *    b = ȳ − x̄·W. The last block's map (index L) is the identity, W = I, b = 0, exactly.
+ * 4. Store W and b as float32 (the dtype the rows are in), with the settings and per-layer λ and R².
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Engine } from '../engine/engine.ts';
+import { LogitscopeError } from '../errors.ts';
+import { writeAtomicallySync, writeFileAtomically } from '../fs-atomic.ts';
+import { buildExamples, selectRecords } from '../sweep/protocol.ts';
+import type { SweepExample } from '../sweep/spec.ts';
+import { choleskySolve, type Gemm } from './linalg.ts';
+import { LENS_META, LENS_WEIGHTS, lensDir, lensKey, type LensFile, type LensSettings, readLensFile } from './lens.ts';
+import { gram, ortGemm } from './sessions.ts';
+
+/** What this process has fitted and loaded: tests tell a cache hit from a fit by these counts. */
+export const lensStats = { fits: 0, cacheHits: 0, sourceRows: 0 };
+
+export interface FitProgress {
+  phase: 'selecting' | 'collecting' | 'solving';
+  done: number;
+  total: number;
+}
+
+export interface FitOptions {
+  signal?: AbortSignal;
+  onProgress?(p: FitProgress): void;
+  /** Rows per accumulation call (default 1024): bounds the float32 rows held before a Gram product. */
+  chunkRows?: number;
+  /** Examples per source pass (default 32). */
+  batchExamples?: number;
+  /** Panel width of the blocked Cholesky (default 256). */
+  panel?: number;
+  /** Replaces onnxruntime's products in the solve (tests). */
+  gemm?: Gemm;
+  /** Record indices the lens must not train on (the sweep's evaluation records). */
+  excludeRecords?: ReadonlySet<number>;
+}
+
+/** The train examples of a lens: its slice of the files, tokenized, one drawn position each. */
+export async function trainExamples(engine: Engine, s: LensSettings, opts: Pick<FitOptions, 'signal' | 'excludeRecords'> = {}): Promise<SweepExample[]> {
+  const t = s.train;
+  const selection = await selectRecords(
+    s.files,
+    { preset: 'logitscope', poolStart: t.poolStart, poolEnd: t.poolEnd, pileSetName: t.pileSetName, filter: t.filter, shuffleSeed: t.shuffleSeed, evalStart: t.start, evalEnd: t.end, bos: t.bos, positionSeed: s.positionSeed },
+    { signal: opts.signal },
+  ).catch((e) => {
+    if (e instanceof LogitscopeError && e.code === 'slice_empty') throw new LogitscopeError('slice_empty', `tuned lens: the train slice is empty (${e.message})`, 'techniques');
+    throw e;
+  });
+  const overlap = opts.excludeRecords ? selection.records.filter((r) => opts.excludeRecords!.has(r.index)) : [];
+  if (overlap.length > 0) {
+    throw new LogitscopeError(
+      'argument_invalid',
+      `tuned lens: ${overlap.length} of its train records are also evaluation records of this sweep (e.g. record ${overlap[0].index}); choose a disjoint train slice`,
+      'techniques',
+    );
+  }
+  const { nCtx, bosTokenId } = engine.config;
+  const { examples } = buildExamples(selection.records, { tokenize: (x) => engine.tokenizer.encode(x), bos: t.bos, bosTokenId, nCtx, positionSeed: s.positionSeed });
+  if (examples.length < 2) throw new LogitscopeError('slice_empty', `tuned lens: only ${examples.length} train example(s) can be run; at least 2 are needed`, 'techniques');
+  return examples;
+}
+
+/** The lens for these settings: from the cache when fitted before, else fitted now and stored. */
+export async function ensureTunedLens(engine: Engine, s: LensSettings, opts: FitOptions = {}): Promise<{ dir: string; file: LensFile; fromCache: boolean }> {
+  const key = lensKey(s);
+  const dir = lensDir(engine.info.cacheDir, key);
+  const cached = readLensFile(dir);
+  if (cached) {
+    lensStats.cacheHits++;
+    return { dir, file: cached, fromCache: true };
+  }
+  const file = await fitTunedLens(engine, s, opts);
+  return { dir, file, fromCache: false };
+}
+
+/** Fits every layer's map and writes the lens to its cache folder. */
+export async function fitTunedLens(engine: Engine, s: LensSettings, opts: FitOptions = {}): Promise<LensFile> {
+  const { nLayers: L, dModel: d } = engine.config;
+  const device = engine.info.device;
+  const key = lensKey(s);
+  const cancelled = () => {
+    if (opts.signal?.aborted) throw new LogitscopeError('cancelled', 'the tuned-lens fit was cancelled');
+  };
+  opts.onProgress?.({ phase: 'selecting', done: 0, total: 0 });
+  const examples = await trainExamples(engine, s, opts);
+  const n = examples.length;
+
+  // --- collect + accumulate ------------------------------------------------------------------
+  const chunkRows = Math.max(2, opts.chunkRows ?? 1024);
+  const batchExamples = Math.max(1, opts.batchExamples ?? 32);
+  const xs = Array.from({ length: L }, () => new Float32Array(chunkRows * d)); // per fit layer index
+  const ys = new Float32Array(chunkRows * d);
+  const gxx = Array.from({ length: L }, () => new Float64Array(d * d));
+  const gxy = Array.from({ length: L }, () => new Float64Array(d * d));
+  const sumX = Array.from({ length: L }, () => new Float64Array(d));
+  const sumY = new Float64Array(d);
+  let sumSqY = 0; // Σ‖y − shiftY‖², for R²
+  let shiftX: Float64Array[] | null = null;
+  let shiftY: Float64Array | null = null;
+  let filled = 0;
+  let collectMs = 0;
+  let accumulateMs = 0;
+
+  const flush = async () => {
+    if (filled === 0) return;
+    const started = performance.now();
+    if (!shiftX) {
+      // The first chunk's means: close to the data's means, which is all the shift needs to be.
+      const mean = (rows: Float32Array) => {
+        const m = new Float64Array(d);
+        for (let r = 0; r < filled; r++) for (let j = 0; j < d; j++) m[j] += rows[r * d + j];
+        return m.map((v) => v / filled);
+      };
+      shiftX = xs.map(mean);
+      shiftY = mean(ys);
+    }
+    const x0 = ys.subarray(0, filled * d);
+    for (let r = 0; r < filled; r++) {
+      for (let j = 0; j < d; j++) {
+        const v = x0[r * d + j] - shiftY![j];
+        sumSqY += v * v;
+      }
+    }
+    for (let i = 0; i < L; i++) {
+      cancelled();
+      const g = await gram(device, xs[i].subarray(0, filled * d), x0, shiftX[i], shiftY!, filled, d);
+      addInto(gxx[i], g.xtx);
+      addInto(gxy[i], g.xty);
+      addInto(sumX[i], g.sumX);
+      if (i === 0) addInto(sumY, g.sumY);
+    }
+    filled = 0;
+    accumulateMs += performance.now() - started;
+  };
+
+  // Length-sorted batches: right-padding to the longest of a batch wastes least this way.
+  const order = examples.map((e, i) => i).sort((a, b) => examples[a].position - examples[b].position);
+  let done = 0;
+  for (let start = 0; start < n; start += batchExamples) {
+    cancelled();
+    const batch = order.slice(start, start + batchExamples).map((i) => examples[i]);
+    const started = performance.now();
+    const src = await engine.sourcePass(batch.map((e) => ({ tokens: e.tokens.slice(0, e.position + 1), position: e.position })));
+    collectMs += performance.now() - started;
+    lensStats.sourceRows += batch.length;
+    const B = batch.length;
+    for (let b = 0; b < B; b++) {
+      for (let i = 0; i < L; i++) xs[i].set(src.resid.subarray((i * B + b) * d, (i * B + b + 1) * d), filled * d);
+      ys.set(src.resid.subarray((L * B + b) * d, (L * B + b + 1) * d), filled * d);
+      filled++;
+      if (filled === chunkRows) await flush();
+    }
+    done += B;
+    opts.onProgress?.({ phase: 'collecting', done, total: n });
+  }
+  await flush();
+
+  // --- solve ----------------------------------------------------------------------------------
+  const solveStarted = performance.now();
+  const gemm = opts.gemm ?? ortGemm(device);
+  const W = new Float32Array((L + 1) * d * d);
+  const bias = new Float32Array((L + 1) * d);
+  const layers: LensFile['layers'] = [];
+  const meanY = new Float64Array(d).map((_, j) => shiftY![j] + sumY[j] / n);
+  const trSyy = sumSqY - dot(sumY, sumY) / n;
+  for (let i = 0; i < L; i++) {
+    cancelled();
+    opts.onProgress?.({ phase: 'solving', done: i, total: L });
+    const sx = sumX[i];
+    // Centred scatters from the shifted sums.
+    const a = gxx[i];
+    const rhs = gxy[i];
+    for (let p = 0; p < d; p++) {
+      for (let q = 0; q < d; q++) {
+        a[p * d + q] -= (sx[p] * sx[q]) / n;
+        rhs[p * d + q] -= (sx[p] * sumY[q]) / n;
+      }
+    }
+    const centredRhs = Float64Array.from(rhs);
+    let trace = 0;
+    for (let p = 0; p < d; p++) trace += a[p * d + p];
+    const lambda = (s.ridge * trace) / d;
+    if (!(lambda > 0 && Number.isFinite(lambda))) {
+      throw new LogitscopeError('numerics_nonfinite', `tuned lens: layer ${i - 1}'s train residuals have no spread (trace ${trace}); cannot fit a map`, 'numerics');
+    }
+    for (let p = 0; p < d; p++) a[p * d + p] += lambda;
+    const w = await choleskySolve(a, rhs, d, d, gemm, { panel: opts.panel, what: `tuned lens at layer ${i - 1}` });
+    const meanX = new Float64Array(d).map((_, j) => shiftX![i][j] + sx[j] / n);
+    for (let q = 0; q < d; q++) {
+      let v = meanY[q];
+      for (let p = 0; p < d; p++) v -= meanX[p] * w[p * d + q];
+      bias[i * d + q] = v;
+    }
+    W.set(w, i * d * d);
+    if (!W.subarray(i * d * d, (i + 1) * d * d).every(Number.isFinite)) {
+      throw new LogitscopeError('numerics_nonfinite', `tuned lens: the fitted map of layer ${i - 1} is not finite`, 'numerics');
+    }
+    // Explained fraction of the final residual's variance: tr(Wᵀ Σxy)/tr(Σyy) (R² for ridge → 0).
+    layers.push({ layer: i - 1, lambda, r2: dot(w, centredRhs) / trSyy });
+  }
+  for (let j = 0; j < d; j++) W[(L * d + j) * d + j] = 1; // the last block: identity, b = 0
+  layers.push({ layer: L - 1, lambda: 0, r2: 1 });
+  const solveMs = performance.now() - solveStarted;
+  lensStats.fits++;
+
+  const file: LensFile = {
+    ...s,
+    key,
+    examples: n,
+    nLayers: L,
+    dModel: d,
+    layers,
+    timings: { collectSeconds: collectMs / 1000, accumulateSeconds: accumulateMs / 1000, solveSeconds: solveMs / 1000 },
+  };
+  const dir = lensDir(engine.info.cacheDir, key);
+  fs.mkdirSync(dir, { recursive: true });
+  // Weights first, metadata last: a lens counts as fitted only once lens.json exists (lens.ts readLensFile).
+  writeAtomicallySync(path.join(dir, LENS_WEIGHTS), (partial) => {
+    const fd = fs.openSync(partial, 'w');
+    try {
+      fs.writeSync(fd, new Uint8Array(W.buffer, W.byteOffset, W.byteLength));
+      fs.writeSync(fd, new Uint8Array(bias.buffer, bias.byteOffset, bias.byteLength));
+    } finally {
+      fs.closeSync(fd);
+    }
+  }, { unique: true });
+  writeFileAtomically(path.join(dir, LENS_META), JSON.stringify(file, null, 2) + '\n', { unique: true });
+  return file;
+}
+
+function addInto(acc: Float64Array, x: Float64Array): void {
+  for (let i = 0; i < acc.length; i++) acc[i] += x[i];
+}
+
+function dot(a: Float64Array, b: Float64Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
+  return s;
+}

@@ -1,0 +1,192 @@
+/**
+ * The affine tuned lens (PROTOCOL.md's "affine tuned lens"): per source layer l, a map
+ * h ↦ h·W_l + b_l fitted by least squares from the layer's residual to the final residual (the last
+ * block's output, before ln_f) at the same position, then read through the model's own ln_f +
+ * lm_head. This file holds what identifies a fitted lens (its settings and cache key) and where
+ * its files are; fit.ts makes one, apply.ts uses one.
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { LogitscopeError } from '../errors.ts';
+import type { TextFilter } from '../data/slice.ts';
+import type { ProtocolSettings } from '../sweep/spec.ts';
+
+/**
+ * Bump when the fit's definition or numerics change (collection, centring, ridge rule, solver), so
+ * that lenses fitted by older code are not reused; they stay on disk under their old key.
+ */
+export const TUNED_LENS_VERSION = 1;
+
+/** Relative ridge: λ_l = ridge · tr(Σ_l)/d, Σ_l the centred scatter of layer l's rows (see fit.ts). */
+export const DEFAULT_RIDGE = 1e-5;
+/** Train examples by default, as in the Patchscopes paper (records 0..9999 of its shuffled pool). */
+export const DEFAULT_TRAIN_EXAMPLES = 10_000;
+
+/**
+ * The records a lens is trained on: items [start, end) of the pool records [poolStart, poolEnd)
+ * of the sweep's files, filtered with the sweep's filter and shuffled with `shuffleSeed` (null =
+ * file order), exactly as an evaluation slice is selected (sweep/protocol.ts).
+ */
+export interface LensTrainSlice {
+  poolStart: number;
+  poolEnd: number;
+  shuffleSeed: number | null;
+  start: number;
+  end: number;
+  filter: TextFilter;
+  pileSetName?: string;
+  bos: boolean;
+}
+
+/** Every setting that decides a fitted lens; with the model it is the cache key. */
+export interface LensSettings {
+  version: number;
+  /** The checkpoint's identity (hash of its bytes) and the dtype the residuals were computed in. */
+  modelIdentity: string;
+  computeDtype: string;
+  /** Dataset files, as given (builtin: names or paths). */
+  files: string[];
+  train: LensTrainSlice;
+  /** Seeds each train example's position (drawn as for evaluation, sweep/protocol.ts drawPosition). */
+  positionSeed: number;
+  ridge: number;
+}
+
+/** What a run records about the lens it used (in the technique's resolved JSON). */
+export interface LensRecord extends LensSettings {
+  /** sha256 of the settings: names the lens in exports and `runs show`, and its cache folder. */
+  key: string;
+  /** Train examples actually used (records that tokenize to nothing or are too long are skipped). */
+  examples: number;
+}
+
+/** Overrides a user can give for the tuned lens; the rest come from the sweep's preset. */
+export interface LensOverrides {
+  train?: Partial<Pick<LensTrainSlice, 'poolStart' | 'poolEnd' | 'shuffleSeed' | 'start' | 'end'>>;
+  ridge?: number;
+  positionSeed?: number;
+}
+
+/**
+ * The default train slice for a sweep's protocol, disjoint from its evaluation records:
+ * - an evaluation slice that starts after item 0 of its pool (the `patchscopes` preset: items
+ *   10000..11999 of the shuffled pool) trains on the items before it, at most 10,000 of them
+ *   (items 0..9999 for `patchscopes`, as in the paper);
+ * - an evaluation slice that starts at item 0 (the `logitscope` preset: the pool in file order)
+ *   trains on the first 10,000 records that pass the same filter after the pool (records from
+ *   poolEnd on, in file order).
+ * Disjointness is checked again on the actual records when a sweep is prepared.
+ */
+export function defaultTrainSlice(p: ProtocolSettings): LensTrainSlice {
+  const common = { filter: p.filter, pileSetName: p.pileSetName, bos: p.bos };
+  if (p.evalStart > 0) {
+    return { ...common, poolStart: p.poolStart, poolEnd: p.poolEnd, shuffleSeed: p.shuffleSeed, start: Math.max(0, p.evalStart - DEFAULT_TRAIN_EXAMPLES), end: p.evalStart };
+  }
+  const span = p.poolEnd - p.poolStart;
+  return { ...common, poolStart: p.poolEnd, poolEnd: p.poolEnd + Math.max(span, 10 * DEFAULT_TRAIN_EXAMPLES), shuffleSeed: null, start: 0, end: DEFAULT_TRAIN_EXAMPLES };
+}
+
+/** The lens settings for a sweep: the preset's defaults with the user's overrides, checked. */
+export function resolveLensSettings(o: { protocol: ProtocolSettings; files: string[]; modelIdentity: string; computeDtype: string; overrides?: LensOverrides }): LensSettings {
+  const over = o.overrides ?? {};
+  const defined = <T extends object>(x: T) => Object.fromEntries(Object.entries(x).filter(([, v]) => v !== undefined)) as Partial<T>;
+  const train: LensTrainSlice = { ...defaultTrainSlice(o.protocol), ...defined(over.train ?? {}) };
+  const bad: string[] = [];
+  const natural = (v: number | null, name: string) => {
+    if (v !== null && !(Number.isInteger(v) && v >= 0)) bad.push(`${name} must be a non-negative integer, got ${v}`);
+  };
+  natural(train.poolStart, 'train.poolStart');
+  natural(train.poolEnd, 'train.poolEnd');
+  natural(train.start, 'train.start');
+  natural(train.end, 'train.end');
+  natural(train.shuffleSeed, 'train.shuffleSeed');
+  if (train.poolEnd <= train.poolStart) bad.push(`train.poolEnd (${train.poolEnd}) must be greater than train.poolStart (${train.poolStart})`);
+  if (train.end - train.start < 2) bad.push(`the train slice ${train.start}..${train.end} must hold at least 2 items`);
+  const ridge = over.ridge ?? DEFAULT_RIDGE;
+  if (!(Number.isFinite(ridge) && ridge > 0 && ridge < 1)) bad.push(`ridge must be a number in (0, 1), got ${ridge}`);
+  const positionSeed = over.positionSeed ?? o.protocol.positionSeed;
+  natural(positionSeed, 'positionSeed');
+  if (bad.length > 0) throw new LogitscopeError('argument_invalid', `tuned lens: ${bad.join('; ')}`, 'techniques');
+  return { version: TUNED_LENS_VERSION, modelIdentity: o.modelIdentity, computeDtype: o.computeDtype, files: o.files, train, positionSeed, ridge };
+}
+
+export function lensKey(s: LensSettings): string {
+  // Field order fixed here, so the key does not depend on how the settings object was assembled.
+  const t = s.train;
+  const determining = {
+    version: s.version,
+    model: s.modelIdentity,
+    dtype: s.computeDtype,
+    files: s.files,
+    train: [t.poolStart, t.poolEnd, t.shuffleSeed, t.start, t.end, t.filter.maxWords ?? null, t.filter.maxChars ?? null, t.pileSetName ?? null, t.bos],
+    positionSeed: s.positionSeed,
+    ridge: s.ridge,
+  };
+  return createHash('sha256').update('logitscope-tuned-lens\0').update(JSON.stringify(determining)).digest('hex');
+}
+
+/** One line naming a lens, for `runs show`, exports and the UI. */
+export function describeLens(r: LensRecord): string {
+  const t = r.train;
+  const pool = `records ${t.poolStart}..${t.poolEnd - 1}${t.shuffleSeed === null ? ' in file order' : ` shuffled (seed ${t.shuffleSeed})`}`;
+  return `affine tuned lens ${r.key.slice(0, 12)}: fitted on items ${t.start}..${t.end - 1} of ${pool} (${r.examples} examples), position seed ${r.positionSeed}, ridge ${r.ridge}·tr(Σ)/d, v${r.version}`;
+}
+
+/** A fitted lens's folder: beside the model's graphs and converted weights (engine cacheDir). */
+export function lensDir(modelCacheDir: string, key: string): string {
+  return path.join(modelCacheDir, 'tuned-lens', key);
+}
+
+/** The files of a fitted lens: `lens.json` (LensFile) and `weights.f32` (W [L+1, d, d] then b [L+1, d], float32 LE). */
+export const LENS_META = 'lens.json';
+export const LENS_WEIGHTS = 'weights.f32';
+
+/** lens.json: the record plus how the fit went. */
+export interface LensFile extends LensRecord {
+  nLayers: number;
+  dModel: number;
+  /** Per layer index (0 = embeddings .. nLayers-1 = last block, identity): the absolute ridge and the fit's R². */
+  layers: { layer: number; lambda: number; r2: number }[];
+  timings: { collectSeconds: number; accumulateSeconds: number; solveSeconds: number };
+}
+
+export function readLensFile(dir: string): LensFile | null {
+  const meta = path.join(dir, LENS_META);
+  const weights = path.join(dir, LENS_WEIGHTS);
+  if (!fs.existsSync(meta) || !fs.existsSync(weights)) return null;
+  let file: LensFile;
+  try {
+    file = JSON.parse(fs.readFileSync(meta, 'utf8')) as LensFile;
+  } catch (e) {
+    throw new LogitscopeError('cache_corrupt', `the tuned lens's ${LENS_META} cannot be read (${(e as Error).message}); delete ${dir} to fit it again`, dir);
+  }
+  const expected = 4 * (file.nLayers + 1) * file.dModel * (file.dModel + 1);
+  if (fs.statSync(weights).size !== expected) {
+    throw new LogitscopeError('cache_corrupt', `the tuned lens's ${LENS_WEIGHTS} has ${fs.statSync(weights).size} bytes, expected ${expected}; delete ${dir} to fit it again`, dir);
+  }
+  return file;
+}
+
+/** Every lens fitted for a model (in its cache folder), the most recent first. */
+export function listLenses(modelCacheDir: string): { dir: string; file: LensFile; mtimeMs: number }[] {
+  const root = path.join(modelCacheDir, 'tuned-lens');
+  if (!fs.existsSync(root)) return [];
+  const out: { dir: string; file: LensFile; mtimeMs: number }[] = [];
+  for (const name of fs.readdirSync(root)) {
+    const dir = path.join(root, name);
+    try {
+      const file = readLensFile(dir);
+      if (file && file.version === TUNED_LENS_VERSION) out.push({ dir, file, mtimeMs: fs.statSync(path.join(dir, LENS_META)).mtimeMs });
+    } catch {
+      // A damaged lens is skipped here; fitting the same settings again replaces it.
+    }
+  }
+  return out.sort((a, b) => b.mtimeMs - a.mtimeMs);
+}
+
+/** The record a run stores, from a lens file. */
+export function lensRecordOf(f: LensFile): LensRecord {
+  const { version, modelIdentity, computeDtype, files, train, positionSeed, ridge, key, examples } = f;
+  return { version, modelIdentity, computeDtype, files, train, positionSeed, ridge, key, examples };
+}
