@@ -70,6 +70,8 @@ export const runsCommand = {
           const run = await lab.call('runs.get', { runId: id(0) });
           console.log(`run ${run.id}${run.name ? ` "${run.name}"` : ''}: ${run.status}, ${run.examplesDone}/${run.examplesPlanned ?? '?'} examples, ${run.strategy} strategy on ${run.device}`);
           console.log(`model ${run.modelPath}; data ${run.files.join(', ')}; protocol ${JSON.stringify(run.protocol)}`);
+          // The fitted lens a tuned_lens technique read through (its train slice, seed, ridge, key).
+          for (const [id, t] of Object.entries(run.techniquePrompts)) if (t.lens) console.log(`${id}: ${t.lens}`);
           if (run.error) console.log(`error: [${run.error.code}] ${run.error.message}`);
           console.log(formatParity(run.parity));
           console.log(formatSummaryTable(run.summary, run.techniques));
