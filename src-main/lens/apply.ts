@@ -11,13 +11,13 @@ import { LogitscopeError } from '../errors.ts';
 import type { Example, ExampleResult, LayerResult } from '../sweep/extract.ts';
 import { applyGraph } from './graphs.ts';
 import { LENS_WEIGHTS, lensDir, type LensRecord, readLensFile } from './lens.ts';
-import { f32 } from './sessions.ts';
+import { engineDevice, f32, type LensDevice } from './sessions.ts';
 
 /** Apply sessions by lens folder and device; a lens's weights are memory-mapped once per process. */
 const sessions = new Map<string, Promise<Session>>();
 export const applyStats = { sessions: 0, rows: 0 };
 
-async function applySession(dir: string, device: 'cpu' | 'cuda', nLayers: number, dModel: number): Promise<Session> {
+async function applySession(dir: string, device: LensDevice, nLayers: number, dModel: number): Promise<Session> {
   const key = `${dir}|${device}`;
   let s = sessions.get(key);
   if (!s) {
@@ -64,7 +64,7 @@ export async function mapRows(engine: Engine, lens: LensRecord, rows: Float32Arr
   if (mapped.length === 0) return out;
   const input = new Float32Array(mapped.length * batch * d);
   mapped.forEach(([, i], j) => input.set(rows.subarray(i * batch * d, (i + 1) * batch * d), j * batch * d));
-  const s = await applySession(dir, engine.info.device, nLayers, d);
+  const s = await applySession(dir, engineDevice(engine), nLayers, d);
   const res = await s.run(
     { rows: f32(input, [mapped.length, batch, d]), layer_index: { type: 'int64', data: BigInt64Array.from(mapped.map(([l]) => BigInt(l + 1))), dims: [mapped.length] } },
     ['mapped'],

@@ -23,7 +23,7 @@ import { buildExamples, selectRecords } from '../sweep/protocol.ts';
 import type { SweepExample } from '../sweep/spec.ts';
 import { choleskySolve, type Gemm } from './linalg.ts';
 import { LENS_META, LENS_WEIGHTS, lensDir, lensKey, type LensFile, type LensSettings, readLensFile } from './lens.ts';
-import { gram, ortGemm } from './sessions.ts';
+import { fitDevice, gram, ortGemm } from './sessions.ts';
 
 /** What this process has fitted and loaded: tests tell a cache hit from a fit by these counts. */
 export const lensStats = { fits: 0, cacheHits: 0, sourceRows: 0 };
@@ -90,7 +90,7 @@ export async function ensureTunedLens(engine: Engine, s: LensSettings, opts: Fit
 /** Fits every layer's map and writes the lens to its cache folder. */
 export async function fitTunedLens(engine: Engine, s: LensSettings, opts: FitOptions = {}): Promise<LensFile> {
   const { nLayers: L, dModel: d } = engine.config;
-  const device = engine.info.device;
+  const device = fitDevice(engine);
   const key = lensKey(s);
   const cancelled = () => {
     if (opts.signal?.aborted) throw new LogitscopeError('cancelled', 'the tuned-lens fit was cancelled');

@@ -3,7 +3,8 @@
  * on the thread that calls them; the fit is a one-off per (model, train slice) and its products
  * are large single calls, so a session's run is the unit of work, as in the engine's worker.
  */
-import { createSession, type Device, type HostTensor, type Session } from '../engine/ort-session.ts';
+import type { Engine } from '../engine/engine.ts';
+import { createSession, type HostTensor, type Session } from '../engine/ort-session.ts';
 import type { Gemm } from './linalg.ts';
 import { gemmGraph, gramGraph } from './graphs.ts';
 
@@ -15,13 +16,31 @@ export function f32(data: Float32Array, dims: number[]): HostTensor {
   return { type: 'float32', data, dims };
 }
 
+/** A device as createSession reads it: cpu, cuda:N or webgpu (engine/device.ts). */
+export type LensDevice = string;
+
+/** The device the engine's sessions run on: the apply step runs there too. */
+export function engineDevice(engine: Engine): LensDevice {
+  const kind: string = engine.info.device;
+  return kind === 'cuda' ? `cuda:${(engine.info as { deviceIndex?: number }).deviceIndex ?? 0}` : kind;
+}
+
+/**
+ * The fit's float64 products: on the engine's CUDA GPU, else on the CPU (WebGPU has no float64).
+ */
+export function fitDevice(engine: Engine): LensDevice {
+  const d = engineDevice(engine);
+  return d.startsWith('cuda') ? d : 'cpu';
+}
+
 const cache = new Map<string, Promise<Session>>();
 
-function session(kind: 'gram' | 'gemm', device: Device): Promise<Session> {
-  const key = `${kind}:${device}`;
+function session(kind: 'gram' | 'gemm', device: LensDevice): Promise<Session> {
+  const name = device;
+  const key = `${kind}:${name}`;
   let s = cache.get(key);
   if (!s) {
-    s = createSession(kind === 'gram' ? gramGraph() : gemmGraph(), { device, weightFolder: '.', label: `tuned-lens ${kind} (${device})` });
+    s = createSession(kind === 'gram' ? gramGraph() : gemmGraph(), { device, weightFolder: '.', label: `tuned-lens ${kind} (${name})` });
     s.catch(() => cache.delete(key));
     cache.set(key, s);
   }
@@ -32,7 +51,7 @@ function session(kind: 'gram' | 'gemm', device: Device): Promise<Session> {
 const SMALL_PRODUCT = 32 * 32 * 32;
 
 /** The blocked solver's c − a·b through onnxruntime's float64 MatMul on `device`. */
-export function ortGemm(device: Device): Gemm {
+export function ortGemm(device: LensDevice): Gemm {
   return async (a, b, c, m, k, n) => {
     if (m * k * n < SMALL_PRODUCT) {
       const out = Float64Array.from(c);
@@ -53,7 +72,7 @@ export interface GramChunk {
 }
 
 /** One chunk's shifted products for one layer (graphs.ts gramGraph). */
-export async function gram(device: Device, x: Float32Array, y: Float32Array, shiftX: Float64Array, shiftY: Float64Array, n: number, d: number): Promise<GramChunk> {
+export async function gram(device: LensDevice, x: Float32Array, y: Float32Array, shiftX: Float64Array, shiftY: Float64Array, n: number, d: number): Promise<GramChunk> {
   const s = await session('gram', device);
   const out = await s.run({ x: f32(x, [n, d]), y: f32(y, [n, d]), shift_x: f64(shiftX, [d]), shift_y: f64(shiftY, [d]) }, ['xtx', 'xty', 'sum_x', 'sum_y']);
   const get = (name: string) => out[name].data as unknown as Float64Array;
