@@ -7,6 +7,8 @@ import { LogitscopeError } from '../../src-main/errors.ts';
 
 /** Top-k kept per cell: more than the grid shows, so that a followed token is found more often. */
 export const EXTRACT_K = 10;
+/** The picture keeps more per cell: a pinned token's rank and probability exist only inside the top-k. */
+export const PICTURE_K = 20;
 
 export const extractForm = $state({
   text: '',
@@ -16,6 +18,8 @@ export const extractForm = $state({
   /** The chosen position; null = the last token. */
   position: null as number | null,
   customs: [] as { key: number; prompt: string; target: 'same' | 'fixed'; layer: number | null }[],
+  /** Read every position (the logit-lens picture) instead of the chosen one. */
+  picture: false,
   follow: null as { id: number; text: string } | null,
   result: null as ExtractView | null,
   /** The request behind `result`, which "Save as example" stores. */
@@ -39,8 +43,8 @@ export function extractRequest(): Payload<'extract'> {
   return {
     text: f.text,
     bos: f.bos,
-    ...(f.position !== null && { position: f.position }),
-    k: EXTRACT_K,
+    ...(f.picture ? { positions: 'all' as const } : f.position !== null && { position: f.position }),
+    k: f.picture ? PICTURE_K : EXTRACT_K,
     techniques,
     ...(f.follow && { follow: f.follow.id }),
   };

@@ -165,6 +165,150 @@ describe.skipIf(!HAS_CHROMIUM)(`the Extract tab in headless Chromium${SKIP_REASO
     await expect.poll(() => note.innerText()).toMatch(/Type a prompt first/);
   });
 
+  describe('the logit-lens picture (every position)', () => {
+    /** "The" comes twice: two columns, not one. */
+    const REPEATED = 'The cat saw the dog. The cat';
+    const panel = (t: string) => page.locator(`table.lens[data-technique="${t}"]`);
+    const cellClass = (t: string, li: number, ci: number) => page.locator(`#lens-${t}-${li}-${ci}`).getAttribute('class');
+    let view: ExtractView;
+
+    test('a typed prompt read at every position shows one panel per technique, layers × positions, repeated tokens as separate columns', async () => {
+      await page.getByLabel('Prompt', { exact: true }).fill(REPEATED);
+      await expect.poll(() => tokens().count()).toBeGreaterThan(6);
+      await page.getByLabel('every position (the logit-lens picture)').check();
+      const reply = nextReply();
+      await page.getByRole('button', { name: 'Run extraction' }).click();
+      view = await reply;
+      const n = view.tokens.length;
+      expect(view.columns!.map((c) => c.position)).toEqual(Array.from({ length: n }, (_, i) => i));
+      await expect.poll(() => page.locator('table.lens').count()).toBe(3);
+      // Two techniques at least side by side: the lens and the logitscope, each layers × positions.
+      for (const t of ['logit_lens', 'logitscope']) {
+        expect(await panel(t).locator('tbody tr').count()).toBe(LAYERS);
+        expect(await panel(t).locator('thead th').count()).toBe(1 + n);
+        expect(await panel(t).locator('tbody button').count()).toBe(LAYERS * n);
+      }
+      const heads = await panel('logit_lens').locator('thead th code').allInnerTexts();
+      expect(heads).toEqual(view.tokens.map((t) => t.text.replace(/^ /, '␣')));
+      expect(heads.filter((h) => h === '␣cat')).toHaveLength(2);
+      // Each cell says its top-1; cells whose top-1 is the model's own there are marked: at the last layer the lens's always are.
+      const last = view.columns![n - 1].cells.find((c) => c.technique === 'logit_lens' && c.layer === LAYERS - 1)!;
+      expect(await page.locator(`#lens-logit_lens-${LAYERS - 1}-${n - 1}`).getAttribute('aria-label')).toContain(`top-1 ${last.topK[0].text.replace(/^ /, '␣')}`);
+      for (let ci = 0; ci < n; ci++) expect(await cellClass('logit_lens', LAYERS - 1, ci)).toMatch(/\bhit\b/);
+      // Coloured by the top-1's probability: the class is its tenth.
+      const c0 = view.columns![0].cells.find((c) => c.technique === 'logitscope' && c.layer === 0)!;
+      expect(await cellClass('logitscope', 0, 0)).toContain(`lens-c${Math.min(9, Math.floor(c0.topK[0].prob * 10))}`);
+      await expect.poll(() => page.locator('#extract-result-heading .parity summary').innerText()).toBe('parity ✓');
+      await shot('extract-06-picture');
+    });
+
+    test('hovering a cell shows its top-k; clicking it opens its position\'s full grid with that cell in focus', async () => {
+      const hover = page.getByRole('region', { name: 'Cell under the pointer' });
+      await page.locator('#lens-logitscope-1-2').hover();
+      await expect.poll(() => hover.locator('h4').innerText()).toMatch(/^logitscope · layer 1 · position 2/);
+      const cell = view.columns![2].cells.find((c) => c.technique === 'logitscope' && c.layer === 1)!;
+      expect(await hover.locator('li').count()).toBe(cell.topK.length);
+      expect(await hover.getByRole('button').first().getAttribute('aria-label')).toBe(`Pin token ${cell.topK[0].text.replace(/^ /, '␣')} (id ${cell.topK[0].id})`);
+      await shot('extract-07-hover');
+      await page.locator('#lens-logitscope-1-2').click();
+      await expect.poll(() => page.locator('#lens-grid-heading').innerText()).toMatch(/^Position 2:/);
+      expect(await page.locator('#lens-grid-logitscope-1').getAttribute('class')).toMatch(/focused/);
+    });
+
+    test('pinning a token from a cell colours every cell by it and draws its trajectory per technique; rank and entropy switch the colours', async () => {
+      const hover = page.getByRole('region', { name: 'Cell under the pointer' });
+      const cell = view.columns![2].cells.find((c) => c.technique === 'logitscope' && c.layer === 1)!;
+      const pinned = cell.topK[1];
+      await hover.getByRole('button', { name: `Pin token ${pinned.text.replace(/^ /, '␣')} (id ${pinned.id})` }).click();
+      await expect.poll(() => page.locator('figure.mini-chart figcaption').innerText()).toMatch(/across layers at position 2/);
+      const values = JSON.parse((await page.locator('figure.mini-chart').getAttribute('data-values'))!) as Record<string, (number | null)[]>;
+      expect(Object.keys(values)).toEqual(['logit_lens', 'patchscope', 'logitscope']);
+      for (const [t, series] of Object.entries(values)) {
+        series.forEach((v, layer) => {
+          const c = view.columns![2].cells.find((x) => x.technique === t && x.layer === layer)!;
+          expect(v).toBe(c.topK.find((x) => x.id === pinned.id)?.prob ?? null);
+        });
+      }
+      // Probability of the pinned token: where it is outside a cell's top-k, the cell has no value (grey).
+      const classOfPinned = (c: ExtractView['cells'][number], mode: 'probability' | 'rank') => {
+        const r = c.topK.findIndex((x) => x.id === pinned.id);
+        if (r < 0) return 'lens-none';
+        const fraction = mode === 'probability' ? c.topK[r].prob : 1 - r / c.topK.length;
+        return `lens-c${Math.max(0, Math.min(9, Math.floor(fraction * 10)))}`;
+      };
+      const check = async (mode: 'probability' | 'rank') => {
+        for (const [ci, col] of view.columns!.entries()) {
+          for (const c of col.cells.filter((x) => x.technique === 'logitscope')) expect(await cellClass('logitscope', c.layer, ci)).toContain(classOfPinned(c, mode));
+        }
+      };
+      await check('probability');
+      expect(await cellClass('logitscope', 1, 2)).not.toContain('lens-none');
+      await shot('extract-08-pinned');
+      await page.getByRole('button', { name: 'Rank', exact: true }).click();
+      await check('rank');
+      await page.getByRole('button', { name: 'Entropy (top-k)' }).click();
+      const c = view.columns![0].cells.find((x) => x.technique === 'logit_lens' && x.layer === 0)!;
+      const total = c.topK.reduce((s, x) => s + x.prob, 0);
+      const h = -c.topK.reduce((s, x) => s + (x.prob / total) * Math.log(x.prob / total), 0);
+      expect(await cellClass('logit_lens', 0, 0)).toContain(`lens-c${Math.min(9, Math.floor((h / Math.log(c.topK.length)) * 10))}`);
+      await expect.poll(() => page.locator('.lens-legend').innerText()).toMatch(/entropy of the top-20, renormalised/);
+      await page.getByRole('button', { name: 'Probability', exact: true }).click();
+    });
+
+    test('a typed token can be pinned; a text of more than one token is refused beside the box', async () => {
+      await page.getByLabel('Pin a token').fill(' cat dog');
+      await page.getByRole('button', { name: 'Pin', exact: true }).click();
+      await expect.poll(() => page.locator('.lens-bar + * [role=alert], .lens-bar ~ [role=alert]').first().innerText()).toMatch(/is 2 tokens; pin one token/);
+      await page.getByLabel('Pin a token').fill(' cat');
+      await page.getByRole('button', { name: 'Pin', exact: true }).click();
+      const cat = view.tokens.find((t) => t.text === ' cat')!;
+      await expect.poll(() => page.locator('.lens-pin').innerText()).toContain(`(id ${cat.id})`);
+      await page.getByRole('button', { name: 'Unpin' }).click();
+    });
+
+    test('keyboard: one tab stop per panel, arrow keys move between cells, Enter opens the cell', async () => {
+      const stops = await panel('logit_lens').locator('button[tabindex="0"]').count();
+      expect(stops).toBe(1);
+      await page.locator('#lens-logit_lens-0-0').focus();
+      await page.keyboard.press('ArrowRight');
+      await page.keyboard.press('ArrowRight');
+      await page.keyboard.press('ArrowDown');
+      expect(await page.evaluate(() => document.activeElement?.id)).toBe('lens-logit_lens-1-2');
+      expect(await panel('logit_lens').locator('button[tabindex="0"]').getAttribute('id')).toBe('lens-logit_lens-1-2');
+      await page.keyboard.press('End');
+      expect(await page.evaluate(() => document.activeElement?.id)).toBe(`lens-logit_lens-1-${view.tokens.length - 1}`);
+      await expect.poll(() => page.getByRole('region', { name: 'Cell under the pointer' }).locator('h4').innerText()).toMatch(/^logit lens · layer 1 · position/);
+      await page.keyboard.press('Enter');
+      await expect.poll(() => page.locator('#lens-grid-heading').innerText()).toMatch(new RegExp(`^Position ${view.tokens.length - 1}:`));
+    });
+
+    test('the picture saves as SVG and PNG with title, prompt, technique and colour scale, and its rows as CSV and JSON', async () => {
+      const save = async (name: string) => {
+        const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name }).click()]);
+        return { file: (await download.path())!, name: download.suggestedFilename() };
+      };
+      const svg = await save('Save picture as SVG');
+      expect(svg.name).toMatch(/^logit-lens-The_cat_saw_the_dog_The_cat\.svg$/);
+      const text = fs.readFileSync(svg.file, 'utf8');
+      expect(text).toContain('Logit-lens picture: logit lens, token-identity patchscope, logitscope');
+      expect(text).toContain('prompt: &quot;The cat saw the dog. The cat&quot;');
+      expect(text).toContain('probability of the top-1 token');
+      expect(text).toContain('parity at layer 2: pass');
+      expect((text.match(/<rect [^>]*fill="#[0-9a-f]{6}"\/>/g) ?? []).length).toBeGreaterThanOrEqual(3 * LAYERS * view.tokens.length);
+      const png = await save('Save picture as PNG');
+      const bytes = fs.readFileSync(png.file);
+      expect(bytes.subarray(1, 4).toString()).toBe('PNG');
+      fs.copyFileSync(png.file, path.join('test-output', 'e2e', 'extract-09-picture-export.png'));
+      const csv = fs.readFileSync((await save('Save rows as CSV')).file, 'utf8').trim().split('\r\n');
+      expect(csv[0]).toBe('position,token,reference_top1,technique,layer,top1,correct,surprisal,surprisal_paper,top_k_ids,top_k_probs,top_k_padding');
+      expect(csv).toHaveLength(1 + view.tokens.length * 3 * LAYERS);
+      const json = JSON.parse(fs.readFileSync((await save('Save rows as JSON')).file, 'utf8'));
+      expect(json.examples.map((e: { position: number }) => e.position)).toEqual(view.columns!.map((c) => c.position));
+      expect(json.parity.status).toBe('pass');
+      await page.getByLabel('the chosen position (every layer × technique, top-k)').check();
+    });
+  });
+
   test('every control has an accessible name, and nothing broke: no page, console or CSP errors', async () => {
     const unnamed = await page.$$eval('button, input, select, textarea, [role=option]', (els) =>
       els.filter((el) => !((el as HTMLInputElement).labels?.length || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby') || el.textContent?.trim())).map((el) => el.outerHTML.slice(0, 80)),
