@@ -93,17 +93,17 @@ export function figureSvg(f: FigureSpec): string {
   return out.join('\n');
 }
 
-/** The SVG rasterized at `scale`× as a PNG data URL (a white background is part of the SVG). */
-export async function svgToPng(svg: string, scale = 2): Promise<string> {
+/** The SVG rasterized at `scale`× as a PNG data URL (a white background is part of the SVG); `size` for figures other than the charts' 960×600. */
+export async function svgToPng(svg: string, scale = 2, size = { width: W, height: H }): Promise<string> {
   const image = new Image();
   image.src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(svg)}`;
   await image.decode();
   const canvas = document.createElement('canvas');
-  canvas.width = W * scale;
-  canvas.height = H * scale;
+  canvas.width = size.width * scale;
+  canvas.height = size.height * scale;
   const ctx = canvas.getContext('2d')!;
   ctx.scale(scale, scale);
-  ctx.drawImage(image, 0, 0, W, H);
+  ctx.drawImage(image, 0, 0, size.width, size.height);
   return canvas.toDataURL('image/png');
 }
 
