@@ -23,8 +23,8 @@ const BAD: Record<string, { payload: unknown; paths: string[] }> = {
   'model.current': { payload: { dir: 'x' }, paths: [''] },
   'dataset.preview': { payload: { files: [data], preset: 'paper', sampleCount: 100000, overrides: { bos: 'false' } }, paths: ['preset', 'sampleCount', 'overrides.bos'] },
   'sweep.start': {
-    payload: { files: [], preset: 'logitscope', techniques: [{ id: 'custom', prompt: '' }], layers: [-3], k: 100000, overrides: { limit: 0, junk: 1 } },
-    paths: ['files', 'techniques.0.prompt', 'layers.0', 'k', 'overrides.limit', 'overrides'],
+    payload: { files: [], preset: 'logitscope', techniques: [{ id: 'custom', prompt: '' }, { id: 'tuned_lens', lens: { ridge: 2, train: { end: 1 } } }], layers: [-3], k: 100000, overrides: { limit: 0, junk: 1 } },
+    paths: ['files', 'techniques.0.prompt', 'techniques.1.lens.train.end', 'techniques.1.lens.ridge', 'layers.0', 'k', 'overrides.limit', 'overrides'],
   },
   'sweep.cancel': { payload: { runId: 7 }, paths: ['runId'] },
   'sweep.resume': { payload: { runId: 'ab', batchSize: 0 }, paths: ['runId', 'batchSize'] },
