@@ -305,6 +305,21 @@ describe.skipIf(!HAS_CHROMIUM)(`the Extract tab in headless Chromium${SKIP_REASO
       const json = JSON.parse(fs.readFileSync((await save('Save rows as JSON')).file, 'utf8'));
       expect(json.examples.map((e: { position: number }) => e.position)).toEqual(view.columns!.map((c) => c.position));
       expect(json.parity.status).toBe('pass');
+    });
+
+    test('saved, the picture is a run of one example per position whose header carries the parity badge', async () => {
+      await page.getByLabel('Example name (optional)').fill('cat picture');
+      await page.getByRole('button', { name: 'Save as examples (one per position)' }).click();
+      await expect.poll(() => page.getByRole('status').filter({ hasText: 'Saved as' }).innerText()).toMatch(new RegExp(`run of ${view.tokens.length} examples “cat picture”`));
+      await page.getByRole('button', { name: 'Show in Runs' }).click();
+      await page.getByRole('button', { name: 'Open cat picture' }).click();
+      const badge = page.locator('#run-title .parity');
+      await expect.poll(() => badge.locator('summary').innerText()).toBe('parity ✓');
+      await badge.locator('summary').click();
+      await expect.poll(() => badge.innerText()).toMatch(/At the last layer \(2\)[\s\S]*logit_lens: matches over 8 rows/);
+      await shot('extract-10-run-parity');
+      await badge.locator('summary').click();
+      await page.getByRole('tab', { name: 'Extract' }).click();
       await page.getByLabel('the chosen position (every layer × technique, top-k)').check();
     });
   });
