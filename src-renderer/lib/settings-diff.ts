@@ -12,6 +12,7 @@ function settingsOf(r: RunView): Record<string, string> {
   const out: Record<string, string> = {
     model: r.modelPath,
     device: r.device,
+    'compute dtype': r.computeDtype,
     files: r.files.join(', '),
     techniques: r.techniques.join(', '),
     layers: r.layers.length > 6 ? `${r.layers[0]}..${r.layers.at(-1)} (${r.layers.length})` : r.layers.join(', '),
@@ -22,6 +23,7 @@ function settingsOf(r: RunView): Record<string, string> {
   for (const [id, t] of Object.entries(r.techniquePrompts)) {
     if (t.prompt !== undefined) out[`${id}.prompt`] = JSON.stringify(t.prompt);
     if (t.targetLayer !== undefined) out[`${id}.targetLayer`] = String(t.targetLayer);
+    if (t.lens !== undefined) out[`${id}.lens`] = t.lens;
   }
   return out;
 }
