@@ -20,6 +20,8 @@ export const extractForm = $state({
   customs: [] as { key: number; prompt: string; target: 'same' | 'fixed'; layer: number | null }[],
   /** Read every position (the logit-lens picture) instead of the chosen one. */
   picture: false,
+  /** Add the affine tuned lens (read through the lens last fitted for this model by a sweep). */
+  tunedLens: false,
   follow: null as { id: number; text: string } | null,
   result: null as ExtractView | null,
   /** The request behind `result`, which "Save as example" stores. */
@@ -40,6 +42,8 @@ export function extractRequest(): Payload<'extract'> {
     }
     techniques.push({ id: 'custom', prompt: c.prompt, targetLayer: c.target === 'same' ? { kind: 'same' } : { kind: 'fixed', layer: c.layer! } });
   });
+  // After the custom prompts, so their error paths (techniques.3 + i) stay as they are.
+  if (f.tunedLens) techniques.push({ id: 'tuned_lens' });
   return {
     text: f.text,
     bos: f.bos,

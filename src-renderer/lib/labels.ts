@@ -12,6 +12,7 @@ const BUILT_IN: Record<string, string> = {
   logit_lens: 'logit lens',
   patchscope: 'token-identity patchscope',
   logitscope: 'logitscope',
+  tuned_lens: 'affine tuned lens',
 };
 
 /** "custom 1: hello->there;?->" for custom patchscopes, the PROTOCOL.md name otherwise. */

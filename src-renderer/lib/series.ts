@@ -35,13 +35,14 @@ export function seriesOf(summary: readonly LayerSummary[], metric: Metric): Seri
 
 /** Stable colours by technique id (Okabe–Ito, distinguishable with colour-vision deficiencies). */
 const PALETTE = ['#0072B2', '#E69F00', '#009E73', '#CC79A7', '#D55E00', '#56B4E9', '#F0E442', '#000000'];
-const FIXED: Record<string, number> = { logit_lens: 0, patchscope: 1, logitscope: 2 };
+const FIXED: Record<string, number> = { logit_lens: 0, patchscope: 1, logitscope: 2, tuned_lens: 7 };
 
 export function colourOf(technique: string): string {
   const fixed = FIXED[technique];
   if (fixed !== undefined) return PALETTE[fixed];
   const n = Number(/_(\d+)$/.exec(technique)?.[1] ?? 0);
-  return PALETTE[3 + (n % (PALETTE.length - 3))];
+  // Custom prompts cycle through the colours between the built-ins' and the tuned lens's (black, the last).
+  return PALETTE[3 + (n % (PALETTE.length - 4))];
 }
 
 /** Dash pattern per run on a chart: colour says the technique, the dash says the run. */

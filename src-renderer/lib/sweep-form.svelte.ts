@@ -14,10 +14,12 @@ export const BUILT_INS = [
   { id: 'logit_lens', label: 'logit lens' },
   { id: 'patchscope', label: 'token-identity patchscope' },
   { id: 'logitscope', label: 'logitscope' },
+  // Off by default: its first use per model and train slice fits the lens before the sweep starts.
+  { id: 'tuned_lens', label: 'affine tuned lens (fitted on a train slice, then cached)' },
 ] as const;
 
 export const sweepForm = $state({
-  chosen: { logit_lens: true, patchscope: true, logitscope: true } as Record<string, boolean>,
+  chosen: { logit_lens: true, patchscope: true, logitscope: true, tuned_lens: false } as Record<string, boolean>,
   customs: [] as { key: number; prompt: string; target: 'same' | 'fixed'; layer: number | null }[],
   layers: 'all',
   seed: 0 as number | null,
