@@ -155,6 +155,25 @@ describe('extract over many positions (real engine, tiny random checkpoint)', ()
     expect(view.parity.why).toMatch(/last layer \(2\) was not read/);
   });
 
+  test("a sweep's run carries the check too: the lens and the logitscope pass, a patchscope fixed to layer 0 is not applicable", async () => {
+    const data = path.join(tmp, 'data.jsonl');
+    fs.writeFileSync(data, Array.from({ length: 8 }, (_, i) => JSON.stringify({ text: `Line ${i} is about the ${['sea', 'sky'][i % 2]} and the land.` })).join('\n'));
+    const { runId } = await lab.call('sweep.start', {
+      files: [data],
+      preset: 'logitscope',
+      techniques: [{ id: 'logit_lens' }, { id: 'logitscope' }, { id: 'custom', prompt: 'word: ?', targetLayer: { kind: 'fixed', layer: 0 } }],
+      layers: null,
+    });
+    let run = await lab.call('runs.get', { runId });
+    for (let i = 0; i < 600 && run.status === 'running'; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      run = await lab.call('runs.get', { runId });
+    }
+    expect(run.status).toBe('completed');
+    expect(run.parity.status).toBe('pass');
+    expect(run.parity.techniques.map((t) => [t.technique, t.pass, t.rows])).toEqual([['logit_lens', true, run.examplesDone], ['logitscope', true, run.examplesDone], ['custom_1', null, run.examplesDone]]);
+  });
+
   test('a stored run passes parity; a corrupted row or a wrong reference marks it failed in runs.get, runs show and the JSON export', async () => {
     const { runId } = await lab.call('extract.save', { text: PROMPT, positions: 'all', k: 5 });
     const run = await lab.call('runs.get', { runId });
