@@ -1,102 +1,143 @@
 /**
- * The GPU check in one command (issue: CUDA path verified at GPT-J 6B scale):
- *   1. CPU vs CUDA numerics on a tiny checkpoint, fp32 and fp16 weights: max |logit difference| and
- *      top-1 agreement over every layer's logit lens;
- *   2. a GPT-J-6B-shaped random fp16 checkpoint (28 layers, d_model 4096, 16 heads, rotary_dim 64,
- *      vocab 50400), written here since nothing can be downloaded on a GPU box;
- *   3. a seed-sized sweep on it (698 prompts of ~150 tokens, 28 layers, logit lens + patchscope +
- *      logitscope, fast strategy): load time, sweep time, GPU memory, and the time split between
- *      source passes, patched runs and unembedding.
+ * The GPU check in one command, on whichever devices start here (the CPU always; CUDA and WebGPU
+ * when their providers start, else skipped with the reason):
+ *   1. numerics on a tiny random checkpoint, fp32 and fp16 compute on every device: max |logit|
+ *      difference from the CPU's fp32 and from the float64 reference, and logit-lens top-1
+ *      agreement with the CPU's fp32, over every layer and position;
+ *   2. load time of a GPT-J-6B-shaped random fp16 checkpoint written here (nothing can be
+ *      downloaded on a GPU box): 28 layers, d_model 4096, 16 heads, rotary_dim 64, vocab 50400 by
+ *      default, smaller with the options below;
+ *   3. the seed-sized sweep on it (698 prompts of ~150 tokens, every layer, logit lens +
+ *      patchscope + logitscope, fast strategy): sweep time, peak memory (the GPU's used memory from
+ *      nvidia-smi on CUDA, sampled while it runs; the process's peak RSS on the CPU) and the time
+ *      split (source passes and prefixes / patched runs / unembedding / host).
  *
- *   npx tsx bench/gpu-bench.ts [--device cuda] [--layers 28] [--d-model 4096] [--heads 16] [--examples 698] [--dir /tmp/gpu-bench]
+ *   npx tsx bench/gpu-bench.ts [--devices cpu,cuda,webgpu] [--sweep-device D] [--layers 28] [--d-model 4096]
+ *       [--heads 16] [--vocab 50400] [--examples 698] [--words 110] [--dtype float16] [--dir /tmp/gpu-bench]
  *
- * With --device cpu and small sizes it is a dry run of the same script (step 1 is then skipped).
+ * The sweep runs on --sweep-device (default: the first GPU that starts, else the CPU); at GPT-J
+ * size that takes hours on a CPU, so give the CPU small sizes (e.g. --layers 2 --d-model 256 --examples 16).
  */
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 import { mulberry32 } from '../src-main/data/shuffle.ts';
 import { parseGptjConfig } from '../src-main/engine/config.ts';
+import { parseDevice } from '../src-main/engine/device.ts';
 import { Engine, residRow } from '../src-main/engine/engine.ts';
-import type { Device } from '../src-main/engine/ort-session.ts';
+import type { ComputeType } from '../src-main/engine/graph/layers.ts';
+import { probeDevice } from '../src-main/engine/ort-session.ts';
 import { prepareSweep } from '../src-main/sweep/prepare.ts';
 import { resolveProtocol } from '../src-main/sweep/protocol.ts';
 import { runSweep } from '../src-main/sweep/run-sweep.ts';
 import { BUILT_IN_TECHNIQUES } from '../src-main/sweep/techniques.ts';
 import { writeTinyGptj } from '../test/fixtures/checkpoint-writer.ts';
+import { referenceForward } from '../test/reference/gptj-f64.ts';
 import { writeGptjShaped } from './gptj-shaped.ts';
 
 const { values: o } = parseArgs({
   options: {
-    device: { type: 'string', default: 'cuda' },
+    devices: { type: 'string', default: 'cpu,cuda,webgpu' },
+    'sweep-device': { type: 'string' },
     layers: { type: 'string', default: '28' },
     'd-model': { type: 'string', default: '4096' },
     heads: { type: 'string', default: '16' },
+    vocab: { type: 'string', default: '50400' },
     examples: { type: 'string', default: '698' },
     words: { type: 'string', default: '110' },
+    dtype: { type: 'string', default: 'float16' },
     dir: { type: 'string', default: path.join(os.tmpdir(), 'gpu-bench') },
   },
 });
-const device = o.device as Device;
 fs.mkdirSync(o.dir, { recursive: true });
 const cacheRoot = path.join(o.dir, 'cache');
+const run = promisify(execFile);
 
-function gpuMemory(): string {
+/** MiB of GPU memory in use (the first GPU nvidia-smi lists for `index`), or undefined without nvidia-smi. */
+async function gpuUsedMiB(index: number): Promise<number | undefined> {
   try {
-    return execFileSync('nvidia-smi', ['--query-gpu=name,memory.used,memory.total', '--format=csv,noheader'], { encoding: 'utf8' }).trim();
+    const { stdout } = await run('nvidia-smi', [`--id=${index}`, '--query-gpu=memory.used', '--format=csv,noheader,nounits']);
+    return Number(stdout.trim());
   } catch {
-    return 'nvidia-smi not available';
+    return undefined;
   }
 }
 
+function peakRssGiB(): number {
+  const kb = Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1] ?? NaN);
+  return kb / 1024 ** 2;
+}
+
+// 1. Which devices start.
+const started: string[] = [];
+for (const d of o.devices.split(',').map((s) => s.trim())) {
+  parseDevice(d, '--devices');
+  const probe = await probeDevice(d);
+  if (probe.ok) started.push(d);
+  console.log(`device ${d}: ${probe.ok ? 'starts' : `skipped (${probe.reason.split('\n')[0]})`}`);
+}
+
+// 2. Numerics on a tiny checkpoint.
 async function numerics(): Promise<void> {
   const tokens = [50256, 464, 3797, 3332, 319, 262, 2603, 13, 198, 40, 588, 257, 1310];
-  for (const dtype of ['F32', 'F16'] as const) {
-    const ckpt = writeTinyGptj({ dir: path.join(o.dir, `tiny-${dtype}`), format: 'safetensors', dtype, seed: 5, config: { n_layer: 4, n_embd: 128, n_head: 4, rotary_dim: 8 } });
-    const config = parseGptjConfig(ckpt.config, 'config.json');
-    const results: { logits: Float32Array; top1: Int32Array }[] = [];
-    for (const d of ['cpu', 'cuda'] as const) {
-      const engine = await Engine.load({ modelDir: ckpt.dir, device: d, cacheRoot });
+  const ckpt = writeTinyGptj({ dir: path.join(o.dir, 'tiny'), format: 'safetensors', dtype: 'F32', seed: 5, config: { n_layer: 4, n_embd: 128, n_head: 4, rotary_dim: 8 } });
+  const config = parseGptjConfig(ckpt.config, 'config.json');
+  const ref = referenceForward({ config, weights: ckpt.weights, tokens });
+  const rowsOf = (nLayers: number) => nLayers * tokens.length;
+  let base: { logits: Float32Array; top1: Int32Array } | undefined;
+  console.log('\nnumerics, tiny random GPT-J (4 layers, d_model 128), one prompt of 13 tokens, logit lens at every layer and position:');
+  console.log('device     compute   max |logit − cpu fp32|  max |logit − float64|  lens top-1 = cpu fp32');
+  for (const device of started) {
+    for (const dtype of ['float32', 'float16'] as ComputeType[]) {
+      const engine = await Engine.load({ modelDir: ckpt.dir, device, dtype, cacheRoot });
       const src = await engine.sourcePass(tokens.map((_, p) => ({ tokens, position: p })));
-      const rows = new Float32Array(config.nLayers * tokens.length * config.dModel);
+      const rows = new Float32Array(rowsOf(config.nLayers) * config.dModel);
       for (let l = 0; l < config.nLayers; l++) for (let p = 0; p < tokens.length; p++) rows.set(residRow(src, l, p, config.dModel), (l * tokens.length + p) * config.dModel);
-      const lens = await engine.unembed({ resid: rows, referenceIds: new Array(config.nLayers * tokens.length).fill(0), k: 1 });
-      results.push({ logits: src.logits, top1: lens.topkIds });
+      const lens = await engine.unembed({ resid: rows, referenceIds: new Array(rowsOf(config.nLayers)).fill(0), k: 1 });
       await engine.dispose();
+      base ??= { logits: src.logits, top1: lens.topkIds };
+      let vsCpu = 0;
+      let vsRef = 0;
+      for (let i = 0; i < src.logits.length; i++) {
+        vsCpu = Math.max(vsCpu, Math.abs(src.logits[i] - base.logits[i]));
+        vsRef = Math.max(vsRef, Math.abs(src.logits[i] - ref.logits[Math.floor(i / config.dVocab)][i % config.dVocab]));
+      }
+      const agree = lens.topkIds.filter((t, i) => t === base!.top1[i]).length;
+      console.log(`${device.padEnd(9)}  ${dtype.padEnd(8)}  ${vsCpu.toExponential(2).padStart(22)}  ${vsRef.toExponential(2).padStart(21)}  ${`${agree}/${lens.topkIds.length}`.padStart(21)}`);
     }
-    let maxDiff = 0;
-    for (let i = 0; i < results[0].logits.length; i++) maxDiff = Math.max(maxDiff, Math.abs(results[0].logits[i] - results[1].logits[i]));
-    const agree = results[0].top1.filter((t, i) => t === results[1].top1[i]).length / results[0].top1.length;
-    console.log(`numerics ${dtype} weights: max |logit cpu − cuda| = ${maxDiff.toExponential(2)}; logit-lens top-1 agreement ${(agree * 100).toFixed(1)}% over ${results[0].top1.length} rows`);
   }
 }
 
-async function sweepAtScale(): Promise<void> {
+// 3. Load and sweep at scale.
+async function atScale(device: string): Promise<void> {
   const nLayers = Number(o.layers);
   const dModel = Number(o['d-model']);
-  const modelDir = path.join(o.dir, `gptj-L${nLayers}-d${dModel}`);
+  const nHeads = Number(o.heads);
+  const modelDir = path.join(o.dir, `gptj-L${nLayers}-d${dModel}-v${o.vocab}`);
   if (!fs.existsSync(path.join(modelDir, 'model.safetensors'))) {
     const t = performance.now();
-    writeGptjShaped({ dir: modelDir, nLayers, dModel, nHeads: Number(o.heads), rotaryDim: 64, dtype: 'F16' });
-    console.log(`wrote a random GPT-J-shaped fp16 checkpoint in ${((performance.now() - t) / 1000).toFixed(0)} s`);
+    writeGptjShaped({ dir: modelDir, nLayers, dModel, nHeads, rotaryDim: Math.min(64, dModel / nHeads), dVocab: Number(o.vocab), dtype: 'F16' });
+    console.log(`\nwrote a random GPT-J-shaped fp16 checkpoint (${(fs.statSync(path.join(modelDir, 'model.safetensors')).size / 1024 ** 3).toFixed(2)} GB) in ${((performance.now() - t) / 1000).toFixed(0)} s`);
   }
   const words = 'time year people way day man thing woman life child world school state family group country problem hand part place case week company system'.split(' ');
   const rand = mulberry32(3);
-  const data = path.join(o.dir, 'prompts.jsonl');
+  const data = path.join(o.dir, `prompts-${o.examples}x${o.words}.jsonl`);
   const lines = Array.from({ length: Number(o.examples) }, () => JSON.stringify({ text: Array.from({ length: Number(o.words) }, () => words[Math.floor(rand() * words.length)]).join(' ') }));
   fs.writeFileSync(data, lines.join('\n'));
 
+  const { kind, index } = parseDevice(device);
+  const idleMiB = kind === 'cuda' ? await gpuUsedMiB(index) : undefined;
   const t0 = performance.now();
-  const engine = await Engine.load({ modelDir, device, cacheRoot });
+  const engine = await Engine.load({ modelDir, device, dtype: o.dtype as ComputeType, cacheRoot });
   const loadSeconds = (performance.now() - t0) / 1000;
-  console.log(`load: ${loadSeconds.toFixed(1)} s (${JSON.stringify(engine.info.timings)}), ${engine.info.computeDtype} on ${engine.info.device}; GPU: ${gpuMemory()}`);
+  const loadedMiB = kind === 'cuda' ? await gpuUsedMiB(index) : undefined;
   const spec = {
     modelDir,
-    device,
+    device: kind,
     files: [data],
-    protocol: resolveProtocol('logitscope', { filter: { maxWords: 10_000, maxChars: 100_000 } }),
+    protocol: resolveProtocol('logitscope', { limit: Number(o.examples), filter: { maxWords: 100_000, maxChars: 1_000_000 } }),
     techniques: [...BUILT_IN_TECHNIQUES],
     layers: null,
     k: 10,
@@ -104,17 +145,32 @@ async function sweepAtScale(): Promise<void> {
   };
   const { plan } = await prepareSweep(engine, spec);
   const tokens = plan.examples.reduce((s, e) => s + e.tokens.length, 0) / plan.examples.length;
-  await runSweep(engine, { ...plan, examples: plan.examples.slice(0, 4) }); // warm-up
+  await runSweep(engine, { ...plan, examples: plan.examples.slice(0, 4) }); // warm-up: first runs allocate and tune
+
+  // Peak device memory: nvidia-smi sampled while the sweep runs (CUDA); the process's peak RSS otherwise.
+  let peakMiB = 0;
+  const sampler = kind === 'cuda' ? setInterval(() => void gpuUsedMiB(index).then((m) => (peakMiB = Math.max(peakMiB, m ?? 0))), 250) : undefined;
   const before = { ...engine.timings };
   const t1 = performance.now();
   const out = await runSweep(engine, plan);
   const seconds = (performance.now() - t1) / 1000;
-  const split = Object.entries(engine.timings).map(([g, ms]) => `${g} ${((ms - before[g as keyof typeof before]) / 1000).toFixed(2)} s`);
-  console.log(`sweep: ${plan.examples.length} prompts of ${tokens.toFixed(0)} tokens, 3 techniques × ${nLayers} layers: ${seconds.toFixed(2)} s (${out.status})`);
-  console.log(`split: ${split.join(', ')} (full = source passes and prefixes, step = patched runs)`);
-  console.log(`GPU after the sweep: ${gpuMemory()}`);
+  if (sampler) clearInterval(sampler);
+  const split = Object.fromEntries(Object.entries(engine.timings).map(([g, ms]) => [g, (ms - before[g as keyof typeof before]) / 1000]));
   await engine.dispose();
+
+  const memory =
+    kind === 'cuda'
+      ? `GPU memory used: ${idleMiB} MiB idle, ${loadedMiB} MiB after load, peak ${peakMiB} MiB during the sweep (nvidia-smi, whole GPU)`
+      : `peak RSS of the process: ${peakRssGiB().toFixed(2)} GiB (weights are memory-mapped, so this includes the page-cache pages touched)`;
+  console.log(`\nsweep on ${device}, ${engine.info.computeDtype} compute: ${nLayers} layers, d_model ${dModel}, ${nHeads} heads, vocab ${engine.config.dVocab}`);
+  console.log('load s  examples  tokens/example  techniques × layers  sweep s  source s  patched s  unembed s  host s  status');
+  console.log(
+    `${loadSeconds.toFixed(1).padStart(6)}  ${String(plan.examples.length).padStart(8)}  ${tokens.toFixed(0).padStart(14)}  ${`${plan.techniques.length} × ${plan.layers.length}`.padStart(19)}  ` +
+      `${seconds.toFixed(2).padStart(7)}  ${split.full.toFixed(2).padStart(8)}  ${split.step.toFixed(2).padStart(9)}  ${split.unembed.toFixed(2).padStart(9)}  ${split.host.toFixed(2).padStart(6)}  ${out.status}`,
+  );
+  console.log(`load stages (ms): ${JSON.stringify(engine.info.timings)}; ${memory}`);
+  console.log('(source = source passes and target prefixes, patched = step runs, host = worker JavaScript and message round trips)');
 }
 
-if (device === 'cuda') await numerics();
-await sweepAtScale();
+await numerics();
+await atScale(o['sweep-device'] ?? started.find((d) => d !== 'cpu') ?? 'cpu');

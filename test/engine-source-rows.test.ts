@@ -67,10 +67,11 @@ describe('a source pass over several positions of the same prompts', () => {
   ];
 
   test('runs each distinct prompt once and gives every item the numbers of the item run alone, and of the float64 reference', async () => {
-    const before = { ...engine.stats };
+    const before = { ...engine.stats, prompts: engine.sourcePrompts };
     const together = await engine.sourcePass(items);
     expect(engine.stats.sourceRuns - before.sourceRuns).toBe(1);
-    expect(engine.stats.sourceRows - before.sourceRows).toBe(2);
+    expect(engine.stats.sourceRows - before.sourceRows).toBe(items.length);
+    expect(engine.sourcePrompts - before.prompts).toBe(2);
 
     const refs = new Map([prompt, other].map((t) => [t.join(), referenceForward({ config, weights, tokens: t })]));
     let worstAlone = 0;

@@ -66,7 +66,7 @@ function graphsIn(g: Graph): Graph[] {
 }
 
 describe('one copy of the weights', () => {
-  test('exactly one session graph holds the block weights, each once, and both its bodies (full and step) read every one', async () => {
+  test('exactly one session graph holds the block weights, each once, and every one of its bodies (source, prefix, step) reads every one', async () => {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graph-block-'));
     const ckpt = writeTinyGptj({ dir: path.join(tmp, 'model'), format: 'safetensors', seed: 2, config: { n_layer: 3 } });
     const built = await prepareModel(openCheckpoint(ckpt.dir), 'float16', path.join(tmp, 'cache'));
@@ -84,10 +84,10 @@ describe('one copy of the weights', () => {
     const blockHolders = [...holders].filter(([k]) => k.startsWith('transformer.h.'));
     expect(blockHolders.length).toBe(blockKeys.length);
 
-    // Both If branches read the top graph's initializers by name: the full and the step body each use every block weight.
+    // The If branches read the top graph's initializers by name: each body uses every block weight.
     const top = onnxPkg.onnx.ModelProto.decode(built.graphs.blocks).graph!;
     const branches = graphsIn(top).slice(1);
-    expect(branches.map((g) => g.name).sort()).toEqual(['full', 'step']);
+    expect(branches.map((g) => g.name).sort()).toEqual(['prefix', 'source', 'step', 'whole_prompts']);
     for (const branch of branches) {
       const read = new Set(graphsIn(branch).flatMap((g) => (g.node ?? []).flatMap((n) => n.input ?? [])));
       expect(blockKeys.filter((k) => !read.has(k)), branch.name!).toEqual([]);

@@ -2,7 +2,7 @@ import { defaultCacheDir } from '../app-paths.ts';
 import { LogitscopeError } from '../errors.ts';
 import { readGptjConfig, type GptjConfig } from './config.ts';
 import type { ComputeType } from './graph/layers.ts';
-import type { Device } from './ort-session.ts';
+import { type DeviceChoice, type DeviceKind, parseDevice } from './device.ts';
 import { loadTokenizer, type GptjTokenizer } from './tokenizer.ts';
 import { WorkerClient } from './worker-client.ts';
 import type { BatchRequest, BatchResult, EngineStats, EngineTimings, LoadedModel, Meter, SourceItem, UnembedReply, WorkerReplies, WorkerRequests } from './worker-protocol.ts';
@@ -11,9 +11,10 @@ export type { BatchRequest, BatchResult, EngineStats, EngineTimings, SourceItem,
 
 export interface EngineLoadOptions {
   modelDir: string;
-  device?: Device;
+  /** cpu (the default), cuda (= cuda:0), cuda:N (GPU N) or webgpu: parseDevice (device.ts) checks it first. */
+  device?: string;
   /**
-   * The element type the graphs compute in: float32 by default on the CPU, float16 on CUDA. Graph
+   * The element type the graphs compute in: float32 by default on the CPU, float16 on a GPU. Graph
    * inputs and outputs are fp32 either way; fp16 on the CPU is slower than fp32 (onnxruntime's CPU
    * kernels mostly cast), and is there to check the GPU's numerics on any machine.
    */
@@ -27,7 +28,7 @@ export interface EngineLoadOptions {
 export interface ModelInfo extends LoadedModel {
   modelDir: string;
   tokenizerSource: string;
-  /** Set when CUDA was asked for, could not start, and the caller allowed the CPU instead. */
+  /** Set when a GPU was asked for, could not start, and the caller allowed the CPU instead. */
   fallbackReason?: string;
 }
 
@@ -50,7 +51,7 @@ export interface TargetPrefix {
 
 export type UnembedResult = UnembedReply;
 
-const defaultDtype = (device: Device): ComputeType => (device === 'cuda' ? 'float16' : 'float32');
+const defaultDtype = (device: DeviceKind): ComputeType => (device === 'cpu' ? 'float32' : 'float16');
 
 /**
  * The engine API: tokenization on this thread, every graph run in the worker. Inputs are checked
@@ -64,6 +65,11 @@ export class Engine {
    * message round trips). For benchmarks.
    */
   readonly timings: EngineTimings = { full: 0, step: 0, unembed: 0, host: 0 };
+  /**
+   * Distinct prompts the source passes have run. stats.sourceRows counts the items read out; items
+   * that share a prompt's tokens up to their positions (several positions of one prompt) share a run.
+   */
+  sourcePrompts = 0;
 
   private constructor(
     private readonly worker: WorkerClient,
@@ -76,15 +82,15 @@ export class Engine {
   }
 
   static async load(opts: EngineLoadOptions): Promise<Engine> {
+    const device: DeviceChoice = parseDevice(opts.device ?? 'cpu');
     readGptjConfig(opts.modelDir); // a directory that is not a GPT-J checkpoint is reported as such, first
     const tokenizer = loadTokenizer(opts.modelDir);
     const cacheRoot = opts.cacheRoot ?? defaultCacheDir();
-    const device = opts.device ?? 'cpu';
     let worker = new WorkerClient();
     let fallbackReason: string | undefined;
     let loaded: LoadedModel;
     try {
-      loaded = await worker.call('load', { modelDir: opts.modelDir, device, cacheRoot, dtype: opts.dtype ?? defaultDtype(device) });
+      loaded = await worker.call('load', { modelDir: opts.modelDir, device, cacheRoot, dtype: opts.dtype ?? defaultDtype(device.kind) });
     } catch (e) {
       await worker.terminate();
       const unavailable = e instanceof LogitscopeError && e.code === 'device_unavailable';
@@ -92,7 +98,7 @@ export class Engine {
       fallbackReason = e.message;
       worker = new WorkerClient();
       try {
-        loaded = await worker.call('load', { modelDir: opts.modelDir, device: 'cpu', cacheRoot, dtype: opts.dtype ?? defaultDtype('cpu') });
+        loaded = await worker.call('load', { modelDir: opts.modelDir, device: { kind: 'cpu', index: 0 }, cacheRoot, dtype: opts.dtype ?? defaultDtype('cpu') });
       } catch (e2) {
         await worker.terminate();
         throw e2;
@@ -206,6 +212,7 @@ export class Engine {
 
   private meter(m: Meter): void {
     Object.assign(this.stats, m.stats);
+    this.sourcePrompts = m.sourcePrompts;
     this.timings.full = m.timings.full;
     this.timings.step = m.timings.step;
     this.timings.unembed = m.timings.unembed;

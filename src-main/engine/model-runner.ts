@@ -34,6 +34,8 @@ const MAX_PREFIXES = 16;
 export class ModelRunner {
   readonly stats: EngineStats = { sourceRuns: 0, sourceRows: 0, patchedRuns: 0, patchedRows: 0, unembedRuns: 0, unembedRows: 0, naiveRuns: 0 };
   readonly timings: EngineTimings = { full: 0, step: 0, unembed: 0, host: 0 };
+  /** Distinct prompts the source passes ran (stats.sourceRows counts the items read out of them). */
+  sourcePrompts = 0;
   private readonly prefixes = new Map<string, Prefix>();
   /** Feeds for the blocks graph's inputs that the mode being run does not read: the smallest valid tensors. */
   private readonly unusedByFull: Record<string, HostTensor>;
@@ -109,7 +111,7 @@ export class ModelRunner {
   async naive(targetTokens: number[], layer: number, vector: Float32Array): Promise<Float32Array> {
     const { dModel, nLayers } = this.config;
     const last = targetTokens.length - 1;
-    const out = await this.runFull({
+    const out = await this.runFull('source', {
       input_ids: { type: 'int64', data: BigInt64Array.from(targetTokens, BigInt), dims: [1, targetTokens.length] },
       gather_rows: int64([last]),
       patch_layer: int64([layer]),
@@ -190,7 +192,7 @@ export class ModelRunner {
     const seq = rows.reduce((m, r) => Math.max(m, r.length), 0);
     const ids = new BigInt64Array(rows.length * seq); // [rows, seq]
     rows.forEach((r, b) => r.forEach((t, p) => (ids[b * seq + p] = BigInt(t))));
-    const out = await this.runFull({
+    const out = await this.runFull('source', {
       input_ids: { type: 'int64', data: ids, dims: [rows.length, seq] },
       gather_rows: int64(items.map((it, i) => rowOf[i] * seq + it.position)),
       patch_layer: int64([NO_PATCH_LAYER]),
@@ -198,7 +200,8 @@ export class ModelRunner {
       patch_vectors: f32(new Float32Array(dModel), [1, dModel]),
     }, ['resid']);
     this.stats.sourceRuns++;
-    this.stats.sourceRows += rows.length;
+    this.stats.sourceRows += items.length;
+    this.sourcePrompts += rows.length;
     return out.resid.data as Float32Array; // [L+1, items, d]
   }
 
@@ -210,7 +213,7 @@ export class ModelRunner {
       const empty = this.computeTensor([nLayers, nHeads, 0, dHead]);
       return { tokens, key: empty, value: empty };
     }
-    const out = await this.runFull({
+    const out = await this.runFull('prefix', {
       input_ids: { type: 'int64', data: BigInt64Array.from(tokens.slice(0, p), BigInt), dims: [1, p] },
       gather_rows: int64([p - 1]),
       patch_layer: int64([NO_PATCH_LAYER]),
@@ -269,9 +272,9 @@ export class ModelRunner {
     return resid.subarray(start, start + dModel);
   }
 
-  /** The blocks graph's full body: whole prompts (source passes, prefixes, naive patched runs). */
-  private runFull(feeds: Record<string, HostTensor>, fetches: string[]): Promise<Record<string, HostTensor>> {
-    return this.run('blocks', 'full', { mode: int64([BLOCKS_MODE.full]), ...this.unusedByFull, ...feeds }, fetches);
+  /** The blocks graph on whole prompts: source passes and naive patched runs (`source`), or a target prompt's key/value cache (`prefix`). */
+  private runFull(mode: 'source' | 'prefix', feeds: Record<string, HostTensor>, fetches: string[]): Promise<Record<string, HostTensor>> {
+    return this.run('blocks', 'full', { mode: int64([BLOCKS_MODE[mode]]), ...this.unusedByFull, ...feeds }, fetches);
   }
 
   /** The blocks graph's step body: patched rows against a cached prefix; resid is [1, rows, d]. */

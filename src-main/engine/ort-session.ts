@@ -5,8 +5,10 @@
 import * as ort from 'onnxruntime-node';
 import { LogitscopeError } from '../errors.ts';
 import { CUDA_INSTALL_HINT, cudaProviderInstalled, ortBinaryDir } from './cuda-provider.ts';
+import { type DeviceChoice, type DeviceKind, deviceName, parseDevice } from './device.ts';
 
-export type Device = 'cpu' | 'cuda';
+/** A device kind; a chosen device (which GPU) is a DeviceChoice (device.ts). */
+export type Device = DeviceKind;
 
 /**
  * A tensor as plain typed-array data, cheap to post between threads. fp16 travels as its bit
@@ -27,13 +29,20 @@ export interface Session {
 
 export async function createSession(
   model: Uint8Array,
-  opts: { device: Device; weightFolder: string; label: string; threads?: number },
+  opts: { device: DeviceChoice | string; weightFolder: string; label: string; threads?: number },
 ): Promise<Session> {
-  if (opts.device === 'cuda' && !cudaProviderInstalled()) {
+  const device = typeof opts.device === 'string' ? parseDevice(opts.device) : opts.device;
+  const { kind, index } = device;
+  if (kind === 'cuda' && !cudaProviderInstalled()) {
     throw new LogitscopeError('device_unavailable', `the onnxruntime CUDA provider is not installed: ${CUDA_INSTALL_HINT}`, ortBinaryDir());
   }
+  const providers: Record<DeviceKind, ort.InferenceSession.ExecutionProviderConfig> = {
+    cpu: 'cpu',
+    cuda: { name: 'cuda', deviceId: index },
+    webgpu: { name: 'webgpu' },
+  };
   const options: ort.InferenceSession.SessionOptions = {
-    executionProviders: opts.device === 'cuda' ? [{ name: 'cuda' }] : ['cpu'],
+    executionProviders: [providers[kind]],
     graphOptimizationLevel: 'all',
     ...(opts.threads !== undefined && { intraOpNumThreads: opts.threads }),
     extra: {
@@ -54,8 +63,11 @@ export async function createSession(
     session = await ort.InferenceSession.create(model, options);
   } catch (e) {
     const message = (e as Error).message;
-    if (opts.device === 'cuda') {
-      throw new LogitscopeError('device_unavailable', `CUDA session could not start (${message}); ${CUDA_INSTALL_HINT}`, opts.label);
+    if (kind === 'cuda') {
+      throw new LogitscopeError('device_unavailable', `CUDA session on ${deviceName(device)} could not start (${message}); ${CUDA_INSTALL_HINT}`, opts.label);
+    }
+    if (kind === 'webgpu') {
+      throw new LogitscopeError('device_unavailable', `WebGPU session could not start (${message}); it needs a GPU with a Vulkan driver that has a WebGPU adapter`, opts.label);
     }
     throw new LogitscopeError('engine_failed', `onnxruntime could not create the ${opts.label} session: ${message}`, opts.label);
   }
@@ -85,8 +97,8 @@ export function listProviders(): { name: string; bundled: boolean }[] {
   return ort.listSupportedBackends().map((b) => ({ name: b.name, bundled: b.bundled }));
 }
 
-/** Whether a session can really start on `device`: a one-node graph, so nothing else is needed. */
-export async function probeDevice(device: Device): Promise<{ ok: true } | { ok: false; reason: string }> {
+/** Whether a session can really start on `device` (cpu, cuda, cuda:N, webgpu): a one-node graph, so nothing else is needed. */
+export async function probeDevice(device: string): Promise<{ ok: true } | { ok: false; reason: string }> {
   const { GraphBuilder } = await import('./graph/onnx-builder.ts');
   const b = new GraphBuilder('probe');
   b.output(b.input('x', 'float32', [1]), 'y', 'float32', [1]);

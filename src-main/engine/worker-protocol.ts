@@ -1,7 +1,7 @@
 import type { SerializedError } from '../errors.ts';
 import type { GptjConfig } from './config.ts';
 import type { ComputeType } from './graph/layers.ts';
-import type { Device } from './ort-session.ts';
+import type { DeviceChoice, DeviceKind } from './device.ts';
 import type { WeightDtype } from './tensor-ref.ts';
 
 /** One source prompt (already cut after its position) and the position read out. */
@@ -59,7 +59,7 @@ export interface UnembedReply {
 
 /** Messages between the engine (main thread) and the worker that owns the onnxruntime sessions. */
 export interface WorkerRequests {
-  load: { modelDir: string; device: Device; cacheRoot: string; dtype: ComputeType };
+  load: { modelDir: string; device: DeviceChoice; cacheRoot: string; dtype: ComputeType };
   source: { items: SourceItem[]; names: string[] };
   prefix: { tokens: number[] };
   patched: { prefixTokens: number[]; vectors: Float32Array; injectLayers: number[] };
@@ -74,7 +74,9 @@ export interface LoadedModel {
   format: string;
   weightDtype: WeightDtype;
   computeDtype: ComputeType;
-  device: Device;
+  /** The kind of device, which results are keyed by; deviceIndex says which GPU (0 on the CPU). */
+  device: DeviceKind;
+  deviceIndex: number;
   cacheDir: string;
   weightFolder: string;
   converted: boolean;
@@ -114,6 +116,8 @@ export type EngineTimings = Record<'full' | 'step' | 'unembed' | 'host', number>
 /** Sent with every reply: the worker's cumulative counters, and the worker time of this call. */
 export interface Meter {
   stats: EngineStats;
+  /** Distinct prompts the source passes ran; fewer than stats.sourceRows when items share a prompt. */
+  sourcePrompts: number;
   timings: EngineTimings;
   callMs: number;
 }

@@ -27,7 +27,8 @@ async function load({ modelDir, device, cacheRoot, dtype }: WorkerRequests['load
     format: ckpt.format,
     weightDtype: ckpt.dtype,
     computeDtype: dtype,
-    device,
+    device: device.kind,
+    deviceIndex: device.index,
     cacheDir: built.cacheDir,
     weightFolder: built.weightFolder,
     converted: built.converted,
@@ -81,7 +82,7 @@ function buffersOf(result: object): ArrayBuffer[] {
 function meter(started: number): Meter {
   const stats = runner?.stats ?? { sourceRuns: 0, sourceRows: 0, patchedRuns: 0, patchedRows: 0, unembedRuns: 0, unembedRows: 0, naiveRuns: 0 };
   const timings = runner?.timings ?? { full: 0, step: 0, unembed: 0, host: 0 };
-  return { stats: { ...stats }, timings: { ...timings }, callMs: performance.now() - started };
+  return { stats: { ...stats }, sourcePrompts: runner?.sourcePrompts ?? 0, timings: { ...timings }, callMs: performance.now() - started };
 }
 
 parentPort!.on('message', async (msg: WorkerRequest) => {

@@ -28,8 +28,12 @@ export type GraphName = 'blocks' | 'unembed';
 /** No patch in a `full` run: patch_layer takes this value, which matches no layer. */
 export const NO_PATCH_LAYER = -2;
 
-/** The `mode` input of the blocks graph: which of its two bodies runs. */
-export const BLOCKS_MODE = { full: 0, step: 1 } as const;
+/**
+ * The `mode` input of the blocks graph: which body runs. `source` and `prefix` are the full body
+ * (whole prompts), without and with the key/value cache as outputs: a source pass must not hold
+ * every layer's keys and values at once (2 × 28 × 4096 fp16 values, 0.46 MB, per token of GPT-J).
+ */
+export const BLOCKS_MODE = { source: 0, prefix: 1, step: 2 } as const;
 
 function context(name: string, o: GraphOptions): Ctx {
   const b = new GraphBuilder(name);
@@ -66,11 +70,11 @@ interface BlocksInputs {
 }
 
 /**
- * `blocks`: the one graph that holds the blocks' weights. Its body is an `If` on `mode`: `full`
- * (BLOCKS_MODE.full) runs whole prompts, `step` (BLOCKS_MODE.step) runs patched rows against a
- * cached prefix. Both branches read the same initializers of this graph by name, so a session holds,
- * and a GPU receives, each block's weights once (two sessions held them twice: ~11 GB more for
- * GPT-J in fp16).
+ * `blocks`: the one graph that holds the blocks' weights. Its body is an `If` on `mode`: whole
+ * prompts (BLOCKS_MODE.source, or .prefix to also return the key/value cache) or the step body
+ * (BLOCKS_MODE.step: patched rows against a cached prefix). Every body reads the same initializers
+ * of this graph by name, so a session holds, and a GPU receives, each block's weights once (two
+ * sessions held them twice: ~11 GB more for GPT-J in fp16).
  *
  * Inputs: mode [1]; the full body's input_ids [batch, seq], gather_rows [G], patch_layer [1],
  *   patch_positions [batch] (or [1]); patch_vectors [rows, d] fp32 (both bodies); the step body's
@@ -94,12 +98,17 @@ export function buildBlocksGraph(o: GraphOptions): Uint8Array {
     prefixKey: b.input('prefix_key', dt, [c.nLayers, c.nHeads, 'prefix', c.dHead]),
     prefixValue: b.input('prefix_value', dt, [c.nLayers, c.nHeads, 'prefix', c.dHead]),
   };
-  const full = b.subgraph('full');
-  fullBody({ ...ctx, b: full }, inputs);
+  const is = (m: number) => b.op('Equal', [mode, b.constInt64([m])]); // [1] bool
   const step = b.subgraph('step');
   stepBody({ ...ctx, b: step }, inputs);
-  const isStep = b.op('Equal', [mode, b.constInt64([BLOCKS_MODE.step])]); // [1] bool
-  const [resid, key, value] = b.opN('If', [isStep], 3, { then_branch: { graph: step }, else_branch: { graph: full } });
+  const prefix = b.subgraph('prefix');
+  fullBody({ ...ctx, b: prefix }, inputs, { cache: true });
+  const source = b.subgraph('source');
+  fullBody({ ...ctx, b: source }, inputs, { cache: false });
+  const prompts = b.subgraph('whole_prompts');
+  const inner = prompts.opN('If', [is(BLOCKS_MODE.prefix)], 3, { then_branch: { graph: prefix }, else_branch: { graph: source } });
+  ['prompts_resid', 'prompts_key', 'prompts_value'].forEach((name, i) => prompts.output(inner[i], name, i ? dt : 'float32', i ? [c.nLayers, 'batch', c.nHeads, 'seq', c.dHead] : [c.nLayers + 1, 'gathered', c.dModel]));
+  const [resid, key, value] = b.opN('If', [is(BLOCKS_MODE.step)], 3, { then_branch: { graph: step }, else_branch: { graph: prompts } });
   b.output(resid, 'resid', 'float32', ['resid_layers', 'resid_rows', c.dModel]);
   b.output(key, 'present_key', dt, [c.nLayers, 'batch', c.nHeads, 'seq', c.dHead]);
   b.output(value, 'present_value', dt, [c.nLayers, 'batch', c.nHeads, 'seq', c.dHead]);
@@ -115,7 +124,7 @@ export function buildBlocksGraph(o: GraphOptions): Uint8Array {
  * There are no logits here: the model's own logits come from `unembed` on the last resid row, the
  * same path as every technique's, so lm_head lives in one session only.
  */
-function fullBody(ctx: Ctx, x: BlocksInputs): void {
+function fullBody(ctx: Ctx, x: BlocksInputs, o: { cache: boolean }): void {
   const { b, c, dt } = ctx;
   const patchVec = toCompute(ctx, x.vectors); // [batch or 1, d]
   const shape = b.op('Shape', [x.ids]); // [2]
@@ -135,13 +144,22 @@ function fullBody(ctx: Ctx, x: BlocksInputs): void {
     const out = block(ctx, l, h, attention);
     h = patch(out.residPost, l); // [batch*seq, d]
     resid.push(readOut(h));
+    if (!o.cache) continue; // each block's keys and values die with its attention
     keys.push(b.op('Unsqueeze', [out.key, b.constInt64([0])])); // [1, batch, H, seq, dh]
     values.push(b.op('Unsqueeze', [out.value, b.constInt64([0])])); // [1, batch, H, seq, dh]
   }
   const stacked = b.op('Concat', resid.map((r) => b.op('Unsqueeze', [r, b.constInt64([0])])), { axis: 0 }); // [L+1, G, d]
-  b.output(toFloat32(ctx, stacked), 'full_resid', 'float32', [c.nLayers + 1, 'gathered', c.dModel]);
-  b.output(b.op('Concat', keys, { axis: 0 }), 'full_present_key', dt, [c.nLayers, 'batch', c.nHeads, 'seq', c.dHead]);
-  b.output(b.op('Concat', values, { axis: 0 }), 'full_present_value', dt, [c.nLayers, 'batch', c.nHeads, 'seq', c.dHead]);
+  const name = o.cache ? 'prefix' : 'source';
+  b.output(toFloat32(ctx, stacked), `${name}_resid`, 'float32', [c.nLayers + 1, 'gathered', c.dModel]);
+  const cacheDims = [c.nLayers, 'batch', c.nHeads, 'seq', c.dHead];
+  b.output(o.cache ? b.op('Concat', keys, { axis: 0 }) : noCache(ctx), `${name}_present_key`, dt, cacheDims);
+  b.output(o.cache ? b.op('Concat', values, { axis: 0 }) : noCache(ctx), `${name}_present_value`, dt, cacheDims);
+}
+
+/** An empty key/value cache [nLayers, 0, H, 0, dh], for the bodies that make none (If's outputs are the same in every branch). */
+function noCache(ctx: Ctx): string {
+  const { c } = ctx;
+  return ctx.b.constFloat([], ctx.dt, [c.nLayers, 0, c.nHeads, 0, c.dHead]);
 }
 
 /** `patch(h, layer)`: h [batch*seq, d] with each row's patch position overwritten by its patch vector when patch_layer is `layer`. */
@@ -184,10 +202,8 @@ function stepBody(ctx: Ctx, x: BlocksInputs): void {
   }
   h = b.op('Concat', [h, entering(count(c.nLayers - 1), count(c.nLayers))], { axis: 0 }); // rows injected after the last block
   b.output(b.op('Unsqueeze', [toFloat32(ctx, h), b.constInt64([0])]), 'step_resid', 'float32', [1, 'rows', c.dModel]);
-  // The If's other outputs, empty: the step body makes no cache.
-  const none = b.constFloat([], dt, [c.nLayers, 0, c.nHeads, 0, c.dHead]);
-  b.output(none, 'step_no_key', dt, [c.nLayers, 0, c.nHeads, 0, c.dHead]);
-  b.output(none, 'step_no_value', dt, [c.nLayers, 0, c.nHeads, 0, c.dHead]);
+  b.output(noCache(ctx), 'step_no_key', dt, [c.nLayers, 0, c.nHeads, 0, c.dHead]);
+  b.output(noCache(ctx), 'step_no_value', dt, [c.nLayers, 0, c.nHeads, 0, c.dHead]);
 }
 
 /**
