@@ -6,6 +6,7 @@
  * setting must not be stored silently in a run's provenance).
  */
 import { z } from 'zod';
+import { DEVICE_FORMAT, DEVICE_PATTERN } from '../engine/device.ts';
 
 const nonEmpty = (what: string) => z.string().min(1, `${what} cannot be empty`);
 const count = z.int().min(0);
@@ -20,7 +21,8 @@ export const runIdSchema = z.string().trim().min(4, 'give at least 4 characters 
 export const requestIdSchema = z.string().min(1).max(100);
 
 export const presetSchema = z.enum(['logitscope', 'patchscopes']);
-export const deviceSchema = z.enum(['cpu', 'cuda']);
+/** The device a model loads on, as engine/device.ts parses it: cpu, cuda (= cuda:0), cuda:N or webgpu. */
+export const deviceSchema = z.string().regex(DEVICE_PATTERN, `a device is ${DEVICE_FORMAT}`);
 export const strategySchema = z.enum(['fast', 'naive']);
 /** A device for one shard of a sweep (sweep.start's devices): cpu, cuda, or one GPU of the box (cuda:N). */
 export const shardDeviceSchema = z.string().regex(/^(cpu|cuda(:\d{1,3})?)$/, 'a device is cpu, cuda or cuda:N');
