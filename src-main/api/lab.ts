@@ -18,6 +18,8 @@ import { exportRun } from './export-service.ts';
 import { issuesOf, requestSchemas } from './schemas.ts';
 import { checkLayers, techniqueSpecs } from './techniques.ts';
 import { mergeShards } from '../scale/merge.ts';
+import { sweepOnDevices } from '../scale/devices.ts';
+import { readGptjConfig } from '../engine/config.ts';
 import { CODE_VERSION, resumeStoredSweep, runStoredSweep } from './sweep-service.ts';
 import { exampleListView, exampleView, modelView, PAIRED_METHOD, resolveRunId, runView } from './views.ts';
 
@@ -145,6 +147,7 @@ export class Lab {
 
     'sweep.start': async (p) => {
       const tag = p.requestId === undefined ? {} : { requestId: p.requestId };
+      if (p.devices) return this.startOnDevices(p, tag);
       const engine = await this.acquire();
       let leased = true;
       try {
@@ -317,6 +320,37 @@ export class Lab {
       return { deleted: true };
     },
   };
+
+  /**
+   * sweep.start with devices: the shards run in child processes (scale/devices.ts), each loading
+   * the model itself, and are merged into this Lab's database; the run's events are the merged ones.
+   */
+  private async startOnDevices(p: Payload<'sweep.start'>, tag: { requestId?: string }): Promise<{ runId: string }> {
+    const { devices, modelDir: dir, dtype, ...request } = p;
+    const modelDir = dir ? path.resolve(dir) : this.engine?.info.modelDir;
+    if (!modelDir) throw new LogitscopeError('model_not_loaded', 'load a model first, or give modelDir with devices', 'modelDir');
+    const last = readGptjConfig(modelDir).nLayers - 1; // layers are checked here, before any shard starts
+    const bad = (p.layers ?? []).filter((l) => l > last);
+    if (bad.length > 0) throw new LogitscopeError('layer_out_of_range', `layer${bad.length > 1 ? 's' : ''} ${bad.join(', ')} past the last (${last}) of this model`, 'layers');
+    const controller = new AbortController();
+    return new Promise((resolve, reject) => {
+      let runId: string | undefined;
+      const work = sweepOnDevices({
+        store: this.store, devices: devices!, modelDir, dtype, request, cacheRoot: this.cacheRoot, signal: controller.signal,
+        onRunCreated: (id) => {
+          runId = id;
+          this.track(id, controller, work.then(() => undefined, () => undefined));
+          this.emit('runs.changed', {});
+          resolve({ runId: id });
+        },
+        onProgress: (progress) => this.emit('sweep.progress', { runId: runId!, ...tag, progress }),
+      });
+      work.then(
+        (r) => this.finished(r.runId, r.status, tag, r.error && deserializeError(r.error)),
+        (e) => (runId ? this.finished(runId, 'failed', tag, e) : reject(e)),
+      );
+    });
+  }
 
   /** Loads a model and swaps it in once no call uses the old one. */
   private async load(p: Payload<'model.load'>): Promise<Reply<'model.load'>> {

@@ -1,0 +1,64 @@
+/**
+ * One shard of a devices sweep (devices.ts), as a child process: a Lab over the shard's own
+ * database, the model loaded on this child's device, and the shard swept (or resumed, on a retry).
+ * It reports to its parent on stdout, one JSON object per line (ShardMessage); everything else it
+ * prints goes to stderr. SIGTERM cancels after the finished batches are stored.
+ *
+ * Started as `node --import tsx shard-worker.ts JOB` with the ShardJob as JSON.
+ */
+import { Lab } from '../api/lab.ts';
+import type { Device, SweepRequest } from '../api/contract.ts';
+import { serializeError, type SerializedError } from '../errors.ts';
+
+export interface ShardJob {
+  db: string;
+  cacheRoot?: string;
+  modelDir: string;
+  device: Device;
+  dtype?: 'float32' | 'float16';
+  /** The sweep, shard included. */
+  request: SweepRequest;
+  /** A retry: the shard run the first attempt created, to finish rather than start over. */
+  resume?: string;
+}
+
+export type ShardMessage =
+  | { type: 'created'; runId: string }
+  | { type: 'progress'; examplesDone: number; examplesTotal: number; examplesFromCache: number; throughput: number | null }
+  | { type: 'finished'; status: string; error: SerializedError | null };
+
+const send = (m: ShardMessage) => process.stdout.write(`${JSON.stringify(m)}\n`);
+
+async function main(job: ShardJob): Promise<number> {
+  const lab = await Lab.open({ dbPath: job.db, cacheRoot: job.cacheRoot });
+  let runId: string | undefined;
+  let cancelled = false;
+  process.on('SIGTERM', () => {
+    cancelled = true;
+    if (runId) void lab.call('sweep.cancel', { runId });
+  });
+  try {
+    await lab.call('model.load', { dir: job.modelDir, device: job.device, dtype: job.dtype });
+    lab.onEvent((name, payload) => {
+      if (name !== 'sweep.progress') return;
+      const { progress: p } = payload as { progress: { examplesDone: number; examplesTotal: number; examplesFromCache: number; throughput: number | null } };
+      send({ type: 'progress', examplesDone: p.examplesDone, examplesTotal: p.examplesTotal, examplesFromCache: p.examplesFromCache, throughput: p.throughput });
+    });
+    ({ runId } = job.resume
+      ? await lab.call('sweep.resume', { runId: job.resume, batchSize: job.request.batchSize })
+      : await lab.call('sweep.start', job.request));
+    send({ type: 'created', runId });
+    if (cancelled) await lab.call('sweep.cancel', { runId });
+    await lab.settled(runId);
+    const run = await lab.call('runs.get', { runId });
+    send({ type: 'finished', status: run.status, error: run.error });
+    return run.status === 'completed' ? 0 : run.status === 'cancelled' ? 143 : 1;
+  } catch (e) {
+    send({ type: 'finished', status: 'failed', error: serializeError(e) });
+    return 1;
+  } finally {
+    await lab.close();
+  }
+}
+
+process.exitCode = await main(JSON.parse(process.argv[2]) as ShardJob);

@@ -1,0 +1,163 @@
+import { execFile, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { ApiEvents, SweepRequest } from '../src-main/api/contract.ts';
+import { Lab } from '../src-main/api/lab.ts';
+import { ResultStore } from '../src-main/store/result-store.ts';
+import { writeTinyGptj } from './fixtures/checkpoint-writer.ts';
+import { differences } from './scale-out-compare.ts';
+
+// Several devices in one box (issue 18): one shard per device in its own child process, merged
+// as they go. CPU devices stand in for GPUs here: `cpu,cpu` must equal the single-process run.
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'scale-out-devices-'));
+const model = path.join(tmp, 'model');
+const data = path.join(tmp, 'data.jsonl');
+const cacheRoot = path.join(tmp, 'graphs');
+const env = { ...process.env, LOGITSCOPE_CACHE_DIR: cacheRoot };
+const run = promisify(execFile);
+const LIMIT = 24;
+
+const REQUEST: SweepRequest = {
+  files: [data],
+  preset: 'logitscope',
+  overrides: { limit: LIMIT },
+  techniques: [{ id: 'logit_lens' }, { id: 'patchscope' }, { id: 'logitscope' }],
+  layers: null,
+  k: 3,
+  batchSize: 2, // many small batches, so a shard can be killed halfway; the same as the reference run's
+};
+
+/** An export record less what names the particular run (its id, times and timings). */
+function comparable(file: string): Record<string, unknown> {
+  const json = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const { id, created_at, updated_at, timings, ...rest } = json.run;
+  return { ...json, run: rest };
+}
+
+async function exportOf(lab: Lab, runId: string, name: string): Promise<Record<string, unknown>> {
+  const out = path.join(tmp, `${name}.json`);
+  await lab.call('runs.export', { runId, format: 'json', out });
+  return comparable(out);
+}
+
+const cli = ['bin/logitscope.js', 'sweep', '--model', model, '--data', data, '--preset', 'logitscope', '--limit', String(LIMIT), '--top-k', '3', '--batch-size', '2'];
+let single: Record<string, unknown>;
+
+beforeAll(async () => {
+  writeTinyGptj({ dir: model, format: 'safetensors', seed: 44 });
+  const words = 'anchor bramble cinder dapple ember fjord gossamer hollow'.split(' ');
+  fs.writeFileSync(data, Array.from({ length: 60 }, (_, i) => JSON.stringify({ text: Array.from({ length: 3 + (i % 8) }, (_, j) => words[(i * 5 + j * 3) % words.length]).join(' ') })).join('\n'));
+  await run(process.execPath, [...cli, '--db', path.join(tmp, 'single.sqlite'), '--json', path.join(tmp, 'single.json')], { env });
+  single = comparable(path.join(tmp, 'single.json'));
+}, 120_000);
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+/** The pids of this process's children whose command line mentions the shard worker. */
+function shardChildren(): { pid: number; args: string }[] {
+  const out = execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(process.pid)], { encoding: 'utf8' });
+  return out.split('\n').filter((l) => l.includes('shard-worker')).map((l) => ({ pid: Number(l.trim().split(/\s+/)[0]), args: l }));
+}
+
+/** Whether shard `index` of 2 has created its run in its database (in the folder beside `db`). */
+function shardRunExists(db: string, index: number): boolean {
+  const dir = fs.readdirSync(path.dirname(db)).find((f) => f.startsWith(`${path.basename(db)}.shards-`));
+  const file = dir && path.join(path.dirname(db), dir, `shard-${index}-of-2.db`);
+  if (!file || !fs.existsSync(file)) return false;
+  try {
+    const store = ResultStore.open(file, { readonly: true });
+    try {
+      return store.listRuns().length > 0;
+    } finally {
+      store.close();
+    }
+  } catch {
+    return false; // still being created
+  }
+}
+
+describe('sweep --devices', () => {
+  test('cpu,cpu from the command line equals the single-process run, with one progress stream', async () => {
+    const db = path.join(tmp, 'devices.sqlite');
+    const { stderr } = await run(process.execPath, [...cli, '--devices', 'cpu,cpu', '--db', db, '--json', path.join(tmp, 'devices.json')], { env });
+    expect(differences(comparable(path.join(tmp, 'devices.json')), single)).toEqual([]);
+    expect(stderr).toMatch(new RegExp(`^${LIMIT}/${LIMIT} examples`, 'm'));
+    expect(stderr).not.toMatch(/shard 0\/2/); // the merged run is one run, not a shard
+    expect(fs.readdirSync(tmp).filter((f) => f.startsWith('devices.sqlite.shards-'))).toEqual([]); // merged, so the shard files are gone
+  }, 120_000);
+
+  test('bad devices are refused before any process starts', async () => {
+    const lab = await Lab.open({ dbPath: path.join(tmp, 'refused.sqlite'), cacheRoot });
+    try {
+      const mixed = await lab.dispatch('sweep.start', { ...REQUEST, devices: ['cpu', 'cuda:1'], modelDir: model });
+      expect(mixed).toMatchObject({ ok: false, error: { code: 'argument_invalid', path: 'devices' } });
+      const odd = await lab.dispatch('sweep.start', { ...REQUEST, devices: ['gpu0'], modelDir: model });
+      expect(odd).toMatchObject({ ok: false, error: { code: 'argument_invalid', path: 'devices.0' } });
+      const both = await lab.dispatch('sweep.start', { ...REQUEST, devices: ['cpu'], shard: { index: 0, count: 2 }, modelDir: model });
+      expect(both).toMatchObject({ ok: false, error: { code: 'argument_invalid', path: 'shard' } });
+      const deep = await lab.dispatch('sweep.start', { ...REQUEST, layers: [0, 9], devices: ['cpu', 'cpu'], modelDir: model });
+      expect(deep).toMatchObject({ ok: false, error: { code: 'layer_out_of_range' } });
+      expect(shardChildren()).toEqual([]);
+    } finally {
+      await lab.close();
+    }
+  });
+
+  test('a shard whose process is killed is started again and the run still equals the single-process one', async () => {
+    const lab = await Lab.open({ dbPath: path.join(tmp, 'killed-once.sqlite'), cacheRoot });
+    try {
+      const events: ApiEvents['sweep.progress'][] = [];
+      lab.onEvent((name, p) => name === 'sweep.progress' && events.push(p as ApiEvents['sweep.progress']));
+      const start = lab.call('sweep.start', { ...REQUEST, devices: ['cpu', 'cpu'], modelDir: model });
+      // Shard 1 is killed once its run exists, so its retry resumes that run.
+      let victim: number | undefined;
+      for (const deadline = Date.now() + 60_000; victim === undefined && Date.now() < deadline; await new Promise((r) => setTimeout(r, 10))) {
+        const [child] = shardChildren().filter((c) => c.args.includes('"index":1'));
+        if (child && shardRunExists(path.join(tmp, 'killed-once.sqlite'), 1)) process.kill((victim = child.pid), 'SIGKILL');
+      }
+      expect(victim, 'shard 1 was killed while computing').toBeDefined();
+      const { runId } = await start;
+      await lab.settled(runId);
+      const done = await lab.call('runs.get', { runId });
+      expect(done).toMatchObject({ status: 'completed', examplesDone: LIMIT, error: null });
+      expect(differences(await exportOf(lab, runId, 'killed-once'), single)).toEqual([]);
+      expect(events.length).toBeGreaterThan(0);
+      expect(events.every((e) => e.runId === runId && e.progress.examplesTotal === LIMIT)).toBe(true);
+      expect(events.at(-1)!.progress.examplesDone).toBe(LIMIT);
+    } finally {
+      await lab.close();
+    }
+  }, 120_000);
+
+  test('a shard that dies twice leaves the run failed with its missing ordinals, and resuming it finishes the run', async () => {
+    const lab = await Lab.open({ dbPath: path.join(tmp, 'killed-twice.sqlite'), cacheRoot });
+    try {
+      const start = lab.call('sweep.start', { ...REQUEST, devices: ['cpu', 'cpu'], modelDir: model });
+      // Kill shard 1's first process and then its retry as soon as each appears (long before either
+      // has loaded the model), while the sweep is still starting.
+      const killed = new Set<number>();
+      for (const deadline = Date.now() + 60_000; killed.size < 2 && Date.now() < deadline; await new Promise((r) => setTimeout(r, 10))) {
+        for (const c of shardChildren().filter((c) => c.args.includes('"index":1') && !killed.has(c.pid))) {
+          process.kill(c.pid, 'SIGKILL');
+          killed.add(c.pid);
+        }
+      }
+      expect(killed.size, 'both processes of shard 1 were seen and killed').toBe(2);
+      const { runId } = await start;
+      await lab.settled(runId);
+      const failed = await lab.call('runs.get', { runId });
+      expect(failed.status).toBe('failed');
+      expect(failed.error).toMatchObject({ code: 'shards_incomplete', message: expect.stringMatching(/of shard 1\/2\); .*the shard on cpu failed twice/) });
+      expect(failed.examplesDone).toBe(LIMIT / 2); // shard 0 finished; shard 1 never started
+      await lab.call('model.load', { dir: model });
+      await lab.call('sweep.resume', { runId });
+      await lab.settled(runId);
+      expect(differences(await exportOf(lab, runId, 'killed-twice'), single)).toEqual([]);
+    } finally {
+      await lab.close();
+    }
+  }, 120_000);
+});
