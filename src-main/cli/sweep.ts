@@ -231,6 +231,6 @@ function describeStart(run: RunView): string {
     .map(([why, n]) => `${n} ${SKIP_WORDS[why] ?? why}`);
   const read = d.pool ? `${d.pool.scanned} records scanned, ${d.pool.filteredOut} filtered out${left.length ? `, skipped: ${left.join(', ')}` : ''}` : 'resumed from the store';
   const shard = run.dataset.shard as { index: number; count: number } | undefined;
-  const part = shard ? `, shard ${shard.index}/${shard.count} computes every ${shard.count === 1 ? '' : `${shard.count}th `}example from ordinal ${shard.index}` : '';
+  const part = shard ? `; shard ${shard.index}/${shard.count} computes those whose ordinal ≡ ${shard.index} (mod ${shard.count})` : '';
   return `run ${run.id}: ${run.examplesPlanned ?? '?'} examples (${read}${part}), ${run.techniques.length} techniques × ${run.layers.length} layers, ${run.strategy} strategy on ${run.device}`;
 }
