@@ -37,7 +37,11 @@ export interface FitProgress {
 export interface FitOptions {
   signal?: AbortSignal;
   onProgress?(p: FitProgress): void;
-  /** Rows per accumulation call (default 1024): bounds the float32 rows held before a Gram product. */
+  /**
+   * Rows per accumulation call. By default as many as fit in about 1 GB of float32 rows (every
+   * layer's), between 256 and 8192: bigger chunks mean fewer [d, d] float64 products to copy out
+   * and add (2·d²·8 bytes per layer per chunk), which dominate the accumulation at GPT-J's width.
+   */
   chunkRows?: number;
   /** Examples per source pass (default 32). */
   batchExamples?: number;
@@ -100,7 +104,7 @@ export async function fitTunedLens(engine: Engine, s: LensSettings, opts: FitOpt
   const n = examples.length;
 
   // --- collect + accumulate ------------------------------------------------------------------
-  const chunkRows = Math.max(2, opts.chunkRows ?? 1024);
+  const chunkRows = Math.max(2, opts.chunkRows ?? Math.min(8192, Math.max(256, Math.floor(2 ** 30 / ((L + 1) * d * 4)))));
   const batchExamples = Math.max(1, opts.batchExamples ?? 32);
   const xs = Array.from({ length: L }, () => new Float32Array(chunkRows * d)); // per fit layer index
   const ys = new Float32Array(chunkRows * d);
