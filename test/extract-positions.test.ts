@@ -198,7 +198,7 @@ describe('extract over many positions (real engine, tiny random checkpoint)', ()
     expect(logitscope.pass).toBe(false);
     expect(logitscope.maxDeviation!).toBeGreaterThan(0.009);
     expect(marked.parity.techniques.find((t) => t.technique === 'logit_lens')!.pass).toBe(true);
-    expect(await cli(['runs', 'show', runId])).toMatch(/parity at layer 2: FAIL .*logitscope FAIL \(0 top-1 mismatches/);
+    expect(await cli(['runs', 'show', runId])).toMatch(/parity at layer 2: FAIL .*logitscope FAIL \(0 top-1 mismatches of \d+/);
     db.prepare(`UPDATE results SET surprisal = surprisal - 0.01 WHERE ${where}`).run(oneRow.model_id, oneRow.example_id, technique('logitscope'), last);
     expect((await lab.call('runs.get', { runId })).parity.status).toBe('pass');
 

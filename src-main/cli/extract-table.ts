@@ -54,7 +54,10 @@ export function printPicture(view: ExtractView): void {
 /** One line: the parity badge's verdict and what it compared. */
 export function formatParity(parity: Parity): string {
   const detail = parity.techniques
-    .map((t) => `${t.technique} ${t.pass === null ? 'n/a' : t.pass ? 'ok' : `FAIL (${t.top1Mismatches} top-1 mismatches, max |Δ| ${t.maxDeviation === null ? '-' : t.maxDeviation.toExponential(1)} nats)`}`)
+    .map((t) => {
+      const dev = `max |Δ| ${t.maxDeviation === null ? '-' : t.maxDeviation.toExponential(1)} nats`;
+      return `${t.technique} ${t.pass === null ? 'n/a' : t.pass ? `ok (${t.rows} rows, ${dev})` : `FAIL (${t.top1Mismatches} top-1 mismatches of ${t.rows}, ${dev})`}`;
+    })
     .join(', ');
   const head = `parity at layer ${parity.layer}: ${parity.status.toUpperCase()} (tolerance ${parity.toleranceNats} nats, ${parity.computeDtype})`;
   return parity.why ? `${head}: ${parity.why}${detail ? `; ${detail}` : ''}` : `${head}: ${detail}`;
