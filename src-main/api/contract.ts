@@ -112,6 +112,8 @@ export interface ExampleView {
   tokens: { id: number; text: string }[];
   position: number;
   reference: { id: number; text: string };
+  /** Token ids from here up are padding rows of the head (the tokenizer's size): marked where they show. */
+  paddingFrom: number;
   cells: {
     technique: string;
     layer: number;

@@ -93,6 +93,7 @@ export function exampleView(store: ResultStore, runId: string, ordinal: number, 
     tokens: example.tokens.map((id) => ({ id, text: text(id) })),
     position: example.position,
     reference: { id: result.reference_top1, text: text(result.reference_top1) },
+    paddingFrom: tokenizer.vocabSize,
     cells: cellsOf(result.layers, result.reference_top1, text),
   };
 }
