@@ -215,10 +215,29 @@ describe.skipIf(!HAS_CHROMIUM)(`the Extract tab in headless Chromium${SKIP_REASO
       expect(await page.locator('#lens-grid-logitscope-1').getAttribute('class')).toMatch(/focused/);
     });
 
+    test('padding ids (at or past the tokenizer size, 50257 here) are marked in a hovered top-k and in the full grid', async () => {
+      expect(view.paddingFrom).toBe(50257);
+      // The random head ranks some of its 143 padding rows into a top-20 (seeded, so always the same cells).
+      const techniques = view.techniques.map((t) => t.id);
+      const found = view.columns!.flatMap((col, ci) => col.cells.map((c) => ({ c, ci, li: c.layer, pads: c.topK.filter((t) => t.id >= 50257).length }))).find((x) => x.pads > 0);
+      expect(found).toBeDefined();
+      const { c, ci, li, pads } = found!;
+      expect(techniques).toContain(c.technique);
+      await page.locator(`#lens-${c.technique}-${li}-${ci}`).hover();
+      const hover = page.getByRole('region', { name: 'Cell under the pointer' });
+      await expect.poll(() => hover.locator('.pad-tag').count()).toBe(pads);
+      await page.locator(`#lens-${c.technique}-${li}-${ci}`).click();
+      await page.getByLabel('show every top-k token').check();
+      await expect.poll(() => page.locator(`#lens-grid-${c.technique}-${li} .pad-tag`).count()).toBe(pads);
+      await page.getByLabel('show every top-k token').uncheck();
+    });
+
     test('pinning a token from a cell colours every cell by it and draws its trajectory per technique; rank and entropy switch the colours', async () => {
       const hover = page.getByRole('region', { name: 'Cell under the pointer' });
       const cell = view.columns![2].cells.find((c) => c.technique === 'logitscope' && c.layer === 1)!;
       const pinned = cell.topK[1];
+      // Selects position 2 (the trajectory's) and leaves the pointer on the cell.
+      await page.locator('#lens-logitscope-1-2').click();
       await hover.getByRole('button', { name: `Pin token ${pinned.text.replace(/^ /, '␣')} (id ${pinned.id})` }).click();
       await expect.poll(() => page.locator('figure.mini-chart figcaption').innerText()).toMatch(/across layers at position 2/);
       const values = JSON.parse((await page.locator('figure.mini-chart').getAttribute('data-values'))!) as Record<string, (number | null)[]>;
