@@ -28,7 +28,7 @@ const BAD: Record<string, { payload: unknown; paths: string[] }> = {
   },
   'sweep.cancel': { payload: { runId: 7 }, paths: ['runId'] },
   'sweep.resume': { payload: { runId: 'ab', batchSize: 0 }, paths: ['runId', 'batchSize'] },
-  extract: { payload: { text: '', position: -1, k: 0 }, paths: ['text', 'position', 'k'] },
+  extract: { payload: { text: '', position: -1, positions: { from: -1, to: 2 }, k: 0 }, paths: ['text', 'position', 'positions.from', 'k'] },
   'extract.tokenize': { payload: { text: '', bos: 1 }, paths: ['text', 'bos'] },
   'extract.save': { payload: { text: '', position: -1, follow: 3 }, paths: ['text', 'position', ''] },
   'runs.list': { payload: { status: 'lost', extra: 1 }, paths: ['status', ''] },
