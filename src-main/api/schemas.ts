@@ -87,13 +87,13 @@ const extractFields = {
   text: nonEmpty('the prompt'),
   /** Default: the last token. Counts BOS when `bos` is on. */
   position: count.optional(),
-  bos: z.boolean().optional(),
-  k: topKSchema.optional(),
   /**
    * Instead of one position: every position ('all') or an inclusive range, each read as its own
    * example (the logit-lens picture). Not together with `position`.
    */
   positions: z.union([z.literal('all'), z.strictObject({ from: count, to: count })]).optional(),
+  bos: z.boolean().optional(),
+  k: topKSchema.optional(),
   /** Default: the three built-in techniques. */
   techniques: techniqueListSchema.optional(),
   layers: layerListSchema.optional(),
