@@ -175,10 +175,21 @@ describe('extract over many positions (real engine, tiny random checkpoint)', ()
   });
 
   test('a stored run passes parity; a corrupted row or a wrong reference marks it failed in runs.get, runs show and the JSON export', async () => {
-    const { runId } = await lab.call('extract.save', { text: PROMPT, positions: 'all', k: 5 });
+    const { runId } = await lab.call('extract.save', { text: PROMPT, positions: 'all', k: K });
     const run = await lab.call('runs.get', { runId });
     expect(run.examplesDone).toBe(all.tokens.length);
     expect(run.parity.status).toBe('pass');
+    // The run's CSV marks padding ids per row too (the tokenizer's size is recorded with the run).
+    const csv = await lab.call('runs.export', { runId, format: 'csv' });
+    const [header, ...lines] = csv.content!.trim().split('\r\n').map((l) => l.split(','));
+    const col = (name: string) => header.indexOf(name);
+    const listed = (f: string) => (f === '' ? [] : f.split(' ').map(Number));
+    let padded = 0;
+    for (const f of lines) {
+      expect(listed(f[col('top_k_padding')])).toEqual(listed(f[col('top_k_ids')]).filter((id) => id >= 50257));
+      padded += listed(f[col('top_k_padding')]).length;
+    }
+    expect(padded).toBeGreaterThan(0);
 
     const last = config.nLayers - 1;
     const cli = (args: string[]) => promisify(execFile)(process.execPath, ['bin/logitscope.js', ...args, '--db', dbPath]).then((r) => r.stdout);

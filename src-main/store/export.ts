@@ -17,7 +17,7 @@ import type { ResultStore } from './result-store.ts';
 /** The export record (export-record.ts) of a stored run, with the run's bookkeeping under `run`. */
 export function exportJson(store: ResultStore, runId: string): ExportRecord {
   const run = store.getRun(runId);
-  const paddingFrom = typeof run.model.tokenizer_vocab_size === 'number' ? run.model.tokenizer_vocab_size : undefined;
+  const paddingFrom = paddingFromOf(run.model);
   return {
     model: run.model,
     techniques: describeTechniques(run.resolvedTechniques),
@@ -60,7 +60,7 @@ export function exportJson(store: ResultStore, runId: string): ExportRecord {
 
 export const TABLE_COLUMNS = [
   'run_id', 'example', 'record_index', 'position', 'reference_top1', 'technique', 'layer', 'hook',
-  'top1', 'correct', 'surprisal', 'surprisal_paper', 'top_k_ids', 'top_k_probs',
+  'top1', 'correct', 'surprisal', 'surprisal_paper', 'top_k_ids', 'top_k_probs', 'top_k_padding',
 ] as const;
 
 interface TableRow {
@@ -79,9 +79,12 @@ interface TableRow {
   surprisal_paper: number;
   top_k_ids: number[];
   top_k_probs: number[];
+  /** The top-k ids that are padding rows (CONVENTIONS.padding_ids); empty for runs that did not record the tokenizer's size. */
+  top_k_padding: number[];
 }
 
 function* tableRows(store: ResultStore, runId: string): Generator<TableRow> {
+  const paddingFrom = paddingFromOf(store.getRun(runId).model) ?? Infinity;
   for (const { example, result } of store.iterateResults(runId)) {
     for (const l of result.layers) {
       yield {
@@ -99,6 +102,7 @@ function* tableRows(store: ResultStore, runId: string): Generator<TableRow> {
         surprisal_paper: l.surprisal_paper,
         top_k_ids: l.top_k.ids,
         top_k_probs: l.top_k.probs,
+        top_k_padding: paddingIds(l.top_k.ids, paddingFrom),
       };
     }
   }
@@ -185,4 +189,10 @@ const PARQUET_SCHEMA: SchemaElement[] = [
   required('surprisal_paper', 'DOUBLE'),
   ...list('top_k_ids', 'INT32'),
   ...list('top_k_probs', 'FLOAT'),
+  ...list('top_k_padding', 'INT32'),
 ];
+
+/** Where a stored run's padding ids start: the tokenizer's size, when the run recorded it. */
+function paddingFromOf(model: Record<string, unknown>): number | undefined {
+  return typeof model.tokenizer_vocab_size === 'number' ? model.tokenizer_vocab_size : undefined;
+}
