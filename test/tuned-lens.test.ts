@@ -309,3 +309,22 @@ function conditionNumber(a: Float64Array, d: number): number {
   const invMax = power((v) => gaussSolve(a, v, d, 1));
   return max * invMax;
 }
+
+describe('the lens worker', () => {
+  test("the fit's products run off the main thread: timers keep firing during a long float64 product", async () => {
+    const d = 700;
+    const next = mulberry32(1);
+    const a = Float64Array.from({ length: d * d }, () => next());
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 5);
+    const started = performance.now();
+    // Several products back to back (c − a·a), each 700³ multiply-adds.
+    let c: Float64Array = new Float64Array(d * d);
+    for (let i = 0; i < 6; i++) c = await ortGemm('cpu')(a, a, c, d, d, d);
+    const ms = performance.now() - started;
+    clearInterval(timer);
+    expect(Number.isFinite(c[0])).toBe(true);
+    // Had the products blocked this thread, the interval could not have fired during them.
+    expect(ticks).toBeGreaterThan(Math.min(10, ms / 5 / 4));
+  });
+});

@@ -1,42 +1,17 @@
 /**
  * Reading a layer through the fitted tuned lens: rows h_l → h_l·W_l + b_l (one batched MatMul in a
- * small onnxruntime session of our own, graphs.ts applyGraph), then the engine's own unembedding
+ * small onnxruntime session of our own, graphs.ts applyGraph, run in the lens worker), then the engine's own unembedding
  * (ln_f + lm_head, top-k, the reference's log-probability), as for every other technique. It
  * composes with the engine from outside: the engine's source pass gives the residuals, and its
  * unembed op reads the mapped rows.
  */
 import { type Engine } from '../engine/engine.ts';
-import { createSession, type Session } from '../engine/ort-session.ts';
 import { LogitscopeError } from '../errors.ts';
 import type { Example, ExampleResult, LayerResult } from '../sweep/extract.ts';
-import { applyGraph } from './graphs.ts';
-import { LENS_WEIGHTS, lensDir, type LensRecord, readLensFile } from './lens.ts';
-import { engineDevice, f32, type LensDevice } from './sessions.ts';
+import { lensDir, type LensRecord, readLensFile } from './lens.ts';
+import { applyLens, engineDevice } from './sessions.ts';
 
-/** Apply sessions by lens folder and device; a lens's weights are memory-mapped once per process. */
-const sessions = new Map<string, Promise<Session>>();
-export const applyStats = { sessions: 0, rows: 0 };
-
-async function applySession(dir: string, device: LensDevice, nLayers: number, dModel: number): Promise<Session> {
-  const key = `${dir}|${device}`;
-  let s = sessions.get(key);
-  if (!s) {
-    const layers = nLayers + 1;
-    const model = applyGraph({ layers, dModel, weightFile: LENS_WEIGHTS, bOffset: 4 * layers * dModel * dModel });
-    s = createSession(model, { device, weightFolder: dir, label: 'tuned-lens apply' });
-    s.catch(() => sessions.delete(key));
-    sessions.set(key, s);
-    applyStats.sessions++;
-  }
-  return s;
-}
-
-/** Forgets the apply sessions (tests that delete a lens's files). */
-export async function releaseLensSessions(): Promise<void> {
-  const all = [...sessions.values()];
-  sessions.clear();
-  for (const s of all) await (await s.catch(() => null))?.release();
-}
+export const applyStats = { rows: 0 };
 
 /** The lens's folder for this engine, checked: it must exist and fit the loaded model. */
 function lensFolder(engine: Engine, lens: LensRecord): string {
@@ -64,12 +39,7 @@ export async function mapRows(engine: Engine, lens: LensRecord, rows: Float32Arr
   if (mapped.length === 0) return out;
   const input = new Float32Array(mapped.length * batch * d);
   mapped.forEach(([, i], j) => input.set(rows.subarray(i * batch * d, (i + 1) * batch * d), j * batch * d));
-  const s = await applySession(dir, engineDevice(engine), nLayers, d);
-  const res = await s.run(
-    { rows: f32(input, [mapped.length, batch, d]), layer_index: { type: 'int64', data: BigInt64Array.from(mapped.map(([l]) => BigInt(l + 1))), dims: [mapped.length] } },
-    ['mapped'],
-  );
-  const m = res.mapped.data as Float32Array;
+  const m = await applyLens({ device: engineDevice(engine), dir, nLayers, dModel: d, rows: input, layerIndex: mapped.map(([l]) => l + 1), batch });
   mapped.forEach(([, i], j) => out.set(m.subarray(j * batch * d, (j + 1) * batch * d), i * batch * d));
   applyStats.rows += mapped.length * batch;
   return out;
