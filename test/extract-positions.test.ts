@@ -135,6 +135,19 @@ describe('extract over many positions (real engine, tiny random checkpoint)', ()
     expect(await lab.dispatch('extract', { text: PROMPT, positions: 'some' })).toMatchObject({ ok: false, error: { code: 'argument_invalid', path: 'positions' } });
   });
 
+  test('the command line reads a range with --positions: a table per technique, the parity line, and one example per position in --json', async () => {
+    const out = path.join(tmp, 'range.json');
+    const env = { ...process.env, LOGITSCOPE_DB: path.join(tmp, 'cli.sqlite'), LOGITSCOPE_CACHE_DIR: path.join(tmp, 'graphs') };
+    const { stdout } = await promisify(execFile)(process.execPath, ['bin/logitscope.js', 'extract', '--model', model, '--text', PROMPT, '--positions', '1-3', '--techniques', 'logit_lens', '--json', out], { env });
+    expect(stdout).toMatch(/^positions 1\.\.3 of \d+ tokens/);
+    expect(stdout).toMatch(/\nlogit_lens\nlayer /);
+    expect(stdout).toMatch(/parity at layer 2: PASS/);
+    expect(JSON.parse(fs.readFileSync(out, 'utf8')).examples.map((e: { position: number }) => e.position)).toEqual([1, 2, 3]);
+    const bad = await promisify(execFile)(process.execPath, ['bin/logitscope.js', 'extract', '--model', model, '--text', PROMPT, '--positions', '3-x'], { env }).then(() => null, (e) => e);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/argument_invalid.*--positions|--positions.*argument_invalid|cannot read "3-x"/);
+  });
+
   test("an extraction's parity passes: the lens and the same-layer patchscopes equal the model at the last layer; a fixed-layer one is not applicable", () => {
     expect(all.parity.status).toBe('pass');
     expect(all.parity.layer).toBe(config.nLayers - 1);
