@@ -65,6 +65,7 @@ export function scaleLabel(colour: LensColour, pin: Pin, k: number): { title: st
   if (colour === 'entropy') return { title: `entropy of the top-${k}, renormalised (nats; not the full distribution's)`, low: '0', high: `${Math.log(k).toFixed(2)} (uniform top-${k})` };
   if (pin && colour === 'rank') return { title: `rank of ${showToken(pin.text)} (grey: not in the top-${k})`, low: `${k}`, high: '1' };
   if (pin) return { title: `probability of ${showToken(pin.text)} (grey: not in the top-${k})`, low: '0', high: '1' };
+  if (colour === 'rank') return { title: 'probability of the top-1 token (pin a token to colour by its rank: the top-1 is rank 1 everywhere)', low: '0', high: '1' };
   return { title: 'probability of the top-1 token', low: '0', high: '1' };
 }
 
