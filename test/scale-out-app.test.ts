@@ -53,7 +53,7 @@ describe.skipIf(!HAS_CHROMIUM)(`the Sweep panel's Devices field, in headless Chr
       await single.call('model.load', { dir: model });
       const spec = await app.lab.call('runs.get', { runId: run.id });
       const { runId } = await single.call('sweep.start', {
-        files: [data], preset: 'logitscope', overrides: { limit: LIMIT, positionSeed: spec.protocol.positionSeed }, techniques: [{ id: 'logit_lens' }, { id: 'patchscope' }, { id: 'logitscope' }], layers: null, k: spec.k,
+        files: [data], preset: 'logitscope', overrides: { limit: LIMIT, positionSeed: spec.protocol.positionSeed }, techniques: [{ id: 'logit_lens' }, { id: 'patchscope' }, { id: 'logitscope' }], layers: null, k: 10, // the form's default top-k
       });
       await single.settled(runId);
       const reference = JSON.parse((await single.call('runs.export', { runId, format: 'json' })).content!);

@@ -1,4 +1,4 @@
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -44,7 +44,7 @@ async function exportOf(lab: Lab, runId: string, name: string): Promise<Record<s
   return comparable(out);
 }
 
-const cli = ['bin/logitscope.js', 'sweep', '--model', model, '--data', data, '--preset', 'logitscope', '--limit', String(LIMIT), '--top-k', '3', '--batch-size', '2'];
+const cli = [path.resolve('bin/logitscope.js'), 'sweep', '--model', model, '--data', data, '--preset', 'logitscope', '--limit', String(LIMIT), '--top-k', '3', '--batch-size', '2'];
 let single: Record<string, unknown>;
 
 beforeAll(async () => {
@@ -82,11 +82,34 @@ function shardRunExists(db: string, index: number): boolean {
 describe('sweep --devices', () => {
   test('cpu,cpu from the command line equals the single-process run, with one progress stream', async () => {
     const db = path.join(tmp, 'devices.sqlite');
-    const { stderr } = await run(process.execPath, [...cli, '--devices', 'cpu,cpu', '--db', db, '--json', path.join(tmp, 'devices.json')], { env });
+    // From another working directory: the shard processes must find the app's loader by its own location.
+    const { stderr } = await run(process.execPath, [...cli, '--devices', 'cpu,cpu', '--db', db, '--json', path.join(tmp, 'devices.json')], { env, cwd: tmp });
     expect(differences(comparable(path.join(tmp, 'devices.json')), single)).toEqual([]);
     expect(stderr).toMatch(new RegExp(`^${LIMIT}/${LIMIT} examples`, 'm'));
     expect(stderr).not.toMatch(/shard 0\/2/); // the merged run is one run, not a shard
     expect(fs.readdirSync(tmp).filter((f) => f.startsWith('devices.sqlite.shards-'))).toEqual([]); // merged, so the shard files are gone
+  }, 120_000);
+
+  test('Ctrl-C cancels every shard: exit 130, the run is cancelled with what was merged, and no shard process is left', async () => {
+    const db = path.join(tmp, 'interrupted.sqlite');
+    const child = spawn(process.execPath, [...cli, '--limit', '48', '--batch-size', '1', '--devices', 'cpu,cpu', '--db', db], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    await expect.poll(() => stderr, { timeout: 60_000, interval: 50 }).toMatch(/^run [0-9a-f-]+: 48 examples/m);
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    expect(stderr).toMatch(/cancelled in /);
+    const workers = execFileSync('ps', ['-eo', 'args='], { encoding: 'utf8' }).split('\n').filter((l) => l.includes('shard-worker') && l.includes(db));
+    expect(workers).toEqual([]);
+    const lab = await Lab.open({ dbPath: db, readonly: true });
+    try {
+      const [r] = await lab.call('runs.list', {});
+      expect(r.status).toBe('cancelled');
+      expect(r.examplesDone).toBeLessThan(48);
+    } finally {
+      await lab.close();
+    }
   }, 120_000);
 
   test('bad devices are refused before any process starts', async () => {
@@ -110,7 +133,8 @@ describe('sweep --devices', () => {
     const lab = await Lab.open({ dbPath: path.join(tmp, 'killed-once.sqlite'), cacheRoot });
     try {
       const events: ApiEvents['sweep.progress'][] = [];
-      lab.onEvent((name, p) => name === 'sweep.progress' && events.push(p as ApiEvents['sweep.progress']));
+      const finished: unknown[] = [];
+      lab.onEvent((name, p) => (name === 'sweep.progress' ? events.push(p as ApiEvents['sweep.progress']) : name === 'sweep.finished' && finished.push(p)));
       const start = lab.call('sweep.start', { ...REQUEST, devices: ['cpu', 'cpu'], modelDir: model });
       // Shard 1 is killed once its run exists, so its retry resumes that run.
       let victim: number | undefined;
@@ -122,7 +146,7 @@ describe('sweep --devices', () => {
       const { runId } = await start;
       await lab.settled(runId);
       const done = await lab.call('runs.get', { runId });
-      expect(done).toMatchObject({ status: 'completed', examplesDone: LIMIT, error: null });
+      expect(done, JSON.stringify(finished)).toMatchObject({ status: 'completed', examplesDone: LIMIT, error: null });
       expect(differences(await exportOf(lab, runId, 'killed-once'), single)).toEqual([]);
       expect(events.length).toBeGreaterThan(0);
       expect(events.every((e) => e.runId === runId && e.progress.examplesTotal === LIMIT)).toBe(true);

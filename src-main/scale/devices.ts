@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Device, SweepRequest } from '../api/contract.ts';
-import { deserializeError, LogitscopeError, type SerializedError } from '../errors.ts';
+import { deserializeError, LogitscopeError, serializeError, type SerializedError } from '../errors.ts';
 import type { ResultStore } from '../store/result-store.ts';
 import type { SweepProgress } from '../sweep/run-sweep.ts';
 import { mergeShards, serializedIncomplete, type MergeReport } from './merge.ts';
@@ -40,6 +40,8 @@ export interface DevicesSweepResult {
 }
 
 const WORKER = fileURLToPath(new URL('./shard-worker.ts', import.meta.url));
+/** tsx's loader by its own location: `--import tsx` alone would be looked up from the caller's working directory. */
+const TSX = import.meta.resolve('tsx');
 /** How often the shards' new results are merged (each merge also makes one progress event). */
 const MERGE_EVERY_MS = 500;
 
@@ -63,7 +65,7 @@ export async function sweepOnDevices(o: DevicesSweepOptions): Promise<DevicesSwe
   const shards: ShardState[] = o.devices.map((device, i) => ({ file: path.join(dir, `shard-${i}-of-${count}.db`), device, attempts: 0, stderr: '' }));
   let runId: string | undefined;
   let mergeTimer: NodeJS.Timeout | undefined;
-  let mergeError: unknown;
+  let mergeError: unknown; // from the last merge only
 
   // One progress stream: the merged run's counts and curves, with the shards' speeds added up.
   const progress = (report: MergeReport) => {
@@ -89,14 +91,16 @@ export async function sweepOnDevices(o: DevicesSweepOptions): Promise<DevicesSwe
       else o.onRunCreated((runId = report.runId));
       return report;
     } catch (e) {
-      mergeError = e; // the merged database itself failed (full, locked): stop the shards, report it
-      for (const s of shards) s.live?.kill('SIGTERM');
+      // A shard's file can be briefly unreadable (a retry is starting on it): the next merge tries
+      // again. The last merge, after every shard has stopped, reports what is still wrong.
+      if (emit) return undefined;
+      mergeError = e;
     }
   };
   const scheduleMerge = () => (mergeTimer ??= setTimeout(() => merge(), MERGE_EVERY_MS));
 
   const runShard = async (s: ShardState, index: number): Promise<void> => {
-    while (s.attempts < 2 && !o.signal.aborted && !mergeError) {
+    while (s.attempts < 2 && !o.signal.aborted) {
       s.attempts++;
       s.error = undefined;
       const code = await runChild(s, { ...o, index, count }, scheduleMerge);
@@ -113,11 +117,22 @@ export async function sweepOnDevices(o: DevicesSweepOptions): Promise<DevicesSwe
     clearTimeout(mergeTimer);
   }
   const last = merge(false);
-  if (mergeError) throw mergeError;
+  if (mergeError) {
+    // The shard databases are kept; `runs merge` can finish the job once the cause is fixed.
+    if (runId) {
+      try {
+        o.store.finishRun(runId, { status: 'failed', error: serializeError(mergeError) });
+      } catch {
+        // The merged database itself is what failed; the run reads as interrupted.
+      }
+    }
+    throw mergeError;
+  }
   await new Promise((resolve) => setImmediate(resolve)); // lets a caller that just learned the run id subscribe
   if (last) progress(last);
   if (!runId) {
     // No shard got as far as creating its run (a bad dataset, an unloadable model): that error is the sweep's.
+    fs.rmSync(dir, { recursive: true, force: true });
     const first = shards.find((s) => s.error) ?? shards[0];
     throw first.error ? deserializeError(first.error) : new LogitscopeError('engine_failed', `the shard on ${first.device} exited before starting: ${first.stderr.trim().slice(-500)}`, 'devices');
   }
@@ -153,7 +168,7 @@ function runChild(s: ShardState, o: DevicesSweepOptions & { index: number; count
     ...(s.runId && { resume: s.runId }),
   };
   const env = { ...process.env, ELECTRON_RUN_AS_NODE: '1', ...(gpu !== undefined && { CUDA_VISIBLE_DEVICES: gpu }) };
-  const child = spawn(process.execPath, ['--import', 'tsx', WORKER, JSON.stringify(job)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', TSX, WORKER, JSON.stringify(job)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   s.live = child;
   let pending = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => {

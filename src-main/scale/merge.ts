@@ -177,7 +177,7 @@ function openShards(into: ResultStore, files: readonly string[]): ShardRun[] {
   try {
     for (const file of new Set(files.map((f) => path.resolve(f)))) {
       if (realpath(file) === target) throw new LogitscopeError('argument_invalid', `${file} is the database merged into; merge the shards into another file`, file);
-      const store = ResultStore.open(file, { readonly: true });
+      const store = openShard(file);
       opened.push(store);
       const found = store.listRuns().flatMap((item) => {
         const run = store.getRun(item.id);
@@ -196,6 +196,24 @@ function openShards(into: ResultStore, files: readonly string[]): ShardRun[] {
     throw e;
   }
   return shards;
+}
+
+/**
+ * Read-only, unless the file needs what only a writer may do: a shard whose process was killed
+ * mid-write leaves a write-ahead log that must be recovered before anyone can read it, and a
+ * read-only connection cannot recover it. Recovery changes no content.
+ */
+function openShard(file: string): ResultStore {
+  try {
+    return ResultStore.open(file, { readonly: true });
+  } catch (e) {
+    if (!fs.existsSync(file)) throw e;
+    try {
+      return ResultStore.open(file);
+    } catch {
+      throw e;
+    }
+  }
 }
 
 /** A UUID-shaped id from everything the shards agree on: the same sweep always merges into the same run. */
