@@ -97,7 +97,8 @@ export async function sweepOnDevices(o: DevicesSweepOptions): Promise<DevicesSwe
       mergeError = e;
     }
   };
-  const scheduleMerge = () => (mergeTimer ??= setTimeout(() => merge(), MERGE_EVERY_MS));
+  let stopped = false; // every shard has exited: only the last merge below remains
+  const scheduleMerge = () => !stopped && (mergeTimer ??= setTimeout(() => merge(), MERGE_EVERY_MS));
 
   const runShard = async (s: ShardState, index: number): Promise<void> => {
     while (s.attempts < 2 && !o.signal.aborted) {
@@ -114,6 +115,7 @@ export async function sweepOnDevices(o: DevicesSweepOptions): Promise<DevicesSwe
     await Promise.all(shards.map(runShard));
   } finally {
     o.signal.removeEventListener('abort', abort);
+    stopped = true;
     clearTimeout(mergeTimer);
   }
   const last = merge(false);
