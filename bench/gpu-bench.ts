@@ -13,7 +13,7 @@
  *      split (source passes and prefixes / patched runs / unembedding / host).
  *
  *   npx tsx bench/gpu-bench.ts [--devices cpu,cuda,webgpu] [--sweep-device D] [--layers 28] [--d-model 4096]
- *       [--heads 16] [--vocab 50400] [--examples 698] [--words 110] [--dtype float16] [--dir /tmp/gpu-bench]
+ *       [--heads 16] [--vocab 50400] [--examples 698] [--words 149] [--dtype float16] [--dir /tmp/gpu-bench]
  *
  * The sweep runs on --sweep-device (default: the first GPU that starts, else the CPU); at GPT-J
  * size that takes hours on a CPU, so give the CPU small sizes (e.g. --layers 2 --d-model 256 --examples 16).
@@ -46,7 +46,7 @@ const { values: o } = parseArgs({
     heads: { type: 'string', default: '16' },
     vocab: { type: 'string', default: '50400' },
     examples: { type: 'string', default: '698' },
-    words: { type: 'string', default: '110' },
+    words: { type: 'string', default: '149' }, // one token per word of the list, + BOS: ~150 tokens
     dtype: { type: 'string', default: 'float16' },
     dir: { type: 'string', default: path.join(os.tmpdir(), 'gpu-bench') },
   },
@@ -168,7 +168,8 @@ async function atScale(device: string): Promise<void> {
     `${loadSeconds.toFixed(1).padStart(6)}  ${String(plan.examples.length).padStart(8)}  ${tokens.toFixed(0).padStart(14)}  ${`${plan.techniques.length} × ${plan.layers.length}`.padStart(19)}  ` +
       `${seconds.toFixed(2).padStart(7)}  ${split.full.toFixed(2).padStart(8)}  ${split.step.toFixed(2).padStart(9)}  ${split.unembed.toFixed(2).padStart(9)}  ${split.host.toFixed(2).padStart(6)}  ${out.status}`,
   );
-  console.log(`load stages (ms): ${JSON.stringify(engine.info.timings)}; ${memory}`);
+  const stages = Object.entries(engine.info.timings).map(([k, ms]) => `${k} ${(ms / 1000).toFixed(2)} s`);
+  console.log(`load stages: ${stages.join(', ')}; ${memory}`);
   console.log('(source = source passes and target prefixes, patched = step runs, host = worker JavaScript and message round trips)');
 }
 

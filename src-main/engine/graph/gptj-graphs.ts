@@ -53,16 +53,16 @@ function context(name: string, o: GraphOptions): Ctx {
   };
 }
 
-/** The blocks graph's inputs; those of the mode that does not run take tiny placeholders. */
+/** The blocks graph's inputs; those of the bodies that do not run take tiny placeholders. */
 interface BlocksInputs {
-  // full mode
+  // whole prompts (source and prefix)
   readonly ids: string; // input_ids [batch, seq]
   readonly gatherRows: string; // gather_rows [G]
   readonly patchLayer: string; // patch_layer [1]
   readonly patchPos: string; // patch_positions [batch] or [1]
-  // both modes
+  // every body
   readonly vectors: string; // patch_vectors [rows, d] fp32
-  // step mode
+  // step
   readonly counts: string; // active_counts [nLayers+1]
   readonly position: string; // position [1]
   readonly prefixKey: string; // prefix_key [nLayers, H, prefix, dh]
@@ -76,12 +76,12 @@ interface BlocksInputs {
  * of this graph by name, so a session holds, and a GPU receives, each block's weights once (two
  * sessions held them twice: ~11 GB more for GPT-J in fp16).
  *
- * Inputs: mode [1]; the full body's input_ids [batch, seq], gather_rows [G], patch_layer [1],
- *   patch_positions [batch] (or [1]); patch_vectors [rows, d] fp32 (both bodies); the step body's
+ * Inputs: mode [1]; for whole prompts input_ids [batch, seq], gather_rows [G], patch_layer [1],
+ *   patch_positions [batch] (or [1]); patch_vectors [rows, d] fp32 (every body); for the step
  *   active_counts [nLayers+1], position [1], prefix_key / prefix_value [nLayers, nHeads, prefix, dHead].
- * Outputs: resid [nLayers+1, G, d] fp32 (full) or [1, rows, d] fp32 (step: the final residual);
- *   present_key / present_value [nLayers, batch, nHeads, seq, dHead] in the compute type (full; the
- *   step body gives empty ones). The ranks agree between bodies so the If's outputs have one type.
+ * Outputs: resid [nLayers+1, G, d] fp32 (whole prompts) or [1, rows, d] fp32 (step: the final
+ *   residual); present_key / present_value [nLayers, batch, nHeads, seq, dHead] in the compute type
+ *   (prefix; the other bodies give empty ones). Ranks agree between bodies, so each If output has one type.
  */
 export function buildBlocksGraph(o: GraphOptions): Uint8Array {
   const ctx = context('gptj_blocks', o);
@@ -105,13 +105,17 @@ export function buildBlocksGraph(o: GraphOptions): Uint8Array {
   fullBody({ ...ctx, b: prefix }, inputs, { cache: true });
   const source = b.subgraph('source');
   fullBody({ ...ctx, b: source }, inputs, { cache: false });
+  const cacheDims = [c.nLayers, 'batch', c.nHeads, 'seq', c.dHead];
+  // If is two-way: whole prompts are one branch, itself an If between prefix and source.
   const prompts = b.subgraph('whole_prompts');
-  const inner = prompts.opN('If', [is(BLOCKS_MODE.prefix)], 3, { then_branch: { graph: prefix }, else_branch: { graph: source } });
-  ['prompts_resid', 'prompts_key', 'prompts_value'].forEach((name, i) => prompts.output(inner[i], name, i ? dt : 'float32', i ? [c.nLayers, 'batch', c.nHeads, 'seq', c.dHead] : [c.nLayers + 1, 'gathered', c.dModel]));
+  const [pResid, pKey, pValue] = prompts.opN('If', [is(BLOCKS_MODE.prefix)], 3, { then_branch: { graph: prefix }, else_branch: { graph: source } });
+  prompts.output(pResid, 'prompts_resid', 'float32', [c.nLayers + 1, 'gathered', c.dModel]);
+  prompts.output(pKey, 'prompts_key', dt, cacheDims);
+  prompts.output(pValue, 'prompts_value', dt, cacheDims);
   const [resid, key, value] = b.opN('If', [is(BLOCKS_MODE.step)], 3, { then_branch: { graph: step }, else_branch: { graph: prompts } });
   b.output(resid, 'resid', 'float32', ['resid_layers', 'resid_rows', c.dModel]);
-  b.output(key, 'present_key', dt, [c.nLayers, 'batch', c.nHeads, 'seq', c.dHead]);
-  b.output(value, 'present_value', dt, [c.nLayers, 'batch', c.nHeads, 'seq', c.dHead]);
+  b.output(key, 'present_key', dt, cacheDims);
+  b.output(value, 'present_value', dt, cacheDims);
   return b.encode();
 }
 
