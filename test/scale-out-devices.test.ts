@@ -124,6 +124,10 @@ describe('sweep --devices', () => {
       const deep = await lab.dispatch('sweep.start', { ...REQUEST, layers: [0, 9], devices: ['cpu', 'cpu'], modelDir: model });
       expect(deep).toMatchObject({ ok: false, error: { code: 'layer_out_of_range' } });
       expect(shardChildren()).toEqual([]);
+      const never = path.join(tmp, 'never.sqlite');
+      const cliErr = await run(process.execPath, [...cli, '--devices', 'cpu,cpu', '--allow-cpu-fallback', '--db', never], { env }).catch((e: { code: number; stderr: string }) => e);
+      expect(cliErr).toMatchObject({ code: 2, stderr: expect.stringMatching(/\[argument_invalid\] --devices: .*drop --allow-cpu-fallback/) });
+      expect(fs.existsSync(never)).toBe(false);
     } finally {
       await lab.close();
     }

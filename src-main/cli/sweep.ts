@@ -107,6 +107,11 @@ export const sweepCommand = {
     }
     // Bad settings are refused before the results database is opened (or created).
     const request = o.resume === undefined ? sweepRequest(o, batchSize) : undefined;
+    const clash = o.devices === undefined ? undefined : (['device', 'shard', 'allow-cpu-fallback'] as const).find((k) => o[k] !== undefined);
+    if (clash) {
+      // The list names each shard's device; one falling back to the CPU would compute under another model key, and could not be merged.
+      throw new LogitscopeError('argument_invalid', `--devices chooses each shard's device itself: drop --${clash}`, '--devices');
+    }
     const code = await withLab({ db: o.db }, async (lab) => {
       if (o.resume !== undefined) {
         const run = await lab.call('runs.get', { runId: o.resume });
@@ -118,9 +123,6 @@ export const sweepCommand = {
       if (o.devices !== undefined) {
         // The children load the model; this process only merges, so it never holds the weights.
         const modelDir = requiredOption(o.model ?? (o.demo ? DEMO.modelDir : undefined), 'model');
-        if (o.device !== undefined || o.shard !== undefined) {
-          throw new LogitscopeError('argument_invalid', `--devices chooses each shard's device itself: drop ${o.device !== undefined ? '--device' : '--shard'}`, '--devices');
-        }
         const devices = o.devices.split(',').map((d) => d.trim());
         return follow(lab, { out, start: () => lab.call('sweep.start', { ...req, devices, modelDir, dtype: o.dtype as SweepRequest['dtype'] }) });
       }
