@@ -6,7 +6,9 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { SweepRequest } from '../src-main/api/contract.ts';
 import { Lab } from '../src-main/api/lab.ts';
+import { mergeShards } from '../src-main/scale/merge.ts';
 import { parseShard } from '../src-main/scale/shard.ts';
+import { ResultStore } from '../src-main/store/result-store.ts';
 import { writeTinyGptj } from './fixtures/checkpoint-writer.ts';
 import { differences } from './scale-out-compare.ts';
 
@@ -161,6 +163,18 @@ describe('merge', () => {
     const completed = await withLab(partialDb, (lab) => lab.call('runs.merge', { files: [shardFiles[1]] }));
     expect(completed).toMatchObject({ runId: partial.runId, status: 'completed', copied: 4, missing: [] });
     expect(differences((await exported(partialDb, completed.runId)).json, unsharded.json)).toEqual([]);
+  });
+
+  test('a merge interrupted halfway is finished by running it again', async () => {
+    const file = db('interrupted');
+    // What a killed merge leaves: the run written with some shards' rows, still marked running, its process gone.
+    const store = ResultStore.open(file);
+    const half = mergeShards(store, { files: [shardFiles[0]], finish: false });
+    store.close();
+    await withLab(file, async (lab) => expect(await lab.call('runs.get', { runId: half.runId })).toMatchObject({ status: 'interrupted', examplesDone: 4 }));
+    const again = await withLab(file, (lab) => lab.call('runs.merge', { files: shardFiles }));
+    expect(again).toMatchObject({ runId: half.runId, status: 'completed', copied: LIMIT - 4, missing: [] });
+    expect(differences((await exported(file, again.runId)).json, unsharded.json)).toEqual([]);
   });
 
   test('a partial merge can be finished by resuming the merged run in one process', async () => {
