@@ -165,13 +165,19 @@ export class Lab {
         const controller = new AbortController();
         return await new Promise<{ runId: string }>((resolve, reject) => {
           let runId: string | undefined;
+          let read = { scanned: 0, passed: 0, filteredOut: 0 };
           const work = runStoredSweep(engine, this.store, spec, {
             name: p.name,
             recompute: p.recompute,
             shard: p.shard,
             maxBatchExamples: p.batchSize,
             signal: controller.signal,
-            onPreparing: (s) => p.requestId && this.emit('sweep.preparing', { requestId: p.requestId, scanned: s.scanned, passed: s.passed, filteredOut: s.filteredOut }),
+            onPreparing: (s) => {
+              read = { scanned: s.scanned, passed: s.passed, filteredOut: s.filteredOut };
+              if (p.requestId) this.emit('sweep.preparing', { requestId: p.requestId, ...read });
+            },
+            // A tuned lens's fit comes after the slice is read: its events repeat the slice's last counts.
+            onLensProgress: (lens) => p.requestId && this.emit('sweep.preparing', { requestId: p.requestId, ...read, lens }),
             onRunCreated: (id) => {
               runId = id;
               this.track(id, controller, work.then(() => undefined, () => undefined));

@@ -244,7 +244,14 @@ export const eventSchemas = {
     }),
   }),
   /** While a started sweep reads its dataset slice, before its run exists. */
-  'sweep.preparing': z.object({ requestId: z.string(), scanned: z.int(), passed: z.int(), filteredOut: z.int() }),
+  'sweep.preparing': z.object({
+    requestId: z.string(),
+    scanned: z.int(),
+    passed: z.int(),
+    filteredOut: z.int(),
+    /** While a tuned lens is fitted: its phase, and train examples collected (or maps solved) of the total. */
+    lens: z.object({ phase: z.enum(['selecting', 'collecting', 'solving']), done: z.int(), total: z.int() }).optional(),
+  }),
   'sweep.finished': z.object({ runId: z.string(), requestId: z.string().optional(), status: runStatusSchema, error: serializedErrorSchema.optional() }),
   'model.changed': z.object({ dir: z.string() }),
   'runs.changed': empty,

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import type { SliceProgress } from '../data/slice.ts';
 import type { Engine } from '../engine/engine.ts';
+import type { FitProgress } from '../lens/fit.ts';
 import { LogitscopeError, serializeError } from '../errors.ts';
 import { modelKey } from '../store/keys.ts';
 import type { ResultStore } from '../store/result-store.ts';
@@ -19,6 +20,8 @@ export interface StoredSweepHooks {
   onProgress?(p: SweepProgress): void;
   /** While the dataset slice is read, before the run exists (throttled by the reader). */
   onPreparing?(s: SliceProgress): void;
+  /** While a tuned lens is fitted (selecting its train slice, collecting rows, solving), before the run exists. */
+  onLensProgress?(p: FitProgress): void;
   /** Called as soon as the run exists in the store, before any compute. */
   onRunCreated?(runId: string, prepared: PreparedSweep): void;
   /** Memory budget for batch sizes (default: a share of free memory). */
@@ -43,7 +46,7 @@ export interface StoredSweepResult {
  * model computed are taken from the cache instead of being computed again.
  */
 export async function runStoredSweep(engine: Engine, store: ResultStore, spec: SweepSpec, hooks: StoredSweepHooks & { name?: string } = {}): Promise<StoredSweepResult> {
-  const prepared = await prepareSweep(engine, spec, { signal: hooks.signal, onProgress: hooks.onPreparing });
+  const prepared = await prepareSweep(engine, spec, { signal: hooks.signal, onProgress: hooks.onPreparing, onLensProgress: hooks.onLensProgress });
   const { plan } = prepared;
   const runId = store.createRun({
     name: hooks.name,

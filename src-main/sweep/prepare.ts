@@ -6,6 +6,7 @@ import type { SweepSpec } from './spec.ts';
 import type { SliceProgress, SliceStats } from '../data/slice.ts';
 import { resolveTechniques } from './techniques.ts';
 import { attachLenses } from '../lens/resolve.ts';
+import type { FitProgress } from '../lens/fit.ts';
 
 export interface PreparedSweep {
   plan: SweepPlan;
@@ -14,7 +15,11 @@ export interface PreparedSweep {
 }
 
 /** From a spec to runnable examples: select the records, tokenize, draw positions, tokenize target prompts. */
-export async function prepareSweep(engine: Engine, spec: SweepSpec, opts: { signal?: AbortSignal; onProgress?: (s: SliceProgress) => void } = {}): Promise<PreparedSweep> {
+export async function prepareSweep(
+  engine: Engine,
+  spec: SweepSpec,
+  opts: { signal?: AbortSignal; onProgress?: (s: SliceProgress) => void; onLensProgress?: (p: FitProgress) => void } = {},
+): Promise<PreparedSweep> {
   const { nLayers, nCtx, bosTokenId } = engine.config;
   const layers = spec.layers ?? Array.from({ length: nLayers }, (_, l) => l);
   const techniques = resolveTechniques(spec.techniques, (text) => engine.tokenize(text, { bos: spec.protocol.bos }));
@@ -34,7 +39,7 @@ export async function prepareSweep(engine: Engine, spec: SweepSpec, opts: { sign
     );
   }
   // A tuned lens is fitted (or found in the cache) on its own train slice, disjoint from these examples' records.
-  const withLenses = await attachLenses(engine, techniques, { protocol: spec.protocol, files: spec.files, evalRecords: new Set(selection.records.map((r) => r.index)), signal: opts.signal });
+  const withLenses = await attachLenses(engine, techniques, { protocol: spec.protocol, files: spec.files, evalRecords: new Set(selection.records.map((r) => r.index)), signal: opts.signal, onProgress: opts.onLensProgress });
   return {
     plan: { examples, techniques: withLenses, layers, k: spec.k, strategy: spec.strategy },
     dataset: { pool: selection.pool, records: selection.records.length, skipped },

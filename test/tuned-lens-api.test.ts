@@ -1,0 +1,87 @@
+/**
+ * The tuned lens through the API (real Lab, engine and SQLite file): the fit's progress in the
+ * sweep.preparing events, the run and its JSON export naming the lens, a second sweep reusing the
+ * fitted lens (by call counts), bad lens settings refused before any run exists, and `extract`
+ * reading through the lens last fitted.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { EventName } from '../src-main/api/contract.ts';
+import { Lab } from '../src-main/api/lab.ts';
+import { lensStats } from '../src-main/lens/fit.ts';
+import { writeTinyGptj } from './fixtures/checkpoint-writer.ts';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tuned-lens-api-'));
+const model = path.join(tmp, 'model');
+const data = path.join(tmp, 'data.jsonl');
+
+describe('the tuned lens through the API', () => {
+  let lab: Lab;
+  const events: { name: EventName; payload: any }[] = [];
+  const waitFor = async (pred: () => boolean) => {
+    for (let i = 0; i < 1200 && !pred(); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(pred()).toBe(true);
+  };
+  // Evaluate on records 0..7 (pool 0..9, limit 8); the lens trains on the records after the pool.
+  const request = (over: object = {}) => ({
+    files: [data],
+    preset: 'logitscope' as const,
+    overrides: { poolEnd: 10, limit: 8 },
+    techniques: [{ id: 'logit_lens' as const }, { id: 'tuned_lens' as const }],
+    layers: null,
+    k: 3,
+    ...over,
+  });
+
+  beforeAll(async () => {
+    writeTinyGptj({ dir: model, format: 'safetensors', seed: 43, config: { n_layer: 3, n_embd: 32 } });
+    const topics = ['the sea', 'a city', 'the old forest', 'a river', 'the mountains'];
+    fs.writeFileSync(data, Array.from({ length: 90 }, (_, i) => JSON.stringify({ text: `Line ${i} is about ${topics[i % topics.length]} and more.` })).join('\n'));
+    lab = await Lab.open({ dbPath: path.join(tmp, 'results.sqlite'), cacheRoot: path.join(tmp, 'graphs') });
+    lab.onEvent((name, payload) => events.push({ name, payload }));
+    await lab.call('model.load', { dir: model });
+  });
+  afterAll(async () => lab?.close());
+
+  test('a sweep fits the lens with progress events, names it in the run and its export, and the next sweep reuses it', async () => {
+    const fits = lensStats.fits;
+    const { runId } = await lab.call('sweep.start', request({ requestId: 'fit' }));
+    await waitFor(() => events.some((e) => e.name === 'sweep.finished' && e.payload.runId === runId));
+    expect(lensStats.fits).toBe(fits + 1);
+    const lensEvents = events.filter((e) => e.name === 'sweep.preparing' && e.payload.requestId === 'fit' && e.payload.lens).map((e) => e.payload.lens);
+    expect(lensEvents[0].phase).toBe('selecting');
+    const collected = lensEvents.filter((l) => l.phase === 'collecting');
+    expect(collected.at(-1)).toEqual({ phase: 'collecting', done: 80, total: 80 }); // records 10..89
+    expect(lensEvents.filter((l) => l.phase === 'solving').map((l) => l.done)).toEqual([0, 1, 2]);
+
+    const view = await lab.call('runs.get', { runId });
+    expect(view.techniques).toEqual(['logit_lens', 'tuned_lens']);
+    expect(view.techniquePrompts.tuned_lens.lens).toMatch(/^affine tuned lens [0-9a-f]{12}: fitted on items 0\.\.9999 of records 10\.\.\d+ in file order \(80 examples\), position seed 0, ridge 0\.00001/);
+    const json = JSON.parse((await lab.call('runs.export', { runId, format: 'json' })).content!);
+    expect(json.techniques.tuned_lens.lens).toMatchObject({ examples: 80, ridge: 1e-5, train: { poolStart: 10, start: 0, end: 10_000, shuffleSeed: null } });
+    expect(view.techniquePrompts.tuned_lens.lens).toContain(json.techniques.tuned_lens.lens.key.slice(0, 12));
+
+    // Again, with a new run name: the lens comes from the cache; no fit, no fit progress.
+    const before = events.length;
+    const again = await lab.call('sweep.start', request({ requestId: 'again', name: 'again' }));
+    await waitFor(() => events.some((e) => e.name === 'sweep.finished' && e.payload.runId === again.runId));
+    expect(lensStats.fits).toBe(fits + 1);
+    expect(events.slice(before).some((e) => e.name === 'sweep.preparing' && e.payload.lens?.phase === 'collecting')).toBe(false);
+    expect((await lab.call('runs.get', { runId: again.runId })).techniquePrompts.tuned_lens.lens).toBe(view.techniquePrompts.tuned_lens.lens);
+
+    // extract reads through the lens last fitted for the model.
+    const extracted = await lab.call('extract', { text: 'Line 3 is about the sea', techniques: [{ id: 'tuned_lens' }], k: 3 });
+    expect(extracted.cells.filter((c) => c.technique === 'tuned_lens')).toHaveLength(3);
+  }, 180_000);
+
+  test('a train slice that overlaps the evaluated records, or a bad ridge, is refused before any run exists', async () => {
+    const runs = (await lab.call('runs.list', {})).length;
+    const overlap = await lab.dispatch('sweep.start', request({ techniques: [{ id: 'tuned_lens', lens: { train: { poolStart: 0, poolEnd: 10 } } }] }));
+    expect(overlap).toMatchObject({ ok: false, error: { code: 'argument_invalid', message: expect.stringMatching(/also evaluation records/) } });
+    const ridge = await lab.dispatch('sweep.start', request({ techniques: [{ id: 'tuned_lens', lens: { ridge: 0 } }] }));
+    expect(ridge).toMatchObject({ ok: false, error: { code: 'argument_invalid', path: 'techniques.0.lens.ridge' } });
+    expect((await lab.call('runs.list', {})).length).toBe(runs);
+  });
+});
