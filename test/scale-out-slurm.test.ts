@@ -25,6 +25,29 @@ const cluster = path.join(tmp, 'cluster');
 const env = { ...process.env, LOGITSCOPE_CACHE_DIR: path.join(tmp, 'graphs'), LOGITSCOPE_HOME: process.cwd(), NODE: process.execPath, SLURM_CONF: path.join(cluster, 'slurm.conf') };
 const sweepArgs = ['--model', model, '--data', data, '--preset', 'logitscope', '--limit', '10', '--layers', '-1,0,1', '--top-k', '4'];
 
+/** Until none of these jobs is queued or running. */
+async function waitFor(jobs: string[]): Promise<void> {
+  for (const deadline = Date.now() + 150_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 500))) {
+    if ((await run('squeue', ['-h', '-j', jobs.join(',')], { env })).stdout.trim() === '') return;
+  }
+  throw new Error(`SLURM jobs ${jobs.join(', ')} did not finish in 150 s`);
+}
+
+/** The merged database's one run against the unsharded export: the differences beyond float32 rounding. */
+async function exportDifferences(merged: string): Promise<string[]> {
+  const lab = await Lab.open({ dbPath: merged, readonly: true });
+  try {
+    const [only, ...others] = await lab.call('runs.list', {});
+    expect(others).toEqual([]);
+    const json = JSON.parse((await lab.call('runs.export', { runId: only.id, format: 'json' })).content!);
+    const reference = JSON.parse(fs.readFileSync(path.join(tmp, 'unsharded.json'), 'utf8'));
+    const strip = (r: { run: Record<string, unknown> }) => ({ ...r, run: { ...r.run, id: 0, created_at: 0, updated_at: 0, timings: 0 } });
+    return differences(strip(json), strip(reference));
+  } finally {
+    await lab.close();
+  }
+}
+
 describe.skipIf(skipReason !== undefined)(`SLURM job array and dependent merge${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
   beforeAll(async () => {
     writeTinyGptj({ dir: model, format: 'safetensors', seed: 7 });
@@ -45,24 +68,28 @@ describe.skipIf(skipReason !== undefined)(`SLURM job array and dependent merge${
     const array = (await run('sbatch', ['--parsable', '--array=0-2', `--chdir=${tmp}`, 'scripts/slurm/shard.sbatch', shards, ...sweepArgs], { env })).stdout.trim();
     const merge = (await run('sbatch', ['--parsable', `--dependency=afterok:${array}`, `--chdir=${tmp}`, 'scripts/slurm/merge.sbatch', shards, merged], { env })).stdout.trim();
 
-    for (const deadline = Date.now() + 150_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 500))) {
-      if ((await run('squeue', ['-h', '-j', `${array},${merge}`], { env })).stdout.trim() === '') break;
-    }
+    await waitFor([array, merge]);
     const logs = fs.readdirSync(tmp).filter((f) => f.endsWith('.out'));
     expect(logs.sort()).toEqual([`logitscope-merge-${merge}.out`, ...[0, 1, 2].map((i) => `logitscope-shard-${array}_${i}.out`)].sort());
     expect(fs.readdirSync(shards).filter((f) => f.endsWith('.db')).sort()).toEqual(['shard-0-of-3.db', 'shard-1-of-3.db', 'shard-2-of-3.db']);
     expect(fs.readFileSync(path.join(tmp, `logitscope-merge-${merge}.out`), 'utf8')).toMatch(/completed, 10\/10 examples/);
 
-    const lab = await Lab.open({ dbPath: merged, readonly: true });
-    try {
-      const [only, ...others] = await lab.call('runs.list', {});
-      expect(others).toEqual([]);
-      const json = JSON.parse((await lab.call('runs.export', { runId: only.id, format: 'json' })).content!);
-      const reference = JSON.parse(fs.readFileSync(path.join(tmp, 'unsharded.json'), 'utf8'));
-      const strip = (r: { run: Record<string, unknown> }) => ({ ...r, run: { ...r.run, id: 0, created_at: 0, updated_at: 0, timings: 0 } });
-      expect(differences(strip(json), strip(reference))).toEqual([]);
-    } finally {
-      await lab.close();
-    }
+    expect(await exportDifferences(merged)).toEqual([]);
+  }, 240_000);
+
+  test('tasks run again later (LOGITSCOPE_SHARDS) complete a run an afterany merge left partial', async () => {
+    const shards = path.join(tmp, 'shards-later');
+    const merged = path.join(tmp, 'merged-later.sqlite');
+    const three = { ...env, LOGITSCOPE_SHARDS: '3' };
+    const first = (await run('sbatch', ['--parsable', '--array=0,2', `--chdir=${tmp}`, 'scripts/slurm/shard.sbatch', shards, ...sweepArgs], { env: three })).stdout.trim();
+    const partial = (await run('sbatch', ['--parsable', `--dependency=afterany:${first}`, `--chdir=${tmp}`, 'scripts/slurm/merge.sbatch', shards, merged, '--allow-partial'], { env })).stdout.trim();
+    await waitFor([first, partial]);
+    expect(fs.readFileSync(path.join(tmp, `logitscope-merge-${partial}.out`), 'utf8')).toMatch(/failed, 7\/10 examples .*\nmissing ordinals: 1, 4, 7\n/);
+
+    const later = (await run('sbatch', ['--parsable', '--array=1', `--chdir=${tmp}`, 'scripts/slurm/shard.sbatch', shards, ...sweepArgs], { env: three })).stdout.trim();
+    const complete = (await run('sbatch', ['--parsable', `--dependency=afterok:${later}`, `--chdir=${tmp}`, 'scripts/slurm/merge.sbatch', shards, merged], { env })).stdout.trim();
+    await waitFor([later, complete]);
+    expect(fs.readFileSync(path.join(tmp, `logitscope-merge-${complete}.out`), 'utf8')).toMatch(/completed, 10\/10 examples \(3 copied by this merge\)/);
+    expect(await exportDifferences(merged)).toEqual([]);
   }, 240_000);
 });

@@ -16,8 +16,18 @@ mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 
 stop() {
+  local pids=()
   for pidfile in "$dir"/run/slurmd.pid "$dir"/run/slurmctld.pid "$dir"/run/munged.pid; do
-    [[ -f "$pidfile" ]] && kill "$(cat "$pidfile")" 2>/dev/null || true
+    [[ -f "$pidfile" ]] && pids+=("$(cat "$pidfile")")
+  done
+  [[ ${#pids[@]} -gt 0 ]] || return 0
+  kill "${pids[@]}" 2>/dev/null || true
+  # Until they have exited: slurmctld saves its state on the way out.
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 50); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
   done
 }
 
