@@ -64,7 +64,7 @@ export async function createSession(
   } catch (e) {
     const message = (e as Error).message;
     if (kind === 'cuda') {
-      throw new LogitscopeError('device_unavailable', `CUDA session on ${deviceName(device)} could not start (${message}); ${CUDA_INSTALL_HINT}`, opts.label);
+      throw new LogitscopeError('device_unavailable', `CUDA session could not start on ${deviceName(device)} (${message}); ${CUDA_INSTALL_HINT}`, opts.label);
     }
     if (kind === 'webgpu') {
       throw new LogitscopeError('device_unavailable', `WebGPU session could not start (${message}); it needs a GPU with a Vulkan driver that has a WebGPU adapter`, opts.label);

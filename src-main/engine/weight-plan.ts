@@ -84,13 +84,14 @@ async function writeConverted(refs: TensorRef[], compute: ComputeType, target: s
     const converter = new WeightConverter();
     const placed: ConvertedIndex['tensors'] = {};
     let offset = 0;
+    for (const ref of refs) {
+      offset = Math.ceil(offset / ALIGN) * ALIGN;
+      const byteLength = ref.shape.reduce((a, b) => a * b, 1) * WeightConverter.bytes(compute);
+      placed[ref.name] = { offset, shape: [...ref.shape], byteLength };
+      offset += byteLength;
+    }
     try {
-      for (const ref of refs) {
-        offset = Math.ceil(offset / ALIGN) * ALIGN;
-        const byteLength = await converter.convertTensor(ref, compute, fd, offset);
-        placed[ref.name] = { offset, shape: [...ref.shape], byteLength };
-        offset += byteLength;
-      }
+      await converter.convertTensors(refs.map((ref) => ({ ref, offset: placed[ref.name].offset })), compute, fd);
     } finally {
       fs.closeSync(fd);
       await converter.release();
