@@ -14,8 +14,8 @@ import { mulberry32 } from '../src-main/data/shuffle.ts';
 import { tunedLensExtract } from '../src-main/lens/apply.ts';
 import { ensureTunedLens, lensStats, trainExamples } from '../src-main/lens/fit.ts';
 import { choleskySolve, jsGemm } from '../src-main/lens/linalg.ts';
-import { LENS_WEIGHTS, lensDir, lensRecordOf, resolveLensSettings } from '../src-main/lens/lens.ts';
-import { ortGemm } from '../src-main/lens/sessions.ts';
+import { LENS_WEIGHTS, lensDir, type LensRecord, lensRecordOf, resolveLensSettings } from '../src-main/lens/lens.ts';
+import { ortGemm, releaseLensSessions } from '../src-main/lens/sessions.ts';
 import { extractNaive } from '../src-main/sweep/extract.ts';
 import { describeTechniques } from '../src-main/sweep/export-record.ts';
 import { prepareSweep } from '../src-main/sweep/prepare.ts';
@@ -278,6 +278,19 @@ describe('tuned lens on a tiny random GPT-J', () => {
     expect(techniqueView(lensTechnique).lens).toContain(key.slice(0, 12));
     expect(describeTechniques(prepared.plan.techniques).tuned_lens.lens).toMatchObject({ key, ridge: 1e-5, positionSeed: 4 });
     expect(fs.existsSync(path.join(lensDir(engine.info.cacheDir, key), LENS_WEIGHTS))).toBe(true);
+
+    // A cleared cache: the run's record fits the same lens again (same key), and the rows come out the same.
+    await releaseLensSessions();
+    fs.rmSync(lensDir(engine.info.cacheDir, key), { recursive: true });
+    const fitsNow = lensStats.fits;
+    const examples = prepared.plan.examples.slice(0, 4);
+    const refit = await tunedLensExtract(engine, { examples, id: 'tuned_lens', lens: (lensTechnique as { lens: LensRecord }).lens, layers: prepared.plan.layers, k: 5, referenceTop1: examples.map((_, b) => out.results[b]!.reference_top1) });
+    expect(lensStats.fits).toBe(fitsNow + 1);
+    refit.forEach((r, b) => {
+      const before = out.results[b]!.layers.filter((x) => x.technique === 'tuned_lens');
+      expect(r.layers.map((x) => x.top1)).toEqual(before.map((x) => x.top1));
+      r.layers.forEach((x, j) => expect(Math.abs(x.surprisal - before[j].surprisal)).toBeLessThan(1e-5));
+    });
   }, 120_000);
 
   test('bad lens settings are refused before any train example runs', async () => {

@@ -8,20 +8,26 @@
 import { type Engine } from '../engine/engine.ts';
 import { LogitscopeError } from '../errors.ts';
 import type { Example, ExampleResult, LayerResult } from '../sweep/extract.ts';
+import { ensureTunedLens } from './fit.ts';
 import { lensDir, type LensRecord, readLensFile } from './lens.ts';
 import { applyLens, engineDevice } from './sessions.ts';
 
 export const applyStats = { rows: 0 };
 
-/** The lens's folder for this engine, checked: it must exist and fit the loaded model. */
-function lensFolder(engine: Engine, lens: LensRecord): string {
-  const dir = lensDir(engine.info.cacheDir, lens.key);
-  const file = readLensFile(dir);
-  if (!file) {
-    throw new LogitscopeError('cache_missing', `the tuned lens ${lens.key.slice(0, 12)} is not in the cache (${dir}); start a new sweep with tuned_lens to fit it again`, dir);
-  }
-  if (lens.modelIdentity !== engine.info.identity || file.nLayers !== engine.config.nLayers || file.dModel !== engine.config.dModel) {
+/**
+ * The lens's folder for this engine, checked: fitted for the loaded model. A lens no longer in the
+ * cache (the cache folder was cleared) is fitted again from the settings the run recorded, which
+ * give the same lens (same key), so resuming such a run loses nothing.
+ */
+async function lensFolder(engine: Engine, lens: LensRecord): Promise<string> {
+  if (lens.modelIdentity !== engine.info.identity) {
     throw new LogitscopeError('argument_invalid', `the tuned lens ${lens.key.slice(0, 12)} was fitted for another model`, 'techniques');
+  }
+  const dir = lensDir(engine.info.cacheDir, lens.key);
+  const { key: _key, examples: _examples, ...settings } = lens;
+  const file = readLensFile(dir) ?? (await ensureTunedLens(engine, settings)).file;
+  if (file.key !== lens.key || file.nLayers !== engine.config.nLayers || file.dModel !== engine.config.dModel) {
+    throw new LogitscopeError('cache_corrupt', `the tuned lens in ${dir} does not match the run's record (key ${lens.key.slice(0, 12)}); delete that folder to fit it again`, dir);
   }
   return dir;
 }
@@ -33,7 +39,7 @@ function lensFolder(engine: Engine, lens: LensRecord): string {
  */
 export async function mapRows(engine: Engine, lens: LensRecord, rows: Float32Array, layers: readonly number[], batch: number): Promise<Float32Array> {
   const { nLayers, dModel: d } = engine.config;
-  const dir = lensFolder(engine, lens);
+  const dir = await lensFolder(engine, lens);
   const out = Float32Array.from(rows);
   const mapped = layers.map((l, i) => [l, i] as const).filter(([l]) => l !== nLayers - 1);
   if (mapped.length === 0) return out;
