@@ -4,7 +4,10 @@ import type { ComputeType } from './graph/layers.ts';
 import type { DeviceChoice, DeviceKind } from './device.ts';
 import type { WeightDtype } from './tensor-ref.ts';
 
-/** One source prompt (already cut after its position) and the position read out. */
+/**
+ * One source prompt and the position read out. Tokens after the position are never run, and items
+ * whose tokens agree up to their positions (several positions of one prompt) share one run.
+ */
 export interface SourceItem {
   tokens: number[];
   position: number;
