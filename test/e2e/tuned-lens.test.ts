@@ -79,4 +79,19 @@ describe.skipIf(!HAS_CHROMIUM)(`the tuned lens in the app, in headless Chromium$
     expect(view.techniquePrompts.tuned_lens.lens).toMatch(/^affine tuned lens [0-9a-f]{12}: fitted on items 0\.\.9999 of records 10\.\./);
     expect(app.problems).toEqual([]);
   }, 240_000);
+
+  test('the Extract view reads one prompt through the lens the sweep fitted', async () => {
+    await page.getByRole('tab', { name: 'Extract' }).click();
+    await page.getByLabel('Prompt', { exact: true }).fill('Record 3 tells of the old mill and the people');
+    await page.getByLabel('affine tuned lens (the lens a sweep last fitted for this model)', { exact: true }).check();
+    await page.getByRole('button', { name: 'Run extraction' }).click();
+    const grid = page.getByRole('table', { name: /Top-k next tokens/ });
+    await expect.poll(() => grid.locator('thead th').count()).toBe(1 + 4);
+    expect(await grid.locator('thead').innerText()).toContain('affine tuned lens');
+    expect(await grid.locator('tbody tr').count()).toBe(LAYERS);
+    // The last layer's map is the identity: the lens's top-1 there is the model's own.
+    expect(await page.locator(`#extract-cell-tuned_lens-${LAYERS - 1}`).getAttribute('class')).toMatch(/hit/);
+    await app.shot('tuned-lens-extract');
+    expect(app.problems).toEqual([]);
+  }, 120_000);
 });
