@@ -16,7 +16,8 @@
  *       [--heads 16] [--vocab 50400] [--examples 698] [--words 149] [--dtype float16] [--dir /tmp/gpu-bench]
  *
  * The sweep runs on --sweep-device (default: the first GPU that starts, else the CPU); at GPT-J
- * size that takes hours on a CPU, so give the CPU small sizes (e.g. --layers 2 --d-model 256 --examples 16).
+ * size that takes hours on a CPU, so give the CPU small sizes and fp32 compute (onnxruntime's CPU
+ * fp16 kernels are very slow), e.g. --layers 2 --d-model 256 --heads 4 --examples 16 --dtype float32.
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
