@@ -5,7 +5,7 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { deviceSchema } from '../src-main/api/schemas.ts';
 import { deviceName, parseDevice } from '../src-main/engine/device.ts';
 import { Engine } from '../src-main/engine/engine.ts';
-import { probeDevice } from '../src-main/engine/ort-session.ts';
+import { executionProvider, probeDevice } from '../src-main/engine/ort-session.ts';
 import { writeTinyGptj } from './fixtures/checkpoint-writer.ts';
 
 describe('device strings', () => {
@@ -26,6 +26,13 @@ describe('device strings', () => {
     }
     expect(() => parseDevice('gpu')).toThrow(/cpu, cuda, cuda:N .* or webgpu/);
     for (const good of ['cpu', 'cuda', 'cuda:2', 'webgpu']) expect(deviceSchema.safeParse(good).success, good).toBe(true);
+  });
+
+  test('each device gets its onnxruntime execution provider, a CUDA GPU by its deviceId', () => {
+    expect(executionProvider(parseDevice('cpu'))).toBe('cpu');
+    expect(executionProvider(parseDevice('cuda'))).toEqual({ name: 'cuda', deviceId: 0 });
+    expect(executionProvider(parseDevice('cuda:3'))).toEqual({ name: 'cuda', deviceId: 3 });
+    expect(executionProvider(parseDevice('webgpu'))).toEqual({ name: 'webgpu' });
   });
 });
 

@@ -27,22 +27,23 @@ export interface Session {
   release(): Promise<void>;
 }
 
+/** The onnxruntime execution provider for a device: CUDA's deviceId picks the GPU. */
+export function executionProvider(d: DeviceChoice): ort.InferenceSession.ExecutionProviderConfig {
+  if (d.kind === 'cuda') return { name: 'cuda', deviceId: d.index };
+  return d.kind === 'webgpu' ? { name: 'webgpu' } : 'cpu';
+}
+
 export async function createSession(
   model: Uint8Array,
   opts: { device: DeviceChoice | string; weightFolder: string; label: string; threads?: number },
 ): Promise<Session> {
   const device = typeof opts.device === 'string' ? parseDevice(opts.device) : opts.device;
-  const { kind, index } = device;
+  const { kind } = device;
   if (kind === 'cuda' && !cudaProviderInstalled()) {
     throw new LogitscopeError('device_unavailable', `the onnxruntime CUDA provider is not installed: ${CUDA_INSTALL_HINT}`, ortBinaryDir());
   }
-  const providers: Record<DeviceKind, ort.InferenceSession.ExecutionProviderConfig> = {
-    cpu: 'cpu',
-    cuda: { name: 'cuda', deviceId: index },
-    webgpu: { name: 'webgpu' },
-  };
   const options: ort.InferenceSession.SessionOptions = {
-    executionProviders: [providers[kind]],
+    executionProviders: [executionProvider(device)],
     graphOptimizationLevel: 'all',
     ...(opts.threads !== undefined && { intraOpNumThreads: opts.threads }),
     extra: {
