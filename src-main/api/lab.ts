@@ -164,9 +164,9 @@ export class Lab {
         };
         const controller = new AbortController();
         return await new Promise<{ runId: string }>((resolve, reject) => {
-          let runId: string | undefined;
+          const run = this.startedRun(controller, tag, resolve);
           let read = { scanned: 0, passed: 0, filteredOut: 0 };
-          const work = runStoredSweep(engine, this.store, spec, {
+          const work = (run.work = runStoredSweep(engine, this.store, spec, {
             name: p.name,
             recompute: p.recompute,
             shard: p.shard,
@@ -178,19 +178,14 @@ export class Lab {
             },
             // A tuned lens's fit comes after the slice is read: its events repeat the slice's last counts.
             onLensProgress: (lens) => p.requestId && this.emit('sweep.preparing', { requestId: p.requestId, ...read, lens }),
-            onRunCreated: (id) => {
-              runId = id;
-              this.track(id, controller, work.then(() => undefined, () => undefined));
-              this.emit('runs.changed', {});
-              resolve({ runId: id });
-            },
-            onProgress: (progress) => this.emit('sweep.progress', { runId: runId!, ...tag, progress }),
-          });
+            onRunCreated: run.onRunCreated,
+            onProgress: run.onProgress,
+          }));
           leased = false;
           work
             .then(
-              ({ outcome }) => this.finished(runId!, outcome.status, tag),
-              (e) => (runId ? this.finished(runId, 'failed', tag, e) : reject(e)),
+              ({ outcome }) => this.finished(run.runId!, outcome.status, tag),
+              (e) => (run.runId ? this.finished(run.runId, 'failed', tag, e) : reject(e)),
             )
             .finally(() => this.release());
         });
@@ -340,20 +335,15 @@ export class Lab {
     if (bad.length > 0) throw new LogitscopeError('layer_out_of_range', `layer${bad.length > 1 ? 's' : ''} ${bad.join(', ')} past the last (${last}) of this model`, 'layers');
     const controller = new AbortController();
     return new Promise((resolve, reject) => {
-      let runId: string | undefined;
-      const work = sweepOnDevices({
+      const run = this.startedRun(controller, tag, resolve);
+      const work = (run.work = sweepOnDevices({
         store: this.store, devices: devices!, modelDir, dtype, request, cacheRoot: this.cacheRoot, signal: controller.signal,
-        onRunCreated: (id) => {
-          runId = id;
-          this.track(id, controller, work.then(() => undefined, () => undefined));
-          this.emit('runs.changed', {});
-          resolve({ runId: id });
-        },
-        onProgress: (progress) => this.emit('sweep.progress', { runId: runId!, ...tag, progress }),
-      });
+        onRunCreated: run.onRunCreated,
+        onProgress: run.onProgress,
+      }));
       work.then(
         (r) => this.finished(r.runId, r.status, tag, r.error && deserializeError(r.error)),
-        (e) => (runId ? this.finished(runId, 'failed', tag, e) : reject(e)),
+        (e) => (run.runId ? this.finished(run.runId, 'failed', tag, e) : reject(e)),
       );
     });
   }
@@ -400,6 +390,26 @@ export class Lab {
     this.leases--;
     for (const wake of this.leaseReleased) wake();
     this.leaseReleased.clear();
+  }
+
+  /**
+   * What every started sweep does once its run exists (the sweep calls onRunCreated after it has
+   * begun, so `work` is set by then): track it for cancel and `settled`, announce it, and answer the
+   * start request with its id. Progress events carry the caller's request id.
+   */
+  private startedRun(controller: AbortController, tag: { requestId?: string }, resolve: (r: { runId: string }) => void) {
+    const run = {
+      runId: undefined as string | undefined,
+      work: undefined as Promise<unknown> | undefined,
+      onRunCreated: (id: string) => {
+        run.runId = id;
+        this.track(id, controller, run.work!.then(() => undefined, () => undefined));
+        this.emit('runs.changed', {});
+        resolve({ runId: id });
+      },
+      onProgress: (progress: ApiEvents['sweep.progress']['progress']) => this.emit('sweep.progress', { runId: run.runId!, ...tag, progress }),
+    };
+    return run;
   }
 
   private track(runId: string, controller: AbortController, done: Promise<void>): void {
