@@ -7,6 +7,7 @@ import { decode as gptDecode, encode as gptEncode } from 'gpt-3-encoder';
 import { loadTokenizer, type GptjTokenizer } from '../src-main/engine/tokenizer.ts';
 import { LogitscopeError } from '../src-main/errors.ts';
 import { mulberry32 } from '../src-main/data/shuffle.ts';
+import { writeTinyGptjTokenizer } from './fixtures/checkpoint-writer.ts';
 
 // gpt-3-encoder ships GPT-2's files under other names: encoder.json is vocab.json, vocab.bpe is merges.txt.
 const require = createRequire(import.meta.url);
@@ -208,23 +209,57 @@ describe('the tokenizer.json tokenizer', () => {
   });
 });
 
-describe("GPT-J's added_tokens.json", () => {
-  const extra = Object.fromEntries(Array.from({ length: 143 }, (_, i) => [`<|extratoken_${i + 1}|>`, 50257 + i]));
+// EleutherAI/gpt-j-6b publishes GPT-2's vocabulary plus 143 added tokens <|extratoken_N|> at 50257..50399,
+// so that the tokenizer names every row of the 50400-row head. Text never encodes to them: the padding
+// cut-off (vocabSize) must stay at the base vocabulary's 50257 in both file forms.
+describe.each(['vocab.json + merges.txt + added_tokens.json', 'tokenizer.json'] as const)("GPT-J's added tokens (%s)", (form) => {
   let tok: GptjTokenizer;
   beforeAll(() => {
-    tok = loadTokenizer(tempDir({ 'vocab.json': vocabText, 'merges.txt': mergesText, 'added_tokens.json': JSON.stringify(extra) }));
+    const dir = path.join(root, `checkpoint-${dirCount++}`);
+    writeTinyGptjTokenizer(dir, form === 'tokenizer.json' ? 'tokenizer.json' : 'vocab+merges');
+    expect(fs.existsSync(path.join(dir, 'added_tokens.json'))).toBe(form !== 'tokenizer.json');
+    tok = loadTokenizer(dir);
   });
 
-  it('extends the ids up to 50400 and names them', () => {
-    expect(tok.vocabSize).toBe(50400);
+  it('names the ids up to 50400 but keeps the padding cut-off at the base vocabulary, 50257', () => {
+    expect(tok.source).toBe(form === 'tokenizer.json' ? 'tokenizer.json' : 'vocab.json+merges.txt');
+    expect(tok.knownIds).toBe(50400);
+    expect(tok.vocabSize).toBe(50257);
+    expect(tok.tokenString(50256)).toBe('<|endoftext|>');
     expect(tok.tokenString(50257)).toBe('<|extratoken_1|>');
     expect(tok.tokenString(50399)).toBe('<|extratoken_143|>');
     expect(tok.tokenString(50400)).toBe('<|pad:50400|>');
   });
 
-  it('keeps ordinary text and <|endoftext|> unchanged', () => {
-    for (const s of VARIED) expect(tok.encode(s)).toEqual(gptEncode(s));
+  it('keeps ordinary text and <|endoftext|> unchanged, below the cut-off', () => {
+    for (const s of VARIED) {
+      const ids = tok.encode(s);
+      expect(ids).toEqual(gptEncode(s));
+      expect(Math.max(...ids)).toBeLessThan(tok.vocabSize);
+    }
     expect(tok.encode('<|endoftext|>')).toEqual([50256]);
+  });
+});
+
+describe('the base vocabulary size', () => {
+  it('counts <|endoftext|> when a tokenizer.json keeps it out of model.vocab', () => {
+    const json = JSON.parse(hubTokenizerJson('pairs'));
+    delete json.model.vocab['<|endoftext|>'];
+    const tok = loadTokenizer(tempDir({ 'tokenizer.json': JSON.stringify(json) }));
+    expect(tok.vocabSize).toBe(50257);
+    expect(tok.encode('<|endoftext|>')).toEqual([50256]);
+  });
+
+  it('is the vocabulary of a smaller tokenizer, so ids past it count as padding', () => {
+    // A vocabulary cut after the 256 byte symbols and the first 100 merges (every merge's result kept).
+    const vocab = JSON.parse(vocabText) as Record<string, number>;
+    const merges = mergesText.split('\n').filter((l) => l !== '' && !l.startsWith('#version')).slice(0, 100);
+    const small = Object.fromEntries(Object.entries(vocab).filter(([, id]) => id < 256 + 100));
+    const tok = loadTokenizer(tempDir({ 'vocab.json': JSON.stringify(small), 'merges.txt': merges.join('\n') }));
+    // <|endoftext|> is added at GPT-2's 50256 when the vocabulary lacks it, and counts.
+    expect(tok.vocabSize).toBe(50257);
+    const withEot = { ...small, '<|endoftext|>': 356 };
+    expect(loadTokenizer(tempDir({ 'vocab.json': JSON.stringify(withEot), 'merges.txt': merges.join('\n') })).vocabSize).toBe(357);
   });
 });
 

@@ -15,8 +15,17 @@ export interface GptjTokenizer {
    * character show their non-ASCII bytes as `<0xE2>`; ids the tokenizer does not know show as `<|pad:ID|>`.
    */
   tokenString(id: number): string;
-  /** One past the highest id the tokenizer knows: 50257 for GPT-2's files, 50400 with GPT-J's added tokens. */
+  /**
+   * The size of the base vocabulary: one past the highest id of the BPE model's own vocabulary
+   * (`<|endoftext|>` included), not counting added tokens outside it. 50257 for GPT-2's and GPT-J's
+   * files alike: GPT-J's tokenizer adds `<|extratoken_1|>`..`<|extratoken_143|>` at 50257..50399 only
+   * to name the head's padding rows, and text never encodes to them. This is the padding cut-off:
+   * ids at or past it are rows of the head the tokenizer never produces. (Hugging Face's
+   * `tokenizer.vocab_size` means the same; `len(tokenizer)` counts the added tokens.)
+   */
   readonly vocabSize: number;
+  /** One past the highest id the tokenizer can name, added tokens included: 50400 with GPT-J's added_tokens. */
+  readonly knownIds: number;
   readonly source: 'tokenizer.json' | 'vocab.json+merges.txt';
 }
 
@@ -172,8 +181,9 @@ function wrap(json: Record<string, unknown>, file: string, source: GptjTokenizer
     throw new LogitscopeError('tokenizer_invalid', `the tokenizer library rejected it (${(e as Error).message})`, file);
   }
   const known = (id: number) => tok.id_to_token(id) !== undefined;
-  let vocabSize = 0;
-  for (const id of tok.get_vocab(true).values()) vocabSize = Math.max(vocabSize, id + 1);
+  let knownIds = 0;
+  for (const id of tok.get_vocab(true).values()) knownIds = Math.max(knownIds, id + 1);
+  const vocabSize = baseVocabSize(json);
   const checkId = (id: number) => {
     if (!Number.isInteger(id) || id < 0) throw new LogitscopeError('token_out_of_range', `token id must be a non-negative integer, got ${id}`, 'id');
   };
@@ -220,8 +230,24 @@ function wrap(json: Record<string, unknown>, file: string, source: GptjTokenizer
     decode,
     tokenString,
     vocabSize,
+    knownIds,
     source,
   };
+}
+
+/**
+ * One past the highest id of the BPE model's vocabulary, and of `<|endoftext|>` where it is only an
+ * added token (a hand-made tokenizer.json may keep it out of model.vocab). Other added tokens, such
+ * as GPT-J's `<|extratoken_N|>`, do not count: text never encodes to them.
+ */
+function baseVocabSize(json: Record<string, unknown>): number {
+  const vocab = (json.model as Record<string, unknown>).vocab as Record<string, number>;
+  let size = 0;
+  for (const id of Object.values(vocab)) size = Math.max(size, id + 1);
+  for (const t of (json.added_tokens ?? []) as AddedTokenJson[]) {
+    if (t.content === '<|endoftext|>' && Number.isInteger(t.id)) size = Math.max(size, t.id + 1);
+  }
+  return size;
 }
 
 /**

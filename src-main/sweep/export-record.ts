@@ -23,7 +23,7 @@ export const CONVENTIONS = {
   surprisal_paper: '-ln p_model(top1) at the source position, nats (the Patchscopes paper convention)',
   argmax_over: 'all vocab_size rows of the unembedding, padding rows included (as TransformerLens and the seed)',
   precision_at_1: 'top1 == reference_top1',
-  padding_ids: 'per layer, the top_k ids >= model.tokenizer_vocab_size: rows of the head the tokenizer never produces (GPT-J pads its 50257-token vocabulary to 50400 rows)',
+  padding_ids: 'per layer, the top_k ids >= model.tokenizer_vocab_size: rows of the head the tokenizer never produces (GPT-J pads its 50257-token vocabulary to 50400 rows; tokenizer_vocab_size is the base vocabulary, without added tokens such as <|extratoken_N|>)',
 } as const;
 
 /** `tokenizer` gives tokenizer_vocab_size, from which exports mark padding ids in a top-k. */
