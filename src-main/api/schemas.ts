@@ -24,8 +24,11 @@ export const presetSchema = z.enum(['logitscope', 'patchscopes']);
 /** The device a model loads on, as engine/device.ts parses it: cpu, cuda (= cuda:0), cuda:N or webgpu. */
 export const deviceSchema = z.string().regex(DEVICE_PATTERN, `a device is ${DEVICE_FORMAT}`);
 export const strategySchema = z.enum(['fast', 'naive']);
-/** A device for one shard of a sweep (sweep.start's devices): cpu, cuda, or one GPU of the box (cuda:N). */
-export const shardDeviceSchema = z.string().regex(/^(cpu|cuda(:\d{1,3})?)$/, 'a device is cpu, cuda or cuda:N');
+/**
+ * A device for one shard of a sweep (sweep.start's devices): the engine's one pattern, so a shard
+ * device is refused (cuda:01) exactly when `--device` would refuse it, before any child starts.
+ */
+export const shardDeviceSchema = deviceSchema;
 export const runStatusSchema = z.enum(['running', 'completed', 'cancelled', 'failed', 'interrupted']);
 
 /** A source layer: -1 is the embeddings (hook_embed), 0..nLayers-1 the output of each block. */
@@ -141,7 +144,7 @@ export const requestSchemas = {
   }).superRefine((p, ctx) => {
     if (p.devices && p.shard) ctx.addIssue({ code: 'custom', path: ['shard'], message: 'devices splits the sweep into shards itself: give shard or devices, not both' });
     if (!p.devices && (p.modelDir !== undefined || p.dtype !== undefined)) ctx.addIssue({ code: 'custom', path: [p.modelDir !== undefined ? 'modelDir' : 'dtype'], message: 'modelDir and dtype go with devices; otherwise the loaded model is used' });
-    if (p.devices && new Set(p.devices.map((d) => d.split(':')[0])).size > 1) ctx.addIssue({ code: 'custom', path: ['devices'], message: 'all devices must be of one kind (cpu or cuda): results are keyed by device, so a mix cannot merge into one run' });
+    if (p.devices && new Set(p.devices.map((d) => d.split(':')[0])).size > 1) ctx.addIssue({ code: 'custom', path: ['devices'], message: 'all devices must be of one kind (cpu, cuda or webgpu): results are keyed by device, so a mix cannot merge into one run' });
   }),
   'sweep.cancel': z.strictObject({ runId: runIdSchema }),
   'sweep.resume': z.strictObject({ runId: runIdSchema, batchSize: z.int().min(1).max(1_000_000).optional(), requestId: requestIdSchema.optional() }),

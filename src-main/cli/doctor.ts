@@ -2,8 +2,9 @@ import { parseOptions, withLab } from './options.ts';
 
 const HELP = `usage: logitscope doctor [--db FILE]
 
-Says which onnxruntime execution providers this build has and which devices start here, what to
-install where CUDA is missing, the GPU (nvidia-smi) and where results and caches are kept.`;
+Says which onnxruntime execution providers this build has and which devices start here (cpu, cuda,
+and whether a WebGPU adapter is found, with the reason when not), with the --device that fits, what
+to install where CUDA is missing, the GPU (nvidia-smi) and where results and caches are kept.`;
 
 /** `logitscope doctor`: the app.doctor request, printed. */
 export const doctorCommand = {
@@ -14,7 +15,7 @@ export const doctorCommand = {
     const report = await withLab({ db: o.db }, (lab) => lab.call('app.doctor', {}));
     console.log(Object.entries(report.versions).map(([name, v]) => `${name} ${v}`).join(', '));
     console.log(`providers in this build: ${report.providers.map((p) => `${p.name}${p.bundled ? '' : ' (installed separately)'}`).join(', ')}`);
-    for (const d of report.devices) console.log(`${`${d.device}:`.padEnd(5)} ${d.detail}`);
+    for (const d of report.devices) console.log(`${`${d.device}:`.padEnd(7)} ${d.detail}`);
     if (report.gpus.length === 0) console.log('gpu:  nvidia-smi not found or no NVIDIA GPU');
     for (const line of report.gpus) console.log(`gpu:  ${line}`);
     console.log(`results database: ${report.dbPath}`);

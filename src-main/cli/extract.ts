@@ -1,11 +1,11 @@
 import fs from 'node:fs';
 import { checkWritable } from '../api/export-service.ts';
 import { parseLayerList, parseTechniqueList } from '../api/parse.ts';
-import { intOption, parseOptions, requiredOption, withLab } from './options.ts';
+import { deviceOption, intOption, parseOptions, requiredOption, withLab } from './options.ts';
 import { printExtraction, printParity, printPicture } from './extract-table.ts';
 import { LogitscopeError } from '../errors.ts';
 
-const HELP = `usage: logitscope extract --model DIR --text "..." [--position P | --positions all|A-B] [--bos] [--top-k K] [--json FILE] [--device cpu|cuda]
+const HELP = `usage: logitscope extract --model DIR --text "..." [--position P | --positions all|A-B] [--bos] [--top-k K] [--json FILE] [--device D]
 
 Prints, for every layer, the top-k next tokens that the logit lens, the token-identity patchscope
 and the logitscope (and any --prompt) read from the residual stream at one position, and the
@@ -24,9 +24,9 @@ the logit-lens picture) and the top-1 of each layer × position is printed per t
   --layers LIST     all (default), or e.g. 0,5,10-27; -1 is the embeddings
   --json FILE       also write the export record to FILE
   --db FILE         results database (default: $LOGITSCOPE_DB, else the app-data directory)
-  --device D        cpu (default) or cuda
+  --device D        cpu (default), cuda (= cuda:0), cuda:N (GPU N of the machine) or webgpu
   --dtype T         float32 (default on the CPU) or float16 (default on CUDA)
-  --allow-cpu-fallback  run on the CPU if CUDA cannot start`;
+  --allow-cpu-fallback  run on the CPU if CUDA or WebGPU cannot start`;
 
 export const extractCommand = {
   summary: 'top-k next tokens per layer and technique for one prompt position',
@@ -60,8 +60,9 @@ export const extractCommand = {
       layers: parseLayerList(o.layers, { field: '--layers' }),
     };
     const modelDir = requiredOption(o.model, 'model');
+    const device = o.device === undefined ? undefined : deviceOption(o.device, '--device');
     await withLab({ db: o.db }, async (lab) => {
-      const model = await lab.call('model.load', { dir: modelDir, device: o.device as 'cpu' | 'cuda' | undefined, dtype: o.dtype as 'float32' | 'float16' | undefined, allowCpuFallback: o['allow-cpu-fallback'] });
+      const model = await lab.call('model.load', { dir: modelDir, device, dtype: o.dtype as 'float32' | 'float16' | undefined, allowCpuFallback: o['allow-cpu-fallback'] });
       if (model.fallbackReason) console.error(`warning: running on the CPU: ${model.fallbackReason}`);
       const view = await lab.call('extract', request);
       if (view.columns) printPicture(view);

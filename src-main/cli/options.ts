@@ -1,6 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { Lab } from '../api/lab.ts';
 import { LogitscopeError } from '../errors.ts';
+import { parseDevice } from '../engine/device.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -40,6 +41,16 @@ export async function withLab<T>(opts: { db?: string; readonly?: boolean }, fn: 
   } finally {
     await lab.close();
   }
+}
+
+/**
+ * A device string checked by the engine's own parser (cpu, cuda, cuda:N, webgpu), so --device and
+ * each entry of --devices are refused with the same words, before any database or process is opened.
+ * Returns the text as given (`cuda` stays `cuda`: a devices sweep gives cuda:N's child only GPU N).
+ */
+export function deviceOption(text: string, name: string): string {
+  parseDevice(text, name);
+  return text;
 }
 
 export function requiredOption(value: string | undefined, name: string): string {

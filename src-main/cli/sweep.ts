@@ -4,7 +4,7 @@ import type { ProtocolOverrides, RunView, SweepRequest } from '../api/contract.t
 import { checkWritable } from '../api/export-service.ts';
 import { parseLayerList, parseTechniqueList } from '../api/parse.ts';
 import { deserializeError, LogitscopeError } from '../errors.ts';
-import { intOption, parseOptions, requiredOption, withLab } from './options.ts';
+import { deviceOption, intOption, parseOptions, requiredOption, withLab } from './options.ts';
 import { formatSeconds } from '../api/format.ts';
 import { progressPrinter } from './progress.ts';
 import { formatSummaryTable } from './summary-table.ts';
@@ -39,14 +39,16 @@ Ctrl-C cancels after storing the finished batches (exit 130); --resume finishes 
   --layers LIST        all (default), or e.g. 0,5,10-27; -1 is the embeddings
   --seed S             seed of the position drawn per example (default 0)
   --top-k K            top-k kept per technique and layer (1..100, default 10)
-  --device D           cpu (default) or cuda;  --allow-cpu-fallback to run on the CPU if CUDA fails
+  --device D           cpu (default), cuda (= cuda:0), cuda:N (GPU N of the machine) or webgpu;
+                       --allow-cpu-fallback to run on the CPU if CUDA or WebGPU fails to start
   --dtype T            float32 (default on the CPU) or float16 (default on CUDA); part of the cache key
   --strategy S         fast (default) or naive (one full forward per technique, layer and example)
   --recompute          compute every row afresh instead of reusing cached rows (verification runs)
   --shard i/N          compute only the examples whose ordinal ≡ i (mod N) of the slice (0 ≤ i < N); the run
                        records the whole slice and the shard, and \`runs merge\` makes one run of the N shards
-  --devices LIST       run one shard per device (cpu, cuda or cuda:N, comma-separated) in child processes and
-                       merge them into --db as they go; each child loads the model on its device
+  --devices LIST       run one shard per device (comma-separated, each as --device, all of one kind: e.g.
+                       cuda:0,cuda:1) in child processes and merge them into --db as they go; each child
+                       loads the model on its device
 Protocol overrides (each replaces the preset's value, and the run records what was used):
   --pool-start N --pool-end N --eval-start N --eval-end N --shuffle-seed N|none
   --max-words N --max-chars N --pile-set NAME --bos | --no-bos`;
@@ -107,6 +109,9 @@ export const sweepCommand = {
     }
     // Bad settings are refused before the results database is opened (or created).
     const request = o.resume === undefined ? sweepRequest(o, batchSize) : undefined;
+    // Device strings are checked before the results database is opened and before any child process starts.
+    const device = o.device === undefined ? undefined : deviceOption(o.device, '--device');
+    const devices = o.devices?.split(',').map((d) => deviceOption(d.trim(), '--devices'));
     const clash = o.devices === undefined ? undefined : (['device', 'shard', 'allow-cpu-fallback'] as const).find((k) => o[k] !== undefined);
     if (clash) {
       // The list names each shard's device; one falling back to the CPU would compute under another model key, and could not be merged.
@@ -123,10 +128,9 @@ export const sweepCommand = {
       if (o.devices !== undefined) {
         // The children load the model; this process only merges, so it never holds the weights.
         const modelDir = requiredOption(o.model ?? (o.demo ? DEMO.modelDir : undefined), 'model');
-        const devices = o.devices.split(',').map((d) => d.trim());
-        return follow(lab, { out, start: () => lab.call('sweep.start', { ...req, devices, modelDir, dtype: o.dtype as SweepRequest['dtype'] }) });
+        return follow(lab, { out, start: () => lab.call('sweep.start', { ...req, devices: devices!, modelDir, dtype: o.dtype as SweepRequest['dtype'] }) });
       }
-      const model = await loadModel(lab, requiredOption(o.model ?? (o.demo ? DEMO.modelDir : undefined), 'model'), o.device ?? 'cpu', o);
+      const model = await loadModel(lab, requiredOption(o.model ?? (o.demo ? DEMO.modelDir : undefined), 'model'), device ?? 'cpu', o);
       // Layers past the model's last are refused here, before any dataset is read.
       parseLayerList(o.layers, { field: '--layers', nLayers: model.nLayers });
       return follow(lab, { out, start: () => lab.call('sweep.start', req) });
@@ -168,7 +172,7 @@ function sweepRequest(o: Values, batchSize: number | undefined): SweepRequest {
 }
 
 async function loadModel(lab: Lab, dir: string, device: string, o: Values, dtype = o.dtype): Promise<{ nLayers: number }> {
-  const model = await lab.call('model.load', { dir, device: device as 'cpu' | 'cuda', dtype: dtype as 'float32' | 'float16' | undefined, allowCpuFallback: o['allow-cpu-fallback'] });
+  const model = await lab.call('model.load', { dir, device, dtype: dtype as 'float32' | 'float16' | undefined, allowCpuFallback: o['allow-cpu-fallback'] });
   if (model.fallbackReason) console.error(`warning: running on the CPU: ${model.fallbackReason}`);
   return model.config;
 }
