@@ -418,6 +418,7 @@ describe('exports', () => {
       run_id: id, example: 0, record_index: 0, position: e0.position, reference_top1: e0.reference_top1, technique: 'logit_lens', layer: 0, hook: 'blocks.0.hook_resid_post',
       top1: e0.layers[0].top1, correct: e0.layers[0].top1 === e0.reference_top1, surprisal: e0.layers[0].surprisal,
       surprisal_paper: e0.layers[0].surprisal_paper, top_k_ids: e0.layers[0].top_k.ids, top_k_probs: e0.layers[0].top_k.probs, top_k_padding: [],
+      technique_detail: '',
     });
 
     const csv = path.join(dir, 'run.csv');
@@ -429,7 +430,7 @@ describe('exports', () => {
       Object.fromEntries(
         TABLE_COLUMNS.map((c, i) => {
           const f = fields[i];
-          if (c === 'run_id' || c === 'technique' || c === 'hook') return [c, f];
+          if (c === 'run_id' || c === 'technique' || c === 'hook' || c === 'technique_detail') return [c, f];
           if (c === 'correct') return [c, f === '1'];
           if (c === 'top_k_ids' || c === 'top_k_probs' || c === 'top_k_padding') return [c, f === '' ? [] : f.split(' ').map(Number)];
           return [c, Number(f)];

@@ -19,7 +19,9 @@ the logit-lens picture) and the top-1 of each layer × position is printed per t
   --bos             prepend <|endoftext|> to the source and target prompts (the seed's protocol)
   --top-k K         tokens shown per technique and layer (1..100, default 5)
   --techniques LIST comma list of logit_lens,patchscope,logitscope,tuned_lens (default: the
-                    first three; tuned_lens reads through the lens last fitted by a sweep)
+                    first three; tuned_lens reads through the lens last fitted by a sweep for this
+                    model: one prompt has no train slice, so --lens-train, --lens-ridge and
+                    --lens-seed belong to \`sweep\`, which fits the lens)
   --prompt TEXT     a custom patchscope target prompt (repeatable); --prompt-layer L as in sweep
   --layers LIST     all (default), or e.g. 0,5,10-27; -1 is the embeddings
   --json FILE       also write the export record to FILE
@@ -47,8 +49,16 @@ export const extractCommand = {
       device: { type: 'string' },
       dtype: { type: 'string' },
       'allow-cpu-fallback': { type: 'boolean' },
+      'lens-train': { type: 'string' },
+      'lens-ridge': { type: 'string' },
+      'lens-seed': { type: 'string' },
     }, HELP);
     if (!o) return;
+    // Known here only to be refused with the way to get such a lens, instead of "unknown option".
+    const lensOption = (['lens-train', 'lens-ridge', 'lens-seed'] as const).find((k) => o[k] !== undefined);
+    if (lensOption) {
+      throw new LogitscopeError('argument_invalid', `--${lensOption}: extract reads one prompt through the tuned lens last fitted for this model, and fits none; fit a lens with these settings by \`logitscope sweep --techniques tuned_lens --${lensOption} ...\` first`, `--${lensOption}`);
+    }
     const out = o.json === undefined ? undefined : checkWritable(o.json, '--json');
     const request = {
       text: requiredOption(o.text, 'text'),

@@ -1,6 +1,6 @@
 import { DEMO } from '../app-paths.ts';
 import type { Lab } from '../api/lab.ts';
-import type { ProtocolOverrides, RunView, SweepRequest } from '../api/contract.ts';
+import type { ProtocolOverrides, RunView, SweepRequest, TechniqueChoice } from '../api/contract.ts';
 import { checkWritable } from '../api/export-service.ts';
 import { parseLayerList, parseTechniqueList } from '../api/parse.ts';
 import { deserializeError, LogitscopeError } from '../errors.ts';
@@ -8,6 +8,7 @@ import { deviceOption, intOption, parseOptions, requiredOption, withLab } from '
 import { formatSeconds } from '../api/format.ts';
 import { progressPrinter } from './progress.ts';
 import { formatSummaryTable } from './summary-table.ts';
+import { formatParity } from './extract-table.ts';
 import { parseShard } from '../scale/shard.ts';
 
 const HELP = `usage: logitscope sweep --model DIR --data FILE... --preset logitscope|patchscopes [--json OUT] [options]
@@ -34,6 +35,11 @@ Ctrl-C cancels after storing the finished batches (exit 130); --resume finishes 
   --limit N            at most N examples
   --techniques LIST    comma list of logit_lens,patchscope,logitscope,tuned_lens (default: the first
                        three; tuned_lens fits an affine lens on a train slice first, cached)
+  --lens-train A-B     with tuned_lens: train on items A..B (inclusive, at least 2) of the lens's train pool,
+                       as \`runs show\` names them ("fitted on items A..B of records ..."); default: the
+                       preset's slice (10,000 items disjoint from the evaluation)
+  --lens-ridge X       with tuned_lens: the relative ridge, 0 < X < 1 (default 1e-5; λ = X·tr(Σ)/d)
+  --lens-seed N        with tuned_lens: seed of the position drawn per train example (default: --seed)
   --prompt TEXT        a custom patchscope target prompt (repeatable)
   --prompt-layer L     target layer for the matching --prompt: "same" (default) or a layer number
   --layers LIST        all (default), or e.g. 0,5,10-27; -1 is the embeddings
@@ -84,6 +90,9 @@ const OPTIONS = {
   db: { type: 'string' },
   name: { type: 'string' },
   'batch-size': { type: 'string' },
+  'lens-train': { type: 'string' },
+  'lens-ridge': { type: 'string' },
+  'lens-seed': { type: 'string' },
   demo: { type: 'boolean' },
   shard: { type: 'string' },
   devices: { type: 'string' },
@@ -160,7 +169,7 @@ function sweepRequest(o: Values, batchSize: number | undefined): SweepRequest {
     files,
     preset: requiredOption(o.preset ?? (o.demo ? 'logitscope' : undefined), 'preset') as SweepRequest['preset'],
     overrides: Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)),
-    techniques: parseTechniqueList(o.techniques, o.prompt ?? [], o['prompt-layer'] ?? []),
+    techniques: withLensOptions(parseTechniqueList(o.techniques, o.prompt ?? [], o['prompt-layer'] ?? []), o),
     layers: parseLayerList(o.layers, { field: '--layers' }),
     k: int('top-k'),
     strategy: o.strategy as SweepRequest['strategy'],
@@ -170,6 +179,40 @@ function sweepRequest(o: Values, batchSize: number | undefined): SweepRequest {
     ...(o.shard !== undefined && { shard: parseShard(o.shard) }),
   };
 }
+
+const LENS_OPTIONS = ['lens-train', 'lens-ridge', 'lens-seed'] as const;
+
+/**
+ * --lens-train, --lens-ridge and --lens-seed as the tuned_lens technique's settings (the API's
+ * `lens`), checked here so a bad value is refused before the model is read or the lens fitted.
+ * Refused when tuned_lens is not among the techniques: they would silently do nothing.
+ */
+function withLensOptions(techniques: TechniqueChoice[], o: Values): TechniqueChoice[] {
+  const given = LENS_OPTIONS.filter((k) => o[k] !== undefined);
+  if (given.length === 0) return techniques;
+  if (!techniques.some((t) => t.id === 'tuned_lens')) {
+    throw new LogitscopeError('argument_invalid', `--${given[0]} sets the tuned lens: add tuned_lens to --techniques (e.g. --techniques logit_lens,tuned_lens), or drop ${given.map((k) => `--${k}`).join(', ')}`, `--${given[0]}`);
+  }
+  const lens: LensChoice = {};
+  if (o['lens-train'] !== undefined) {
+    const m = /^\s*(\d+)\s*-\s*(\d+)\s*$/.exec(o['lens-train']);
+    if (!m) throw new LogitscopeError('argument_invalid', `--lens-train must be a range of items such as 0-9999, got "${o['lens-train']}"`, '--lens-train');
+    const [from, to] = [Number(m[1]), Number(m[2])];
+    if (to - from + 1 < 2) throw new LogitscopeError('argument_invalid', `--lens-train ${from}-${to} must hold at least 2 items (from < to)`, '--lens-train');
+    lens.train = { start: from, end: to + 1 };
+  }
+  if (o['lens-ridge'] !== undefined) {
+    const text = o['lens-ridge'];
+    const x = Number(text);
+    if (text.trim() === '' || !Number.isFinite(x) || !(x > 0 && x < 1)) throw new LogitscopeError('argument_invalid', `--lens-ridge must be a number between 0 and 1 (exclusive), such as 1e-4, got "${text}"`, '--lens-ridge');
+    lens.ridge = x;
+  }
+  lens.positionSeed = intOption(o['lens-seed'], 'lens-seed', { min: 0 });
+  if (lens.positionSeed === undefined) delete lens.positionSeed;
+  return techniques.map((t) => (t.id === 'tuned_lens' ? { ...t, lens } : t));
+}
+
+type LensChoice = NonNullable<Extract<TechniqueChoice, { id: 'tuned_lens' }>['lens']>;
 
 async function loadModel(lab: Lab, dir: string, device: string, o: Values, dtype = o.dtype): Promise<{ nLayers: number }> {
   const model = await lab.call('model.load', { dir, device, dtype: dtype as 'float32' | 'float16' | undefined, allowCpuFallback: o['allow-cpu-fallback'] });
@@ -206,6 +249,8 @@ async function follow(lab: Lab, opts: { out?: string; start: () => Promise<{ run
     bar.end();
     const done = await lab.call('runs.get', { runId });
     console.log(formatSummaryTable(done.summary, done.techniques));
+    // The run's parity check at the last layer, in the words `runs show` uses.
+    console.log(formatParity(done.parity));
     console.error(`${done.status} in ${formatSeconds((performance.now() - started) / 1000)}; run ${runId} is stored in ${lab.dbFile}`);
     if (opts.out && done.examplesDone > 0) {
       await lab.call('runs.export', { runId, format: 'json', out: opts.out });

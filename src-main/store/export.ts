@@ -6,6 +6,7 @@ import { writeAtomically } from '../fs-atomic.ts';
 import { residHook, type ResidHook } from '../hooks.ts';
 import { CONVENTIONS, describeTechniques, exportSummary, paddingIds, type ExportRecord } from '../sweep/export-record.ts';
 import { PARITY_METHOD, runParity } from './parity.ts';
+import { describeLens } from '../lens/lens.ts';
 import type { ResultStore } from './result-store.ts';
 
 /**
@@ -61,6 +62,7 @@ export function exportJson(store: ResultStore, runId: string): ExportRecord {
 export const TABLE_COLUMNS = [
   'run_id', 'example', 'record_index', 'position', 'reference_top1', 'technique', 'layer', 'hook',
   'top1', 'correct', 'surprisal', 'surprisal_paper', 'top_k_ids', 'top_k_probs', 'top_k_padding',
+  'technique_detail',
 ] as const;
 
 interface TableRow {
@@ -81,10 +83,18 @@ interface TableRow {
   top_k_probs: number[];
   /** The top-k ids that are padding rows (CONVENTIONS.padding_ids); empty for runs that did not record the tokenizer's size. */
   top_k_padding: number[];
+  /**
+   * For tuned_lens rows, the lens the run read through in one line (the words `runs show` prints:
+   * train slice, position seed, ridge, key prefix); empty for every other technique. A column,
+   * not file metadata, so `df.technique_detail` names the lens in pandas without a Parquet reader's metadata API.
+   */
+  technique_detail: string;
 }
 
 function* tableRows(store: ResultStore, runId: string): Generator<TableRow> {
-  const paddingFrom = paddingFromOf(store.getRun(runId).model) ?? Infinity;
+  const run = store.getRun(runId);
+  const paddingFrom = paddingFromOf(run.model) ?? Infinity;
+  const detail = new Map(run.resolvedTechniques.map((t) => [t.id, t.kind === 'tuned_lens' && t.lens ? describeLens(t.lens) : '']));
   for (const { example, result } of store.iterateResults(runId)) {
     for (const l of result.layers) {
       yield {
@@ -103,6 +113,7 @@ function* tableRows(store: ResultStore, runId: string): Generator<TableRow> {
         top_k_ids: l.top_k.ids,
         top_k_probs: l.top_k.probs,
         top_k_padding: paddingIds(l.top_k.ids, paddingFrom),
+        technique_detail: detail.get(l.technique) ?? '',
       };
     }
   }
@@ -190,6 +201,7 @@ const PARQUET_SCHEMA: SchemaElement[] = [
   ...list('top_k_ids', 'INT32'),
   ...list('top_k_probs', 'FLOAT'),
   ...list('top_k_padding', 'INT32'),
+  string('technique_detail'),
 ];
 
 /** Where a stored run's padding ids start: the tokenizer's size, when the run recorded it. */
