@@ -105,6 +105,35 @@ describe('the ONNX engine on a tiny fp32 safetensors checkpoint', () => {
     expect(Math.abs(out.referenceLogprob[0] - want[order[7]])).toBeLessThan(TOL);
   });
 
+  test('the entropy of the full next-token distribution matches the float64 reference within 1e-4 nats, by unembed and inside a batch', async () => {
+    // fp32 logits carry ~1e-6 relative error; the entropy (≤ ln 50400 ≈ 10.8 nats) is a sum of
+    // p·log p terms over them, computed as −Σ p·(logit − lse), so 1e-4 nats leaves a wide margin.
+    const entropyOf = (h: ArrayLike<number>) => {
+      const lp = logSoftmax(referenceLogitLens(config, weights, Float64Array.from(h)));
+      return -lp.reduce((s, v) => s + Math.exp(v) * v, 0);
+    };
+    const ref = referenceForward({ config, weights, tokens });
+    const p = tokens.length - 1;
+    const rows = [ref.embeddings[p], ...ref.residPost.map((r) => r[p]), ref.residPost[1][3]];
+    const want = rows.map(entropyOf);
+    // The rows differ: a test of one number could not tell a constant from the entropy.
+    expect(Math.max(...want) - Math.min(...want)).toBeGreaterThan(0.01);
+    const resid = new Float32Array(rows.length * config.dModel);
+    rows.forEach((r, i) => resid.set(r, i * config.dModel));
+    const out = await engine.unembed({ resid, referenceIds: rows.map(() => 0), k: 1 });
+    expect(maxAbsDiff(out.entropy, want)).toBeLessThan(1e-4);
+    // The batch op: logit-lens rows of every layer at the last position, from the engine's own source pass.
+    const layers = [-1, ...Array.from({ length: config.nLayers }, (_, l) => l)];
+    const batch = await engine.extractBatch({
+      items: [{ tokens, position: p }],
+      names: ['the prompt'],
+      techniques: [{ id: 'logit_lens', prefixTokens: null, example: layers.map(() => 0), sourceLayer: layers, injectLayer: [] }],
+      k: 1,
+      maxUnembedRows: 3,
+    });
+    expect(maxAbsDiff(batch.entropy, layers.map((l) => entropyOf(l < 0 ? ref.embeddings[p] : ref.residPost[l][p])))).toBeLessThan(1e-4);
+  });
+
   test('patching a position with its own residual changes nothing', async () => {
     const ref = referenceForward({ config, weights, tokens });
     const p = 5;
@@ -295,6 +324,8 @@ describe('fp16 compute (the CUDA build) on the CPU, against the float64 referenc
     expect(out.topkIds[0]).toBe(order[0]);
     expect(maxAbsDiff(out.topkLogprobs, Array.from(out.topkIds, (i) => want[i]))).toBeLessThan(FP16_TOL);
     expect(Math.abs(out.referenceLogprob[0] - want[order[7]])).toBeLessThan(FP16_TOL);
+    // The entropy is computed from fp32 logits (the graph's boundary), so fp16 errors reach it only through them.
+    expect(Math.abs(out.entropy[0] - -want.reduce((s, v) => s + Math.exp(v) * v, 0))).toBeLessThan(FP16_TOL);
   });
 
   test('fp16 graphs stay finite and within fp16 tolerance of the reference when q·k is beyond the fp16 range', async () => {

@@ -171,7 +171,8 @@ export interface ComparisonRow {
   b?: LayerSummary;
 }
 
-export type ExtractCell = ExampleView['cells'][number] & { followProb?: number | null; followRank?: number | null };
+/** `entropy`: nats, of the technique's full next-token distribution there (all dVocab rows). */
+export type ExtractCell = ExampleView['cells'][number] & { entropy: number; followProb?: number | null; followRank?: number | null };
 
 /** One position of a many-position extraction: the model's own top-1 there and its grid. */
 export interface ExtractColumn {

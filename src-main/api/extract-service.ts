@@ -9,7 +9,7 @@ import { CONVENTIONS, describeModel, describeTechniques, paddingIds, type Export
 import { type ExampleResult, Extractor } from '../sweep/extract.ts';
 import { residHook } from '../hooks.ts';
 import { BUILT_IN_TECHNIQUES, resolveTechniques } from '../sweep/techniques.ts';
-import type { ExtractColumn, ExtractView, Payload, Reply } from './contract.ts';
+import type { ExtractCell, ExtractColumn, ExtractView, Payload, Reply } from './contract.ts';
 import { checkLayers, techniqueSpecs } from './techniques.ts';
 import { latestLensFor } from '../lens/resolve.ts';
 import { CODE_VERSION } from './sweep-service.ts';
@@ -64,7 +64,8 @@ async function compute(engine: Engine, p: ExtractFields) {
   const examples: ExampleResult[] = [];
   for (let i = 0; i < positions.length; i += POSITIONS_PER_BATCH) {
     const batch = positions.slice(i, i + POSITIONS_PER_BATCH).map((position) => ({ tokens, position }));
-    examples.push(...(await extractor.extract({ examples: batch, techniques, layers, k })));
+    // Each row's full-distribution entropy, for the view's picture (it is not stored with a saved extraction).
+    examples.push(...(await extractor.extract({ examples: batch, techniques, layers, k, entropy: true })));
   }
   const parity = judgeParity({
     techniques,
@@ -88,12 +89,14 @@ export async function extractOne(engine: Engine, p: Payload<'extract'>): Promise
     parity: { ...parity, method: PARITY_METHOD },
     examples: examples.map((e) => ({
       ...e,
-      layers: e.layers.map(({ layer, ...rest }) => ({ layer, hook: residHook(layer), ...rest, padding_ids: paddingIds(rest.top_k.ids, paddingFrom) })),
+      // The sweeps' export schema: entropy is the view's, not a stored field.
+      layers: e.layers.map(({ layer, entropy: _entropy, ...rest }) => ({ layer, hook: residHook(layer), ...rest, padding_ids: paddingIds(rest.top_k.ids, paddingFrom) })),
     })),
   };
   const follow = p.follow;
   const column = (e: ExampleResult): ExtractColumn => {
-    const cells = cellsOf(e.layers, e.reference_top1, text);
+    // cellsOf keeps the stored fields (cells are in e.layers' order); entropy is added here.
+    const cells: ExtractCell[] = cellsOf(e.layers, e.reference_top1, text).map((c, i) => ({ ...c, entropy: e.layers[i].entropy! }));
     return {
       position: e.position,
       reference: { id: e.reference_top1, text: text(e.reference_top1) },

@@ -58,13 +58,13 @@ const defaultDtype = (device: DeviceKind): ComputeType => (device === 'cpu' ? 'f
  * here, before any compute, so a bad token, position or layer is reported with what is wrong.
  */
 export class Engine {
-  readonly stats: EngineStats = { sourceRuns: 0, sourceRows: 0, patchedRuns: 0, patchedRows: 0, unembedRuns: 0, unembedRows: 0, naiveRuns: 0 };
+  readonly stats: EngineStats = { sourceRuns: 0, sourceRows: 0, patchedRuns: 0, patchedRows: 0, unembedRuns: 0, unembedRows: 0, naiveRuns: 0, lensRuns: 0, lensRows: 0 };
   /**
    * Milliseconds: inside each graph's runs (`full` = source passes and prefixes, `step` = patched
    * runs), and `host` = everything else of the engine's calls (the worker's JavaScript and the
-   * message round trips). For benchmarks.
+   * message round trips), `lens` = tuned-lens maps in batches. For benchmarks.
    */
-  readonly timings: EngineTimings = { full: 0, step: 0, unembed: 0, host: 0 };
+  readonly timings: EngineTimings = { full: 0, step: 0, unembed: 0, lens: 0, host: 0 };
   /**
    * Distinct prompts the source passes have run. stats.sourceRows counts the items read out; items
    * that share a prompt's tokens up to their positions (several positions of one prompt) share a run.
@@ -200,13 +200,14 @@ export class Engine {
   }
 
   private async call<K extends keyof WorkerRequests>(op: K, payload: WorkerRequests[K]): Promise<WorkerReplies[K]> {
-    const before = this.timings.full + this.timings.step + this.timings.unembed;
+    const inGraphs = () => this.timings.full + this.timings.step + this.timings.unembed + this.timings.lens;
+    const before = inGraphs();
     const started = performance.now();
     try {
       return await this.worker.call(op, payload);
     } finally {
       // Whatever of the call's wall time was not inside a graph run (the meter has arrived by now).
-      this.timings.host += performance.now() - started - (this.timings.full + this.timings.step + this.timings.unembed - before);
+      this.timings.host += performance.now() - started - (inGraphs() - before);
     }
   }
 
@@ -216,6 +217,7 @@ export class Engine {
     this.timings.full = m.timings.full;
     this.timings.step = m.timings.step;
     this.timings.unembed = m.timings.unembed;
+    this.timings.lens = m.timings.lens;
   }
 
   private checkK(k: number): void {

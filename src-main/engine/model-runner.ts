@@ -3,7 +3,10 @@
  * keys/values, and the batch operation. Residuals, prefixes and the model's own distributions are
  * made and used here; only what is stored goes back to the main thread.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { LogitscopeError } from '../errors.ts';
+import { LENS_WEIGHTS } from '../lens/lens.ts';
 import type { GptjConfig } from './config.ts';
 import { BLOCKS_MODE, type GraphName, NO_PATCH_LAYER } from './graph/gptj-graphs.ts';
 import type { ComputeType } from './graph/layers.ts';
@@ -23,6 +26,7 @@ interface Unembedded {
   topkIds: BigInt64Array; // [rows, k]
   topkLogprobs: Float32Array; // [rows, k]
   referenceLogprob: Float32Array; // [rows]
+  entropy: Float32Array; // [rows], nats
   check: Float32Array; // [rows], finite iff every logit of the row is
   logits?: Float32Array; // [rows, V]
   logsumexp?: Float32Array; // [rows]
@@ -31,12 +35,26 @@ interface Unembedded {
 /** Target prompts kept: the built-in ones and a few custom ones; each is nLayers × 2 × prefix × d values. */
 const MAX_PREFIXES = 16;
 
+/**
+ * Opens a tuned lens's apply session (lens/graphs.ts applyGraph) on the engine's device, mapping
+ * the weights in `dir`. Given by the worker, which knows the device.
+ */
+export type LensOpener = (dir: string) => Promise<Session>;
+
+/** Lens sessions kept: each maps a lens's (L+1)·d² float32 weights (1.9 GB for GPT-J). */
+const MAX_LENSES = 2;
+
 export class ModelRunner {
-  readonly stats: EngineStats = { sourceRuns: 0, sourceRows: 0, patchedRuns: 0, patchedRows: 0, unembedRuns: 0, unembedRows: 0, naiveRuns: 0 };
-  readonly timings: EngineTimings = { full: 0, step: 0, unembed: 0, host: 0 };
+  readonly stats: EngineStats = { sourceRuns: 0, sourceRows: 0, patchedRuns: 0, patchedRows: 0, unembedRuns: 0, unembedRows: 0, naiveRuns: 0, lensRuns: 0, lensRows: 0 };
+  readonly timings: EngineTimings = { full: 0, step: 0, unembed: 0, lens: 0, host: 0 };
   /** Distinct prompts the source passes ran (stats.sourceRows counts the items read out of them). */
   sourcePrompts = 0;
   private readonly prefixes = new Map<string, Prefix>();
+  /**
+   * Tuned-lens sessions by lens folder, with the size and mtime of the weights they map: a lens
+   * fitted again into the same folder (its cache was cleared) gets a fresh session.
+   */
+  private readonly lenses = new Map<string, { stamp: string; session: Promise<Session> }>();
   /** Feeds for the blocks graph's inputs that the mode being run does not read: the smallest valid tensors. */
   private readonly unusedByFull: Record<string, HostTensor>;
   private readonly unusedByStep: Record<string, HostTensor>;
@@ -45,6 +63,7 @@ export class ModelRunner {
     private readonly sessions: Record<GraphName, Session>,
     private readonly config: GptjConfig,
     private readonly computeType: ComputeType,
+    private readonly openLens?: LensOpener,
   ) {
     const { nLayers, nHeads, dHead } = config;
     const noPrefix = this.computeTensor([nLayers, nHeads, 0, dHead]);
@@ -127,13 +146,13 @@ export class ModelRunner {
     const u = await this.unembedRun(o.resid, o.referenceIds, o.k, { logits: o.logits, own: false });
     const bad = u.check.findIndex((x) => !Number.isFinite(x));
     if (bad >= 0) throw nonFinite(`the logits of ${o.names[bad] ?? `row ${bad}`} are not finite (NaN or ±Inf)`);
-    return { k: o.k, topkIds: Int32Array.from(u.topkIds, Number), topkLogprobs: u.topkLogprobs, referenceLogprob: u.referenceLogprob, logits: u.logits };
+    return { k: o.k, topkIds: Int32Array.from(u.topkIds, Number), topkLogprobs: u.topkLogprobs, referenceLogprob: u.referenceLogprob, entropy: u.entropy, logits: u.logits };
   }
 
   /**
    * One batch, start to end: the source pass, the model's own distribution at each position, every
-   * technique's rows (patched where it is a patchscope) and their unembedding. Nothing per example
-   * crosses to the main thread but the stored numbers.
+   * technique's rows (mapped where it is a tuned lens, patched where it is a patchscope) and their
+   * unembedding. Nothing per example crosses to the main thread but the stored numbers.
    */
   async batch(req: BatchRequest): Promise<BatchResult> {
     const { dModel, dVocab } = this.config;
@@ -149,6 +168,7 @@ export class ModelRunner {
     for (const t of req.techniques) {
       const vectors = rows.subarray(offset * dModel, (offset + t.example.length) * dModel);
       t.example.forEach((b, r) => vectors.set(this.residRow(resid, items.length, t.sourceLayer[r], b), r * dModel));
+      if (t.lens) await this.mapThroughLens(t.lens.dir, vectors, t.sourceLayer);
       if (t.prefixTokens) vectors.set(await this.patched(t.prefixTokens, vectors, t.injectLayer));
       offset += t.example.length;
     }
@@ -159,6 +179,7 @@ export class ModelRunner {
       topkIds: new Int32Array(total * k),
       topkLogprobs: new Float32Array(total * k),
       referenceLogprob: new Float32Array(total),
+      entropy: new Float32Array(total),
       modelLogprobOfTop1: new Float32Array(total),
     };
     const rowExample = req.techniques.flatMap((t) => t.example);
@@ -171,6 +192,7 @@ export class ModelRunner {
       out.topkIds.set(Int32Array.from(u.topkIds, Number), start * k);
       out.topkLogprobs.set(u.topkLogprobs, start * k);
       out.referenceLogprob.set(u.referenceLogprob, start);
+      out.entropy.set(u.entropy, start);
     }
     // The paper's convention reads the model's own distribution at the row's top-1: one logit per row.
     for (let r = 0; r < total; r++) {
@@ -178,6 +200,79 @@ export class ModelRunner {
       out.modelLogprobOfTop1[r] = model.logits![b * dVocab + out.topkIds[r * k]] - model.logsumexp![b];
     }
     return out;
+  }
+
+  /**
+   * Maps rows [n, d] in place through a tuned lens: row r by the affine map of its source layer
+   * layers[r] (lens layer index layers[r] + 1, 0 = the embeddings). Rows are grouped by layer into
+   * one [groups, width, d] run (groups shorter than the widest are zero-padded; in a sweep every
+   * layer has one row per example, so none are). The last layer's rows are left as they are: its
+   * map is the identity, exactly, and copying is cheaper than a d × d product.
+   */
+  private async mapThroughLens(dir: string, vectors: Float32Array, layers: readonly number[]): Promise<void> {
+    const { nLayers, dModel: d } = this.config;
+    const groups = new Map<number, number[]>(); // lens layer index -> row indices
+    layers.forEach((l, r) => {
+      if (l === nLayers - 1) return;
+      const g = groups.get(l + 1);
+      if (g) g.push(r);
+      else groups.set(l + 1, [r]);
+    });
+    if (groups.size === 0) return;
+    const members = [...groups.values()];
+    const width = Math.max(...members.map((g) => g.length));
+    const input = new Float32Array(groups.size * width * d); // [groups, width, d]
+    members.forEach((rows, g) => rows.forEach((r, j) => input.set(vectors.subarray(r * d, (r + 1) * d), (g * width + j) * d)));
+    const session = await this.lensSession(dir);
+    const started = performance.now();
+    let mapped: Float32Array;
+    try {
+      const out = await session.run({ rows: f32(input, [groups.size, width, d]), layer_index: int64([...groups.keys()]) }, ['mapped']);
+      mapped = out.mapped.data as Float32Array;
+    } finally {
+      this.timings.lens += performance.now() - started;
+    }
+    members.forEach((rows, g) => rows.forEach((r, j) => vectors.set(mapped.subarray((g * width + j) * d, (g * width + j + 1) * d), r * d)));
+    this.stats.lensRuns++;
+    this.stats.lensRows += members.reduce((n, g) => n + g.length, 0);
+  }
+
+  /** The apply session of the lens in `dir`, opened once per lens file and kept (the least recently used is released first). */
+  private async lensSession(dir: string): Promise<Session> {
+    if (!this.openLens) throw new LogitscopeError('engine_failed', 'this engine cannot apply a tuned lens (no lens session opener)');
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(path.join(dir, LENS_WEIGHTS));
+    } catch (e) {
+      throw new LogitscopeError('cache_corrupt', `the tuned lens's weights cannot be read (${(e as Error).message}); delete ${dir} to fit it again`, dir);
+    }
+    const stamp = `${st.size}:${st.mtimeMs}:${st.ino}`;
+    let entry = this.lenses.get(dir);
+    if (entry) this.lenses.delete(dir); // re-inserted below: the map's order is the least recently used first
+    if (entry && entry.stamp !== stamp) {
+      void releaseWhenOpen(entry.session);
+      entry = undefined;
+    }
+    if (!entry) {
+      const opened = { stamp, session: this.openLens(dir) };
+      // A failed open is not kept: the next batch tries again.
+      opened.session.catch(() => this.lenses.get(dir) === opened && this.lenses.delete(dir));
+      entry = opened;
+      while (this.lenses.size >= MAX_LENSES) {
+        const [oldest, old] = this.lenses.entries().next().value!;
+        this.lenses.delete(oldest);
+        void releaseWhenOpen(old.session);
+      }
+    }
+    this.lenses.set(dir, entry);
+    return entry.session;
+  }
+
+  /** Releases the lens sessions (the model's own sessions go with the worker). */
+  async releaseLenses(): Promise<void> {
+    const all = [...this.lenses.values()];
+    this.lenses.clear();
+    for (const e of all) await releaseWhenOpen(e.session);
   }
 
   /**
@@ -229,7 +324,7 @@ export class ModelRunner {
   private async unembedRun(resid: Float32Array, referenceIds: number[], k: number, o: { logits: boolean; own: boolean }): Promise<Unembedded> {
     const { logits } = o;
     const rows = referenceIds.length;
-    const fetches = ['topk_logprobs', 'topk_ids', 'reference_logprob', 'finite_check', ...(logits ? ['logits', 'logsumexp'] : [])];
+    const fetches = ['topk_logprobs', 'topk_ids', 'reference_logprob', 'entropy', 'finite_check', ...(logits ? ['logits', 'logsumexp'] : [])];
     const out = await this.run('unembed', 'unembed', { resid: f32(resid, [rows, this.config.dModel]), reference_ids: int64(referenceIds), k: int64([k]) }, fetches);
     if (!o.own) {
       this.stats.unembedRuns++;
@@ -239,6 +334,7 @@ export class ModelRunner {
       topkIds: out.topk_ids.data as BigInt64Array,
       topkLogprobs: out.topk_logprobs.data as Float32Array,
       referenceLogprob: out.reference_logprob.data as Float32Array,
+      entropy: out.entropy.data as Float32Array,
       check: out.finite_check.data as Float32Array,
       logits: out.logits?.data as Float32Array | undefined,
       logsumexp: out.logsumexp?.data as Float32Array | undefined,
@@ -305,6 +401,11 @@ function rowName(req: BatchRequest, row: number): string {
     r -= t.example.length;
   }
   return `row ${row}`;
+}
+
+async function releaseWhenOpen(session: Promise<Session>): Promise<void> {
+  const s = await session.catch(() => null);
+  await s?.release();
 }
 
 function nonFinite(message: string): LogitscopeError {

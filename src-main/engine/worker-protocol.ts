@@ -23,6 +23,12 @@ export interface TechniqueRows {
   sourceLayer: number[];
   /** Where each row enters the target prompt (patchscopes only). */
   injectLayer: number[];
+  /**
+   * A tuned lens (lens/lens.ts): the folder of its checked lens.json and weights.f32. Each row's
+   * vector is mapped by its source layer's affine map (in the worker, on the engine's device)
+   * before the unembedding; rows of the last layer pass unchanged (its map is the identity).
+   */
+  lens?: { dir: string } | null;
 }
 
 /** Everything a batch computes, from source pass to unembedding, in one worker call. */
@@ -47,6 +53,8 @@ export interface BatchResult {
   topkLogprobs: Float32Array;
   /** [rows] log p_technique(reference top-1). */
   referenceLogprob: Float32Array;
+  /** [rows] entropy (nats) of each row's full next-token distribution; not stored in the results cache. */
+  entropy: Float32Array;
   /** [rows] log p_model(row's top-1) at the source position (the paper's surprisal, negated). */
   modelLogprobOfTop1: Float32Array;
 }
@@ -56,6 +64,8 @@ export interface UnembedReply {
   topkIds: Int32Array; // [rows, k]
   topkLogprobs: Float32Array; // [rows, k]
   referenceLogprob: Float32Array; // [rows]
+  /** [rows] entropy (nats) of each row's full distribution. */
+  entropy: Float32Array;
   /** [rows, dVocab], only when asked for. */
   logits?: Float32Array;
 }
@@ -108,13 +118,16 @@ export interface EngineStats {
   unembedRuns: number;
   unembedRows: number;
   naiveRuns: number;
+  /** Tuned-lens apply runs in batches (one per technique and batch), and the rows they mapped. */
+  lensRuns: number;
+  lensRows: number;
 }
 
 /**
- * Milliseconds, cumulative: inside each graph's session.run, and `host` for the worker's own
+ * Milliseconds, cumulative: inside each graph's session.run (`lens`: tuned-lens maps), and `host` for the worker's own
  * JavaScript (gathers, copies, checks) plus the message round trips, measured by the engine.
  */
-export type EngineTimings = Record<'full' | 'step' | 'unembed' | 'host', number>;
+export type EngineTimings = Record<'full' | 'step' | 'unembed' | 'lens' | 'host', number>;
 
 /** Sent with every reply: the worker's cumulative counters, and the worker time of this call. */
 export interface Meter {

@@ -6,6 +6,7 @@ import type { GraphName } from './graph/gptj-graphs.ts';
 import { prepareModel } from './model-build.ts';
 import { ModelRunner } from './model-runner.ts';
 import { createSession } from './ort-session.ts';
+import { openApplySession } from '../lens/local-sessions.ts';
 import type { LoadedModel, Meter, WorkerRequest, WorkerRequests } from './worker-protocol.ts';
 
 let runner: ModelRunner | undefined;
@@ -20,7 +21,9 @@ async function load({ modelDir, device, cacheRoot, dtype }: WorkerRequests['load
   // One at a time: peak memory matters more than seconds here. No weight is in both sessions.
   const blocks = await make('blocks');
   const unembed = await make('unembed');
-  runner = new ModelRunner({ blocks, unembed }, ckpt.config, dtype);
+  // A tuned lens's apply step runs here too, on the same device, when a batch names one.
+  const openLens = (dir: string) => openApplySession({ dir, device, nLayers: ckpt.config.nLayers, dModel: ckpt.config.dModel });
+  runner = new ModelRunner({ blocks, unembed }, ckpt.config, dtype, openLens);
   return {
     config: ckpt.config,
     identity: ckpt.identity,
@@ -80,8 +83,8 @@ function buffersOf(result: object): ArrayBuffer[] {
 }
 
 function meter(started: number): Meter {
-  const stats = runner?.stats ?? { sourceRuns: 0, sourceRows: 0, patchedRuns: 0, patchedRows: 0, unembedRuns: 0, unembedRows: 0, naiveRuns: 0 };
-  const timings = runner?.timings ?? { full: 0, step: 0, unembed: 0, host: 0 };
+  const stats = runner?.stats ?? { sourceRuns: 0, sourceRows: 0, patchedRuns: 0, patchedRows: 0, unembedRuns: 0, unembedRows: 0, naiveRuns: 0, lensRuns: 0, lensRows: 0 };
+  const timings = runner?.timings ?? { full: 0, step: 0, unembed: 0, lens: 0, host: 0 };
   return { stats: { ...stats }, sourcePrompts: runner?.sourcePrompts ?? 0, timings: { ...timings }, callMs: performance.now() - started };
 }
 

@@ -1,25 +1,27 @@
 /**
  * Reading a layer through the fitted tuned lens: rows h_l → h_l·W_l + b_l (one batched MatMul in a
- * small onnxruntime session of our own, graphs.ts applyGraph, run in the lens worker), then the engine's own unembedding
- * (ln_f + lm_head, top-k, the reference's log-probability), as for every other technique. It
- * composes with the engine from outside: the engine's source pass gives the residuals, and its
- * unembed op reads the mapped rows.
+ * small onnxruntime session, graphs.ts applyGraph), then the engine's own unembedding (ln_f +
+ * lm_head, top-k, the reference's log-probability), as for every other technique.
+ *
+ * Two routes. A sweep's fast path (sweep/extract.ts Extractor) names the lens's folder
+ * (`lensFolder`) in its batch, and the engine's worker maps the rows inside the batch. The route
+ * here, `tunedLensExtract`, composes with the engine from outside instead: the engine's source pass
+ * gives the residuals, the lens worker maps them, the engine's unembed op reads the mapped rows.
+ * The naive path uses it, so the two check each other.
  */
 import { type Engine } from '../engine/engine.ts';
 import { LogitscopeError } from '../errors.ts';
-import type { Example, ExampleResult, LayerResult } from '../sweep/extract.ts';
+import { type Example, type ExampleResult, type LayerResult, layerResult } from '../sweep/extract.ts';
 import { ensureTunedLens } from './fit.ts';
 import { lensDir, type LensRecord, readLensFile } from './lens.ts';
 import { applyLens, engineDevice } from './sessions.ts';
-
-export const applyStats = { rows: 0 };
 
 /**
  * The lens's folder for this engine, checked: fitted for the loaded model. A lens no longer in the
  * cache (the cache folder was cleared) is fitted again from the settings the run recorded, which
  * give the same lens (same key), so resuming such a run loses nothing.
  */
-async function lensFolder(engine: Engine, lens: LensRecord): Promise<string> {
+export async function lensFolder(engine: Engine, lens: LensRecord): Promise<string> {
   if (lens.modelIdentity !== engine.info.identity) {
     throw new LogitscopeError('argument_invalid', `the tuned lens ${lens.key.slice(0, 12)} was fitted for another model`, 'techniques');
   }
@@ -47,18 +49,21 @@ export async function mapRows(engine: Engine, lens: LensRecord, rows: Float32Arr
   mapped.forEach(([, i], j) => input.set(rows.subarray(i * batch * d, (i + 1) * batch * d), j * batch * d));
   const m = await applyLens({ device: engineDevice(engine), dir, nLayers, dModel: d, rows: input, layerIndex: mapped.map(([l]) => l + 1), batch });
   mapped.forEach(([, i], j) => out.set(m.subarray(j * batch * d, (j + 1) * batch * d), i * batch * d));
-  applyStats.rows += mapped.length * batch;
   return out;
 }
+
+/** Rows per unembed call here: bounds the [rows, dVocab] logits the graph holds at once. */
+const UNEMBED_ROWS = 256;
 
 /**
  * Tuned-lens rows of a batch of examples at `layers`: one source pass, the map, the unembedding.
  * `referenceTop1` (the model's own top-1 per example) is taken from the caller when another
- * technique already computed it in the same batch, so every technique of an example shares it.
+ * technique already computed it, so every technique of an example shares it. With `entropy`, each
+ * row carries its distribution's entropy (LayerResult.entropy).
  */
 export async function tunedLensExtract(
   engine: Engine,
-  o: { examples: Example[]; id: string; lens: LensRecord; layers: readonly number[]; k: number; referenceTop1?: readonly number[]; maxUnembedRows?: number },
+  o: { examples: Example[]; id: string; lens: LensRecord; layers: readonly number[]; k: number; referenceTop1?: readonly number[]; entropy?: boolean },
 ): Promise<ExampleResult[]> {
   const { nLayers, dModel: d, dVocab } = engine.config;
   const B = o.examples.length;
@@ -78,7 +83,7 @@ export async function tunedLensExtract(
 
   const results: ExampleResult[] = o.examples.map((e, b) => ({ tokens: e.tokens, position: e.position, reference_top1: reference![b], layers: [] }));
   const total = o.layers.length * B;
-  const step = o.maxUnembedRows ?? 256;
+  const step = UNEMBED_ROWS;
   // Rows are layer-major; results are pushed per example in layer order.
   const perRow: LayerResult[] = new Array(total);
   for (let start = 0; start < total; start += step) {
@@ -88,17 +93,8 @@ export async function tunedLensExtract(
     for (let r = 0; r < n; r++) {
       const row = start + r;
       const b = row % B;
-      const ids = Array.from(u.topkIds.subarray(r * u.k, (r + 1) * u.k));
-      const logprobs = Array.from(u.topkLogprobs.subarray(r * u.k, (r + 1) * u.k));
-      perRow[row] = {
-        layer: o.layers[Math.floor(row / B)],
-        technique: o.id,
-        top1: ids[0],
-        surprisal: -u.referenceLogprob[r],
-        surprisal_paper: -(src.logits[b * dVocab + ids[0]] - lse[b]),
-        // float32, as the results cache stores them (extract.ts layerResult does the same).
-        top_k: { ids, probs: logprobs.map((lp) => Math.fround(Math.exp(lp))) },
-      };
+      const paper = -(src.logits[b * dVocab + u.topkIds[r * u.k]] - lse[b]);
+      perRow[row] = layerResult({ technique: o.id, layer: o.layers[Math.floor(row / B)] }, u, r, paper, o.entropy);
     }
   }
   for (let b = 0; b < B; b++) for (let i = 0; i < o.layers.length; i++) results[b].layers.push(perRow[i * B + b]);

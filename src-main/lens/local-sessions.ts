@@ -3,6 +3,7 @@
  * them. onnxruntime-node's `run` blocks the thread it is called on, so nothing here is called on
  * the main thread: sessions.ts sends each call to the lens worker (lens-worker.ts).
  */
+import type { DeviceChoice } from '../engine/device.ts';
 import { createSession, type HostTensor, type Session } from '../engine/ort-session.ts';
 import { applyGraph, gemmGraph, gramGraph } from './graphs.ts';
 import { LENS_WEIGHTS } from './lens.ts';
@@ -60,14 +61,21 @@ export async function runGemm(p: LensCalls['gemm']): Promise<Float64Array> {
   return out.out.data as unknown as Float64Array;
 }
 
+/**
+ * The apply session of the lens in `dir` (graphs.ts applyGraph over its weights.f32) on `device`.
+ * Opened here for the naive path's maps, and by the engine worker for the fast path's batches.
+ */
+export function openApplySession(o: { dir: string; device: DeviceChoice | string; nLayers: number; dModel: number }): Promise<Session> {
+  const layers = o.nLayers + 1;
+  const d = o.dModel;
+  return createSession(applyGraph({ layers, dModel: d, weightFile: LENS_WEIGHTS, bOffset: 4 * layers * d * d }), { device: o.device, weightFolder: o.dir, label: 'tuned-lens apply' });
+}
+
 /** rows [layers, batch, d] → rows·W + b of those layers (indices into the lens's layer axis). */
 export async function runApply(p: LensCalls['apply']): Promise<Float32Array> {
-  const layers = p.nLayers + 1;
   const d = p.dModel;
   // A lens's weights are memory-mapped once per process and device (external data, graphs.ts).
-  const s = await cached(`apply|${p.dir}|${p.device}`, () =>
-    createSession(applyGraph({ layers, dModel: d, weightFile: LENS_WEIGHTS, bOffset: 4 * layers * d * d }), { device: p.device, weightFolder: p.dir, label: 'tuned-lens apply' }),
-  );
+  const s = await cached(`apply|${p.dir}|${p.device}`, () => openApplySession(p));
   const out = await s.run(
     { rows: f32(p.rows, [p.layerIndex.length, p.batch, d]), layer_index: { type: 'int64', data: BigInt64Array.from(p.layerIndex, BigInt), dims: [p.layerIndex.length] } },
     ['mapped'],

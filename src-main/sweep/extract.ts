@@ -1,6 +1,7 @@
-import { type Engine, residRow, type UnembedResult } from '../engine/engine.ts';
+import { type Engine, residRow, type TechniqueRows, type UnembedResult } from '../engine/engine.ts';
 import { LogitscopeError } from '../errors.ts';
-import { tunedLensExtract } from '../lens/apply.ts';
+import { lensFolder, tunedLensExtract } from '../lens/apply.ts';
+import type { LensRecord } from '../lens/lens.ts';
 import { isTunedLens, type ResolvedTechnique, targetLayerOf } from './techniques.ts';
 
 /** One source prompt and the position whose next token is being extracted. */
@@ -19,6 +20,11 @@ export interface LayerResult {
   /** −ln p_model(technique's top-1) at the source position, nats: the Patchscopes paper's convention. */
   surprisal_paper: number;
   top_k: { ids: number[]; probs: number[] };
+  /**
+   * Entropy (nats) of the technique's full next-token distribution, computed in the unembedding
+   * graph. Only when the extraction asked for it (ExtractOptions.entropy); never stored.
+   */
+  entropy?: number;
 }
 
 export interface ExampleResult {
@@ -39,6 +45,8 @@ export interface ExtractOptions {
   k: number;
   /** How errors name each example (e.g. its ordinal in the sweep); "example i (position p)" by default. */
   names?: string[];
+  /** Give each row its distribution's entropy (LayerResult.entropy): for views, not for the results cache. */
+  entropy?: boolean;
 }
 
 /** The model's own distribution at one source position: the unembedding of its last resid row. */
@@ -63,8 +71,9 @@ class ModelDistribution {
 /**
  * The fast algorithm, one engine call per batch: one batched source pass (prompts truncated after
  * their position), the target prompts' prefixes cached in the engine's worker, one single-position
- * patched run per technique for every (example, layer) row at once, and batched unembedding of
- * every row. The residuals never leave the worker; only the stored numbers come back.
+ * patched run per technique for every (example, layer) row at once, one tuned-lens map per lens
+ * technique (all its rows at once), and batched unembedding of every row. The residuals never
+ * leave the worker; only the stored numbers come back.
  */
 export class Extractor {
   /** Rows per unembedding call: bounds the [rows, dVocab] logits the graph holds at once. */
@@ -73,41 +82,22 @@ export class Extractor {
   constructor(private readonly engine: Engine) {}
 
   async extract(opts: ExtractOptions): Promise<ExampleResult[]> {
-    // The tuned lens composes with the engine from outside (src-main/lens/apply.ts): the other
-    // techniques' batch first, then the lens's rows, sharing the batch's reference top-1.
-    const lensTechniques = opts.techniques.filter(isTunedLens);
-    if (lensTechniques.length > 0) {
-      const others = opts.techniques.filter((t) => !isTunedLens(t));
-      const base = others.length > 0 ? await this.extract({ ...opts, techniques: others }) : null;
-      const lensResults = await Promise.all(
-        lensTechniques.map(async (t) => {
-          if (!t.lens) throw new LogitscopeError('argument_invalid', 'the tuned lens has not been fitted for this sweep', 'techniques');
-          const layers = opts.layersByTechnique?.[t.id] ?? opts.layers;
-          const referenceTop1 = base?.map((r) => r.reference_top1);
-          return tunedLensExtract(this.engine, { examples: opts.examples, id: t.id, lens: t.lens, layers, k: opts.k, referenceTop1, maxUnembedRows: this.maxUnembedRows });
-        }),
-      );
-      return opts.examples.map((e, b) => ({
-        tokens: e.tokens,
-        position: e.position,
-        reference_top1: base?.[b].reference_top1 ?? lensResults[0][b].reference_top1,
-        // In the requested technique order.
-        layers: opts.techniques.flatMap((t) => (isTunedLens(t) ? lensResults[lensTechniques.indexOf(t)][b].layers : base![b].layers.filter((r) => r.technique === t.id))),
-      }));
-    }
     const { examples, techniques, layers } = opts;
-    const tech = techniques.map((t) => {
+    const tech: TechniqueRows[] = [];
+    for (const t of techniques) {
       const tLayers = opts.layersByTechnique?.[t.id] ?? layers;
       const example = examples.flatMap((_, b) => tLayers.map(() => b));
       const sourceLayer = examples.flatMap(() => tLayers);
-      return {
+      tech.push({
         id: t.id,
         prefixTokens: t.kind === 'patchscope' ? t.promptTokens : null,
         example,
         sourceLayer,
         injectLayer: t.kind === 'patchscope' ? sourceLayer.map((l) => targetLayerOf(t, l)) : [],
-      };
-    });
+        // The tuned lens is the logit lens with each row mapped first, in the engine's worker.
+        lens: isTunedLens(t) ? { dir: await lensFolder(this.engine, fittedLens(t)) } : null,
+      });
+    }
     const out = await this.engine.extractBatch({
       // Tokens after the position cannot influence it (causal attention), so they are not run.
       items: examples.map((e) => ({ tokens: e.tokens.slice(0, e.position + 1), position: e.position })),
@@ -120,7 +110,7 @@ export class Extractor {
     let row = 0;
     for (const t of tech) {
       t.example.forEach((b, r) => {
-        results[b].layers.push(layerResult({ technique: t.id, layer: t.sourceLayer[r] }, out, row, -out.modelLogprobOfTop1[row]));
+        results[b].layers.push(layerResult({ technique: t.id, layer: t.sourceLayer[r] }, out, row, -out.modelLogprobOfTop1[row], opts.entropy));
         row++;
       });
     }
@@ -140,10 +130,11 @@ export async function extractNaive(engine: Engine, opts: ExtractOptions): Promis
     const result: ExampleResult = { tokens: e.tokens, position: e.position, reference_top1: -1, layers: [] };
     for (const t of opts.techniques) {
       if (isTunedLens(t)) {
-        // One example at a time, through the same map and unembedding as the fast path.
-        if (!t.lens) throw new LogitscopeError('argument_invalid', 'the tuned lens has not been fitted for this sweep', 'techniques');
+        // One example at a time, composed from outside the engine (lens/apply.ts): its own source
+        // pass, the lens worker's map and the engine's unembed op, a route independent of the batch's.
         const layers = opts.layersByTechnique?.[t.id] ?? opts.layers;
-        const [r] = await tunedLensExtract(engine, { examples: [e], id: t.id, lens: t.lens, layers, k: opts.k, referenceTop1: result.reference_top1 >= 0 ? [result.reference_top1] : undefined });
+        const referenceTop1 = result.reference_top1 >= 0 ? [result.reference_top1] : undefined;
+        const [r] = await tunedLensExtract(engine, { examples: [e], id: t.id, lens: fittedLens(t), layers, k: opts.k, referenceTop1, entropy: opts.entropy });
         if (result.reference_top1 < 0) result.reference_top1 = r.reference_top1;
         result.layers.push(...r.layers);
         continue;
@@ -161,7 +152,7 @@ export async function extractNaive(engine: Engine, opts: ExtractOptions): Promis
           final = await engine.naivePatched({ targetTokens: t.promptTokens, layer: targetLayerOf(t, layer), vector: final });
         }
         const out = await engine.unembed({ resid: final, referenceIds: [model.top1], k: opts.k });
-        result.layers.push(layerResult({ technique: t.id, layer }, out, 0, -model.logprob(out.topkIds[0])));
+        result.layers.push(layerResult({ technique: t.id, layer }, out, 0, -model.logprob(out.topkIds[0]), opts.entropy));
       }
     }
     results.push(result);
@@ -169,7 +160,19 @@ export async function extractNaive(engine: Engine, opts: ExtractOptions): Promis
   return results;
 }
 
-function layerResult(r: { technique: string; layer: number }, out: Pick<UnembedResult, 'k' | 'topkIds' | 'topkLogprobs' | 'referenceLogprob'>, i: number, surprisalPaper: number): LayerResult {
+function fittedLens(t: ResolvedTechnique): LensRecord {
+  if (t.kind !== 'tuned_lens' || !t.lens) throw new LogitscopeError('argument_invalid', 'the tuned lens has not been fitted for this sweep', 'techniques');
+  return t.lens;
+}
+
+/** Row i of an unembedding as the stored per-layer entry (and, with `entropy`, its distribution's entropy). */
+export function layerResult(
+  r: { technique: string; layer: number },
+  out: Pick<UnembedResult, 'k' | 'topkIds' | 'topkLogprobs' | 'referenceLogprob' | 'entropy'>,
+  i: number,
+  surprisalPaper: number,
+  entropy = false,
+): LayerResult {
   const ids = Array.from(out.topkIds.subarray(i * out.k, (i + 1) * out.k));
   const logprobs = Array.from(out.topkLogprobs.subarray(i * out.k, (i + 1) * out.k));
   return {
@@ -180,5 +183,6 @@ function layerResult(r: { technique: string; layer: number }, out: Pick<UnembedR
     surprisal_paper: surprisalPaper,
     // float32, as the results cache stores them: a cached result reads back exactly as computed.
     top_k: { ids, probs: logprobs.map((lp) => Math.fround(Math.exp(lp))) },
+    ...(entropy && { entropy: out.entropy[i] }),
   };
 }

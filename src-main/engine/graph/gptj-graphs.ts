@@ -219,6 +219,7 @@ function stepBody(ctx: Ctx, x: BlocksInputs): void {
  *
  * Inputs: resid [rows, d] fp32; reference_ids [rows]; k [1].
  * Outputs: topk_logprobs [rows, k] (descending), topk_ids [rows, k], reference_logprob [rows];
+ *   entropy [rows], nats, of the full next-token distribution (all dVocab rows);
  *   logits [rows, dVocab] and logsumexp [rows] (fetched for source rows only: log p = logit - lse);
  *   finite_check [rows] = lse + min logit, finite exactly when every logit of the row is (a NaN
  *   makes lse NaN, +inf makes lse inf, -inf makes the min -inf), so NaN/Inf is one value per row to test.
@@ -236,9 +237,14 @@ export function buildUnembedGraph(o: GraphOptions): Uint8Array {
   const refLogit = b.op('GatherElements', [logits, b.op('Unsqueeze', [refIds, b.constInt64([1])])], { axis: 1 }); // [rows, 1]
   const squeeze = (x: string) => b.op('Squeeze', [x, b.constInt64([1])]); // [rows, 1] -> [rows]
   const minLogit = b.op('ReduceMin', [logits], { axes: [1], keepdims: 1 }); // [rows, 1]
+  // H = lse − Σ softmax·logits, written as −Σ p·log p with log p = logit − lse: the same sum, but
+  // over terms that are each small, instead of a difference of two numbers near lse (fp32).
+  const logp = b.op('Sub', [logits, lse]); // [rows, V]
+  const entropy = b.op('Neg', [b.op('ReduceSum', [b.op('Mul', [b.op('Exp', [logp]), logp]), b.constInt64([1])], { keepdims: 0 })]); // [rows]
   b.output(b.op('Sub', [values, lse]), 'topk_logprobs', 'float32', ['rows', 'k']);
   b.output(indices, 'topk_ids', 'int64', ['rows', 'k']);
   b.output(squeeze(b.op('Sub', [refLogit, lse])), 'reference_logprob', 'float32', ['rows']);
+  b.output(entropy, 'entropy', 'float32', ['rows']);
   b.output(logits, 'logits', 'float32', ['rows', c.dVocab]);
   b.output(squeeze(lse), 'logsumexp', 'float32', ['rows']);
   b.output(squeeze(b.op('Add', [lse, minLogit])), 'finite_check', 'float32', ['rows']);
