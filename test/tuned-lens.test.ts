@@ -239,8 +239,17 @@ describe('tuned lens on a tiny random GPT-J', () => {
     expect(lensStats.fits).toBe(fitsBefore + 1);
     const lensTechnique = prepared.plan.techniques.find((t) => t.kind === 'tuned_lens')!;
     expect(lensTechnique.kind === 'tuned_lens' && lensTechnique.lens?.examples).toBeGreaterThan(0);
+    const before = { ...engine.stats };
     const out = await runSweep(engine, prepared.plan);
     expect(out.status).toBe('completed');
+    // The lens maps its rows inside the engine's batch: one source pass per batch serves all four
+    // techniques (no second one for the lens), one lens run per batch, every layer's rows but the
+    // last one's (its map is the identity).
+    const n = prepared.plan.examples.length;
+    const batches = engine.stats.sourceRuns - before.sourceRuns;
+    expect(engine.stats.sourceRows - before.sourceRows).toBe(n);
+    expect(engine.stats.lensRuns - before.lensRuns).toBe(batches);
+    expect(engine.stats.lensRows - before.lensRows).toBe(n * prepared.plan.layers.filter((l) => l !== config.nLayers - 1).length);
     const last = out.summary.find((s) => s.technique === 'tuned_lens' && s.layer === config.nLayers - 1)!;
     expect(last.n).toBe(prepared.plan.examples.length);
     expect(last.precision.mean).toBe(1);
@@ -265,13 +274,27 @@ describe('tuned lens on a tiny random GPT-J', () => {
     expect(engine.stats.sourceRuns).toBe(sourceRunsBefore);
     expect(again.plan.techniques).toEqual(prepared.plan.techniques);
 
-    // The naive path gives the same tuned-lens rows.
-    const naive = await extractNaive(engine, { examples: prepared.plan.examples.slice(0, 3), techniques: [lensTechnique], layers: prepared.plan.layers, k: 5 });
+    // The naive path (the lens composed from outside the engine: its own source pass per example,
+    // the lens worker's map, the engine's unembed op) gives the same tuned-lens rows: the same top-k
+    // ids, and log-probabilities within 1e-5 (fast and naive map 1 or B rows per product, so their
+    // sums may round differently).
+    const naive = await extractNaive(engine, { examples: prepared.plan.examples.slice(0, 8), techniques: [lensTechnique], layers: prepared.plan.layers, k: 5 });
+    const lensRowsBefore = engine.stats.lensRows;
+    let compared = 0;
     naive.forEach((r, b) => {
       const fast = out.results[b]!.layers.filter((x) => x.technique === 'tuned_lens');
-      expect(r.layers.map((x) => x.top1)).toEqual(fast.map((x) => x.top1));
-      r.layers.forEach((x, j) => expect(Math.abs(x.surprisal - fast[j].surprisal)).toBeLessThan(1e-4));
+      expect(r.reference_top1).toBe(out.results[b]!.reference_top1);
+      expect(r.layers.map((x) => x.layer)).toEqual(fast.map((x) => x.layer));
+      r.layers.forEach((x, j) => {
+        expect(x.top_k.ids).toEqual(fast[j].top_k.ids);
+        expect(Math.abs(x.surprisal - fast[j].surprisal)).toBeLessThan(1e-5);
+        expect(Math.abs(x.surprisal_paper - fast[j].surprisal_paper)).toBeLessThan(1e-5);
+        x.top_k.probs.forEach((p, i) => expect(Math.abs(Math.log(p) - Math.log(fast[j].top_k.probs[i]))).toBeLessThan(1e-5));
+        compared++;
+      });
     });
+    expect(compared).toBe(8 * prepared.plan.layers.length);
+    expect(engine.stats.lensRows).toBe(lensRowsBefore); // the naive path did not use the engine's lens
 
     // Runs and exports name the lens.
     const key = lensTechnique.kind === 'tuned_lens' ? lensTechnique.lens!.key : '';
