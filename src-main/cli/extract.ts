@@ -57,7 +57,7 @@ export const extractCommand = {
     // Known here only to be refused with the way to get such a lens, instead of "unknown option".
     const lensOption = (['lens-train', 'lens-ridge', 'lens-seed'] as const).find((k) => o[k] !== undefined);
     if (lensOption) {
-      throw new LogitscopeError('argument_invalid', `--${lensOption}: extract reads one prompt through the tuned lens last fitted for this model, and fits none; fit a lens with these settings by \`logitscope sweep --techniques tuned_lens --${lensOption} ...\` first`, `--${lensOption}`);
+      throw new LogitscopeError('argument_invalid', `extract reads one prompt through the tuned lens last fitted for this model, and fits none; fit a lens with these settings by \`logitscope sweep --techniques tuned_lens --${lensOption} ...\` first`, `--${lensOption}`);
     }
     const out = o.json === undefined ? undefined : checkWritable(o.json, '--json');
     const request = {
