@@ -52,7 +52,7 @@ describe('sweeps through the results cache (a real SQLite file)', () => {
     const first = await runStoredSweep(engine, store, spec(8));
     const before = { ...engine.stats };
     const second = await runStoredSweep(engine, store, spec(8));
-    expect(delta(engine.stats, before)).toEqual({ sourceRuns: 0, sourceRows: 0, patchedRuns: 0, patchedRows: 0, unembedRuns: 0, unembedRows: 0, naiveRuns: 0 });
+    expect(delta(engine.stats, before)).toEqual({ sourceRuns: 0, sourceRows: 0, patchedRuns: 0, patchedRows: 0, unembedRuns: 0, unembedRows: 0, naiveRuns: 0, lensRuns: 0, lensRows: 0 });
     expect(second.runId).not.toBe(first.runId);
     expect(second.outcome.results).toEqual(first.outcome.results);
     expect(store.getRun(second.runId)).toMatchObject({ status: 'completed', examplesDone: 8 });

@@ -192,6 +192,8 @@ export interface ExtractView {
   columns?: ExtractColumn[];
   /** Token ids from here up are rows of the model's head the tokenizer never produces (GPT-J: 50257..50399). */
   paddingFrom: number;
+  /** Rows of the model's head (GPT-J: 50400): a cell's entropy is at most ln(dVocab). */
+  dVocab: number;
   /** The same check as a stored run's, over this extraction's rows. */
   parity: Parity;
   techniques: { id: string; prompt?: string; targetLayer?: 'same' | number }[];

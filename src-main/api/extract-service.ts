@@ -115,6 +115,7 @@ export async function extractOne(engine: Engine, p: Payload<'extract'>): Promise
     reference: last.reference,
     ...((p.positions !== undefined) && { columns }),
     paddingFrom,
+    dVocab: engine.config.dVocab,
     parity,
     techniques: techniques.map((t) => {
       const v = techniqueView(t);

@@ -27,15 +27,10 @@ const pct = (p: number) => `${Number((p * 100).toPrecision(2))}%`;
 const stepOf = (fraction: number) => Math.max(0, Math.min(STEPS - 1, Math.floor(fraction * STEPS)));
 
 /**
- * Entropy, in nats, of the cell's top-k renormalised to sum to 1. Not the entropy of the full
- * distribution (that needs all 50400 probabilities, which the reply does not carry): it says how
- * spread the top-k is, and is labelled so wherever it is shown.
+ * The entropy scale's top: ln(dVocab) nats, a uniform distribution over every row of the model's
+ * head (10.83 for GPT-J). One fixed scale, so colours compare across cells, prompts and pictures.
  */
-export function topKEntropy(cell: ExtractCell): number {
-  const total = cell.topK.reduce((s, t) => s + t.prob, 0);
-  if (total <= 0) return 0;
-  return -cell.topK.reduce((s, t) => (t.prob > 0 ? s + (t.prob / total) * Math.log(t.prob / total) : s), 0);
-}
+export const maxEntropy = (dVocab: number) => Math.log(Math.max(2, dVocab));
 
 /** The pinned token's rank (1 = top-1) and probability in this cell, or null outside its top-k. */
 export function pinIn(cell: ExtractCell, pin: { id: number }): { rank: number; prob: number } | null {
@@ -43,11 +38,15 @@ export function pinIn(cell: ExtractCell, pin: { id: number }): { rank: number; p
   return i < 0 ? null : { rank: i + 1, prob: cell.topK[i].prob };
 }
 
-export function cellValue(cell: ExtractCell, colour: LensColour, pin: Pin): CellValue {
+/**
+ * A cell's value under a switch. `entropy` is the engine's, of the full next-token distribution
+ * (all dVocab probabilities, computed on the device), not of the top-k the reply carries.
+ */
+export function cellValue(cell: ExtractCell, colour: LensColour, pin: Pin, dVocab: number): CellValue {
   const k = cell.topK.length;
   if (colour === 'entropy') {
-    const h = topKEntropy(cell);
-    return { value: h, step: stepOf(h / Math.log(Math.max(2, k))), text: `top-${k} entropy ${h.toFixed(2)} nats` };
+    const h = cell.entropy;
+    return { value: h, step: stepOf(h / maxEntropy(dVocab)), text: `entropy ${h.toFixed(2)} nats` };
   }
   if (pin) {
     const at = pinIn(cell, pin);
@@ -61,8 +60,8 @@ export function cellValue(cell: ExtractCell, colour: LensColour, pin: Pin): Cell
 }
 
 /** What the colour scale means, for the legend and the figure. */
-export function scaleLabel(colour: LensColour, pin: Pin, k: number): { title: string; low: string; high: string } {
-  if (colour === 'entropy') return { title: `entropy of the top-${k}, renormalised (nats; not the full distribution's)`, low: '0', high: `${Math.log(k).toFixed(2)} (uniform top-${k})` };
+export function scaleLabel(colour: LensColour, pin: Pin, k: number, dVocab: number): { title: string; low: string; high: string } {
+  if (colour === 'entropy') return { title: 'entropy of the next-token distribution (nats)', low: '0', high: `${maxEntropy(dVocab).toFixed(2)} (uniform over ${dVocab})` };
   if (pin && colour === 'rank') return { title: `rank of ${showToken(pin.text)} (grey: not in the top-${k})`, low: `${k}`, high: '1' };
   if (pin) return { title: `probability of ${showToken(pin.text)} (grey: not in the top-${k})`, low: '0', high: '1' };
   if (colour === 'rank') return { title: 'probability of the top-1 token (pin a token to colour by its rank: the top-1 is rank 1 everywhere)', low: '0', high: '1' };
@@ -100,7 +99,7 @@ export function lensSvg(opts: { view: ExtractView; techniques: string[]; labelOf
   const cw = 64;
   const ch = 20;
   const left = 110;
-  const scale = scaleLabel(colour, pin, k);
+  const scale = scaleLabel(colour, pin, k, view.dVocab);
   const prompt = view.tokens.map((t) => t.text).join('');
   const notes = [
     `prompt: ${JSON.stringify(clip(prompt, 120))} (${view.tokens.length} tokens${view.bos ? ', BOS first' : ''})`,
@@ -134,7 +133,7 @@ export function lensSvg(opts: { view: ExtractView; techniques: string[]; labelOf
       columns.forEach((col, ci) => {
         const cell = cellOf(col, t, layer);
         if (!cell) return;
-        const v = cellValue(cell, colour, pin);
+        const v = cellValue(cell, colour, pin, view.dVocab);
         const fill = v.step === null ? NONE_COLOUR : PALETTE[v.step];
         const x = left + ci * cw;
         const stroke = cell.top1 >= view.paddingFrom ? ' stroke="#cf222e" stroke-width="2" stroke-dasharray="3 2"' : '';
@@ -160,12 +159,14 @@ export function lensSvg(opts: { view: ExtractView; techniques: string[]; labelOf
 /** Every (position, technique, layer) row of the reply, as the sweeps' CSV names its columns. */
 export function lensCsv(view: ExtractView): string {
   const field = (v: string | number) => (typeof v === 'number' ? String(v) : /[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
-  const rows: (string | number)[][] = [['position', 'token', 'reference_top1', 'technique', 'layer', 'top1', 'correct', 'surprisal', 'surprisal_paper', 'top_k_ids', 'top_k_probs', 'top_k_padding']];
+  // entropy (nats, the full distribution's) last: the columns before it are the sweeps' CSV's.
+  const rows: (string | number)[][] = [['position', 'token', 'reference_top1', 'technique', 'layer', 'top1', 'correct', 'surprisal', 'surprisal_paper', 'top_k_ids', 'top_k_probs', 'top_k_padding', 'entropy']];
   for (const col of columnsOf(view)) {
     for (const c of col.cells) {
       rows.push([
         col.position, view.tokens[col.position].text, col.reference.id, c.technique, c.layer, c.top1, Number(c.correct), c.surprisal, c.surprisalPaper,
         c.topK.map((t) => t.id).join(' '), c.topK.map((t) => t.prob).join(' '), c.topK.filter((t) => t.id >= view.paddingFrom).map((t) => t.id).join(' '),
+        c.entropy,
       ]);
     }
   }

@@ -265,12 +265,24 @@ describe.skipIf(!HAS_CHROMIUM)(`the Extract tab in headless Chromium${SKIP_REASO
       await shot('extract-08-pinned');
       await page.getByRole('button', { name: 'Rank', exact: true }).click();
       await check('rank');
-      await page.getByRole('button', { name: 'Entropy (top-k)' }).click();
-      const c = view.columns![0].cells.find((x) => x.technique === 'logit_lens' && x.layer === 0)!;
-      const total = c.topK.reduce((s, x) => s + x.prob, 0);
-      const h = -c.topK.reduce((s, x) => s + (x.prob / total) * Math.log(x.prob / total), 0);
-      expect(await cellClass('logit_lens', 0, 0)).toContain(`lens-c${Math.min(9, Math.floor((h / Math.log(c.topK.length)) * 10))}`);
-      await expect.poll(() => page.locator('.lens-legend').innerText()).toMatch(/entropy of the top-20, renormalised/);
+      await page.getByRole('button', { name: 'Entropy', exact: true }).click();
+      // The engine's entropy of each cell's full next-token distribution, on one scale 0..ln(dVocab) nats:
+      // every cell's class is its tenth, and its label says the value the reply carries.
+      expect(view.dVocab).toBe(50400);
+      const hMax = Math.log(view.dVocab);
+      for (const [ci, col] of view.columns!.entries()) {
+        for (const c of col.cells.filter((x) => x.technique === 'logit_lens')) {
+          expect(c.entropy).toBeGreaterThan(0);
+          expect(c.entropy).toBeLessThanOrEqual(hMax + 1e-4);
+          expect(await cellClass('logit_lens', c.layer, ci)).toContain(`lens-c${Math.max(0, Math.min(9, Math.floor((c.entropy / hMax) * 10)))}`);
+          expect(await page.locator(`#lens-logit_lens-${c.layer}-${ci}`).getAttribute('aria-label')).toContain(`entropy ${c.entropy.toFixed(2)} nats`);
+        }
+      }
+      await expect.poll(() => page.locator('.lens-legend').innerText()).toMatch(/entropy of the next-token distribution \(nats\):\s*0[\s\S]*10\.83 \(uniform over 50400\)/);
+      // The side panel shows the hovered cell's entropy.
+      const hovered = view.columns![2].cells.find((x) => x.technique === 'logitscope' && x.layer === 1)!;
+      await page.locator('#lens-logitscope-1-2').hover();
+      await expect.poll(() => hover.locator('p.hint').innerText()).toContain(`entropy ${hovered.entropy.toFixed(2)} nats (next-token distribution)`);
       await page.getByRole('button', { name: 'Probability', exact: true }).click();
     });
 
@@ -319,7 +331,8 @@ describe.skipIf(!HAS_CHROMIUM)(`the Extract tab in headless Chromium${SKIP_REASO
       expect(bytes.subarray(1, 4).toString()).toBe('PNG');
       fs.copyFileSync(png.file, path.join('test-output', 'e2e', 'extract-09-picture-export.png'));
       const csv = fs.readFileSync((await save('Save rows as CSV')).file, 'utf8').trim().split('\r\n');
-      expect(csv[0]).toBe('position,token,reference_top1,technique,layer,top1,correct,surprisal,surprisal_paper,top_k_ids,top_k_probs,top_k_padding');
+      expect(csv[0]).toBe('position,token,reference_top1,technique,layer,top1,correct,surprisal,surprisal_paper,top_k_ids,top_k_probs,top_k_padding,entropy');
+      expect(csv[1].split(',').pop()).toBe(String(view.columns![0].cells[0].entropy));
       expect(csv).toHaveLength(1 + view.tokens.length * 3 * LAYERS);
       const json = JSON.parse(fs.readFileSync((await save('Save rows as JSON')).file, 'utf8'));
       expect(json.examples.map((e: { position: number }) => e.position)).toEqual(view.columns!.map((c) => c.position));
