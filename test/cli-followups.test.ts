@@ -17,6 +17,7 @@ import { promisify } from 'node:util';
 import { parquetReadObjects } from 'hyparquet';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { probeWebGpu } from '../src-main/api/doctor-service.ts';
+import { Lab } from '../src-main/api/lab.ts';
 import { writeTinyGptj } from './fixtures/checkpoint-writer.ts';
 
 const run = promisify(execFile);
@@ -86,6 +87,25 @@ describe('device strings', () => {
     expect(fs.existsSync(fresh)).toBe(false);
     expect(fs.readdirSync(tmp).filter((f) => f.includes('.shards-'))).toEqual([]);
   }, 60_000);
+
+  test('sweep.start refuses a devices entry the engine would refuse (cuda:01), in the words of model.load', async () => {
+    const lab = await Lab.open({ dbPath: path.join(tmp, 'api-devices.sqlite') });
+    try {
+      const request = { files: [data], preset: 'logitscope', techniques: [{ id: 'logit_lens' }], layers: [0], modelDir: filesModel };
+      const shard = await lab.dispatch('sweep.start', { ...request, devices: ['cuda:0', 'cuda:01'] });
+      expect(shard).toMatchObject({ ok: false, error: { code: 'argument_invalid', path: 'devices.1' } });
+      const load = await lab.dispatch('model.load', { dir: filesModel, device: 'cuda:01' });
+      expect(load).toMatchObject({ ok: false, error: { code: 'argument_invalid', path: 'device' } });
+      const words = (r: unknown) => (r as { error: { message: string } }).error.message;
+      expect(words(shard)).toBe(words(load));
+      expect(words(load)).toMatch(/^a device is cpu, cuda, cuda:N .* or webgpu$/);
+      // WebGPU shards are a kind of their own: accepted by the pattern, refused only when mixed.
+      const mixed = await lab.dispatch('sweep.start', { ...request, devices: ['webgpu', 'cpu'] });
+      expect(mixed).toMatchObject({ ok: false, error: { code: 'argument_invalid', path: 'devices', message: expect.stringContaining('one kind (cpu, cuda or webgpu)') } });
+    } finally {
+      await lab.close();
+    }
+  });
 
   test('the help of extract and sweep names every device form', async () => {
     for (const command of ['extract', 'sweep']) {
