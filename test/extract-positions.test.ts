@@ -77,7 +77,7 @@ describe('extract over many positions (real engine, tiny random checkpoint)', ()
     }
   });
 
-  test('every (position, layer, technique) row equals the float64 reference within 1e-4', () => {
+  test('every (position, layer, technique) row, and its entropy, equals the float64 reference within 1e-4', () => {
     const record = all.record as { examples: RecordExample[]; techniques: Record<string, { prompt_tokens?: number[]; target_layer?: 'same' | number }> };
     const tokens = record.examples[0].tokens;
     const src = referenceForward({ config, weights, tokens });
@@ -104,6 +104,10 @@ describe('extract over many positions (real engine, tiny random checkpoint)', ()
         r.top_k.probs.forEach((p, i) => expect(Math.abs(p - Math.exp(want[order[i]]))).toBeLessThan(TOL));
         expect(Math.abs(r.surprisal - -want[referenceTop1])).toBeLessThan(TOL);
         expect(Math.abs(r.surprisal_paper - -model[r.top1])).toBeLessThan(TOL);
+        // The view's cell carries the entropy of the full distribution (the record, the sweeps' schema, does not).
+        expect('entropy' in r).toBe(false);
+        const cell = all.columns!.find((c) => c.position === e.position)!.cells.find((c) => c.technique === r.technique && c.layer === r.layer)!;
+        expect(Math.abs(cell.entropy - -want.reduce((s, v) => s + Math.exp(v) * v, 0))).toBeLessThan(TOL);
         checked++;
       }
     }
