@@ -16,8 +16,8 @@ export const doctorCommand = {
     console.log(Object.entries(report.versions).map(([name, v]) => `${name} ${v}`).join(', '));
     console.log(`providers in this build: ${report.providers.map((p) => `${p.name}${p.bundled ? '' : ' (installed separately)'}`).join(', ')}`);
     for (const d of report.devices) console.log(`${`${d.device}:`.padEnd(7)} ${d.detail}`);
-    if (report.gpus.length === 0) console.log('gpu:  nvidia-smi not found or no NVIDIA GPU');
-    for (const line of report.gpus) console.log(`gpu:  ${line}`);
+    if (report.gpus.length === 0) console.log('gpu:    nvidia-smi not found or no NVIDIA GPU');
+    for (const line of report.gpus) console.log(`gpu:    ${line}`);
     console.log(`results database: ${report.dbPath}`);
     console.log(`graph and weight cache: ${report.cacheDir}`);
   },
