@@ -130,8 +130,9 @@ describe('the ONNX engine on a tiny fp32 safetensors checkpoint', () => {
       techniques: [{ id: 'logit_lens', prefixTokens: null, example: layers.map(() => 0), sourceLayer: layers, injectLayer: [] }],
       k: 1,
       maxUnembedRows: 3,
+      entropy: true,
     });
-    expect(maxAbsDiff(batch.entropy, layers.map((l) => entropyOf(l < 0 ? ref.embeddings[p] : ref.residPost[l][p])))).toBeLessThan(1e-4);
+    expect(maxAbsDiff(batch.entropy!, layers.map((l) => entropyOf(l < 0 ? ref.embeddings[p] : ref.residPost[l][p])))).toBeLessThan(1e-4);
   });
 
   test('patching a position with its own residual changes nothing', async () => {

@@ -326,6 +326,13 @@ describe('tuned lens on a tiny random GPT-J', () => {
     await expect(prepareSweep(engine, spec({ techniques: [{ id: 'tuned_lens', kind: 'tuned_lens', lens: { ridge: 2 } }] }))).rejects.toMatchObject({ code: 'argument_invalid', message: expect.stringMatching(/ridge/) });
     await expect(prepareSweep(engine, spec({ techniques: [{ id: 'tuned_lens', kind: 'tuned_lens', lens: { train: { poolStart: 5000, poolEnd: 6000 } } }] }))).rejects.toMatchObject({ code: 'slice_empty' });
     expect(lensStats.sourceRows).toBe(rows);
+    // A batch naming a lens folder without weights is refused before its source pass.
+    const sourceRuns = engine.stats.sourceRuns;
+    const missing = path.join(tmp, 'no-such-lens');
+    await expect(
+      engine.extractBatch({ items: [{ tokens: [1, 2, 3], position: 2 }], names: ['e'], techniques: [{ id: 'tuned_lens', prefixTokens: null, example: [0], sourceLayer: [0], injectLayer: [], lens: { dir: missing } }], k: 1, maxUnembedRows: 8 }),
+    ).rejects.toMatchObject({ code: 'cache_corrupt', message: expect.stringContaining(missing) });
+    expect(engine.stats.sourceRuns).toBe(sourceRuns);
   });
 });
 

@@ -1,5 +1,8 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { defaultCacheDir } from '../app-paths.ts';
 import { LogitscopeError } from '../errors.ts';
+import { LENS_WEIGHTS } from '../lens/lens.ts';
 import { readGptjConfig, type GptjConfig } from './config.ts';
 import type { ComputeType } from './graph/layers.ts';
 import { type DeviceChoice, type DeviceKind, parseDevice } from './device.ts';
@@ -194,6 +197,10 @@ export class Engine {
       if (t.prefixTokens) t.injectLayer.forEach((l) => this.checkLayer(l, `technique ${t.id}`));
       if (t.example.some((b) => !(Number.isInteger(b) && b >= 0 && b < req.items.length))) {
         throw new LogitscopeError('argument_invalid', `technique ${t.id} names an example outside the batch`, 'techniques');
+      }
+      // The folder lens/apply.ts lensFolder checked; a folder without weights is refused before the source pass.
+      if (t.lens && !fs.existsSync(path.join(t.lens.dir, LENS_WEIGHTS))) {
+        throw new LogitscopeError('cache_corrupt', `technique ${t.id}: the tuned lens folder ${t.lens.dir} has no ${LENS_WEIGHTS}; delete it to fit the lens again`, t.lens.dir);
       }
     });
     return this.call('batch', req);

@@ -26,7 +26,7 @@ interface Unembedded {
   topkIds: BigInt64Array; // [rows, k]
   topkLogprobs: Float32Array; // [rows, k]
   referenceLogprob: Float32Array; // [rows]
-  entropy: Float32Array; // [rows], nats
+  entropy?: Float32Array; // [rows], nats, when asked for
   check: Float32Array; // [rows], finite iff every logit of the row is
   logits?: Float32Array; // [rows, V]
   logsumexp?: Float32Array; // [rows]
@@ -79,7 +79,7 @@ export class ModelRunner {
   /** Every layer's residual at each item's position, and the model's own logits there. */
   async source(items: SourceItem[], names: string[]): Promise<{ resid: Float32Array; logits: Float32Array }> {
     const resid = await this.sourceResid(items);
-    const u = await this.unembedRun(this.finalRows(resid, items.length), new Array(items.length).fill(0), 1, { logits: true, own: true });
+    const u = await this.unembedRun(this.finalRows(resid, items.length), new Array(items.length).fill(0), 1, { logits: true, own: true, entropy: false });
     this.checkSource(resid, u.check, names);
     return { resid, logits: u.logits! };
   }
@@ -143,10 +143,10 @@ export class ModelRunner {
 
   /** ln_f + lm_head on rows [rows, d]; every row must come out finite. */
   async unembed(o: { resid: Float32Array; referenceIds: number[]; k: number; logits: boolean; names: string[] }): Promise<UnembedReply> {
-    const u = await this.unembedRun(o.resid, o.referenceIds, o.k, { logits: o.logits, own: false });
+    const u = await this.unembedRun(o.resid, o.referenceIds, o.k, { logits: o.logits, own: false, entropy: true });
     const bad = u.check.findIndex((x) => !Number.isFinite(x));
     if (bad >= 0) throw nonFinite(`the logits of ${o.names[bad] ?? `row ${bad}`} are not finite (NaN or ±Inf)`);
-    return { k: o.k, topkIds: Int32Array.from(u.topkIds, Number), topkLogprobs: u.topkLogprobs, referenceLogprob: u.referenceLogprob, entropy: u.entropy, logits: u.logits };
+    return { k: o.k, topkIds: Int32Array.from(u.topkIds, Number), topkLogprobs: u.topkLogprobs, referenceLogprob: u.referenceLogprob, entropy: u.entropy!, logits: u.logits };
   }
 
   /**
@@ -158,7 +158,7 @@ export class ModelRunner {
     const { dModel, dVocab } = this.config;
     const { items, names, k } = req;
     const resid = await this.sourceResid(items); // [L+1, batch, d]
-    const model = await this.unembedRun(this.finalRows(resid, items.length), new Array(items.length).fill(0), 1, { logits: true, own: true });
+    const model = await this.unembedRun(this.finalRows(resid, items.length), new Array(items.length).fill(0), 1, { logits: true, own: true, entropy: false });
     this.checkSource(resid, model.check, names);
     const referenceTop1 = Int32Array.from(model.topkIds, Number); // [batch] (k = 1)
 
@@ -179,20 +179,20 @@ export class ModelRunner {
       topkIds: new Int32Array(total * k),
       topkLogprobs: new Float32Array(total * k),
       referenceLogprob: new Float32Array(total),
-      entropy: new Float32Array(total),
+      ...(req.entropy && { entropy: new Float32Array(total) }),
       modelLogprobOfTop1: new Float32Array(total),
     };
     const rowExample = req.techniques.flatMap((t) => t.example);
     for (let start = 0; start < total; start += req.maxUnembedRows) {
       const n = Math.min(req.maxUnembedRows, total - start);
       const refIds = rowExample.slice(start, start + n).map((b) => referenceTop1[b]);
-      const u = await this.unembedRun(rows.subarray(start * dModel, (start + n) * dModel), refIds, k, { logits: false, own: false });
+      const u = await this.unembedRun(rows.subarray(start * dModel, (start + n) * dModel), refIds, k, { logits: false, own: false, entropy: req.entropy ?? false });
       const bad = u.check.findIndex((x) => !Number.isFinite(x));
       if (bad >= 0) throw nonFinite(`${rowName(req, start + bad)} gives logits that are not finite (NaN or ±Inf)`);
       out.topkIds.set(Int32Array.from(u.topkIds, Number), start * k);
       out.topkLogprobs.set(u.topkLogprobs, start * k);
       out.referenceLogprob.set(u.referenceLogprob, start);
-      out.entropy.set(u.entropy, start);
+      out.entropy?.set(u.entropy!, start);
     }
     // The paper's convention reads the model's own distribution at the row's top-1: one logit per row.
     for (let r = 0; r < total; r++) {
@@ -320,11 +320,15 @@ export class ModelRunner {
     return { tokens, key: drop(out.present_key), value: drop(out.present_value) };
   }
 
-  /** `own`: the model's own rows, part of the source pass, so not counted in unembedRows (the techniques' rows). */
-  private async unembedRun(resid: Float32Array, referenceIds: number[], k: number, o: { logits: boolean; own: boolean }): Promise<Unembedded> {
+  /**
+   * `own`: the model's own rows, part of the source pass, so not counted in unembedRows (the
+   * techniques' rows). Outputs not fetched are not computed (onnxruntime runs only the nodes the
+   * fetches need), so `entropy` costs nothing unless asked for.
+   */
+  private async unembedRun(resid: Float32Array, referenceIds: number[], k: number, o: { logits: boolean; own: boolean; entropy: boolean }): Promise<Unembedded> {
     const { logits } = o;
     const rows = referenceIds.length;
-    const fetches = ['topk_logprobs', 'topk_ids', 'reference_logprob', 'entropy', 'finite_check', ...(logits ? ['logits', 'logsumexp'] : [])];
+    const fetches = ['topk_logprobs', 'topk_ids', 'reference_logprob', 'finite_check', ...(o.entropy ? ['entropy'] : []), ...(logits ? ['logits', 'logsumexp'] : [])];
     const out = await this.run('unembed', 'unembed', { resid: f32(resid, [rows, this.config.dModel]), reference_ids: int64(referenceIds), k: int64([k]) }, fetches);
     if (!o.own) {
       this.stats.unembedRuns++;
@@ -334,7 +338,7 @@ export class ModelRunner {
       topkIds: out.topk_ids.data as BigInt64Array,
       topkLogprobs: out.topk_logprobs.data as Float32Array,
       referenceLogprob: out.reference_logprob.data as Float32Array,
-      entropy: out.entropy.data as Float32Array,
+      entropy: out.entropy?.data as Float32Array | undefined,
       check: out.finite_check.data as Float32Array,
       logits: out.logits?.data as Float32Array | undefined,
       logsumexp: out.logsumexp?.data as Float32Array | undefined,

@@ -40,6 +40,11 @@ export interface BatchRequest {
   k: number;
   /** Rows per unembedding run: bounds the [rows, dVocab] logits held at once. */
   maxUnembedRows: number;
+  /**
+   * Also each row's entropy (BatchResult.entropy). Off in sweeps, which do not store it: it costs
+   * an exp and a product over every logit of every row (about 9% of the demo sweep's time).
+   */
+  entropy?: boolean;
 }
 
 /** Only what is stored: rows in request order, technique by technique. */
@@ -53,8 +58,8 @@ export interface BatchResult {
   topkLogprobs: Float32Array;
   /** [rows] log p_technique(reference top-1). */
   referenceLogprob: Float32Array;
-  /** [rows] entropy (nats) of each row's full next-token distribution; not stored in the results cache. */
-  entropy: Float32Array;
+  /** [rows] entropy (nats) of each row's full next-token distribution, when asked for; not stored in the results cache. */
+  entropy?: Float32Array;
   /** [rows] log p_model(row's top-1) at the source position (the paper's surprisal, negated). */
   modelLogprobOfTop1: Float32Array;
 }

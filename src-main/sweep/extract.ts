@@ -105,6 +105,7 @@ export class Extractor {
       techniques: tech,
       k: opts.k,
       maxUnembedRows: this.maxUnembedRows,
+      entropy: opts.entropy ?? false,
     });
     const results: ExampleResult[] = examples.map((e, b) => ({ tokens: e.tokens, position: e.position, reference_top1: out.referenceTop1[b], layers: [] }));
     let row = 0;
@@ -168,7 +169,7 @@ function fittedLens(t: ResolvedTechnique): LensRecord {
 /** Row i of an unembedding as the stored per-layer entry (and, with `entropy`, its distribution's entropy). */
 export function layerResult(
   r: { technique: string; layer: number },
-  out: Pick<UnembedResult, 'k' | 'topkIds' | 'topkLogprobs' | 'referenceLogprob' | 'entropy'>,
+  out: Pick<UnembedResult, 'k' | 'topkIds' | 'topkLogprobs' | 'referenceLogprob'> & { entropy?: Float32Array },
   i: number,
   surprisalPaper: number,
   entropy = false,
@@ -183,6 +184,6 @@ export function layerResult(
     surprisal_paper: surprisalPaper,
     // float32, as the results cache stores them: a cached result reads back exactly as computed.
     top_k: { ids, probs: logprobs.map((lp) => Math.fround(Math.exp(lp))) },
-    ...(entropy && { entropy: out.entropy[i] }),
+    ...(entropy && { entropy: out.entropy![i] }),
   };
 }
