@@ -322,14 +322,14 @@ export class ModelRunner {
 
   /**
    * `own`: the model's own rows, part of the source pass, so not counted in unembedRows (the
-   * techniques' rows). Outputs not fetched are not computed (onnxruntime runs only the nodes the
-   * fetches need), so `entropy` costs nothing unless asked for.
+   * techniques' rows). `entropy` is computed only when asked for (the graph's want_entropy).
    */
   private async unembedRun(resid: Float32Array, referenceIds: number[], k: number, o: { logits: boolean; own: boolean; entropy: boolean }): Promise<Unembedded> {
     const { logits } = o;
     const rows = referenceIds.length;
     const fetches = ['topk_logprobs', 'topk_ids', 'reference_logprob', 'finite_check', ...(o.entropy ? ['entropy'] : []), ...(logits ? ['logits', 'logsumexp'] : [])];
-    const out = await this.run('unembed', 'unembed', { resid: f32(resid, [rows, this.config.dModel]), reference_ids: int64(referenceIds), k: int64([k]) }, fetches);
+    const feeds = { resid: f32(resid, [rows, this.config.dModel]), reference_ids: int64(referenceIds), k: int64([k]), want_entropy: int64([o.entropy ? 1 : 0]) };
+    const out = await this.run('unembed', 'unembed', feeds, fetches);
     if (!o.own) {
       this.stats.unembedRuns++;
       this.stats.unembedRows += rows;

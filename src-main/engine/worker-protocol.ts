@@ -42,7 +42,7 @@ export interface BatchRequest {
   maxUnembedRows: number;
   /**
    * Also each row's entropy (BatchResult.entropy). Off in sweeps, which do not store it: it costs
-   * an exp and a product over every logit of every row (about 9% of the demo sweep's time).
+   * an exp and a product over every logit of every row (about 10% of the demo sweep's time).
    */
   entropy?: boolean;
 }

@@ -217,9 +217,11 @@ function stepBody(ctx: Ctx, x: BlocksInputs): void {
  * model's own distribution at a source position is this same graph on the last resid row, so its
  * top-1 (the reference) and every technique's top-1 come from one kernel path.
  *
- * Inputs: resid [rows, d] fp32; reference_ids [rows]; k [1].
+ * Inputs: resid [rows, d] fp32; reference_ids [rows]; k [1]; want_entropy [1] (1 = compute it).
  * Outputs: topk_logprobs [rows, k] (descending), topk_ids [rows, k], reference_logprob [rows];
- *   entropy [rows], nats, of the full next-token distribution (all dVocab rows);
+ *   entropy, nats, of the full next-token distribution (all dVocab rows): [rows] with
+ *   want_entropy = 1, else [0]. It is an `If`, because onnxruntime runs every node of a graph
+ *   whatever is fetched: unasked, the exp over every logit cost sweeps ~10% of their time;
  *   logits [rows, dVocab] and logsumexp [rows] (fetched for source rows only: log p = logit - lse);
  *   finite_check [rows] = lse + min logit, finite exactly when every logit of the row is (a NaN
  *   makes lse NaN, +inf makes lse inf, -inf makes the min -inf), so NaN/Inf is one value per row to test.
@@ -230,6 +232,7 @@ export function buildUnembedGraph(o: GraphOptions): Uint8Array {
   const resid = toCompute(ctx, b.input('resid', 'float32', ['rows', c.dModel])); // [rows, d]
   const refIds = b.input('reference_ids', 'int64', ['rows']);
   const k = b.input('k', 'int64', [1]);
+  const wantEntropy = b.input('want_entropy', 'int64', [1]);
   const logits = unembed(ctx, resid); // [rows, V] fp32
   // Log-probabilities only where they are read: logit - logsumexp, instead of a full [rows, V] log-softmax.
   const lse = b.op('ReduceLogSumExp', [logits], { axes: [1], keepdims: 1 }); // [rows, 1]
@@ -239,12 +242,17 @@ export function buildUnembedGraph(o: GraphOptions): Uint8Array {
   const minLogit = b.op('ReduceMin', [logits], { axes: [1], keepdims: 1 }); // [rows, 1]
   // H = lse − Σ softmax·logits, written as −Σ p·log p with log p = logit − lse: the same sum, but
   // over terms that are each small, instead of a difference of two numbers near lse (fp32).
-  const logp = b.op('Sub', [logits, lse]); // [rows, V]
-  const entropy = b.op('Neg', [b.op('ReduceSum', [b.op('Mul', [b.op('Exp', [logp]), logp]), b.constInt64([1])], { keepdims: 0 })]); // [rows]
+  const withEntropy = b.subgraph('with_entropy');
+  const logp = withEntropy.op('Sub', [logits, lse]); // [rows, V]
+  const h = withEntropy.op('Neg', [withEntropy.op('ReduceSum', [withEntropy.op('Mul', [withEntropy.op('Exp', [logp]), logp]), b.constInt64([1])], { keepdims: 0 })]); // [rows]
+  withEntropy.output(h, 'entropy_rows', 'float32', ['rows']);
+  const noEntropy = b.subgraph('no_entropy');
+  noEntropy.output(b.constFloat([], 'float32', [0]), 'entropy_none', 'float32', [0]);
+  const [entropy] = b.opN('If', [b.op('Equal', [wantEntropy, b.constInt64([1])])], 1, { then_branch: { graph: withEntropy }, else_branch: { graph: noEntropy } });
   b.output(b.op('Sub', [values, lse]), 'topk_logprobs', 'float32', ['rows', 'k']);
   b.output(indices, 'topk_ids', 'int64', ['rows', 'k']);
   b.output(squeeze(b.op('Sub', [refLogit, lse])), 'reference_logprob', 'float32', ['rows']);
-  b.output(entropy, 'entropy', 'float32', ['rows']);
+  b.output(entropy, 'entropy', 'float32', ['entropy_rows']);
   b.output(logits, 'logits', 'float32', ['rows', c.dVocab]);
   b.output(squeeze(lse), 'logsumexp', 'float32', ['rows']);
   b.output(squeeze(b.op('Add', [lse, minLogit])), 'finite_check', 'float32', ['rows']);
