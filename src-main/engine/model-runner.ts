@@ -51,8 +51,9 @@ export class ModelRunner {
   sourcePrompts = 0;
   private readonly prefixes = new Map<string, Prefix>();
   /**
-   * Tuned-lens sessions by lens folder, with the size and mtime of the weights they map: a lens
-   * fitted again into the same folder (its cache was cleared) gets a fresh session.
+   * Tuned-lens sessions by lens folder, with the size, mtime and inode of the weights they map: a
+   * lens fitted again into the same folder (its cache was cleared) gets a fresh session. They go
+   * with the worker, as the model's own sessions do (Engine.dispose ends it).
    */
   private readonly lenses = new Map<string, { stamp: string; session: Promise<Session> }>();
   /** Feeds for the blocks graph's inputs that the mode being run does not read: the smallest valid tensors. */
@@ -266,13 +267,6 @@ export class ModelRunner {
     }
     this.lenses.set(dir, entry);
     return entry.session;
-  }
-
-  /** Releases the lens sessions (the model's own sessions go with the worker). */
-  async releaseLenses(): Promise<void> {
-    const all = [...this.lenses.values()];
-    this.lenses.clear();
-    for (const e of all) await releaseWhenOpen(e.session);
   }
 
   /**
