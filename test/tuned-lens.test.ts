@@ -16,7 +16,7 @@ import { ensureTunedLens, lensStats, trainExamples } from '../src-main/lens/fit.
 import { choleskySolve, jsGemm } from '../src-main/lens/linalg.ts';
 import { LENS_WEIGHTS, lensDir, type LensRecord, lensRecordOf, resolveLensSettings } from '../src-main/lens/lens.ts';
 import { ortGemm, releaseLensSessions } from '../src-main/lens/sessions.ts';
-import { extractNaive } from '../src-main/sweep/extract.ts';
+import { Extractor, extractNaive } from '../src-main/sweep/extract.ts';
 import { describeTechniques } from '../src-main/sweep/export-record.ts';
 import { prepareSweep } from '../src-main/sweep/prepare.ts';
 import { resolveProtocol } from '../src-main/sweep/protocol.ts';
@@ -314,6 +314,25 @@ describe('tuned lens on a tiny random GPT-J', () => {
       expect(r.layers.map((x) => x.top1)).toEqual(before.map((x) => x.top1));
       r.layers.forEach((x, j) => expect(Math.abs(x.surprisal - before[j].surprisal)).toBeLessThan(1e-5));
     });
+
+    // The engine keeps a lens session per folder, but not past a change of its weights file: with
+    // every map but the last one's zeroed (W = 0, b = 0, same size, so the folder still checks),
+    // the fast path maps every earlier layer's rows to 0, so all of them read the same top-k.
+    const weightsFile = path.join(lensDir(engine.info.cacheDir, key), LENS_WEIGHTS);
+    const d = config.dModel;
+    const L = config.nLayers;
+    const stored = new Float32Array(new Uint8Array(fs.readFileSync(weightsFile)).buffer);
+    stored.fill(0, 0, L * d * d); // W of layer indices 0..L-1 (index L, the last block, stays the identity)
+    stored.fill(0, (L + 1) * d * d, (L + 1) * d * d + L * d); // b of the same
+    fs.writeFileSync(weightsFile, stored);
+    const zeroed = await new Extractor(engine).extract({ examples, techniques: [lensTechnique], layers: prepared.plan.layers, k: 5 });
+    const earlier = zeroed.flatMap((r) => r.layers.filter((x) => x.layer !== L - 1));
+    expect(earlier.length).toBeGreaterThan(4);
+    for (const x of earlier) expect(x.top_k.ids).toEqual(earlier[0].top_k.ids);
+    // Before the change those rows differed, so this is the zeroed lens at work, not a constant.
+    expect(new Set(out.results.slice(0, 4).flatMap((r) => r!.layers.filter((x) => x.technique === 'tuned_lens' && x.layer !== L - 1).map((x) => x.top1))).size).toBeGreaterThan(1);
+    zeroed.forEach((r, b) => expect(r.layers.find((x) => x.layer === L - 1)!.top1).toBe(out.results[b]!.reference_top1));
+    fs.rmSync(lensDir(engine.info.cacheDir, key), { recursive: true });
   }, 120_000);
 
   test('bad lens settings are refused before any train example runs', async () => {
