@@ -1,7 +1,8 @@
 /**
  * The tuned lens's onnxruntime sessions and their runs (graphs.ts), as the lens worker executes
  * them. onnxruntime-node's `run` blocks the thread it is called on, so nothing here is called on
- * the main thread: sessions.ts sends each call to the lens worker (lens-worker.ts).
+ * the main thread: sessions.ts sends each call to the lens worker (lens-worker.ts). The engine's
+ * worker opens its own apply sessions with openApplySession, for the lens inside a batch.
  */
 import type { DeviceChoice } from '../engine/device.ts';
 import { createSession, type HostTensor, type Session } from '../engine/ort-session.ts';
