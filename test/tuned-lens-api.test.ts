@@ -74,6 +74,9 @@ describe('the tuned lens through the API', () => {
     // extract reads through the lens last fitted for the model.
     const extracted = await lab.call('extract', { text: 'Line 3 is about the sea', techniques: [{ id: 'tuned_lens' }], k: 3 });
     expect(extracted.cells.filter((c) => c.technique === 'tuned_lens')).toHaveLength(3);
+    // Lens settings belong to a fit, which extract does not do: refused, not silently ignored.
+    const settings = await lab.dispatch('extract', { text: 'Line 3 is about the sea', techniques: [{ id: 'logit_lens' }, { id: 'tuned_lens', lens: { ridge: 0.01 } }] });
+    expect(settings).toMatchObject({ ok: false, error: { code: 'argument_invalid', path: 'techniques.1.lens', message: expect.stringMatching(/fits none itself/) } });
   }, 180_000);
 
   test('a train slice that overlaps the evaluated records, or a bad ridge, is refused before any run exists', async () => {

@@ -48,6 +48,16 @@ async function compute(engine: Engine, p: ExtractFields) {
   const bos = p.bos ?? false;
   const choices = p.techniques ?? BUILT_IN_TECHNIQUES.map((t) => ({ id: t.id as 'logit_lens' | 'patchscope' | 'logitscope' }));
   checkLayers(engine, p.layers, choices);
+  // Lens settings describe a fit on a dataset's train slice, which one prompt does not have: refused
+  // rather than silently read through another lens.
+  const fitting = choices.findIndex((c) => c.id === 'tuned_lens' && c.lens !== undefined);
+  if (fitting >= 0) {
+    throw new LogitscopeError(
+      'argument_invalid',
+      'extract reads through the tuned lens last fitted for this model and fits none itself: drop the lens settings here, and give them to a sweep (it fits that lens on its train slice)',
+      `techniques.${fitting}.lens`,
+    );
+  }
   if (p.position !== undefined && p.positions !== undefined) throw new LogitscopeError('argument_invalid', 'give either position or positions, not both', 'positions');
   if (p.positions !== undefined && p.positions !== 'all' && p.positions.from > p.positions.to) {
     throw new LogitscopeError('argument_invalid', `the range ${p.positions.from}-${p.positions.to} is empty: from must not exceed to`, 'positions');
