@@ -25,7 +25,7 @@ export interface GraphOptions {
  */
 export type GraphName = 'blocks' | 'unembed';
 
-/** No patch in a `full` run: patch_layer takes this value, which matches no layer. */
+/** No patch in a whole-prompt run (source or prefix): patch_layer takes this value, which matches no layer. */
 export const NO_PATCH_LAYER = -2;
 
 /**
