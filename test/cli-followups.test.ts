@@ -17,6 +17,7 @@ import { promisify } from 'node:util';
 import { parquetReadObjects } from 'hyparquet';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { probeWebGpu } from '../src-main/api/doctor-service.ts';
+import { DEMO } from '../src-main/app-paths.ts';
 import { Lab } from '../src-main/api/lab.ts';
 import { writeTinyGptj } from './fixtures/checkpoint-writer.ts';
 
@@ -106,6 +107,14 @@ describe('device strings', () => {
       await lab.close();
     }
   });
+
+  test('extract --demo reads a prompt with the built-in demo model, as sweep --demo sweeps with it', async () => {
+    const r = await cli(['extract', '--demo', '--text', 'The capital of France is', '--top-k', '2', '--layers', '5', '--json', path.join(tmp, 'demo-extract.json')]);
+    expect(r.code).toBe(0);
+    const record = JSON.parse(fs.readFileSync(path.join(tmp, 'demo-extract.json'), 'utf8'));
+    expect(record.model.path).toBe(DEMO.modelDir);
+    expect(r.stdout).toMatch(/parity at layer 5: PASS/);
+  }, 60_000);
 
   test('the help of extract and sweep names every device form', async () => {
     for (const command of ['extract', 'sweep']) {

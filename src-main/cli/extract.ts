@@ -4,8 +4,10 @@ import { parseLayerList, parseTechniqueList } from '../api/parse.ts';
 import { deviceOption, intOption, parseOptions, requiredOption, withLab } from './options.ts';
 import { printExtraction, printParity, printPicture } from './extract-table.ts';
 import { LogitscopeError } from '../errors.ts';
+import { DEMO } from '../app-paths.ts';
 
 const HELP = `usage: logitscope extract --model DIR --text "..." [--position P | --positions all|A-B] [--bos] [--top-k K] [--json FILE] [--device D]
+       logitscope extract --demo --text "..." [options]      the built-in demo model
 
 Prints, for every layer, the top-k next tokens that the logit lens, the token-identity patchscope
 and the logitscope (and any --prompt) read from the residual stream at one position, and the
@@ -13,6 +15,7 @@ model's own top-1 there. With --positions, every position of the range is read (
 the logit-lens picture) and the top-1 of each layer × position is printed per technique.
 
   --model DIR       a GPT-J checkpoint directory as published on the Hugging Face hub
+  --demo            the built-in demo model (when --model is not given)
   --text TEXT       the source prompt
   --position P      the position to read (0-based, BOS included when --bos); default: the last token
   --positions R     all, or an inclusive range such as 3-17: read every position in it
@@ -35,6 +38,7 @@ export const extractCommand = {
   async run(argv: string[]) {
     const o = parseOptions(argv, {
       model: { type: 'string' },
+      demo: { type: 'boolean' },
       text: { type: 'string' },
       position: { type: 'string' },
       positions: { type: 'string' },
@@ -69,7 +73,7 @@ export const extractCommand = {
       techniques: parseTechniqueList(o.techniques, o.prompt ?? [], o['prompt-layer'] ?? []),
       layers: parseLayerList(o.layers, { field: '--layers' }),
     };
-    const modelDir = requiredOption(o.model, 'model');
+    const modelDir = requiredOption(o.model ?? (o.demo ? DEMO.modelDir : undefined), 'model');
     const device = o.device === undefined ? undefined : deviceOption(o.device, '--device');
     await withLab({ db: o.db }, async (lab) => {
       const model = await lab.call('model.load', { dir: modelDir, device, dtype: o.dtype as 'float32' | 'float16' | undefined, allowCpuFallback: o['allow-cpu-fallback'] });
