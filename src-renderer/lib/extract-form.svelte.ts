@@ -3,7 +3,7 @@
  * lose the prompt, the chosen position or the result; and the one function that builds its request.
  */
 import type { ExtractView, Payload, TechniqueChoice } from '../../src-main/api/contract.ts';
-import { LogitscopeError } from '../../src-main/errors.ts';
+import { customChoices, type CustomPrompt } from './custom-prompts.ts';
 
 /** Top-k kept per cell: more than the grid shows, so that a followed token is found more often. */
 export const EXTRACT_K = 10;
@@ -17,7 +17,7 @@ export const extractForm = $state({
   tokens: null as { id: number; text: string }[] | null,
   /** The chosen position; null = the last token. */
   position: null as number | null,
-  customs: [] as { key: number; prompt: string; target: 'same' | 'fixed'; layer: number | null }[],
+  customs: [] as CustomPrompt[],
   /** Read every position (the logit-lens picture) instead of the chosen one. */
   picture: false,
   /** Add the affine tuned lens (read through the lens last fitted for this model by a sweep). */
@@ -35,13 +35,8 @@ export const chosenPosition = () => extractForm.position ?? (extractForm.tokens 
 export function extractRequest(): Payload<'extract'> {
   const f = extractForm;
   const techniques: TechniqueChoice[] = [{ id: 'logit_lens' }, { id: 'patchscope' }, { id: 'logitscope' }];
-  f.customs.forEach((c, i) => {
-    if (c.prompt.trim() === '') throw new LogitscopeError('prompt_empty', `Target prompt ${i + 1} is empty: type a prompt or remove it.`, `techniques.${3 + i}.prompt`);
-    if (c.target === 'fixed' && (c.layer === null || !Number.isInteger(c.layer))) {
-      throw new LogitscopeError('argument_invalid', `Target prompt ${i + 1}: enter the fixed target layer.`, `techniques.${3 + i}.targetLayer`);
-    }
-    techniques.push({ id: 'custom', prompt: c.prompt, targetLayer: c.target === 'same' ? { kind: 'same' } : { kind: 'fixed', layer: c.layer! } });
-  });
+  // Their error paths are where the API would report them: techniques.3 + i.
+  techniques.push(...customChoices(f.customs, (i) => `Target prompt ${i + 1}`, (i, field) => `techniques.${3 + i}.${field}`));
   // After the custom prompts, so their error paths (techniques.3 + i) stay as they are.
   if (f.tunedLens) techniques.push({ id: 'tuned_lens' });
   return {

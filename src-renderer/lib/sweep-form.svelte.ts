@@ -7,6 +7,7 @@ import { parseLayerList } from '../../src-main/api/parse.ts';
 import { LogitscopeError } from '../../src-main/errors.ts';
 import type { Strategy } from '../../src-main/sweep/spec.ts';
 import { api } from './api.ts';
+import { customChoices, type CustomPrompt } from './custom-prompts.ts';
 import { dataset, datasetChoice } from './dataset-form.svelte.ts';
 import { lab, startSweep } from './state.svelte.ts';
 
@@ -20,7 +21,7 @@ export const BUILT_INS = [
 
 export const sweepForm = $state({
   chosen: { logit_lens: true, patchscope: true, logitscope: true, tuned_lens: false } as Record<string, boolean>,
-  customs: [] as { key: number; prompt: string; target: 'same' | 'fixed'; layer: number | null }[],
+  customs: [] as CustomPrompt[],
   layers: 'all',
   seed: 0 as number | null,
   k: 10 as number | null,
@@ -43,13 +44,7 @@ export function buildRequest(): SweepRequest {
   if (!lab.model) throw new LogitscopeError('model_not_loaded', 'Load a model first (Model panel).', 'model');
   const f = sweepForm;
   const techniques: TechniqueChoice[] = BUILT_INS.filter((t) => f.chosen[t.id]).map((t) => ({ id: t.id }));
-  f.customs.forEach((c, i) => {
-    if (c.prompt.trim() === '') throw new LogitscopeError('prompt_empty', `Custom patchscope ${i + 1} has an empty prompt.`, `custom ${i + 1}`);
-    if (c.target === 'fixed' && (c.layer === null || !Number.isInteger(c.layer))) {
-      throw new LogitscopeError('argument_invalid', `Custom patchscope ${i + 1}: enter the fixed target layer.`, `custom ${i + 1}`);
-    }
-    techniques.push({ id: 'custom', prompt: c.prompt, targetLayer: c.target === 'same' ? { kind: 'same' } : { kind: 'fixed', layer: c.layer! } });
-  });
+  techniques.push(...customChoices(f.customs, (i) => `Custom patchscope ${i + 1}`, (i) => `custom ${i + 1}`));
   if (techniques.length === 0) throw new LogitscopeError('argument_invalid', 'Nothing to run: pick at least one technique or add a custom patchscope.', 'techniques');
   const layerList = parseLayerList(f.layers, { nLayers: lab.model.config.nLayers });
   if (layerList?.length === 0) throw new LogitscopeError('argument_invalid', 'Pick at least one layer.', 'layers');
