@@ -62,7 +62,7 @@ export function runView(store: ResultStore, runId: string): RunView {
     dataset: run.dataset,
     techniquePrompts: Object.fromEntries(run.resolvedTechniques.map((t) => [t.id, techniqueView(t)])),
     summary: store.summary(runId),
-    parity: runParity(store, runId),
+    parity: runParity(store, run),
     error,
   };
 }

@@ -43,7 +43,7 @@ export function exportJson(store: ResultStore, runId: string): ExportRecord {
     },
     // The method is named here from sweep/summary.ts, where the intervals are computed, so it cannot drift from them.
     summary: exportSummary(store.summary(runId)),
-    parity: { ...runParity(store, runId), method: PARITY_METHOD },
+    parity: { ...runParity(store, run), method: PARITY_METHOD },
     examples: Array.from(store.iterateResults(runId), ({ example, result }) => ({
       record_index: example.recordIndex,
       ...(example.source !== undefined && { source: example.source }),

@@ -18,6 +18,7 @@
 import type { ResolvedTechnique } from '../sweep/techniques.ts';
 import { targetLayerOf } from '../sweep/techniques.ts';
 import type { ResultStore } from './result-store.ts';
+import type { RunDetail } from './types.ts';
 import type { SqliteFile } from './sqlite.ts';
 
 /**
@@ -123,10 +124,9 @@ export function storedParitySums(db: SqliteFile, q: { run: string; model: number
   return db.all<ParitySums>(PARITY_SUMS, q);
 }
 
-/** The parity check of a stored run, computed on every read from its rows (no stored verdict to go stale). */
-export function runParity(store: ResultStore, runId: string): Parity {
-  const run = store.getRun(runId);
+/** The parity check of a stored run (as `store.getRun` gave it), computed on every read from its rows (no stored verdict to go stale). */
+export function runParity(store: ResultStore, run: RunDetail): Parity {
   const nLayers = Number((run.model.config as { nLayers?: unknown } | undefined)?.nLayers ?? Math.max(...run.layers) + 1);
   const computeDtype = run.model.compute_dtype === 'float16' ? 'float16' : 'float32';
-  return judgeParity({ techniques: run.resolvedTechniques, nLayers, layers: run.layers, computeDtype, sums: store.paritySums(runId, nLayers - 1) });
+  return judgeParity({ techniques: run.resolvedTechniques, nLayers, layers: run.layers, computeDtype, sums: store.paritySums(run.id, nLayers - 1) });
 }
