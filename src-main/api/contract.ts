@@ -10,7 +10,7 @@ import type { SerializedError } from '../errors.ts';
 import type { Parity } from '../store/parity.ts';
 import type { MergeReport } from '../scale/merge.ts';
 import type { ProtocolSettings, Strategy } from '../sweep/spec.ts';
-import type { EventSchemas, layerSummarySchema, RequestSchemas } from './schemas.ts';
+import type { engineStateSchema, EventSchemas, layerSummarySchema, RequestSchemas } from './schemas.ts';
 
 type PayloadOf<K extends keyof RequestSchemas> = z.input<RequestSchemas[K]>;
 
@@ -235,6 +235,9 @@ export interface BySourceView {
   sources: { source: string; n: number; summary: LayerSummary[] }[];
 }
 
+/** The desktop's engine process: starting, ready or stopped, and how it last died. */
+export type EngineState = z.output<typeof engineStateSchema>;
+
 /** Request name -> reply. The payload of each is inferred from its schema (schemas.ts). */
 interface Replies {
   'app.info': AppInfo;
@@ -259,6 +262,14 @@ interface Replies {
   'runs.diff': DifferenceView;
   'runs.merge': MergeReport;
   'runs.update': RunSummaryView;
+  'desktop.engine': EngineState;
+  'desktop.restartEngine': EngineState;
+  /** Empty when the dialog was cancelled. */
+  'desktop.pick': { paths: string[] };
+  /** path null: the dialog was cancelled and nothing was written. */
+  'desktop.saveExport': { path: string | null; written: number };
+  'desktop.saveFile': { path: string | null };
+  'desktop.showInFolder': { shown: boolean };
 }
 
 /** Request name -> [payload, reply]. */
@@ -298,9 +309,18 @@ export const REQUEST_NAMES: readonly RequestName[] = [
   'runs.diff',
   'runs.merge',
   'runs.update',
+  'desktop.engine',
+  'desktop.restartEngine',
+  'desktop.pick',
+  'desktop.saveExport',
+  'desktop.saveFile',
+  'desktop.showInFolder',
 ];
 
-export const EVENT_NAMES: readonly EventName[] = ['sweep.preparing', 'sweep.progress', 'sweep.finished', 'model.changed', 'runs.changed'];
+/** The requests the desktop main process answers itself; the Lab (and so browser mode) refuses them. */
+export const DESKTOP_REQUESTS = REQUEST_NAMES.filter((n) => n.startsWith('desktop.'));
+
+export const EVENT_NAMES: readonly EventName[] = ['sweep.preparing', 'sweep.progress', 'sweep.finished', 'model.changed', 'runs.changed', 'engine.state'];
 
 /** The typed client every front's renderer uses; over Electron IPC or HTTP + an event stream. */
 export interface ApiClient {

@@ -15,7 +15,7 @@ import type { ApiEvents, Envelope, EventName, Payload, Reply, RequestName, RunSt
 import { doctor } from './doctor-service.ts';
 import { extractOne, saveExtraction, tokenizeOne } from './extract-service.ts';
 import { exportRun } from './export-service.ts';
-import { issuesOf, requestSchemas } from './schemas.ts';
+import { parseRequest } from './schemas.ts';
 import { checkLayers, techniqueSpecs } from './techniques.ts';
 import { mergeShards } from '../scale/merge.ts';
 import { sweepOnDevices } from '../scale/devices.ts';
@@ -31,6 +31,11 @@ export interface LabOptions {
 }
 
 type Handlers = { [K in RequestName]: (payload: Payload<K>) => Promise<Reply<K>> };
+
+/** The desktop window's main process answers these itself (desktop/shell.ts); they never reach a Lab there. */
+const desktopOnly = (name: RequestName) => async (): Promise<never> => {
+  throw new LogitscopeError('desktop_only', `${name} is answered by the desktop window (\`logitscope start\`), not in browser mode or the CLI`, 'request');
+};
 
 /**
  * The engine side of the app, once for every front (Electron window, browser page, CLI): one
@@ -67,15 +72,9 @@ export class Lab {
 
   async dispatch(name: string, payload: unknown): Promise<Envelope<unknown>> {
     try {
-      if (!Object.hasOwn(requestSchemas, name)) throw new LogitscopeError('argument_invalid', `unknown request "${name}"`, 'request');
-      const parsed = requestSchemas[name as RequestName].safeParse(payload ?? {});
-      if (!parsed.success) {
-        const issues = issuesOf(parsed.error);
-        const summary = issues.length === 1 ? issues[0].message : `${issues.length} problems with the ${name} request`;
-        throw new LogitscopeError('argument_invalid', summary, issues.length === 1 ? issues[0].path : undefined, issues);
-      }
+      const parsed = parseRequest(name, payload);
       const handler = this.handlers[name as RequestName] as (p: unknown) => Promise<unknown>;
-      return { ok: true, result: await handler(parsed.data) };
+      return { ok: true, result: await handler(parsed) };
     } catch (e) {
       if (!(e instanceof LogitscopeError)) console.error(`[unexpected] while answering ${name}:`, e);
       return { ok: false, error: serializeError(e) };
@@ -320,6 +319,13 @@ export class Lab {
       this.emit('runs.changed', {});
       return { deleted: true };
     },
+
+    'desktop.engine': desktopOnly('desktop.engine'),
+    'desktop.restartEngine': desktopOnly('desktop.restartEngine'),
+    'desktop.pick': desktopOnly('desktop.pick'),
+    'desktop.saveExport': desktopOnly('desktop.saveExport'),
+    'desktop.saveFile': desktopOnly('desktop.saveFile'),
+    'desktop.showInFolder': desktopOnly('desktop.showInFolder'),
   };
 
   /**

@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { DEVICE_FORMAT, DEVICE_PATTERN } from '../engine/device.ts';
+import { LogitscopeError } from '../errors.ts';
 
 const nonEmpty = (what: string) => z.string().min(1, `${what} cannot be empty`);
 const count = z.int().min(0);
@@ -209,6 +210,24 @@ export const requestSchemas = {
     notes: z.string().max(20_000).nullable().optional(),
     tags: z.array(z.string().trim().min(1, 'a tag cannot be empty').max(40)).max(32).optional(),
   }),
+  /*
+   * Answered by the desktop window's main process, not the Lab (desktop/shell.ts): the engine
+   * process's state, native dialogs, and files the user chose. Browser mode refuses them.
+   */
+  'desktop.engine': empty,
+  'desktop.restartEngine': empty,
+  /** A native Open dialog: a checkpoint directory, or dataset files. Nothing is read until the user picks. */
+  'desktop.pick': z.strictObject({ kind: z.enum(['modelDir', 'datasetFiles']) }),
+  /** A native Save dialog, then the run's export written by the engine to the chosen file. */
+  'desktop.saveExport': z.strictObject({ runId: runIdSchema, format: z.enum(['json', 'csv', 'parquet']) }),
+  /** A native Save dialog for what the page made (a figure, a CSV); `content` is text or a base64 data URL. */
+  'desktop.saveFile': z.strictObject({
+    fileName: z.string().trim().min(1).max(255),
+    mimeType: z.string().min(1).max(100),
+    content: z.string().max(256 * 1024 * 1024),
+  }),
+  /** Shows a file in the system's file manager: only one chosen or saved through this window, or the engine's log. */
+  'desktop.showInFolder': z.strictObject({ path: nonEmpty('the file') }),
 } as const;
 
 export type RequestSchemas = typeof requestSchemas;
@@ -230,6 +249,23 @@ const serializedErrorSchema = z.object({
   path: z.string().optional(),
   issues: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
   name: z.string().optional(),
+});
+
+/** The desktop's engine process as its main process supervises it (desktop/engine-supervisor.ts). */
+export const engineStateSchema = z.object({
+  state: z.enum(['starting', 'ready', 'stopped']),
+  pid: z.int().nullable(),
+  /** From spawn to the Lab answering, for the last start. */
+  startSeconds: z.number().nullable(),
+  restarts: z.int(),
+  /** It died and is being restarted by itself (once; after that only on request). */
+  restarting: z.boolean(),
+  /** Where its output is appended. */
+  logFile: z.string(),
+  /** The last time it died unasked: how, and its last log lines. Kept across the restart that followed. */
+  crash: z
+    .object({ code: z.int().nullable(), signal: z.string().nullable(), error: serializedErrorSchema.optional(), logTail: z.array(z.string()), at: z.string() })
+    .nullable(),
 });
 
 /** Events say "this changed" and carry ids and progress, never tensors. */
@@ -258,6 +294,8 @@ export const eventSchemas = {
   'sweep.finished': z.object({ runId: z.string(), requestId: z.string().optional(), status: runStatusSchema, error: serializedErrorSchema.optional() }),
   'model.changed': z.object({ dir: z.string() }),
   'runs.changed': empty,
+  /** Desktop only: the engine process started, is ready, or stopped (and why). */
+  'engine.state': engineStateSchema,
 } as const;
 
 export type EventSchemas = typeof eventSchemas;
@@ -268,4 +306,18 @@ export function issuesOf(error: z.ZodError): { path: string; message: string }[]
     path: i.path.map(String).join('.'),
     message: i.code === 'unrecognized_keys' ? `unknown ${i.keys.length === 1 ? 'key' : 'keys'} ${i.keys.map((k) => `"${k}"`).join(', ')}` : i.message,
   }));
+}
+
+/**
+ * A request's payload checked against its schema, with the defaults filled in; every problem at
+ * once otherwise (argument_invalid, each with its path). Used by every receiver of requests: the
+ * Lab, and the desktop main process for the requests it answers itself.
+ */
+export function parseRequest(name: string, payload: unknown): unknown {
+  if (!Object.hasOwn(requestSchemas, name)) throw new LogitscopeError('argument_invalid', `unknown request "${name}"`, 'request');
+  const parsed = requestSchemas[name as keyof RequestSchemas].safeParse(payload ?? {});
+  if (parsed.success) return parsed.data;
+  const issues = issuesOf(parsed.error);
+  const summary = issues.length === 1 ? issues[0].message : `${issues.length} problems with the ${name} request`;
+  throw new LogitscopeError('argument_invalid', summary, issues.length === 1 ? issues[0].path : undefined, issues);
 }

@@ -3,12 +3,18 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseOptions } from './options.ts';
 import { ensureRendererBuilt, viteBuild } from './serve.ts';
 
-const HELP = `usage: logitscope start
+const HELP = `usage: logitscope start [--db FILE]
 
-Opens the Lab's desktop window (Electron). Where there is no display or no Electron binary it says so
-and points to browser mode, \`logitscope serve\`, which shows the same interface.`;
+Opens the Lab's desktop window (Electron). The engine (onnxruntime and the results cache) runs in a
+Node.js process beside the window, on this same Node, so nothing needs rebuilding for Electron. One
+window per results cache: starting it again brings that window to the front.
+Where there is no display or no Electron binary it says so and points to browser mode,
+\`logitscope serve\`, which shows the same interface.
+
+  --db FILE    the results cache (default: the app's data directory)`;
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const ELECTRON_DIR = path.join(repoRoot, 'dist/electron');
@@ -71,10 +77,8 @@ On a remote GPU box, tunnel the port to your computer:
 export const startCommand = {
   summary: 'open the desktop window (Electron); explains browser mode where it cannot',
   async run(argv: string[]) {
-    if (argv.includes('--help') || argv.includes('-h')) {
-      console.log(HELP);
-      return;
-    }
+    const o = parseOptions(argv, { db: { type: 'string' } }, HELP);
+    if (!o) return;
     const binaryNow = electronBinary();
     if (!noDisplay(process.env, process.platform) && 'installer' in binaryNow && binaryNow.installer) {
       await fetchElectronBinary(binaryNow.installer);
@@ -90,7 +94,8 @@ export const startCommand = {
     if (!fs.existsSync(path.join(ELECTRON_DIR, 'main.mjs')) || !fs.existsSync(path.join(ELECTRON_DIR, 'preload.cjs'))) {
       await viteBuild(path.join(repoRoot, 'electron.config.ts'), 'the Electron preload');
     }
-    const env = { ...process.env };
+    // The engine process runs on this Node (the ABI better-sqlite3 and onnxruntime-node were built for).
+    const env: NodeJS.ProcessEnv = { ...process.env, LOGITSCOPE_NODE: process.execPath, ...(o.db && { LOGITSCOPE_DB: path.resolve(o.db) }) };
     // Inherited from some tools; it would make the binary behave as plain Node and ignore the window.
     delete env.ELECTRON_RUN_AS_NODE;
     const child = spawn(binary, [path.join(ELECTRON_DIR, 'main.mjs')], { stdio: 'inherit', env });

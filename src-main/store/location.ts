@@ -13,3 +13,8 @@ export function defaultDbPath(): string {
   if (process.platform === 'win32') return path.join(process.env.APPDATA ?? path.join(os.homedir(), 'AppData', 'Roaming'), file);
   return path.join(process.env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share'), file);
 }
+
+/** The desktop engine process's log (desktop/engine-supervisor.ts): beside the results database it serves. */
+export function engineLogPath(dbPath: string = defaultDbPath()): string {
+  return path.join(path.dirname(path.resolve(dbPath)), 'logs', 'engine.log');
+}
