@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { REQUEST_NAMES, type ApiEvents, type EventName } from '../src-main/api/contract.ts';
 import { buildBridge, EVENT_CHANNEL, registerIpc, requestChannel, type IpcMainLike, type LogitscopeBridge, type SenderFrame } from '../src-main/api/ipc.ts';
 import { Lab } from '../src-main/api/lab.ts';
+import { isTrustedSender } from '../src-main/desktop/security.ts';
 import { writeTinyGptj } from './fixtures/checkpoint-writer.ts';
 
 const APP_FRAME: SenderFrame = { url: 'app://logitscope/index.html', parent: null };
@@ -58,7 +59,7 @@ describe('Electron IPC wiring (fake ipcMain, real Lab, real SQLite file)', () =>
     fs.writeFileSync(data, Array.from({ length: 6 }, (_, i) => JSON.stringify({ text: `Line ${i} talks about the ${['sea', 'sky'][i % 2]} again.` })).join('\n'));
     lab = await Lab.open({ dbPath: path.join(tmp, 'results.sqlite'), cacheRoot: path.join(tmp, 'graphs') });
     const counted = { dispatch: (name: string, payload: unknown) => (dispatched.push(name), lab.dispatch(name, payload)), onEvent: lab.onEvent.bind(lab) };
-    unregister = registerIpc(ipc.ipcMain, counted, { isTrustedSender: (f) => f !== null && f.parent === null && f.url.startsWith('app://logitscope/'), send: ipc.send });
+    unregister = registerIpc(ipc.ipcMain, counted, { isTrustedSender, send: ipc.send });
     bridge = buildBridge(ipc.ipcRenderer);
   });
   afterAll(async () => lab?.close());
@@ -104,7 +105,7 @@ describe('Electron IPC wiring (fake ipcMain, real Lab, real SQLite file)', () =>
 
   test('messages from another frame, a subframe or no frame are refused before the Lab sees them', async () => {
     const before = dispatched.length;
-    for (const frame of [{ url: 'https://evil.example/', parent: null }, { url: 'app://logitscope/index.html', parent: {} }, { url: 'file:///etc/passwd', parent: null }, null]) {
+    for (const frame of [{ url: 'https://evil.example/', parent: null }, { url: 'app://logitscope/index.html', parent: {} }, { url: 'file:///etc/passwd', parent: null }, { url: 'app://logitscope.evil/index.html', parent: null }, { url: 'not a url', parent: null }, null]) {
       ipc.frame = frame;
       expect(await bridge.call('runs.list', {})).toMatchObject({ ok: false, error: { code: 'forbidden_origin', path: 'sender' } });
     }
