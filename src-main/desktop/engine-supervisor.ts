@@ -54,6 +54,8 @@ export class EngineSupervisor {
   /** What the engine said before exiting when its Lab could not open. */
   private fatal: SerializedError | undefined;
   private log: fs.WriteStream | undefined;
+  /** Settles once the last process's log lines are on disk. */
+  private logClosed: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly opts: SupervisorOptions) {
     this.current = { state: 'stopped', pid: null, startSeconds: null, restarts: 0, restarting: false, logFile: opts.logFile, crash: null };
@@ -102,6 +104,7 @@ export class EngineSupervisor {
     const timer = setTimeout(() => child.kill('SIGKILL'), this.opts.graceMs ?? 5000);
     await gone;
     clearTimeout(timer);
+    await this.logClosed;
   }
 
   /** Stops the engine if it runs, starts a new one and reloads the model it had ("Restart engine"). */
@@ -243,7 +246,8 @@ export class EngineSupervisor {
   }
 
   private closeLog(): void {
-    this.log?.end();
+    const log = this.log;
     this.log = undefined;
+    if (log) this.logClosed = new Promise((resolve) => log.end(resolve));
   }
 }
