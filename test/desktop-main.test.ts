@@ -18,21 +18,12 @@ import { buildBridge, requestChannel, type LogitscopeBridge } from '../src-main/
 import { EngineSupervisor } from '../src-main/desktop/engine-supervisor.ts';
 import { APP_TITLE, runDesktop, type Desktop } from '../src-main/desktop/shell.ts';
 import { engineLogPath } from '../src-main/store/location.ts';
+import { refuseNodeBuildsOfNativeModules } from './fixtures/electron-abi.ts';
 import { FakeElectron } from './fixtures/fake-electron.ts';
 
-const REFUSED = /better_sqlite3\.node|onnxruntime_binding\.node/;
-const realDlopen = process.dlopen;
-beforeAll(() => {
-  process.dlopen = ((module: unknown, filename: string, ...rest: unknown[]) => {
-    if (REFUSED.test(filename)) {
-      throw new Error(
-        `The module '${filename}'\nwas compiled against a different Node.js version using\nNODE_MODULE_VERSION 115. This version of Node.js requires\nNODE_MODULE_VERSION 143. Please try re-compiling or re-installing\nthe module (for instance, using \`npm rebuild\` or \`npm install\`).`,
-      );
-    }
-    return (realDlopen as (...a: unknown[]) => unknown)(module, filename, ...rest);
-  }) as typeof process.dlopen;
-});
-afterAll(() => void (process.dlopen = realDlopen));
+let restoreDlopen: () => void;
+beforeAll(() => void (restoreDlopen = refuseNodeBuildsOfNativeModules()));
+afterAll(() => restoreDlopen());
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'desktop-main-'));
 const rendererDir = path.join(tmp, 'renderer');

@@ -3,7 +3,7 @@
  * the handlers here refetch what they need (the Podman Desktop pattern), except progress, which
  * carries the running summary so the charts fill in without a request per batch.
  */
-import type { ApiEvents, AppInfo, LayerSummary, ModelView, RunView, SweepRequest } from '../../src-main/api/contract.ts';
+import type { ApiEvents, AppInfo, EngineState, LayerSummary, ModelView, RunView, SweepRequest } from '../../src-main/api/contract.ts';
 import { tick } from 'svelte';
 import { api } from './api.ts';
 import { techniqueLabel } from './labels.ts';
@@ -36,6 +36,10 @@ export const lab = $state({
   /** The last sweep outcome worth saying (cancelled, failed), for the sweep panel. */
   sweepNotice: null as string | null,
   sweepError: null as unknown,
+  /** Desktop only: the engine process beside the window (null in browser mode). */
+  engine: null as EngineState | null,
+  /** Desktop only: the file a Save dialog last wrote, for "Show in folder". */
+  saved: null as string | null,
 });
 
 /** What the charts draw for the shown run: the live summary while it runs, the stored one after. */
@@ -115,6 +119,16 @@ const isOurs = (runId: string, requestId: string | undefined) => runId === lab.a
 export const startSweep = (request: SweepRequest) => begin(async (requestId) => (await api.call('sweep.start', { ...request, requestId })).runId);
 export const resumeSweep = (runId: string) => begin(async (requestId) => (await api.call('sweep.resume', { runId, requestId })).runId);
 
+/** After the engine (re)started: what it knows now, and the runs as they read now (interrupted ones included). */
+async function refetchAll(): Promise<void> {
+  const [info, model] = await Promise.all([api.call('app.info', {}), api.call('model.current', {})]);
+  lab.info = info;
+  lab.model = model;
+  lab.runsVersion++;
+  const shown = lab.shown;
+  if (shown) lab.shown = await api.call('runs.get', { runId: shown.id }).catch(() => shown);
+}
+
 /** Subscribes to every event; returns the function that unsubscribes. */
 export function listen(): () => void {
   const offs = [
@@ -131,6 +145,7 @@ export function listen(): () => void {
         if (requestId !== undefined && requestId === ours?.requestId) ours.finished = true;
         lab.activeRunId = null;
         if (status === 'cancelled') lab.sweepNotice = 'Cancelled. Finished examples are kept; Resume continues from there.';
+        if (status === 'interrupted') lab.sweepNotice = 'The engine stopped during this sweep. Finished examples are kept; Resume continues from there.';
         if (status === 'failed' && error) lab.sweepError = error;
       }
       if (runId !== lab.shown?.id) return;
@@ -141,6 +156,13 @@ export function listen(): () => void {
     api.on('runs.changed', () => lab.runsVersion++),
     api.on('model.changed', async () => {
       lab.model = await api.call('model.current', {});
+    }),
+    api.on('engine.state', (state) => {
+      const wasReady = lab.engine?.state === 'ready';
+      lab.engine = state;
+      // A new engine process knows nothing of the old one's model: read everything shown again.
+      if (state.state === 'ready' && !wasReady) void refetchAll();
+      if (state.state !== 'ready') lab.model = null;
     }),
   ];
   return () => offs.forEach((off) => off());
