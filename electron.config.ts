@@ -3,7 +3,8 @@
  * - preload.cjs: src-main/preload.ts and the bridge as one CommonJS file, because a sandboxed
  *   preload can only require('electron') and cannot load ES modules or TypeScript;
  * - main.mjs: a bootstrap that registers tsx and imports src-main/electron.ts, so the main process
- *   runs the same TypeScript sources (and engine worker) as the CLI, with no second build of them.
+ *   runs the same TypeScript sources as the CLI, with no second build of them. The engine (the Lab,
+ *   onnxruntime, SQLite) runs beside it in a Node process (src-main/engine-process.ts), not in Electron.
  */
 import { fileURLToPath } from 'node:url';
 import { defineConfig, type Plugin } from 'vite';

@@ -216,6 +216,8 @@ export interface DoctorReport {
   gpus: string[];
   dbPath: string;
   cacheDir: string;
+  /** The desktop engine process's log for this results database (the window's banner links it too). */
+  engineLog: string;
 }
 
 export interface ExportReply {

@@ -20,5 +20,6 @@ export const doctorCommand = {
     for (const line of report.gpus) console.log(`gpu:    ${line}`);
     console.log(`results database: ${report.dbPath}`);
     console.log(`graph and weight cache: ${report.cacheDir}`);
+    console.log(`desktop engine log: ${report.engineLog}`);
   },
 };
