@@ -45,6 +45,12 @@ const BAD: Record<string, { payload: unknown; paths: string[] }> = {
   'runs.merge': { payload: { files: [], allowPartial: 'yes' }, paths: ['files', 'allowPartial'] },
   'runs.diff': { payload: { a: 'ab', b: 3 }, paths: ['a', 'b'] },
   'runs.update': { payload: { runId: 'abcd', name: 7, tags: [''], colour: 'red' }, paths: ['name', 'tags.0', ''] },
+  'desktop.engine': { payload: { pid: 1 }, paths: [''] },
+  'desktop.restartEngine': { payload: { now: true }, paths: [''] },
+  'desktop.pick': { payload: { kind: 'anyFile', path: '/etc' }, paths: ['kind', ''] },
+  'desktop.saveExport': { payload: { runId: 'ab', format: 'xlsx' }, paths: ['runId', 'format'] },
+  'desktop.saveFile': { payload: { fileName: '', mimeType: '', content: 3 }, paths: ['fileName', 'mimeType', 'content'] },
+  'desktop.showInFolder': { payload: { path: '' }, paths: ['path'] },
 };
 
 describe('one contract: every request is checked by its schema, the same way on every front', () => {
@@ -73,6 +79,17 @@ describe('one contract: every request is checked by its schema, the same way on 
     if (reply.ok) return;
     expect(reply.error.code).toBe('argument_invalid');
     expect(reply.error.issues?.map((i) => i.path).sort()).toEqual([...paths].sort());
+  });
+
+  test("the desktop window's own requests are refused by the Lab, in process and over HTTP, once their payload is valid", async () => {
+    const direct = await lab.dispatch('desktop.pick', { kind: 'modelDir' });
+    expect(direct).toMatchObject({ ok: false, error: { code: 'desktop_only', path: 'request' } });
+    const http = await fetch(`http://127.0.0.1:${server.port}/api/desktop.pick`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${server.token}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ kind: 'modelDir' }),
+    }).then((r) => r.json());
+    expect(http).toEqual(direct);
   });
 
   test('bos: "false" is refused, not taken as true, and unknown keys are named', async () => {

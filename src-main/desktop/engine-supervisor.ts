@@ -48,6 +48,8 @@ export class EngineSupervisor {
   private startedAt = 0;
   /** Runs this engine is computing (from its replies and events), announced as interrupted if it dies. */
   private readonly running = new Map<string, string | undefined>();
+  /** Runs whose sweep.finished came before the reply that started them (a small or cached sweep). */
+  private readonly finishedEarly = new Set<string>();
   /** The last model.load that succeeded, replayed after a restart so the window is where it was. */
   private lastLoad: Payload<'model.load'> | undefined;
   private logTail: string[] = [];
@@ -174,6 +176,7 @@ export class EngineSupervisor {
     }
     if (this.running.size > 0) this.emit('runs.changed', {});
     this.running.clear();
+    this.finishedEarly.clear();
     // A database that cannot open fails the same way every time: restarting would only loop.
     const canRecover = !requested && why === undefined && this.autoRestarts < 1;
     const crash = requested ? this.current.crash : { code, signal, ...(why && { error: why }), logTail: [...this.logTail], at: new Date().toISOString() };
@@ -194,8 +197,6 @@ export class EngineSupervisor {
       if (!this.finishedEarly.delete(runId)) this.running.set(runId, (payload as { requestId?: string }).requestId);
     }
   }
-
-  private readonly finishedEarly = new Set<string>();
 
   private noteEvent(name: EventName, payload: unknown): void {
     const p = payload as { runId?: string; requestId?: string };
