@@ -161,6 +161,8 @@ export interface DifferenceView {
   /** Examples both runs list (same tokens and position). */
   sharedExamples: number;
   rows: DifferenceRow[];
+  /** Per technique over every shared example and layer: max |b − a| of each surprisal, and rows whose top-1 differs. */
+  largest: { technique: string; rows: number; surprisal: number; surprisalPaper: number; top1Differs: number }[];
   method: string;
 }
 

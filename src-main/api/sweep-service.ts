@@ -28,7 +28,7 @@ export interface StoredSweepHooks {
   budgetBytes?: number;
   /** At most this many examples per batch (each batch is one transaction in the store). */
   maxBatchExamples?: number;
-  /** Take nothing from the cache: compute every row again and store it over the old one (store/sweep-cache.ts). */
+  /** Take nothing from the cache: compute every row again and store it as the run's own, beside the old one (store/generations.ts). */
   recompute?: boolean;
   /** Compute only this shard's examples (scale/shard.ts); the run records every example of the slice and the shard. */
   shard?: Shard;
@@ -61,6 +61,7 @@ export async function runStoredSweep(engine: Engine, store: ResultStore, spec: S
     codeVersion: CODE_VERSION,
     spec,
     examplesPlanned: plan.examples.length,
+    ownsRows: hooks.recompute,
   });
   store.setRunExamples(
     runId,
@@ -96,7 +97,7 @@ export async function resumeStoredSweep(engine: Engine, store: ResultStore, runI
 async function finishInStore(engine: Engine, store: ResultStore, runId: string, plan: SweepPlan, hooks: StoredSweepHooks): Promise<SweepOutcome> {
   const started = performance.now();
   try {
-    let cache = runSweepCache(store, runId, { recompute: hooks.recompute });
+    let cache = runSweepCache(store, runId);
     if (hooks.shard) {
       // A shard computes its stride of the slice; the run keeps every example, so a merge (scale/merge.ts) can check the slices agree.
       const ordinals = shardOrdinals(plan.examples.length, hooks.shard);
