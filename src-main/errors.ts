@@ -42,7 +42,8 @@ export type ErrorCode =
   | 'cache_missing'
   | 'run_not_found'
   | 'shards_mismatch'
-  | 'shards_incomplete';
+  | 'shards_incomplete'
+  | 'dataset_changed';
 
 /** One problem with a request: where (a dotted path into the payload, or an option) and what. */
 export interface Issue {

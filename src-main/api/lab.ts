@@ -265,7 +265,7 @@ export class Lab {
 
     'runs.list': async (p) => this.store.listRuns(p),
 
-    'runs.get': async (p) => runView(this.store, resolveRunId(this.store, p.runId)),
+    'runs.get': async (p) => runView(this.store, resolveRunId(this.store, p.runId), this.cacheRoot),
 
     'runs.example': async (p) => {
       const runId = resolveRunId(this.store, p.runId);

@@ -5,6 +5,7 @@ import { parseCommandLine, requiredOption, withLab } from './options.ts';
 import { formatSummaryTable } from './summary-table.ts';
 import { ranges } from '../scale/merge.ts';
 import { formatParity } from './extract-table.ts';
+import type { DatasetFingerprint } from '../data/fingerprint.ts';
 
 const HELP = `usage: logitscope runs <list|show|compare|diff|export|delete|merge> [options]
 
@@ -77,6 +78,12 @@ export const runsCommand = {
           if (shard) console.log(`shard ${shard.index}/${shard.count}: computes the examples whose ordinal ≡ ${shard.index} (mod ${shard.count}); merge the shards with \`runs merge\``);
           // The fitted lens a tuned_lens technique read through (its train slice, seed, ridge, key).
           for (const [id, t] of Object.entries(run.techniquePrompts)) if (t.lens) console.log(`${id}: ${t.lens}`);
+          if (run.ownsRows) console.log('reads only the rows it computed or merged itself (a recompute or merged run), never another run\'s');
+          for (const c of run.datasetCheck) {
+            const fp = (run.dataset.fingerprints as DatasetFingerprint[]).find((f) => f.file === c.file);
+            const what = fp?.packages ? fp.packages.map((p) => `${p.name}@${p.version}`).join(', ') : `${fp?.size} bytes, sha256 ${fp?.sha256}`;
+            console.log(`dataset ${c.file}: ${what}; ${c.matches ? 'unchanged since the run read it' : `NO LONGER MATCHES what the run read: ${c.detail}`}`);
+          }
           if (run.error) console.log(`error: [${run.error.code}] ${run.error.message}`);
           console.log(formatParity(run.parity));
           console.log(formatSummaryTable(run.summary, run.techniques));

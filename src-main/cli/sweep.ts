@@ -141,6 +141,9 @@ export const sweepCommand = {
         const run = await lab.call('runs.get', { runId: o.resume });
         await loadModel(lab, run.modelPath, run.device, o, run.computeDtype);
         console.error(`resuming run ${run.id}: ${run.examplesDone} of ${run.examplesPlanned ?? '?'} examples already stored`);
+        for (const c of run.datasetCheck.filter((d) => !d.matches)) {
+          console.error(`warning: ${c.file} no longer matches what run ${run.id.slice(0, 8)} read (${c.detail}); the resume computes the examples stored with the run, not the file's current records`);
+        }
         return follow(lab, { out, start: () => lab.call('sweep.resume', { runId: run.id, batchSize }) });
       }
       const req = request!; // built above whenever --resume is not given

@@ -83,7 +83,8 @@ export class ResultStore {
     const db = SqliteFile.open(file, { readonly: opts.readonly, busyTimeoutMs: opts.busyTimeoutMs ?? 5000 });
     try {
       prepareSchema(db);
-      if (opts.maxBytes !== undefined) db.pragma(`max_page_count = ${Math.max(1, Math.floor(opts.maxBytes / Number(db.pragma('page_size'))))}`);
+      const maxBytes = opts.maxBytes ?? maxBytesFromEnv();
+      if (maxBytes !== undefined) db.pragma(`max_page_count = ${Math.max(1, Math.floor(maxBytes / Number(db.pragma('page_size'))))}`);
     } catch (e) {
       db.close();
       throw e;
@@ -465,6 +466,19 @@ export class ResultStore {
     this.shapes.set(runId, shape);
     return shape;
   }
+}
+
+/**
+ * LOGITSCOPE_DB_MAX_BYTES caps the size of every results database this process opens: past it a
+ * write fails with cache_full, as on a full disk (a bound on a shared disk, and a way to try what a
+ * full disk does at each stage of a sweep without filling one).
+ */
+function maxBytesFromEnv(): number | undefined {
+  const text = process.env.LOGITSCOPE_DB_MAX_BYTES;
+  if (text === undefined || text === '') return undefined;
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < 1) throw new LogitscopeError('argument_invalid', `LOGITSCOPE_DB_MAX_BYTES must be a positive number of bytes, got "${text}"`, 'LOGITSCOPE_DB_MAX_BYTES');
+  return n;
 }
 
 function rowFrom([layer, referenceTop1, top1, surprisal, surprisalPaper, topk]: Cell, exampleKey: string, techniqueKey: string, k: number): LayerResultRow {
