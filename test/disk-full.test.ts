@@ -103,4 +103,21 @@ describe('a full disk during a sweep', () => {
     expect(refused.stderr).toMatch(/^warning: .*copy\.jsonl no longer matches what run [0-9a-f]{8} read \(size \d+ → \d+ bytes, sha256 [0-9a-f]{12}… → [0-9a-f]{12}…\)/m);
     expect(refused.stderr.trim().split('\n').at(-1)).toMatch(new RegExp(`^\\[dataset_changed\\] ${copy}: run ${runId}'s slice was never stored, and this file no longer holds what the run read \\(size \\d+ → \\d+ bytes`));
   }, 120_000);
+
+  test('while the --json output is written: output_unwritable names the file, leaves nothing under its name, and runs export writes it later', async () => {
+    // The export goes through OUT.partial: pointed at /dev/full, every write of it fails with ENOSPC.
+    const out = path.join(tmp, 'out.json');
+    fs.symlinkSync('/dev/full', `${out}.partial`);
+    const db = path.join(tmp, 'output.sqlite');
+    const r = await cli([...sweepArgs(db), '--json', out]);
+    expect(r.code).toBe(2);
+    const line = r.stderr.trim().split('\n').at(-1)!;
+    const m = new RegExp(`^\\[output_unwritable\\] ${out}: cannot write the export \\(ENOSPC: the disk is full\\); nothing was left under this name and run ([0-9a-f-]{36}) is stored — free some space or choose another file, then \`logitscope runs export \\1 --out FILE\` writes it$`).exec(line);
+    expect(m, line).not.toBeNull();
+    expect(fs.existsSync(out)).toBe(false);
+    expect(fs.existsSync(`${out}.partial`)).toBe(false);
+    const exported = await cli(['runs', 'export', m![1], '--out', out, '--db', db]);
+    expect(exported.code, exported.stderr).toBe(0);
+    expect(examplesOf(out)).toEqual(whole);
+  }, 120_000);
 });
