@@ -43,7 +43,8 @@ export type ErrorCode =
   | 'run_not_found'
   | 'shards_mismatch'
   | 'shards_incomplete'
-  | 'desktop_only';
+  | 'desktop_only'
+  | 'dataset_changed';
 
 /** One problem with a request: where (a dotted path into the payload, or an option) and what. */
 export interface Issue {

@@ -10,7 +10,7 @@ import { prepareModel } from '../src-main/engine/model-build.ts';
 import { readSafetensorsHeader } from '../src-main/engine/safetensors.ts';
 import { planWeights } from '../src-main/engine/weight-plan.ts';
 import { ResultStore } from '../src-main/store/result-store.ts';
-import { runSweepCache } from '../src-main/store/sweep-cache.ts';
+import { exportJson } from '../src-main/store/export.ts';
 import { resolveProtocol } from '../src-main/sweep/protocol.ts';
 import type { SweepSpec } from '../src-main/sweep/spec.ts';
 import { LOGIT_LENS, LOGITSCOPE, TOKEN_IDENTITY } from '../src-main/sweep/techniques.ts';
@@ -191,26 +191,22 @@ describe('a sweep with recompute', () => {
   });
   afterAll(async () => engine?.dispose());
 
-  test('computes every row again and replaces the stored rows', async () => {
+  test('computes every row again and stores it as its own, leaving the rows earlier runs read as they were', async () => {
     const store = freshStore();
     const mark = { ...engine.stats };
     const first = await runStoredSweep(engine, store, spec(engine.info.modelDir, 6));
     const computedOnce = delta(engine.stats, mark);
     expect(computedOnce.unembedRows).toBeGreaterThan(0);
-
-    // Stored rows that no longer match the model (as after a numerics fix), served as they are by a plain sweep.
-    const cache = runSweepCache(store, first.runId);
-    const known = await cache.lookup([0, 1, 2, 3, 4, 5]);
-    cache.save([...known].map(([ordinal, result]) => ({ ordinal, result, computed: result.layers.map((l) => ({ ...l, surprisal: 99 })) })));
-    const stale = await runStoredSweep(engine, store, spec(engine.info.modelDir, 6));
-    const surprisals = (o: typeof first.outcome) => o.results.flatMap((r) => r!.layers.map((l) => l.surprisal));
-    expect(surprisals(stale.outcome)).toEqual(surprisals(first.outcome).map(() => 99));
+    const firstExport = JSON.stringify(exportJson(store, first.runId));
 
     const before = { ...engine.stats };
     const redone = await runStoredSweep(engine, store, spec(engine.info.modelDir, 6), { recompute: true });
     expect(delta(engine.stats, before)).toEqual(computedOnce);
     expect(redone.outcome.results).toEqual(first.outcome.results);
+    expect(store.getRun(redone.runId)).toMatchObject({ status: 'completed', examplesDone: 6, ownsRows: true });
+    expect(JSON.stringify(exportJson(store, first.runId))).toBe(firstExport);
 
+    // A plain sweep is still served from the cache, and reads the oldest rows: the first run's.
     const served = { ...engine.stats };
     const again = await runStoredSweep(engine, store, spec(engine.info.modelDir, 6));
     expect(delta(engine.stats, served).unembedRows).toBe(0);

@@ -101,6 +101,30 @@ describe('shards', () => {
     expect(fs.existsSync(db('never'))).toBe(false);
   });
 
+  test('--shard without --db is refused before any work, so a shard never writes into the main database', async () => {
+    const main = db('main-never');
+    const err = await promisify(execFile)(process.execPath, ['bin/logitscope.js', 'sweep', '--model', model, '--data', data, '--preset', 'logitscope', '--limit', '30', '--shard', '0/2'], {
+      env: { ...process.env, LOGITSCOPE_DB: main, LOGITSCOPE_CACHE_DIR: cacheRoot },
+    }).then(() => null, (e: { code: number; stderr: string }) => e);
+    expect(err?.code).toBe(2);
+    expect(err?.stderr.trim().split('\n')[0]).toMatch(/^\[argument_invalid\] --shard: --shard writes its own results database: add --db FILE \(e\.g\. --db shard-0-of-2\.db\)/);
+    expect(fs.existsSync(main)).toBe(false);
+  });
+
+  test('a shard with no examples says so and exits with status 3, and its database still records the slice', async () => {
+    const file = db('empty-shard');
+    const r = await promisify(execFile)(process.execPath, ['bin/logitscope.js', 'sweep', '--model', model, '--data', data, '--preset', 'logitscope', '--limit', String(LIMIT), '--shard', '20/30', '--db', file], {
+      env: { ...process.env, LOGITSCOPE_CACHE_DIR: cacheRoot },
+    }).then(() => null, (e: { code: number; stdout: string; stderr: string }) => e);
+    expect(r?.code).toBe(3);
+    expect(r?.stderr).toMatch(new RegExp(`shard 20/30 has no examples: the slice has ${LIMIT}, so only shards 0\\.\\.${LIMIT - 1} of 30 compute any; nothing was computed`));
+    expect(r?.stdout).not.toMatch(/parity/);
+    await withLab(file, async (lab) => {
+      const [run] = await lab.call('runs.list', {});
+      expect(run).toMatchObject({ status: 'completed', examplesPlanned: LIMIT, examplesDone: 0 });
+    });
+  });
+
   test('each shard records the whole slice and computes the examples whose ordinal ≡ i (mod 3)', async () => {
     for (const [i, file] of shardFiles.entries()) {
       await withLab(file, async (lab) => {

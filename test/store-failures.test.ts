@@ -243,7 +243,7 @@ describe('a full disk', () => {
 
   it('a database that reaches its size cap fails with cache_full and keeps every batch saved before', () => {
     const { store, id } = filled(file, 1);
-    const cap = fs.statSync(file).size + 400 * 1024;
+    const cap = fs.statSync(file).size + 800 * 1024; // room for the 1000 examples and some 100 batches
     store.close();
     const capped = ResultStore.open(file, { maxBytes: cap });
     const saved = fillUp(capped, id);

@@ -7,6 +7,7 @@
  */
 import type { z } from 'zod';
 import type { SerializedError } from '../errors.ts';
+import type { FingerprintCheck } from '../data/fingerprint.ts';
 import type { Parity } from '../store/parity.ts';
 import type { MergeReport } from '../scale/merge.ts';
 import type { ProtocolSettings, Strategy } from '../sweep/spec.ts';
@@ -102,6 +103,13 @@ export interface RunView extends RunSummaryView {
   /** At the last layer, each technique against the model's own distribution (store/parity.ts); a failure marks the run. */
   parity: Parity;
   error: SerializedError | null;
+  /** It reads only rows it computed or merged itself (a recompute or merged run), never another run's. */
+  ownsRows: boolean;
+  /**
+   * Each dataset file the run recorded (dataset.fingerprints: size, mtime, sha256; packages for a
+   * built-in) against what is there now; empty for runs recorded before fingerprints were.
+   */
+  datasetCheck: FingerprintCheck[];
 }
 
 /** One example for the inspector: its text as tokens, the position, and every cell's top-k. */
@@ -161,6 +169,8 @@ export interface DifferenceView {
   /** Examples both runs list (same tokens and position). */
   sharedExamples: number;
   rows: DifferenceRow[];
+  /** Per technique over every shared example and layer: max |b − a| of each surprisal, and rows whose top-1 differs. */
+  largest: { technique: string; rows: number; surprisal: number; surprisalPaper: number; top1Differs: number }[];
   method: string;
 }
 

@@ -38,16 +38,16 @@ export async function exportRun(store: ResultStore, runId: string, format: Forma
   if (format === 'json') {
     const content = JSON.stringify(exportJson(store, runId));
     if (target === undefined) return { fileName, mimeType, content, encoding: 'utf8', written: Buffer.byteLength(content) };
-    writeFileAtomically(target, content);
+    writing(target, runId, () => writeFileAtomically(target, content));
     return { fileName, mimeType, written: Buffer.byteLength(content) };
   }
   if (format === 'csv') {
-    if (target !== undefined) return { fileName, mimeType, written: await exportCsv(store, runId, target) };
+    if (target !== undefined) return { fileName, mimeType, written: await writing(target, runId, () => exportCsv(store, runId, target)) };
     const chunks: string[] = [];
     const written = await exportCsv(store, runId, new Writable({ write: (chunk, _enc, done) => (chunks.push(String(chunk)), done()) }));
     return { fileName, mimeType, content: chunks.join(''), encoding: 'utf8', written };
   }
-  if (target !== undefined) return { fileName, mimeType, written: await exportParquet(store, runId, target) };
+  if (target !== undefined) return { fileName, mimeType, written: await writing(target, runId, () => exportParquet(store, runId, target)) };
   // Parquet is binary: written to a private temp file, handed back base64-encoded for a download.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'logitscope-export-'));
   try {
@@ -56,5 +56,28 @@ export async function exportRun(store: ResultStore, runId: string, format: Forma
     return { fileName, mimeType, content: fs.readFileSync(file).toString('base64'), encoding: 'base64', written };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Writes an export file; a file-system error (a full disk above all) becomes output_unwritable with
+ * the file and what to do. The write goes through a .partial file, so nothing is left under the name.
+ */
+function writing<T>(target: string, runId: string, write: () => T): T {
+  const fail = (e: unknown): never => {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (e instanceof LogitscopeError || typeof code !== 'string' || !code.startsWith('E')) throw e;
+    const why = code === 'ENOSPC' || code === 'EDQUOT' ? 'the disk is full' : code === 'EFBIG' ? 'the file is larger than the file system or a limit allows' : 'the file system refused the write';
+    throw new LogitscopeError(
+      'output_unwritable',
+      `cannot write the export (${code}: ${why}); nothing was left under this name and run ${runId} is stored — free some space or choose another file, then \`logitscope runs export ${runId} --out FILE\` writes it`,
+      target,
+    );
+  };
+  try {
+    const result = write();
+    return (result instanceof Promise ? result.catch(fail) : result) as T;
+  } catch (e) {
+    return fail(e);
   }
 }

@@ -264,7 +264,7 @@ export class Lab {
 
     'runs.list': async (p) => this.store.listRuns(p),
 
-    'runs.get': async (p) => runView(this.store, resolveRunId(this.store, p.runId)),
+    'runs.get': async (p) => runView(this.store, resolveRunId(this.store, p.runId), this.cacheRoot),
 
     'runs.example': async (p) => {
       const runId = resolveRunId(this.store, p.runId);
@@ -290,7 +290,7 @@ export class Lab {
       const a = resolveRunId(this.store, p.a, 'a');
       const b = resolveRunId(this.store, p.b, 'b');
       const rows = this.store.difference(a, b);
-      return { a, b, sharedExamples: this.store.sharedExamples(a, b), rows, method: PAIRED_METHOD };
+      return { a, b, sharedExamples: this.store.sharedExamples(a, b), rows, largest: this.store.largestDifferences(a, b), method: PAIRED_METHOD };
     },
 
     'runs.update': async (p) => {

@@ -1,4 +1,6 @@
 import fs from 'node:fs';
+import path from 'node:path';
+import { assertUnchanged, checkFingerprints, fingerprintDataset, recordedFingerprints, type DatasetFingerprint } from '../data/fingerprint.ts';
 import type { SliceProgress } from '../data/slice.ts';
 import type { Engine } from '../engine/engine.ts';
 import type { FitProgress } from '../lens/fit.ts';
@@ -28,7 +30,7 @@ export interface StoredSweepHooks {
   budgetBytes?: number;
   /** At most this many examples per batch (each batch is one transaction in the store). */
   maxBatchExamples?: number;
-  /** Take nothing from the cache: compute every row again and store it over the old one (store/sweep-cache.ts). */
+  /** Take nothing from the cache: compute every row again and store it as the run's own, beside the old one (store/generations.ts). */
   recompute?: boolean;
   /** Compute only this shard's examples (scale/shard.ts); the run records every example of the slice and the shard. */
   shard?: Shard;
@@ -46,13 +48,16 @@ export interface StoredSweepResult {
  * model computed are taken from the cache instead of being computed again.
  */
 export async function runStoredSweep(engine: Engine, store: ResultStore, spec: SweepSpec, hooks: StoredSweepHooks & { name?: string } = {}): Promise<StoredSweepResult> {
-  const prepared = await prepareSweep(engine, spec, { signal: hooks.signal, onProgress: hooks.onPreparing, onLensProgress: hooks.onLensProgress });
+  const fingerprints = fingerprintDataset(spec.files, cacheRootOf(engine));
+  const prepared = await readSlice(engine, spec, hooks, fingerprints);
   const { plan } = prepared;
-  const runId = store.createRun({
+  const runId = stage(store, undefined, 'run', () => store.createRun({
     name: hooks.name,
     model: { key: modelKey(engine.info), path: engine.info.modelDir, info: describeModel(engine.info, engine.tokenizer) },
     files: spec.files,
-    datasetStats: { pool: prepared.dataset.pool, records: prepared.dataset.records, skipped: prepared.dataset.skipped, ...(hooks.shard && { shard: hooks.shard }) },
+    datasetStats: {
+      pool: prepared.dataset.pool, records: prepared.dataset.records, skipped: prepared.dataset.skipped, fingerprints, ...(hooks.shard && { shard: hooks.shard }),
+    },
     protocol: spec.protocol,
     techniques: plan.techniques,
     layers: plan.layers,
@@ -61,11 +66,9 @@ export async function runStoredSweep(engine: Engine, store: ResultStore, spec: S
     codeVersion: CODE_VERSION,
     spec,
     examplesPlanned: plan.examples.length,
-  });
-  store.setRunExamples(
-    runId,
-    plan.examples.map((e, ordinal) => ({ ordinal, recordIndex: e.recordIndex, source: e.source, text: e.text, tokens: e.tokens, position: e.position })),
-  );
+    ownsRows: hooks.recompute,
+  }));
+  storeSlice(store, runId, plan);
   hooks.onRunCreated?.(runId, prepared);
   const outcome = await finishInStore(engine, store, runId, plan, hooks);
   return { runId, prepared, outcome };
@@ -87,16 +90,114 @@ export async function resumeStoredSweep(engine: Engine, store: ResultStore, runI
     );
   }
   if (run.status === 'completed') throw new LogitscopeError('argument_invalid', `run ${runId} is already complete`, 'runId');
-  const examples = store.runExamples(runId).map((e) => ({ recordIndex: e.recordIndex, source: e.source, text: e.text ?? '', tokens: e.tokens, position: e.position }));
-  const plan: SweepPlan = { examples, techniques: run.resolvedTechniques, layers: run.layers, k: run.k, strategy: run.strategy };
   store.resumeRun(runId);
+  let stored = store.runExamples(runId);
+  if (run.examplesPlanned !== null && stored.length < run.examplesPlanned) {
+    // The slice never got stored (the disk filled up while it was): read it again, as the run first did.
+    try {
+      await restoreSlice(engine, store, runId, hooks);
+    } catch (e) {
+      failRun(store, runId, e);
+      throw e;
+    }
+    stored = store.runExamples(runId);
+  }
+  const examples = stored.map((e) => ({ recordIndex: e.recordIndex, source: e.source, text: e.text ?? '', tokens: e.tokens, position: e.position }));
+  const plan: SweepPlan = { examples, techniques: run.resolvedTechniques, layers: run.layers, k: run.k, strategy: run.strategy };
   return { outcome: await finishInStore(engine, store, runId, plan, { ...hooks, shard: shardOfRun(run.dataset) }), plan };
+}
+
+/**
+ * The run's slice read again from its recorded spec, for a run whose slice was never stored. The
+ * files must still hold what the run first read (its fingerprints), and give the same examples.
+ */
+async function restoreSlice(engine: Engine, store: ResultStore, runId: string, hooks: StoredSweepHooks): Promise<void> {
+  const run = store.getRun(runId);
+  if (!run.spec) throw new LogitscopeError('argument_invalid', `run ${runId} has no stored slice and no recorded sweep to read it from again; start a new sweep`, 'runId');
+  const changed = checkFingerprints(recordedFingerprints(run.dataset), cacheRootOf(engine)).filter((c) => !c.matches);
+  if (changed.length > 0) {
+    throw new LogitscopeError('dataset_changed', `run ${runId}'s slice was never stored, and this file no longer holds what the run read (${changed[0].detail}); start a new sweep`, changed[0].file);
+  }
+  const fingerprints = fingerprintDataset(run.spec.files, cacheRootOf(engine));
+  const { plan } = await readSlice(engine, run.spec, { ...hooks, onLensProgress: undefined }, fingerprints);
+  if (plan.examples.length !== run.examplesPlanned) {
+    throw new LogitscopeError('dataset_changed', `run ${runId} planned ${run.examplesPlanned} examples, but its files now give ${plan.examples.length}; start a new sweep`, run.spec.files[0]);
+  }
+  storeSlice(store, runId, plan);
+}
+
+/** Reads and prepares the slice; a file that changed meanwhile is dataset_changed, whatever else the read made of it. */
+async function readSlice(engine: Engine, spec: SweepSpec, hooks: StoredSweepHooks, fingerprints: DatasetFingerprint[]): Promise<PreparedSweep> {
+  let prepared: PreparedSweep;
+  try {
+    prepared = await prepareSweep(engine, spec, { signal: hooks.signal, onProgress: hooks.onPreparing, onLensProgress: hooks.onLensProgress });
+  } catch (e) {
+    assertUnchanged(fingerprints); // a file cut short can look like an empty slice or a parse error
+    throw e;
+  }
+  assertUnchanged(fingerprints);
+  return prepared;
+}
+
+/** The slice's examples, in one transaction; a failure marks the run failed with advice that works (resume redoes this stage). */
+function storeSlice(store: ResultStore, runId: string, plan: SweepPlan): void {
+  try {
+    stage(store, runId, 'slice', () =>
+      store.setRunExamples(
+        runId,
+        plan.examples.map((e, ordinal) => ({ ordinal, recordIndex: e.recordIndex, source: e.source, text: e.text, tokens: e.tokens, position: e.position })),
+      ),
+    );
+  } catch (e) {
+    failRun(store, runId, e);
+    throw e;
+  }
+}
+
+type Stage = 'run' | 'slice' | 'batches';
+
+/**
+ * Runs one stage's writes; a full disk (cache_full) is reworded to say what was kept and what to do
+ * next at this stage, with the database's path. Other errors pass unchanged.
+ */
+function stage<T>(store: ResultStore, runId: string | undefined, what: Stage, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw fullDisk(store, runId, what, e);
+  }
+}
+
+function fullDisk(store: ResultStore, runId: string | undefined, what: Stage, e: unknown): unknown {
+  if (!(e instanceof LogitscopeError) || e.code !== 'cache_full') return e;
+  const disk = 'the disk holding this results database is full (or the database reached its size limit)';
+  const resume = `free some space, then \`logitscope sweep --resume ${runId} --db ${store.file}\``;
+  const advice = {
+    run: `${disk}; no run was created — free some space and start the sweep again`,
+    slice: `${disk} while the slice was stored; run ${runId} was created without its examples — ${resume} stores the slice again (from the same files) and computes it`,
+    batches: `${disk}; run ${runId} keeps every batch saved before this one — ${resume} continues where it stopped`,
+  }[what];
+  return new LogitscopeError('cache_full', advice, store.file);
+}
+
+/** Marks the run failed with the error, when the store can still be written (a full disk may not let it). */
+function failRun(store: ResultStore, runId: string, e: unknown): void {
+  try {
+    store.finishRun(runId, { status: 'failed', error: serializeError(e) });
+  } catch {
+    // The run stays running until this process lets go of it, then reads as interrupted: resumable either way.
+  }
+}
+
+/** The cache root the engine was loaded with (its cacheDir is <root>/<identity>/<dtype>), where checkpoint hashes are remembered too. */
+function cacheRootOf(engine: Engine): string {
+  return path.dirname(path.dirname(engine.info.cacheDir));
 }
 
 async function finishInStore(engine: Engine, store: ResultStore, runId: string, plan: SweepPlan, hooks: StoredSweepHooks): Promise<SweepOutcome> {
   const started = performance.now();
   try {
-    let cache = runSweepCache(store, runId, { recompute: hooks.recompute });
+    let cache = runSweepCache(store, runId);
     if (hooks.shard) {
       // A shard computes its stride of the slice; the run keeps every example, so a merge (scale/merge.ts) can check the slices agree.
       const ordinals = shardOrdinals(plan.examples.length, hooks.shard);
@@ -112,11 +213,8 @@ async function finishInStore(engine: Engine, store: ResultStore, runId: string, 
     return outcome;
   } catch (e) {
     // Finished batches are already committed; the run is marked failed so it can be resumed.
-    try {
-      store.finishRun(runId, { status: 'failed', error: serializeError(e) });
-    } catch {
-      // The store itself may be what failed (disk full, locked); the original error matters more.
-    }
-    throw e;
+    const err = fullDisk(store, runId, 'batches', e);
+    failRun(store, runId, err);
+    throw err;
   }
 }

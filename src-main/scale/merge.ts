@@ -128,6 +128,9 @@ function mergeOpened(into: ResultStore, shards: ShardRun[], opts: MergeOptions):
       codeVersion: first.run.codeVersion,
       spec: first.run.spec ?? undefined,
       examplesPlanned: total,
+      // The copied rows are the merged run's own: rows the database already holds for the same
+      // cells (an unsharded run, an earlier merge) are neither overwritten nor read instead.
+      ownsRows: true,
     });
   } else if (!into.isOwnedAndRunning(runId)) {
     into.resumeRun(runId); // run_busy if another live process is merging into it

@@ -3,6 +3,7 @@ import type { LayerSummary } from '../sweep/spec.ts';
 import { summaryFromSums, type LayerSums } from '../sweep/summary.ts';
 import type { RunShape } from './run-rows.ts';
 import type { SqliteFile } from './sqlite.ts';
+import { chosen } from './generations.ts';
 
 /** One data source's share of a run: its examples and one technique's per-layer summaries over them. */
 export interface SourceSummary {
@@ -25,6 +26,7 @@ const SUMS_BY_SOURCE = `SELECT coalesce(re.source, @none) AS source, l.layer AS 
   FROM run_examples re CROSS JOIN run_layers l CROSS JOIN results r
   WHERE re.run_id = @run AND l.run_id = @run
     AND r.model_id = @model AND r.example_id = re.example_id AND r.technique_id = @technique AND r.layer = l.layer AND r.k >= @k
+    AND ${chosen('r')}
   GROUP BY coalesce(re.source, @none), l.layer`;
 
 /** Per source, one technique's summaries over every layer; sources with the most examples first, then by name. */

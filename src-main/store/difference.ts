@@ -2,6 +2,7 @@ import { tInterval } from '../sweep/summary.ts';
 import type { RunShape } from './run-rows.ts';
 import type { SqliteFile } from './sqlite.ts';
 import type { LayerDifference } from './types.ts';
+import { chosen } from './generations.ts';
 
 /**
  * Two runs compared example by example (runs.diff): b − a per technique and layer over the
@@ -32,7 +33,9 @@ const PAIRED_SUMS = `
     WHERE ta.run_id = @a AND tb.run_id = @b AND tb.technique_id = ta.technique_id
       AND la.run_id = @a AND lb.run_id = @b AND lb.layer = la.layer
       AND ra.model_id = @modelA AND ra.example_id = e.example_id AND ra.technique_id = ta.technique_id AND ra.layer = la.layer AND ra.k >= @kA
+      AND ${chosen('ra', '@a', '@kA')}
       AND rb.model_id = @modelB AND rb.example_id = e.example_id AND rb.technique_id = ta.technique_id AND rb.layer = la.layer AND rb.k >= @kB
+      AND ${chosen('rb', '@b', '@kB')}
   )
   GROUP BY ordinal, layer ORDER BY ordinal, layer`;
 
@@ -72,6 +75,40 @@ export function pairedDifference(db: SqliteFile, a: { id: string; shape: RunShap
   return db
     .all<PairedSums>(PAIRED_SUMS, { a: a.id, b: b.id, modelA: a.shape.modelId, modelB: b.shape.modelId, kA: a.shape.k, kB: b.shape.k })
     .map(differenceFromSums);
+}
+
+/**
+ * Per technique (a's order), over every shared example and layer: the largest |b − a| of each
+ * surprisal, and how many rows' top-1 differ. What tells a verification run (naive, recompute) that
+ * agrees to the last bits from one that does not: a mean difference of 0 hides both.
+ */
+const LARGEST = `
+  SELECT ta.name AS technique, count(*) AS rows, max(abs(rb.surprisal - ra.surprisal)) AS surprisal,
+    max(abs(rb.surprisal_paper - ra.surprisal_paper)) AS surprisalPaper, sum(rb.top1 <> ra.top1) AS top1Differs
+  FROM (SELECT example_id FROM run_examples WHERE run_id = @a INTERSECT SELECT example_id FROM run_examples WHERE run_id = @b) e
+    CROSS JOIN run_techniques ta CROSS JOIN run_techniques tb CROSS JOIN run_layers la CROSS JOIN run_layers lb
+    CROSS JOIN results ra CROSS JOIN results rb
+  WHERE ta.run_id = @a AND tb.run_id = @b AND tb.technique_id = ta.technique_id
+    AND la.run_id = @a AND lb.run_id = @b AND lb.layer = la.layer
+    AND ra.model_id = @modelA AND ra.example_id = e.example_id AND ra.technique_id = ta.technique_id AND ra.layer = la.layer AND ra.k >= @kA
+    AND ${chosen('ra', '@a', '@kA')}
+    AND rb.model_id = @modelB AND rb.example_id = e.example_id AND rb.technique_id = ta.technique_id AND rb.layer = la.layer AND rb.k >= @kB
+    AND ${chosen('rb', '@b', '@kB')}
+  GROUP BY ta.ordinal ORDER BY ta.ordinal`;
+
+export interface LargestDifference {
+  technique: string;
+  /** Rows (example × layer) compared. */
+  rows: number;
+  /** max |b − a| over those rows, in nats. */
+  surprisal: number;
+  surprisalPaper: number;
+  /** Rows whose top-1 token differs. */
+  top1Differs: number;
+}
+
+export function largestDifferences(db: SqliteFile, a: { id: string; shape: RunShape }, b: { id: string; shape: RunShape }): LargestDifference[] {
+  return db.all<LargestDifference>(LARGEST, { a: a.id, b: b.id, modelA: a.shape.modelId, modelB: b.shape.modelId, kA: a.shape.k, kB: b.shape.k });
 }
 
 /** How many examples the two runs both list (same tokens and position). */

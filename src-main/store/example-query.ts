@@ -1,6 +1,7 @@
 import { LogitscopeError } from '../errors.ts';
 import type { RunShape } from './run-rows.ts';
 import type { SqliteFile } from './sqlite.ts';
+import { chosen } from './generations.ts';
 
 /**
  * "Which examples matter": a run's examples filtered and sorted by one technique × layer cell,
@@ -52,8 +53,8 @@ type Row = { ordinal: number; recordIndex: number; source: string | null; exampl
 const MATCHES = `
   FROM run_examples re CROSS JOIN results f CROSS JOIN results s
   WHERE re.run_id = @run
-    AND f.model_id = @model AND f.example_id = re.example_id AND f.technique_id = @ft AND f.layer = @fl AND f.k >= @k
-    AND s.model_id = @model AND s.example_id = re.example_id AND s.technique_id = @st AND s.layer = @sl AND s.k >= @k
+    AND f.model_id = @model AND f.example_id = re.example_id AND f.technique_id = @ft AND f.layer = @fl AND f.k >= @k AND ${chosen('f')}
+    AND s.model_id = @model AND s.example_id = re.example_id AND s.technique_id = @st AND s.layer = @sl AND s.k >= @k AND ${chosen('s')}
     AND (@correct IS NULL OR (f.top1 = f.reference_top1) = @correct)
     AND (@reference IS NULL OR f.reference_top1 = @reference)
     AND (@source IS NULL OR re.source = @source)
@@ -99,7 +100,8 @@ export function findExamples(db: SqliteFile, shape: RunShape, runId: string, q: 
       layers: db
         .all<{ layer: number; top1: number; surprisal: number }>(
           `SELECT l.layer, r.top1, r.surprisal FROM run_layers l CROSS JOIN results r
-           WHERE l.run_id = @run AND r.model_id = @model AND r.example_id = @example AND r.technique_id = @ft AND r.layer = l.layer AND r.k >= @k ORDER BY l.layer`,
+           WHERE l.run_id = @run AND r.model_id = @model AND r.example_id = @example AND r.technique_id = @ft AND r.layer = l.layer AND r.k >= @k
+             AND ${chosen('r')} ORDER BY l.layer`,
           { run: runId, model: shape.modelId, example: r.exampleId, ft, k: shape.k },
         )
         .map((c) => ({ layer: c.layer, top1: c.top1, correct: c.top1 === r.referenceTop1, surprisal: c.surprisal })),

@@ -20,6 +20,7 @@ import { targetLayerOf } from '../sweep/techniques.ts';
 import type { ResultStore } from './result-store.ts';
 import type { RunDetail } from './types.ts';
 import type { SqliteFile } from './sqlite.ts';
+import { chosen } from './generations.ts';
 
 /**
  * Nats. float32 logits of a few tens carry ~1e-6 relative error, and a 50400-way log-sum-exp in
@@ -118,6 +119,7 @@ const PARITY_SUMS = `SELECT t.name AS technique, count(*) AS rows, sum(r.top1 !=
   FROM run_examples re CROSS JOIN run_techniques t CROSS JOIN results r
   WHERE re.run_id = @run AND t.run_id = @run
     AND r.model_id = @model AND r.example_id = re.example_id AND r.technique_id = t.technique_id AND r.layer = @layer AND r.k >= @k
+    AND ${chosen('r')}
   GROUP BY t.ordinal`;
 
 export function storedParitySums(db: SqliteFile, q: { run: string; model: number; k: number; layer: number }): ParitySums[] {

@@ -12,7 +12,8 @@ import { storedParitySums, type ParitySums } from './parity.ts';
 import { SqliteFile } from './sqlite.ts';
 import { summaryFromSums, type LayerSums } from '../sweep/summary.ts';
 import { compareSummaries, SUMS_GROUP, SUMS_SELECT } from './summary.ts';
-import { pairedDifference, sharedExamples } from './difference.ts';
+import { largestDifferences, pairedDifference, sharedExamples, type LargestDifference } from './difference.ts';
+import { chosen, NEXT_GEN } from './generations.ts';
 import {
   checkNewRun, DELETE_UNSHARED_RESULTS, editRun, Heartbeat, listItem, loadShape, RUN_SELECT, runDetail, runNotFound, runStatus, stillRunning, THIS_PROCESS,
   type Liveness, type RunRow, type RunShape,
@@ -47,13 +48,14 @@ const CELL_COLUMNS = 'r.layer, r.reference_top1, r.top1, r.surprisal, r.surprisa
 /**
  * A run's stored results: its examples × techniques × layers, joined against the shared results.
  * CROSS JOIN fixes the loop order (SQLite's planner would otherwise scan every result of the model):
- * the run's examples in order, then its techniques and layers, then one primary-key probe per cell.
- * Callers append further conditions with AND.
+ * the run's examples in order, then its techniques and layers, then one primary-key probe per cell,
+ * for the one row of the cell the run reads (generations.ts). Callers append further conditions with AND.
  */
 const RUN_CELLS = `
   FROM run_examples re CROSS JOIN run_techniques t CROSS JOIN run_layers l CROSS JOIN results r
   WHERE re.run_id = @run AND t.run_id = @run AND l.run_id = @run
-    AND r.model_id = @model AND r.example_id = re.example_id AND r.technique_id = t.technique_id AND r.layer = l.layer AND r.k >= @k`;
+    AND r.model_id = @model AND r.example_id = re.example_id AND r.technique_id = t.technique_id AND r.layer = l.layer AND r.k >= @k
+    AND ${chosen('r')}`;
 
 const PAGE = 256;
 
@@ -61,6 +63,8 @@ const PAGE = 256;
  * The results cache: every run and every per-example result, in one SQLite file. Results are keyed
  * by what determines them (keys.ts), not by run, so runs that share examples share rows, and a
  * sweep takes from `lookup` what an earlier run computed. Each `saveBatch` is one transaction.
+ * A stored row is never changed: a run that owns its rows (recompute, merge) adds its own next to
+ * the others' (generations.ts), so a finished run reads the same rows for as long as it exists.
  */
 export class ResultStore {
   private readonly shapes = new Map<string, RunShape>();
@@ -79,7 +83,8 @@ export class ResultStore {
     const db = SqliteFile.open(file, { readonly: opts.readonly, busyTimeoutMs: opts.busyTimeoutMs ?? 5000 });
     try {
       prepareSchema(db);
-      if (opts.maxBytes !== undefined) db.pragma(`max_page_count = ${Math.max(1, Math.floor(opts.maxBytes / Number(db.pragma('page_size'))))}`);
+      const maxBytes = opts.maxBytes ?? maxBytesFromEnv();
+      if (maxBytes !== undefined) db.pragma(`max_page_count = ${Math.max(1, Math.floor(maxBytes / Number(db.pragma('page_size'))))}`);
     } catch (e) {
       db.close();
       throw e;
@@ -108,17 +113,19 @@ export class ResultStore {
     if (this.db.get('SELECT 1 FROM runs WHERE id = ?', id)) throw new LogitscopeError('argument_invalid', `a run with id "${id}" already exists`, 'id');
     const now = new Date().toISOString();
     this.db.transaction(() => {
+      const producer = this.db.get<{ id: number }>('INSERT INTO producers (run_id) VALUES (?) RETURNING id', id)!.id;
       const modelId = this.db.get<{ id: number }>(
         'INSERT INTO models (identity) VALUES (?) ON CONFLICT (identity) DO UPDATE SET identity = excluded.identity RETURNING id',
         r.model.key,
       )!.id;
       this.db.run(
         `INSERT INTO runs (id, name, status, created_at, updated_at, model_id, model_path, model_json, dataset_json, protocol_json, spec_json,
-           techniques_json, layers_json, k, strategy, code_version, examples_planned, owner_pid, owner_host, owner_token, heartbeat_at)
-         VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           techniques_json, layers_json, k, strategy, code_version, examples_planned, owner_pid, owner_host, owner_token, heartbeat_at, producer, owns_rows)
+         VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         id, r.name ?? null, now, now, modelId, r.model.path, JSON.stringify(r.model.info), JSON.stringify({ files: r.files, ...r.datasetStats }),
         JSON.stringify(r.protocol), r.spec ? JSON.stringify(r.spec) : null, JSON.stringify(r.techniques), JSON.stringify(r.layers),
         r.k, r.strategy, r.codeVersion, r.examplesPlanned ?? null, THIS_PROCESS.pid, THIS_PROCESS.host, THIS_PROCESS.token, Date.now(),
+        producer, r.ownsRows ? 1 : 0,
       );
       r.techniques.forEach((t, ordinal) => {
         const techniqueId = this.db.get<{ id: number }>(
@@ -163,7 +170,11 @@ export class ResultStore {
     for (const [key, id] of added) shape.exampleIds.set(key, id);
   }
 
-  /** Stored rows for these keys with at least k top-k entries, keyed `${exampleKey}|${techniqueKey}|${layer}`. */
+  /**
+   * Stored rows for these keys with at least k top-k entries, keyed `${exampleKey}|${techniqueKey}|${layer}`:
+   * per cell the oldest such row (the one a run sharing the cache reads), or with `ownedBy` the oldest
+   * that run produced (the one a run owning its rows reads).
+   */
   lookup(q: LookupQuery): Map<string, LayerResultRow> {
     const hits = new Map<string, LayerResultRow>();
     const model = this.db.get<{ id: number }>('SELECT id FROM models WHERE identity = ?', q.modelKey);
@@ -175,14 +186,18 @@ export class ResultStore {
       });
     const techniques = idsOf('techniques', q.techniqueKeys);
     const layers = new Set(q.layers);
+    const producer = q.ownedBy === undefined ? null : this.shape(q.ownedBy).producer;
     for (const e of idsOf('examples', q.exampleKeys)) {
       for (const t of techniques) {
+        // Oldest first: the first row seen for a layer is the one kept.
         const cells = this.db.rows<Cell>(
-          `SELECT ${CELL_COLUMNS} FROM results r WHERE r.model_id = ? AND r.example_id = ? AND r.technique_id = ? AND r.k >= ?`,
-          model.id, e.id, t.id, q.k,
+          `SELECT ${CELL_COLUMNS} FROM results r WHERE r.model_id = ? AND r.example_id = ? AND r.technique_id = ? AND r.k >= ?
+             AND r.producer IS coalesce(?, r.producer) ORDER BY r.layer, r.gen`,
+          model.id, e.id, t.id, q.k, producer,
         );
         for (const c of cells) {
-          if (layers.has(c[0])) hits.set(`${e.key}|${t.key}|${c[0]}`, rowFrom(c, e.key, t.key, q.k));
+          const key = `${e.key}|${t.key}|${c[0]}`;
+          if (layers.has(c[0]) && !hits.has(key)) hits.set(key, rowFrom(c, e.key, t.key, q.k));
         }
       }
     }
@@ -191,10 +206,11 @@ export class ResultStore {
 
   /**
    * Saves one batch in one transaction: after a crash the batch is either all there or not at all.
-   * A row already stored with a longer top-k is kept, since another run may show those entries,
-   * unless `replace` (a recompute run) says the new numbers win whatever their k.
+   * Rows are only ever added, never overwritten (generations.ts): a row is written as its cell's next
+   * generation, produced by this run, unless the cell already holds a row this run reads (another
+   * run stored it meanwhile, or this run's own earlier copy), which would never be read.
    */
-  saveBatch(runId: string, rows: readonly LayerResultRow[], opts: { replace?: boolean } = {}): void {
+  saveBatch(runId: string, rows: readonly LayerResultRow[]): void {
     const shape = this.shape(runId);
     const values = rows.map((row) => {
       const exampleId = shape.exampleIds.get(row.exampleKey);
@@ -204,7 +220,10 @@ export class ResultStore {
         throw new LogitscopeError('argument_invalid', `a result row (layer ${row.layer}) is not an example, technique and layer of run ${runId}`, 'rows');
       }
       if (k === 0 || row.topK.probs.length !== k) throw new LogitscopeError('argument_invalid', 'a result row has an empty or ragged top-k', 'rows');
-      return [shape.modelId, exampleId, techniqueId, row.layer, row.referenceTop1, row.top1, row.surprisal, row.surprisalPaper, k, encodeTopK(row.topK)] as const;
+      return {
+        model: shape.modelId, example: exampleId, technique: techniqueId, layer: row.layer, reference: row.referenceTop1, top1: row.top1,
+        surprisal: row.surprisal, surprisalPaper: row.surprisalPaper, rowK: k, topk: encodeTopK(row.topK),
+      };
     });
     this.db.transaction(() => {
       // First, so that a run deleted meanwhile (by another process) is run_not_found, not a foreign key error.
@@ -215,16 +234,14 @@ export class ResultStore {
       if (changed === 0) throw runNotFound(runId);
       for (const v of values) {
         this.db.run(
-          `INSERT INTO results (model_id, example_id, technique_id, layer, reference_top1, top1, surprisal, surprisal_paper, k, topk)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT (model_id, example_id, technique_id, layer) DO UPDATE SET reference_top1 = excluded.reference_top1, top1 = excluded.top1, surprisal = excluded.surprisal,
-             surprisal_paper = excluded.surprisal_paper, k = excluded.k, topk = excluded.topk
-           WHERE ? OR excluded.k >= results.k`,
-          ...v,
-          opts.replace ? 1 : 0,
+          `INSERT INTO results (model_id, example_id, technique_id, layer, gen, producer, reference_top1, top1, surprisal, surprisal_paper, k, topk)
+           SELECT @model, @example, @technique, @layer, ${NEXT_GEN}, @producer, @reference, @top1, @surprisal, @surprisalPaper, @rowK, @topk
+           WHERE NOT EXISTS (SELECT 1 FROM results x WHERE x.model_id = @model AND x.example_id = @example AND x.technique_id = @technique
+             AND x.layer = @layer AND x.k >= @k AND x.producer IS coalesce(@reads, x.producer))`,
+          { ...v, producer: shape.producer, k: shape.k, reads: shape.ownsRows ? shape.producer : null },
         );
       }
-      this.markComplete(runId, shape, new Set(values.map((v) => v[1])));
+      this.markComplete(runId, shape, new Set(values.map((v) => v.example)));
     });
   }
 
@@ -374,6 +391,11 @@ export class ResultStore {
     return pairedDifference(this.db, { id: a, shape: this.shape(a) }, { id: b, shape: this.shape(b) });
   }
 
+  /** Per technique, the largest |b − a| of each surprisal and the top-1 disagreements over the shared rows (difference.ts). */
+  largestDifferences(a: string, b: string): LargestDifference[] {
+    return largestDifferences(this.db, { id: a, shape: this.shape(a) }, { id: b, shape: this.shape(b) });
+  }
+
   sharedExamples(a: string, b: string): number {
     return sharedExamples(this.db, a, b);
   }
@@ -424,6 +446,7 @@ export class ResultStore {
     const { n } = this.db.get<{ n: number }>(
       `SELECT count(*) AS n FROM run_techniques t JOIN run_layers l ON l.run_id = t.run_id
        JOIN results r ON r.model_id = @model AND r.example_id = @example AND r.technique_id = t.technique_id AND r.layer = l.layer AND r.k >= @k
+         AND ${chosen('r')}
        WHERE t.run_id = @run`,
       { model: shape.modelId, example: exampleId, k: shape.k, run: runId },
     )!;
@@ -443,6 +466,19 @@ export class ResultStore {
     this.shapes.set(runId, shape);
     return shape;
   }
+}
+
+/**
+ * LOGITSCOPE_DB_MAX_BYTES caps the size of every results database this process opens: past it a
+ * write fails with cache_full, as on a full disk (a bound on a shared disk, and a way to try what a
+ * full disk does at each stage of a sweep without filling one).
+ */
+function maxBytesFromEnv(): number | undefined {
+  const text = process.env.LOGITSCOPE_DB_MAX_BYTES;
+  if (text === undefined || text === '') return undefined;
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < 1) throw new LogitscopeError('argument_invalid', `LOGITSCOPE_DB_MAX_BYTES must be a positive number of bytes, got "${text}"`, 'LOGITSCOPE_DB_MAX_BYTES');
+  return n;
 }
 
 function rowFrom([layer, referenceTop1, top1, surprisal, surprisalPaper, topk]: Cell, exampleKey: string, techniqueKey: string, k: number): LayerResultRow {

@@ -38,6 +38,8 @@ export interface RunRow {
   notes: string | null;
   tags_json: string;
   examples_done: number;
+  producer: number;
+  owns_rows: number;
 }
 
 /**
@@ -121,6 +123,7 @@ export function runDetail(row: RunRow, live: Liveness): RunDetail {
       row.owner_pid === null
         ? null
         : { pid: row.owner_pid, host: row.owner_host ?? '', heartbeatAt: row.heartbeat_at === null ? null : new Date(row.heartbeat_at).toISOString() },
+    ownsRows: row.owns_rows === 1,
   };
 }
 
@@ -198,6 +201,10 @@ export function checkNewRun(r: NewRun): void {
 export interface RunShape {
   modelId: number;
   k: number;
+  /** producers.id: the rows this run writes carry it (generations.ts). */
+  producer: number;
+  /** It reads only the rows it produced. */
+  ownsRows: boolean;
   techniqueIds: Map<string, number>; // technique key -> techniques.id
   techniqueNames: string[]; // by run_techniques.ordinal
   layers: Set<number>;
@@ -207,7 +214,7 @@ export interface RunShape {
 
 /** Reads a run's shape; run_not_found when there is no such run. */
 export function loadShape(db: SqliteFile, runId: string): RunShape {
-  const run = db.get<{ model_id: number; k: number }>('SELECT model_id, k FROM runs WHERE id = ?', runId);
+  const run = db.get<{ model_id: number; k: number; producer: number; owns_rows: number }>('SELECT model_id, k, producer, owns_rows FROM runs WHERE id = ?', runId);
   if (!run) throw runNotFound(runId);
   const techniques = db.all<{ key: string; id: number; name: string }>(
     'SELECT tq.key, tq.id, t.name FROM run_techniques t JOIN techniques tq ON tq.id = t.technique_id WHERE t.run_id = ? ORDER BY t.ordinal',
@@ -221,6 +228,8 @@ export function loadShape(db: SqliteFile, runId: string): RunShape {
   return {
     modelId: run.model_id,
     k: run.k,
+    producer: run.producer,
+    ownsRows: run.owns_rows === 1,
     techniqueIds: new Map(techniques.map((t) => [t.key, t.id])),
     techniqueNames: techniques.map((t) => t.name),
     layers: new Set(layers),
@@ -230,8 +239,9 @@ export function loadShape(db: SqliteFile, runId: string): RunShape {
 }
 
 /**
- * deleteRun's first step (@model, @run): the results of the run's cells that no other run of the
- * same model refers to.
+ * deleteRun's first step (@model, @run): every row of the run's cells that no other run of the same
+ * model reads (generations.ts chosen). Rows no run reads go too (such as a row this run computed while
+ * another run stored the same cell first); the row each other run reads stays, so its numbers do not change.
  */
 export const DELETE_UNSHARED_RESULTS = `DELETE FROM results WHERE model_id = @model
      AND (example_id, technique_id, layer) IN (
@@ -242,7 +252,10 @@ export const DELETE_UNSHARED_RESULTS = `DELETE FROM results WHERE model_id = @mo
        JOIN runs r2 ON r2.id = re2.run_id AND r2.model_id = results.model_id
        JOIN run_techniques t2 ON t2.run_id = re2.run_id AND t2.technique_id = results.technique_id
        JOIN run_layers l2 ON l2.run_id = re2.run_id AND l2.layer = results.layer
-       WHERE re2.example_id = results.example_id AND re2.run_id <> @run)`;
+       WHERE re2.example_id = results.example_id AND re2.run_id <> @run AND results.k >= r2.k
+         AND results.gen = (SELECT min(x.gen) FROM results x
+           WHERE x.model_id = results.model_id AND x.example_id = results.example_id AND x.technique_id = results.technique_id AND x.layer = results.layer
+             AND x.k >= r2.k AND x.producer IS coalesce(iif(r2.owns_rows, r2.producer, NULL), x.producer)))`;
 
 export function stillRunning(row: RunRow, byThisStore: boolean, action: 'resume' | 'delete'): LogitscopeError {
   const where = byThisStore ? 'this process' : `process ${row.owner_pid} on ${row.owner_host}`;

@@ -106,6 +106,38 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE runs ADD COLUMN notes TEXT;
   ALTER TABLE runs ADD COLUMN tags_json TEXT NOT NULL DEFAULT '[]';   -- string[], in the order given
   `,
+  // A finished result never changes (issue 23): rows are never overwritten. A cell (model, example,
+  // technique, layer) can hold several rows, numbered by gen in the order they were written (0 for
+  // every row stored before this version); producer is the run that computed (or merged) the row.
+  // A run reads one row per cell (generations.ts CHOSEN): the oldest with its k, or, for a run that
+  // owns its rows (recompute, merge), the oldest of its own. New rows only ever get a higher gen, so
+  // nothing written later changes which row a run reads. producers hands out ids that are never
+  // reused, so a new run can never take a deleted run's rows for its own.
+  `
+  CREATE TABLE producers (id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL);
+  INSERT INTO producers (run_id) SELECT id FROM runs ORDER BY created_at, id;
+  ALTER TABLE runs ADD COLUMN producer INTEGER;
+  ALTER TABLE runs ADD COLUMN owns_rows INTEGER NOT NULL DEFAULT 0;   -- 1: reads only the rows it produced
+  UPDATE runs SET producer = (SELECT p.id FROM producers p WHERE p.run_id = runs.id);
+  CREATE TABLE results_v4 (
+    model_id INTEGER NOT NULL REFERENCES models(id),
+    example_id INTEGER NOT NULL REFERENCES examples(id),
+    technique_id INTEGER NOT NULL REFERENCES techniques(id),
+    layer INTEGER NOT NULL,
+    gen INTEGER NOT NULL,                  -- 0, 1, ... per cell, in the order the rows were written
+    producer INTEGER,                      -- producers.id of the run that wrote it; NULL for rows from before version 4
+    reference_top1 INTEGER NOT NULL,
+    top1 INTEGER NOT NULL,
+    surprisal REAL NOT NULL,
+    surprisal_paper REAL NOT NULL,
+    k INTEGER NOT NULL,
+    topk BLOB NOT NULL,
+    PRIMARY KEY (model_id, example_id, technique_id, layer, gen)
+  ) WITHOUT ROWID;
+  INSERT INTO results_v4 SELECT model_id, example_id, technique_id, layer, 0, NULL, reference_top1, top1, surprisal, surprisal_paper, k, topk FROM results;
+  DROP TABLE results;
+  ALTER TABLE results_v4 RENAME TO results;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -9,10 +9,11 @@ import { layerResultFromRow, rowsFromResults } from './rows.ts';
  * A stored run as the sweep loop's cache (run-sweep.ts SweepCache). Ordinals are the run's
  * (setRunExamples), which must be the indices of the sweep plan's examples. Lookups search every
  * run of the same model, so a sweep that repeats or extends an earlier one computes only what is new.
- * With `recompute`, lookups find nothing, so every row is computed again and saved over the stored
- * one (but saveBatch keeps a stored row whose top-k is longer).
+ * A run that owns its rows (a recompute: NewRun.ownsRows) finds only rows it computed itself, so it
+ * computes every row once (a resume continues where it stopped) and stores them beside the others'
+ * rows, never over them (generations.ts).
  */
-export function runSweepCache(store: ResultStore, runId: string, opts: { recompute?: boolean } = {}): SweepCache {
+export function runSweepCache(store: ResultStore, runId: string): SweepCache {
   const run = store.getRun(runId);
   const examples = new Map(store.runExamples(runId).map((e) => [e.ordinal, e]));
   // Several technique ids can share a key (two custom prompts with the same tokens): each gets the rows.
@@ -30,8 +31,10 @@ export function runSweepCache(store: ResultStore, runId: string, opts: { recompu
   return {
     lookup(ordinals) {
       const wanted = ordinals.map(exampleOf);
-      if (opts.recompute) return new Map();
-      const hits = store.lookup({ modelKey: run.modelKey, exampleKeys: wanted.map((e) => e.exampleKey), techniqueKeys: [...idsByKey.keys()], layers: run.layers, k: run.k });
+      const hits = store.lookup({
+        modelKey: run.modelKey, exampleKeys: wanted.map((e) => e.exampleKey), techniqueKeys: [...idsByKey.keys()], layers: run.layers, k: run.k,
+        ...(run.ownsRows && { ownedBy: runId }),
+      });
       const found = new Map<number, ExampleResult>();
       for (const e of wanted) {
         const layers: LayerResult[] = [];
@@ -49,7 +52,7 @@ export function runSweepCache(store: ResultStore, runId: string, opts: { recompu
       return found;
     },
     save(batch) {
-      store.saveBatch(runId, rowsFromResults(batch.map((b) => ({ ...b.result, layers: b.computed })), run.resolvedTechniques), { replace: opts.recompute });
+      store.saveBatch(runId, rowsFromResults(batch.map((b) => ({ ...b.result, layers: b.computed })), run.resolvedTechniques));
     },
   };
 }

@@ -46,6 +46,11 @@ export interface NewRun {
   spec?: SweepSpec;
   /** An estimate (e.g. the protocol's limit) until setRunExamples records the examples drawn. */
   examplesPlanned?: number;
+  /**
+   * The run reads only rows it produced itself (a recompute, a naive verification, a merge), never
+   * another run's; by default it reads the oldest stored row of each cell (generations.ts).
+   */
+  ownsRows?: boolean;
 }
 
 /** One example of a run as the sweep hands it over; the store computes its key. */
@@ -85,6 +90,8 @@ export interface LookupQuery {
   layers: readonly number[];
   /** Rows stored with fewer top-k entries are misses; longer ones are cut to k. */
   k: number;
+  /** Only rows this run produced (a run that owns its rows); otherwise any run's, the oldest first. */
+  ownedBy?: string;
 }
 
 export interface RunFilter {
@@ -144,6 +151,8 @@ export interface RunDetail extends RunListItem {
   error: SerializedError | null;
   /** null for runs recorded before owners were (schema version 1). */
   owner: RunOwner | null;
+  /** It reads only the rows it computed (or merged) itself: a recompute or merged run (NewRun.ownsRows). */
+  ownsRows: boolean;
 }
 
 export interface RunEnd {
