@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { EventName } from '../src-main/api/contract.ts';
 import { Lab } from '../src-main/api/lab.ts';
 import { lensStats } from '../src-main/lens/fit.ts';
+import { LENS_META, LENS_WEIGHTS } from '../src-main/lens/lens.ts';
 import { writeTinyGptj } from './fixtures/checkpoint-writer.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tuned-lens-api-'));
@@ -53,14 +54,16 @@ describe('the tuned lens through the API', () => {
     const lensEvents = events.filter((e) => e.name === 'sweep.preparing' && e.payload.requestId === 'fit' && e.payload.lens).map((e) => e.payload.lens);
     expect(lensEvents[0].phase).toBe('selecting');
     const collected = lensEvents.filter((l) => l.phase === 'collecting');
-    expect(collected.at(-1)).toEqual({ phase: 'collecting', done: 80, total: 80 }); // records 10..89
+    expect(collected.at(-1)).toEqual({ phase: 'collecting', done: 72, total: 72 }); // records 10..89, less every tenth (held out)
+    expect(lensEvents.filter((l) => l.phase === 'checking').at(-1)).toEqual({ phase: 'checking', done: 8, total: 8 });
+    expect(lensEvents.filter((l) => l.phase === 'selecting').at(-1).done).toBeGreaterThan(0); // records read
     expect(lensEvents.filter((l) => l.phase === 'solving').map((l) => l.done)).toEqual([0, 1, 2]);
 
     const view = await lab.call('runs.get', { runId });
     expect(view.techniques).toEqual(['logit_lens', 'tuned_lens']);
-    expect(view.techniquePrompts.tuned_lens.lens).toMatch(/^affine tuned lens [0-9a-f]{12}: fitted on items 0\.\.9999 of records 10\.\.\d+ in file order \(80 examples\), position seed 0, ridge 0\.00001/);
+    expect(view.techniquePrompts.tuned_lens.lens).toMatch(/^affine tuned lens [0-9a-f]{12}: fitted on items 0\.\.9999 of records 10\.\.\d+ in file order \(72 examples\), position seed 0, ridge 0\.00001/);
     const json = JSON.parse((await lab.call('runs.export', { runId, format: 'json' })).content!);
-    expect(json.techniques.tuned_lens.lens).toMatchObject({ examples: 80, ridge: 1e-5, train: { poolStart: 10, start: 0, end: 10_000, shuffleSeed: null } });
+    expect(json.techniques.tuned_lens.lens).toMatchObject({ examples: 72, ridge: 1e-5, train: { poolStart: 10, start: 0, end: 10_000, shuffleSeed: null } });
     expect(view.techniquePrompts.tuned_lens.lens).toContain(json.techniques.tuned_lens.lens.key.slice(0, 12));
 
     // Again, with a new run name: the lens comes from the cache; no fit, no fit progress.
@@ -87,4 +90,49 @@ describe('the tuned lens through the API', () => {
     expect(ridge).toMatchObject({ ok: false, error: { code: 'argument_invalid', path: 'techniques.0.lens.ridge' } });
     expect((await lab.call('runs.list', {})).length).toBe(runs);
   });
+
+  test('a lens file zeroed in place is refused (cache_corrupt), fitted again, and a lens of other content never gets the old rows', async () => {
+    const summaryOf = async (runId: string) => (await lab.call('runs.get', { runId })).summary.filter((r) => r.technique === 'tuned_lens').map((r) => [r.layer, r.precision.mean]);
+    const sweep = async (requestId: string) => {
+      const { runId } = await lab.call('sweep.start', request({ requestId, name: requestId }));
+      await waitFor(() => events.some((e) => e.name === 'sweep.finished' && e.payload.runId === runId));
+      return runId;
+    };
+    const first = await sweep('genuine');
+    const record = JSON.parse((await lab.call('runs.export', { runId: first, format: 'json' })).content!).techniques.tuned_lens.lens;
+    const dir = path.join(tmp, 'graphs', fs.readdirSync(path.join(tmp, 'graphs')).find((n) => n !== 'content-hashes.json')!, 'float32', 'tuned-lens', record.key);
+    const weights = path.join(dir, LENS_WEIGHTS);
+    const genuine = fs.readFileSync(weights);
+    expect(record.contentHash).toMatch(/^[0-9a-f]{64}$/);
+
+    // Zeroed, same size: refused with the file named and what happens next, then fitted again.
+    fs.writeFileSync(weights, Buffer.alloc(genuine.length));
+    const fits = lensStats.fits;
+    const zeroed = await sweep('zeroed');
+    expect(lensStats.fits).toBe(fits + 1);
+    const refused = events.find((e) => e.name === 'sweep.preparing' && e.payload.requestId === 'zeroed' && e.payload.lens?.refused)?.payload.lens.refused;
+    expect(refused).toContain(`[cache_corrupt] ${weights}`);
+    expect(refused).toMatch(/content changed since it was written.*refused and will be rebuilt/);
+    expect(fs.readFileSync(weights).equals(genuine)).toBe(true); // the same settings fit the same lens
+    expect(await summaryOf(zeroed)).toEqual(await summaryOf(first));
+
+    // Another lens under the same key (its weights zeroed and its recorded hash made to match, as a
+    // refit to other numbers would be): its rows are computed through it, not taken from the
+    // genuine lens's rows, and after it is replaced by a refit the genuine rows come back.
+    const meta = JSON.parse(fs.readFileSync(path.join(dir, LENS_META), 'utf8'));
+    const other = new Float32Array(genuine.length / 4);
+    const L = meta.nLayers;
+    const d = meta.dModel;
+    for (let j = 0; j < d; j++) other[(L * d + j) * d + j] = 1; // the last map stays the identity
+    fs.writeFileSync(weights, other);
+    const { createHash } = await import('node:crypto');
+    meta.weightsSha256 = createHash('sha256').update(fs.readFileSync(weights)).digest('hex');
+    fs.writeFileSync(path.join(dir, LENS_META), JSON.stringify(meta));
+    const forged = await sweep('forged');
+    const forgedView = await lab.call('runs.get', { runId: forged });
+    expect(forgedView.summary.find((r) => r.technique === 'tuned_lens' && r.layer === 0)!.precision.mean).not.toBe((await summaryOf(first))[1][1]);
+    fs.rmSync(dir, { recursive: true });
+    const refit = await sweep('refit');
+    expect(await summaryOf(refit)).toEqual(await summaryOf(first));
+  }, 180_000);
 });

@@ -252,8 +252,16 @@ export const eventSchemas = {
     scanned: z.int(),
     passed: z.int(),
     filteredOut: z.int(),
-    /** While a tuned lens is fitted: its phase, and train examples collected (or maps solved) of the total. */
-    lens: z.object({ phase: z.enum(['selecting', 'collecting', 'solving']), done: z.int(), total: z.int() }).optional(),
+    /** While a tuned lens is fitted: its phase, and records read (selecting), train examples collected, maps solved or held-out examples checked, of the total. */
+    lens: z
+      .object({
+        phase: z.enum(['selecting', 'collecting', 'solving', 'checking']),
+        done: z.int(),
+        total: z.int(),
+        /** A cached lens was damaged: the refusal, in the error's words; the lens is being fitted again. */
+        refused: z.string().optional(),
+      })
+      .optional(),
   }),
   'sweep.finished': z.object({ runId: z.string(), requestId: z.string().optional(), status: runStatusSchema, error: serializedErrorSchema.optional() }),
   'model.changed': z.object({ dir: z.string() }),

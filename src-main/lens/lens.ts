@@ -8,7 +8,9 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { verifyHashes } from '../engine/cache-check.ts';
 import { LogitscopeError } from '../errors.ts';
+import { checkProblem, type LensCheck } from './check.ts';
 import type { TextFilter } from '../data/slice.ts';
 import type { ProtocolSettings } from '../sweep/spec.ts';
 
@@ -16,7 +18,7 @@ import type { ProtocolSettings } from '../sweep/spec.ts';
  * Bump when the fit's definition or numerics change (collection, centring, ridge rule, solver), so
  * that lenses fitted by older code are not reused; they stay on disk under their old key.
  */
-export const TUNED_LENS_VERSION = 1;
+export const TUNED_LENS_VERSION = 2; // 2: a held-out check and the weights' content hash in lens.json
 
 /** Relative ridge: λ_l = ridge · tr(Σ_l)/d, Σ_l the centred scatter of layer l's rows (see fit.ts). */
 export const DEFAULT_RIDGE = 1e-5;
@@ -59,6 +61,12 @@ export interface LensRecord extends LensSettings {
   key: string;
   /** Train examples actually used (records that tokenize to nothing or are too long are skipped). */
   examples: number;
+  /**
+   * sha256 of the lens's weights.f32 as fitted. Rows computed through the lens are keyed by it
+   * (store/keys.ts), so rows of a lens fitted again never mix with the old one's. Absent in runs
+   * recorded before it existed.
+   */
+  contentHash?: string;
 }
 
 /** Overrides a user can give for the tuned lens; the rest come from the sweep's preset. */
@@ -149,22 +157,37 @@ export interface LensFile extends LensRecord {
   /** Per layer index (0 = embeddings .. nLayers-1 = last block, identity): the absolute ridge and the fit's R². */
   layers: { layer: number; lambda: number; r2: number }[];
   timings: { collectSeconds: number; accumulateSeconds: number; solveSeconds: number };
+  /** sha256 of weights.f32, checked whenever the lens is opened. */
+  weightsSha256: string;
+  /** Fit error and precision@1 per layer on held-out train examples (check.ts). */
+  check: LensCheck;
 }
 
+/**
+ * The lens in `dir`, checked: its weights' size, their content against the hash recorded at fit
+ * time (memoised by path, size, mtime and inode, as a checkpoint's identity is), and its recorded
+ * held-out check. null when there is none; `cache_corrupt` naming the file when it is damaged
+ * (ensureTunedLens then fits it again).
+ */
 export function readLensFile(dir: string): LensFile | null {
   const meta = path.join(dir, LENS_META);
   const weights = path.join(dir, LENS_WEIGHTS);
   if (!fs.existsSync(meta) || !fs.existsSync(weights)) return null;
+  const refit = 'it is refused and will be fitted again';
   let file: LensFile;
   try {
     file = JSON.parse(fs.readFileSync(meta, 'utf8')) as LensFile;
   } catch (e) {
-    throw new LogitscopeError('cache_corrupt', `the tuned lens's ${LENS_META} cannot be read (${(e as Error).message}); delete ${dir} to fit it again`, dir);
+    throw new LogitscopeError('cache_corrupt', `the tuned lens's ${LENS_META} cannot be read (${(e as Error).message}); ${refit}`, meta);
   }
   const expected = 4 * (file.nLayers + 1) * file.dModel * (file.dModel + 1);
   if (fs.statSync(weights).size !== expected) {
-    throw new LogitscopeError('cache_corrupt', `the tuned lens's ${LENS_WEIGHTS} has ${fs.statSync(weights).size} bytes, expected ${expected}; delete ${dir} to fit it again`, dir);
+    throw new LogitscopeError('cache_corrupt', `the tuned lens's weights have ${fs.statSync(weights).size} bytes, expected ${expected}; ${refit}`, weights);
   }
+  // The index of content hashes lives in the model's cache folder, two levels up (lensDir).
+  verifyHashes([{ file: weights, hash: file.weightsSha256 }], path.resolve(dir, '..', '..'), 'a tuned lens');
+  const problem = checkProblem(file.check, file.nLayers);
+  if (problem) throw new LogitscopeError('cache_corrupt', `the tuned lens fails its own check: ${problem}; ${refit}`, meta);
   return file;
 }
 
@@ -187,6 +210,6 @@ export function listLenses(modelCacheDir: string): { dir: string; file: LensFile
 
 /** The record a run stores, from a lens file. */
 export function lensRecordOf(f: LensFile): LensRecord {
-  const { version, modelIdentity, computeDtype, files, train, positionSeed, ridge, key, examples } = f;
-  return { version, modelIdentity, computeDtype, files, train, positionSeed, ridge, key, examples };
+  const { version, modelIdentity, computeDtype, files, train, positionSeed, ridge, key, examples, weightsSha256 } = f;
+  return { version, modelIdentity, computeDtype, files, train, positionSeed, ridge, key, examples, contentHash: weightsSha256 };
 }
