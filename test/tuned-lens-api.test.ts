@@ -135,4 +135,22 @@ describe('the tuned lens through the API', () => {
     const refit = await sweep('refit');
     expect(await summaryOf(refit)).toEqual(await summaryOf(first));
   }, 180_000);
+
+  test('Cancel during a fit (sweep.cancel by the request id, before the run exists) stops it: sweep.start fails with cancelled, no run is created, no lens folder is left', async () => {
+    const runs = (await lab.call('runs.list', {})).length;
+    const fits = lensStats.fits;
+    // A ridge no other test uses: a lens not in the cache yet.
+    const started = lab.call('sweep.start', request({ requestId: 'stop', techniques: [{ id: 'tuned_lens', lens: { ridge: 0.0123 } }] }));
+    const outcome = started.then(() => 'started', (e) => e);
+    await waitFor(() => events.some((e) => e.name === 'sweep.preparing' && e.payload.requestId === 'stop' && e.payload.lens?.phase === 'collecting'));
+    expect(await lab.call('sweep.cancel', { requestId: 'stop' })).toEqual({ cancelled: true });
+    const error = await outcome;
+    expect(error).toMatchObject({ code: 'cancelled' });
+    expect(lensStats.fits).toBe(fits);
+    expect((await lab.call('runs.list', {})).length).toBe(runs);
+    const lensRoots = fs.readdirSync(path.join(tmp, 'graphs'), { recursive: true }).map(String).filter((f) => /tuned-lens\/[^/]+$/.test(f));
+    expect(lensRoots.filter((f) => f.includes('partial'))).toEqual([]);
+    // A run id and a request id together, or neither, is refused.
+    expect(await lab.dispatch('sweep.cancel', {})).toMatchObject({ ok: false, error: { code: 'argument_invalid' } });
+  }, 60_000);
 });

@@ -146,7 +146,13 @@ export const requestSchemas = {
     if (!p.devices && (p.modelDir !== undefined || p.dtype !== undefined)) ctx.addIssue({ code: 'custom', path: [p.modelDir !== undefined ? 'modelDir' : 'dtype'], message: 'modelDir and dtype go with devices; otherwise the loaded model is used' });
     if (p.devices && new Set(p.devices.map((d) => d.split(':')[0])).size > 1) ctx.addIssue({ code: 'custom', path: ['devices'], message: 'all devices must be of one kind (cpu, cuda or webgpu): results are keyed by device, so a mix cannot merge into one run' });
   }),
-  'sweep.cancel': z.strictObject({ runId: runIdSchema }),
+  /**
+   * By run id, or by the request id of a sweep.start whose run does not exist yet (the slice is being
+   * read or its tuned lens fitted): that sweep stops between batches and creates no run.
+   */
+  'sweep.cancel': z
+    .strictObject({ runId: runIdSchema.optional(), requestId: requestIdSchema.optional() })
+    .refine((p) => (p.runId === undefined) !== (p.requestId === undefined), { message: 'give runId or requestId (one of them)', path: ['runId'] }),
   'sweep.resume': z.strictObject({ runId: runIdSchema, batchSize: z.int().min(1).max(1_000_000).optional(), requestId: requestIdSchema.optional() }),
   extract: z.strictObject({
     ...extractFields,

@@ -48,6 +48,8 @@ export interface StoredSweepResult {
 export async function runStoredSweep(engine: Engine, store: ResultStore, spec: SweepSpec, hooks: StoredSweepHooks & { name?: string } = {}): Promise<StoredSweepResult> {
   const prepared = await prepareSweep(engine, spec, { signal: hooks.signal, onProgress: hooks.onPreparing, onLensProgress: hooks.onLensProgress });
   const { plan } = prepared;
+  // Cancelled while the slice was read or a lens fitted: nothing was computed, so no run is made.
+  if (hooks.signal?.aborted) throw new LogitscopeError('cancelled', 'the sweep was cancelled before any example was computed; no run was created');
   const runId = store.createRun({
     name: hooks.name,
     model: { key: modelKey(engine.info), path: engine.info.modelDir, info: describeModel(engine.info, engine.tokenizer) },

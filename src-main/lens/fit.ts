@@ -191,7 +191,12 @@ export async function fitTunedLens(engine: Engine, s: LensSettings, opts: FitOpt
 
   // --- solve ----------------------------------------------------------------------------------
   const solveStarted = performance.now();
-  const gemm = opts.gemm ?? ortGemm(device);
+  const product = opts.gemm ?? ortGemm(device);
+  // A map's solve runs for tens of seconds at GPT-J's width: a cancel is honoured between its panel products.
+  const gemm: Gemm = (...args) => {
+    cancelled();
+    return product(...args);
+  };
   const W = new Float32Array((L + 1) * d * d);
   const bias = new Float32Array((L + 1) * d);
   const layers: LensFile['layers'] = [];
