@@ -84,8 +84,10 @@ describe('the tuned lens through the API', () => {
 
   test('a train slice that overlaps the evaluated records, or a bad ridge, is refused before any run exists', async () => {
     const runs = (await lab.call('runs.list', {})).length;
-    const overlap = await lab.dispatch('sweep.start', request({ techniques: [{ id: 'tuned_lens', lens: { train: { poolStart: 0, poolEnd: 10 } } }] }));
-    expect(overlap).toMatchObject({ ok: false, error: { code: 'argument_invalid', message: expect.stringMatching(/also evaluation records/) } });
+    const overlap = await lab.dispatch('sweep.start', request({ techniques: [{ id: 'tuned_lens', lens: { train: { poolStart: 0, poolEnd: 10, end: 10 } } }] }));
+    expect(overlap).toMatchObject({ ok: false, error: { code: 'argument_invalid', path: 'techniques.0.lens.train', message: expect.stringMatching(/overlaps the evaluation slice, items 0\.\.7 of the same pool; .*--eval-start 10/) } });
+    const records = await lab.dispatch('sweep.start', request({ techniques: [{ id: 'tuned_lens', lens: { train: { poolStart: 4, poolEnd: 40, end: 30 } } }] }));
+    expect(records).toMatchObject({ ok: false, error: { code: 'argument_invalid', message: expect.stringMatching(/also evaluation records/) } });
     const ridge = await lab.dispatch('sweep.start', request({ techniques: [{ id: 'tuned_lens', lens: { ridge: 0 } }] }));
     expect(ridge).toMatchObject({ ok: false, error: { code: 'argument_invalid', path: 'techniques.0.lens.ridge' } });
     expect((await lab.call('runs.list', {})).length).toBe(runs);

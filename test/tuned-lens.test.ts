@@ -343,13 +343,31 @@ describe('tuned lens on a tiny random GPT-J', () => {
 
   test('bad lens settings are refused before any train example runs', async () => {
     const rows = lensStats.sourceRows;
-    // Training on the evaluation records themselves.
+    // Training on the evaluation records themselves: the same pool, overlapping items, refused with the settings that fix it.
     await expect(prepareSweep(engine, spec({ techniques: [{ id: 'tuned_lens', kind: 'tuned_lens', lens: { train: { poolStart: 0, poolEnd: 40, start: 0, end: 20 } } }] }))).rejects.toMatchObject({
       code: 'argument_invalid',
-      message: expect.stringMatching(/also evaluation records/),
+      path: 'techniques.0.lens.train',
+      message: 'tuned lens: the train slice, items 0..19 of the pool, overlaps the evaluation slice, items 0..11 of the same pool; train on items after it (lens.train {start: 12, end: 32}; --lens-train 12-31), or move the evaluation slice to start at item 20 (overrides.evalStart; --eval-start 20)',
+    });
+    // Another pool that holds some of the same records: found on the records themselves.
+    await expect(prepareSweep(engine, spec({ techniques: [{ id: 'tuned_lens', kind: 'tuned_lens', lens: { train: { poolStart: 5, poolEnd: 60, start: 0, end: 20 } } }] }))).rejects.toMatchObject({
+      code: 'argument_invalid',
+      message: expect.stringMatching(/also evaluation records of this sweep \(e\.g\. record 5\)/),
+    });
+    // Past the train pool: refused with the pool's size, not fitted again under a new key.
+    await expect(prepareSweep(engine, spec({ techniques: [{ id: 'tuned_lens', kind: 'tuned_lens', lens: { train: { start: 0, end: 100_000_000 } } }] }))).rejects.toMatchObject({
+      code: 'argument_invalid',
+      path: 'techniques.0.lens.train.end',
+      message: expect.stringMatching(/the train pool holds 100000 records \(records 40\.\.100039\).*--lens-train 0-99999/),
+    });
+    // A shuffled pool evaluated from item 3000: the 10,000 items before it do not exist, and the slice is not shrunk.
+    const early = { ...protocol, shuffleSeed: 42, evalStart: 30 };
+    await expect(prepareSweep(engine, spec({ protocol: early, techniques: [TUNED_LENS] }))).rejects.toMatchObject({
+      code: 'argument_invalid',
+      message: expect.stringMatching(/only 30 come before it; train on those \(lens\.train \{start: 0, end: 30\}; --lens-train 0-29\) or start the evaluation at item 10000 or later/),
     });
     await expect(prepareSweep(engine, spec({ techniques: [{ id: 'tuned_lens', kind: 'tuned_lens', lens: { ridge: 2 } }] }))).rejects.toMatchObject({ code: 'argument_invalid', message: expect.stringMatching(/ridge/) });
-    await expect(prepareSweep(engine, spec({ techniques: [{ id: 'tuned_lens', kind: 'tuned_lens', lens: { train: { poolStart: 5000, poolEnd: 6000 } } }] }))).rejects.toMatchObject({ code: 'slice_empty' });
+    await expect(prepareSweep(engine, spec({ techniques: [{ id: 'tuned_lens', kind: 'tuned_lens', lens: { train: { poolStart: 5000, poolEnd: 6000, end: 500 } } }] }))).rejects.toMatchObject({ code: 'slice_empty' });
     expect(lensStats.sourceRows).toBe(rows);
     // A batch naming a lens folder without weights is refused before its source pass.
     const sourceRuns = engine.stats.sourceRuns;

@@ -75,7 +75,7 @@ export async function trainExamples(engine: Engine, s: LensSettings, opts: Pick<
   if (overlap.length > 0) {
     throw new LogitscopeError(
       'argument_invalid',
-      `tuned lens: ${overlap.length} of its train records are also evaluation records of this sweep (e.g. record ${overlap[0].index}); choose a disjoint train slice`,
+      `tuned lens: ${overlap.length} of its train records are also evaluation records of this sweep (e.g. record ${overlap[0].index}); choose a train pool of other records (lens.train poolStart/poolEnd past the evaluation pool's end), or leave the lens's train settings to their default`,
       'techniques',
     );
   }

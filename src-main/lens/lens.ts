@@ -77,29 +77,47 @@ export interface LensOverrides {
 }
 
 /**
- * The default train slice for a sweep's protocol, disjoint from its evaluation records:
+ * The default train slice for a sweep's protocol, disjoint from its evaluation records, never
+ * shrunk or moved to make it fit (resolveLensSettings refuses instead, naming the settings that fix it):
  * - an evaluation slice that starts after item 0 of its pool (the `patchscopes` preset: items
- *   10000..11999 of the shuffled pool) trains on the items before it, at most 10,000 of them
- *   (items 0..9999 for `patchscopes`, as in the paper);
+ *   10000..11999 of the shuffled pool) trains on the 10,000 items just before it, of the same pool
+ *   (items 0..9999 for `patchscopes`, as in the paper); an evaluation slice starting at item
+ *   1..9999 leaves fewer than 10,000 items before it, and is refused;
  * - an evaluation slice that starts at item 0 (the `logitscope` preset: the pool in file order)
  *   trains on the first 10,000 records that pass the same filter after the pool (records from
- *   poolEnd on, in file order).
+ *   poolEnd on, in file order, a train pool of max(pool size, 100,000) records).
  * Disjointness is checked again on the actual records when a sweep is prepared.
  */
 export function defaultTrainSlice(p: ProtocolSettings): LensTrainSlice {
   const common = { filter: p.filter, pileSetName: p.pileSetName, bos: p.bos };
   if (p.evalStart > 0) {
-    return { ...common, poolStart: p.poolStart, poolEnd: p.poolEnd, shuffleSeed: p.shuffleSeed, start: Math.max(0, p.evalStart - DEFAULT_TRAIN_EXAMPLES), end: p.evalStart };
+    return { ...common, poolStart: p.poolStart, poolEnd: p.poolEnd, shuffleSeed: p.shuffleSeed, start: p.evalStart - DEFAULT_TRAIN_EXAMPLES, end: p.evalStart };
   }
   const span = p.poolEnd - p.poolStart;
   return { ...common, poolStart: p.poolEnd, poolEnd: p.poolEnd + Math.max(span, 10 * DEFAULT_TRAIN_EXAMPLES), shuffleSeed: null, start: 0, end: DEFAULT_TRAIN_EXAMPLES };
 }
 
-/** The lens settings for a sweep: the preset's defaults with the user's overrides, checked. */
-export function resolveLensSettings(o: { protocol: ProtocolSettings; files: string[]; modelIdentity: string; computeDtype: string; overrides?: LensOverrides }): LensSettings {
+/**
+ * The lens settings for a sweep: the preset's defaults with the user's overrides, checked. Errors
+ * name the technique's settings (`techniques.<index>.lens...`) and, where a slice is at fault, the
+ * settings that would fix it, in the API's words and the command line's.
+ */
+export function resolveLensSettings(o: { protocol: ProtocolSettings; files: string[]; modelIdentity: string; computeDtype: string; overrides?: LensOverrides; index?: number }): LensSettings {
   const over = o.overrides ?? {};
+  const field = `techniques${o.index === undefined ? '' : `.${o.index}`}.lens`;
   const defined = <T extends object>(x: T) => Object.fromEntries(Object.entries(x).filter(([, v]) => v !== undefined)) as Partial<T>;
-  const train: LensTrainSlice = { ...defaultTrainSlice(o.protocol), ...defined(over.train ?? {}) };
+  const p = o.protocol;
+  const given = defined(over.train ?? {});
+  const train: LensTrainSlice = { ...defaultTrainSlice(p), ...given };
+  if (train.start < 0) {
+    // Only the default can start before item 0: fewer than 10,000 items come before the evaluation slice.
+    throw new LogitscopeError(
+      'argument_invalid',
+      `tuned lens: the default train slice is the ${DEFAULT_TRAIN_EXAMPLES} items before the evaluation slice, but it starts at item ${p.evalStart}, so only ${p.evalStart} come before it; ` +
+        `train on those (lens.train {start: 0, end: ${p.evalStart}}; --lens-train 0-${p.evalStart - 1}) or start the evaluation at item ${DEFAULT_TRAIN_EXAMPLES} or later (overrides.evalStart; --eval-start ${DEFAULT_TRAIN_EXAMPLES})`,
+      `${field}.train`,
+    );
+  }
   const bad: string[] = [];
   const natural = (v: number | null, name: string) => {
     if (v !== null && !(Number.isInteger(v) && v >= 0)) bad.push(`${name} must be a non-negative integer, got ${v}`);
@@ -113,9 +131,32 @@ export function resolveLensSettings(o: { protocol: ProtocolSettings; files: stri
   if (train.end - train.start < 2) bad.push(`the train slice ${train.start}..${train.end} must hold at least 2 items`);
   const ridge = over.ridge ?? DEFAULT_RIDGE;
   if (!(Number.isFinite(ridge) && ridge > 0 && ridge < 1)) bad.push(`ridge must be a number in (0, 1), got ${ridge}`);
-  const positionSeed = over.positionSeed ?? o.protocol.positionSeed;
+  const positionSeed = over.positionSeed ?? p.positionSeed;
   natural(positionSeed, 'positionSeed');
-  if (bad.length > 0) throw new LogitscopeError('argument_invalid', `tuned lens: ${bad.join('; ')}`, 'techniques');
+  if (bad.length > 0) throw new LogitscopeError('argument_invalid', `tuned lens: ${bad.join('; ')}`, field);
+  const poolSize = train.poolEnd - train.poolStart;
+  if (train.end > poolSize) {
+    // Items past the pool do not exist: a longer range would fit the same lens again under a new key.
+    throw new LogitscopeError(
+      'argument_invalid',
+      `tuned lens: the train pool holds ${poolSize} records (records ${train.poolStart}..${train.poolEnd - 1}), so its items are 0..${poolSize - 1}; the train slice ${train.start}..${train.end - 1} runs past it: end it at item ${poolSize - 1} at most (lens.train.end ${poolSize}; --lens-train ${train.start}-${poolSize - 1})`,
+      `${field}.train.end`,
+    );
+  }
+  const samePool = train.poolStart === p.poolStart && train.poolEnd === p.poolEnd && train.shuffleSeed === p.shuffleSeed && train.pileSetName === p.pileSetName && JSON.stringify(train.filter) === JSON.stringify(p.filter);
+  const evalEnd = Math.min(p.evalEnd ?? Infinity, p.limit === undefined ? Infinity : p.evalStart + p.limit);
+  if (samePool && train.start < evalEnd && p.evalStart < train.end) {
+    const fixes = [
+      p.evalStart >= 2 && `train on items before it (lens.train {start: 0, end: ${p.evalStart}}; --lens-train 0-${p.evalStart - 1})`,
+      Number.isFinite(evalEnd) && evalEnd + 2 <= poolSize && `train on items after it (lens.train {start: ${evalEnd}, end: ${Math.min(poolSize, evalEnd + (train.end - train.start))}}; --lens-train ${evalEnd}-${Math.min(poolSize, evalEnd + (train.end - train.start)) - 1})`,
+      `move the evaluation slice to start at item ${train.end} (overrides.evalStart; --eval-start ${train.end})`,
+    ].filter(Boolean);
+    throw new LogitscopeError(
+      'argument_invalid',
+      `tuned lens: the train slice, items ${train.start}..${train.end - 1} of the pool, overlaps the evaluation slice, items ${p.evalStart}..${Number.isFinite(evalEnd) ? evalEnd - 1 : 'end'} of the same pool; ${fixes.join(', or ')}`,
+      `${field}.train`,
+    );
+  }
   return { version: TUNED_LENS_VERSION, modelIdentity: o.modelIdentity, computeDtype: o.computeDtype, files: o.files, train, positionSeed, ridge };
 }
 
