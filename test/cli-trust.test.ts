@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { Lab } from '../src-main/api/lab.ts';
 import { writeTinyGptj } from './fixtures/checkpoint-writer.ts';
 
 const run = promisify(execFile);
@@ -68,4 +69,89 @@ describe('a tuned-lens fit is cancelled promptly', () => {
     expect(files.filter((f) => f.includes('tuned-lens') || f.includes('partial')).filter((f) => !/tuned-lens$/.test(f))).toEqual([]);
     console.log(`SIGTERM to exit during a fit: ${seconds.toFixed(2)} s`);
   }, 120_000);
+});
+
+describe('messages in the command line’s words', () => {
+  const sweep = (...extra: string[]) => ['sweep', '--model', model, '--data', data, '--preset', 'logitscope', ...extra];
+
+  test('the CLI names its flags where the API names payload paths, and rewords the validator’s ranges; nothing is created', async () => {
+    const fresh = path.join(tmp, 'never-created.sqlite');
+    const cases: [string[], string][] = [
+      [sweep('--limit', '0'), '[argument_invalid] --limit must be at least 1'],
+      [sweep('--top-k', '0'), '[argument_invalid] --top-k must be at least 1'],
+      [sweep('--batch-size', '0'), '[argument_invalid] --batch-size must be at least 1'],
+      [sweep('--shard', '0/5000', '--db', path.join(tmp, 'shard.sqlite')), "[argument_invalid] --shard's N (i/N) must be at most 4096"],
+      [sweep('--pool-end', '0', '--eval-start', '-3'), '[argument_invalid] 2 problems with the options\n  - --pool-end must be at least 1\n  - --eval-start must be at least 0'],
+    ];
+    for (const [args, first] of cases) {
+      const r = await cli([...args, '--db', fresh]);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr.trimEnd(), args.join(' ')).toBe(first);
+    }
+    // Validation answers before any run exists.
+    expect((await cli(['runs', 'list', '--db', fresh])).stdout).not.toMatch(/^[0-9a-f]{8} /m);
+  }, 120_000);
+
+  test('extract explains --position -1 and an empty --text, instead of a range or "required"', async () => {
+    const negative = await cli(['extract', '--model', model, '--text', 'hello there', '--position', '-1']);
+    expect(negative.code).toBe(2);
+    expect(negative.stderr).toMatch(/^\[argument_invalid\] --position -1: positions count tokens from 0 .*leave --position out to read the last token, or give --positions all/);
+    const empty = await cli(['extract', '--model', model, '--text', '']);
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toMatch(/^\[argument_invalid\] --text is empty: give the prompt to read/);
+    expect(empty.stderr).not.toMatch(/required/);
+  }, 60_000);
+
+  test('a dataset directory is "a directory: give the files in it"', async () => {
+    const r = await cli(['dataset', 'preview', '--data', tmp, '--preset', 'logitscope']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(new RegExp(`^\\[dataset_unsupported\\] ${tmp}: is a directory: give the files in it`));
+  });
+
+  test('CJK and emoji in a prompt are shown as text in the CLI table and in the API token text, not as <0x..> bytes', async () => {
+    const text = '日本語の猫🐱 is';
+    const json = path.join(tmp, 'cjk.json');
+    const r = await cli(['extract', '--model', model, '--text', text, '--positions', 'all', '--layers', '0', '--top-k', '2', '--json', json]);
+    expect(r.code, r.stderr).toBe(0);
+    // The header row: one column per prompt token (a top-k cell may still be a lone byte token).
+    const header = r.stdout.split('\n').find((l) => l.startsWith('layer '))!;
+    expect(header).not.toMatch(/<0x/);
+    for (const c of ['"日"', '"本"', '"語"', '"猫"', '"🐱"', '" is"']) expect(header).toContain(c);
+    // The export record keeps ids; the API's token text (the view's tokens) is what the CLI printed.
+    expect(JSON.parse(fs.readFileSync(json, 'utf8')).examples).toHaveLength(header.match(/"/g)!.length / 2);
+    // The API's token text: extract.tokenize as the app's Extract view asks it.
+    const lab = await Lab.open({ dbPath: path.join(tmp, 'tokenize.sqlite'), cacheRoot: path.join(tmp, 'cache') });
+    try {
+      await lab.call('model.load', { dir: model });
+      const { tokens } = await lab.call('extract.tokenize', { text });
+      expect(tokens.map((t) => t.text).join('')).toBe(text);
+      expect(tokens.some((t) => t.text.includes('<0x'))).toBe(false);
+    } finally {
+      await lab.close();
+    }
+    const one = await cli(['extract', '--model', model, '--text', text]);
+    expect(one.stdout).toMatch(/^position \d+ of \d+ tokens: …".*🐱 is"$/m);
+  }, 60_000);
+});
+
+describe('lens slices are never changed silently', () => {
+  const lensSweep = (...extra: string[]) => ['sweep', '--model', model, '--data', data, '--techniques', 'logit_lens,tuned_lens', ...extra];
+
+  test('an early evaluation slice of a shuffled pool is refused with the settings that fix it; a train range past the pool with the pool’s size', async () => {
+    const fresh = path.join(tmp, 'lens-slices.sqlite');
+    const early = await cli([...lensSweep('--preset', 'patchscopes', '--pool-end', '60', '--eval-start', '30', '--limit', '4'), '--db', fresh]);
+    expect(early.code).toBe(2);
+    expect(early.stderr.trimEnd()).toBe(
+      '[argument_invalid] --lens-train: tuned lens: the default train slice is the 10000 items before the evaluation slice, but it starts at item 30, so only 30 come before it; train on those (lens.train {start: 0, end: 30}; --lens-train 0-29) or start the evaluation at item 10000 or later (overrides.evalStart; --eval-start 10000)',
+    );
+    // The fix it names works.
+    const fixed = await cli([...lensSweep('--preset', 'patchscopes', '--pool-end', '60', '--eval-start', '30', '--limit', '4', '--lens-train', '0-29'), '--db', fresh]);
+    expect(fixed.code, fixed.stderr).toBe(0);
+    const past = await cli([...lensSweep('--preset', 'logitscope', '--pool-end', '10', '--limit', '4', '--lens-train', '0-99999999'), '--db', fresh]);
+    expect(past.code).toBe(2);
+    expect(past.stderr).toMatch(/^\[argument_invalid\] --lens-train: tuned lens: the train pool holds 100000 records \(records 10\.\.100009\), so its items are 0\.\.99999; .*--lens-train 0-99999\)$/m);
+    const overlap = await cli([...lensSweep('--preset', 'patchscopes', '--pool-end', '60', '--eval-start', '30', '--limit', '4', '--lens-train', '20-39'), '--db', fresh]);
+    expect(overlap.code).toBe(2);
+    expect(overlap.stderr).toMatch(/overlaps the evaluation slice, items 30\.\.33 of the same pool; train on items before it \(.*--lens-train 0-29\), or train on items after it \(.*--lens-train 34-53\), or move the evaluation slice to start at item 40/);
+  }, 180_000);
 });
