@@ -42,7 +42,9 @@ export type ErrorCode =
   | 'cache_missing'
   | 'run_not_found'
   | 'shards_mismatch'
-  | 'shards_incomplete';
+  | 'shards_incomplete'
+  | 'cache_dir_unusable'
+  | 'cache_schema_unknown';
 
 /** One problem with a request: where (a dotted path into the payload, or an option) and what. */
 export interface Issue {

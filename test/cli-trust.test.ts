@@ -155,3 +155,78 @@ describe('lens slices are never changed silently', () => {
     expect(overlap.stderr).toMatch(/overlaps the evaluation slice, items 30\.\.33 of the same pool; train on items before it \(.*--lens-train 0-29\), or train on items after it \(.*--lens-train 34-53\), or move the evaluation slice to start at item 40/);
   }, 180_000);
 });
+
+describe('what the environment does is a coded error with the path and the fix, never [unexpected]', () => {
+  const enospc = path.resolve('test/fixtures/enospc.mjs');
+  /** The CLI with a full disk under `full`, injected by test/fixtures/enospc.mjs into the real process. */
+  const cliFull = (full: string, args: string[], extra: Record<string, string> = {}) => cli(args, { LOGITSCOPE_TEST_ENOSPC: full, NODE_OPTIONS: `--import ${enospc}`, ...extra });
+  let runId = '';
+
+  beforeAll(async () => {
+    const r = await cli(['sweep', '--model', model, '--data', data, '--preset', 'logitscope', '--limit', '3', '--db', path.join(tmp, 'env.sqlite')]);
+    expect(r.code, r.stderr).toBe(0);
+    runId = /run ([0-9a-f-]{36})/.exec(r.stderr)![1];
+  }, 60_000);
+
+  test('ENOSPC on --out (csv, parquet, json) and on --json (sweep, extract): output_unwritable naming the file, exit 2, nothing left under its name', async () => {
+    const full = path.join(tmp, 'full-disk');
+    fs.mkdirSync(full);
+    const db = path.join(tmp, 'env.sqlite');
+    const cases: [string[], string, string][] = [
+      [['runs', 'export', runId, '--out', path.join(full, 'run.csv'), '--db', db], path.join(full, 'run.csv'), '--out'],
+      [['runs', 'export', runId, '--out', path.join(full, 'run.parquet'), '--db', db], path.join(full, 'run.parquet'), '--out'],
+      [['runs', 'export', runId, '--out', path.join(full, 'run.json'), '--db', db], path.join(full, 'run.json'), '--out'],
+      [['sweep', '--model', model, '--data', data, '--preset', 'logitscope', '--limit', '3', '--db', db, '--json', path.join(full, 'sweep.json')], path.join(full, 'sweep.json'), '--json'],
+      [['extract', '--model', model, '--text', 'hello there', '--db', db, '--json', path.join(full, 'extract.json')], path.join(full, 'extract.json'), '--json'],
+    ];
+    for (const [args, file, flag] of cases) {
+      const r = await cliFull(full, args);
+      expect(r.code, `${args.join(' ')}\n${r.stderr}`).toBe(2);
+      const last = r.stderr.trimEnd().split('\n').at(-1)!;
+      expect(last).toBe(`[output_unwritable] ${flag}: no space left to write ${file} (ENOSPC); nothing was written under that name: free some space on its disk, or write elsewhere`);
+      expect(r.stderr).not.toMatch(/unexpected|    at /);
+    }
+    expect(fs.readdirSync(full)).toEqual([]);
+  }, 180_000);
+
+  test('ENOSPC in the cache folder while a lens is written: cache_full with the folder and the fix, and no half lens', async () => {
+    const cache = path.join(tmp, 'cache-full');
+    const r = await cliFull(cache, ['sweep', '--model', model, '--data', data, '--preset', 'logitscope', '--pool-end', '10', '--limit', '3', '--techniques', 'logit_lens,tuned_lens', '--db', path.join(tmp, 'full-cache.sqlite')], { LOGITSCOPE_CACHE_DIR: cache });
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr.trimEnd().split('\n').at(-1)).toMatch(new RegExp(`^\\[cache_full\\] ${cache}/.*/tuned-lens/[0-9a-f]{64}: no space left in the cache folder .*point LOGITSCOPE_CACHE_DIR at another folder`));
+    expect(r.stderr).not.toMatch(/unexpected|    at /);
+    expect(fs.readdirSync(cache, { recursive: true }).map(String).filter((f) => /tuned-lens\/./.test(f))).toEqual([]);
+  }, 120_000);
+
+  test('LOGITSCOPE_CACHE_DIR naming a file, or a path through one: cache_dir_unusable with the path and the fix', async () => {
+    const file = path.join(tmp, 'not-a-folder');
+    fs.writeFileSync(file, 'x');
+    const a = await cli(['extract', '--model', model, '--text', 'hi'], { LOGITSCOPE_CACHE_DIR: file });
+    expect(a.code).toBe(2);
+    expect(a.stderr.trimEnd()).toBe(`[cache_dir_unusable] ${file}: the cache folder is a file, not a folder: point LOGITSCOPE_CACHE_DIR at a folder (it is created if missing), or remove the file`);
+    const b = await cli(['extract', '--model', model, '--text', 'hi'], { LOGITSCOPE_CACHE_DIR: path.join(file, 'sub') });
+    expect(b.code).toBe(2);
+    expect(b.stderr.trimEnd()).toMatch(/^\[cache_dir_unusable\] .*not-a-folder\/sub: a part of the cache path is a file, not a folder \(ENOTDIR/);
+  }, 60_000);
+
+  test('a results database whose user_version is 0 or -1: cache_schema_unknown naming the file, for reading and writing commands alike, and the file is unchanged', async () => {
+    const { default: Database } = await import('better-sqlite3');
+    for (const version of [0, -1]) {
+      const db = path.join(tmp, `version${version}.sqlite`);
+      fs.copyFileSync(path.join(tmp, 'env.sqlite'), db);
+      const raw = new Database(db);
+      raw.pragma('wal_checkpoint(TRUNCATE)');
+      raw.pragma(`user_version = ${version}`);
+      raw.close();
+      const before = fs.readFileSync(db);
+      for (const args of [['runs', 'list'], ['sweep', '--model', model, '--data', data, '--preset', 'logitscope', '--limit', '2']]) {
+        const r = await cli([...args, '--db', db]);
+        expect(r.code, r.stderr).toBe(2);
+        expect(r.stderr.trimEnd()).toBe(
+          `[cache_schema_unknown] ${db}: this results database records schema version ${version}, which no Logitscope writes (versions are 1..3); it was changed by hand or damaged: restore it from a backup, or use another database (--db FILE or LOGITSCOPE_DB) — the file was not changed`,
+        );
+      }
+      expect(fs.readFileSync(db).equals(before)).toBe(true);
+    }
+  }, 120_000);
+});

@@ -1,4 +1,5 @@
-import fs from 'node:fs';
+import { writeFileAtomically } from '../fs-atomic.ts';
+import { mapFsFailure } from '../fs-errors.ts';
 import { checkWritable } from '../api/export-service.ts';
 import { parseLayerList, parseTechniqueList } from '../api/parse.ts';
 import { deviceOption, intOption, parseOptions, requiredOption, withLab } from './options.ts';
@@ -95,7 +96,8 @@ export const extractCommand = {
       else printExtraction(view);
       printParity(view.parity);
       if (out) {
-        fs.writeFileSync(out, JSON.stringify(view.record, null, 2));
+        // Through a .partial file, as every output: a full disk leaves no half file (output_unwritable).
+        mapFsFailure({ kind: 'output', file: out, field: '--json' }, () => writeFileAtomically(out, JSON.stringify(view.record, null, 2)));
         console.log(`\nwrote ${out}`);
       }
     });

@@ -274,7 +274,10 @@ async function follow(lab: Lab, opts: { out?: string; start: (requestId: string)
     console.log(formatParity(done.parity));
     console.error(`${done.status} in ${formatSeconds((performance.now() - started) / 1000)}; run ${runId} is stored in ${lab.dbFile}`);
     if (opts.out && done.examplesDone > 0) {
-      await lab.call('runs.export', { runId, format: 'json', out: opts.out });
+      await lab.call('runs.export', { runId, format: 'json', out: opts.out }).catch((e) => {
+        // The export's `out` is this command's --json.
+        throw e instanceof LogitscopeError && e.path === 'out' ? new LogitscopeError(e.code, e.message, '--json') : e;
+      });
       console.error(`wrote ${opts.out}`);
     }
     if (done.status === 'failed' && done.error) throw deserializeError(done.error);

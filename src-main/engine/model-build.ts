@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { LogitscopeError } from '../errors.ts';
 import { writeFileAtomically } from '../fs-atomic.ts';
+import { mapFsFailureAsync } from '../fs-errors.ts';
 import { recordHashes, reportRefused, verifyHashes } from './cache-check.ts';
 import type { Checkpoint } from './checkpoint.ts';
 import { buildBlocksGraph, buildUnembedGraph, type GraphName } from './graph/gptj-graphs.ts';
@@ -42,6 +43,11 @@ const BUILDERS = { blocks: buildBlocksGraph, unembed: buildUnembedGraph } as con
  */
 export async function prepareModel(ckpt: Checkpoint, dtype: ComputeType, cacheRoot: string): Promise<BuiltModel> {
   const cacheDir = path.join(cacheRoot, ckpt.identity.slice(0, 24), dtype);
+  // A full disk or an unwritable cache folder is a coded error naming it (cache_full, cache_dir_unusable).
+  return mapFsFailureAsync({ kind: 'cache', file: cacheDir }, () => buildOrOpen(ckpt, dtype, cacheDir));
+}
+
+async function buildOrOpen(ckpt: Checkpoint, dtype: ComputeType, cacheDir: string): Promise<BuiltModel> {
   fs.mkdirSync(cacheDir, { recursive: true });
   const plan = await planWeights(ckpt, dtype, cacheDir);
   const meta: Meta = { identity: ckpt.identity, dtype, graphVersion: GRAPH_VERSION, weightFolder: plan.folder };

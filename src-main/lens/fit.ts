@@ -19,6 +19,7 @@ import path from 'node:path';
 import type { Engine } from '../engine/engine.ts';
 import { LogitscopeError } from '../errors.ts';
 import { recordHashes, reportRefused } from '../engine/cache-check.ts';
+import { fsFailure } from '../fs-errors.ts';
 import { buildExamples, selectRecords } from '../sweep/protocol.ts';
 import type { SweepExample } from '../sweep/spec.ts';
 import { checkLens, splitHeldOut } from './check.ts';
@@ -245,8 +246,8 @@ export async function fitTunedLens(engine: Engine, s: LensSettings, opts: FitOpt
   const dir = lensDir(engine.info.cacheDir, key);
   const partial = `${dir}.${process.pid}.partial`;
   fs.rmSync(partial, { recursive: true, force: true });
-  fs.mkdirSync(partial, { recursive: true });
   try {
+    fs.mkdirSync(partial, { recursive: true });
     const weightsFile = path.join(partial, LENS_WEIGHTS);
     const fd = fs.openSync(weightsFile, 'w');
     try {
@@ -275,6 +276,9 @@ export async function fitTunedLens(engine: Engine, s: LensSettings, opts: FitOpt
     fs.renameSync(partial, dir);
     lensStats.fits++;
     return file;
+  } catch (e) {
+    // A full disk or an unwritable cache folder: a coded error naming the lens's folder.
+    throw fsFailure(e, { kind: 'cache', file: dir }) ?? e;
   } finally {
     fs.rmSync(partial, { recursive: true, force: true });
   }
