@@ -93,7 +93,7 @@ describe('the tuned lens through the API', () => {
     expect((await lab.call('runs.list', {})).length).toBe(runs);
   });
 
-  test('a lens file zeroed in place is refused (cache_corrupt), fitted again, and a lens of other content never gets the old rows', async () => {
+  test('a lens file zeroed in place is refused (cache_corrupt), fitted again; a lens that fails its own check on load is refused; a lens of other content never gets the old rows', async () => {
     const summaryOf = async (runId: string) => (await lab.call('runs.get', { runId })).summary.filter((r) => r.technique === 'tuned_lens').map((r) => [r.layer, r.precision.mean]);
     const sweep = async (requestId: string) => {
       const { runId } = await lab.call('sweep.start', request({ requestId, name: requestId }));
@@ -118,23 +118,41 @@ describe('the tuned lens through the API', () => {
     expect(fs.readFileSync(weights).equals(genuine)).toBe(true); // the same settings fit the same lens
     expect(await summaryOf(zeroed)).toEqual(await summaryOf(first));
 
-    // Another lens under the same key (its weights zeroed and its recorded hash made to match, as a
-    // refit to other numbers would be): its rows are computed through it, not taken from the
-    // genuine lens's rows, and after it is replaced by a refit the genuine rows come back.
+    // A lens whose weights and recorded hash were both replaced (every map zeroed, the hash made to
+    // match): its own check, computed again on load, fails, so it is refused and fitted again.
     const meta = JSON.parse(fs.readFileSync(path.join(dir, LENS_META), 'utf8'));
-    const other = new Float32Array(genuine.length / 4);
     const L = meta.nLayers;
     const d = meta.dModel;
-    for (let j = 0; j < d; j++) other[(L * d + j) * d + j] = 1; // the last map stays the identity
-    fs.writeFileSync(weights, other);
     const { createHash } = await import('node:crypto');
-    meta.weightsSha256 = createHash('sha256').update(fs.readFileSync(weights)).digest('hex');
-    fs.writeFileSync(path.join(dir, LENS_META), JSON.stringify(meta));
+    const forge = (weightsOut: Float32Array) => {
+      fs.writeFileSync(weights, weightsOut);
+      fs.writeFileSync(path.join(dir, LENS_META), JSON.stringify({ ...meta, weightsSha256: createHash('sha256').update(fs.readFileSync(weights)).digest('hex') }));
+    };
+    const zeroMaps = new Float32Array(genuine.length / 4);
+    for (let j = 0; j < d; j++) zeroMaps[(L * d + j) * d + j] = 1; // the last map stays the identity
+    forge(zeroMaps);
+    const fitsBeforeForged = lensStats.fits;
     const forged = await sweep('forged');
-    const forgedView = await lab.call('runs.get', { runId: forged });
-    expect(forgedView.summary.find((r) => r.technique === 'tuned_lens' && r.layer === 0)!.precision.mean).not.toBe((await summaryOf(first))[1][1]);
+    expect(lensStats.fits).toBe(fitsBeforeForged + 1);
+    const failed = events.find((e) => e.name === 'sweep.preparing' && e.payload.requestId === 'forged' && e.payload.lens?.refused)?.payload.lens.refused;
+    expect(failed).toMatch(/^\[cache_corrupt\] .*lens\.json: the tuned lens fails its own check: on its 8 probe examples at layer -1 it now reads fit error .* where it recorded .*; it is refused and will be fitted again$/);
+    expect(await summaryOf(forged)).toEqual(await summaryOf(first));
+
+    // A lens of other content that passes its check (every weight nudged by one part in 10⁶): its
+    // rows are keyed by its own content hash, so none is taken from the genuine lens's rows.
+    const fromCache = (requestId: string) => events.filter((e) => e.name === 'sweep.progress' && e.payload.requestId === requestId).at(-1)!.payload.progress.examplesFromCache;
+    const nudged = new Float32Array(new Uint8Array(fs.readFileSync(weights)).buffer).map((v) => v * (1 + 1e-6));
+    forge(nudged);
+    const other = await sweep('nudged');
+    expect(events.some((e) => e.name === 'sweep.preparing' && e.payload.requestId === 'nudged' && e.payload.lens?.refused)).toBe(false);
+    expect(fromCache('nudged')).toBe(0);
+    const otherRecord = JSON.parse((await lab.call('runs.export', { runId: other, format: 'json' })).content!).techniques.tuned_lens.lens;
+    expect(otherRecord.key).toBe(record.key);
+    expect(otherRecord.contentHash).not.toBe(record.contentHash);
+    // Fitted again (the folder cleared), the genuine lens's rows are served from the cache again.
     fs.rmSync(dir, { recursive: true });
     const refit = await sweep('refit');
+    expect(fromCache('refit')).toBe(8);
     expect(await summaryOf(refit)).toEqual(await summaryOf(first));
   }, 180_000);
 

@@ -147,6 +147,9 @@ describe('tuned lens on a tiny random GPT-J', () => {
     expect(heldOut.length).toBeGreaterThan(5);
     expect(file.check.layers.map((l) => l.layer)).toEqual([-1, 0, 1, 2]);
     expect(file.check.layers.at(-1)).toEqual({ layer: 2, fitError: 0, precision: 1 });
+    // The probe repeated on every open: the first held-out examples, their own tokens and positions.
+    expect(file.check.probe.examples).toEqual(heldOut.slice(0, 16).map((e) => ({ tokens: e.tokens, position: e.position })));
+    expect(file.check.probe.layers).toHaveLength(4);
     // Held out, the maps still explain the final residual better than its mean does.
     for (const l of file.check.layers.slice(0, -1)) expect(l.fitError).toBeLessThan(1);
 

@@ -22,7 +22,7 @@ import { recordHashes, reportRefused } from '../engine/cache-check.ts';
 import { fsFailure } from '../fs-errors.ts';
 import { buildExamples, selectRecords } from '../sweep/protocol.ts';
 import type { SweepExample } from '../sweep/spec.ts';
-import { checkLens, splitHeldOut } from './check.ts';
+import { checkLens, type LensCheck, PROBE_EXAMPLES, probeProblem, splitHeldOut } from './check.ts';
 import { choleskySolve, type Gemm } from './linalg.ts';
 import { LENS_META, LENS_WEIGHTS, lensDir, lensKey, type LensFile, type LensSettings, readLensFile } from './lens.ts';
 import { fitDevice, gram, ortGemm, releaseLensSessions } from './sessions.ts';
@@ -93,6 +93,7 @@ export async function ensureTunedLens(engine: Engine, s: LensSettings, opts: Fit
   try {
     const cached = readLensFile(dir);
     if (cached) {
+      await verifyLensCheck(engine, dir, cached);
       lensStats.cacheHits++;
       return { dir, file: cached, fromCache: true };
     }
@@ -104,6 +105,22 @@ export async function ensureTunedLens(engine: Engine, s: LensSettings, opts: Fit
   }
   const file = await fitTunedLens(engine, s, opts);
   return { dir, file, fromCache: false };
+}
+
+/** Lens contents (folder and weights hash) whose probe this process has computed again and found as recorded. */
+const probed = new Set<string>();
+
+/**
+ * A lens whose check fails on load is refused: the recorded probe is computed again (once per lens
+ * content per process) through the lens as it is on disk. The hash says the bytes are those
+ * written; this says they still give the numbers the fit measured.
+ */
+async function verifyLensCheck(engine: Engine, dir: string, file: LensFile): Promise<void> {
+  const key = `${dir}|${file.weightsSha256}`;
+  if (probed.has(key)) return;
+  const problem = await probeProblem(engine, dir, file.check);
+  if (problem) throw new LogitscopeError('cache_corrupt', `the tuned lens fails its own check: ${problem}; it is refused and will be fitted again`, path.join(dir, LENS_META));
+  probed.add(key);
 }
 
 /** Fits every layer's map and writes the lens to its cache folder. */
@@ -256,7 +273,10 @@ export async function fitTunedLens(engine: Engine, s: LensSettings, opts: FitOpt
     } finally {
       fs.closeSync(fd);
     }
-    const check = await checkLens(engine, partial, heldOut, { batchExamples, cancelled, onBatch: (done) => opts.onProgress?.({ phase: 'checking', done, total: heldOut.length }) });
+    const whole = await checkLens(engine, partial, heldOut, { batchExamples, cancelled, onBatch: (done) => opts.onProgress?.({ phase: 'checking', done, total: heldOut.length }) });
+    const probeExamples = heldOut.slice(0, PROBE_EXAMPLES).map((e) => ({ tokens: e.tokens, position: e.position }));
+    const probe = await checkLens(engine, partial, probeExamples, { batchExamples: PROBE_EXAMPLES, cancelled });
+    const check: LensCheck = { ...whole, probe: { examples: probeExamples, layers: probe.layers } };
     await releaseLensSessions(); // the check's session maps the temporary folder's file
     const weightsSha256 = recordHashes([weightsFile], engine.info.cacheDir)[0];
     const file: LensFile = {
@@ -274,6 +294,7 @@ export async function fitTunedLens(engine: Engine, s: LensSettings, opts: FitOpt
     cancelled();
     fs.rmSync(dir, { recursive: true, force: true }); // a damaged lens of the same key
     fs.renameSync(partial, dir);
+    probed.add(`${dir}|${weightsSha256}`); // just measured: no need to probe it again in this process
     lensStats.fits++;
     return file;
   } catch (e) {
