@@ -57,7 +57,7 @@ describe('the tuned lens through the API', () => {
     expect(collected.at(-1)).toEqual({ phase: 'collecting', done: 72, total: 72 }); // records 10..89, less every tenth (held out)
     expect(lensEvents.filter((l) => l.phase === 'checking').at(-1)).toEqual({ phase: 'checking', done: 8, total: 8 });
     expect(lensEvents.filter((l) => l.phase === 'selecting').at(-1).done).toBeGreaterThan(0); // records read
-    expect(lensEvents.filter((l) => l.phase === 'solving').map((l) => l.done)).toEqual([0, 1, 2]);
+    expect(lensEvents.filter((l) => l.phase === 'solving').map((l) => l.done)).toEqual([0, 1, 2, 3]);
 
     const view = await lab.call('runs.get', { runId });
     expect(view.techniques).toEqual(['logit_lens', 'tuned_lens']);

@@ -43,9 +43,13 @@ export function lensProgressPrinter(stream: NodeJS.WriteStream = process.stderr)
   let phaseStarted = 0;
   let lastPlain = 0;
   let drawn = false;
+  /** On a non-terminal: the phase's latest line when it was not printed, so a phase always ends on its final count. */
+  let unprinted: string | undefined;
   const end = () => {
     if (drawn) stream.write('\n');
     drawn = false;
+    if (unprinted !== undefined) stream.write(`${unprinted}\n`);
+    unprinted = undefined;
   };
   return {
     update(p) {
@@ -76,6 +80,9 @@ export function lensProgressPrinter(stream: NodeJS.WriteStream = process.stderr)
       } else if (changed || now - lastPlain > 3000 || (p.total > 0 && p.done === p.total)) {
         stream.write(`${text}\n`);
         lastPlain = now;
+        unprinted = undefined;
+      } else {
+        unprinted = text;
       }
     },
     end,

@@ -237,13 +237,17 @@ async function follow(lab: Lab, opts: { out?: string; start: (requestId: string)
   const off = lab.onEvent((name, payload) => {
     if (name === 'sweep.preparing') {
       const p = payload as ApiEvents['sweep.preparing'];
-      if (p.requestId === requestId && p.lens) lensBar.update(p.lens);
+      if (p.requestId === requestId && p.lens && !signal) lensBar.update(p.lens);
       return;
     }
     const p = payload as { runId: string; progress: Parameters<typeof bar.update>[0] };
     if (name === 'sweep.progress' && p.runId === runId) bar.update(p.progress);
   });
   const onSignal = (s: NodeJS.Signals) => {
+    if (signal) {
+      console.error('still cancelling: the batch in progress ends first');
+      return;
+    }
     signal = s;
     lensBar.end();
     console.error(runId ? '\ncancelling: every finished batch is already stored; resume with --resume' : '\ncancelling: nothing has been computed yet, so no run will be created');

@@ -72,6 +72,7 @@ export async function trainExamples(engine: Engine, s: LensSettings, opts: Pick<
     if (e instanceof LogitscopeError && e.code === 'slice_empty') throw new LogitscopeError('slice_empty', `tuned lens: the train slice is empty (${e.message})`, 'techniques');
     throw e;
   });
+  opts.onProgress?.({ phase: 'selecting', done: selection.pool.scanned, total: 0 });
   const overlap = opts.excludeRecords ? selection.records.filter((r) => opts.excludeRecords!.has(r.index)) : [];
   if (overlap.length > 0) {
     throw new LogitscopeError(
@@ -100,8 +101,9 @@ export async function ensureTunedLens(engine: Engine, s: LensSettings, opts: Fit
   } catch (e) {
     if (!(e instanceof LogitscopeError && e.code === 'cache_corrupt')) throw e;
     // A damaged lens is said so, then fitted again into the same folder (fitTunedLens replaces it whole).
-    reportRefused(e);
-    opts.onProgress?.({ phase: 'selecting', done: 0, total: 0, refused: `[${e.code}] ${e.path}: ${e.message}` });
+    // Said once: in the fit's progress when someone follows it (the CLI prints it, the app shows it), else on stderr.
+    if (opts.onProgress) opts.onProgress({ phase: 'selecting', done: 0, total: 0, refused: `[${e.code}] ${e.path}: ${e.message}` });
+    else reportRefused(e);
   }
   const file = await fitTunedLens(engine, s, opts);
   return { dir, file, fromCache: false };
@@ -255,6 +257,7 @@ export async function fitTunedLens(engine: Engine, s: LensSettings, opts: FitOpt
     // Explained fraction of the final residual's variance: tr(Wᵀ Σxy)/tr(Σyy) (R² for ridge → 0).
     layers.push({ layer: i - 1, lambda, r2: dot(w, centredRhs) / trSyy });
   }
+  opts.onProgress?.({ phase: 'solving', done: L, total: L });
   for (let j = 0; j < d; j++) W[(L * d + j) * d + j] = 1; // the last block: identity, b = 0
   layers.push({ layer: L - 1, lambda: 0, r2: 1 });
   const solveMs = performance.now() - solveStarted;
