@@ -354,6 +354,7 @@ export class Lab {
     const bad = (p.layers ?? []).filter((l) => l > last);
     if (bad.length > 0) throw new LogitscopeError('layer_out_of_range', `layer${bad.length > 1 ? 's' : ''} ${bad.join(', ')} past the last (${last}) of this model`, 'layers');
     const controller = new AbortController();
+    if (p.requestId !== undefined) this.starting.set(p.requestId, controller);
     return new Promise((resolve, reject) => {
       const run = this.startedRun(controller, tag, resolve);
       const work = (run.work = sweepOnDevices({
@@ -361,10 +362,14 @@ export class Lab {
         onRunCreated: run.onRunCreated,
         onProgress: run.onProgress,
       }));
-      work.then(
-        (r) => this.finished(r.runId, r.status, tag, r.error && deserializeError(r.error)),
-        (e) => (run.runId ? this.finished(run.runId, 'failed', tag, e) : reject(e)),
-      );
+      work
+        .then(
+          (r) => this.finished(r.runId, r.status, tag, r.error && deserializeError(r.error)),
+          (e) => (run.runId ? this.finished(run.runId, 'failed', tag, e) : reject(e)),
+        )
+        .finally(() => {
+          if (p.requestId !== undefined && this.starting.get(p.requestId) === controller) this.starting.delete(p.requestId);
+        });
     });
   }
 
