@@ -296,7 +296,13 @@ export async function fitTunedLens(engine: Engine, s: LensSettings, opts: FitOpt
     fs.writeFileSync(path.join(partial, LENS_META), JSON.stringify(file, null, 2) + '\n');
     cancelled();
     fs.rmSync(dir, { recursive: true, force: true }); // a damaged lens of the same key
-    fs.renameSync(partial, dir);
+    try {
+      fs.renameSync(partial, dir);
+    } catch (e) {
+      // Another process fitted the same settings and renamed its folder in first: the same lens.
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+    }
     probed.add(`${dir}|${weightsSha256}`); // just measured: no need to probe it again in this process
     lensStats.fits++;
     return file;
