@@ -85,9 +85,15 @@ export function formatCliError(e: unknown): string {
   if (e.issues && e.issues.length > 1) {
     return `[${e.code}] ${e.issues.length} problems with the options\n${e.issues.map((i) => `  - ${issueLine(i)}`).join('\n')}`;
   }
-  // A flag's own error that already starts with the flag: said once ("--position -1: ...").
-  if (e.path?.startsWith('--') && e.message.startsWith(e.path)) return `[${e.code}] ${e.message}`;
+  // A flag's own error whose sentence opens with the flag ("--position -1: ...", "--limit must be ..."): said once.
+  if (e.path?.startsWith('--') && opensWithFlag(e.message, e.path)) return `[${e.code}] ${e.message}`;
   // A single problem: the error's own path and message (issues[0] says the same).
   if (flagOf(e.path) === undefined || e.path?.startsWith('--')) return formatError(e);
   return `[${e.code}] ${issueLine({ path: e.path!, message: e.message })}`;
+}
+
+function opensWithFlag(message: string, flag: string): boolean {
+  if (!message.startsWith(flag)) return false;
+  const rest = message.slice(flag.length);
+  return /^(:|\s\S+:\s|\s(must|is)\s)/.test(rest);
 }
