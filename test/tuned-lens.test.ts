@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Engine } from '../src-main/engine/engine.ts';
 import type { GptjConfig } from '../src-main/engine/config.ts';
 import { mulberry32 } from '../src-main/data/shuffle.ts';
-import { tunedLensExtract } from '../src-main/lens/apply.ts';
+import { lensFolder, tunedLensExtract } from '../src-main/lens/apply.ts';
 import { ensureTunedLens, lensStats, trainExamples } from '../src-main/lens/fit.ts';
 import { choleskySolve, jsGemm } from '../src-main/lens/linalg.ts';
 import { splitHeldOut } from '../src-main/lens/check.ts';
@@ -372,6 +372,10 @@ describe('tuned lens on a tiny random GPT-J', () => {
     await expect(prepareSweep(engine, spec({ techniques: [{ id: 'tuned_lens', kind: 'tuned_lens', lens: { ridge: 2 } }] }))).rejects.toMatchObject({ code: 'argument_invalid', message: expect.stringMatching(/ridge/) });
     await expect(prepareSweep(engine, spec({ techniques: [{ id: 'tuned_lens', kind: 'tuned_lens', lens: { train: { poolStart: 5000, poolEnd: 6000, end: 500 } } }] }))).rejects.toMatchObject({ code: 'slice_empty' });
     expect(lensStats.sourceRows).toBe(rows);
+    // A run recorded with a lens of the previous version (no check, no content hash) cannot be
+    // continued: fitting it again now would put another lens's rows under its key.
+    const old: LensRecord = { ...resolveLensSettings({ protocol, files: [data], modelIdentity: engine.info.identity, computeDtype: engine.info.computeDtype }), version: 1, key: 'a'.repeat(64), examples: 100 };
+    await expect(lensFolder(engine, old)).rejects.toMatchObject({ code: 'argument_invalid', message: expect.stringMatching(/older version of the lens \(v1; this code fits v2.*start a new sweep/) });
     // A batch naming a lens folder without weights is refused before its source pass.
     const sourceRuns = engine.stats.sourceRuns;
     const missing = path.join(tmp, 'no-such-lens');

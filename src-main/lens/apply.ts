@@ -13,7 +13,7 @@ import { type Engine } from '../engine/engine.ts';
 import { LogitscopeError } from '../errors.ts';
 import { type Example, type ExampleResult, type LayerResult, layerResult } from '../sweep/extract.ts';
 import { ensureTunedLens } from './fit.ts';
-import { lensDir, type LensRecord } from './lens.ts';
+import { lensDir, type LensRecord, TUNED_LENS_VERSION } from './lens.ts';
 import { applyLens, engineDevice } from './sessions.ts';
 
 /**
@@ -24,6 +24,14 @@ import { applyLens, engineDevice } from './sessions.ts';
 export async function lensFolder(engine: Engine, lens: LensRecord): Promise<string> {
   if (lens.modelIdentity !== engine.info.identity) {
     throw new LogitscopeError('argument_invalid', `the tuned lens ${lens.key.slice(0, 12)} was fitted for another model`, 'techniques');
+  }
+  if (lens.version !== TUNED_LENS_VERSION) {
+    // Its lens cannot be opened unchecked nor fitted again as it was: rows of two lenses would mix under one key.
+    throw new LogitscopeError(
+      'argument_invalid',
+      `the tuned lens ${lens.key.slice(0, 12)} was fitted by an older version of the lens (v${lens.version}; this code fits v${TUNED_LENS_VERSION}, with a held-out check and a content hash) and cannot be used again: start a new sweep, which fits a v${TUNED_LENS_VERSION} lens`,
+      'techniques',
+    );
   }
   const dir = lensDir(engine.info.cacheDir, lens.key);
   const { key: _key, examples: _examples, ...settings } = lens;
