@@ -1,5 +1,6 @@
 /** `npx logitscope <command>`: a thin front over the one API (api/lab.ts), like the app's window and page. */
-import { formatError, isLogitscopeError } from './errors.ts';
+import { isLogitscopeError } from './errors.ts';
+import { formatCliError } from './cli/flags.ts';
 import { datasetCommand } from './cli/dataset.ts';
 import { doctorCommand } from './cli/doctor.ts';
 import { extractCommand } from './cli/extract.ts';
@@ -41,7 +42,7 @@ async function main(argv: string[]): Promise<number> {
     // A command may set its own status (a cancelled sweep exits 130).
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
-    console.error(formatError(e));
+    console.error(formatCliError(e));
     return isLogitscopeError(e) ? 2 : 1;
   }
 }

@@ -44,7 +44,9 @@ export type ErrorCode =
   | 'shards_mismatch'
   | 'shards_incomplete'
   | 'desktop_only'
-  | 'dataset_changed';
+  | 'dataset_changed'
+  | 'cache_dir_unusable'
+  | 'cache_schema_unknown';
 
 /** One problem with a request: where (a dotted path into the payload, or an option) and what. */
 export interface Issue {

@@ -118,14 +118,15 @@ describe('one contract: every request is checked by its schema, the same way on 
   test('the command line reports the same problems, one per line, with exit code 2', async () => {
     const run = promisify(execFile);
     const env = { ...process.env, LOGITSCOPE_DB: path.join(tmp, 'cli.sqlite'), LOGITSCOPE_CACHE_DIR: path.join(tmp, 'graphs') };
-    const err = await run(process.execPath, ['bin/logitscope.js', 'extract', '--model', model, '--text', 'hello', '--top-k', '0', '--position', '-1'], { env }).then(
+    const err = await run(process.execPath, ['bin/logitscope.js', 'extract', '--model', model, '--text', 'hello', '--top-k', '0', '--prompt', ''], { env }).then(
       () => null,
       (e: { code: number; stderr: string }) => e,
     );
     expect(err?.code).toBe(2);
-    expect(err?.stderr).toMatch(/\[argument_invalid\]/);
-    expect(err?.stderr).toMatch(/- k: /);
-    expect(err?.stderr).toMatch(/- position: /);
+    expect(err?.stderr).toMatch(/\[argument_invalid\] 2 problems with the options/);
+    // The schema's problems, named by the flag that sets each (the API names the payload paths).
+    expect(err?.stderr).toMatch(/^ {2}- --top-k must be at least 1$/m);
+    expect(err?.stderr).toMatch(/^ {2}- --prompt: a custom patchscope prompt cannot be empty$/m);
   });
 
   test('a request that will fail fails before it replies: resuming a run of another model is refused at once', async () => {

@@ -78,7 +78,7 @@ describe('the command line behaves as scripts expect', () => {
     const bad = await cli(sweepArgs('--limit', '-5'), { db: 'neg.sqlite' });
     expect(bad.code).toBe(2);
     expect(bad.stderr).not.toMatch(/ambiguous/);
-    expect(bad.stderr).toMatch(/\[argument_invalid\] overrides\.limit/);
+    expect(bad.stderr).toMatch(/^\[argument_invalid\] --limit must be at least 1$/m);
   });
 
   test('invalid settings are refused before a run is created', async () => {
@@ -87,7 +87,7 @@ describe('the command line behaves as scripts expect', () => {
     const before = await runCount(db);
     const cases: [string[], RegExp][] = [
       [['sweep', '--model', model, '--data', data, '--preset', 'logitscope', '--layers', '0-27'], /\[layer_out_of_range\].*0\.\.2/],
-      [sweepArgs('--top-k', '100000'), /\[argument_invalid\] k: /],
+      [sweepArgs('--top-k', '100000'), /\[argument_invalid\] --top-k must be at most 100$/m],
       [sweepArgs('--prompt', 'x ->', '--prompt-layer', '9'), /\[layer_out_of_range\].*target layer 9/],
       [sweepArgs('--json', path.join(tmp, 'no', 'such', 'folder', 'out.json')), /\[output_unwritable\].*does not exist/],
     ];

@@ -213,3 +213,41 @@ describe('a sweep with recompute', () => {
     expect(again.outcome.results).toEqual(first.outcome.results);
   });
 });
+
+describe('cached graphs and converted weights', () => {
+  test('a built graph or the converted weights changed in place (same size) is refused with cache_corrupt, named, and rebuilt', async () => {
+    const dir = freshDir();
+    writeTinyGptj({ dir, format: 'safetensors', seed: 77, dtype: 'F16', config: small });
+    age(dir);
+    const root = path.join(tmp, 'cache-check');
+    const ckpt = openCheckpoint(dir, { cacheRoot: root });
+    const built = await prepareModel(ckpt, 'float32', root);
+    expect(built.converted).toBe(true);
+    const graph = path.join(built.cacheDir, 'blocks.onnx');
+    const weights = path.join(built.cacheDir, 'weights-f32.bin');
+    const genuine = { graph: fs.readFileSync(graph), weights: fs.readFileSync(weights) };
+    expect((await prepareModel(ckpt, 'float32', root)).fromCache).toBe(true);
+
+    const messages: string[] = [];
+    const original = console.error;
+    console.error = (line: string) => messages.push(String(line));
+    try {
+      // A few values scaled by 1e6 in the converted weights, and the graph's tail zeroed: same sizes.
+      const w = new Float32Array(new Uint8Array(genuine.weights).buffer);
+      for (let i = 0; i < 8; i++) w[i * 97] *= 1e6;
+      fs.writeFileSync(weights, w);
+      const g = Buffer.from(genuine.graph);
+      g.fill(0, g.length - 64);
+      fs.writeFileSync(graph, g);
+      const rebuilt = await prepareModel(ckpt, 'float32', root);
+      expect(rebuilt.fromCache).toBe(false);
+    } finally {
+      console.error = original;
+    }
+    expect(messages).toHaveLength(2);
+    expect(messages[0]).toMatch(new RegExp(`^\\[cache_corrupt\\] ${weights}: the converted weights: the file's content changed since it was written .*refused and will be rebuilt`));
+    expect(messages[1]).toMatch(new RegExp(`^\\[cache_corrupt\\] ${graph}: a built graph: the file's content changed since it was written .*refused and will be rebuilt`));
+    expect(fs.readFileSync(weights).equals(genuine.weights)).toBe(true);
+    expect(fs.readFileSync(graph).equals(genuine.graph)).toBe(true);
+  }, 60_000);
+});

@@ -179,6 +179,21 @@ describe('the vocab.json + merges.txt tokenizer', () => {
     expect(tok.tokenString(tok.encode(' é')[0])).toBe(' é');
   });
 
+  it('shows byte-level tokens that together form UTF-8 as text, in a sequence: each character on the token holding its last byte', () => {
+    for (const text of ['日本語の猫🐱 is', ' 🤗🤗 x', 'naïve café', '<|endoftext|>猫']) {
+      const ids = tok.encode(text);
+      const shown = tok.tokenStrings(ids);
+      expect(shown).toHaveLength(ids.length);
+      expect(shown.join('')).toBe(text);
+      expect(shown.join('')).not.toMatch(/<0x/);
+    }
+    // A character cut off at the end of the sequence stays byte by byte, never a silent U+FFFD.
+    const ids = tok.encode('🤗');
+    expect(tok.tokenStrings(ids.slice(0, -1)).join('')).toMatch(/^(<0x[0-9A-F]{2}>)+$/);
+    // Tokens that are whole on their own read as tokenString does.
+    expect(tok.tokenStrings(tok.encode('Hello the'))).toEqual(['Hello', ' the']);
+  });
+
   it('shows GPT-J padding ids as placeholders instead of failing', () => {
     expect(tok.tokenString(50257)).toBe('<|pad:50257|>');
     expect(tok.tokenString(50399)).toBe('<|pad:50399|>');

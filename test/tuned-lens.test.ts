@@ -11,9 +11,10 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Engine } from '../src-main/engine/engine.ts';
 import type { GptjConfig } from '../src-main/engine/config.ts';
 import { mulberry32 } from '../src-main/data/shuffle.ts';
-import { tunedLensExtract } from '../src-main/lens/apply.ts';
+import { lensFolder, tunedLensExtract } from '../src-main/lens/apply.ts';
 import { ensureTunedLens, lensStats, trainExamples } from '../src-main/lens/fit.ts';
 import { choleskySolve, jsGemm } from '../src-main/lens/linalg.ts';
+import { splitHeldOut } from '../src-main/lens/check.ts';
 import { LENS_WEIGHTS, lensDir, type LensRecord, lensRecordOf, resolveLensSettings } from '../src-main/lens/lens.ts';
 import { ortGemm, releaseLensSessions } from '../src-main/lens/sessions.ts';
 import { Extractor, extractNaive } from '../src-main/sweep/extract.ts';
@@ -139,8 +140,18 @@ describe('tuned lens on a tiny random GPT-J', () => {
     const { file, dir } = await ensureTunedLens(engine, settings, { chunkRows: 50, batchExamples: 7, panel: 8 });
     const { nLayers: L, dModel: d } = config;
     expect(file.examples).toBeGreaterThan(d); // more rows than unknowns per output: a real least-squares fit
-    const examples = await trainExamples(engine, settings);
+    // The fit reads nine of every ten train examples; the tenth are its held-out check's.
+    const { fit: examples, heldOut } = splitHeldOut(await trainExamples(engine, settings));
     expect(examples.length).toBe(file.examples);
+    expect(file.check.heldOut).toBe(heldOut.length);
+    expect(heldOut.length).toBeGreaterThan(5);
+    expect(file.check.layers.map((l) => l.layer)).toEqual([-1, 0, 1, 2]);
+    expect(file.check.layers.at(-1)).toEqual({ layer: 2, fitError: 0, precision: 1 });
+    // The probe repeated on every open: the first held-out examples, their own tokens and positions.
+    expect(file.check.probe.examples).toEqual(heldOut.slice(0, 16).map((e) => ({ tokens: e.tokens, position: e.position })));
+    expect(file.check.probe.layers).toHaveLength(4);
+    // Held out, the maps still explain the final residual better than its mean does.
+    for (const l of file.check.layers.slice(0, -1)) expect(l.fitError).toBeLessThan(1);
 
     // Float64 residuals of every train example at its position, and the engine's float32 ones.
     const ref = examples.map((e) => referenceForward({ config, weights, tokens: e.tokens.slice(0, e.position + 1) }));
@@ -315,9 +326,9 @@ describe('tuned lens on a tiny random GPT-J', () => {
       r.layers.forEach((x, j) => expect(Math.abs(x.surprisal - before[j].surprisal)).toBeLessThan(1e-5));
     });
 
-    // The engine keeps a lens session per folder, but not past a change of its weights file: with
-    // every map but the last one's zeroed (W = 0, b = 0, same size, so the folder still checks),
-    // the fast path maps every earlier layer's rows to 0, so all of them read the same top-k.
+    // A lens whose weights file keeps its size but not its content (every map but the last one's
+    // zeroed, W = 0, b = 0: parity at the last layer cannot see it) is refused when it is opened,
+    // fitted again, and the rows are the genuine lens's again.
     const weightsFile = path.join(lensDir(engine.info.cacheDir, key), LENS_WEIGHTS);
     const d = config.dModel;
     const L = config.nLayers;
@@ -325,26 +336,46 @@ describe('tuned lens on a tiny random GPT-J', () => {
     stored.fill(0, 0, L * d * d); // W of layer indices 0..L-1 (index L, the last block, stays the identity)
     stored.fill(0, (L + 1) * d * d, (L + 1) * d * d + L * d); // b of the same
     fs.writeFileSync(weightsFile, stored);
-    const zeroed = await new Extractor(engine).extract({ examples, techniques: [lensTechnique], layers: prepared.plan.layers, k: 5 });
-    const earlier = zeroed.flatMap((r) => r.layers.filter((x) => x.layer !== L - 1));
-    expect(earlier.length).toBeGreaterThan(4);
-    for (const x of earlier) expect(x.top_k.ids).toEqual(earlier[0].top_k.ids);
-    // Before the change those rows differed, so this is the zeroed lens at work, not a constant.
-    expect(new Set(out.results.slice(0, 4).flatMap((r) => r!.layers.filter((x) => x.technique === 'tuned_lens' && x.layer !== L - 1).map((x) => x.top1))).size).toBeGreaterThan(1);
-    zeroed.forEach((r, b) => expect(r.layers.find((x) => x.layer === L - 1)!.top1).toBe(out.results[b]!.reference_top1));
+    const fitsBeforeRefusal = lensStats.fits;
+    const again2 = await new Extractor(engine).extract({ examples, techniques: [lensTechnique], layers: prepared.plan.layers, k: 5 });
+    expect(lensStats.fits).toBe(fitsBeforeRefusal + 1);
+    again2.forEach((r, b) => expect(r.layers.map((x) => x.top1)).toEqual(out.results[b]!.layers.filter((x) => x.technique === 'tuned_lens').map((x) => x.top1)));
+    expect(new Float32Array(new Uint8Array(fs.readFileSync(weightsFile)).buffer).subarray(0, d * d).some((v) => v !== 0)).toBe(true);
     fs.rmSync(lensDir(engine.info.cacheDir, key), { recursive: true });
   }, 120_000);
 
   test('bad lens settings are refused before any train example runs', async () => {
     const rows = lensStats.sourceRows;
-    // Training on the evaluation records themselves.
+    // Training on the evaluation records themselves: the same pool, overlapping items, refused with the settings that fix it.
     await expect(prepareSweep(engine, spec({ techniques: [{ id: 'tuned_lens', kind: 'tuned_lens', lens: { train: { poolStart: 0, poolEnd: 40, start: 0, end: 20 } } }] }))).rejects.toMatchObject({
       code: 'argument_invalid',
-      message: expect.stringMatching(/also evaluation records/),
+      path: 'techniques.0.lens.train',
+      message: 'tuned lens: the train slice, items 0..19 of the pool, overlaps the evaluation slice, items 0..11 of the same pool; train on items after it (lens.train {start: 12, end: 32}; --lens-train 12-31), or move the evaluation slice to start at item 20 (overrides.evalStart; --eval-start 20)',
+    });
+    // Another pool that holds some of the same records: found on the records themselves.
+    await expect(prepareSweep(engine, spec({ techniques: [{ id: 'tuned_lens', kind: 'tuned_lens', lens: { train: { poolStart: 5, poolEnd: 60, start: 0, end: 20 } } }] }))).rejects.toMatchObject({
+      code: 'argument_invalid',
+      message: expect.stringMatching(/also evaluation records of this sweep \(e\.g\. record 5\)/),
+    });
+    // Past the train pool: refused with the pool's size, not fitted again under a new key.
+    await expect(prepareSweep(engine, spec({ techniques: [{ id: 'tuned_lens', kind: 'tuned_lens', lens: { train: { start: 0, end: 100_000_000 } } }] }))).rejects.toMatchObject({
+      code: 'argument_invalid',
+      path: 'techniques.0.lens.train.end',
+      message: expect.stringMatching(/the train pool holds 100000 records \(records 40\.\.100039\).*--lens-train 0-99999/),
+    });
+    // A shuffled pool evaluated from item 3000: the 10,000 items before it do not exist, and the slice is not shrunk.
+    const early = { ...protocol, shuffleSeed: 42, evalStart: 30 };
+    await expect(prepareSweep(engine, spec({ protocol: early, techniques: [TUNED_LENS] }))).rejects.toMatchObject({
+      code: 'argument_invalid',
+      message: expect.stringMatching(/only 30 come before it; train on those \(lens\.train \{start: 0, end: 30\}; --lens-train 0-29\) or start the evaluation at item 10000 or later/),
     });
     await expect(prepareSweep(engine, spec({ techniques: [{ id: 'tuned_lens', kind: 'tuned_lens', lens: { ridge: 2 } }] }))).rejects.toMatchObject({ code: 'argument_invalid', message: expect.stringMatching(/ridge/) });
-    await expect(prepareSweep(engine, spec({ techniques: [{ id: 'tuned_lens', kind: 'tuned_lens', lens: { train: { poolStart: 5000, poolEnd: 6000 } } }] }))).rejects.toMatchObject({ code: 'slice_empty' });
+    await expect(prepareSweep(engine, spec({ techniques: [{ id: 'tuned_lens', kind: 'tuned_lens', lens: { train: { poolStart: 5000, poolEnd: 6000, end: 500 } } }] }))).rejects.toMatchObject({ code: 'slice_empty' });
     expect(lensStats.sourceRows).toBe(rows);
+    // A run recorded with a lens of the previous version (no check, no content hash) cannot be
+    // continued: fitting it again now would put another lens's rows under its key.
+    const old: LensRecord = { ...resolveLensSettings({ protocol, files: [data], modelIdentity: engine.info.identity, computeDtype: engine.info.computeDtype }), version: 1, key: 'a'.repeat(64), examples: 100 };
+    await expect(lensFolder(engine, old)).rejects.toMatchObject({ code: 'argument_invalid', message: expect.stringMatching(/older version of the lens \(v1; this code fits v2.*start a new sweep/) });
     // A batch naming a lens folder without weights is refused before its source pass.
     const sourceRuns = engine.stats.sourceRuns;
     const missing = path.join(tmp, 'no-such-lens');

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { LogitscopeError } from '../errors.ts';
 import { writeFileAtomically } from '../fs-atomic.ts';
+import { mapFsFailureAsync } from '../fs-errors.ts';
 import { exportCsv, exportJson, exportParquet } from '../store/export.ts';
 import type { ResultStore } from '../store/result-store.ts';
 import type { ExportReply } from './contract.ts';
@@ -32,6 +33,12 @@ export function checkWritable(file: string, field = 'out'): string {
 
 export async function exportRun(store: ResultStore, runId: string, format: Format, out?: string): Promise<ExportReply> {
   const target = out === undefined ? undefined : checkWritable(out);
+  if (target === undefined) return exportTo(store, runId, format, undefined);
+  // A full disk or a folder that turns read-only meanwhile: a coded error naming the file (nothing is left under its name).
+  return mapFsFailureAsync({ kind: 'output', file: target, field: 'out' }, () => exportTo(store, runId, format, target));
+}
+
+async function exportTo(store: ResultStore, runId: string, format: Format, target: string | undefined): Promise<ExportReply> {
   store.getRun(runId); // run_not_found before any file is touched
   const fileName = target ?? `logitscope-run-${runId.slice(0, 8)}.${format}`;
   const mimeType = MIME[format];

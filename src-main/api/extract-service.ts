@@ -16,8 +16,10 @@ import { CODE_VERSION } from './sweep-service.ts';
 import { cellsOf, techniqueView } from './views.ts';
 
 export function tokenizeOne(engine: Engine, p: Payload<'extract.tokenize'>): Reply<'extract.tokenize'> {
-  const text = (id: number) => engine.tokenizer.tokenString(id);
-  return { tokens: engine.tokenize(p.text, { bos: p.bos ?? false }).map((id) => ({ id, text: text(id) })), nCtx: engine.config.nCtx };
+  const ids = engine.tokenize(p.text, { bos: p.bos ?? false });
+  // In context, so that tokens which together form a character (CJK, emoji) show it as text.
+  const shown = engine.tokenizer.tokenStrings(ids);
+  return { tokens: ids.map((id, i) => ({ id, text: shown[i] })), nCtx: engine.config.nCtx };
 }
 
 type ExtractFields = Omit<Payload<'extract'>, 'follow'>;
@@ -119,7 +121,7 @@ export async function extractOne(engine: Engine, p: Payload<'extract'>): Promise
   const columns = examples.map(column);
   const last = columns[columns.length - 1];
   return {
-    tokens: tokens.map((id) => ({ id, text: text(id) })),
+    tokens: ((shown) => tokens.map((id, i) => ({ id, text: shown[i] })))(engine.tokenizer.tokenStrings(tokens)),
     position: last.position,
     bos,
     reference: last.reference,

@@ -54,6 +54,10 @@ export class Lab {
   private leases = 0;
   private readonly leaseReleased = new Set<() => void>();
   private readonly running = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  /** Sweeps started with a request id whose run does not exist yet (reading the slice, fitting a lens). */
+  private readonly starting = new Map<string, AbortController>();
+  /** Run id -> the request id it was started with, while it runs. */
+  private readonly runRequests = new Map<string, string>();
   private readonly listeners = new Set<(name: EventName, payload: unknown) => void>();
   private readonly tokenizers = new Map<string, GptjTokenizer>();
 
@@ -99,6 +103,7 @@ export class Lab {
   }
 
   async close(): Promise<void> {
+    for (const c of this.starting.values()) c.abort();
     for (const r of this.running.values()) r.controller.abort();
     // Let cancelled sweeps record their status before the store closes.
     await Promise.all([...this.running.values()].map((r) => r.done));
@@ -162,6 +167,7 @@ export class Lab {
           strategy: p.strategy ?? 'fast',
         };
         const controller = new AbortController();
+        if (p.requestId !== undefined) this.starting.set(p.requestId, controller);
         return await new Promise<{ runId: string }>((resolve, reject) => {
           const run = this.startedRun(controller, tag, resolve);
           let read = { scanned: 0, passed: 0, filteredOut: 0 };
@@ -186,7 +192,10 @@ export class Lab {
               ({ outcome }) => this.finished(run.runId!, outcome.status, tag),
               (e) => (run.runId ? this.finished(run.runId, 'failed', tag, e) : reject(e)),
             )
-            .finally(() => this.release());
+            .finally(() => {
+              if (p.requestId !== undefined && this.starting.get(p.requestId) === controller) this.starting.delete(p.requestId);
+              this.release();
+            });
         });
       } finally {
         if (leased) this.release();
@@ -194,7 +203,18 @@ export class Lab {
     },
 
     'sweep.cancel': async (p) => {
-      const runId = resolveRunId(this.store, p.runId);
+      if (p.requestId !== undefined) {
+        const controller = this.starting.get(p.requestId);
+        if (controller) {
+          controller.abort();
+          return { cancelled: true };
+        }
+        // Its run may exist by now: cancel that one.
+        const runId = [...this.runRequests.entries()].find(([, r]) => r === p.requestId)?.[0];
+        this.running.get(runId ?? '')?.controller.abort();
+        return { cancelled: runId !== undefined && this.running.has(runId) };
+      }
+      const runId = resolveRunId(this.store, p.runId!);
       const entry = this.running.get(runId);
       entry?.controller.abort();
       return { cancelled: entry !== undefined };
@@ -340,6 +360,7 @@ export class Lab {
     const bad = (p.layers ?? []).filter((l) => l > last);
     if (bad.length > 0) throw new LogitscopeError('layer_out_of_range', `layer${bad.length > 1 ? 's' : ''} ${bad.join(', ')} past the last (${last}) of this model`, 'layers');
     const controller = new AbortController();
+    if (p.requestId !== undefined) this.starting.set(p.requestId, controller);
     return new Promise((resolve, reject) => {
       const run = this.startedRun(controller, tag, resolve);
       const work = (run.work = sweepOnDevices({
@@ -347,10 +368,14 @@ export class Lab {
         onRunCreated: run.onRunCreated,
         onProgress: run.onProgress,
       }));
-      work.then(
-        (r) => this.finished(r.runId, r.status, tag, r.error && deserializeError(r.error)),
-        (e) => (run.runId ? this.finished(run.runId, 'failed', tag, e) : reject(e)),
-      );
+      work
+        .then(
+          (r) => this.finished(r.runId, r.status, tag, r.error && deserializeError(r.error)),
+          (e) => (run.runId ? this.finished(run.runId, 'failed', tag, e) : reject(e)),
+        )
+        .finally(() => {
+          if (p.requestId !== undefined && this.starting.get(p.requestId) === controller) this.starting.delete(p.requestId);
+        });
     });
   }
 
@@ -409,6 +434,10 @@ export class Lab {
       work: undefined as Promise<unknown> | undefined,
       onRunCreated: (id: string) => {
         run.runId = id;
+        if (tag.requestId !== undefined) {
+          this.starting.delete(tag.requestId);
+          this.runRequests.set(id, tag.requestId);
+        }
         this.track(id, controller, run.work!.then(() => undefined, () => undefined));
         this.emit('runs.changed', {});
         resolve({ runId: id });
@@ -424,6 +453,7 @@ export class Lab {
 
   private finished(runId: string, status: RunStatus, tag: { requestId?: string }, error?: unknown): void {
     this.running.delete(runId);
+    this.runRequests.delete(runId);
     this.emit('sweep.finished', { runId, ...tag, status, ...(error !== undefined && { error: serializeError(error) }) });
     this.emit('runs.changed', {});
   }

@@ -147,7 +147,13 @@ export const requestSchemas = {
     if (!p.devices && (p.modelDir !== undefined || p.dtype !== undefined)) ctx.addIssue({ code: 'custom', path: [p.modelDir !== undefined ? 'modelDir' : 'dtype'], message: 'modelDir and dtype go with devices; otherwise the loaded model is used' });
     if (p.devices && new Set(p.devices.map((d) => d.split(':')[0])).size > 1) ctx.addIssue({ code: 'custom', path: ['devices'], message: 'all devices must be of one kind (cpu, cuda or webgpu): results are keyed by device, so a mix cannot merge into one run' });
   }),
-  'sweep.cancel': z.strictObject({ runId: runIdSchema }),
+  /**
+   * By run id, or by the request id of a sweep.start whose run does not exist yet (the slice is being
+   * read or its tuned lens fitted): that sweep stops between batches and creates no run.
+   */
+  'sweep.cancel': z
+    .strictObject({ runId: runIdSchema.optional(), requestId: requestIdSchema.optional() })
+    .refine((p) => (p.runId === undefined) !== (p.requestId === undefined), { message: 'give runId or requestId (one of them)', path: ['runId'] }),
   'sweep.resume': z.strictObject({ runId: runIdSchema, batchSize: z.int().min(1).max(1_000_000).optional(), requestId: requestIdSchema.optional() }),
   extract: z.strictObject({
     ...extractFields,
@@ -288,8 +294,16 @@ export const eventSchemas = {
     scanned: z.int(),
     passed: z.int(),
     filteredOut: z.int(),
-    /** While a tuned lens is fitted: its phase, and train examples collected (or maps solved) of the total. */
-    lens: z.object({ phase: z.enum(['selecting', 'collecting', 'solving']), done: z.int(), total: z.int() }).optional(),
+    /** While a tuned lens is fitted: its phase, and records read (selecting), train examples collected, maps solved or held-out examples checked, of the total. */
+    lens: z
+      .object({
+        phase: z.enum(['selecting', 'collecting', 'solving', 'checking']),
+        done: z.int(),
+        total: z.int(),
+        /** A cached lens was damaged: the refusal, in the error's words; the lens is being fitted again. */
+        refused: z.string().optional(),
+      })
+      .optional(),
   }),
   'sweep.finished': z.object({ runId: z.string(), requestId: z.string().optional(), status: runStatusSchema, error: serializedErrorSchema.optional() }),
   'model.changed': z.object({ dir: z.string() }),

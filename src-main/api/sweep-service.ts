@@ -51,6 +51,8 @@ export async function runStoredSweep(engine: Engine, store: ResultStore, spec: S
   const fingerprints = fingerprintDataset(spec.files, cacheRootOf(engine));
   const prepared = await readSlice(engine, spec, hooks, fingerprints);
   const { plan } = prepared;
+  // Cancelled while the slice was read or a lens fitted: nothing was computed, so no run is made.
+  if (hooks.signal?.aborted) throw new LogitscopeError('cancelled', 'the sweep was cancelled before any example was computed; no run was created');
   const runId = stage(store, undefined, 'run', () => store.createRun({
     name: hooks.name,
     model: { key: modelKey(engine.info), path: engine.info.modelDir, info: describeModel(engine.info, engine.tokenizer) },

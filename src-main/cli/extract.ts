@@ -1,4 +1,5 @@
-import fs from 'node:fs';
+import { writeFileAtomically } from '../fs-atomic.ts';
+import { mapFsFailure } from '../fs-errors.ts';
 import { checkWritable } from '../api/export-service.ts';
 import { parseLayerList, parseTechniqueList } from '../api/parse.ts';
 import { deviceOption, intOption, parseOptions, requiredOption, withLab } from './options.ts';
@@ -64,9 +65,21 @@ export const extractCommand = {
       throw new LogitscopeError('argument_invalid', `extract reads one prompt through the tuned lens last fitted for this model, and fits none; fit a lens with these settings by \`logitscope sweep --techniques tuned_lens --${lensOption} ...\` first`, `--${lensOption}`);
     }
     const out = o.json === undefined ? undefined : checkWritable(o.json, '--json');
+    if (o.text === '') {
+      throw new LogitscopeError('argument_invalid', '--text is empty: give the prompt to read, e.g. --text "The Eiffel Tower is in"', '--text');
+    }
+    const position = intOption(o.position, 'position');
+    if (position !== undefined && position < 0) {
+      // Python's -1 for "the last" does not carry over: positions are token indices from 0.
+      throw new LogitscopeError(
+        'argument_invalid',
+        `--position ${position}: positions count tokens from 0 (the first; with --bos, BOS is 0), and negative ones are not read from the end; leave --position out to read the last token, or give --positions all to read every one`,
+        '--position',
+      );
+    }
     const request = {
       text: requiredOption(o.text, 'text'),
-      position: intOption(o.position, 'position'),
+      position,
       positions: parsePositions(o.positions),
       bos: o.bos,
       k: intOption(o['top-k'], 'top-k'),
@@ -83,7 +96,8 @@ export const extractCommand = {
       else printExtraction(view);
       printParity(view.parity);
       if (out) {
-        fs.writeFileSync(out, JSON.stringify(view.record, null, 2));
+        // Through a .partial file, as every output: a full disk leaves no half file (output_unwritable).
+        mapFsFailure({ kind: 'output', file: out, field: '--json' }, () => writeFileAtomically(out, JSON.stringify(view.record, null, 2)));
         console.log(`\nwrote ${out}`);
       }
     });

@@ -1,12 +1,13 @@
 import { DEMO } from '../app-paths.ts';
 import type { Lab } from '../api/lab.ts';
-import type { ProtocolOverrides, RunView, SweepRequest, TechniqueChoice } from '../api/contract.ts';
+import type { ApiEvents, ProtocolOverrides, RunView, SweepRequest, TechniqueChoice } from '../api/contract.ts';
 import { checkWritable } from '../api/export-service.ts';
 import { parseLayerList, parseTechniqueList } from '../api/parse.ts';
 import { deserializeError, LogitscopeError } from '../errors.ts';
 import { deviceOption, intOption, parseOptions, requiredOption, withLab } from './options.ts';
 import { formatSeconds } from '../api/format.ts';
-import { progressPrinter } from './progress.ts';
+import { lensProgressPrinter, progressPrinter } from './progress.ts';
+import { randomUUID } from 'node:crypto';
 import { formatSummaryTable } from './summary-table.ts';
 import { formatParity } from './extract-table.ts';
 import { parseShard } from '../scale/shard.ts';
@@ -144,18 +145,18 @@ export const sweepCommand = {
         for (const c of run.datasetCheck.filter((d) => !d.matches)) {
           console.error(`warning: ${c.file} no longer matches what run ${run.id.slice(0, 8)} read (${c.detail}); the resume computes the examples stored with the run, not the file's current records`);
         }
-        return follow(lab, { out, start: () => lab.call('sweep.resume', { runId: run.id, batchSize }) });
+        return follow(lab, { out, start: (requestId) => lab.call('sweep.resume', { runId: run.id, batchSize, requestId }) });
       }
       const req = request!; // built above whenever --resume is not given
       if (o.devices !== undefined) {
         // The children load the model; this process only merges, so it never holds the weights.
         const modelDir = requiredOption(o.model ?? (o.demo ? DEMO.modelDir : undefined), 'model');
-        return follow(lab, { out, start: () => lab.call('sweep.start', { ...req, devices: devices!, modelDir, dtype: o.dtype as SweepRequest['dtype'] }) });
+        return follow(lab, { out, start: (requestId) => lab.call('sweep.start', { ...req, requestId, devices: devices!, modelDir, dtype: o.dtype as SweepRequest['dtype'] }) });
       }
       const model = await loadModel(lab, requiredOption(o.model ?? (o.demo ? DEMO.modelDir : undefined), 'model'), device ?? 'cpu', o);
       // Layers past the model's last are refused here, before any dataset is read.
       parseLayerList(o.layers, { field: '--layers', nLayers: model.nLayers });
-      return follow(lab, { out, start: () => lab.call('sweep.start', req) });
+      return follow(lab, { out, start: (requestId) => lab.call('sweep.start', { ...req, requestId }) });
     });
     process.exitCode = code;
   },
@@ -241,24 +242,48 @@ export const EXIT_EMPTY_SHARD = 3;
  * SIGTERM) cancels after the finished batches are stored. Resolves to the process's exit code:
  * 0 completed, 3 an empty shard, 130 / 143 cancelled by SIGINT / SIGTERM; a failed run throws its error.
  */
-async function follow(lab: Lab, opts: { out?: string; start: () => Promise<{ runId: string }> }): Promise<number> {
+async function follow(lab: Lab, opts: { out?: string; start: (requestId: string) => Promise<{ runId: string }> }): Promise<number> {
   const bar = progressPrinter();
+  const lensBar = lensProgressPrinter();
   const started = performance.now();
+  // Names the sweep before its run exists, so a signal can cancel a slice read or a lens fit.
+  const requestId = randomUUID();
   let runId: string | undefined;
   let signal: NodeJS.Signals | undefined;
   const off = lab.onEvent((name, payload) => {
+    if (name === 'sweep.preparing') {
+      const p = payload as ApiEvents['sweep.preparing'];
+      if (p.requestId === requestId && p.lens && !signal) lensBar.update(p.lens);
+      return;
+    }
     const p = payload as { runId: string; progress: Parameters<typeof bar.update>[0] };
     if (name === 'sweep.progress' && p.runId === runId) bar.update(p.progress);
   });
   const onSignal = (s: NodeJS.Signals) => {
+    if (signal) {
+      console.error('still cancelling: the batch in progress ends first');
+      return;
+    }
     signal = s;
-    console.error('\ncancelling: every finished batch is already stored; resume with --resume');
-    if (runId) void lab.call('sweep.cancel', { runId });
+    lensBar.end();
+    console.error(runId ? '\ncancelling: every finished batch is already stored; resume with --resume' : '\ncancelling: nothing has been computed yet, so no run will be created');
+    void lab.call('sweep.cancel', runId ? { runId } : { requestId }).catch(() => {});
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  const exitCode = () => (signal === 'SIGTERM' ? 143 : signal ? 130 : 0);
   try {
-    ({ runId } = await opts.start());
+    try {
+      ({ runId } = await opts.start(requestId));
+    } catch (e) {
+      if (signal && e instanceof LogitscopeError && e.code === 'cancelled') {
+        lensBar.end();
+        console.error(`cancelled after ${formatSeconds((performance.now() - started) / 1000)}: ${e.message}`);
+        return exitCode();
+      }
+      throw e;
+    }
+    lensBar.end();
     console.error(describeStart(await lab.call('runs.get', { runId })));
     if (signal) await lab.call('sweep.cancel', { runId });
     await lab.settled(runId);
@@ -278,11 +303,14 @@ async function follow(lab: Lab, opts: { out?: string; start: () => Promise<{ run
     console.log(formatParity(done.parity));
     console.error(`${done.status} in ${formatSeconds((performance.now() - started) / 1000)}; run ${runId} is stored in ${lab.dbFile}`);
     if (opts.out && done.examplesDone > 0) {
-      await lab.call('runs.export', { runId, format: 'json', out: opts.out });
+      await lab.call('runs.export', { runId, format: 'json', out: opts.out }).catch((e) => {
+        // The export's `out` is this command's --json.
+        throw e instanceof LogitscopeError && e.path === 'out' ? new LogitscopeError(e.code, e.message, '--json') : e;
+      });
       console.error(`wrote ${opts.out}`);
     }
     if (done.status === 'failed' && done.error) throw deserializeError(done.error);
-    return signal === 'SIGTERM' ? 143 : signal ? 130 : 0;
+    return exitCode();
   } finally {
     off();
     process.off('SIGINT', onSignal);

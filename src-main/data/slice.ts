@@ -120,6 +120,9 @@ export function validateSliceSpec(spec: unknown): SliceSpec {
 
 /** Resolves every file's reader and size up front, so a typo fails before minutes of reading. */
 async function checkFiles(files: string[]): Promise<{ readers: RecordReader[]; sizes: number[] }> {
+  // A folder given for the files in it: said so, rather than "unsupported file type".
+  const folder = files.find((f) => !isBuiltinPath(f) && fs.statSync(f, { throwIfNoEntry: false })?.isDirectory());
+  if (folder) throw new LogitscopeError('dataset_unsupported', `is a directory: give the files in it (${SUPPORTED_EXTENSIONS.join(', ')})`, folder);
   const unsupported = files.filter((f) => !readerFor(f));
   if (unsupported.length) {
     throw new LogitscopeError(

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { defaultCacheDir } from '../app-paths.ts';
 import { LogitscopeError } from '../errors.ts';
+import { checkCacheRoot } from '../fs-errors.ts';
 import { LENS_WEIGHTS } from '../lens/lens.ts';
 import { readGptjConfig, type GptjConfig } from './config.ts';
 import type { ComputeType } from './graph/layers.ts';
@@ -89,6 +90,7 @@ export class Engine {
     readGptjConfig(opts.modelDir); // a directory that is not a GPT-J checkpoint is reported as such, first
     const tokenizer = loadTokenizer(opts.modelDir);
     const cacheRoot = opts.cacheRoot ?? defaultCacheDir();
+    checkCacheRoot(cacheRoot); // a file, or a folder that cannot be written: said before the worker starts
     let worker = new WorkerClient();
     let fallbackReason: string | undefined;
     let loaded: LoadedModel;

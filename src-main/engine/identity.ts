@@ -66,22 +66,33 @@ interface IndexFile {
  * (or a re-linked hub cache) has the same identity. Without `cacheRoot` every file is hashed.
  */
 export function contentIdentity(files: readonly IdentityFile[], opts: { cacheRoot?: string } = {}): string {
+  const hashes = contentHashes(files.map((f) => f.file), opts);
+  const identity = crypto.createHash(HASH).update(IDENTITY_DOMAIN);
+  files.forEach(({ name }, i) => {
+    framed(identity, name);
+    framed(identity, hashes[i]);
+  });
+  return identity.digest('hex');
+}
+
+/**
+ * The sha256 of each file's content, remembered in the index as the checkpoint's are: the cached
+ * files the app writes itself (a tuned lens, converted weights, built graphs) record this hash when
+ * written and compare it when opened (engine/cache-check.ts), at the cost of a stat when unchanged.
+ */
+export function contentHashes(files: readonly string[], opts: { cacheRoot?: string } = {}): string[] {
   const indexFile = opts.cacheRoot ? path.join(opts.cacheRoot, INDEX_NAME) : undefined;
   const index = indexFile ? readIndex(indexFile) : {};
   const fresh: Record<string, IndexEntry> = {};
-  const identity = crypto.createHash(HASH).update(IDENTITY_DOMAIN);
-  for (const { name, file } of files) {
-    let hash = trustedHash(index[file], fs.statSync(file, { bigint: true }));
-    if (!hash) {
-      const entry = hashFile(file);
-      fresh[file] = entry;
-      hash = entry.hash;
-    }
-    framed(identity, name);
-    framed(identity, hash);
-  }
+  const hashes = files.map((file) => {
+    const known = trustedHash(index[file], fs.statSync(file, { bigint: true }));
+    if (known) return known;
+    const entry = hashFile(file);
+    fresh[file] = entry;
+    return entry.hash;
+  });
   if (indexFile && Object.keys(fresh).length > 0) writeIndex(indexFile, fresh);
-  return identity.digest('hex');
+  return hashes;
 }
 
 function framed(hash: crypto.Hash, text: string): void {

@@ -1,6 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { LogitscopeError } from '../errors.ts';
 import { writeFileAtomically } from '../fs-atomic.ts';
+import { mapFsFailureAsync } from '../fs-errors.ts';
+import { recordHashes, reportRefused, verifyHashes } from './cache-check.ts';
 import type { Checkpoint } from './checkpoint.ts';
 import { buildBlocksGraph, buildUnembedGraph, type GraphName } from './graph/gptj-graphs.ts';
 import type { ComputeType } from './graph/layers.ts';
@@ -26,6 +29,8 @@ interface Meta {
   dtype: ComputeType;
   graphVersion: number;
   weightFolder: string;
+  /** sha256 of each graph file as written: checked on every open (cache-check.ts). */
+  hashes?: Partial<Record<GraphName, string>>;
 }
 
 const BUILDERS = { blocks: buildBlocksGraph, unembed: buildUnembedGraph } as const;
@@ -38,6 +43,11 @@ const BUILDERS = { blocks: buildBlocksGraph, unembed: buildUnembedGraph } as con
  */
 export async function prepareModel(ckpt: Checkpoint, dtype: ComputeType, cacheRoot: string): Promise<BuiltModel> {
   const cacheDir = path.join(cacheRoot, ckpt.identity.slice(0, 24), dtype);
+  // A full disk or an unwritable cache folder is a coded error naming it (cache_full, cache_dir_unusable).
+  return mapFsFailureAsync({ kind: 'cache', file: cacheDir }, () => buildOrOpen(ckpt, dtype, cacheDir));
+}
+
+async function buildOrOpen(ckpt: Checkpoint, dtype: ComputeType, cacheDir: string): Promise<BuiltModel> {
   fs.mkdirSync(cacheDir, { recursive: true });
   const plan = await planWeights(ckpt, dtype, cacheDir);
   const meta: Meta = { identity: ckpt.identity, dtype, graphVersion: GRAPH_VERSION, weightFolder: plan.folder };
@@ -45,21 +55,32 @@ export async function prepareModel(ckpt: Checkpoint, dtype: ComputeType, cacheRo
   const names = Object.keys(BUILDERS) as GraphName[];
   const file = (g: GraphName) => path.join(cacheDir, `${g}.onnx`);
 
-  if (sameMeta(metaFile, meta) && names.every((g) => fs.existsSync(file(g)))) {
-    const graphs = Object.fromEntries(names.map((g) => [g, new Uint8Array(fs.readFileSync(file(g)))])) as BuiltModel['graphs'];
-    return { cacheDir, weightFolder: plan.folder, converted: plan.converted, graphs, fromCache: true };
+  const recorded = readMeta(metaFile, meta);
+  if (recorded && names.every((g) => fs.existsSync(file(g)))) {
+    try {
+      verifyHashes(names.map((g) => ({ file: file(g), hash: recorded.hashes?.[g] })), cacheDir, 'a built graph');
+      const graphs = Object.fromEntries(names.map((g) => [g, new Uint8Array(fs.readFileSync(file(g)))])) as BuiltModel['graphs'];
+      return { cacheDir, weightFolder: plan.folder, converted: plan.converted, graphs, fromCache: true };
+    } catch (e) {
+      if (!(e instanceof LogitscopeError && e.code === 'cache_corrupt')) throw e;
+      reportRefused(e); // and rebuilt below
+    }
   }
   const options = { config: ckpt.config, dtype, place: plan.place };
   const graphs = Object.fromEntries(names.map((g) => [g, BUILDERS[g](options)])) as BuiltModel['graphs'];
   for (const g of names) writeFileAtomically(file(g), graphs[g]);
-  writeFileAtomically(metaFile, JSON.stringify(meta, null, 2));
+  const hashes = recordHashes(names.map(file), cacheDir);
+  writeFileAtomically(metaFile, JSON.stringify({ ...meta, hashes: Object.fromEntries(names.map((g, i) => [g, hashes[i]])) }, null, 2));
   return { cacheDir, weightFolder: plan.folder, converted: plan.converted, graphs, fromCache: false };
 }
 
-function sameMeta(metaFile: string, meta: Meta): boolean {
+/** The recorded meta when it is for this identity, dtype, graph version and weight folder. */
+function readMeta(metaFile: string, meta: Meta): Meta | undefined {
   try {
-    return JSON.stringify(JSON.parse(fs.readFileSync(metaFile, 'utf8'))) === JSON.stringify(meta);
+    const { hashes, ...rest } = JSON.parse(fs.readFileSync(metaFile, 'utf8')) as Meta;
+    // Graphs cached by a version that recorded no hashes are simply built again.
+    return JSON.stringify(rest) === JSON.stringify(meta) && hashes ? { ...rest, hashes } : undefined;
   } catch {
-    return false;
+    return undefined;
   }
 }

@@ -16,6 +16,13 @@ export interface GptjTokenizer {
    */
   tokenString(id: number): string;
   /**
+   * Display forms of a token sequence (a prompt's tokens): as tokenString, except that byte-level
+   * tokens which only together form a UTF-8 character (CJK, emoji) show it as text: each character
+   * goes to the token holding its last byte, so a token that only starts one shows as "". Joined,
+   * they read as the decoded text.
+   */
+  tokenStrings(ids: readonly number[]): string[];
+  /**
    * The size of the base vocabulary: one past the highest id of the BPE model's own vocabulary
    * (`<|endoftext|>` included), not counting added tokens outside it. 50257 for GPT-2's and GPT-J's
    * files alike: GPT-J's tokenizer adds `<|extratoken_1|>`..`<|extratoken_143|>` at 50257..50399 only
@@ -223,12 +230,44 @@ function wrap(json: Record<string, unknown>, file: string, source: GptjTokenizer
     return s;
   };
 
+  const tokenStrings = (ids: readonly number[]): string[] => {
+    const out = ids.map(tokenString);
+    // Bytes of the byte-level tokens, with the token each came from; added and unknown ids end a run.
+    let bytes: number[] = [];
+    let owner: number[] = [];
+    const flush = () => {
+      if (bytes.length === 0) return;
+      const shown = new Map<number, string>();
+      for (let i = 0; i < bytes.length; ) {
+        const n = utf8Length(bytes[i]);
+        const char = n > 1 && i + n <= bytes.length ? decodeStrict(bytes.slice(i, i + n)) : bytes[i] < 0x80 ? String.fromCharCode(bytes[i]) : undefined;
+        const at = char === undefined ? owner[i] : owner[i + n - 1];
+        shown.set(at, (shown.get(at) ?? '') + (char ?? `<0x${bytes[i].toString(16).toUpperCase().padStart(2, '0')}>`));
+        for (let j = i; j < i + (char === undefined ? 1 : n); j++) if (!shown.has(owner[j])) shown.set(owner[j], '');
+        i += char === undefined ? 1 : n;
+      }
+      for (const [t, text] of shown) out[t] = text;
+      bytes = [];
+      owner = [];
+    };
+    ids.forEach((id, t) => {
+      if (!known(id) || added.has(id)) return flush();
+      for (const c of tok.id_to_token(id)!) {
+        bytes.push(BYTE_OF_SYMBOL.get(c) ?? 0x3f);
+        owner.push(t);
+      }
+    });
+    flush();
+    return out;
+  };
+
   return {
     encode(text: string): number[] {
       return tok.encode(text, { add_special_tokens: false }).ids;
     },
     decode,
     tokenString,
+    tokenStrings,
     vocabSize,
     knownIds,
     source,
@@ -264,6 +303,19 @@ const BYTE_OF_SYMBOL: ReadonlyMap<string, number> = (() => {
   }
   return table;
 })();
+
+/** Bytes of the UTF-8 sequence a lead byte starts (1 for ASCII and for a byte that cannot lead one). */
+function utf8Length(b: number): number {
+  return b >= 0xf0 && b <= 0xf4 ? 4 : b >= 0xe0 ? (b <= 0xef ? 3 : 1) : b >= 0xc2 && b <= 0xdf ? 2 : 1;
+}
+
+function decodeStrict(bytes: number[]): string | undefined {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(Uint8Array.from(bytes));
+  } catch {
+    return undefined;
+  }
+}
 
 function displayForm(token: string, isAdded: boolean): string {
   if (isAdded) return token;

@@ -1,6 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { LogitscopeError } from '../errors.ts';
 import { writeAtomically, writeFileAtomically } from '../fs-atomic.ts';
+import { recordHashes, reportRefused, verifyHashes } from './cache-check.ts';
 import type { Checkpoint } from './checkpoint.ts';
 import { WeightConverter } from './convert.ts';
 import type { WeightPlacement } from './graph/gptj-graphs.ts';
@@ -46,6 +48,8 @@ interface ConvertedIndex {
   identity: string;
   dtype: WeightDtype;
   tensors: Record<string, { offset: number; shape: number[]; byteLength: number }>;
+  /** sha256 of the converted file as written, checked on every open (cache-check.ts). */
+  sha256?: string;
 }
 
 async function convertedPlan(ckpt: Checkpoint, refs: TensorRef[], compute: ComputeType, cacheDir: string): Promise<WeightPlan> {
@@ -53,8 +57,21 @@ async function convertedPlan(ckpt: Checkpoint, refs: TensorRef[], compute: Compu
   const file = `weights-${dtype.toLowerCase()}.bin`;
   const indexFile = path.join(cacheDir, `${file}.json`);
   let index = readIndex(indexFile, ckpt.identity, dtype);
+  if (index && fs.existsSync(path.join(cacheDir, file))) {
+    try {
+      verifyHashes([{ file: path.join(cacheDir, file), hash: index.sha256 }], cacheDir, 'the converted weights');
+    } catch (e) {
+      if (!(e instanceof LogitscopeError && e.code === 'cache_corrupt')) throw e;
+      reportRefused(e); // and converted again below
+      index = undefined;
+    }
+  } else {
+    index = undefined;
+  }
   if (!index) {
     index = await writeConverted(refs, compute, path.join(cacheDir, file), ckpt.identity);
+    // Hashing reads the file back once (about 1.2 GB/s); later opens cost a stat (identity.ts's index).
+    index.sha256 = recordHashes([path.join(cacheDir, file)], cacheDir)[0];
     writeFileAtomically(indexFile, JSON.stringify(index));
   }
   const entries = index.tensors;

@@ -13,7 +13,7 @@ import { type Engine } from '../engine/engine.ts';
 import { LogitscopeError } from '../errors.ts';
 import { type Example, type ExampleResult, type LayerResult, layerResult } from '../sweep/extract.ts';
 import { ensureTunedLens } from './fit.ts';
-import { lensDir, type LensRecord, readLensFile } from './lens.ts';
+import { lensDir, type LensRecord, TUNED_LENS_VERSION } from './lens.ts';
 import { applyLens, engineDevice } from './sessions.ts';
 
 /**
@@ -25,11 +25,30 @@ export async function lensFolder(engine: Engine, lens: LensRecord): Promise<stri
   if (lens.modelIdentity !== engine.info.identity) {
     throw new LogitscopeError('argument_invalid', `the tuned lens ${lens.key.slice(0, 12)} was fitted for another model`, 'techniques');
   }
+  if (lens.version !== TUNED_LENS_VERSION) {
+    // Its lens cannot be opened unchecked nor fitted again as it was: rows of two lenses would mix under one key.
+    throw new LogitscopeError(
+      'argument_invalid',
+      `the tuned lens ${lens.key.slice(0, 12)} was fitted by an older version of the lens (v${lens.version}; this code fits v${TUNED_LENS_VERSION}, with a held-out check and a content hash) and cannot be used again: start a new sweep, which fits a v${TUNED_LENS_VERSION} lens`,
+      'techniques',
+    );
+  }
   const dir = lensDir(engine.info.cacheDir, lens.key);
   const { key: _key, examples: _examples, ...settings } = lens;
-  const file = readLensFile(dir) ?? (await ensureTunedLens(engine, settings)).file;
+  // ensureTunedLens reads the folder checked (content hash, held-out check), and fits the lens
+  // again when it is missing or refused.
+  const { contentHash: _hash, ...fitted } = settings;
+  const { file } = await ensureTunedLens(engine, fitted);
   if (file.key !== lens.key || file.nLayers !== engine.config.nLayers || file.dModel !== engine.config.dModel) {
     throw new LogitscopeError('cache_corrupt', `the tuned lens in ${dir} does not match the run's record (key ${lens.key.slice(0, 12)}); delete that folder to fit it again`, dir);
+  }
+  if (lens.contentHash !== undefined && file.weightsSha256 !== lens.contentHash) {
+    // Fitted again to other bytes (another device's rounding): the run's rows so far came from the old lens.
+    throw new LogitscopeError(
+      'argument_invalid',
+      `the tuned lens ${lens.key.slice(0, 12)} was fitted again and its weights differ from those this run read through (sha256 ${lens.contentHash.slice(0, 12)}…, now ${file.weightsSha256.slice(0, 12)}…); start a new sweep instead of resuming this one`,
+      'techniques',
+    );
   }
   return dir;
 }

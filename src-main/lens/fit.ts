@@ -18,20 +18,28 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Engine } from '../engine/engine.ts';
 import { LogitscopeError } from '../errors.ts';
-import { writeAtomicallySync, writeFileAtomically } from '../fs-atomic.ts';
+import { recordHashes, reportRefused } from '../engine/cache-check.ts';
+import { fsFailure } from '../fs-errors.ts';
 import { buildExamples, selectRecords } from '../sweep/protocol.ts';
 import type { SweepExample } from '../sweep/spec.ts';
+import { checkLens, type LensCheck, PROBE_EXAMPLES, probeProblem, splitHeldOut } from './check.ts';
 import { choleskySolve, type Gemm } from './linalg.ts';
 import { LENS_META, LENS_WEIGHTS, lensDir, lensKey, type LensFile, type LensSettings, readLensFile } from './lens.ts';
-import { fitDevice, gram, ortGemm } from './sessions.ts';
+import { fitDevice, gram, ortGemm, releaseLensSessions } from './sessions.ts';
 
 /** What this process has fitted and loaded: tests tell a cache hit from a fit by these counts. */
 export const lensStats = { fits: 0, cacheHits: 0, sourceRows: 0 };
 
+/**
+ * Where a fit is: `selecting` its train records (done = records read so far, total 0), `collecting`
+ * residuals (train examples done of total), `solving` (maps done of total), `checking` (held-out
+ * examples done of total). `refused`: a cached lens was damaged and is being fitted again.
+ */
 export interface FitProgress {
-  phase: 'selecting' | 'collecting' | 'solving';
+  phase: 'selecting' | 'collecting' | 'solving' | 'checking';
   done: number;
   total: number;
+  refused?: string;
 }
 
 export interface FitOptions {
@@ -54,21 +62,22 @@ export interface FitOptions {
 }
 
 /** The train examples of a lens: its slice of the files, tokenized, one drawn position each. */
-export async function trainExamples(engine: Engine, s: LensSettings, opts: Pick<FitOptions, 'signal' | 'excludeRecords'> = {}): Promise<SweepExample[]> {
+export async function trainExamples(engine: Engine, s: LensSettings, opts: Pick<FitOptions, 'signal' | 'excludeRecords' | 'onProgress'> = {}): Promise<SweepExample[]> {
   const t = s.train;
   const selection = await selectRecords(
     s.files,
     { preset: 'logitscope', poolStart: t.poolStart, poolEnd: t.poolEnd, pileSetName: t.pileSetName, filter: t.filter, shuffleSeed: t.shuffleSeed, evalStart: t.start, evalEnd: t.end, bos: t.bos, positionSeed: s.positionSeed },
-    { signal: opts.signal },
+    { signal: opts.signal, onProgress: opts.onProgress && ((p) => opts.onProgress!({ phase: 'selecting', done: p.scanned, total: 0 })) },
   ).catch((e) => {
     if (e instanceof LogitscopeError && e.code === 'slice_empty') throw new LogitscopeError('slice_empty', `tuned lens: the train slice is empty (${e.message})`, 'techniques');
     throw e;
   });
+  opts.onProgress?.({ phase: 'selecting', done: selection.pool.scanned, total: 0 });
   const overlap = opts.excludeRecords ? selection.records.filter((r) => opts.excludeRecords!.has(r.index)) : [];
   if (overlap.length > 0) {
     throw new LogitscopeError(
       'argument_invalid',
-      `tuned lens: ${overlap.length} of its train records are also evaluation records of this sweep (e.g. record ${overlap[0].index}); choose a disjoint train slice`,
+      `tuned lens: ${overlap.length} of its train records are also evaluation records of this sweep (e.g. record ${overlap[0].index}); choose a train pool of other records (lens.train poolStart/poolEnd past the evaluation pool's end), or leave the lens's train settings to their default`,
       'techniques',
     );
   }
@@ -82,13 +91,38 @@ export async function trainExamples(engine: Engine, s: LensSettings, opts: Pick<
 export async function ensureTunedLens(engine: Engine, s: LensSettings, opts: FitOptions = {}): Promise<{ dir: string; file: LensFile; fromCache: boolean }> {
   const key = lensKey(s);
   const dir = lensDir(engine.info.cacheDir, key);
-  const cached = readLensFile(dir);
-  if (cached) {
-    lensStats.cacheHits++;
-    return { dir, file: cached, fromCache: true };
+  try {
+    const cached = readLensFile(dir);
+    if (cached) {
+      await verifyLensCheck(engine, dir, cached);
+      lensStats.cacheHits++;
+      return { dir, file: cached, fromCache: true };
+    }
+  } catch (e) {
+    if (!(e instanceof LogitscopeError && e.code === 'cache_corrupt')) throw e;
+    // A damaged lens is said so, then fitted again into the same folder (fitTunedLens replaces it whole).
+    // Said once: in the fit's progress when someone follows it (the CLI prints it, the app shows it), else on stderr.
+    if (opts.onProgress) opts.onProgress({ phase: 'selecting', done: 0, total: 0, refused: `[${e.code}] ${e.path}: ${e.message}` });
+    else reportRefused(e);
   }
   const file = await fitTunedLens(engine, s, opts);
   return { dir, file, fromCache: false };
+}
+
+/** Lens contents (folder and weights hash) whose probe this process has computed again and found as recorded. */
+const probed = new Set<string>();
+
+/**
+ * A lens whose check fails on load is refused: the recorded probe is computed again (once per lens
+ * content per process) through the lens as it is on disk. The hash says the bytes are those
+ * written; this says they still give the numbers the fit measured.
+ */
+async function verifyLensCheck(engine: Engine, dir: string, file: LensFile): Promise<void> {
+  const key = `${dir}|${file.weightsSha256}`;
+  if (probed.has(key)) return;
+  const problem = await probeProblem(engine, dir, file.check);
+  if (problem) throw new LogitscopeError('cache_corrupt', `the tuned lens fails its own check: ${problem}; it is refused and will be fitted again`, path.join(dir, LENS_META));
+  probed.add(key);
 }
 
 /** Fits every layer's map and writes the lens to its cache folder. */
@@ -100,7 +134,9 @@ export async function fitTunedLens(engine: Engine, s: LensSettings, opts: FitOpt
     if (opts.signal?.aborted) throw new LogitscopeError('cancelled', 'the tuned-lens fit was cancelled');
   };
   opts.onProgress?.({ phase: 'selecting', done: 0, total: 0 });
-  const examples = await trainExamples(engine, s, opts);
+  const all = await trainExamples(engine, s, opts);
+  // Every tenth example is held out of the fit, for the lens's own check (check.ts).
+  const { fit: examples, heldOut } = splitHeldOut(all);
   const n = examples.length;
 
   // --- collect + accumulate ------------------------------------------------------------------
@@ -175,7 +211,12 @@ export async function fitTunedLens(engine: Engine, s: LensSettings, opts: FitOpt
 
   // --- solve ----------------------------------------------------------------------------------
   const solveStarted = performance.now();
-  const gemm = opts.gemm ?? ortGemm(device);
+  const product = opts.gemm ?? ortGemm(device);
+  // A map's solve runs for tens of seconds at GPT-J's width: a cancel is honoured between its panel products.
+  const gemm: Gemm = (...args) => {
+    cancelled();
+    return product(...args);
+  };
   const W = new Float32Array((L + 1) * d * d);
   const bias = new Float32Array((L + 1) * d);
   const layers: LensFile['layers'] = [];
@@ -216,34 +257,61 @@ export async function fitTunedLens(engine: Engine, s: LensSettings, opts: FitOpt
     // Explained fraction of the final residual's variance: tr(Wᵀ Σxy)/tr(Σyy) (R² for ridge → 0).
     layers.push({ layer: i - 1, lambda, r2: dot(w, centredRhs) / trSyy });
   }
+  opts.onProgress?.({ phase: 'solving', done: L, total: L });
   for (let j = 0; j < d; j++) W[(L * d + j) * d + j] = 1; // the last block: identity, b = 0
   layers.push({ layer: L - 1, lambda: 0, r2: 1 });
   const solveMs = performance.now() - solveStarted;
-  lensStats.fits++;
-
-  const file: LensFile = {
-    ...s,
-    key,
-    examples: n,
-    nLayers: L,
-    dModel: d,
-    layers,
-    timings: { collectSeconds: collectMs / 1000, accumulateSeconds: accumulateMs / 1000, solveSeconds: solveMs / 1000 },
-  };
+  // Written whole into a temporary folder, checked there, then renamed into place: a fit that is
+  // cancelled or fails leaves no lens folder behind, and a reader never sees half a lens.
   const dir = lensDir(engine.info.cacheDir, key);
-  fs.mkdirSync(dir, { recursive: true });
-  // Weights first, metadata last: a lens counts as fitted only once lens.json exists (lens.ts readLensFile).
-  writeAtomicallySync(path.join(dir, LENS_WEIGHTS), (partial) => {
-    const fd = fs.openSync(partial, 'w');
+  const partial = `${dir}.${process.pid}.partial`;
+  fs.rmSync(partial, { recursive: true, force: true });
+  try {
+    fs.mkdirSync(partial, { recursive: true });
+    const weightsFile = path.join(partial, LENS_WEIGHTS);
+    const fd = fs.openSync(weightsFile, 'w');
     try {
       fs.writeSync(fd, new Uint8Array(W.buffer, W.byteOffset, W.byteLength));
       fs.writeSync(fd, new Uint8Array(bias.buffer, bias.byteOffset, bias.byteLength));
     } finally {
       fs.closeSync(fd);
     }
-  }, { unique: true });
-  writeFileAtomically(path.join(dir, LENS_META), JSON.stringify(file, null, 2) + '\n', { unique: true });
-  return file;
+    const whole = await checkLens(engine, partial, heldOut, { batchExamples, cancelled, onBatch: (done) => opts.onProgress?.({ phase: 'checking', done, total: heldOut.length }) });
+    const probeExamples = heldOut.slice(0, PROBE_EXAMPLES).map((e) => ({ tokens: e.tokens, position: e.position }));
+    const probe = await checkLens(engine, partial, probeExamples, { batchExamples: PROBE_EXAMPLES, cancelled });
+    const check: LensCheck = { ...whole, probe: { examples: probeExamples, layers: probe.layers } };
+    await releaseLensSessions(); // the check's session maps the temporary folder's file
+    const weightsSha256 = recordHashes([weightsFile], engine.info.cacheDir)[0];
+    const file: LensFile = {
+      ...s,
+      key,
+      examples: n,
+      nLayers: L,
+      dModel: d,
+      layers,
+      timings: { collectSeconds: collectMs / 1000, accumulateSeconds: accumulateMs / 1000, solveSeconds: solveMs / 1000 },
+      weightsSha256,
+      check,
+    };
+    fs.writeFileSync(path.join(partial, LENS_META), JSON.stringify(file, null, 2) + '\n');
+    cancelled();
+    fs.rmSync(dir, { recursive: true, force: true }); // a damaged lens of the same key
+    try {
+      fs.renameSync(partial, dir);
+    } catch (e) {
+      // Another process fitted the same settings and renamed its folder in first: the same lens.
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+    }
+    probed.add(`${dir}|${weightsSha256}`); // just measured: no need to probe it again in this process
+    lensStats.fits++;
+    return file;
+  } catch (e) {
+    // A full disk or an unwritable cache folder: a coded error naming the lens's folder.
+    throw fsFailure(e, { kind: 'cache', file: dir }) ?? e;
+  } finally {
+    fs.rmSync(partial, { recursive: true, force: true });
+  }
 }
 
 function addInto(acc: Float64Array, x: Float64Array): void {

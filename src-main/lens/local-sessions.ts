@@ -4,6 +4,8 @@
  * the main thread: sessions.ts sends each call to the lens worker (lens-worker.ts). The engine's
  * worker opens its own apply sessions with openApplySession, for the lens inside a batch.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import type { DeviceChoice } from '../engine/device.ts';
 import { createSession, type HostTensor, type Session } from '../engine/ort-session.ts';
 import { applyGraph, gemmGraph, gramGraph } from './graphs.ts';
@@ -76,7 +78,9 @@ export function openApplySession(o: { dir: string; device: DeviceChoice | string
 export async function runApply(p: LensCalls['apply']): Promise<Float32Array> {
   const d = p.dModel;
   // A lens's weights are memory-mapped once per process and device (external data, graphs.ts).
-  const s = await cached(`apply|${p.dir}|${p.device}`, () => openApplySession(p));
+  // Keyed by the weights file's inode and mtime too: a lens refitted into the same folder is a new file.
+  const st = fs.statSync(path.join(p.dir, LENS_WEIGHTS));
+  const s = await cached(`apply|${p.dir}|${p.device}|${st.ino}|${st.mtimeMs}`, () => openApplySession(p));
   const out = await s.run(
     { rows: f32(p.rows, [p.layerIndex.length, p.batch, d]), layer_index: { type: 'int64', data: BigInt64Array.from(p.layerIndex, BigInt), dims: [p.layerIndex.length] } },
     ['mapped'],

@@ -17,7 +17,7 @@ export async function attachLenses(
       out.push(t);
       continue;
     }
-    const settings = resolveLensSettings({ protocol: o.protocol, files: o.files, modelIdentity: engine.info.identity, computeDtype: engine.info.computeDtype, overrides: t.overrides });
+    const settings = resolveLensSettings({ protocol: o.protocol, files: o.files, modelIdentity: engine.info.identity, computeDtype: engine.info.computeDtype, overrides: t.overrides, index: techniques.indexOf(t) });
     const { file } = await ensureTunedLens(engine, settings, { signal: o.signal, onProgress: o.onProgress, excludeRecords: o.evalRecords });
     out.push({ ...t, lens: lensRecordOf(file) });
   }

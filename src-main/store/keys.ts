@@ -40,7 +40,8 @@ export function techniqueKey(t: ResolvedTechnique): string {
     t.kind === 'logit_lens'
       ? { kind: t.kind }
       : t.kind === 'tuned_lens'
-        ? { kind: t.kind, lens: t.lens?.key ?? null }
+        ? // and by its content hash, so a lens fitted again never serves the old lens's rows (absent in old runs' records)
+          { kind: t.kind, lens: t.lens?.key ?? null, ...(t.lens?.contentHash !== undefined && { content: t.lens.contentHash }) }
         : { kind: t.kind, promptTokens: t.promptTokens, targetLayer: t.targetLayer.kind === 'same' ? 'same' : t.targetLayer.layer };
   return createHash('sha256').update('logitscope-technique-v1\0').update(JSON.stringify(determining)).digest('hex');
 }

@@ -155,6 +155,15 @@ export function prepareSchema(db: SqliteFile): void {
   if (appId !== APPLICATION_ID && (appId !== 0 || version !== 0 || Number(db.get<{ n: number }>('SELECT count(*) AS n FROM sqlite_schema')!.n) > 0)) {
     throw corrupt(db.file, 'it is a SQLite database of another application');
   }
+  // Our migrations set the application id with version 1, so one of our files at version 0 or below
+  // was changed by hand or damaged: migrating it would fail half-way on tables that already exist.
+  if (version < 0 || (appId === APPLICATION_ID && version === 0)) {
+    throw new LogitscopeError(
+      'cache_schema_unknown',
+      `this results database records schema version ${version}, which no Logitscope writes (versions are 1..${SCHEMA_VERSION}); it was changed by hand or damaged: restore it from a backup, or use another database (--db FILE or LOGITSCOPE_DB) — the file was not changed`,
+      db.file,
+    );
+  }
   if (version > SCHEMA_VERSION) {
     throw new LogitscopeError(
       'cache_schema_newer',
@@ -168,7 +177,7 @@ export function prepareSchema(db: SqliteFile): void {
   db.pragma('foreign_keys = ON');
   if (db.readonly) {
     if (version < SCHEMA_VERSION) {
-      throw new LogitscopeError('cache_readonly', `this results database has schema version ${version} and needs upgrading to ${SCHEMA_VERSION}; open it once without read-only`, db.file);
+      throw new LogitscopeError('cache_readonly', `this results database has schema version ${version} and needs upgrading to ${SCHEMA_VERSION}, which this command does not do (it only reads); run one that writes to it once (\`logitscope sweep\` or \`logitscope serve\`), which upgrades it`, db.file);
     }
     return;
   }
