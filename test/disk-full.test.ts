@@ -112,7 +112,7 @@ describe('a full disk during a sweep', () => {
     const r = await cli([...sweepArgs(db), '--json', out]);
     expect(r.code).toBe(2);
     const line = r.stderr.trim().split('\n').at(-1)!;
-    const m = new RegExp(`^\\[output_unwritable\\] ${out}: cannot write the export \\(ENOSPC: the disk is full\\); nothing was left under this name and run ([0-9a-f-]{36}) is stored — free some space or choose another file, then \`logitscope runs export \\1 --out FILE\` writes it$`).exec(line);
+    const m = new RegExp(`^\\[output_unwritable\\] --json: no space left to write ${out} \\(ENOSPC\\); nothing was written under that name: free some space on its disk, or write elsewhere; run ([0-9a-f-]{36}) is stored: \`logitscope runs export \\1 --out FILE\` writes it$`).exec(line);
     expect(m, line).not.toBeNull();
     expect(fs.existsSync(out)).toBe(false);
     expect(fs.existsSync(`${out}.partial`)).toBe(false);

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { LogitscopeError } from '../errors.ts';
 import { writeFileAtomically } from '../fs-atomic.ts';
-import { mapFsFailureAsync } from '../fs-errors.ts';
+import { fsFailure, mapFsFailureAsync } from '../fs-errors.ts';
 import { exportCsv, exportJson, exportParquet } from '../store/export.ts';
 import type { ResultStore } from '../store/result-store.ts';
 import type { ExportReply } from './contract.ts';
@@ -68,18 +68,14 @@ async function exportTo(store: ResultStore, runId: string, format: Format, targe
 
 /**
  * Writes an export file; a file-system error (a full disk above all) becomes output_unwritable with
- * the file and what to do. The write goes through a .partial file, so nothing is left under the name.
+ * the file and what to do (fs-errors.ts), and says the run is kept. The write goes through a
+ * .partial file, so nothing is left under the name.
  */
 function writing<T>(target: string, runId: string, write: () => T): T {
   const fail = (e: unknown): never => {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (e instanceof LogitscopeError || typeof code !== 'string' || !code.startsWith('E')) throw e;
-    const why = code === 'ENOSPC' || code === 'EDQUOT' ? 'the disk is full' : code === 'EFBIG' ? 'the file is larger than the file system or a limit allows' : 'the file system refused the write';
-    throw new LogitscopeError(
-      'output_unwritable',
-      `cannot write the export (${code}: ${why}); nothing was left under this name and run ${runId} is stored — free some space or choose another file, then \`logitscope runs export ${runId} --out FILE\` writes it`,
-      target,
-    );
+    const coded = fsFailure(e, { kind: 'output', file: target, field: 'out' });
+    if (!coded) throw e;
+    throw new LogitscopeError(coded.code, `${coded.message}; run ${runId} is stored: \`logitscope runs export ${runId} --out FILE\` writes it`, coded.path);
   };
   try {
     const result = write();
