@@ -48,7 +48,11 @@ const MIME: Record<string, string> = {
 };
 
 const MAX_BODY_BYTES = 1 << 20;
-const HEARTBEAT_MS = 20_000;
+/**
+ * How often the event stream says the server is alive. The page calls the server lost after three
+ * missed beats, so a killed server is noticed within seconds, and the beats keep SSH tunnels open.
+ */
+export const HEARTBEAT_MS = 2000;
 
 export type ApiHost = Pick<Lab, 'dispatch' | 'onEvent'>;
 
@@ -61,6 +65,8 @@ export interface ServerOptions {
   host?: string;
   /** Defaults to 32 random bytes as hex. */
   token?: string;
+  /** Defaults to HEARTBEAT_MS. */
+  heartbeatMs?: number;
 }
 
 export interface RunningServer {
@@ -100,6 +106,9 @@ export function resolveStatic(rendererDir: string, urlPath: string): { file: str
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const host = opts.host ?? '127.0.0.1';
   const token = opts.token ?? crypto.randomBytes(32).toString('hex');
+  // Names this server process for the page: after a lost stream, the same id means the same Lab came back.
+  const instance = crypto.randomBytes(8).toString('hex');
+  const heartbeatMs = opts.heartbeatMs ?? HEARTBEAT_MS;
   const tokenBytes = Buffer.from(token);
   const streams = new Set<http.ServerResponse>();
   let allowedHosts: Set<string> | null = null;
@@ -162,10 +171,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   function openEventStream(req: http.IncomingMessage, res: http.ServerResponse): void {
     res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', Connection: 'keep-alive' });
     res.write('retry: 2000\n\n');
+    // Transport events, beside the API's (which are unnamed `data:` messages): who answers, and that it still does.
+    res.write(`event: hello\ndata: ${JSON.stringify({ server: instance, heartbeatMs })}\n\n`);
     streams.add(res);
     const unsubscribe = opts.lab.onEvent((name, payload) => res.write(`data: ${JSON.stringify({ name, payload })}\n\n`));
-    // Comments keep proxies and SSH tunnels from closing an idle stream.
-    const heartbeat = setInterval(() => res.write(': ping\n\n'), HEARTBEAT_MS);
+    const heartbeat = setInterval(() => res.write('event: heartbeat\ndata: {}\n\n'), heartbeatMs);
     const stop = () => {
       clearInterval(heartbeat);
       unsubscribe();

@@ -21,7 +21,7 @@ export type RunStatus = NonNullable<PayloadOf<'runs.list'>['status']>;
 export interface AppInfo {
   version: string;
   /** The built-in demo, preselected on first start. */
-  demo: { modelDir: string; dataFile: string } | null;
+  demo: { modelDir: string; dataFile: string; limit: number } | null;
   cuda: { providerInstalled: boolean };
   dbPath: string;
 }

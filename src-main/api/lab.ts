@@ -120,7 +120,7 @@ export class Lab {
   private readonly handlers: Handlers = {
     'app.info': async () => ({
       version: CODE_VERSION,
-      demo: fs.existsSync(path.join(DEMO.modelDir, 'config.json')) ? { modelDir: DEMO.modelDir, dataFile: DEMO.dataFile } : null,
+      demo: fs.existsSync(path.join(DEMO.modelDir, 'config.json')) ? { modelDir: DEMO.modelDir, dataFile: DEMO.dataFile, limit: DEMO.limit } : null,
       cuda: { providerInstalled: cudaProviderInstalled() },
       dbPath: this.store.file,
     }),

@@ -31,3 +31,8 @@ export function showToken(text: string): string {
 export function layerLabel(layer: number): string {
   return layer === -1 ? 'embeddings (−1)' : String(layer);
 }
+
+/** A layer named on its own (a tooltip's title): "layer 2", "embeddings (layer −1)". */
+export function layerTitle(layer: number): string {
+  return layer === -1 ? 'embeddings (layer −1)' : `layer ${layer}`;
+}

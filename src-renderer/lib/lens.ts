@@ -6,7 +6,7 @@
 import type { ExtractCell, ExtractColumn, ExtractView } from '../../src-main/api/contract.ts';
 import { showToken } from './labels.ts';
 
-export type LensColour = 'probability' | 'rank' | 'entropy';
+export type LensColour = 'probability' | 'logprob' | 'rank' | 'entropy';
 export type Pin = { id: number; text: string } | null;
 
 /** Colour steps; classes lens-c0..lens-c9 (CSS classes, as the page's CSP allows no inline styles). */
@@ -48,6 +48,14 @@ export function cellValue(cell: ExtractCell, colour: LensColour, pin: Pin, dVoca
     const h = cell.entropy;
     return { value: h, step: stepOf(h / maxEntropy(dVocab)), text: `entropy ${h.toFixed(2)} nats` };
   }
+  if (colour === 'logprob') {
+    const what = pin ? showToken(pin.text) : 'top-1';
+    const p = pin ? pinIn(cell, pin)?.prob : cell.topK[0]?.prob;
+    if (p === undefined) return { value: null, step: null, text: `${what} not in the top-${k}` };
+    const lp = Math.log(p);
+    // ln p from ln(1/dVocab) (a uniform guess) up to 0: the same fixed scale as entropy, upside down.
+    return { value: lp, step: stepOf(1 + lp / maxEntropy(dVocab)), text: `ln p(${what}) = ${lp.toFixed(2)} nats` };
+  }
   if (pin) {
     const at = pinIn(cell, pin);
     if (!at) return { value: null, step: null, text: `${showToken(pin.text)} not in the top-${k}` };
@@ -62,6 +70,10 @@ export function cellValue(cell: ExtractCell, colour: LensColour, pin: Pin, dVoca
 /** What the colour scale means, for the legend and the figure. */
 export function scaleLabel(colour: LensColour, pin: Pin, k: number, dVocab: number): { title: string; low: string; high: string } {
   if (colour === 'entropy') return { title: 'entropy of the next-token distribution (nats)', low: '0', high: `${maxEntropy(dVocab).toFixed(2)} (uniform over ${dVocab})` };
+  if (colour === 'logprob') {
+    const what = pin ? `${showToken(pin.text)} (grey: not in the top-${k})` : 'the top-1 token';
+    return { title: `log-probability of ${what}, nats (from ln 1/${dVocab})`, low: `−${maxEntropy(dVocab).toFixed(2)}`, high: '0' };
+  }
   if (pin && colour === 'rank') return { title: `rank of ${showToken(pin.text)} (grey: not in the top-${k})`, low: `${k}`, high: '1' };
   if (pin) return { title: `probability of ${showToken(pin.text)} (grey: not in the top-${k})`, low: '0', high: '1' };
   if (colour === 'rank') return { title: 'probability of the top-1 token (pin a token to colour by its rank: the top-1 is rank 1 everywhere)', low: '0', high: '1' };
@@ -80,6 +92,19 @@ export function cellOf(column: ExtractColumn, technique: string, layer: number):
 const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 const escape = (s: string) => s.replace(/[&<>"']/g, (c) => ENTITIES[c]);
 const clip = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
+
+/** Words into lines of at most `max` characters (a long word gets a line of its own). */
+export function wrapText(s: string, max: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of s.split(' ')) {
+    if (line !== '' && line.length + 1 + word.length > max) {
+      lines.push(line);
+      line = word;
+    } else line = line === '' ? word : `${line} ${word}`;
+  }
+  return [...lines, line];
+}
 
 export interface LensFigure {
   svg: string;
@@ -107,19 +132,23 @@ export function lensSvg(opts: { view: ExtractView; techniques: string[]; labelOf
     `outlined: top-1 = the model's own next token there · dashed red: a padding id (≥ ${view.paddingFrom}, never produced by the tokenizer)`,
     `parity at layer ${view.parity.layer}: ${view.parity.status} (tolerance ${view.parity.toleranceNats} nats)`,
   ];
-  const headerH = 40 + 18 * notes.length + 50;
-  const panelH = 30 + ch * view.layers.length + 56;
   const width = Math.max(860, left + cw * columns.length + 30);
+  // Lines wrap to the figure's width (DejaVu Sans: about 0.58 em a character, bold 0.62).
+  const title = wrapText(`Logit-lens picture: ${techniques.map(labelOf).join(', ')}`, Math.floor((width - 40) / (18 * 0.62)));
+  const noteLines = notes.flatMap((n) => wrapText(n, Math.floor((width - 40) / (12 * 0.58))));
+  const titleH = 30 + 22 * (title.length - 1);
+  const headerH = titleH + 10 + 18 * noteLines.length + 50;
+  const panelH = 30 + ch * view.layers.length + 56;
   const height = headerH + panelH * techniques.length + 10;
   const text = (x: number, y: number, s: string, extra = '') => `<text x="${x}" y="${y}" ${extra}>${escape(s)}</text>`;
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="DejaVu Sans, Arial, sans-serif" font-size="12">`,
     `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
-    text(20, 30, `Logit-lens picture: ${techniques.map(labelOf).join(', ')}`, 'font-size="18" font-weight="bold"'),
-    ...notes.map((n, i) => text(20, 52 + 18 * i, n, 'fill="#444"')),
+    ...title.map((line, i) => text(20, 30 + 22 * i, line, 'font-size="18" font-weight="bold"')),
+    ...noteLines.map((n, i) => text(20, titleH + 22 + 18 * i, n, 'fill="#444"')),
   ];
   // The colour scale: ten steps, low to high.
-  const sy = 52 + 18 * notes.length + 8;
+  const sy = titleH + 22 + 18 * noteLines.length + 8;
   out.push(text(20, sy + 14, scale.low, 'text-anchor="start"'));
   PALETTE.forEach((c, i) => out.push(`<rect x="${60 + i * 24}" y="${sy}" width="24" height="18" fill="${c}"/>`));
   out.push(text(60 + STEPS * 24 + 8, sy + 14, scale.high), `<rect x="${60 + STEPS * 24 + 120}" y="${sy}" width="24" height="18" fill="${NONE_COLOUR}"/>`, text(60 + STEPS * 24 + 150, sy + 14, 'no value'));

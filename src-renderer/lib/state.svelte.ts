@@ -31,13 +31,17 @@ export const lab = $state({
   /** Inspector: the example, and the cell a chart click asked for. */
   ordinal: 0,
   focus: null as { technique: string; layer: number } | null,
+  /** The technique and layer a chart click asked the finder to list. */
+  finderCell: null as { technique: string; layer: number } | null,
   /** Bumped on runs.changed so lists refetch. */
   runsVersion: 0,
   /** The last sweep outcome worth saying (cancelled, failed), for the sweep panel. */
   sweepNotice: null as string | null,
   sweepError: null as unknown,
-  /** Desktop only: the engine process beside the window (null in browser mode). */
+  /** The Lab behind the page: the desktop's engine process, or browser mode's server (http-client.ts). */
   engine: null as EngineState | null,
+  /** Why the Lab could not be read when it became ready (shown under the header). */
+  labError: null as unknown,
   /** Desktop only: the file a Save dialog last wrote, for "Show in folder". */
   saved: null as string | null,
 });
@@ -58,6 +62,7 @@ export async function openRun(runId: string, tab: Tab = 'charts'): Promise<RunVi
   if (lab.shown?.id !== runId) {
     lab.ordinal = 0;
     lab.focus = null;
+    lab.finderCell = null;
   }
   lab.shown = run;
   lab.overlays = lab.overlays.filter((o) => o.runId !== runId);
@@ -92,7 +97,7 @@ async function begin(request: (requestId: string) => Promise<string>): Promise<v
   lab.sweepError = null;
   lab.live = null;
   lab.preparing = Date.now();
-  lab.shown = null;
+  // The run on screen stays until the new one exists: a refused request must not take it away.
   lab.tab = 'charts';
   const mine = { requestId: `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`, finished: false };
   ours = mine;
@@ -116,17 +121,52 @@ async function begin(request: (requestId: string) => Promise<string>): Promise<v
 
 const isOurs = (runId: string, requestId: string | undefined) => runId === lab.activeRunId || (requestId !== undefined && requestId === ours?.requestId);
 
+/**
+ * Why this run cannot be resumed now, or null when Resume would work: one answer for the sidebar,
+ * the run's note and the runs table, so the three never disagree.
+ */
+export function resumeBlocker(run: { status: string; modelPath: string }): string | null {
+  if (run.status === 'completed') return 'It is complete.';
+  if (run.status === 'running') return 'It is still running.';
+  if (lab.engine && lab.engine.state !== 'ready') return 'The Lab is not answering.';
+  if (lab.activeRunId !== null || lab.preparing !== null) return 'A sweep is running: wait for it or cancel it.';
+  if (lab.modelLoading) return 'A model is loading.';
+  if (lab.model?.dir !== run.modelPath) return `Load its model first: ${run.modelPath}`;
+  return null;
+}
+
 export const startSweep = (request: SweepRequest) => begin(async (requestId) => (await api.call('sweep.start', { ...request, requestId })).runId);
 export const resumeSweep = (runId: string) => begin(async (requestId) => (await api.call('sweep.resume', { runId, requestId })).runId);
 
-/** After the engine (re)started: what it knows now, and the runs as they read now (interrupted ones included). */
-async function refetchAll(): Promise<void> {
+/**
+ * The Lab came, went or came back (the desktop's engine process, or browser mode's server). While
+ * it is away nothing is claimed to run; once it is there everything shown is read again, so runs
+ * its predecessor was computing read as interrupted and a run still going is followed again.
+ */
+export function applyEngineState(state: EngineState): void {
+  const wasReady = lab.engine?.state === 'ready';
+  lab.engine = state;
+  if (state.state !== 'ready') {
+    lab.activeRunId = null;
+    lab.live = null;
+    lab.preparing = null;
+    lab.preparingProgress = null;
+  } else if (!wasReady) {
+    void readLab().then(() => (lab.labError = null), (e) => (lab.labError = e));
+  }
+}
+
+async function readLab(): Promise<void> {
   const [info, model] = await Promise.all([api.call('app.info', {}), api.call('model.current', {})]);
   lab.info = info;
   lab.model = model;
   lab.runsVersion++;
   const shown = lab.shown;
-  if (shown) lab.shown = await api.call('runs.get', { runId: shown.id }).catch(() => shown);
+  if (!shown) return;
+  const fresh = await api.call('runs.get', { runId: shown.id });
+  if (lab.shown?.id !== shown.id) return;
+  lab.shown = fresh;
+  if (fresh.status === 'running') lab.activeRunId = fresh.id;
 }
 
 /** Subscribes to every event; returns the function that unsubscribes. */
@@ -157,13 +197,7 @@ export function listen(): () => void {
     api.on('model.changed', async () => {
       lab.model = await api.call('model.current', {});
     }),
-    api.on('engine.state', (state) => {
-      const wasReady = lab.engine?.state === 'ready';
-      lab.engine = state;
-      // A new engine process knows nothing of the old one's model: read everything shown again.
-      if (state.state === 'ready' && !wasReady) void refetchAll();
-      if (state.state !== 'ready') lab.model = null;
-    }),
+    api.on('engine.state', applyEngineState),
   ];
   return () => offs.forEach((off) => off());
 }

@@ -72,6 +72,7 @@ export async function runDemo(): Promise<void> {
     }
   }
   dataset.files = demo.dataFile;
-  dataset.limit ??= 300;
-  await startSweep(buildRequest());
+  // The demo's example count is the demo's alone: the form's Limit (empty or the user's) stays as it is.
+  const request = buildRequest();
+  await startSweep({ ...request, overrides: { ...request.overrides, limit: request.overrides?.limit ?? demo.limit } });
 }

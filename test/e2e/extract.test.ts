@@ -314,6 +314,9 @@ describe.skipIf(!HAS_CHROMIUM)(`the Extract tab in headless Chromium${SKIP_REASO
     });
 
     test('the picture saves as SVG and PNG with title, prompt, technique and colour scale, and its rows as CSV and JSON', async () => {
+      // The keyboard test left a cell focused, its top-k box beside it: Escape dismisses it.
+      await page.keyboard.press('Escape');
+      await expect.poll(() => page.locator('.lens-hover.floating').count()).toBe(0);
       const save = async (name: string) => {
         const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name }).click()]);
         return { file: (await download.path())!, name: download.suggestedFilename() };
