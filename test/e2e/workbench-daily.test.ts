@@ -1,0 +1,211 @@
+/**
+ * The workbench as a daily user meets it (issue "The workbench for daily use"): a server that dies
+ * or freezes under the page, a refused request, the picture's hover box, chart legends, the runs
+ * table's Resume, the compute dtype and the demo's own limit. Each test fails on the code before
+ * that issue. Screenshots go to test-output/e2e/.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { DEMO } from '../../src-main/app-paths.ts';
+import { CHROMIUM, HAS_CHROMIUM, openApp, SHOTS, SKIP_REASON, type AppSession } from './harness.ts';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'workbench-daily-'));
+const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+
+/** `logitscope serve` as a user starts it, in its own process; resolves with the URL it prints. */
+function serve(port: number): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, ['bin/logitscope.js', 'serve', '--port', String(port), '--db', path.join(tmp, 'served.sqlite')], {
+    env: { ...process.env, LOGITSCOPE_CACHE_DIR: path.join(tmp, 'cache') },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      out += chunk;
+      const m = /http:\/\/127\.0\.0\.1:\d+\/\?token=\w+/.exec(out);
+      if (m) resolve({ child, url: m[0] });
+    });
+    child.on('exit', (code) => reject(new Error(`serve exited ${code}: ${out}`)));
+  });
+}
+
+describe.skipIf(!HAS_CHROMIUM)(`the page knows whether its Lab is there${SKIP_REASON}`, () => {
+  let browser: Browser;
+  let page: Page;
+  let server: { child: ChildProcess; url: string };
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const banner = () => page.getByRole('alert').filter({ hasText: /Lab/ });
+
+  beforeAll(async () => {
+    server = await serve(port);
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
+    page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    await page.goto(server.url);
+    await page.getByText('browser mode').waitFor();
+    await expect.poll(() => page.getByRole('button', { name: 'Load model' }).isEnabled()).toBe(true);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    server?.child.kill('SIGKILL');
+  });
+
+  test('a frozen server is noticed within seconds; the controls wait; when it answers again the page recovers by itself', async () => {
+    server.child.kill('SIGSTOP');
+    const stopped = Date.now();
+    await banner().getByText('The Lab stopped answering').waitFor({ timeout: 15_000 });
+    console.log(`frozen server noticed after ${((Date.now() - stopped) / 1000).toFixed(1)} s`);
+    expect(await page.locator('.layout').getAttribute('inert')).not.toBeNull();
+    await page.screenshot({ path: path.join(SHOTS, 'daily-lab-lost.png') });
+    server.child.kill('SIGCONT');
+    await expect.poll(() => banner().count(), { timeout: 15_000 }).toBe(0);
+    expect(await page.locator('.layout').getAttribute('inert')).toBeNull();
+  });
+
+  test('a killed server shows the banner within 5 s; a restarted one is named as new, with where to get its link', async () => {
+    server.child.kill('SIGKILL');
+    const killed = Date.now();
+    await banner().getByText('The Lab stopped answering').waitFor({ timeout: 5000 });
+    expect(Date.now() - killed).toBeLessThan(5000);
+    server = await serve(port);
+    await banner().getByText(/a new one .* open the link it printed/).waitFor({ timeout: 15_000 });
+    expect(await page.locator('.layout').getAttribute('inert')).not.toBeNull();
+    await page.screenshot({ path: path.join(SHOTS, 'daily-lab-replaced.png') });
+  });
+
+  test('a tab without its token says so and leaves no control to press', async () => {
+    const bare = await browser.newPage();
+    await bare.goto(server.url.replace(/\?token=\w+/, ''));
+    await bare.getByRole('alert').getByText(/this page has no access token/).waitFor({ timeout: 15_000 });
+    expect(await bare.locator('.layout').getAttribute('inert')).not.toBeNull();
+    await bare.close();
+  });
+});
+
+describe.skipIf(!HAS_CHROMIUM)(`daily use of the workbench${SKIP_REASON}`, () => {
+  let app: AppSession;
+  let page: Page;
+  const shot = (name: string) => app.shot(name);
+  const runTitle = () => page.locator('#run-title').innerText();
+
+  beforeAll(async () => {
+    app = await openApp({ tmp: path.join(tmp, 'app'), acceptDownloads: true, viewport: { width: 1400, height: 900 } });
+    page = app.page;
+  });
+  afterAll(async () => app?.close());
+
+  test("the demo's limit is the demo's own: the form's Limit stays empty", async () => {
+    await page.getByRole('button', { name: 'Run the demo' }).first().click();
+    await expect.poll(() => page.locator('.run-heading .status').innerText(), { timeout: 120_000 }).toBe('completed');
+    expect((await app.lab.call('runs.list', {}))[0].examplesPlanned).toBe(DEMO.limit);
+    await page.getByText('Slice and filter').click();
+    expect(await page.getByLabel('Limit', { exact: true }).inputValue()).toBe('');
+  });
+
+  test('a refused sweep leaves the shown run in place and says why beside Run sweep', async () => {
+    const before = await runTitle();
+    await page.getByLabel('Dataset files, one path per line').fill(path.join(tmp, 'no-such-file.jsonl'));
+    await page.getByRole('button', { name: 'Run sweep' }).click();
+    await expect.poll(() => page.locator('#setup [role=alert]').innerText()).toMatch(/dataset_missing/);
+    expect(await runTitle()).toBe(before);
+    expect(await page.getByText('No run shown yet').count()).toBe(0);
+    await page.getByLabel('Dataset files, one path per line').fill(DEMO.dataFile);
+  });
+
+  test('a chart point click opens the inspector with its finder set to that technique and layer', async () => {
+    await page.getByRole('tab', { name: 'Charts' }).click();
+    const figure = page.locator('.main-charts figure.chart').first();
+    const spots = JSON.parse((await figure.getAttribute('data-spots'))!) as Record<string, number[][]>;
+    const box = (await figure.locator('canvas').boundingBox())!;
+    const [x, y] = spots.logitscope[2];
+    await page.mouse.click(box.x + x, box.y + y);
+    const clicked = (await page.getByRole('tab', { name: 'Inspector' }).getAttribute('aria-selected')) === 'true';
+    expect(clicked).toBe(true);
+    await expect.poll(() => page.getByLabel('Technique', { exact: true }).inputValue()).toBe('logitscope');
+    expect(await page.getByLabel('Layer', { exact: true }).inputValue()).toBe('2');
+  });
+
+  test('the runs table resumes a cancelled run once its model is loaded, and exports Parquet', async () => {
+    const { runId } = await app.lab.call('sweep.start', { files: [DEMO.dataFile], preset: 'logitscope', overrides: { limit: 400 }, techniques: [{ id: 'logit_lens' }], layers: null, batchSize: 2, name: 'to resume' });
+    await app.lab.call('sweep.cancel', { runId });
+    await app.lab.settled(runId);
+    await page.getByRole('tab', { name: 'Runs' }).click();
+    const resume = page.getByRole('button', { name: 'Resume to resume' });
+    await expect.poll(() => resume.isEnabled()).toBe(true);
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export to resume as Parquet' }).click()]);
+    expect(fs.readFileSync((await download.path())!).subarray(0, 4).toString()).toBe('PAR1');
+    await resume.click();
+    await expect.poll(() => page.locator('.run-heading .status').innerText(), { timeout: 120_000 }).toBe('completed');
+    expect(await runTitle()).toMatch(/^to resume/);
+  });
+
+  test('float16 compute can be chosen where the model loads', async () => {
+    await page.getByLabel('Compute dtype').selectOption('float16');
+    await page.getByLabel('Checkpoint directory').fill(DEMO.modelDir);
+    await page.getByRole('button', { name: 'Load model' }).click();
+    await expect.poll(() => page.getByRole('definition').filter({ hasText: '/ float16' }).count(), { timeout: 60_000 }).toBe(1);
+    expect((await app.lab.call('model.current', {}))!.computeDtype).toBe('float16');
+  });
+
+  test("after the Extract view's chart, every results chart still has no chart.js legend of its own (one legend per chart)", async () => {
+    await page.getByRole('tab', { name: 'Extract' }).click();
+    await page.getByLabel('Prompt').fill('The cat saw the dog. The cat');
+    await page.getByRole('button', { name: 'Run extraction' }).click();
+    await page.locator('figure.mini-chart').first().waitFor({ timeout: 60_000 });
+    await page.getByRole('tab', { name: 'Charts' }).click();
+    await page.locator('.main-charts figure.chart').first().waitFor();
+    await expect.poll(() => page.$$eval('.main-charts figure.chart', (figures) => figures.map((f) => (f as HTMLElement).dataset.legendItems))).toEqual(['0', '0']);
+  });
+
+  test("the picture's hover box sits beside its cell, inside the window, and every panel scrolls as one", async () => {
+    await page.setViewportSize({ width: 1024, height: 700 });
+    await page.getByRole('tab', { name: 'Extract' }).click();
+    await page.getByLabel('Prompt').fill('One two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty.');
+    await page.getByText('every position (the logit-lens picture)').click();
+    await page.getByRole('button', { name: 'Run extraction' }).click();
+    const scroller = page.locator('.lens-panels-list');
+    await scroller.waitFor({ timeout: 60_000 });
+    // One scroll container for all panels, wider than the window: scrolling it moves every panel alike.
+    expect(await scroller.evaluate((el) => el.scrollWidth > el.clientWidth)).toBe(true);
+    await scroller.evaluate((el) => (el.scrollLeft = 400));
+    const xs = await page.$$eval('table.lens', (tables) => tables.map((t) => Math.round(t.querySelector('tbody tr td:nth-child(8)')!.getBoundingClientRect().x)));
+    expect(new Set(xs).size).toBe(1);
+
+    for (const id of ['#lens-logitscope-5-12', '#lens-logit_lens-0-3']) {
+      const cell = page.locator(id);
+      await cell.hover();
+      const hover = page.locator('.lens-hover.floating');
+      await hover.waitFor();
+      const c = (await cell.boundingBox())!;
+      const b = (await hover.boundingBox())!;
+      expect(b.x).toBeGreaterThanOrEqual(0);
+      expect(b.y).toBeGreaterThanOrEqual(0);
+      expect(b.x + b.width).toBeLessThanOrEqual(1024);
+      expect(b.y + b.height).toBeLessThanOrEqual(700);
+      const gapX = Math.max(0, b.x - (c.x + c.width), c.x - (b.x + b.width));
+      const gapY = Math.max(0, b.y - (c.y + c.height), c.y - (b.y + b.height));
+      expect(Math.hypot(gapX, gapY)).toBeLessThanOrEqual(40);
+    }
+    await shot('daily-lens-hover-1024');
+    await page.keyboard.press('Escape');
+    await expect.poll(() => page.locator('.lens-hover.floating').count()).toBe(0);
+    await page.setViewportSize({ width: 1400, height: 900 });
+  });
+
+  test('the log-probability switch colours by ln p on the fixed scale from ln(1/dVocab) to 0', async () => {
+    await page.getByRole('button', { name: 'Log-probability' }).click();
+    await expect.poll(() => page.locator('.lens-legend').innerText()).toMatch(/log-probability of the top-1 token, nats[\s\S]*−10\.83[\s\S]*0/);
+    const label = (await page.locator('#lens-logit_lens-5-0').getAttribute('aria-label'))!;
+    const lp = Number(/ln p\(top-1\) = (-?\d+\.\d+) nats/.exec(label)![1]);
+    expect(lp).toBeLessThanOrEqual(0);
+    const step = Math.max(0, Math.min(9, Math.floor((1 + lp / Math.log(50400)) * 10)));
+    expect(await page.locator('#lens-logit_lens-5-0').getAttribute('class')).toContain(`lens-c${step}`);
+  });
+
+  test('nothing broke on the way: no page errors, console errors or CSP violations', () => {
+    expect(app.problems).toEqual([]);
+  });
+});
