@@ -36,3 +36,12 @@ export function layerLabel(layer: number): string {
 export function layerTitle(layer: number): string {
   return layer === -1 ? 'embeddings (layer −1)' : `layer ${layer}`;
 }
+
+/** A tuned-lens fit's progress in words (sweep.preparing's `lens`). */
+export function fitWords(fit: { phase: 'selecting' | 'collecting' | 'solving' | 'checking'; done: number; total: number; refused?: string }): string {
+  if (fit.refused) return `The cached tuned lens was refused (${fit.refused}): fitting it again…`;
+  if (fit.phase === 'selecting') return 'Fitting the affine tuned lens (once per model and train slice): reading its train slice…';
+  if (fit.phase === 'collecting') return `Fitting the affine tuned lens: ${fit.done} of ${fit.total} train examples run`;
+  if (fit.phase === 'solving') return `Fitting the affine tuned lens: layer ${fit.done + 1} of ${fit.total} solved`;
+  return `Checking the fitted lens on held-out examples: ${fit.done} of ${fit.total}`;
+}

@@ -104,6 +104,11 @@ async function begin(request: (requestId: string) => Promise<string>): Promise<v
   let runId: string;
   try {
     runId = await request(mine.requestId);
+  } catch (e) {
+    // Cancelled while the slice was read or a lens fitted: nothing was computed and no run exists.
+    if ((e as { code?: string }).code !== 'cancelled') throw e;
+    lab.sweepNotice = 'Cancelled before any example was computed: no run was created.';
+    return;
   } finally {
     lab.preparing = null;
     lab.preparingProgress = null;
@@ -133,6 +138,12 @@ export function resumeBlocker(run: { status: string; modelPath: string }): strin
   if (lab.modelLoading) return 'A model is loading.';
   if (lab.model?.dir !== run.modelPath) return `Load its model first: ${run.modelPath}`;
   return null;
+}
+
+/** Cancels the sweep this window started: its run once it exists, before that its request (a lens fit). */
+export async function cancelSweep(): Promise<void> {
+  if (lab.activeRunId) await api.call('sweep.cancel', { runId: lab.activeRunId });
+  else if (ours && lab.preparing !== null) await api.call('sweep.cancel', { requestId: ours.requestId });
 }
 
 export const startSweep = (request: SweepRequest) => begin(async (requestId) => (await api.call('sweep.start', { ...request, requestId })).runId);

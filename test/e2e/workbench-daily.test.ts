@@ -115,6 +115,27 @@ describe.skipIf(!HAS_CHROMIUM)(`daily use of the workbench${SKIP_REASON}`, () =>
     await page.getByLabel('Dataset files, one path per line').fill(DEMO.dataFile);
   });
 
+  test('Cancel stops a tuned-lens fit within 2 s; the fit shows determinate progress under a heading that says so; no run is made', async () => {
+    const before = (await app.lab.call('runs.list', {})).length;
+    const shown = await runTitle();
+    await page.getByLabel('affine tuned lens (fitted on a train slice, then cached)').check();
+    await page.getByRole('button', { name: 'Run sweep' }).click();
+    await page.getByRole('heading', { name: 'Fitting the affine tuned lens' }).waitFor({ timeout: 60_000 });
+    const bar = page.getByRole('progressbar', { name: 'Tuned lens fit progress' }).first();
+    await expect.poll(async () => Number((await bar.getAttribute('value')) ?? 0), { timeout: 60_000 }).toBeGreaterThan(0);
+    expect(Number(await bar.getAttribute('max'))).toBeGreaterThan(Number(await bar.getAttribute('value')));
+    await shot('daily-lens-fit');
+    const pressed = Date.now();
+    await page.locator('#setup').getByRole('button', { name: 'Cancel', exact: true }).click();
+    await page.getByText('Cancelled before any example was computed: no run was created.').waitFor({ timeout: 5000 });
+    const took = Date.now() - pressed;
+    console.log(`lens fit cancelled ${took} ms after Cancel`);
+    expect(took).toBeLessThan(2000);
+    expect((await app.lab.call('runs.list', {})).length).toBe(before);
+    expect(await runTitle()).toBe(shown);
+    await page.getByLabel('affine tuned lens (fitted on a train slice, then cached)').uncheck();
+  });
+
   test('a chart point click opens the inspector with its finder set to that technique and layer', async () => {
     await page.getByRole('tab', { name: 'Charts' }).click();
     const figure = page.locator('.main-charts figure.chart').first();
