@@ -46,7 +46,7 @@ describe.skipIf(!HAS_CHROMIUM)(`the page knows whether its Lab is there${SKIP_RE
     page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     await page.goto(server.url);
     await page.getByText('browser mode').waitFor();
-    await expect.poll(() => page.getByRole('button', { name: 'Load model' }).isEnabled()).toBe(true);
+    await page.locator('.layout:not([inert])').waitFor();
   });
   afterAll(async () => {
     await browser?.close();
@@ -109,7 +109,7 @@ describe.skipIf(!HAS_CHROMIUM)(`daily use of the workbench${SKIP_REASON}`, () =>
     const before = await runTitle();
     await page.getByLabel('Dataset files, one path per line').fill(path.join(tmp, 'no-such-file.jsonl'));
     await page.getByRole('button', { name: 'Run sweep' }).click();
-    await expect.poll(() => page.locator('#setup [role=alert]').innerText()).toMatch(/dataset_missing/);
+    await expect.poll(() => page.getByRole('region', { name: 'Sweep' }).getByRole('alert').innerText()).toMatch(/dataset_missing/);
     expect(await runTitle()).toBe(before);
     expect(await page.getByText('No run shown yet').count()).toBe(0);
     await page.getByLabel('Dataset files, one path per line').fill(DEMO.dataFile);
@@ -139,14 +139,16 @@ describe.skipIf(!HAS_CHROMIUM)(`daily use of the workbench${SKIP_REASON}`, () =>
   test('a chart point click opens the inspector with its finder set to that technique and layer', async () => {
     await page.getByRole('tab', { name: 'Charts' }).click();
     const figure = page.locator('.main-charts figure.chart').first();
+    await figure.locator('canvas').scrollIntoViewIfNeeded();
     const spots = JSON.parse((await figure.getAttribute('data-spots'))!) as Record<string, number[][]>;
     const box = (await figure.locator('canvas').boundingBox())!;
     const [x, y] = spots.logitscope[2];
     await page.mouse.click(box.x + x, box.y + y);
     const clicked = (await page.getByRole('tab', { name: 'Inspector' }).getAttribute('aria-selected')) === 'true';
     expect(clicked).toBe(true);
-    await expect.poll(() => page.getByLabel('Technique', { exact: true }).inputValue()).toBe('logitscope');
-    expect(await page.getByLabel('Layer', { exact: true }).inputValue()).toBe('2');
+    const finder = page.getByRole('form', { name: 'Example filter' });
+    await expect.poll(() => finder.getByLabel('Technique').inputValue()).toBe('logitscope');
+    expect(await finder.getByLabel('at layer').inputValue()).toBe('2');
   });
 
   test('the runs table resumes a cancelled run once its model is loaded, and exports Parquet', async () => {
@@ -167,13 +169,14 @@ describe.skipIf(!HAS_CHROMIUM)(`daily use of the workbench${SKIP_REASON}`, () =>
     await page.getByLabel('Compute dtype').selectOption('float16');
     await page.getByLabel('Checkpoint directory').fill(DEMO.modelDir);
     await page.getByRole('button', { name: 'Load model' }).click();
-    await expect.poll(() => page.getByRole('definition').filter({ hasText: '/ float16' }).count(), { timeout: 60_000 }).toBe(1);
+    const model = page.getByRole('region', { name: 'Model' });
+    await expect.poll(async () => (await model.getByRole('alert').innerText()) + (await model.getByRole('definition').filter({ hasText: '/ float16' }).count()), { timeout: 60_000 }).toBe('1');
     expect((await app.lab.call('model.current', {}))!.computeDtype).toBe('float16');
   });
 
   test("after the Extract view's chart, every results chart still has no chart.js legend of its own (one legend per chart)", async () => {
     await page.getByRole('tab', { name: 'Extract' }).click();
-    await page.getByLabel('Prompt').fill('The cat saw the dog. The cat');
+    await page.getByRole('textbox', { name: 'Prompt' }).fill('The cat saw the dog. The cat');
     await page.getByRole('button', { name: 'Run extraction' }).click();
     await page.locator('figure.mini-chart').first().waitFor({ timeout: 60_000 });
     await page.getByRole('tab', { name: 'Charts' }).click();
@@ -184,7 +187,7 @@ describe.skipIf(!HAS_CHROMIUM)(`daily use of the workbench${SKIP_REASON}`, () =>
   test("the picture's hover box sits beside its cell, inside the window, and every panel scrolls as one", async () => {
     await page.setViewportSize({ width: 1024, height: 700 });
     await page.getByRole('tab', { name: 'Extract' }).click();
-    await page.getByLabel('Prompt').fill('One two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty.');
+    await page.getByRole('textbox', { name: 'Prompt' }).fill('One two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty.');
     await page.getByText('every position (the logit-lens picture)').click();
     await page.getByRole('button', { name: 'Run extraction' }).click();
     const scroller = page.locator('.lens-panels-list');
