@@ -2,6 +2,7 @@
  * What the API hands out about the model, runs and examples: built from the engine's and the
  * store's own types in one place, so the views never drift from what is stored.
  */
+import { reproduceCommand } from './command.ts';
 import type { Engine } from '../engine/engine.ts';
 import type { GptjTokenizer } from '../engine/tokenizer.ts';
 import { LogitscopeError } from '../errors.ts';
@@ -67,6 +68,7 @@ export function runView(store: ResultStore, runId: string, cacheRoot?: string): 
     error,
     ownsRows: run.ownsRows,
     datasetCheck: checkFingerprints(recordedFingerprints(run.dataset), cacheRoot),
+    command: reproduceCommand(run),
   };
 }
 
