@@ -386,6 +386,7 @@ describe('exports', () => {
     expect(at('correct')).toBe(String(Number(at('top1') === at('reference_top1'))));
     expect(at('hook')).toBe(`blocks.${at('layer')}.hook_resid_post`);
     expect(at('top_k_ids').split(' ')).toHaveLength(3);
+    expect(at('top_k_texts')).toBe('[]'); // no tokenizer given: no texts, rather than made-up ones
     expect(fs.existsSync(`${out}.partial`)).toBe(false);
     // To a stream: the same bytes, and the stream is left open for the caller.
     const chunks: Buffer[] = [];
@@ -418,7 +419,7 @@ describe('exports', () => {
       run_id: id, example: 0, record_index: 0, position: e0.position, reference_top1: e0.reference_top1, technique: 'logit_lens', layer: 0, hook: 'blocks.0.hook_resid_post',
       top1: e0.layers[0].top1, correct: e0.layers[0].top1 === e0.reference_top1, surprisal: e0.layers[0].surprisal,
       surprisal_paper: e0.layers[0].surprisal_paper, top_k_ids: e0.layers[0].top_k.ids, top_k_probs: e0.layers[0].top_k.probs, top_k_padding: [],
-      technique_detail: '',
+      technique_detail: '', reference_top1_text: '', top1_text: '', top_k_texts: [],
     });
 
     const csv = path.join(dir, 'run.csv');
@@ -430,7 +431,8 @@ describe('exports', () => {
       Object.fromEntries(
         TABLE_COLUMNS.map((c, i) => {
           const f = fields[i];
-          if (c === 'run_id' || c === 'technique' || c === 'hook' || c === 'technique_detail') return [c, f];
+          if (c === 'run_id' || c === 'technique' || c === 'hook' || c === 'technique_detail' || c === 'reference_top1_text' || c === 'top1_text') return [c, f];
+          if (c === 'top_k_texts') return [c, JSON.parse(f)];
           if (c === 'correct') return [c, f === '1'];
           if (c === 'top_k_ids' || c === 'top_k_probs' || c === 'top_k_padding') return [c, f === '' ? [] : f.split(' ').map(Number)];
           return [c, Number(f)];
@@ -439,6 +441,22 @@ describe('exports', () => {
     );
     expect(typed).toEqual(rows);
     expect(typed.some((r) => r.technique === odd.id)).toBe(true);
+  });
+
+  it('with the token texts, every id in the CSV has its text beside it, lists as JSON arrays (texts may hold commas and spaces)', async () => {
+    const { store, dir } = freshStore();
+    const id = sweep(store, newRun({ techniques: [LENS] }), examples(0, 2));
+    const text = (tokenId: number) => (tokenId % 2 ? `␣t${tokenId}, "x"` : `t${tokenId}`);
+    const out = path.join(dir, 'texts.csv');
+    await exportCsv(store, id, out, text);
+    const [header, ...rows] = parseCsv(fs.readFileSync(out, 'utf8'));
+    const col = (name: (typeof TABLE_COLUMNS)[number]) => header.indexOf(name);
+    expect(rows.length).toBeGreaterThan(0);
+    for (const r of rows) {
+      expect(r[col('top1_text')]).toBe(text(Number(r[col('top1')])));
+      expect(r[col('reference_top1_text')]).toBe(text(Number(r[col('reference_top1')])));
+      expect(JSON.parse(r[col('top_k_texts')])).toEqual(r[col('top_k_ids')].split(' ').map((i) => text(Number(i))));
+    }
   });
 
   it('exporting a run that does not exist fails before any file is created', async () => {

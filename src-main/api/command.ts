@@ -49,6 +49,8 @@ export function reproduceCommand(run: RunDetail): string {
   args.push('--techniques', named.join(','), '--layers', layerRanges(run.layers), '--top-k', String(run.k), '--strategy', run.strategy);
   if (typeof run.model.device === 'string') args.push('--device', run.model.device);
   if (typeof run.model.compute_dtype === 'string') args.push('--dtype', run.model.compute_dtype);
+  // A run that reads only its own rows (a recompute) is reproduced as one.
+  if (run.ownsRows) args.push('--recompute');
   if (run.name) args.push('--name', run.name);
   return ['npx', 'logitscope', 'sweep', ...args.map(shellWord)].join(' ');
 }

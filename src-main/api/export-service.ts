@@ -6,7 +6,8 @@ import { Writable } from 'node:stream';
 import { LogitscopeError } from '../errors.ts';
 import { writeFileAtomically } from '../fs-atomic.ts';
 import { fsFailure, mapFsFailureAsync } from '../fs-errors.ts';
-import { exportCsv, exportJson, exportParquet } from '../store/export.ts';
+import { exportFileName } from './format.ts';
+import { exportCsv, exportJson, exportParquet, type TokenText } from '../store/export.ts';
 import type { ResultStore } from '../store/result-store.ts';
 import type { ExportReply } from './contract.ts';
 
@@ -31,16 +32,24 @@ export function checkWritable(file: string, field = 'out'): string {
   return absolute;
 }
 
-export async function exportRun(store: ResultStore, runId: string, format: Format, out?: string): Promise<ExportReply> {
-  const target = out === undefined ? undefined : checkWritable(out);
-  if (target === undefined) return exportTo(store, runId, format, undefined);
-  // A full disk or a folder that turns read-only meanwhile: a coded error naming the file (nothing is left under its name).
-  return mapFsFailureAsync({ kind: 'output', file: target, field: 'out' }, () => exportTo(store, runId, format, target));
+export interface ExportOptions {
+  format: Format;
+  /** Write to this file (streamed) instead of replying with the content. */
+  out?: string;
+  /** Each token id as the grid shows it, for the CSV and Parquet *_text columns (the run's tokenizer). */
+  text?: TokenText;
 }
 
-async function exportTo(store: ResultStore, runId: string, format: Format, target: string | undefined): Promise<ExportReply> {
-  store.getRun(runId); // run_not_found before any file is touched
-  const fileName = target ?? `logitscope-run-${runId.slice(0, 8)}.${format}`;
+export async function exportRun(store: ResultStore, runId: string, opts: ExportOptions): Promise<ExportReply> {
+  const target = opts.out === undefined ? undefined : checkWritable(opts.out);
+  if (target === undefined) return exportTo(store, runId, opts, undefined);
+  // A full disk or a folder that turns read-only meanwhile: a coded error naming the file (nothing is left under its name).
+  return mapFsFailureAsync({ kind: 'output', file: target, field: 'out' }, () => exportTo(store, runId, opts, target));
+}
+
+async function exportTo(store: ResultStore, runId: string, { format, text }: ExportOptions, target: string | undefined): Promise<ExportReply> {
+  const run = store.getRun(runId); // run_not_found before any file is touched
+  const fileName = target ?? exportFileName(run, format);
   const mimeType = MIME[format];
   if (format === 'json') {
     const content = JSON.stringify(exportJson(store, runId));
@@ -49,17 +58,17 @@ async function exportTo(store: ResultStore, runId: string, format: Format, targe
     return { fileName, mimeType, written: Buffer.byteLength(content) };
   }
   if (format === 'csv') {
-    if (target !== undefined) return { fileName, mimeType, written: await writing(target, runId, () => exportCsv(store, runId, target)) };
+    if (target !== undefined) return { fileName, mimeType, written: await writing(target, runId, () => exportCsv(store, runId, target, text)) };
     const chunks: string[] = [];
-    const written = await exportCsv(store, runId, new Writable({ write: (chunk, _enc, done) => (chunks.push(String(chunk)), done()) }));
+    const written = await exportCsv(store, runId, new Writable({ write: (chunk, _enc, done) => (chunks.push(String(chunk)), done()) }), text);
     return { fileName, mimeType, content: chunks.join(''), encoding: 'utf8', written };
   }
-  if (target !== undefined) return { fileName, mimeType, written: await writing(target, runId, () => exportParquet(store, runId, target)) };
+  if (target !== undefined) return { fileName, mimeType, written: await writing(target, runId, () => exportParquet(store, runId, target, text)) };
   // Parquet is binary: written to a private temp file, handed back base64-encoded for a download.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'logitscope-export-'));
   try {
     const file = path.join(dir, 'run.parquet');
-    const written = await exportParquet(store, runId, file);
+    const written = await exportParquet(store, runId, file, text);
     return { fileName, mimeType, content: fs.readFileSync(file).toString('base64'), encoding: 'base64', written };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

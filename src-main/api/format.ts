@@ -7,3 +7,14 @@ export function formatSeconds(s: number | null): string {
   const m = Math.floor(s / 60);
   return m < 60 ? `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
 }
+
+/** An export's file name from its run's name (letters, digits, dot, dash, underscore) and short id. */
+export function exportFileName(run: { id: string; name: string | null }, format: string): string {
+  const base = (run.name ?? 'run').normalize('NFKD').replace(/[^\w.-]+/g, '-').replace(/^[-.]+|[-.]+$/g, '').slice(0, 80) || 'run';
+  return `${base}-${run.id.slice(0, 8)}.${format}`;
+}
+
+/** A token as text with its whitespace made visible (a leading space is ␣, a newline ↵, a tab ⇥): the grid's and the exports' form. */
+export function showToken(text: string): string {
+  return text.replace(/\n/g, '↵').replace(/\t/g, '⇥').replace(/^ /, '␣');
+}

@@ -15,6 +15,8 @@ import type { ApiEvents, Envelope, EventName, Payload, Reply, RequestName, RunSt
 import { doctor } from './doctor-service.ts';
 import { extractOne, saveExtraction, tokenizeOne } from './extract-service.ts';
 import { exportRun } from './export-service.ts';
+import { showToken } from './format.ts';
+import type { TokenText } from '../store/export.ts';
 import { parseRequest } from './schemas.ts';
 import { checkLayers, techniqueSpecs } from './techniques.ts';
 import { mergeShards } from '../scale/merge.ts';
@@ -304,7 +306,10 @@ export class Lab {
     'runs.compare': async (p) =>
       this.store.compare(resolveRunId(this.store, p.a, 'a'), resolveRunId(this.store, p.b, 'b')).map(({ technique, layer, a, b }) => ({ technique, layer, a, b })),
 
-    'runs.export': async (p) => exportRun(this.store, resolveRunId(this.store, p.runId), p.format, p.out),
+    'runs.export': async (p) => {
+      const runId = resolveRunId(this.store, p.runId);
+      return exportRun(this.store, runId, { format: p.format, out: p.out, text: this.tokenTextFor(this.store.getRun(runId).modelPath) });
+    },
 
     'runs.diff': async (p) => {
       const a = resolveRunId(this.store, p.a, 'a');
@@ -456,6 +461,26 @@ export class Lab {
     this.runRequests.delete(runId);
     this.emit('sweep.finished', { runId, ...tag, status, ...(error !== undefined && { error: serializeError(error) }) });
     this.emit('runs.changed', {});
+  }
+
+  /**
+   * The exports' token texts, by the run's own tokenizer; none (empty texts) when its checkpoint
+   * folder is gone or unreadable, since the numbers must still export.
+   */
+  private tokenTextFor(modelDir: string): TokenText | undefined {
+    let tokenizer: GptjTokenizer;
+    try {
+      tokenizer = this.tokenizerFor(modelDir);
+    } catch {
+      return undefined;
+    }
+    // A sweep's export names the same few thousand ids millions of times.
+    const seen = new Map<number, string>();
+    return (id) => {
+      let t = seen.get(id);
+      if (t === undefined) seen.set(id, (t = showToken(tokenizer.tokenStrings([id])[0] ?? '')));
+      return t;
+    };
   }
 
   private tokenizerFor(modelDir: string): GptjTokenizer {

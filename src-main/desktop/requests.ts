@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { DESKTOP_REQUESTS, type EventName, type Payload, type Reply, type Envelope, type RequestName } from '../api/contract.ts';
+import { exportFileName } from '../api/format.ts';
 import { parseRequest } from '../api/schemas.ts';
 import { deserializeError, LogitscopeError, serializeError } from '../errors.ts';
 import type { ElectronLike, WindowLike } from './electron-like.ts';
@@ -20,12 +21,6 @@ const DATASET_FILTERS = [
   { name: 'All files', extensions: ['*'] },
 ];
 const EXPORT_FILTERS = { json: 'JSON', csv: 'CSV', parquet: 'Parquet' } as const;
-
-/** A file name from a run's name: letters, digits, dot, dash and underscore, never empty. */
-export function exportFileName(run: { id: string; name: string | null }, format: string): string {
-  const base = (run.name ?? 'run').normalize('NFKD').replace(/[^\w.-]+/g, '-').replace(/^[-.]+|[-.]+$/g, '').slice(0, 80) || 'run';
-  return `${base}-${run.id.slice(0, 8)}.${format}`;
-}
 
 /** A page's content as bytes: a base64 data URL (PNG) or text. */
 function contentBytes(content: string): Buffer {

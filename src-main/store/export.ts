@@ -60,10 +60,13 @@ export function exportJson(store: ResultStore, runId: string): ExportRecord {
 }
 
 export const TABLE_COLUMNS = [
-  'run_id', 'example', 'record_index', 'position', 'reference_top1', 'technique', 'layer', 'hook',
-  'top1', 'correct', 'surprisal', 'surprisal_paper', 'top_k_ids', 'top_k_probs', 'top_k_padding',
+  'run_id', 'example', 'record_index', 'position', 'reference_top1', 'reference_top1_text', 'technique', 'layer', 'hook',
+  'top1', 'top1_text', 'correct', 'surprisal', 'surprisal_paper', 'top_k_ids', 'top_k_texts', 'top_k_probs', 'top_k_padding',
   'technique_detail',
 ] as const;
+
+/** A token id as the grid shows it (api/format.ts showToken of the model's tokenizer), for the *_text columns. */
+export type TokenText = (id: number) => string;
 
 interface TableRow {
   run_id: string;
@@ -71,15 +74,20 @@ interface TableRow {
   record_index: number;
   position: number;
   reference_top1: number;
+  /** The *_text columns: each id as the app's grid shows it; empty when the run's tokenizer could not be read. */
+  reference_top1_text: string;
   technique: string;
   layer: number;
   /** hooks.ts residHook(layer): blocks.{l}.hook_resid_post, or hook_embed for layer -1. */
   hook: ResidHook;
   top1: number;
+  top1_text: string;
   correct: boolean;
   surprisal: number;
   surprisal_paper: number;
   top_k_ids: number[];
+  /** In CSV a JSON array (token texts may hold spaces and commas); in Parquet a list column. */
+  top_k_texts: string[];
   top_k_probs: number[];
   /** The top-k ids that are padding rows (CONVENTIONS.padding_ids); empty for runs that did not record the tokenizer's size. */
   top_k_padding: number[];
@@ -91,7 +99,7 @@ interface TableRow {
   technique_detail: string;
 }
 
-function* tableRows(store: ResultStore, runId: string): Generator<TableRow> {
+function* tableRows(store: ResultStore, runId: string, text?: TokenText): Generator<TableRow> {
   const run = store.getRun(runId);
   const paddingFrom = paddingFromOf(run.model) ?? Infinity;
   const detail = new Map(run.resolvedTechniques.map((t) => [t.id, t.kind === 'tuned_lens' && t.lens ? describeLens(t.lens) : '']));
@@ -103,14 +111,17 @@ function* tableRows(store: ResultStore, runId: string): Generator<TableRow> {
         record_index: example.recordIndex,
         position: result.position,
         reference_top1: result.reference_top1,
+        reference_top1_text: text?.(result.reference_top1) ?? '',
         technique: l.technique,
         layer: l.layer,
         hook: residHook(l.layer),
         top1: l.top1,
+        top1_text: text?.(l.top1) ?? '',
         correct: l.top1 === result.reference_top1,
         surprisal: l.surprisal,
         surprisal_paper: l.surprisal_paper,
         top_k_ids: l.top_k.ids,
+        top_k_texts: text ? l.top_k.ids.map(text) : [],
         top_k_probs: l.top_k.probs,
         top_k_padding: paddingIds(l.top_k.ids, paddingFrom),
         technique_detail: detail.get(l.technique) ?? '',
@@ -123,14 +134,14 @@ function* tableRows(store: ResultStore, runId: string): Generator<TableRow> {
  * CSV (RFC 4180) with TABLE_COLUMNS; top-k lists are space-separated inside one field. Writes to a
  * file path, or to a stream that is left open. Resolves to the number of data rows.
  */
-export async function exportCsv(store: ResultStore, runId: string, out: Writable | string): Promise<number> {
+export async function exportCsv(store: ResultStore, runId: string, out: Writable | string, text?: TokenText): Promise<number> {
   store.getRun(runId); // run_not_found before any file is created
   let rows = 0;
   function* chunks(): Generator<string> {
     yield `${TABLE_COLUMNS.join(',')}\r\n`;
     let lines: string[] = [];
-    for (const r of tableRows(store, runId)) {
-      lines.push(TABLE_COLUMNS.map((c) => csvField(c === 'correct' ? Number(r.correct) : r[c])).join(','));
+    for (const r of tableRows(store, runId, text)) {
+      lines.push(TABLE_COLUMNS.map((c) => csvField(c === 'correct' ? Number(r.correct) : c === 'top_k_texts' ? JSON.stringify(r.top_k_texts) : r[c])).join(','));
       rows++;
       if (lines.length >= 4096) {
         yield `${lines.join('\r\n')}\r\n`;
@@ -147,17 +158,17 @@ export async function exportCsv(store: ResultStore, runId: string, out: Writable
   return rows;
 }
 
-export function csvField(v: string | number | number[]): string {
+export function csvField(v: string | number | readonly (number | string)[]): string {
   const s = Array.isArray(v) ? v.join(' ') : String(v);
   return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
 }
 
 /** The same table as Parquet, top-k lists as LIST columns. Resolves to the number of rows. */
-export async function exportParquet(store: ResultStore, runId: string, file: string): Promise<number> {
+export async function exportParquet(store: ResultStore, runId: string, file: string, text?: TokenText): Promise<number> {
   store.getRun(runId);
   let rows = 0;
   function* counted(): Generator<TableRow> {
-    for (const r of tableRows(store, runId)) {
+    for (const r of tableRows(store, runId, text)) {
       rows++;
       yield r;
     }
@@ -178,10 +189,10 @@ export async function exportParquet(store: ResultStore, runId: string, file: str
 const required = (name: string, type: 'INT32' | 'DOUBLE' | 'BOOLEAN'): SchemaElement => ({ name, type, repetition_type: 'REQUIRED' });
 const string = (name: string): SchemaElement => ({ name, type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'REQUIRED' });
 /** The standard three-level LIST layout, which pyarrow and DuckDB read as a list column. */
-const list = (name: string, type: 'INT32' | 'FLOAT'): SchemaElement[] => [
+const list = (name: string, type: 'INT32' | 'FLOAT' | 'BYTE_ARRAY'): SchemaElement[] => [
   { name, repetition_type: 'REQUIRED', converted_type: 'LIST', num_children: 1 },
   { name: 'list', repetition_type: 'REPEATED', num_children: 1 },
-  { name: 'element', type, repetition_type: 'REQUIRED' },
+  { name: 'element', type, repetition_type: 'REQUIRED', ...(type === 'BYTE_ARRAY' && { converted_type: 'UTF8' as const }) },
 ];
 
 const PARQUET_SCHEMA: SchemaElement[] = [
@@ -191,14 +202,17 @@ const PARQUET_SCHEMA: SchemaElement[] = [
   required('record_index', 'INT32'),
   required('position', 'INT32'),
   required('reference_top1', 'INT32'),
+  string('reference_top1_text'),
   string('technique'),
   required('layer', 'INT32'),
   string('hook'),
   required('top1', 'INT32'),
+  string('top1_text'),
   required('correct', 'BOOLEAN'),
   required('surprisal', 'DOUBLE'),
   required('surprisal_paper', 'DOUBLE'),
   ...list('top_k_ids', 'INT32'),
+  ...list('top_k_texts', 'BYTE_ARRAY'),
   ...list('top_k_probs', 'FLOAT'),
   ...list('top_k_padding', 'INT32'),
   string('technique_detail'),

@@ -23,10 +23,7 @@ export function techniqueLabel(id: string, prompts?: RunView['techniquePrompts']
   return short ? `${id.replace('_', ' ')}: ${JSON.stringify(short)}` : id.replace('_', ' ');
 }
 
-/** A token as text with its whitespace made visible: a leading space is ␣, a newline ↵. */
-export function showToken(text: string): string {
-  return text.replace(/\n/g, '↵').replace(/\t/g, '⇥').replace(/^ /, '␣');
-}
+export { showToken } from '../../src-main/api/format.ts';
 
 export function layerLabel(layer: number): string {
   return layer === -1 ? 'embeddings (−1)' : String(layer);

@@ -173,7 +173,12 @@ async function readLab(): Promise<void> {
   lab.model = model;
   lab.runsVersion++;
   const shown = lab.shown;
-  if (!shown) return;
+  if (!shown) {
+    // The app opens on the most recent run, where the work was left.
+    const [latest] = await api.call('runs.list', {});
+    if (latest && !lab.shown && lab.preparing === null) lab.shown = await api.call('runs.get', { runId: latest.id });
+    return;
+  }
   const fresh = await api.call('runs.get', { runId: shown.id });
   if (lab.shown?.id !== shown.id) return;
   lab.shown = fresh;

@@ -140,12 +140,18 @@ describe.skipIf(!HAS_CHROMIUM)(`daily use of the workbench${SKIP_REASON}`, () =>
     await page.getByRole('tab', { name: 'Charts' }).click();
     const figure = page.locator('.main-charts figure.chart').first();
     await figure.locator('canvas').scrollIntoViewIfNeeded();
-    const spots = JSON.parse((await figure.getAttribute('data-spots'))!) as Record<string, number[][]>;
-    const box = (await figure.locator('canvas').boundingBox())!;
-    const [x, y] = spots.logitscope[2];
-    await page.mouse.click(box.x + x, box.y + y);
-    const clicked = (await page.getByRole('tab', { name: 'Inspector' }).getAttribute('aria-selected')) === 'true';
-    expect(clicked).toBe(true);
+    // Where the chart drew the logitscope point at layer 2 (read again until the click lands: a
+    // redraw or a resize may move it between the read and the click).
+    const inspector = page.getByRole('tab', { name: 'Inspector' });
+    await expect
+      .poll(async () => {
+        const spots = JSON.parse((await figure.getAttribute('data-spots'))!) as Record<string, number[][]>;
+        const box = (await figure.locator('canvas').boundingBox())!;
+        const [x, y] = spots.logitscope[2];
+        await page.mouse.click(box.x + x, box.y + y);
+        return inspector.getAttribute('aria-selected');
+      }, { timeout: 15_000 })
+      .toBe('true');
     const finder = page.getByRole('form', { name: 'Example filter' });
     await expect.poll(() => finder.getByLabel('Technique').inputValue()).toBe('logitscope');
     expect(await finder.getByLabel('at layer').inputValue()).toBe('2');
@@ -160,6 +166,13 @@ describe.skipIf(!HAS_CHROMIUM)(`daily use of the workbench${SKIP_REASON}`, () =>
     await expect.poll(() => resume.isEnabled()).toBe(true);
     const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export to resume as Parquet' }).click()]);
     expect(fs.readFileSync((await download.path())!).subarray(0, 4).toString()).toBe('PAR1');
+    expect(download.suggestedFilename()).toBe(`to-resume-${runId.slice(0, 8)}.parquet`);
+    // Token text beside every id, as the grid shows it (a leading space as ␣).
+    const [csv] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export to resume as CSV' }).click()]);
+    const [header, first] = fs.readFileSync((await csv.path())!, 'utf8').split('\r\n');
+    expect(header.split(',')).toEqual(expect.arrayContaining(['reference_top1_text', 'top1_text', 'top_k_texts']));
+    const stored = (await app.lab.call('runs.example', { runId, ordinal: 0 })).cells[0];
+    expect(first).toContain(stored.topK[0].text.replace(/^ /, '␣'));
     await resume.click();
     await expect.poll(() => page.locator('.run-heading .status').innerText(), { timeout: 120_000 }).toBe('completed');
     expect(await runTitle()).toMatch(/^to resume/);
@@ -227,6 +240,47 @@ describe.skipIf(!HAS_CHROMIUM)(`daily use of the workbench${SKIP_REASON}`, () =>
     expect(lp).toBeLessThanOrEqual(0);
     const step = Math.max(0, Math.min(9, Math.floor((1 + lp / Math.log(50400)) * 10)));
     expect(await page.locator('#lens-logit_lens-5-0').getAttribute('class')).toContain(`lens-c${step}`);
+  });
+
+  test("at 1024×700 the runs table shows name, status, model, examples and actions, none covering another", async () => {
+    await page.setViewportSize({ width: 1024, height: 700 });
+    await page.getByRole('tab', { name: 'Runs' }).click();
+    const table = page.locator('table.runs');
+    await table.waitFor();
+    const boxes = await table.locator('thead th').evaluateAll((ths) =>
+      ths.filter((th) => (th as HTMLElement).offsetParent !== null).map((th) => ({ text: (th as HTMLElement).innerText.replace(/[▲▼]/g, '').trim(), ...JSON.parse(JSON.stringify(th.getBoundingClientRect())) })),
+    );
+    expect(boxes.map((b) => b.text)).toEqual(expect.arrayContaining(['Run', 'Status', 'Model', 'Examples', 'Actions']));
+    for (let i = 1; i < boxes.length; i++) expect(boxes[i].left).toBeGreaterThanOrEqual(boxes[i - 1].right - 1);
+    const scroll = await table.evaluate((t) => ({ width: t.parentElement!.scrollWidth, visible: t.parentElement!.clientWidth }));
+    expect(scroll.width).toBeLessThanOrEqual(scroll.visible);
+    await shot('daily-runs-1024');
+    await page.setViewportSize({ width: 1400, height: 900 });
+  });
+
+  test('at 1920×1080 with a model loaded, Run sweep, Cancel and Resume stay in view while the set-up column scrolls', async () => {
+    await page.setViewportSize({ width: 1920, height: 1080 });
+    const aside = page.locator('aside#setup');
+    for (const top of [0, 100_000]) {
+      await aside.evaluate((el, t) => (el.scrollTop = t), top);
+      for (const name of ['Run sweep', 'Cancel', 'Resume']) {
+        const b = (await page.locator('#setup').getByRole('button', { name, exact: true }).boundingBox())!;
+        expect(b.y + b.height, `${name} at scrollTop ${top}`).toBeLessThanOrEqual(1080);
+        expect(b.y).toBeGreaterThanOrEqual(0);
+      }
+    }
+    await page.setViewportSize({ width: 1400, height: 900 });
+  });
+
+  test('"Copy as command" gives the logitscope sweep that computes the shown run again', async () => {
+    await page.context().grantPermissions(['clipboard-read', 'clipboard-write']);
+    await page.getByRole('tab', { name: 'Charts' }).click();
+    await page.getByRole('button', { name: 'Copy as command' }).click();
+    await page.getByText('Copied: it computes this run again').waitFor();
+    const copied = await page.evaluate(() => navigator.clipboard.readText());
+    const shown = (await app.lab.call('runs.list', {}))[0];
+    expect(copied).toBe((await app.lab.call('runs.get', { runId: shown.id })).command);
+    expect(copied).toMatch(/^npx logitscope sweep --model \S+ --data /);
   });
 
   test('nothing broke on the way: no page errors, console errors or CSP violations', () => {
