@@ -189,7 +189,8 @@ async function readLab(): Promise<void> {
 export function listen(): () => void {
   const offs = [
     api.on('sweep.preparing', ({ requestId, ...read }) => {
-      if (requestId === ours?.requestId) lab.preparingProgress = read;
+      // Not after the request has ended: a cancelled fit's last word may come after its reply.
+      if (requestId === ours?.requestId && lab.preparing !== null) lab.preparingProgress = read;
     }),
     api.on('sweep.progress', ({ runId, requestId, progress }) => {
       if (isOurs(runId, requestId)) lab.live = { runId, progress };
