@@ -269,20 +269,3 @@ describe('a full disk', () => {
     reopened.close();
   });
 });
-
-describe('the Electron build of better-sqlite3', () => {
-  it('is taken from LOGITSCOPE_SQLITE_BINDING, and a path that does not exist is a clear error', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'binding-'));
-    const before = process.env.LOGITSCOPE_SQLITE_BINDING;
-    try {
-      process.env.LOGITSCOPE_SQLITE_BINDING = path.join(dir, 'better_sqlite3.node');
-      expect(() => ResultStore.open(path.join(dir, 'a.sqlite'))).toThrow(expect.objectContaining({ code: 'argument_invalid', path: 'LOGITSCOPE_SQLITE_BINDING' }));
-      // The Node build, named explicitly, loads as the default would.
-      process.env.LOGITSCOPE_SQLITE_BINDING = path.resolve('node_modules/better-sqlite3/build/Release/better_sqlite3.node');
-      ResultStore.open(path.join(dir, 'b.sqlite')).close();
-    } finally {
-      if (before === undefined) delete process.env.LOGITSCOPE_SQLITE_BINDING;
-      else process.env.LOGITSCOPE_SQLITE_BINDING = before;
-    }
-  });
-});

@@ -39,13 +39,8 @@ export class SqliteFile {
       }
     }
     try {
-      // better-sqlite3 is not N-API: Electron needs a build for its own ABI. LOGITSCOPE_SQLITE_BINDING
-      // points at such a build, so it can live beside the Node build the CLI and tests use.
-      const nativeBinding = process.env.LOGITSCOPE_SQLITE_BINDING || undefined;
-      if (nativeBinding && !fs.existsSync(nativeBinding)) {
-        throw new LogitscopeError('argument_invalid', `LOGITSCOPE_SQLITE_BINDING names ${nativeBinding}, which does not exist`, 'LOGITSCOPE_SQLITE_BINDING');
-      }
-      const db = new Database(file, { readonly, fileMustExist: readonly, timeout: opts.busyTimeoutMs, nativeBinding });
+      // Only ever the Node build: the desktop runs the Lab in a Node engine process, never in Electron.
+      const db = new Database(file, { readonly, fileMustExist: readonly, timeout: opts.busyTimeoutMs });
       return new SqliteFile(db, file, readonly, opts.busyTimeoutMs);
     } catch (e) {
       throw translate(e, { file, readonly, busyTimeoutMs: opts.busyTimeoutMs });

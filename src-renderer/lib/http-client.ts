@@ -53,6 +53,8 @@ export function httpBridge(token: string, base: URL = new URL('.', location.href
   let beatMs = 2000;
   let lastBeat = 0;
   let connected = false;
+  /** A stream that has not said hello by then is as lost as one that stopped beating (a frozen server accepts, then says nothing). */
+  let helloBy = 0;
   let probe: ReturnType<typeof setTimeout> | undefined;
 
   const emit = (name: EventName, payload: unknown) => {
@@ -63,6 +65,7 @@ export function httpBridge(token: string, base: URL = new URL('.', location.href
     const url = new URL('api/events', base);
     url.searchParams.set('token', token);
     stream = new EventSource(url);
+    helloBy = Date.now() + MISSED_BEATS * beatMs;
     stream.onmessage = (message) => {
       const { name, payload } = JSON.parse(message.data) as { name: EventName; payload: never };
       emit(name, payload);
@@ -116,6 +119,7 @@ export function httpBridge(token: string, base: URL = new URL('.', location.href
 
   setInterval(() => {
     if (connected && Date.now() - lastBeat > MISSED_BEATS * beatMs) lost(`no word from the Lab server for ${Math.round((Date.now() - lastBeat) / 1000)} s`);
+    else if (!connected && stream && Date.now() > helloBy) lost('the Lab server does not answer');
   }, 1000);
 
   return {

@@ -45,8 +45,7 @@ describe.skipIf(!HAS_CHROMIUM)(`the page knows whether its Lab is there${SKIP_RE
     browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
     page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     await page.goto(server.url);
-    await page.getByText('browser mode').waitFor();
-    await page.locator('.layout:not([inert])').waitFor();
+    await page.getByText('browser mode · Lab connected').waitFor();
   });
   afterAll(async () => {
     await browser?.close();
@@ -58,10 +57,12 @@ describe.skipIf(!HAS_CHROMIUM)(`the page knows whether its Lab is there${SKIP_RE
     const stopped = Date.now();
     await banner().getByText('The Lab stopped answering').waitFor({ timeout: 15_000 });
     console.log(`frozen server noticed after ${((Date.now() - stopped) / 1000).toFixed(1)} s`);
+    await page.getByText('browser mode · Lab lost').waitFor();
     expect(await page.locator('.layout').getAttribute('inert')).not.toBeNull();
     await page.screenshot({ path: path.join(SHOTS, 'daily-lab-lost.png') });
     server.child.kill('SIGCONT');
     await expect.poll(() => banner().count(), { timeout: 15_000 }).toBe(0);
+    await page.getByText('browser mode · Lab connected').waitFor();
     expect(await page.locator('.layout').getAttribute('inert')).toBeNull();
   });
 
@@ -157,6 +158,30 @@ describe.skipIf(!HAS_CHROMIUM)(`daily use of the workbench${SKIP_REASON}`, () =>
     const finder = page.getByRole('form', { name: 'Example filter' });
     await expect.poll(() => finder.getByLabel('Technique').inputValue()).toBe('logitscope');
     expect(await finder.getByLabel('at layer').inputValue()).toBe('2');
+    // Compact cells name both surprisals.
+    await page.getByRole('checkbox', { name: /compact/i }).check();
+    await expect.poll(() => page.locator('.inspector-grid td').first().innerText()).toMatch(/s \d+\.\d\d · s\(paper\) \d+\.\d\d/);
+    await page.getByRole('checkbox', { name: /compact/i }).uncheck();
+  });
+
+  test('after a Cancel the sidebar says how many examples are stored, as the run does', async () => {
+    await page.getByLabel('Run name (optional)').fill('cancelled midway');
+    await page.getByRole('button', { name: 'Run sweep' }).click();
+    const actions = page.getByRole('group', { name: 'Sweep actions' });
+    await expect.poll(() => actions.innerText(), { timeout: 60_000 }).toMatch(/examples\/s/);
+    await actions.getByRole('button', { name: 'Cancel', exact: true }).click();
+    await expect.poll(() => page.locator('.run-heading .status').innerText(), { timeout: 60_000 }).toBe('cancelled');
+    const run = (await app.lab.call('runs.list', {})).find((r) => r.name === 'cancelled midway')!;
+    await expect.poll(() => actions.innerText()).toContain(`${run.examplesDone} / ${run.examplesPlanned} examples stored`);
+    await page.getByLabel('Run name (optional)').fill('');
+  });
+
+  test('a new tab opens on the most recent run', async () => {
+    const fresh = await page.context().newPage();
+    await fresh.goto(app.server.url);
+    const latest = (await app.lab.call('runs.list', {}))[0];
+    await expect.poll(() => fresh.locator('#run-title').innerText().catch(() => ''), { timeout: 30_000 }).toMatch(new RegExp(`^${latest.name ?? `run ${latest.id.slice(0, 8)}`}`));
+    await fresh.close();
   });
 
   test('the runs table resumes a cancelled run once its model is loaded, and exports Parquet', async () => {
@@ -232,6 +257,36 @@ describe.skipIf(!HAS_CHROMIUM)(`daily use of the workbench${SKIP_REASON}`, () =>
     await page.keyboard.press('Escape');
     await expect.poll(() => page.locator('.lens-hover.floating').count()).toBe(0);
     await page.setViewportSize({ width: 1400, height: 900 });
+  });
+
+  test("the picture's SVG wraps a long title inside the figure", async () => {
+    await page.getByRole('textbox', { name: 'Prompt' }).fill('The cat');
+    for (let i = 1; i <= 3; i++) {
+      await page.getByRole('button', { name: 'Add target prompt' }).click();
+      await page.getByRole('textbox', { name: `Target prompt ${i}` }).fill(`a rather long target prompt number ${i} -> ?`);
+    }
+    await page.getByRole('button', { name: 'Run extraction' }).click();
+    await page.locator('table.lens').nth(5).waitFor({ timeout: 60_000 });
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Save picture as SVG' }).click()]);
+    const svg = fs.readFileSync((await download.path())!, 'utf8');
+    // Drawn by the browser: every text of the figure ends inside its width.
+    const viewer = await page.context().newPage();
+    await viewer.setContent(svg);
+    const { width, overflow, titleLines } = await viewer.evaluate(() => {
+      const root = document.querySelector('svg')!;
+      const w = Number(root.getAttribute('width'));
+      const texts = [...root.querySelectorAll('text')];
+      return {
+        width: w,
+        overflow: texts.filter((t) => t.getBBox().x + t.getBBox().width > w).map((t) => t.textContent),
+        titleLines: texts.filter((t) => t.getAttribute('font-size') === '18').length,
+      };
+    });
+    await viewer.close();
+    expect(width).toBe(860);
+    expect(titleLines).toBeGreaterThan(1);
+    expect(overflow).toEqual([]);
+    for (let i = 3; i >= 1; i--) await page.getByRole('button', { name: `Remove target prompt ${i}` }).click();
   });
 
   test('the log-probability switch colours by ln p on the fixed scale from ln(1/dVocab) to 0', async () => {
