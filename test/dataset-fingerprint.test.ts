@@ -1,9 +1,7 @@
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { runStoredSweep } from '../src-main/api/sweep-service.ts';
 import { Engine } from '../src-main/engine/engine.ts';
@@ -12,6 +10,7 @@ import { ResultStore } from '../src-main/store/result-store.ts';
 import { resolveProtocol } from '../src-main/sweep/protocol.ts';
 import type { SweepSpec } from '../src-main/sweep/spec.ts';
 import { LOGIT_LENS } from '../src-main/sweep/techniques.ts';
+import { runCli } from './fixtures/cli.ts';
 import { writeTinyGptj } from './fixtures/checkpoint-writer.ts';
 
 // Issue 23, item 5: every run records what its dataset files held (size, mtime, sha256; the
@@ -21,7 +20,6 @@ import { writeTinyGptj } from './fixtures/checkpoint-writer.ts';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dataset-fingerprint-'));
 const model = path.join(tmp, 'model');
 const cacheRoot = path.join(tmp, 'cache');
-const bin = path.resolve('bin/logitscope.js');
 const words = 'amber beacon canyon delta ember falcon granite harbor island jasmine kettle lagoon'.split(' ');
 const line = (i: number, source = 'Web') => JSON.stringify({ text: Array.from({ length: 4 + (i % 6) }, (_, j) => words[(i * 5 + j * 7) % words.length]).join(' '), meta: { pile_set_name: source } });
 
@@ -99,13 +97,7 @@ describe('a dataset file that changes while the sweep reads it', () => {
 describe('from the command line', () => {
   const env = { ...process.env, LOGITSCOPE_CACHE_DIR: cacheRoot };
   async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    try {
-      const { stdout, stderr } = await promisify(execFile)(process.execPath, [bin, ...args], { env });
-      return { code: 0, stdout, stderr };
-    } catch (e) {
-      const err = e as { code: number; stdout: string; stderr: string };
-      return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-    }
+    return runCli(args, env);
   }
 
   test('runs show and sweep --resume say when a file no longer holds what the run read', async () => {

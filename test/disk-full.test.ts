@@ -1,10 +1,9 @@
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { ResultStore } from '../src-main/store/result-store.ts';
+import { runCli } from './fixtures/cli.ts';
 import { writeTinyGptj } from './fixtures/checkpoint-writer.ts';
 
 // Issue 23, item 4: a full disk at any stage of a sweep is cache_full with the database's path and
@@ -14,17 +13,10 @@ import { writeTinyGptj } from './fixtures/checkpoint-writer.ts';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'disk-full-'));
 const model = path.join(tmp, 'model');
 const data = path.join(tmp, 'data.jsonl');
-const bin = path.resolve('bin/logitscope.js');
 
 async function cli(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   const env = { ...process.env, LOGITSCOPE_CACHE_DIR: path.join(tmp, 'cache'), ...extraEnv };
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [bin, ...args], { env });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
+  return runCli(args, env);
 }
 
 const sweepArgs = (db: string, ...extra: string[]) => ['sweep', '--model', model, '--data', data, '--preset', 'logitscope', '--limit', '150', '--layers', '0-1', '--batch-size', '8', '--db', db, ...extra];

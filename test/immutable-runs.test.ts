@@ -1,8 +1,7 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { runStoredSweep } from '../src-main/api/sweep-service.ts';
@@ -15,6 +14,7 @@ import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from '../src-main/store/sc
 import { resolveProtocol } from '../src-main/sweep/protocol.ts';
 import type { SweepSpec } from '../src-main/sweep/spec.ts';
 import { LOGIT_LENS, LOGITSCOPE, TOKEN_IDENTITY, type ResolvedTechnique } from '../src-main/sweep/techniques.ts';
+import { BIN, runCli } from './fixtures/cli.ts';
 import { writeTinyGptj } from './fixtures/checkpoint-writer.ts';
 
 // Issue 23, item 2: a finished run never changes. Recomputes, naive verification runs, merges and
@@ -25,7 +25,6 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'immutable-runs-'));
 const model = path.join(tmp, 'model');
 const data = path.join(tmp, 'data.jsonl');
 const cacheRoot = path.join(tmp, 'graphs');
-const bin = path.resolve('bin/logitscope.js');
 
 beforeAll(() => {
   writeTinyGptj({ dir: model, format: 'safetensors', seed: 23 });
@@ -135,13 +134,7 @@ describe('from the command line, in one database', () => {
   const main = path.join(tmp, 'main.sqlite');
   const env = { ...process.env, LOGITSCOPE_CACHE_DIR: cacheRoot };
   async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    try {
-      const { stdout, stderr } = await promisify(execFile)(process.execPath, [bin, ...args], { env });
-      return { code: 0, stdout, stderr };
-    } catch (e) {
-      const err = e as { code: number; stdout: string; stderr: string };
-      return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-    }
+    return runCli(args, env);
   }
   const sweepArgs = (...extra: string[]) => ['sweep', '--model', model, '--data', data, '--preset', 'logitscope', '--layers', '0-2', '--top-k', '4', ...extra];
   const runIdOf = (stderr: string) => /run ([0-9a-f-]{36})/.exec(stderr)![1];
@@ -181,7 +174,7 @@ describe('from the command line, in one database', () => {
     expect(await exported(naiveId)).toEqual(naiveExport);
 
     // A naive recompute of a longer slice, stopped with SIGTERM after a few batches, then resumed.
-    const child = spawn(process.execPath, [bin, ...sweepArgs('--limit', '14', '--strategy', 'naive', '--recompute', '--batch-size', '1', '--db', main)], { env, stdio: 'ignore' });
+    const child = spawn(process.execPath, [BIN, ...sweepArgs('--limit', '14', '--strategy', 'naive', '--recompute', '--batch-size', '1', '--db', main)], { env, stdio: 'ignore' });
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     let stopped: { id: string; done: number } | undefined;
     for (let i = 0; i < 6000 && !stopped; i++) {

@@ -10,6 +10,21 @@ import { chosen } from './generations.ts';
  */
 
 /**
+ * The rows both runs read for the examples both computed, paired by technique and layer: ra is
+ * run a's row, rb run b's (each the row that run reads, generations.ts).
+ */
+const PAIRED = `
+  FROM (SELECT example_id FROM run_examples WHERE run_id = @a INTERSECT SELECT example_id FROM run_examples WHERE run_id = @b) e
+    CROSS JOIN run_techniques ta CROSS JOIN run_techniques tb CROSS JOIN run_layers la CROSS JOIN run_layers lb
+    CROSS JOIN results ra CROSS JOIN results rb
+  WHERE ta.run_id = @a AND tb.run_id = @b AND tb.technique_id = ta.technique_id
+    AND la.run_id = @a AND lb.run_id = @b AND lb.layer = la.layer
+    AND ra.model_id = @modelA AND ra.example_id = e.example_id AND ra.technique_id = ta.technique_id AND ra.layer = la.layer AND ra.k >= @kA
+    AND ${chosen('ra', '@a', '@kA')}
+    AND rb.model_id = @modelB AND rb.example_id = e.example_id AND rb.technique_id = ta.technique_id AND rb.layer = la.layer AND rb.k >= @kB
+    AND ${chosen('rb', '@b', '@kB')}`;
+
+/**
  * Run b minus run a per technique and layer, paired by example: the examples both runs list
  * (same tokens and position, hence the same example id), the techniques both ran (same technique
  * id: same kind, prompt and target rule, whatever either run named it) and the layers both swept.
@@ -27,15 +42,7 @@ const PAIRED_SUMS = `
       (rb.top1 = rb.reference_top1) - (ra.top1 = ra.reference_top1) AS dp,
       rb.surprisal - ra.surprisal AS ds,
       rb.surprisal_paper - ra.surprisal_paper AS dq
-    FROM (SELECT example_id FROM run_examples WHERE run_id = @a INTERSECT SELECT example_id FROM run_examples WHERE run_id = @b) e
-      CROSS JOIN run_techniques ta CROSS JOIN run_techniques tb CROSS JOIN run_layers la CROSS JOIN run_layers lb
-      CROSS JOIN results ra CROSS JOIN results rb
-    WHERE ta.run_id = @a AND tb.run_id = @b AND tb.technique_id = ta.technique_id
-      AND la.run_id = @a AND lb.run_id = @b AND lb.layer = la.layer
-      AND ra.model_id = @modelA AND ra.example_id = e.example_id AND ra.technique_id = ta.technique_id AND ra.layer = la.layer AND ra.k >= @kA
-      AND ${chosen('ra', '@a', '@kA')}
-      AND rb.model_id = @modelB AND rb.example_id = e.example_id AND rb.technique_id = ta.technique_id AND rb.layer = la.layer AND rb.k >= @kB
-      AND ${chosen('rb', '@b', '@kB')}
+    ${PAIRED}
   )
   GROUP BY ordinal, layer ORDER BY ordinal, layer`;
 
@@ -85,15 +92,7 @@ export function pairedDifference(db: SqliteFile, a: { id: string; shape: RunShap
 const LARGEST = `
   SELECT ta.name AS technique, count(*) AS rows, max(abs(rb.surprisal - ra.surprisal)) AS surprisal,
     max(abs(rb.surprisal_paper - ra.surprisal_paper)) AS surprisalPaper, sum(rb.top1 <> ra.top1) AS top1Differs
-  FROM (SELECT example_id FROM run_examples WHERE run_id = @a INTERSECT SELECT example_id FROM run_examples WHERE run_id = @b) e
-    CROSS JOIN run_techniques ta CROSS JOIN run_techniques tb CROSS JOIN run_layers la CROSS JOIN run_layers lb
-    CROSS JOIN results ra CROSS JOIN results rb
-  WHERE ta.run_id = @a AND tb.run_id = @b AND tb.technique_id = ta.technique_id
-    AND la.run_id = @a AND lb.run_id = @b AND lb.layer = la.layer
-    AND ra.model_id = @modelA AND ra.example_id = e.example_id AND ra.technique_id = ta.technique_id AND ra.layer = la.layer AND ra.k >= @kA
-    AND ${chosen('ra', '@a', '@kA')}
-    AND rb.model_id = @modelB AND rb.example_id = e.example_id AND rb.technique_id = ta.technique_id AND rb.layer = la.layer AND rb.k >= @kB
-    AND ${chosen('rb', '@b', '@kB')}
+  ${PAIRED}
   GROUP BY ta.ordinal ORDER BY ta.ordinal`;
 
 export interface LargestDifference {
