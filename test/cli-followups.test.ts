@@ -20,6 +20,7 @@ import { probeWebGpu } from '../src-main/api/doctor-service.ts';
 import { DEMO } from '../src-main/app-paths.ts';
 import { Lab } from '../src-main/api/lab.ts';
 import { writeTinyGptj } from './fixtures/checkpoint-writer.ts';
+import { parseCsv } from './fixtures/csv.ts';
 
 const run = promisify(execFile);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-followups-'));
@@ -212,16 +213,13 @@ describe('tuned-lens settings from the command line', () => {
     const rows = await parquetReadObjects({ file: buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) });
     expect(rows.length).toBe(4 * 2 * 3);
     for (const row of rows) expect(row.technique_detail).toBe(row.technique === 'tuned_lens' ? lens.description : '');
-    const [header, ...lines] = fs.readFileSync(csv, 'utf8').trimEnd().split('\r\n');
-    const columns = header.split(',');
+    // The description holds commas, so its field is quoted.
+    const [columns, ...lines] = parseCsv(fs.readFileSync(csv, 'utf8'));
     expect(columns).toContain('technique_detail');
-    // The description holds commas, so its field is quoted; read the last field, where the column is.
-    expect(columns[columns.length - 1]).toBe('technique_detail');
     expect(lines).toHaveLength(rows.length);
-    for (const line of lines) {
-      const technique = line.split(',')[columns.indexOf('technique')];
-      const last = technique === 'tuned_lens' ? /,"((?:[^"]|"")*)"$/.exec(line)?.[1]?.replaceAll('""', '"') : line.slice(line.lastIndexOf(',') + 1);
-      expect(last).toBe(technique === 'tuned_lens' ? lens.description : '');
+    for (const fields of lines) {
+      const technique = fields[columns.indexOf('technique')];
+      expect(fields[columns.indexOf('technique_detail')]).toBe(technique === 'tuned_lens' ? lens.description : '');
     }
   }, 240_000);
 });

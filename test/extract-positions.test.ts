@@ -16,6 +16,7 @@ import { Lab } from '../src-main/api/lab.ts';
 import { parseGptjConfig, type GptjConfig } from '../src-main/engine/config.ts';
 import { writeTinyGptj } from './fixtures/checkpoint-writer.ts';
 import { logSoftmax, referenceForward, referenceLogitLens } from './reference/gptj-f64.ts';
+import { parseCsv } from './fixtures/csv.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'extract-positions-'));
 const model = path.join(tmp, 'model');
@@ -198,7 +199,7 @@ describe('extract over many positions (real engine, tiny random checkpoint)', ()
     expect(run.parity.status).toBe('pass');
     // The run's CSV marks padding ids per row too (the tokenizer's size is recorded with the run).
     const csv = await lab.call('runs.export', { runId, format: 'csv' });
-    const [header, ...lines] = csv.content!.trim().split('\r\n').map((l) => l.split(','));
+    const [header, ...lines] = parseCsv(csv.content!);
     const col = (name: string) => header.indexOf(name);
     const listed = (f: string) => (f === '' ? [] : f.split(' ').map(Number));
     let padded = 0;

@@ -51,7 +51,7 @@ describe('the command that computes a run again', () => {
     expect(original.status).toBe('completed');
     await lab.close();
 
-    const command = original.command.replace(/^npx logitscope /, `${process.execPath} ${bin} `) + ` --db ${shellWord(db)}`;
+    const command = original.command!.replace(/^npx logitscope /, `${process.execPath} ${bin} `) + ` --db ${shellWord(db)}`;
     const { stderr } = await run('/bin/sh', ['-c', command], { env: { ...process.env, LOGITSCOPE_CACHE_DIR: path.join(tmp, 'cache') } });
     const again = /run ([0-9a-f-]{36})/.exec(stderr)![1];
     expect(again).not.toBe(runId);

@@ -18,6 +18,7 @@ import { APPLICATION_ID, SCHEMA_VERSION } from '../src-main/store/schema.ts';
 import { INTERVAL_METHODS, summarize } from '../src-main/sweep/summary.ts';
 import { csvField, exportCsv, exportJson, exportParquet, TABLE_COLUMNS } from '../src-main/store/export.ts';
 import type { NewRun, RunExampleInput } from '../src-main/store/types.ts';
+import { parseCsv } from './fixtures/csv.ts';
 
 // Synthetic runs: the store neither knows nor cares where the numbers come from.
 const PROTOCOL: ProtocolSettings = {
@@ -466,26 +467,3 @@ describe('exports', () => {
     expect(fs.existsSync(out)).toBe(false);
   });
 });
-
-/** RFC 4180 as exportCsv writes it: CRLF rows, fields quoted when they hold a comma, quote or line break. */
-function parseCsv(text: string): string[][] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let field = '';
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i];
-    if (ch === '"' && field === '') {
-      for (i++; i < text.length && !(text[i] === '"' && text[i + 1] !== '"'); i++) field += text[i] === '"' ? text[++i] : text[i];
-    } else if (ch === ',') {
-      row.push(field);
-      field = '';
-    } else if (ch === '\r' && text[i + 1] === '\n') {
-      rows.push([...row, field]);
-      [row, field] = [[], ''];
-      i++;
-    } else {
-      field += ch;
-    }
-  }
-  return rows;
-}

@@ -22,7 +22,9 @@ export function layerRanges(layers: readonly number[]): string {
   return parts.join(',');
 }
 
-export function reproduceCommand(run: RunDetail): string {
+/** null for a run no sweep made (a saved extraction reads a typed prompt, not dataset files). */
+export function reproduceCommand(run: RunDetail): string | null {
+  if (run.files.length === 0) return null;
   const p = run.protocol;
   const args: string[] = ['--model', run.modelPath, ...run.files.flatMap((f) => ['--data', f]), '--preset', p.preset];
   args.push('--pool-start', String(p.poolStart), '--pool-end', String(p.poolEnd), '--eval-start', String(p.evalStart));

@@ -103,8 +103,8 @@ export interface RunView extends RunSummaryView {
   /** At the last layer, each technique against the model's own distribution (store/parity.ts); a failure marks the run. */
   parity: Parity;
   error: SerializedError | null;
-  /** The `logitscope sweep` command that computes this run again with every setting spelled out. */
-  command: string;
+  /** The `logitscope sweep` command that computes this run again with every setting spelled out; null for a saved extraction. */
+  command: string | null;
   /** It reads only rows it computed or merged itself (a recompute or merged run), never another run's. */
   ownsRows: boolean;
   /**
