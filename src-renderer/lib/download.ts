@@ -11,6 +11,10 @@ export function download(fileName: string, content: string, mimeType: string): v
   a.rel = 'noopener';
   document.body.append(a);
   a.click();
-  a.remove();
-  if (!content.startsWith('data:')) setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  // The browser reads the link's name and content after this task (later still on a busy machine):
+  // both stay until it surely has, or the file may come without its name.
+  setTimeout(() => {
+    a.remove();
+    if (!content.startsWith('data:')) URL.revokeObjectURL(url);
+  }, 60_000);
 }

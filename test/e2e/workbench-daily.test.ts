@@ -144,6 +144,15 @@ describe.skipIf(!HAS_CHROMIUM)(`daily use of the workbench${SKIP_REASON}`, () =>
     // Where the chart drew the logitscope point at layer 2 (read again until the click lands: a
     // redraw or a resize may move it between the read and the click).
     const inspector = page.getByRole('tab', { name: 'Inspector' });
+    // Its tooltip names the layer as a layer.
+    await expect
+      .poll(async () => {
+        const spots = JSON.parse((await figure.getAttribute('data-spots'))!) as Record<string, number[][]>;
+        const box = (await figure.locator('canvas').boundingBox())!;
+        await page.mouse.move(box.x + spots.logitscope[2][0], box.y + spots.logitscope[2][1]);
+        return figure.getAttribute('data-tooltip-title');
+      }, { timeout: 15_000 })
+      .toBe('layer 2');
     await expect
       .poll(async () => {
         // A click that landed switches the tab a moment later: look before clicking again.
