@@ -9,6 +9,7 @@ export function download(fileName: string, content: string, mimeType: string): v
   a.href = url;
   a.download = fileName;
   a.rel = 'noopener';
+  a.hidden = true;
   document.body.append(a);
   a.click();
   // The browser reads the link's name and content after this task (later still on a busy machine):
