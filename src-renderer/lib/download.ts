@@ -1,7 +1,6 @@
 /**
- * Saves text or a data URL as a file through a temporary link: a plain download in a browser,
- * Electron's save dialog in the desktop app. No navigation happens, so the window's
- * navigation lock is not in the way.
+ * Saves text or a data URL as a file through a temporary link: browser mode's download (the desktop
+ * window uses its Save dialog instead, save.ts). No navigation happens.
  */
 export function download(fileName: string, content: string, mimeType: string): void {
   const url = content.startsWith('data:') ? content : URL.createObjectURL(new Blob([content], { type: mimeType }));
