@@ -97,8 +97,8 @@ async function begin(request: (requestId: string) => Promise<string>): Promise<v
   lab.sweepError = null;
   lab.live = null;
   lab.preparing = Date.now();
-  // The run on screen stays until the new one exists: a refused request must not take it away.
   lab.tab = 'charts';
+  // lab.shown stays until the new run exists: a refused request must not take the run on screen away.
   const mine = { requestId: `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`, finished: false };
   ours = mine;
   let runId: string;
@@ -118,8 +118,7 @@ async function begin(request: (requestId: string) => Promise<string>): Promise<v
   // Finished before the run was opened: what openRun read may predate the end, so read it again.
   if (mine.finished) {
     const fresh = await api.call('runs.get', { runId });
-    // (openRun set lab.shown meanwhile; TypeScript still narrows it to the null assigned above.)
-    if ((lab.shown as RunView | null)?.id === runId) lab.shown = fresh;
+    if (lab.shown?.id === runId) lab.shown = fresh;
   }
   if (run.status !== 'running' && lab.activeRunId === runId) lab.activeRunId = null;
 }
