@@ -47,7 +47,9 @@ export async function openApp(opts: AppOptions): Promise<AppSession> {
   const lab = await Lab.open({ dbPath: path.join(opts.tmp, 'results.sqlite'), cacheRoot: path.join(opts.tmp, 'graphs') });
   await opts.prepare?.(lab);
   const server = await startServer({ lab, rendererDir });
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
+  // Chromium names downloads in the locale's charset: without a UTF-8 one (a bare environment) a
+  // figure named "run · logit lens" downloads as "download".
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, env: { ...process.env, LANG: process.env.LANG || 'C.UTF-8' } });
   const context = await browser.newContext({ viewport: opts.viewport ?? { width: 1440, height: 1000 }, acceptDownloads: opts.acceptDownloads ?? false });
   const page = await context.newPage();
   const problems: string[] = [];
