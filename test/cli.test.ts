@@ -66,7 +66,7 @@ describe('the logitscope command line', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^cpu:\s+starts$/m);
     // Where the provider is installed (a GPU workstation) the line reports whether it starts instead.
-    expect(r.stdout).toMatch(cudaProviderInstalled() ? /^cuda: / : /^cuda: .*ONNXRUNTIME_NODE_INSTALL=cuda12/m);
+    expect(r.stdout).toMatch(cudaProviderInstalled() ? /^cuda: /m : /^cuda: .*ONNXRUNTIME_NODE_INSTALL=cuda12/m);
     expect(r.stdout).toContain(path.join(tmp, 'results.sqlite'));
   });
 
