@@ -18,3 +18,11 @@ export function exportFileName(run: { id: string; name: string | null }, format:
 export function showToken(text: string): string {
   return text.replace(/\n/g, '↵').replace(/\t/g, '⇥').replace(/^ /, '␣');
 }
+
+/** A tuned-lens fit's progress (sweep.preparing's `lens`) in words, as every front says it. */
+export function lensFitWords(p: { phase: 'selecting' | 'collecting' | 'solving' | 'checking'; done: number; total: number }): string {
+  if (p.phase === 'selecting') return `tuned lens: selecting train records, ${p.done} read`;
+  if (p.phase === 'collecting') return `tuned lens: ${p.done}/${p.total} train examples collected`;
+  if (p.phase === 'solving') return `tuned lens: ${p.done}/${p.total} maps solved`;
+  return `tuned lens: ${p.done}/${p.total} held-out examples checked`;
+}

@@ -1,5 +1,5 @@
 import type { ApiEvents } from '../api/contract.ts';
-import { formatSeconds } from '../api/format.ts';
+import { formatSeconds, lensFitWords } from '../api/format.ts';
 
 type SweepProgress = ApiEvents['sweep.progress']['progress'];
 
@@ -66,14 +66,7 @@ export function lensProgressPrinter(stream: NodeJS.WriteStream = process.stderr)
       }
       const elapsed = (now - phaseStarted) / 1000;
       const eta = p.done > 0 && p.total > p.done && elapsed > 0.5 ? `, ETA ${formatSeconds(((p.total - p.done) * elapsed) / p.done)}` : '';
-      const text =
-        p.phase === 'selecting'
-          ? `tuned lens: selecting train records, ${p.done} read`
-          : p.phase === 'collecting'
-            ? `tuned lens: ${p.done}/${p.total} train examples collected${eta}`
-            : p.phase === 'solving'
-              ? `tuned lens: ${p.done}/${p.total} maps solved${eta}`
-              : `tuned lens: ${p.done}/${p.total} held-out examples checked${eta}`;
+      const text = `${lensFitWords(p)}${p.phase === 'selecting' ? '' : eta}`;
       if (stream.isTTY) {
         stream.write(`\r${text}\x1b[K`);
         drawn = true;

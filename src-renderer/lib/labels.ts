@@ -1,5 +1,6 @@
 /** Names the UI shows, in one place, as PROTOCOL.md words them. */
 import type { RunView } from '../../src-main/api/contract.ts';
+import { lensFitWords } from '../../src-main/api/format.ts';
 
 export type Convention = 'surprisal' | 'surprisalPaper';
 
@@ -34,11 +35,7 @@ export function layerTitle(layer: number): string {
   return layer === -1 ? 'embeddings (layer −1)' : `layer ${layer}`;
 }
 
-/** A tuned-lens fit's progress in words (sweep.preparing's `lens`). */
-export function fitWords(fit: { phase: 'selecting' | 'collecting' | 'solving' | 'checking'; done: number; total: number; refused?: string }): string {
-  if (fit.refused) return `The cached tuned lens was refused (${fit.refused}): fitting it again…`;
-  if (fit.phase === 'selecting') return 'Fitting the affine tuned lens (once per model and train slice): reading its train slice…';
-  if (fit.phase === 'collecting') return `Fitting the affine tuned lens: ${fit.done} of ${fit.total} train examples run`;
-  if (fit.phase === 'solving') return `Fitting the affine tuned lens: layer ${fit.done + 1} of ${fit.total} solved`;
-  return `Checking the fitted lens on held-out examples: ${fit.done} of ${fit.total}`;
+/** The fit's line under its progress bar: the shared words, or why a cached lens is being fitted again. */
+export function fitLine(fit: { phase: 'selecting' | 'collecting' | 'solving' | 'checking'; done: number; total: number; refused?: string }): string {
+  return fit.refused ? `The cached tuned lens was refused (${fit.refused}): fitting it again…` : lensFitWords(fit);
 }
