@@ -9,11 +9,10 @@
  *   technique_detail column, and bad values are refused before any work;
  * - sweep prints the run's parity line, the same line `runs show` prints.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { parquetReadObjects } from 'hyparquet';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { probeWebGpu } from '../src-main/api/doctor-service.ts';
@@ -21,22 +20,14 @@ import { DEMO } from '../src-main/app-paths.ts';
 import { Lab } from '../src-main/api/lab.ts';
 import { writeTinyGptj } from './fixtures/checkpoint-writer.ts';
 import { parseCsv } from './fixtures/csv.ts';
+import { runCli } from './fixtures/cli.ts';
+import { writeTopicRecords } from './fixtures/records.ts';
 
-const run = promisify(execFile);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-followups-'));
-const bin = path.resolve('bin/logitscope.js');
 const db = path.join(tmp, 'results.sqlite');
 const env = { ...process.env, LOGITSCOPE_CACHE_DIR: path.join(tmp, 'cache'), LOGITSCOPE_DB: db };
 
-async function cli(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [bin, ...args], { env: { ...env, ...extraEnv }, cwd: tmp, maxBuffer: 64 << 20 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+const cli = (args: string[], extraEnv: Record<string, string> = {}) => runCli(args, { ...env, ...extraEnv }, { cwd: tmp });
 
 /** GPT-2's base vocabulary: ids at or past it are padding rows of GPT-J's 50400-row head. */
 const BASE_VOCAB = 50257;
@@ -50,8 +41,7 @@ beforeAll(() => {
   writeTinyGptj({ dir: jsonModel, format: 'safetensors', seed: 5, tokenizer: 'tokenizer.json', extraTokens: true });
   writeTinyGptj({ dir: filesModel, format: 'safetensors', seed: 6, tokenizer: 'vocab+merges', extraTokens: true });
   expect(fs.existsSync(path.join(filesModel, 'added_tokens.json'))).toBe(true);
-  const topics = ['a harbour', 'the hills', 'a library', 'the old mill', 'a river', 'the market'];
-  fs.writeFileSync(data, Array.from({ length: 60 }, (_, i) => JSON.stringify({ text: `Record ${i} tells of ${topics[i % topics.length]} and the people there.` })).join('\n'));
+  writeTopicRecords(data, 60);
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 

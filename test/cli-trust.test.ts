@@ -4,37 +4,27 @@
  * failures (a full disk, a cache path that is a file, a database of an unknown schema version) as
  * coded errors, lens slices never changed silently, and messages in the command line's own words.
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Lab } from '../src-main/api/lab.ts';
 import { SCHEMA_VERSION } from '../src-main/store/schema.ts';
 import { writeTinyGptj } from './fixtures/checkpoint-writer.ts';
+import { BIN, runCli } from './fixtures/cli.ts';
+import { writeTopicRecords } from './fixtures/records.ts';
 
-const run = promisify(execFile);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-trust-'));
-const bin = path.resolve('bin/logitscope.js');
 const model = path.join(tmp, 'model');
 const data = path.join(tmp, 'data.jsonl');
 const env = (extra: Record<string, string> = {}) => ({ ...process.env, LOGITSCOPE_CACHE_DIR: path.join(tmp, 'cache'), LOGITSCOPE_DB: path.join(tmp, 'results.sqlite'), ...extra });
 
-async function cli(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [bin, ...args], { env: env(extraEnv), cwd: tmp, maxBuffer: 64 << 20 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+const cli = (args: string[], extraEnv: Record<string, string> = {}) => runCli(args, env(extraEnv), { cwd: tmp });
 
 beforeAll(() => {
   writeTinyGptj({ dir: model, format: 'safetensors', seed: 9 });
-  const topics = ['a harbour', 'the hills', 'a library', 'the old mill', 'a river', 'the market'];
-  fs.writeFileSync(data, Array.from({ length: 60 }, (_, i) => JSON.stringify({ text: `Record ${i} tells of ${topics[i % topics.length]} and the people there.` })).join('\n'));
+  writeTopicRecords(data, 60);
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
@@ -43,7 +33,7 @@ describe('a tuned-lens fit is cancelled promptly', () => {
     const cache = path.join(tmp, 'cache-sigterm');
     const db = path.join(tmp, 'sigterm.sqlite');
     // The demo model fits its lens on ~1,900 train examples: long enough (tens of seconds) to be stopped.
-    const child = spawn(process.execPath, [bin, 'sweep', '--demo', '--limit', '5', '--techniques', 'logit_lens,tuned_lens'], { env: env({ LOGITSCOPE_CACHE_DIR: cache, LOGITSCOPE_DB: db }), cwd: tmp });
+    const child = spawn(process.execPath, [BIN, 'sweep', '--demo', '--limit', '5', '--techniques', 'logit_lens,tuned_lens'], { env: env({ LOGITSCOPE_CACHE_DIR: cache, LOGITSCOPE_DB: db }), cwd: tmp });
     let stderr = '';
     child.stderr.on('data', (b) => (stderr += String(b)));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
