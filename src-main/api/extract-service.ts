@@ -13,13 +13,10 @@ import type { ExtractCell, ExtractColumn, ExtractView, Payload, Reply } from './
 import { checkLayers, techniqueSpecs } from './techniques.ts';
 import { latestLensFor } from '../lens/resolve.ts';
 import { CODE_VERSION } from './sweep-service.ts';
-import { cellsOf, techniqueView } from './views.ts';
+import { cellsOf, promptTokens, techniqueView } from './views.ts';
 
 export function tokenizeOne(engine: Engine, p: Payload<'extract.tokenize'>): Reply<'extract.tokenize'> {
-  const ids = engine.tokenize(p.text, { bos: p.bos ?? false });
-  // In context, so that tokens which together form a character (CJK, emoji) show it as text.
-  const shown = engine.tokenizer.tokenStrings(ids);
-  return { tokens: ids.map((id, i) => ({ id, text: shown[i] })), nCtx: engine.config.nCtx };
+  return { tokens: promptTokens(engine.tokenizer, engine.tokenize(p.text, { bos: p.bos ?? false })), nCtx: engine.config.nCtx };
 }
 
 type ExtractFields = Omit<Payload<'extract'>, 'follow'>;
@@ -121,7 +118,7 @@ export async function extractOne(engine: Engine, p: Payload<'extract'>): Promise
   const columns = examples.map(column);
   const last = columns[columns.length - 1];
   return {
-    tokens: ((shown) => tokens.map((id, i) => ({ id, text: shown[i] })))(engine.tokenizer.tokenStrings(tokens)),
+    tokens: promptTokens(engine.tokenizer, tokens),
     position: last.position,
     bos,
     reference: last.reference,

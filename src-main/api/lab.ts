@@ -478,7 +478,7 @@ export class Lab {
     const seen = new Map<number, string>();
     return (id) => {
       let t = seen.get(id);
-      if (t === undefined) seen.set(id, (t = showToken(tokenizer.tokenStrings([id])[0] ?? '')));
+      if (t === undefined) seen.set(id, (t = showToken(tokenizer.tokenString(id))));
       return t;
     };
   }

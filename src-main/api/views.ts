@@ -72,6 +72,12 @@ export function runView(store: ResultStore, runId: string, cacheRoot?: string): 
   };
 }
 
+/** A prompt's tokens with their text, shown in context: tokens that together form a character (CJK, emoji) show it. */
+export function promptTokens(tokenizer: GptjTokenizer, ids: readonly number[]): { id: number; text: string }[] {
+  const shown = tokenizer.tokenStrings(ids);
+  return ids.map((id, i) => ({ id, text: shown[i] }));
+}
+
 /** The inspector's grid cells of one example: every technique × layer with its top-k as text. */
 export function cellsOf(layers: readonly LayerResult[], reference: number, text: (id: number) => string): ExampleView['cells'] {
   return layers.map((r) => ({
@@ -95,7 +101,7 @@ export function exampleView(store: ResultStore, runId: string, ordinal: number, 
     ordinal,
     recordIndex: example.recordIndex,
     source: example.source,
-    tokens: ((shown) => example.tokens.map((id, i) => ({ id, text: shown[i] })))(tokenizer.tokenStrings(example.tokens)),
+    tokens: promptTokens(tokenizer, example.tokens),
     position: example.position,
     reference: { id: result.reference_top1, text: text(result.reference_top1) },
     paddingFrom: tokenizer.vocabSize,

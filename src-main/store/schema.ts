@@ -109,7 +109,7 @@ export const MIGRATIONS: readonly string[] = [
   // A finished result never changes (issue 23): rows are never overwritten. A cell (model, example,
   // technique, layer) can hold several rows, numbered by gen in the order they were written (0 for
   // every row stored before this version); producer is the run that computed (or merged) the row.
-  // A run reads one row per cell (generations.ts CHOSEN): the oldest with its k, or, for a run that
+  // A run reads one row per cell (generations.ts chosen): the oldest with its k, or, for a run that
   // owns its rows (recompute, merge), the oldest of its own. New rows only ever get a higher gen, so
   // nothing written later changes which row a run reads. producers hands out ids that are never
   // reused, so a new run can never take a deleted run's rows for its own.
