@@ -46,7 +46,8 @@ export type ErrorCode =
   | 'desktop_only'
   | 'dataset_changed'
   | 'cache_dir_unusable'
-  | 'cache_schema_unknown';
+  | 'cache_schema_unknown'
+  | 'reference_parse';
 
 /** One problem with a request: where (a dotted path into the payload, or an option) and what. */
 export interface Issue {
