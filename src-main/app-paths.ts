@@ -7,6 +7,9 @@ const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** The built-in demo: a small GPT-J trained by this project (models/demo) and the corpus part it never saw. */
 export const DEMO = { modelDir: path.join(REPO, 'models', 'demo'), dataFile: 'builtin:demo-heldout', limit: 300 } as const;
 
+/** Published per-layer tables the app offers as built-in reference curves (docs/PROTOCOL.md, "Reference curves"). */
+export const REFERENCE_DIR = path.join(REPO, 'docs', 'reference');
+
 /** The renderer's build (vite), served by browser mode and loaded by the Electron window. */
 export const RENDERER_DIR = path.join(REPO, 'dist', 'renderer');
 

@@ -11,6 +11,7 @@ import type { FingerprintCheck } from '../data/fingerprint.ts';
 import type { Parity } from '../store/parity.ts';
 import type { MergeReport } from '../scale/merge.ts';
 import type { ProtocolSettings, Strategy } from '../sweep/spec.ts';
+import type { ReferenceCurve } from '../data/reference-curve.ts';
 import type { engineStateSchema, EventSchemas, layerSummarySchema, RequestSchemas } from './schemas.ts';
 
 type PayloadOf<K extends keyof RequestSchemas> = z.input<RequestSchemas[K]>;
@@ -148,6 +149,8 @@ export interface ExampleRow {
   surprisalPaper: number;
   /** The heatmap's row: the cell's technique at each of the run's layers. */
   layers: { layer: number; correct: boolean; surprisal: number }[];
+  /** Where the cell's technique commits for this example (PROTOCOL.md, "Where a prediction commits"); null: never. */
+  commitsAt: number | null;
 }
 
 export interface ExampleListView {
@@ -160,21 +163,57 @@ export interface ExampleListView {
 }
 
 /**
- * Run b minus run a at one technique and layer, over the n examples both computed: the mean
- * per-example difference with its paired 95% Student t interval (bounds null when n < 2).
+ * B minus A at one technique and layer: the mean difference with its 95% interval (bounds null
+ * where undefined). Paired: n pairs, and McNemar's exact test on precision@1 (the examples right
+ * under A only and under B only). Unpaired: each side's n (nA, nB), and n is their sum.
  */
-export type DifferenceRow = LayerSummary;
+export type DifferenceRow = LayerSummary & { mcnemar?: { onlyA: number; onlyB: number; pValue: number }; nA?: number; nB?: number };
+
+/**
+ * How a comparison was made (PROTOCOL.md, "Comparing techniques and runs"): two techniques of one
+ * run over its examples, two runs paired over their shared examples, or two runs with no shared
+ * example as independent samples.
+ */
+export type DifferenceTest = 'within-run' | 'paired' | 'unpaired';
 
 export interface DifferenceView {
   a: string;
   b: string;
-  /** Examples both runs list (same tokens and position). */
+  /** Within one run: the two techniques compared (b − a). */
+  techniques?: { a: string; b: string };
+  test: DifferenceTest;
+  /** Why this test, in a sentence for the view and the CLI. */
+  why: string;
+  /** Examples both runs list (same tokens and position); within one run, its examples. */
   sharedExamples: number;
   rows: DifferenceRow[];
-  /** Per technique over every shared example and layer: max |b − a| of each surprisal, and rows whose top-1 differs. */
+  /** Paired runs: per technique over every shared example and layer: max |b − a| of each surprisal, and rows whose top-1 differs. */
   largest: { technique: string; rows: number; surprisal: number; surprisalPaper: number; top1Differs: number }[];
+  /** The intervals' and tests' formulas. */
   method: string;
 }
+
+/** Per technique of a run: where its examples' predictions commit (PROTOCOL.md, "Where a prediction commits"). */
+export interface CommitmentView {
+  runId: string;
+  /** The run's swept layers: commitment layers are always among them. */
+  layers: number[];
+  techniques: {
+    technique: string;
+    /** Examples with stored results. */
+    n: number;
+    /** Examples per commitment layer, every swept layer in order (zeros included). */
+    histogram: { layer: number; count: number }[];
+    /** Examples wrong at the last swept layer. */
+    never: number;
+    /** Median commitment layer of the committing examples, with its order-statistic 95% interval (bounds null under 6 examples) and exact coverage. */
+    median: { mean: number | null; low: number | null; high: number | null; coverage: number | null };
+  }[];
+  method: string;
+}
+
+/** A reference table's rows and where it came from (data/reference-curve.ts, PROTOCOL.md "Reference curves"). */
+export type ReferenceView = ReferenceCurve & { name: string };
 
 export interface ComparisonRow {
   technique: string;
@@ -191,6 +230,8 @@ export interface ExtractColumn {
   position: number;
   reference: { id: number; text: string };
   cells: ExtractCell[];
+  /** Per technique id: the first layer from which its top-1 is the model's at every later layer; null: never. */
+  commitsAt: Record<string, number | null>;
 }
 
 /** One prompt's extraction: its tokens, the position read, and the layer × technique grid. */
@@ -274,6 +315,12 @@ interface Replies {
   'runs.export': ExportReply;
   'runs.delete': { deleted: boolean };
   'runs.diff': DifferenceView;
+  'runs.diffTechniques': DifferenceView;
+  'runs.commitment': CommitmentView;
+  /** The built-in reference tables (docs/reference), by name. */
+  'references.list': { name: string; source: string; model?: string; rows: number }[];
+  'references.get': ReferenceView;
+  'references.parse': ReferenceView;
   'runs.merge': MergeReport;
   'runs.update': RunSummaryView;
   'desktop.engine': EngineState;
@@ -321,6 +368,11 @@ export const REQUEST_NAMES: readonly RequestName[] = [
   'runs.export',
   'runs.delete',
   'runs.diff',
+  'runs.diffTechniques',
+  'runs.commitment',
+  'references.list',
+  'references.get',
+  'references.parse',
   'runs.merge',
   'runs.update',
   'desktop.engine',

@@ -1,4 +1,5 @@
 /** One prompt, one position or many, every layer × technique: the `extract` request, for every front. */
+import { commitmentLayer } from '../sweep/commitment.ts';
 import type { Engine } from '../engine/engine.ts';
 import { LogitscopeError, serializeError } from '../errors.ts';
 import { modelKey } from '../store/keys.ts';
@@ -106,9 +107,11 @@ export async function extractOne(engine: Engine, p: Payload<'extract'>): Promise
   const column = (e: ExampleResult): ExtractColumn => {
     // cellsOf keeps the stored fields (cells are in e.layers' order); entropy is added here.
     const cells: ExtractCell[] = cellsOf(e.layers, e.reference_top1, text).map((c, i) => ({ ...c, entropy: e.layers[i].entropy! }));
+    const commitsAt = Object.fromEntries(techniques.map((t) => [t.id, commitmentLayer(cells.filter((c) => c.technique === t.id))]));
     return {
       position: e.position,
       reference: { id: e.reference_top1, text: text(e.reference_top1) },
+      commitsAt,
       cells: follow === undefined ? cells : cells.map((c) => {
         const rank = c.topK.findIndex((t) => t.id === follow);
         return { ...c, followProb: rank < 0 ? null : c.topK[rank].prob, followRank: rank < 0 ? null : rank + 1 };

@@ -23,7 +23,9 @@ import { mergeShards } from '../scale/merge.ts';
 import { sweepOnDevices } from '../scale/devices.ts';
 import { readGptjConfig } from '../engine/config.ts';
 import { CODE_VERSION, resumeStoredSweep, runStoredSweep } from './sweep-service.ts';
-import { exampleListView, exampleView, modelView, PAIRED_METHOD, resolveRunId, runView } from './views.ts';
+import { exampleListView, exampleView, modelView, resolveRunId, runView } from './views.ts';
+import { commitmentView, diffRuns, diffTechniques } from './compare-service.ts';
+import { getReference, listReferences, parseReference } from './reference-service.ts';
 
 export interface LabOptions {
   dbPath?: string;
@@ -311,12 +313,15 @@ export class Lab {
       return exportRun(this.store, runId, { format: p.format, out: p.out, text: this.tokenTextFor(this.store.getRun(runId).modelPath) });
     },
 
-    'runs.diff': async (p) => {
-      const a = resolveRunId(this.store, p.a, 'a');
-      const b = resolveRunId(this.store, p.b, 'b');
-      const rows = this.store.difference(a, b);
-      return { a, b, sharedExamples: this.store.sharedExamples(a, b), rows, largest: this.store.largestDifferences(a, b), method: PAIRED_METHOD };
-    },
+    'runs.diff': async (p) => diffRuns(this.store, resolveRunId(this.store, p.a, 'a'), resolveRunId(this.store, p.b, 'b')),
+
+    'runs.diffTechniques': async (p) => diffTechniques(this.store, resolveRunId(this.store, p.runId), p.a, p.b),
+
+    'runs.commitment': async (p) => commitmentView(this.store, resolveRunId(this.store, p.runId)),
+
+    'references.list': async () => listReferences(),
+    'references.get': async (p) => getReference(p.name),
+    'references.parse': async (p) => parseReference(p.name, p.text),
 
     'runs.update': async (p) => {
       const runId = resolveRunId(this.store, p.runId);

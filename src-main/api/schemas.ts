@@ -185,6 +185,8 @@ export const requestSchemas = {
         referenceText: z.string().min(1).optional(),
         source: z.string().optional(),
         minSurprisal: z.number().optional(),
+        /** The technique commits at this layer or later (examples that never commit are left out). */
+        minCommitment: layerSchema.optional(),
       })
       .optional(),
     sort: z
@@ -207,8 +209,19 @@ export const requestSchemas = {
     /** Write the run even where the shards do not cover the slice; it is marked failed with the missing ordinals. */
     allowPartial: z.boolean().optional(),
   }),
-  /** Run b minus run a per technique and layer, paired over the examples both computed. */
+  /**
+   * Run b minus run a per technique and layer: paired over the examples both computed, or, when
+   * they share none, unpaired (independent samples). The reply says which test and why.
+   */
   'runs.diff': z.strictObject({ a: runIdSchema, b: runIdSchema }),
+  /** Within one run, technique b minus technique a per layer, paired per example. */
+  'runs.diffTechniques': z.strictObject({ runId: runIdSchema, a: nonEmpty('technique a'), b: nonEmpty('technique b') }),
+  /** Per technique, where the run's examples' predictions commit: a histogram and the median with its interval. */
+  'runs.commitment': z.strictObject({ runId: runIdSchema }),
+  'references.list': empty,
+  'references.get': z.strictObject({ name: nonEmpty('the reference name').max(200) }),
+  /** A reference table the user picked: its text and file name (.json or .csv), checked and returned as rows. */
+  'references.parse': z.strictObject({ name: nonEmpty('the file name').max(255), text: z.string().max(16 * 1024 * 1024) }),
   /** Rename a run, or set its notes and tags; a field left out stays as it is, null clears it. */
   'runs.update': z.strictObject({
     runId: runIdSchema,

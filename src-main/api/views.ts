@@ -14,6 +14,7 @@ import { checkFingerprints, recordedFingerprints } from '../data/fingerprint.ts'
 import type { ExampleListView, ExampleView, ModelView, RunView } from './contract.ts';
 import type { ExampleQuery } from '../store/example-query.ts';
 import { runParity } from '../store/parity.ts';
+import { commitmentLayer } from '../sweep/commitment.ts';
 
 export function modelView(e: Engine, loadSeconds: number): ModelView {
   const { nLayers, dModel, nHeads, dHead, dMlp, nCtx, rotaryDim, dVocab } = e.config;
@@ -36,10 +37,6 @@ export function techniqueView(t: ResolvedTechnique): { prompt?: string; promptTo
   if (t.kind === 'tuned_lens') return t.lens ? { lens: describeLens(t.lens) } : {};
   return { prompt: t.prompt, promptTokens: t.promptTokens, targetLayer: t.targetLayer.kind === 'same' ? 'same' : t.targetLayer.layer };
 }
-
-/** How runs.diff's intervals are computed, said with every reply (and in figure captions). */
-export const PAIRED_METHOD =
-  'b − a per example over the examples both runs computed; mean with a paired Student t interval, 95%: mean ± t(0.975, n−1)·sd/√n of the differences';
 
 export function runView(store: ResultStore, runId: string, cacheRoot?: string): RunView {
   const run = store.getRun(runId);
@@ -139,6 +136,7 @@ export function exampleListView(
       surprisal: r.surprisal,
       surprisalPaper: r.surprisalPaper,
       layers: r.layers.map(({ layer, correct, surprisal }) => ({ layer, correct, surprisal })),
+      commitsAt: commitmentLayer(r.layers),
     })),
   };
 }

@@ -3,6 +3,7 @@ import type { RunStatus } from '../api/contract.ts';
 import { LogitscopeError } from '../errors.ts';
 import { parseCommandLine, requiredOption, withLab } from './options.ts';
 import { formatSummaryTable } from './summary-table.ts';
+import { formatCommitment, formatDifference } from './difference-table.ts';
 import { ranges } from '../scale/merge.ts';
 import { formatParity } from './extract-table.ts';
 import type { DatasetFingerprint } from '../data/fingerprint.ts';
@@ -12,9 +13,12 @@ const HELP = `usage: logitscope runs <list|show|compare|diff|export|delete|merge
   runs list [--model DIR] [--dataset FILE] [--status running|completed|cancelled|failed|interrupted]
   runs show RUN                     the run's settings and per-layer summary
   runs compare RUN_A RUN_B          per-layer means side by side, and B − A
-  runs diff RUN_A RUN_B             B − A paired per example over the examples both computed, and per
-                                    technique the largest |Δ| of each surprisal (a verification run such as
-                                    \`--strategy naive --recompute\` against the fast run it checks)
+  runs diff RUN_A RUN_B             B − A per layer: paired per example over the examples both computed (with
+                                    McNemar's exact test for precision@1, and per technique the largest |Δ| of
+                                    each surprisal: a verification run such as \`--strategy naive --recompute\`
+                                    against the fast run it checks), or unpaired when they share no example
+  runs diff RUN --techniques A,B    within one run, technique B − technique A per layer, paired per example
+  runs commitment RUN               per technique, the layer where each example's prediction commits
   runs export RUN --out FILE [--format json|csv|parquet]   (default: from FILE's extension)
   runs delete RUN                   (a run still computing in this process is cancelled first)
   runs merge SHARD_DB... --into DB [--allow-partial]
@@ -24,7 +28,7 @@ const HELP = `usage: logitscope runs <list|show|compare|diff|export|delete|merge
 Every subcommand takes --db FILE (default: $LOGITSCOPE_DB, else the app-data directory).
 A run id may be shortened to any unique prefix of at least 4 characters.`;
 
-const READ_ONLY = new Set(['list', 'show', 'compare', 'diff', 'export']);
+const READ_ONLY = new Set(['list', 'show', 'compare', 'diff', 'commitment', 'export']);
 
 export const runsCommand = {
   summary: 'list, show, compare, export and delete stored runs',
@@ -38,11 +42,12 @@ export const runsCommand = {
       out: { type: 'string' },
       into: { type: 'string' },
       'allow-partial': { type: 'boolean' },
+      techniques: { type: 'string' },
     }, HELP);
     if (!parsed) return;
     const { values: o, positionals: [sub, ...ids] } = parsed;
     if (!sub) throw new LogitscopeError('argument_invalid', `a subcommand is required\n\n${HELP}`);
-    if (!['list', 'show', 'compare', 'diff', 'export', 'delete', 'merge'].includes(sub)) throw new LogitscopeError('argument_invalid', `unknown subcommand "${sub}"\n\n${HELP}`);
+    if (!['list', 'show', 'compare', 'diff', 'commitment', 'export', 'delete', 'merge'].includes(sub)) throw new LogitscopeError('argument_invalid', `unknown subcommand "${sub}"\n\n${HELP}`);
     const id = (n: number) => {
       if (!ids[n]) throw new LogitscopeError('argument_invalid', `${n === 0 ? 'RUN' : 'RUN_B'} is required`, n === 0 ? 'RUN' : 'RUN_B');
       return ids[n];
@@ -101,16 +106,18 @@ export const runsCommand = {
           return;
         }
         case 'diff': {
-          const d = await lab.call('runs.diff', { a: id(0), b: id(1) });
-          console.log(`B − A paired over ${d.sharedExamples} shared examples: A = ${d.a.slice(0, 8)}, B = ${d.b.slice(0, 8)}`);
-          console.log('largest |Δ| per technique (surprisal, surprisal_paper, in nats; rows whose top-1 differs):');
-          for (const l of d.largest) {
-            console.log(`${l.technique.padEnd(12)}  max |Δ surprisal| ${l.surprisal.toExponential(2)}  max |Δ surprisal_paper| ${l.surprisalPaper.toExponential(2)}  top-1 differs in ${l.top1Differs} of ${l.rows} rows`);
-          }
-          const signed = (x: number, digits: number) => `${x >= 0 ? '+' : ''}${x.toFixed(digits)}`;
-          for (const r of d.rows) {
-            console.log(`${r.technique.padEnd(12)} ${String(r.layer).padStart(3)}  n=${r.n}  Δ precision@1 ${signed(r.precision.mean, 3)}  Δ surprisal ${signed(r.surprisal.mean, 6)}`);
-          }
+          let d;
+          if (o.techniques !== undefined) {
+            const [a, b, ...rest] = o.techniques.split(',').map((t) => t.trim());
+            if (!a || !b || rest.length > 0) throw new LogitscopeError('argument_invalid', `--techniques takes two technique ids, A,B (B − A), got "${o.techniques}"`, '--techniques');
+            if (ids[1]) throw new LogitscopeError('argument_invalid', 'with --techniques, give one run: runs diff RUN --techniques A,B', 'RUN_B');
+            d = await lab.call('runs.diffTechniques', { runId: id(0), a, b });
+          } else d = await lab.call('runs.diff', { a: id(0), b: id(1) });
+          console.log(formatDifference(d));
+          return;
+        }
+        case 'commitment': {
+          console.log(formatCommitment(await lab.call('runs.commitment', { runId: id(0) })));
           return;
         }
         case 'export': {

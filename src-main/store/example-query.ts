@@ -2,6 +2,7 @@ import { LogitscopeError } from '../errors.ts';
 import type { RunShape } from './run-rows.ts';
 import type { SqliteFile } from './sqlite.ts';
 import { chosen } from './generations.ts';
+import { commitmentSql } from './commitment-query.ts';
 
 /**
  * "Which examples matter": a run's examples filtered and sorted by one technique × layer cell,
@@ -17,6 +18,8 @@ export interface ExampleQuery {
     source?: string;
     /** Surprisal (seed convention) strictly above this, in nats. */
     minSurprisal?: number;
+    /** The technique's prediction commits (commitment-query.ts) at this layer or later; never-committing examples are left out. */
+    minCommitment?: number;
   };
   sort?: { by: 'surprisal' | 'surprisalPaper' | 'ordinal'; technique: string; layer: number; descending?: boolean };
   offset: number;
@@ -58,7 +61,8 @@ const MATCHES = `
     AND (@correct IS NULL OR (f.top1 = f.reference_top1) = @correct)
     AND (@reference IS NULL OR f.reference_top1 = @reference)
     AND (@source IS NULL OR re.source = @source)
-    AND (@minSurprisal IS NULL OR f.surprisal > @minSurprisal)`;
+    AND (@minSurprisal IS NULL OR f.surprisal > @minSurprisal)
+    AND (@minCommitment IS NULL OR ${commitmentSql('re.example_id', '@ft')} >= @minCommitment)`;
 
 const ORDER = { ordinal: 're.ordinal', surprisal: 's.surprisal', surprisalPaper: 's.surprisal_paper' } as const;
 
@@ -83,6 +87,7 @@ export function findExamples(db: SqliteFile, shape: RunShape, runId: string, q: 
     run: runId, model: shape.modelId, k: shape.k, ft, fl: layer, st, sl: sort.layer,
     correct: q.filter?.correct === undefined ? null : Number(q.filter.correct),
     reference: q.filter?.referenceToken ?? null, source: q.filter?.source ?? null, minSurprisal: q.filter?.minSurprisal ?? null,
+    minCommitment: q.filter?.minCommitment ?? null,
   };
   const total = db.get<{ n: number }>(`SELECT count(*) AS n ${MATCHES}`, params)!.n;
   const rows = db.all<Row>(

@@ -10,9 +10,11 @@ import { decodeTokens, decodeTopK, encodeTokens, encodeTopK } from './rows.ts';
 import { prepareSchema } from './schema.ts';
 import { storedParitySums, type ParitySums } from './parity.ts';
 import { SqliteFile } from './sqlite.ts';
-import { summaryFromSums, type LayerSums } from '../sweep/summary.ts';
+import { summaryFromSums } from '../sweep/summary.ts';
 import { compareSummaries, SUMS_GROUP, SUMS_SELECT } from './summary.ts';
-import { largestDifferences, pairedDifference, sharedExamples, type LargestDifference } from './difference.ts';
+import { largestDifferences, pairedDifference, sharedExamples, type LargestDifference, type Pairing } from './difference.ts';
+import type { KeyedSums } from './unpaired.ts';
+import { LAST_WRONG_GROUP, LAST_WRONG_SELECT, summarizeCommitments, type CommitmentSummary } from './commitment-query.ts';
 import { chosen, NEXT_GEN } from './generations.ts';
 import {
   checkNewRun, DELETE_UNSHARED_RESULTS, editRun, Heartbeat, listItem, loadShape, RUN_SELECT, runDetail, runNotFound, runStatus, stillRunning, THIS_PROCESS,
@@ -366,8 +368,20 @@ export class ResultStore {
 
   /** Per technique and layer over the stored examples; the same numbers as summarize(runResults(id)). */
   summary(runId: string): LayerSummary[] {
+    return this.layerSums(runId).map(summaryFromSums);
+  }
+
+  /** The sums the summary's intervals come from, with each technique's id (an unpaired comparison pairs by it). */
+  layerSums(runId: string): KeyedSums[] {
     const shape = this.shape(runId);
-    return this.db.all<LayerSums>(`${SUMS_SELECT} ${RUN_CELLS} ${SUMS_GROUP}`, { model: shape.modelId, k: shape.k, run: runId }).map(summaryFromSums);
+    return this.db.all<KeyedSums>(`${SUMS_SELECT} ${RUN_CELLS} ${SUMS_GROUP}`, { model: shape.modelId, k: shape.k, run: runId });
+  }
+
+  /** Per technique, where its examples' predictions commit (commitment-query.ts). */
+  commitments(runId: string): CommitmentSummary[] {
+    const shape = this.shape(runId);
+    const rows = this.db.all<{ technique: number; lastWrong: number | null }>(`${LAST_WRONG_SELECT} ${RUN_CELLS} ${LAST_WRONG_GROUP}`, { model: shape.modelId, k: shape.k, run: runId });
+    return summarizeCommitments(rows, shape.techniqueNames, shape.layers);
   }
 
   /** The run's technique × last-layer sums for the parity check (parity.ts). */
@@ -386,9 +400,12 @@ export class ResultStore {
     return compareSummaries(this.summary(a), this.summary(b));
   }
 
-  /** Run b minus run a per technique and layer, paired over the examples both computed (difference.ts). */
-  difference(a: string, b: string): LayerDifference[] {
-    return pairedDifference(this.db, { id: a, shape: this.shape(a) }, { id: b, shape: this.shape(b) });
+  /**
+   * Run b minus run a per technique and layer, paired over the examples both computed, or within
+   * run a (b = a) technique `pairing.b` minus `pairing.a` (difference.ts).
+   */
+  difference(a: string, b: string, pairing?: Pairing): LayerDifference[] {
+    return pairedDifference(this.db, { id: a, shape: this.shape(a) }, { id: b, shape: this.shape(b) }, pairing);
   }
 
   /** Per technique, the largest |b − a| of each surprisal and the top-1 disagreements over the shared rows (difference.ts). */

@@ -1,3 +1,4 @@
+import type { McNemar } from '../sweep/significance.ts';
 import type { SerializedError } from '../errors.ts';
 import type { LayerSummary, ProtocolSettings, Strategy, SweepSpec } from '../sweep/spec.ts';
 import type { ResolvedTechnique } from '../sweep/techniques.ts';
@@ -131,11 +132,15 @@ export interface RunEdit {
 }
 
 /**
- * One technique and layer of run b minus run a, over the examples both runs computed (paired by
- * example, technique and layer): n shared examples and the mean difference with its interval.
- * The same shape as a summary, with differences in place of means.
+ * One technique and layer of B minus A: the same shape as a summary, with differences in place of
+ * means. Paired (by example, technique and layer): n pairs, and McNemar's exact test on
+ * precision@1. Unpaired (no shared example): each side's n, and n is their sum.
  */
-export type LayerDifference = LayerSummary;
+export interface LayerDifference extends LayerSummary {
+  mcnemar?: McNemar;
+  nA?: number;
+  nB?: number;
+}
 
 export interface RunDetail extends RunListItem {
   model: Record<string, unknown>;
