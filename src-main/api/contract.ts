@@ -241,6 +241,8 @@ export interface ExtractView {
   position: number;
   bos: boolean;
   reference: { id: number; text: string };
+  /** The read position's commitment layer per technique (with `positions`, the last column's). */
+  commitsAt: Record<string, number | null>;
   /** With `positions`: every position read, in order (the logit-lens picture). */
   columns?: ExtractColumn[];
   /** Token ids from here up are rows of the model's head the tokenizer never produces (GPT-J: 50257..50399). */

@@ -125,6 +125,7 @@ export async function extractOne(engine: Engine, p: Payload<'extract'>): Promise
     position: last.position,
     bos,
     reference: last.reference,
+    commitsAt: last.commitsAt,
     ...((p.positions !== undefined) && { columns }),
     paddingFrom,
     dVocab: engine.config.dVocab,

@@ -4,7 +4,7 @@
  * image, and the legend beside the plot. The PNG export is this SVG rasterized at 2×, so both
  * say the same thing; the CSV is the same numbers as rows.
  */
-import { colourOf, dashOf, type ChartRun } from './series.ts';
+import { colourOf, dashFor, type ChartRun } from './series.ts';
 
 export interface FigureSpec {
   title: string;
@@ -69,7 +69,7 @@ export function figureSvg(f: FigureSpec): string {
 
   const legend: string[] = [];
   f.runs.forEach((r, i) => {
-    const dash = dashOf(i).join(' ');
+    const dash = dashFor(r, i).join(' ');
     for (const s of r.series) {
       const c = colourOf(s.technique);
       const banded = s.points.filter((p) => p.low !== null && p.high !== null && Number.isFinite(p.low) && Number.isFinite(p.high));

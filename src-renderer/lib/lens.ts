@@ -82,7 +82,7 @@ export function scaleLabel(colour: LensColour, pin: Pin, k: number, dVocab: numb
 
 /** The reply's columns; a single-position reply is one column. */
 export function columnsOf(r: ExtractView): ExtractColumn[] {
-  return r.columns ?? [{ position: r.position, reference: r.reference, cells: r.cells }];
+  return r.columns ?? [{ position: r.position, reference: r.reference, cells: r.cells, commitsAt: r.commitsAt }];
 }
 
 export function cellOf(column: ExtractColumn, technique: string, layer: number): ExtractCell | undefined {

@@ -14,6 +14,8 @@ export interface ChartRun {
   runId: string;
   label: string;
   series: Series[];
+  /** A published reference table (references.svelte.ts), not a run: always the reference dash, never clickable. */
+  reference?: true;
 }
 
 /** A number for display; "—" where there is none (an unbounded interval, a missing value). */
@@ -50,6 +52,13 @@ const DASHES: number[][] = [[], [7, 4], [2, 3], [10, 3, 2, 3], [4, 4, 1, 4], [12
 
 export function dashOf(runIndex: number): number[] {
   return DASHES[runIndex % DASHES.length];
+}
+
+/** Reference tables share one dash, unlike any run's, so "dashed like this" reads as "published elsewhere". */
+const REFERENCE_DASH = [5, 2, 1, 2, 1, 2];
+
+export function dashFor(run: Pick<ChartRun, 'reference'>, runIndex: number): number[] {
+  return run.reference ? REFERENCE_DASH : dashOf(runIndex);
 }
 
 /** Point markers per run, so runs differ by more than the dash (a legend swatch shows both). */
