@@ -7,7 +7,7 @@ import type { Engine } from '../engine/engine.ts';
 import type { GptjTokenizer } from '../engine/tokenizer.ts';
 import { LogitscopeError } from '../errors.ts';
 import type { ResultStore, StoredExample } from '../store/result-store.ts';
-import type { LayerResult } from '../sweep/extract.ts';
+import { isCorrect, type Readout } from '../sweep/readout.ts';
 import type { ResolvedTechnique } from '../sweep/techniques.ts';
 import { describeLens } from '../lens/lens.ts';
 import { checkFingerprints, recordedFingerprints } from '../data/fingerprint.ts';
@@ -78,17 +78,17 @@ export function promptTokens(tokenizer: GptjTokenizer, ids: readonly number[]): 
   return ids.map((id, i) => ({ id, text: shown[i] }));
 }
 
-/** The inspector's grid cells of one example: every technique × layer with its top-k as text. */
-export function cellsOf(layers: readonly LayerResult[], reference: number, text: (id: number) => string): ExampleView['cells'] {
-  return layers.map((r) => ({
+/** A readout as an inspector or extract grid cell, with its top-k as text. */
+export function cellOf(r: Readout, text: (id: number) => string): ExampleView['cells'][number] {
+  return {
     technique: r.technique,
     layer: r.layer,
     top1: r.top1,
-    correct: r.top1 === reference,
+    correct: isCorrect(r),
     surprisal: r.surprisal,
-    surprisalPaper: r.surprisal_paper,
-    topK: r.top_k.ids.map((id, i) => ({ id, text: text(id), prob: r.top_k.probs[i] })),
-  }));
+    surprisalPaper: r.surprisalPaper,
+    topK: r.topK.ids.map((id, i) => ({ id, text: text(id), prob: r.topK.probs[i] })),
+  };
 }
 
 export function exampleView(store: ResultStore, runId: string, ordinal: number, tokenizer: GptjTokenizer): ExampleView {
@@ -96,16 +96,17 @@ export function exampleView(store: ResultStore, runId: string, ordinal: number, 
   const found: StoredExample | void = store.iterateResults(runId, { fromOrdinal: ordinal, pageSize: 1 }).next().value;
   if (!found || found.example.ordinal !== ordinal) throw new LogitscopeError('argument_invalid', `run ${runId} has no finished example ${ordinal}`, 'ordinal');
   const text = (id: number) => tokenizer.tokenString(id);
-  const { example, result } = found;
+  const { example, readouts } = found;
+  const reference = readouts[0].referenceTop1;
   return {
     ordinal,
     recordIndex: example.recordIndex,
     source: example.source,
     tokens: promptTokens(tokenizer, example.tokens),
     position: example.position,
-    reference: { id: result.reference_top1, text: text(result.reference_top1) },
+    reference: { id: reference, text: text(reference) },
     paddingFrom: tokenizer.vocabSize,
-    cells: cellsOf(result.layers, result.reference_top1, text),
+    cells: readouts.map((r) => cellOf(r, text)),
   };
 }
 

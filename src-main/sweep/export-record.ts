@@ -1,5 +1,6 @@
 import type { ModelInfo } from '../engine/engine.ts';
 import type { ExampleResult } from './extract.ts';
+import { exampleResultOf, type Readout } from './readout.ts';
 import type { Interval, LayerSummary } from './spec.ts';
 import { residHook } from '../hooks.ts';
 import { INTERVAL_METHODS } from './summary.ts';
@@ -73,4 +74,23 @@ export function exportSummary(summary: LayerSummary[]) {
 /** The top-k ids that are padding rows (CONVENTIONS.padding_ids). */
 export function paddingIds(ids: readonly number[], paddingFrom: number): number[] {
   return ids.filter((id) => id >= paddingFrom);
+}
+
+/**
+ * An example's readouts as the export record's example (the engine issue's snake_case), each layer
+ * with its hook and, when the tokenizer's size is known (`paddingFrom`), its padding ids. Entropy
+ * is the extract view's, not an export field.
+ */
+export function exportExample(example: { tokens: number[]; position: number }, readouts: readonly Readout[], paddingFrom: number | undefined): ExampleResult {
+  const { layers, ...rest } = exampleResultOf(example, readouts);
+  return {
+    ...rest,
+    layers: layers.map(({ layer, entropy: _entropy, ...l }) => ({
+      layer,
+      hook: residHook(layer),
+      ...l,
+      // Runs recorded before the tokenizer's size was have no padding_ids: unknown, not "none".
+      ...(paddingFrom !== undefined && { padding_ids: paddingIds(l.top_k.ids, paddingFrom) }),
+    })),
+  };
 }
