@@ -1,7 +1,6 @@
 /** One prompt, one position or many, every layer × technique: the `extract` request, for every front. */
 import type { Engine } from '../engine/engine.ts';
 import { LogitscopeError, serializeError } from '../errors.ts';
-import { modelKey } from '../store/keys.ts';
 import type { ResultStore } from '../store/result-store.ts';
 import { rowsFromResults } from '../store/rows.ts';
 import { judgeParity, PARITY_METHOD, paritySumsOf } from '../store/parity.ts';
@@ -11,7 +10,7 @@ import { BUILT_IN_TECHNIQUES, resolveTechniques } from '../sweep/techniques.ts';
 import type { ExtractCell, ExtractColumn, ExtractView, Payload, Reply } from './contract.ts';
 import { checkLayers, techniqueSpecs } from './techniques.ts';
 import { latestLensFor } from '../lens/resolve.ts';
-import { CODE_VERSION } from './sweep-service.ts';
+import { CODE_VERSION, runModelOf } from './sweep-service.ts';
 import { cellOf, promptTokens, techniqueView } from './views.ts';
 import { readoutsOf } from '../sweep/readout.ts';
 
@@ -147,7 +146,7 @@ export async function saveExtraction(engine: Engine, store: ResultStore, p: Payl
   const where = positions.length === 1 ? `${positions[0]}` : `${positions[0]}-${positions[positions.length - 1]}`;
   const runId = store.createRun({
     name: p.name || `extract: "${quoted}" @ ${where}`,
-    model: { key: modelKey(engine.info), path: engine.info.modelDir, info: describeModel(engine.info, engine.tokenizer) },
+    model: runModelOf(engine),
     files: [],
     datasetStats: { source: TYPED_SOURCE },
     // No dataset was sliced: the protocol records only what applies (BOS, one example per position).

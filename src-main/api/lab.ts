@@ -6,7 +6,6 @@ import { cudaProviderInstalled } from '../engine/cuda-provider.ts';
 import { Engine } from '../engine/engine.ts';
 import { loadTokenizer, type GptjTokenizer } from '../engine/tokenizer.ts';
 import { deserializeError, LogitscopeError, serializeError } from '../errors.ts';
-import { modelKey } from '../store/keys.ts';
 import { defaultDbPath } from '../store/location.ts';
 import { ResultStore } from '../store/result-store.ts';
 import { resolveProtocol } from '../sweep/protocol.ts';
@@ -22,7 +21,7 @@ import { checkLayers, techniqueSpecs } from './techniques.ts';
 import { mergeShards } from '../scale/merge.ts';
 import { sweepOnDevices } from '../scale/devices.ts';
 import { readGptjConfig } from '../engine/config.ts';
-import { CODE_VERSION, resumeStoredSweep, runStoredSweep } from './sweep-service.ts';
+import { checkResumable, CODE_VERSION, resumeStoredSweep, runStoredSweep } from './sweep-service.ts';
 import { exampleListView, exampleView, modelView, PAIRED_METHOD, resolveRunId, runView } from './views.ts';
 
 export interface LabOptions {
@@ -229,11 +228,7 @@ export class Lab {
       const engine = await this.acquire();
       try {
         // Everything that would make the resume fail is checked before the reply says it started.
-        const run = this.store.getRun(runId);
-        if (run.modelKey !== modelKey(engine.info)) {
-          throw new LogitscopeError('argument_invalid', `run ${runId} was computed with another model, dtype or device (${run.modelPath}); load that model to resume it`, 'runId');
-        }
-        if (run.status === 'completed') throw new LogitscopeError('argument_invalid', `run ${runId} is already complete`, 'runId');
+        checkResumable(engine, this.store.getRun(runId));
       } catch (e) {
         this.release();
         throw e;
