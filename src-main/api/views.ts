@@ -9,7 +9,7 @@ import { LogitscopeError } from '../errors.ts';
 import type { ResultStore, StoredExample } from '../store/result-store.ts';
 import { isCorrect, type Readout } from '../sweep/readout.ts';
 import type { ResolvedTechnique } from '../sweep/techniques.ts';
-import { describeLens } from '../lens/lens.ts';
+import { describeTechnique } from '../sweep/export-record.ts';
 import { checkFingerprints, recordedFingerprints } from '../data/fingerprint.ts';
 import type { ExampleListView, ExampleView, ModelView, RunView } from './contract.ts';
 import type { ExampleQuery } from '../store/example-query.ts';
@@ -30,12 +30,8 @@ export function modelView(e: Engine, loadSeconds: number): ModelView {
   };
 }
 
-/** A technique's prompt and target layer rule as views and exports show them; {} for the logit lens. */
-export function techniqueView(t: ResolvedTechnique): { prompt?: string; promptTokens?: number[]; targetLayer?: 'same' | number; lens?: string } {
-  if (t.kind === 'logit_lens') return {};
-  if (t.kind === 'tuned_lens') return t.lens ? { lens: describeLens(t.lens) } : {};
-  return { prompt: t.prompt, promptTokens: t.promptTokens, targetLayer: t.targetLayer.kind === 'same' ? 'same' : t.targetLayer.layer };
-}
+/** A technique's prompt, target layer rule or lens as views show them (export-record.ts describeTechnique). */
+export const techniqueView = describeTechnique;
 
 /** How runs.diff's intervals are computed, said with every reply (and in figure captions). */
 export const PAIRED_METHOD =

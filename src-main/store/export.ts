@@ -4,9 +4,8 @@ import { pipeline } from 'node:stream/promises';
 import { fileWriter, parquetWriteRows, type SchemaElement } from 'hyparquet-writer';
 import { writeAtomically } from '../fs-atomic.ts';
 import { residHook, type ResidHook } from '../hooks.ts';
-import { CONVENTIONS, describeTechniques, exportExample, exportSummary, paddingIds, type ExportRecord } from '../sweep/export-record.ts';
+import { CONVENTIONS, describeTechnique, describeTechniques, exportExample, exportSummary, paddingIds, type ExportRecord } from '../sweep/export-record.ts';
 import { PARITY_METHOD, runParity } from './parity.ts';
-import { describeLens } from '../lens/lens.ts';
 import type { ResultStore, StoredExample } from './result-store.ts';
 import { CSV_EOL, csvLine } from '../api/csv.ts';
 import { isCorrect, type Readout } from '../sweep/readout.ts';
@@ -97,7 +96,7 @@ interface TableRow {
 function* tableRows(store: ResultStore, runId: string, text?: TokenText): Generator<TableRow> {
   const run = store.getRun(runId);
   const paddingFrom = paddingFromOf(run.model) ?? Infinity;
-  const detail = new Map(run.resolvedTechniques.map((t) => [t.id, t.kind === 'tuned_lens' && t.lens ? describeLens(t.lens) : '']));
+  const detail = new Map(run.resolvedTechniques.map((t) => [t.id, describeTechnique(t).lens ?? '']));
   for (const { example, readouts } of store.iterateResults(runId)) {
     for (const r of readouts) yield tableRow({ runId, example, readout: r, text, paddingFrom, detail: detail.get(r.technique) ?? '' });
   }

@@ -41,16 +41,21 @@ export function describeModel(info: ModelInfo, tokenizer?: { vocabSize: number }
   };
 }
 
+/** A technique's prompt and target layer rule, or the tuned lens in one line, as views and exports show them; {} for the logit lens. */
+export function describeTechnique(t: ResolvedTechnique): { prompt?: string; promptTokens?: number[]; targetLayer?: 'same' | number; lens?: string } {
+  if (t.kind === 'logit_lens') return {};
+  if (t.kind === 'tuned_lens') return t.lens ? { lens: describeLens(t.lens) } : {};
+  return { prompt: t.prompt, promptTokens: t.promptTokens, targetLayer: t.targetLayer.kind === 'same' ? 'same' : t.targetLayer.layer };
+}
+
+/** describeTechnique in the export's naming; the tuned lens's whole record beside its description. */
 export function describeTechniques(techniques: ResolvedTechnique[]): ExportRecord['techniques'] {
   return Object.fromEntries(
-    techniques.map((t) => [
-      t.id,
-      t.kind === 'logit_lens'
-        ? {}
-        : t.kind === 'tuned_lens'
-          ? { lens: t.lens ? { description: describeLens(t.lens), ...t.lens } : null }
-          : { prompt: t.prompt, prompt_tokens: t.promptTokens, target_layer: t.targetLayer.kind === 'same' ? ('same' as const) : t.targetLayer.layer },
-    ]),
+    techniques.map((t) => {
+      const d = describeTechnique(t);
+      if (t.kind === 'tuned_lens') return [t.id, { lens: t.lens ? { description: d.lens!, ...t.lens } : null }];
+      return [t.id, d.prompt === undefined ? {} : { prompt: d.prompt, prompt_tokens: d.promptTokens, target_layer: d.targetLayer }];
+    }),
   );
 }
 
