@@ -11,7 +11,9 @@ import { isCorrect, type Readout } from '../sweep/readout.ts';
 import type { ResolvedTechnique } from '../sweep/techniques.ts';
 import { describeTechnique } from '../sweep/export-record.ts';
 import { checkFingerprints, recordedFingerprints } from '../data/fingerprint.ts';
-import type { ExampleListView, ExampleView, ModelView, RunView } from './contract.ts';
+import type { ExampleListView, ExampleView, ModelView, Payload, Reply, RunView } from './contract.ts';
+import { previewSlice } from '../data/preview.ts';
+import { resolveProtocol } from '../sweep/protocol.ts';
 import type { ExampleQuery } from '../store/example-query.ts';
 import { runParity } from '../store/parity.ts';
 
@@ -65,6 +67,25 @@ export function runView(store: ResultStore, runId: string, cacheRoot?: string): 
     ownsRows: run.ownsRows,
     datasetCheck: checkFingerprints(recordedFingerprints(run.dataset), cacheRoot),
     command: reproduceCommand(run),
+  };
+}
+
+/** A dataset's slice as the protocol would read it: counts and a few samples, before a sweep starts. */
+export async function datasetPreview(p: Payload<'dataset.preview'>): Promise<Reply<'dataset.preview'>> {
+  const protocol = resolveProtocol(p.preset, p.overrides);
+  const preview = await previewSlice(
+    { files: p.files, start: protocol.poolStart, end: protocol.poolEnd, pileSetName: protocol.pileSetName, filter: protocol.filter },
+    { sampleCount: p.sampleCount ?? 5 },
+  );
+  return {
+    protocol,
+    scanned: preview.scanned,
+    passed: preview.passed,
+    filteredOut: preview.filteredOut,
+    skipped: { ...preview.skipped },
+    filteredBy: { ...preview.filteredBy },
+    capped: preview.capped,
+    samples: preview.samples.map((r) => ({ recordIndex: r.index, source: r.source, text: r.text })),
   };
 }
 
