@@ -12,7 +12,8 @@ import type { ResolvedTechnique } from '../src-main/sweep/techniques.ts';
 import { exampleKey, modelKey, techniqueKey } from '../src-main/store/keys.ts';
 import { defaultDbPath } from '../src-main/store/location.ts';
 import { ResultStore } from '../src-main/store/result-store.ts';
-import { layerResultFromRow, rowsFromResults } from '../src-main/store/rows.ts';
+import { rowsFromResults } from '../src-main/store/rows.ts';
+import { layerResultOf } from '../src-main/sweep/readout.ts';
 import { runSweepCache } from '../src-main/store/sweep-cache.ts';
 import { APPLICATION_ID, SCHEMA_VERSION } from '../src-main/store/schema.ts';
 import { INTERVAL_METHODS, summarize } from '../src-main/sweep/summary.ts';
@@ -120,7 +121,7 @@ describe('results cache', () => {
     const hits = store.lookup(q);
     expect([...hits.keys()].sort()).toEqual(q.exampleKeys.slice(0, 2).flatMap((e) => [1, 2].map((l) => `${e}|${techniqueKey(LENS)}|${l}`)).sort());
     const expected = fakeResults(examples(0, 1), [LENS], [1], 3)[0].layers[0];
-    expect(layerResultFromRow(hits.get(`${q.exampleKeys[0]}|${techniqueKey(LENS)}|1`)!, 'logit_lens')).toEqual({
+    expect(layerResultOf({ ...hits.get(`${q.exampleKeys[0]}|${techniqueKey(LENS)}|1`)!, technique: 'logit_lens' })).toEqual({
       ...expected, top_k: { ids: expected.top_k.ids.slice(0, 2), probs: expected.top_k.probs.slice(0, 2).map(Math.fround) },
     });
     expect(store.lookup({ ...q, k: 4 }).size).toBe(0);
@@ -395,6 +396,24 @@ describe('exports', () => {
     expect(await exportCsv(store, id, sink)).toBe(24);
     expect(sink.writableEnded).toBe(false);
     expect(Buffer.concat(chunks).toString('utf8')).toBe(fs.readFileSync(out, 'utf8'));
+  });
+
+  it('each stored row keeps its own reference: the CSV, the summary and the inspector judge a row against it, not its neighbour\'s', async () => {
+    const { store, dir } = freshStore();
+    const run = newRun({ techniques: [LENS], layers: [0, 1] });
+    const id = store.createRun(run);
+    store.setRunExamples(id, examples(0, 1));
+    const [hit, miss] = rowsFromResults(fakeResults(examples(0, 1), [LENS], [0, 1], 3), [LENS]);
+    // Written by hand (no sweep stores this): layer 0 matches its reference, layer 1 names another.
+    store.saveBatch(id, [{ ...hit, referenceTop1: hit.top1 }, { ...miss, referenceTop1: miss.top1 + 1 }]);
+    const out = path.join(dir, 'run.csv');
+    await exportCsv(store, id, out);
+    const [header, ...rows] = parseCsv(fs.readFileSync(out, 'utf8'));
+    const col = (name: string) => rows.map((r) => r[header.indexOf(name)]);
+    expect(col('reference_top1')).toEqual([String(hit.top1), String(miss.top1 + 1)]);
+    expect(col('correct')).toEqual(['1', '0']);
+    expect(store.summary(id).map((s) => s.precision.mean)).toEqual([1, 0]);
+    expect(store.findExamples(id, { filter: { technique: 'logit_lens', layer: 1 }, offset: 0, limit: 1 }).rows[0].layers.map((l) => l.correct)).toEqual([true, false]);
   });
 
   it('the Parquet export reads back with the same rows as the CSV', async () => {

@@ -99,13 +99,14 @@ export function findExamples(db: SqliteFile, shape: RunShape, runId: string, q: 
       ordinal: r.ordinal, recordIndex: r.recordIndex, ...(r.source !== null && { source: r.source }), referenceTop1: r.referenceTop1,
       top1: r.top1, correct: isCorrect(r), surprisal: r.surprisal, surprisalPaper: r.surprisalPaper,
       layers: db
-        .all<{ layer: number; top1: number; surprisal: number }>(
-          `SELECT l.layer, r.top1, r.surprisal FROM run_layers l CROSS JOIN results r
+        .all<{ layer: number; top1: number; referenceTop1: number; surprisal: number }>(
+          `SELECT l.layer, r.top1, r.reference_top1 AS referenceTop1, r.surprisal FROM run_layers l CROSS JOIN results r
            WHERE l.run_id = @run AND r.model_id = @model AND r.example_id = @example AND r.technique_id = @ft AND r.layer = l.layer AND r.k >= @k
              AND ${chosen('r')} ORDER BY l.layer`,
           { run: runId, model: shape.modelId, example: r.exampleId, ft, k: shape.k },
         )
-        .map((c) => ({ layer: c.layer, top1: c.top1, correct: isCorrect({ top1: c.top1, referenceTop1: r.referenceTop1 }), surprisal: c.surprisal })),
+        // Each layer against its own row's reference.
+        .map((c) => ({ layer: c.layer, top1: c.top1, correct: isCorrect(c), surprisal: c.surprisal })),
     })),
   };
 }

@@ -1,6 +1,6 @@
 import { LogitscopeError } from '../errors.ts';
-import type { Example, ExampleResult, LayerResult } from '../sweep/extract.ts';
-import { layerResultOf, readoutsOf, type Readout } from '../sweep/readout.ts';
+import type { Example, ExampleResult } from '../sweep/extract.ts';
+import { readoutsOf, type Readout } from '../sweep/readout.ts';
 import type { ResolvedTechnique } from '../sweep/techniques.ts';
 import { exampleKey, techniqueKey } from './keys.ts';
 import type { LayerResultRow } from './types.ts';
@@ -23,11 +23,6 @@ export function rowsFromReadouts(examples: readonly { example: Example; readouts
 /** The rows to save for a batch the extractor returned. */
 export function rowsFromResults(results: readonly ExampleResult[], techniques: readonly ResolvedTechnique[]): LayerResultRow[] {
   return rowsFromReadouts(results.map((e) => ({ example: e, readouts: readoutsOf(e) })), techniques);
-}
-
-/** A stored row as the export record's per-layer entry, under the technique id the run uses. */
-export function layerResultFromRow(row: LayerResultRow, technique: string): LayerResult {
-  return layerResultOf({ ...row, technique });
 }
 
 /** Token ids as stored (Int32 LE). */
