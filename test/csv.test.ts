@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { csvField, csvLine, csvTable } from '../src-main/api/csv.ts';
+import { csvField, csvLine, csvTable } from '../src-main/csv.ts';
 import { parseCsv } from './fixtures/csv.ts';
 
 describe('the CSV writer', () => {

@@ -7,7 +7,7 @@ import { residHook, type ResidHook } from '../hooks.ts';
 import { CONVENTIONS, describeTechnique, describeTechniques, exportExample, exportSummary, paddingIds, type ExportRecord } from '../sweep/export-record.ts';
 import { PARITY_METHOD, runParity } from './parity.ts';
 import type { ResultStore, StoredExample } from './result-store.ts';
-import { CSV_EOL, csvLine } from '../api/csv.ts';
+import { CSV_EOL, csvLine } from '../csv.ts';
 import { isCorrect, type Readout } from '../sweep/readout.ts';
 
 /**

@@ -4,7 +4,7 @@
  * image, and the legend beside the plot. The PNG export is this SVG rasterized at 2×, so both
  * say the same thing; the CSV is the same numbers as rows.
  */
-import { csvTable, type CsvValue } from '../../src-main/api/csv.ts';
+import { csvTable, type CsvValue } from '../../src-main/csv.ts';
 import { colourOf, dashOf, type ChartRun } from './series.ts';
 
 export interface FigureSpec {

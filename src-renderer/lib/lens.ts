@@ -3,7 +3,7 @@
  * switch, the legend, and the picture as an SVG figure and as rows (CSV). Pure functions of an
  * `extract` reply, so the picture, its export and the tests read the same values.
  */
-import { csvTable, type CsvValue } from '../../src-main/api/csv.ts';
+import { csvTable, type CsvValue } from '../../src-main/csv.ts';
 import type { ExtractCell, ExtractColumn, ExtractView } from '../../src-main/api/contract.ts';
 import { showToken } from './labels.ts';
 

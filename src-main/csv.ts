@@ -1,6 +1,7 @@
 /**
  * The one CSV writer (RFC 4180): the run exports (store/export.ts), the figure and lens CSVs of the
- * renderer. Pure, so the renderer bundles it. Lines end in CRLF, as RFC 4180 says and Excel expects.
+ * renderer. A pure base module, beside errors.ts, so that the store below the API and the renderer
+ * above it both import it. Lines end in CRLF, as RFC 4180 says and Excel expects.
  */
 
 /** A field: a list is written space-separated inside one field, a boolean as 1 or 0, null as empty. */
