@@ -8,7 +8,18 @@ import path from 'node:path';
 import { REFERENCE_DIR } from '../app-paths.ts';
 import { parseReferenceCurve } from '../data/reference-curve.ts';
 import { LogitscopeError } from '../errors.ts';
-import type { Reply } from './contract.ts';
+import type { Payload, Reply } from './contract.ts';
+
+export type ReferenceRequest = 'references.list' | 'references.get' | 'references.parse';
+
+/** The references' requests: they need neither a model nor the results cache. */
+export function referenceHandlers(): { [K in ReferenceRequest]: (payload: Payload<K>) => Promise<Reply<K>> } {
+  return {
+    'references.list': async () => listReferences(),
+    'references.get': async (p) => getReference(p.name),
+    'references.parse': async (p) => parseReference(p.name, p.text),
+  };
+}
 
 const isTable = (file: string) => /\.(json|csv)$/i.test(file);
 

@@ -1,6 +1,7 @@
 import { medianInterval } from '../sweep/significance.ts';
 import type { Interval } from '../sweep/spec.ts';
 import { chosen } from './generations.ts';
+import { correctSql } from '../sweep/readout.ts';
 
 /**
  * Where each example's prediction commits (sweep/commitment.ts), read in SQL: the commitment
@@ -9,7 +10,7 @@ import { chosen } from './generations.ts';
  */
 
 /** With RUN_CELLS (result-store.ts) between them: per example and technique, its last wrong layer (NULL: never wrong). */
-export const LAST_WRONG_SELECT = 'SELECT t.ordinal AS technique, max(iif(r.top1 <> r.reference_top1, r.layer, NULL)) AS lastWrong';
+export const LAST_WRONG_SELECT = `SELECT t.ordinal AS technique, max(iif(${correctSql('r')}, NULL, r.layer)) AS lastWrong`;
 export const LAST_WRONG_GROUP = 'GROUP BY re.ordinal, t.ordinal';
 
 /** One technique's commitment layers over a run's examples. */
@@ -57,6 +58,6 @@ export function summarizeCommitments(
 export function commitmentSql(example: string, technique: string): string {
   const lastWrong = `(SELECT max(w.layer) FROM run_layers wl CROSS JOIN results w
       WHERE wl.run_id = @run AND w.model_id = @model AND w.example_id = ${example} AND w.technique_id = ${technique} AND w.layer = wl.layer
-        AND w.k >= @k AND ${chosen('w')} AND w.top1 <> w.reference_top1)`;
+        AND w.k >= @k AND ${chosen('w')} AND NOT ${correctSql('w')})`;
   return `(SELECT min(cl.layer) FROM run_layers cl WHERE cl.run_id = @run AND cl.layer > coalesce(${lastWrong}, -2))`;
 }

@@ -4,6 +4,7 @@ import type { RunShape } from './run-rows.ts';
 import type { SqliteFile } from './sqlite.ts';
 import type { LayerDifference } from './types.ts';
 import { chosen } from './generations.ts';
+import { correctSql } from '../sweep/readout.ts';
 
 /**
  * B − A compared example by example (runs.diff, runs.diffTechniques): per technique and layer
@@ -59,7 +60,7 @@ function pairedSums(pairing: Pairing): string {
     sum(dq) AS surprisalPaper, sum(dq * dq) AS surprisalPaperSq
   FROM (
     SELECT ta.ordinal AS ordinal, ${label} AS technique, la.layer AS layer,
-      (rb.top1 = rb.reference_top1) - (ra.top1 = ra.reference_top1) AS dp,
+      ${correctSql('rb')} - ${correctSql('ra')} AS dp,
       rb.surprisal - ra.surprisal AS ds,
       rb.surprisal_paper - ra.surprisal_paper AS dq
     ${paired(pairing)}
