@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { ExampleResult } from '../src-main/sweep/extract.ts';
-import type { ResolvedTechnique } from '../src-main/sweep/techniques.ts';
+import type { ResolvedTechnique } from '../src-main/protocol/techniques.ts';
 import { exportCsv, exportJson, exportParquet } from '../src-main/store/export.ts';
 import { exampleKey, techniqueKey } from '../src-main/store/keys.ts';
 import { ResultStore } from '../src-main/store/result-store.ts';

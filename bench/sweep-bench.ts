@@ -18,7 +18,7 @@ import { batchLimits } from '../src-main/sweep/batching.ts';
 import { prepareSweep } from '../src-main/sweep/prepare.ts';
 import { resolveProtocol } from '../src-main/sweep/protocol.ts';
 import { runSweep } from '../src-main/sweep/run-sweep.ts';
-import { BUILT_IN_TECHNIQUES } from '../src-main/sweep/techniques.ts';
+import { BUILT_IN_TECHNIQUES } from '../src-main/protocol/techniques.ts';
 import { writeGptjShaped } from './gptj-shaped.ts';
 
 const { values: o } = parseArgs({

@@ -10,7 +10,7 @@ import type { SerializedError } from '../errors.ts';
 import type { FingerprintCheck } from '../data/fingerprint.ts';
 import type { Parity } from '../store/parity.ts';
 import type { MergeReport } from '../scale/merge.ts';
-import type { ProtocolSettings, Strategy } from '../sweep/spec.ts';
+import type { ProtocolSettings, Strategy } from '../protocol/spec.ts';
 import type { engineStateSchema, EventSchemas, layerSummarySchema, RequestSchemas } from './schemas.ts';
 
 type PayloadOf<K extends keyof RequestSchemas> = z.input<RequestSchemas[K]>;

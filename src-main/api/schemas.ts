@@ -6,7 +6,7 @@
  * setting must not be stored silently in a run's provenance).
  */
 import { z } from 'zod';
-import { DEVICE_FORMAT, DEVICE_PATTERN } from '../engine/device.ts';
+import { DEVICE_FORMAT, DEVICE_PATTERN } from '../protocol/device.ts';
 import { LogitscopeError } from '../errors.ts';
 
 const nonEmpty = (what: string) => z.string().min(1, `${what} cannot be empty`);

@@ -11,7 +11,7 @@ import { runSweepCache } from '../store/sweep-cache.ts';
 import { describeModel } from '../sweep/export-record.ts';
 import { prepareSweep, type PreparedSweep } from '../sweep/prepare.ts';
 import { runSweep, type SweepOutcome, type SweepPlan, type SweepProgress } from '../sweep/run-sweep.ts';
-import type { SweepSpec } from '../sweep/spec.ts';
+import type { SweepSpec } from '../protocol/spec.ts';
 import { type Shard, shardCache, shardOfRun, shardOrdinals } from '../scale/shard.ts';
 
 /** The app's version, recorded with every run so results of different code can be told apart. */

@@ -8,7 +8,7 @@ import type { GptjTokenizer } from '../engine/tokenizer.ts';
 import { LogitscopeError } from '../errors.ts';
 import type { ResultStore, StoredExample } from '../store/result-store.ts';
 import type { LayerResult } from '../sweep/extract.ts';
-import type { ResolvedTechnique } from '../sweep/techniques.ts';
+import type { ResolvedTechnique } from '../protocol/techniques.ts';
 import { describeLens } from '../lens/lens.ts';
 import { checkFingerprints, recordedFingerprints } from '../data/fingerprint.ts';
 import type { ExampleListView, ExampleView, ModelView, RunView } from './contract.ts';

@@ -6,7 +6,7 @@ import { checkCacheRoot } from '../fs-errors.ts';
 import { LENS_WEIGHTS } from '../lens/lens.ts';
 import { readGptjConfig, type GptjConfig } from './config.ts';
 import type { ComputeType } from './graph/layers.ts';
-import { type DeviceChoice, type DeviceKind, parseDevice } from './device.ts';
+import { type DeviceChoice, type DeviceKind, parseDevice } from '../protocol/device.ts';
 import { loadTokenizer, type GptjTokenizer } from './tokenizer.ts';
 import { WorkerClient } from './worker-client.ts';
 import type { BatchRequest, BatchResult, EngineStats, EngineTimings, LoadedModel, Meter, SourceItem, UnembedReply, WorkerReplies, WorkerRequests } from './worker-protocol.ts';

@@ -5,7 +5,7 @@
 import * as ort from 'onnxruntime-node';
 import { LogitscopeError } from '../errors.ts';
 import { CUDA_INSTALL_HINT, cudaProviderInstalled, ortBinaryDir } from './cuda-provider.ts';
-import { type DeviceChoice, type DeviceKind, deviceName, parseDevice } from './device.ts';
+import { type DeviceChoice, type DeviceKind, deviceName, parseDevice } from '../protocol/device.ts';
 
 /** A device kind; a chosen device (which GPU) is a DeviceChoice (device.ts). */
 export type Device = DeviceKind;

@@ -1,7 +1,7 @@
 import type { SerializedError } from '../errors.ts';
 import type { GptjConfig } from './config.ts';
 import type { ComputeType } from './graph/layers.ts';
-import type { DeviceChoice, DeviceKind } from './device.ts';
+import type { DeviceChoice, DeviceKind } from '../protocol/device.ts';
 import type { WeightDtype } from './tensor-ref.ts';
 
 /**

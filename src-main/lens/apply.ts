@@ -13,7 +13,8 @@ import { type Engine } from '../engine/engine.ts';
 import { LogitscopeError } from '../errors.ts';
 import { type Example, type ExampleResult, type LayerResult, layerResult } from '../sweep/extract.ts';
 import { ensureTunedLens } from './fit.ts';
-import { lensDir, type LensRecord, TUNED_LENS_VERSION } from './lens.ts';
+import { lensDir, TUNED_LENS_VERSION } from './lens.ts';
+import type { LensRecord } from '../protocol/lens-settings.ts';
 import { applyLens, engineDevice } from './sessions.ts';
 
 /**

@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { DeviceChoice } from '../engine/device.ts';
+import type { DeviceChoice } from '../protocol/device.ts';
 import { createSession, type HostTensor, type Session } from '../engine/ort-session.ts';
 import { applyGraph, gemmGraph, gramGraph } from './graphs.ts';
 import { LENS_WEIGHTS } from './lens.ts';

@@ -1,5 +1,5 @@
 import { LogitscopeError } from '../errors.ts';
-import type { LayerSummary } from '../sweep/spec.ts';
+import type { LayerSummary } from '../protocol/spec.ts';
 import { summaryFromSums, type LayerSums } from '../sweep/summary.ts';
 import type { RunShape } from './run-rows.ts';
 import type { SqliteFile } from './sqlite.ts';

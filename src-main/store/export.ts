@@ -3,7 +3,7 @@ import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileWriter, parquetWriteRows, type SchemaElement } from 'hyparquet-writer';
 import { writeAtomically } from '../fs-atomic.ts';
-import { residHook, type ResidHook } from '../hooks.ts';
+import { residHook, type ResidHook } from '../protocol/hooks.ts';
 import { CONVENTIONS, describeTechniques, exportSummary, paddingIds, type ExportRecord } from '../sweep/export-record.ts';
 import { PARITY_METHOD, runParity } from './parity.ts';
 import { describeLens } from '../lens/lens.ts';

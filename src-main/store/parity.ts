@@ -15,8 +15,8 @@
  * tolerance. Both numbers come from the same unembedding graph on the same residual row, so they
  * differ only by float rounding of differently batched runs.
  */
-import type { ResolvedTechnique } from '../sweep/techniques.ts';
-import { targetLayerOf } from '../sweep/techniques.ts';
+import type { ResolvedTechnique } from '../protocol/techniques.ts';
+import { targetLayerOf } from '../protocol/techniques.ts';
 import type { ResultStore } from './result-store.ts';
 import type { RunDetail } from './types.ts';
 import type { SqliteFile } from './sqlite.ts';

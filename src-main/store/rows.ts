@@ -1,6 +1,6 @@
 import { LogitscopeError } from '../errors.ts';
 import type { ExampleResult, LayerResult } from '../sweep/extract.ts';
-import type { ResolvedTechnique } from '../sweep/techniques.ts';
+import type { ResolvedTechnique } from '../protocol/techniques.ts';
 import { exampleKey, techniqueKey } from './keys.ts';
 import type { LayerResultRow } from './types.ts';
 

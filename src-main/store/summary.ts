@@ -1,4 +1,4 @@
-import type { LayerSummary } from '../sweep/spec.ts';
+import type { LayerSummary } from '../protocol/spec.ts';
 import type { LayerComparison } from './types.ts';
 
 /**

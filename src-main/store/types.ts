@@ -1,6 +1,6 @@
 import type { SerializedError } from '../errors.ts';
-import type { LayerSummary, ProtocolSettings, Strategy, SweepSpec } from '../sweep/spec.ts';
-import type { ResolvedTechnique } from '../sweep/techniques.ts';
+import type { LayerSummary, ProtocolSettings, Strategy, SweepSpec } from '../protocol/spec.ts';
+import type { ResolvedTechnique } from '../protocol/techniques.ts';
 
 /** The store's public shapes: what goes in when a run starts and what review reads back. */
 

@@ -1,8 +1,8 @@
 import { type Engine, residRow, type TechniqueRows, type UnembedResult } from '../engine/engine.ts';
 import { LogitscopeError } from '../errors.ts';
 import { lensFolder, tunedLensExtract } from '../lens/apply.ts';
-import type { LensRecord } from '../lens/lens.ts';
-import { isTunedLens, type ResolvedTechnique, targetLayerOf } from './techniques.ts';
+import type { LensRecord } from '../protocol/lens-settings.ts';
+import { isTunedLens, type ResolvedTechnique, targetLayerOf } from '../protocol/techniques.ts';
 
 /** One source prompt and the position whose next token is being extracted. */
 export interface Example {

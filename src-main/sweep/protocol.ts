@@ -2,7 +2,7 @@ import { collectSlice, type SliceProgress, type SliceStats } from '../data/slice
 import { mulberry32, shuffleSeeded } from '../data/shuffle.ts';
 import type { DataRecord } from '../data/records.ts';
 import { LogitscopeError } from '../errors.ts';
-import type { PresetName, ProtocolSettings, SweepExample } from './spec.ts';
+import type { PresetName, ProtocolSettings, SweepExample } from '../protocol/spec.ts';
 
 /** PROTOCOL.md's two presets, setting for setting. */
 export const PRESETS: Record<PresetName, ProtocolSettings> = {

@@ -1,5 +1,5 @@
 import type { ExampleResult } from './extract.ts';
-import type { Interval, LayerSummary } from './spec.ts';
+import type { Interval, LayerSummary } from '../protocol/spec.ts';
 
 /**
  * Per-layer summaries and their 95% intervals, in one place: the live view sums ExampleResults

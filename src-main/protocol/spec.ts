@@ -1,5 +1,5 @@
-import type { Device } from '../engine/ort-session.ts';
-import type { TextFilter } from '../data/slice.ts';
+import type { DeviceKind } from './device.ts';
+import type { TextFilter } from './text-filter.ts';
 import type { TechniqueSpec } from './techniques.ts';
 
 export type PresetName = 'logitscope' | 'patchscopes';
@@ -31,7 +31,7 @@ export interface ProtocolSettings {
 
 export interface SweepSpec {
   modelDir: string;
-  device: Device;
+  device: DeviceKind;
   files: string[];
   protocol: ProtocolSettings;
   techniques: TechniqueSpec[];
