@@ -22,6 +22,7 @@ import { checkLayers, techniqueSpecs } from './technique-choices.ts';
 import { mergeShards } from '../scale/merge.ts';
 import { sweepOnDevices } from '../scale/devices.ts';
 import { readGptjConfig } from '../engine/config.ts';
+import { LENS_SESSIONS_MODULE } from '../lens/local-sessions.ts';
 import { CODE_VERSION, resumeStoredSweep, runStoredSweep } from './sweep-service.ts';
 import { exampleListView, exampleView, modelView, PAIRED_METHOD, resolveRunId, runView } from './views.ts';
 
@@ -397,7 +398,7 @@ export class Lab {
     // that had already settled would spin in microtasks and starve the event loop.
     const loading = (async () => {
       try {
-        const engine = await Engine.load({ modelDir, device: p.device ?? 'cpu', dtype: p.dtype, cacheRoot: this.cacheRoot, allowCpuFallback: p.allowCpuFallback ?? false });
+        const engine = await Engine.load({ modelDir, device: p.device ?? 'cpu', dtype: p.dtype, cacheRoot: this.cacheRoot, allowCpuFallback: p.allowCpuFallback ?? false, lensSessions: LENS_SESSIONS_MODULE });
         while (this.leases > 0) await new Promise<void>((resolve) => this.leaseReleased.add(resolve));
         const old = this.engine;
         this.engine = engine;

@@ -6,7 +6,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { LogitscopeError } from '../errors.ts';
-import { LENS_WEIGHTS } from '../lens/lens.ts';
+import type { DeviceChoice } from '../protocol/device.ts';
+import { LENS_WEIGHTS } from '../protocol/lens-settings.ts';
 import type { GptjConfig } from './config.ts';
 import { BLOCKS_MODE, type GraphName, NO_PATCH_LAYER } from './graph/gptj-graphs.ts';
 import type { ComputeType } from './graph/layers.ts';
@@ -40,6 +41,11 @@ const MAX_PREFIXES = 16;
  * the weights in `dir`. Given by the worker, which knows the device.
  */
 export type LensOpener = (dir: string) => Promise<Session>;
+
+/** What the module named by the load request's lensSessions exports (lens/local-sessions.ts). */
+export interface LensSessionsModule {
+  openApplySession(o: { dir: string; device: DeviceChoice; nLayers: number; dModel: number }): Promise<Session>;
+}
 
 /** Lens sessions kept: each maps a lens's (L+1)·d² float32 weights (1.9 GB for GPT-J). */
 const MAX_LENSES = 2;

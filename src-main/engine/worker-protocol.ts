@@ -77,7 +77,8 @@ export interface UnembedReply {
 
 /** Messages between the engine (main thread) and the worker that owns the onnxruntime sessions. */
 export interface WorkerRequests {
-  load: { modelDir: string; device: DeviceChoice; cacheRoot: string; dtype: ComputeType };
+  /** lensSessions: the URL of a LensSessionsModule (engine.ts EngineLoadOptions). */
+  load: { modelDir: string; device: DeviceChoice; cacheRoot: string; dtype: ComputeType; lensSessions?: string };
   source: { items: SourceItem[]; names: string[] };
   prefix: { tokens: number[] };
   patched: { prefixTokens: number[]; vectors: Float32Array; injectLayers: number[] };

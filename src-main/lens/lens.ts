@@ -11,7 +11,7 @@ import path from 'node:path';
 import { verifyHashes } from '../engine/cache-check.ts';
 import { LogitscopeError } from '../errors.ts';
 import { checkProblem, type LensCheck } from './check.ts';
-import type { LensOverrides, LensRecord, LensSettings, LensTrainSlice } from '../protocol/lens-settings.ts';
+import { LENS_META, LENS_WEIGHTS, type LensOverrides, type LensRecord, type LensSettings, type LensTrainSlice } from '../protocol/lens-settings.ts';
 import type { ProtocolSettings } from '../protocol/spec.ts';
 
 /**
@@ -135,10 +135,6 @@ export function describeLens(r: LensRecord): string {
 export function lensDir(modelCacheDir: string, key: string): string {
   return path.join(modelCacheDir, 'tuned-lens', key);
 }
-
-/** The files of a fitted lens: `lens.json` (LensFile) and `weights.f32` (W [L+1, d, d] then b [L+1, d], float32 LE). */
-export const LENS_META = 'lens.json';
-export const LENS_WEIGHTS = 'weights.f32';
 
 /** lens.json: the record plus how the fit went. */
 export interface LensFile extends LensRecord {

@@ -1,7 +1,8 @@
 /**
  * What identifies a fitted tuned lens (lens/lens.ts fits and finds them): its train slice and
- * settings, the record a run keeps of it, and what a user may override. Types only, so the sweep's
- * technique specs (protocol/techniques.ts) can name a lens without importing the lens layer.
+ * settings, the record a run keeps of it, what a user may override, and its files' names. Pure, so
+ * the technique specs (protocol/techniques.ts) and the engine, which applies a lens inside a batch,
+ * name a lens without importing the lens layer.
  */
 import type { TextFilter } from './text-filter.ts';
 
@@ -55,3 +56,7 @@ export interface LensOverrides {
   ridge?: number;
   positionSeed?: number;
 }
+
+/** The files of a fitted lens: `lens.json` (lens/lens.ts LensFile) and `weights.f32` (W [L+1, d, d] then b [L+1, d], float32 LE). */
+export const LENS_META = 'lens.json';
+export const LENS_WEIGHTS = 'weights.f32';
