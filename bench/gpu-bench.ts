@@ -31,7 +31,7 @@ import { Engine, residRow } from '../src-main/engine/engine.ts';
 import type { ComputeType } from '../src-main/engine/graph/layers.ts';
 import { probeDevice } from '../src-main/engine/ort-session.ts';
 import { prepareSweep } from '../src-main/sweep/prepare.ts';
-import { resolveProtocol } from '../src-main/sweep/protocol.ts';
+import { resolveProtocol } from '../src-main/protocol/presets.ts';
 import { runSweep } from '../src-main/sweep/run-sweep.ts';
 import { BUILT_IN_TECHNIQUES } from '../src-main/protocol/techniques.ts';
 import { writeTinyGptj } from '../test/fixtures/checkpoint-writer.ts';

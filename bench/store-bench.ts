@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { ExampleResult } from '../src-main/sweep/extract.ts';
+import type { ExampleResult } from '../src-main/protocol/results.ts';
 import type { ResolvedTechnique } from '../src-main/protocol/techniques.ts';
 import { exportCsv, exportJson, exportParquet } from '../src-main/store/export.ts';
 import { exampleKey, techniqueKey } from '../src-main/store/keys.ts';

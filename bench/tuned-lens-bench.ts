@@ -24,7 +24,7 @@ import { LENS_SESSIONS_MODULE } from '../src-main/lens/local-sessions.ts';
 import { resolveLensSettings } from '../src-main/lens/lens.ts';
 import { choleskySolve, jsGemm } from '../src-main/lens/linalg.ts';
 import { ortGemm } from '../src-main/lens/sessions.ts';
-import { resolveProtocol } from '../src-main/sweep/protocol.ts';
+import { resolveProtocol } from '../src-main/protocol/presets.ts';
 import { writeGptjShaped } from './gptj-shaped.ts';
 
 const { values: o } = parseArgs({

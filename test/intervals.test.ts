@@ -6,7 +6,7 @@ import { mulberry32 } from '../src-main/data/shuffle.ts';
 import { ResultStore } from '../src-main/store/result-store.ts';
 import { rowsFromResults } from '../src-main/store/rows.ts';
 import type { NewRun } from '../src-main/store/types.ts';
-import type { ExampleResult } from '../src-main/sweep/extract.ts';
+import type { ExampleResult } from '../src-main/protocol/results.ts';
 import type { Interval, LayerSummary } from '../src-main/protocol/spec.ts';
 import { regularizedBeta, summarize, tInterval, tQuantile, tQuantile975, wilsonInterval } from '../src-main/sweep/summary.ts';
 import type { ResolvedTechnique } from '../src-main/protocol/techniques.ts';

@@ -5,7 +5,7 @@ import { PassThrough } from 'node:stream';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import Database from 'better-sqlite3';
 import { parquetReadObjects } from 'hyparquet';
-import type { ExampleResult } from '../src-main/sweep/extract.ts';
+import type { ExampleResult } from '../src-main/protocol/results.ts';
 import { exportSummary } from '../src-main/sweep/export-record.ts';
 import type { ProtocolSettings } from '../src-main/protocol/spec.ts';
 import type { ResolvedTechnique } from '../src-main/protocol/techniques.ts';

@@ -7,7 +7,7 @@ import { resumeStoredSweep, runStoredSweep } from '../src-main/api/sweep-service
 import { Engine, type EngineStats } from '../src-main/engine/engine.ts';
 import { exportJson } from '../src-main/store/export.ts';
 import { ResultStore } from '../src-main/store/result-store.ts';
-import { resolveProtocol } from '../src-main/sweep/protocol.ts';
+import { resolveProtocol } from '../src-main/protocol/presets.ts';
 import type { SweepSpec } from '../src-main/protocol/spec.ts';
 import { LOGIT_LENS, LOGITSCOPE, TOKEN_IDENTITY } from '../src-main/protocol/techniques.ts';
 import { writeTinyGptj } from './fixtures/checkpoint-writer.ts';

@@ -22,7 +22,7 @@ import { ortGemm, releaseLensSessions } from '../src-main/lens/sessions.ts';
 import { Extractor, extractNaive } from '../src-main/sweep/extract.ts';
 import { describeTechniques } from '../src-main/sweep/export-record.ts';
 import { prepareSweep } from '../src-main/sweep/prepare.ts';
-import { resolveProtocol } from '../src-main/sweep/protocol.ts';
+import { resolveProtocol } from '../src-main/protocol/presets.ts';
 import { runSweep } from '../src-main/sweep/run-sweep.ts';
 import type { SweepSpec } from '../src-main/protocol/spec.ts';
 import { BUILT_IN_TECHNIQUES, TUNED_LENS } from '../src-main/protocol/techniques.ts';

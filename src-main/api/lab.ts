@@ -9,7 +9,7 @@ import { deserializeError, LogitscopeError, serializeError } from '../errors.ts'
 import { modelKey } from '../store/keys.ts';
 import { defaultDbPath } from '../store/location.ts';
 import { ResultStore } from '../store/result-store.ts';
-import { resolveProtocol } from '../sweep/protocol.ts';
+import { resolveProtocol } from '../protocol/presets.ts';
 import type { SweepSpec } from '../protocol/spec.ts';
 import type { ApiEvents, Envelope, EventName, Payload, Reply, RequestName, RunStatus } from './contract.ts';
 import { doctor } from './doctor-service.ts';

@@ -7,7 +7,7 @@ import type { Engine } from '../engine/engine.ts';
 import type { GptjTokenizer } from '../engine/tokenizer.ts';
 import { LogitscopeError } from '../errors.ts';
 import type { ResultStore, StoredExample } from '../store/result-store.ts';
-import type { LayerResult } from '../sweep/extract.ts';
+import type { LayerResult } from '../protocol/results.ts';
 import type { ResolvedTechnique } from '../protocol/techniques.ts';
 import { describeLens } from '../lens/lens.ts';
 import { checkFingerprints, recordedFingerprints } from '../data/fingerprint.ts';

@@ -11,7 +11,7 @@
  */
 import { type Engine } from '../engine/engine.ts';
 import { LogitscopeError } from '../errors.ts';
-import { type Example, type ExampleResult, type LayerResult, layerResult } from '../sweep/extract.ts';
+import { type Example, type ExampleResult, type LayerResult, layerResult } from '../protocol/results.ts';
 import { ensureTunedLens } from './fit.ts';
 import { lensDir, TUNED_LENS_VERSION } from './lens.ts';
 import type { LensRecord } from '../protocol/lens-settings.ts';

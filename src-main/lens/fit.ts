@@ -20,7 +20,7 @@ import type { Engine } from '../engine/engine.ts';
 import { LogitscopeError } from '../errors.ts';
 import { recordHashes, reportRefused } from '../engine/cache-check.ts';
 import { fsFailure } from '../fs-errors.ts';
-import { buildExamples, selectRecords } from '../sweep/protocol.ts';
+import { buildExamples, selectRecords } from '../data/selection.ts';
 import type { SweepExample } from '../protocol/spec.ts';
 import { checkLens, type LensCheck, PROBE_EXAMPLES, probeProblem, splitHeldOut } from './check.ts';
 import { choleskySolve, type Gemm } from './linalg.ts';

@@ -5,7 +5,7 @@ import { LogitscopeError, type SerializedError } from '../errors.ts';
 import { ResultStore } from '../store/result-store.ts';
 import { rowsFromResults } from '../store/rows.ts';
 import type { RunDetail, RunStatus } from '../store/types.ts';
-import type { ExampleResult } from '../sweep/extract.ts';
+import type { ExampleResult } from '../protocol/results.ts';
 import { shardOfRun, type Shard } from './shard.ts';
 
 /**

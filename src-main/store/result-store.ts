@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { LogitscopeError } from '../errors.ts';
-import type { ExampleResult } from '../sweep/extract.ts';
+import type { ExampleResult } from '../protocol/results.ts';
 import type { LayerSummary } from '../protocol/spec.ts';
 import { summaryBySource, type SourceSummary } from './by-source.ts';
 import { findExamples, type ExampleQuery, type FoundExamples } from './example-query.ts';

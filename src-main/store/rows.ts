@@ -1,5 +1,5 @@
 import { LogitscopeError } from '../errors.ts';
-import type { ExampleResult, LayerResult } from '../sweep/extract.ts';
+import type { ExampleResult, LayerResult } from '../protocol/results.ts';
 import type { ResolvedTechnique } from '../protocol/techniques.ts';
 import { exampleKey, techniqueKey } from './keys.ts';
 import type { LayerResultRow } from './types.ts';

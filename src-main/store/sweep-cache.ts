@@ -1,5 +1,5 @@
 import { LogitscopeError } from '../errors.ts';
-import type { ExampleResult, LayerResult } from '../sweep/extract.ts';
+import type { ExampleResult, LayerResult } from '../protocol/results.ts';
 import type { SweepCache } from '../sweep/run-sweep.ts';
 import { techniqueKey } from './keys.ts';
 import type { ResultStore } from './result-store.ts';

@@ -1,5 +1,5 @@
 import type { ModelInfo } from '../engine/engine.ts';
-import type { ExampleResult } from './extract.ts';
+import type { ExampleResult } from '../protocol/results.ts';
 import type { Interval, LayerSummary } from '../protocol/spec.ts';
 import { residHook } from '../protocol/hooks.ts';
 import { INTERVAL_METHODS } from './summary.ts';

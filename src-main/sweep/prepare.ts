@@ -1,6 +1,6 @@
 import type { Engine } from '../engine/engine.ts';
 import { LogitscopeError } from '../errors.ts';
-import { buildExamples, type ExampleSkips, selectRecords } from './protocol.ts';
+import { buildExamples, type ExampleSkips, selectRecords } from '../data/selection.ts';
 import type { SweepPlan } from './run-sweep.ts';
 import type { SweepSpec } from '../protocol/spec.ts';
 import type { SliceProgress, SliceStats } from '../data/slice.ts';

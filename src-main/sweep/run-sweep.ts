@@ -1,7 +1,8 @@
 import type { Engine } from '../engine/engine.ts';
 import { LogitscopeError } from '../errors.ts';
 import { batchLimits, planBatches } from './batching.ts';
-import { type ExampleResult, Extractor, extractNaive, type LayerResult } from './extract.ts';
+import { Extractor, extractNaive } from './extract.ts';
+import type { ExampleResult, LayerResult } from '../protocol/results.ts';
 import type { LayerSummary, Strategy, SweepExample } from '../protocol/spec.ts';
 import { summarize } from './summary.ts';
 import type { ResolvedTechnique } from '../protocol/techniques.ts';

@@ -1,4 +1,4 @@
-import type { ExampleResult } from './extract.ts';
+import type { ExampleResult } from '../protocol/results.ts';
 import type { Interval, LayerSummary } from '../protocol/spec.ts';
 
 /**
