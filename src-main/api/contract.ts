@@ -8,7 +8,7 @@
 import type { z } from 'zod';
 import type { SerializedError } from '../errors.ts';
 import type { FingerprintCheck } from '../data/fingerprint.ts';
-import type { Parity } from '../store/parity.ts';
+import type { Parity } from '../sweep/parity.ts';
 import type { MergeReport } from '../scale/merge.ts';
 import type { ProtocolSettings, Strategy } from '../protocol/spec.ts';
 import type { engineStateSchema, EventSchemas, layerSummarySchema, RequestSchemas } from './schemas.ts';

@@ -13,7 +13,7 @@ import { describeLens } from '../lens/lens.ts';
 import { checkFingerprints, recordedFingerprints } from '../data/fingerprint.ts';
 import type { ExampleListView, ExampleView, ModelView, RunView } from './contract.ts';
 import type { ExampleQuery } from '../store/example-query.ts';
-import { runParity } from '../store/parity.ts';
+import { runParity } from '../store/run-parity.ts';
 
 export function modelView(e: Engine, loadSeconds: number): ModelView {
   const { nLayers, dModel, nHeads, dHead, dMlp, nCtx, rotaryDim, dVocab } = e.config;

@@ -5,7 +5,8 @@ import { fileWriter, parquetWriteRows, type SchemaElement } from 'hyparquet-writ
 import { writeAtomically } from '../fs-atomic.ts';
 import { residHook, type ResidHook } from '../protocol/hooks.ts';
 import { CONVENTIONS, describeTechniques, exportSummary, paddingIds, type ExportRecord } from '../sweep/export-record.ts';
-import { PARITY_METHOD, runParity } from './parity.ts';
+import { PARITY_METHOD } from '../sweep/parity.ts';
+import { runParity } from './run-parity.ts';
 import { describeLens } from '../lens/lens.ts';
 import type { ResultStore } from './result-store.ts';
 

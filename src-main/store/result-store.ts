@@ -8,7 +8,8 @@ import { exampleKey, techniqueKey } from './keys.ts';
 import { defaultDbPath } from './location.ts';
 import { decodeTokens, decodeTopK, encodeTokens, encodeTopK } from './rows.ts';
 import { prepareSchema } from './schema.ts';
-import { storedParitySums, type ParitySums } from './parity.ts';
+import { storedParitySums } from './parity-sums.ts';
+import type { ParitySums } from '../sweep/parity.ts';
 import { SqliteFile } from './sqlite.ts';
 import { summaryFromSums, type LayerSums } from '../sweep/summary.ts';
 import { compareSummaries, SUMS_GROUP, SUMS_SELECT } from './summary.ts';
@@ -370,7 +371,7 @@ export class ResultStore {
     return this.db.all<LayerSums>(`${SUMS_SELECT} ${RUN_CELLS} ${SUMS_GROUP}`, { model: shape.modelId, k: shape.k, run: runId }).map(summaryFromSums);
   }
 
-  /** The run's technique × last-layer sums for the parity check (parity.ts). */
+  /** The run's technique × last-layer sums for the parity check (parity-sums.ts, judged by sweep/parity.ts). */
   paritySums(runId: string, layer: number): ParitySums[] {
     const shape = this.shape(runId);
     return storedParitySums(this.db, { run: runId, model: shape.modelId, k: shape.k, layer });
