@@ -10,6 +10,8 @@ import type { SerializedError } from '../errors.ts';
 import type { FingerprintCheck } from '../data/fingerprint.ts';
 import type { Parity } from '../sweep/parity.ts';
 import type { MergeReport } from '../scale/merge.ts';
+import type { ProviderState } from '../gpu/install.ts';
+import type { DatasetFingerprint } from '../data/fingerprint.ts';
 import type { ProtocolSettings, Strategy } from '../protocol/spec.ts';
 import type { engineStateSchema, EventSchemas, layerSummarySchema, RequestSchemas } from './schemas.ts';
 
@@ -249,6 +251,15 @@ export interface BySourceView {
   sources: { source: string; n: number; summary: LayerSummary[] }[];
 }
 
+/** The CUDA provider beside onnxruntime-node's library (targetDir), as gpu.status finds it or gpu.install leaves it. */
+export interface GpuProvider {
+  targetDir: string;
+  provider: ProviderState;
+}
+
+/** Types the fronts print, named here so that no front imports below the API. */
+export type { DatasetFingerprint, Parity };
+
 /** The desktop's engine process: starting, ready or stopped, and how it last died. */
 export type EngineState = z.output<typeof engineStateSchema>;
 
@@ -256,6 +267,8 @@ export type EngineState = z.output<typeof engineStateSchema>;
 interface Replies {
   'app.info': AppInfo;
   'app.doctor': DoctorReport;
+  'gpu.status': GpuProvider;
+  'gpu.install': GpuProvider;
   'model.load': ModelView;
   'model.current': ModelView | null;
   'dataset.preview': DatasetPreview;
@@ -303,6 +316,8 @@ export type Envelope<T> = { ok: true; result: T } | { ok: false; error: Serializ
 export const REQUEST_NAMES: readonly RequestName[] = [
   'app.info',
   'app.doctor',
+  'gpu.status',
+  'gpu.install',
   'model.load',
   'model.current',
   'dataset.preview',

@@ -13,6 +13,7 @@ import { resolveProtocol } from '../protocol/presets.ts';
 import type { SweepSpec } from '../protocol/spec.ts';
 import type { ApiEvents, Envelope, EventName, Payload, Reply, RequestName, RunStatus } from './contract.ts';
 import { doctor } from './doctor-service.ts';
+import { gpuInstall, gpuStatus } from './gpu-service.ts';
 import { extractOne, saveExtraction, tokenizeOne } from './extract-service.ts';
 import { exportRun } from './export-service.ts';
 import { showToken } from './format.ts';
@@ -129,6 +130,8 @@ export class Lab {
     }),
 
     'app.doctor': async () => doctor(this.store.file),
+    'gpu.status': async () => gpuStatus(),
+    'gpu.install': async (p) => gpuInstall(p.flavour),
 
     'model.load': async (p) => this.load(p),
 

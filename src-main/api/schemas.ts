@@ -107,6 +107,10 @@ export const requestSchemas = {
   'app.info': empty,
   /** Which execution providers start here, the GPU, and where data is kept. */
   'app.doctor': empty,
+  /** Which CUDA provider is beside onnxruntime-node's library. */
+  'gpu.status': empty,
+  /** Fetch and install onnxruntime's CUDA provider of one CUDA version (the CLI's `gpu install`). */
+  'gpu.install': z.strictObject({ flavour: z.enum(['cuda12', 'cuda13'], { error: 'choose cuda12 or cuda13' }) }),
   'model.load': z.strictObject({
     dir: nonEmpty('the model directory'),
     device: deviceSchema.optional(),
