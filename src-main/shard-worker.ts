@@ -9,7 +9,7 @@
 import { Lab } from './api/lab.ts';
 import type { SweepRequest } from './api/contract.ts';
 import { serializeError } from './errors.ts';
-import type { ShardJob, ShardMessage } from './protocol/shard-job.ts';
+import type { ShardJob, ShardMessage } from './protocol/shards.ts';
 
 const send = (m: ShardMessage) => process.stdout.write(`${JSON.stringify(m)}\n`);
 

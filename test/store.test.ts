@@ -10,7 +10,7 @@ import { exportSummary } from '../src-main/sweep/export-record.ts';
 import type { ProtocolSettings } from '../src-main/protocol/spec.ts';
 import type { ResolvedTechnique } from '../src-main/protocol/techniques.ts';
 import { exampleKey, modelKey, techniqueKey } from '../src-main/store/keys.ts';
-import { defaultDbPath } from '../src-main/store/location.ts';
+import { defaultDbPath } from '../src-main/db-paths.ts';
 import { ResultStore } from '../src-main/store/result-store.ts';
 import { layerResultFromRow, rowsFromResults } from '../src-main/store/rows.ts';
 import { runSweepCache } from '../src-main/store/sweep-cache.ts';

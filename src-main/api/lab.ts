@@ -7,7 +7,7 @@ import { Engine } from '../engine/engine.ts';
 import { loadTokenizer, type GptjTokenizer } from '../engine/tokenizer.ts';
 import { deserializeError, LogitscopeError, serializeError } from '../errors.ts';
 import { modelKey } from '../store/keys.ts';
-import { defaultDbPath } from '../store/location.ts';
+import { defaultDbPath } from '../db-paths.ts';
 import { ResultStore } from '../store/result-store.ts';
 import { resolveProtocol } from '../protocol/presets.ts';
 import type { SweepSpec } from '../protocol/spec.ts';

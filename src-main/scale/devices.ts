@@ -8,7 +8,7 @@ import type { ResultStore } from '../store/result-store.ts';
 import type { SweepProgress } from '../sweep/run-sweep.ts';
 import { mergeShards, serializedIncomplete, type MergeReport } from './merge.ts';
 import type { DeviceKind } from '../protocol/device.ts';
-import type { ShardJob, ShardMessage, ShardSweepRequest } from '../protocol/shard-job.ts';
+import type { ShardJob, ShardMessage, ShardSweepRequest } from '../protocol/shards.ts';
 
 /**
  * A sweep split across the devices of one box: one shard per device, each a child process with

@@ -5,7 +5,7 @@ import type { LayerSummary } from '../protocol/spec.ts';
 import { summaryBySource, type SourceSummary } from './by-source.ts';
 import { findExamples, type ExampleQuery, type FoundExamples } from './example-query.ts';
 import { exampleKey, techniqueKey } from './keys.ts';
-import { defaultDbPath } from './location.ts';
+import { defaultDbPath } from '../db-paths.ts';
 import { decodeTokens, decodeTopK, encodeTokens, encodeTopK } from './rows.ts';
 import { prepareSchema } from './schema.ts';
 import { storedParitySums } from './parity-sums.ts';
