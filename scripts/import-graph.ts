@@ -1,7 +1,8 @@
 /**
- * The run-time import graph of the TypeScript sources: which module loads which when it runs.
- * Type-only imports (`import type`, or every name marked `type`) are left out, since tsx erases
- * them; dynamic `import('…')` of a literal path counts, since it loads when reached.
+ * The import graph of the TypeScript sources. `imports` reads every import of a file, each marked
+ * type-only or not (check-layers.ts counts both); `runtimeImports` and `reachable` are which module
+ * loads which when it runs: type-only imports (`import type`, or every name marked `type`) are left
+ * out, since tsx erases them; dynamic `import('…')` of a literal path counts, since it loads when reached.
  */
 import fs from 'node:fs';
 import path from 'node:path';
