@@ -3,6 +3,7 @@ import path from 'node:path';
 import { defaultCacheDir } from '../app-paths.ts';
 import { LogitscopeError } from '../errors.ts';
 import { checkCacheRoot } from '../fs-errors.ts';
+import { residHook, residIndex } from '../protocol/hooks.ts';
 import { LENS_WEIGHTS } from '../protocol/lens-settings.ts';
 import { readGptjConfig, type GptjConfig } from './config.ts';
 import type { ComputeType } from './graph/layers.ts';
@@ -274,6 +275,6 @@ export class Engine {
 
 /** Row `b` of layer `layer` (-1 = embeddings) in a SourceResult. */
 export function residRow(r: SourceResult, layer: number, b: number, dModel: number): Float32Array {
-  const start = ((layer + 1) * r.batch + b) * dModel;
+  const start = (residIndex(residHook(layer)) * r.batch + b) * dModel;
   return r.resid.subarray(start, start + dModel);
 }

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { LogitscopeError } from '../errors.ts';
 import type { DeviceChoice } from '../protocol/device.ts';
+import { residHook, residIndex } from '../protocol/hooks.ts';
 import { LENS_WEIGHTS } from '../protocol/lens-settings.ts';
 import type { GptjConfig } from './config.ts';
 import { BLOCKS_MODE, type GraphName, NO_PATCH_LAYER } from './graph/gptj-graphs.ts';
@@ -221,9 +222,10 @@ export class ModelRunner {
     const groups = new Map<number, number[]>(); // lens layer index -> row indices
     layers.forEach((l, r) => {
       if (l === nLayers - 1) return;
-      const g = groups.get(l + 1);
+      const index = residIndex(residHook(l)); // the lens's layer axis is the residual stack's
+      const g = groups.get(index);
       if (g) g.push(r);
-      else groups.set(l + 1, [r]);
+      else groups.set(index, [r]);
     });
     if (groups.size === 0) return;
     const members = [...groups.values()];
@@ -353,7 +355,7 @@ export class ModelRunner {
     let where = 'its residual stream is finite through the last block, so ln_f or lm_head overflowed';
     for (let layer = -1; layer < this.config.nLayers; layer++) {
       if (!this.residRow(resid, batch, layer, bad).every(Number.isFinite)) {
-        where = `its residual stream is first non-finite at ${layer < 0 ? 'hook_embed (layer -1)' : `blocks.${layer}.hook_resid_post (layer ${layer})`}`;
+        where = `its residual stream is first non-finite at ${residHook(layer)} (layer ${layer})`;
         break;
       }
     }
@@ -368,7 +370,7 @@ export class ModelRunner {
   /** Row b of layer `layer` (-1 = embeddings) in a resid [L+1, batch, d]. */
   private residRow(resid: Float32Array, batch: number, layer: number, b: number): Float32Array {
     const { dModel } = this.config;
-    const start = ((layer + 1) * batch + b) * dModel;
+    const start = (residIndex(residHook(layer)) * batch + b) * dModel;
     return resid.subarray(start, start + dModel);
   }
 

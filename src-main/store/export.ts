@@ -3,7 +3,7 @@ import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileWriter, parquetWriteRows, type SchemaElement } from 'hyparquet-writer';
 import { writeAtomically } from '../fs-atomic.ts';
-import { residHook, type ResidHook } from '../protocol/hooks.ts';
+import { type Hook, residHook } from '../protocol/hooks.ts';
 import { CONVENTIONS, describeTechniques, exportSummary, paddingIds, type ExportRecord } from '../sweep/export-record.ts';
 import { PARITY_METHOD } from '../sweep/parity.ts';
 import { runParity } from './run-parity.ts';
@@ -79,8 +79,8 @@ interface TableRow {
   reference_top1_text: string;
   technique: string;
   layer: number;
-  /** hooks.ts residHook(layer): blocks.{l}.hook_resid_post, or hook_embed for layer -1. */
-  hook: ResidHook;
+  /** protocol/hooks.ts residHook(layer): blocks.{l}.hook_resid_post, or hook_embed for layer -1. */
+  hook: Hook;
   top1: number;
   top1_text: string;
   correct: boolean;
