@@ -12,12 +12,12 @@ import type { Parity } from '../sweep/parity.ts';
 import type { MergeReport } from '../scale/merge.ts';
 import type { ProviderState } from '../gpu/install.ts';
 import type { DatasetFingerprint } from '../data/fingerprint.ts';
+import type { DeviceId } from '../protocol/device.ts';
 import type { ProtocolSettings, Strategy } from '../protocol/spec.ts';
 import type { engineStateSchema, EventSchemas, layerSummarySchema, RequestSchemas } from './schemas.ts';
 
 type PayloadOf<K extends keyof RequestSchemas> = z.input<RequestSchemas[K]>;
 
-export type Device = PayloadOf<'model.load'>['device'] & string;
 export type RunStatus = NonNullable<PayloadOf<'runs.list'>['status']>;
 
 export interface AppInfo {
@@ -34,7 +34,7 @@ export interface ModelView {
   format: string;
   weightDtype: string;
   computeDtype: string;
-  device: Device;
+  device: DeviceId;
   fallbackReason?: string;
   config: {
     nLayers: number;
@@ -92,7 +92,7 @@ export interface RunSummaryView {
 }
 
 export interface RunView extends RunSummaryView {
-  device: Device;
+  device: DeviceId;
   /** The compute dtype the run's numbers were made with (a resume uses the same). */
   computeDtype: 'float32' | 'float16';
   protocol: ProtocolSettings;
@@ -226,7 +226,7 @@ export interface DoctorReport {
   versions: Record<string, string>;
   providers: { name: string; bundled: boolean }[];
   /** Per device: whether a session starts, or why not and what to install. */
-  devices: { device: Device; starts: boolean; detail: string }[];
+  devices: { device: DeviceId; starts: boolean; detail: string }[];
   gpus: string[];
   dbPath: string;
   cacheDir: string;
@@ -258,7 +258,7 @@ export interface GpuProvider {
 }
 
 /** Types the fronts print, named here so that no front imports below the API. */
-export type { DatasetFingerprint, Parity };
+export type { DatasetFingerprint, DeviceId, Parity };
 
 /** The desktop's engine process: starting, ready or stopped, and how it last died. */
 export type EngineState = z.output<typeof engineStateSchema>;
