@@ -13,7 +13,7 @@ import { exportCsv, exportJson, exportParquet } from '../src-main/store/export.t
 import { exampleKey, techniqueKey } from '../src-main/store/keys.ts';
 import { ResultStore } from '../src-main/store/result-store.ts';
 import { rowsFromResults } from '../src-main/store/rows.ts';
-import { summarize } from '../src-main/sweep/summary.ts';
+import { summarize } from '../src-main/sweep/intervals.ts';
 import type { RunExampleInput } from '../src-main/store/types.ts';
 
 const EXAMPLES = 2000;

@@ -15,7 +15,7 @@ import { ResultStore } from '../src-main/store/result-store.ts';
 import { layerResultFromRow, rowsFromResults } from '../src-main/store/rows.ts';
 import { runSweepCache } from '../src-main/store/sweep-cache.ts';
 import { APPLICATION_ID, SCHEMA_VERSION } from '../src-main/store/schema.ts';
-import { INTERVAL_METHODS, summarize } from '../src-main/sweep/summary.ts';
+import { INTERVAL_METHODS, summarize } from '../src-main/sweep/intervals.ts';
 import { csvField, exportCsv, exportJson, exportParquet, TABLE_COLUMNS } from '../src-main/store/export.ts';
 import type { NewRun, RunExampleInput } from '../src-main/store/types.ts';
 import { parseCsv } from './fixtures/csv.ts';

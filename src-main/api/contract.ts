@@ -50,10 +50,10 @@ export interface ModelView {
 }
 
 /**
- * Per technique and layer: n, and the means with their 95% intervals as they cross the boundary
- * (an unbounded bound, NaN in process, arrives as null).
+ * A LayerSummary (protocol/spec.ts) as it crosses the boundary: per technique and layer, n and the
+ * means with their 95% intervals (an unbounded bound, NaN in process, arrives as null).
  */
-export type LayerSummary = z.output<typeof layerSummarySchema>;
+export type SummaryRow = z.output<typeof layerSummarySchema>;
 
 export type ProtocolOverrides = NonNullable<PayloadOf<'sweep.start'>['overrides']>;
 
@@ -101,8 +101,8 @@ export interface RunView extends RunSummaryView {
   dataset: { files: string[] } & Record<string, unknown>;
   /** `lens`: the tuned lens the run read through, in one line (its train slice, seed, ridge, key). */
   techniquePrompts: Record<string, { prompt?: string; promptTokens?: number[]; targetLayer?: 'same' | number; lens?: string }>;
-  summary: LayerSummary[];
-  /** At the last layer, each technique against the model's own distribution (store/parity.ts); a failure marks the run. */
+  summary: SummaryRow[];
+  /** At the last layer, each technique against the model's own distribution (sweep/parity.ts); a failure marks the run. */
   parity: Parity;
   error: SerializedError | null;
   /** The `logitscope sweep` command that computes this run again with every setting spelled out; null for a saved extraction. */
@@ -165,7 +165,7 @@ export interface ExampleListView {
  * Run b minus run a at one technique and layer, over the n examples both computed: the mean
  * per-example difference with its paired 95% Student t interval (bounds null when n < 2).
  */
-export type DifferenceRow = LayerSummary;
+export type DifferenceRow = SummaryRow; // a LayerDifference (protocol/spec.ts) on the wire: the same fields, paired t intervals
 
 export interface DifferenceView {
   a: string;
@@ -181,8 +181,8 @@ export interface DifferenceView {
 export interface ComparisonRow {
   technique: string;
   layer: number;
-  a?: LayerSummary;
-  b?: LayerSummary;
+  a?: SummaryRow;
+  b?: SummaryRow;
 }
 
 /** `entropy`: nats, of the technique's full next-token distribution there (all dVocab rows). */
@@ -248,7 +248,7 @@ export interface ExportReply {
 export interface BySourceView {
   technique: string;
   /** Examples whose record named no source are grouped as "(none)". */
-  sources: { source: string; n: number; summary: LayerSummary[] }[];
+  sources: { source: string; n: number; summary: SummaryRow[] }[];
 }
 
 /** The CUDA provider beside onnxruntime-node's library (targetDir), as gpu.status finds it or gpu.install leaves it. */

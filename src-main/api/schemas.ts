@@ -22,7 +22,7 @@ export const runIdSchema = z.string().trim().min(4, 'give at least 4 characters 
 export const requestIdSchema = z.string().min(1).max(100);
 
 export const presetSchema = z.enum(['logitscope', 'patchscopes']);
-/** The device a model loads on, as engine/device.ts parses it: cpu, cuda (= cuda:0), cuda:N or webgpu. */
+/** The device a model loads on, as protocol/device.ts parses it: cpu, cuda (= cuda:0), cuda:N or webgpu. */
 export const deviceSchema = z.string().regex(DEVICE_PATTERN, `a device is ${DEVICE_FORMAT}`);
 export const strategySchema = z.enum(['fast', 'naive']);
 /**

@@ -9,7 +9,7 @@ import type { TextFilter } from './text-filter.ts';
 /**
  * The records a lens is trained on: items [start, end) of the pool records [poolStart, poolEnd)
  * of the sweep's files, filtered with the sweep's filter and shuffled with `shuffleSeed` (null =
- * file order), exactly as an evaluation slice is selected (sweep/protocol.ts).
+ * file order), exactly as an evaluation slice is selected (data/selection.ts).
  */
 export interface LensTrainSlice {
   poolStart: number;
@@ -31,7 +31,7 @@ export interface LensSettings {
   /** Dataset files, as given (builtin: names or paths). */
   files: string[];
   train: LensTrainSlice;
-  /** Seeds each train example's position (drawn as for evaluation, sweep/protocol.ts drawPosition). */
+  /** Seeds each train example's position (drawn as for evaluation, data/selection.ts drawPosition). */
   positionSeed: number;
   ridge: number;
 }

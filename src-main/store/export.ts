@@ -42,7 +42,7 @@ export function exportJson(store: ResultStore, runId: string): ExportRecord {
       timings: run.timings,
       error: run.error,
     },
-    // The method is named here from sweep/summary.ts, where the intervals are computed, so it cannot drift from them.
+    // The method is named here from sweep/intervals.ts, where the intervals are computed, so it cannot drift from them.
     summary: exportSummary(store.summary(runId)),
     parity: { ...runParity(store, run), method: PARITY_METHOD },
     examples: Array.from(store.iterateResults(runId), ({ example, result }) => ({

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { LogitscopeError } from '../errors.ts';
 import type { ExampleResult } from '../protocol/results.ts';
-import type { LayerSummary } from '../protocol/spec.ts';
+import type { LayerDifference, LayerSummary } from '../protocol/spec.ts';
 import { summaryBySource, type SourceSummary } from './by-source.ts';
 import { findExamples, type ExampleQuery, type FoundExamples } from './example-query.ts';
 import { exampleKey, techniqueKey } from './keys.ts';
@@ -11,8 +11,8 @@ import { prepareSchema } from './schema.ts';
 import { storedParitySums } from './parity-sums.ts';
 import type { ParitySums } from '../sweep/parity.ts';
 import { SqliteFile } from './sqlite.ts';
-import { summaryFromSums, type LayerSums } from '../sweep/summary.ts';
-import { compareSummaries, SUMS_GROUP, SUMS_SELECT } from './summary.ts';
+import { summaryFromSums, type LayerSums } from '../sweep/intervals.ts';
+import { compareSummaries, SUMS_GROUP, SUMS_SELECT } from './summary-sums.ts';
 import { largestDifferences, pairedDifference, sharedExamples, type LargestDifference } from './difference.ts';
 import { chosen, NEXT_GEN } from './generations.ts';
 import {
@@ -20,7 +20,7 @@ import {
   type Liveness, type RunRow, type RunShape,
 } from './run-rows.ts';
 import type {
-  LayerComparison, LayerDifference, LayerResultRow, LookupQuery, NewRun, RunDetail, RunEdit, RunEnd, RunExample, RunExampleInput, RunFilter, RunListItem,
+  LayerComparison, LayerResultRow, LookupQuery, NewRun, RunDetail, RunEdit, RunEnd, RunExample, RunExampleInput, RunFilter, RunListItem,
 } from './types.ts';
 
 export interface StoreOpenOptions {

@@ -130,13 +130,6 @@ export interface RunEdit {
   tags?: string[];
 }
 
-/**
- * One technique and layer of run b minus run a, over the examples both runs computed (paired by
- * example, technique and layer): n shared examples and the mean difference with its interval.
- * The same shape as a summary, with differences in place of means.
- */
-export type LayerDifference = LayerSummary;
-
 export interface RunDetail extends RunListItem {
   model: Record<string, unknown>;
   /** The files and, when recorded, how they were read (scan, filter and skip counts). */

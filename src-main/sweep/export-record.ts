@@ -2,7 +2,7 @@ import type { ModelInfo } from '../engine/engine.ts';
 import type { ExampleResult } from '../protocol/results.ts';
 import type { Interval, LayerSummary } from '../protocol/spec.ts';
 import { residHook } from '../protocol/hooks.ts';
-import { INTERVAL_METHODS } from './summary.ts';
+import { INTERVAL_METHODS } from './intervals.ts';
 import type { ResolvedTechnique } from '../protocol/techniques.ts';
 import { describeLens } from '../lens/lens.ts';
 import type { LensRecord } from '../protocol/lens-settings.ts';

@@ -4,7 +4,7 @@ import { batchLimits, planBatches } from './batching.ts';
 import { Extractor, extractNaive } from './extract.ts';
 import type { ExampleResult, LayerResult } from '../protocol/results.ts';
 import type { LayerSummary, Strategy, SweepExample } from '../protocol/spec.ts';
-import { summarize } from './summary.ts';
+import { summarize } from './intervals.ts';
 import type { ResolvedTechnique } from '../protocol/techniques.ts';
 
 export interface SweepPlan {
