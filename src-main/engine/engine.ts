@@ -16,7 +16,7 @@ export type { BatchRequest, BatchResult, EngineStats, EngineTimings, SourceItem,
 
 export interface EngineLoadOptions {
   modelDir: string;
-  /** cpu (the default), cuda (= cuda:0), cuda:N (GPU N) or webgpu: parseDevice (device.ts) checks it first. */
+  /** cpu (the default), cuda (= cuda:0), cuda:N (GPU N) or webgpu: parseDevice (protocol/device.ts) checks it first. */
   device?: string;
   /**
    * The element type the graphs compute in: float32 by default on the CPU, float16 on a GPU. Graph
