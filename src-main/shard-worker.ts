@@ -1,8 +1,8 @@
 /**
  * One shard of a devices sweep (scale/devices.ts), as a child process: a Lab over the shard's own
  * database, the model loaded on this child's device, and the shard swept (or resumed, on a retry).
- * It reports to its parent on stdout, one JSON object per line (protocol/shard-job.ts ShardMessage); everything else it
- * prints goes to stderr. SIGTERM cancels after the finished batches are stored.
+ * It reports to its parent on stdout, one JSON object per line (protocol/shards.ts ShardMessage);
+ * everything else it prints goes to stderr. SIGTERM cancels after the finished batches are stored.
  *
  * Started as `node --import tsx shard-worker.ts JOB` with the ShardJob as JSON.
  */

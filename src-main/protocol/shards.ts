@@ -1,7 +1,8 @@
 /**
- * Shards as every layer names them: a shard i/N, its parser, the ordinals as text, and what a devices sweep (scale/devices.ts) and its shard processes (src-main/shard-worker.ts, a front
- * beside the CLI) say to each other: the job a shard is started with, as JSON in its argv, and the
- * lines it prints back. Below the API and scale/, so the front and scale/ share it without a circle.
+ * Shards as every layer names them: a shard i/N, its parser and missing ordinals as text; and what
+ * a devices sweep (scale/devices.ts) and its shard processes (src-main/shard-worker.ts, a front
+ * beside the CLI) say to each other: the job a shard starts with, as JSON in its argv, and the
+ * lines it prints back. Below scale/ and the API, so the fronts and scale/ share it without a circle.
  */
 import { LogitscopeError, type SerializedError } from '../errors.ts';
 import type { DeviceKind } from './device.ts';
