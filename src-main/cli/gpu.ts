@@ -10,6 +10,9 @@ Puts onnxruntime's CUDA provider beside onnxruntime-node's own library (never pa
            a CUDA 13 build for onnxruntime 1.29.0), checks both versions, and copies its provider
 Then put the CUDA and cuDNN 9 libraries of that CUDA version on LD_LIBRARY_PATH and run with --device cuda.`;
 
+/** The provider is no business of the results database: an in-memory one leaves the user's unopened, as before these were requests. */
+const NO_DB = { db: ':memory:' };
+
 /** `logitscope gpu`: the gpu.install or gpu.status request, printed. */
 export const gpuCommand = {
   summary: 'install the CUDA provider (cuda12 or cuda13), or show which is installed',
@@ -18,7 +21,7 @@ export const gpuCommand = {
     if (!parsed) return;
     const [sub, flavour] = parsed.positionals;
     if (sub === 'status') {
-      const { targetDir, provider: s } = await withLab({}, (lab) => lab.call('gpu.status', {}));
+      const { targetDir, provider: s } = await withLab(NO_DB, (lab) => lab.call('gpu.status', {}));
       if (s.state === 'absent') console.log(`no CUDA provider in ${targetDir}`);
       else if (s.state === 'present') console.log(`${s.flavour} provider for onnxruntime ${s.onnxruntime} in ${targetDir}`);
       else console.log(`a CUDA provider for onnxruntime ${s.found} is in ${targetDir}, but onnxruntime-node is ${s.wanted}: reinstall it`);
@@ -27,6 +30,6 @@ export const gpuCommand = {
     if (sub !== 'install') throw new LogitscopeError('argument_invalid', `${sub ? `unknown subcommand "${sub}"` : 'a subcommand is required'}\n\n${HELP}`);
     // Checked here too, so the usage comes with the refusal (the API's schema says the same words).
     if (flavour !== 'cuda12' && flavour !== 'cuda13') throw new LogitscopeError('argument_invalid', `choose cuda12 or cuda13\n\n${HELP}`, 'flavour');
-    await withLab({}, (lab) => lab.call('gpu.install', { flavour }));
+    await withLab(NO_DB, (lab) => lab.call('gpu.install', { flavour }));
   },
 };
