@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { ExampleView, SweepRequest } from '../src-main/api/contract.ts';
 import { Lab } from '../src-main/api/lab.ts';
 import { newcombeDifference, welchDifference } from '../src-main/sweep/significance.ts';
-import { tInterval } from '../src-main/sweep/summary.ts';
+import { tInterval } from '../src-main/sweep/intervals.ts';
 import { writeTinyGptj } from './fixtures/checkpoint-writer.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'api-comparisons-'));

@@ -1,5 +1,5 @@
 import { medianInterval } from '../sweep/significance.ts';
-import type { Interval } from '../sweep/spec.ts';
+import type { Interval } from '../protocol/spec.ts';
 import { chosen } from './generations.ts';
 import { correctSql } from '../sweep/readout.ts';
 

@@ -1,13 +1,13 @@
 import { LogitscopeError } from '../errors.ts';
-import type { ExampleResult } from '../sweep/extract.ts';
+import type { ExampleResult } from '../protocol/results.ts';
 import { exampleResultOf } from '../sweep/readout.ts';
-import type { LayerSummary } from '../sweep/spec.ts';
-import { summaryFromSums } from '../sweep/summary.ts';
+import type { LayerDifference, LayerSummary } from '../protocol/spec.ts';
+import { summaryFromSums } from '../sweep/intervals.ts';
 import { summaryBySource, type SourceSummary } from './by-source.ts';
 import { LAST_WRONG_GROUP, LAST_WRONG_SELECT, summarizeCommitments, type CommitmentSummary } from './commitment-query.ts';
 import { largestDifferences, pairedDifference, sharedExamples, type LargestDifference, type Pairing } from './difference.ts';
 import { findExamples, type ExampleQuery, type FoundExamples } from './example-query.ts';
-import { defaultDbPath } from './location.ts';
+import { defaultDbPath } from '../db-paths.ts';
 import { storedParitySums, type ParitySums } from './parity.ts';
 import { iterateStored, lookupRows, readRunExamples, RUN_CELLS, type StoredExample } from './row-reads.ts';
 import { saveRows, storeExamples } from './row-writes.ts';
@@ -18,9 +18,9 @@ import {
 } from './run-rows.ts';
 import { prepareSchema } from './schema.ts';
 import { SqliteFile } from './sqlite.ts';
-import { compareSummaries, SUMS_GROUP, SUMS_SELECT } from './summary.ts';
+import { compareSummaries, SUMS_GROUP, SUMS_SELECT } from './summary-sums.ts';
 import type {
-  LayerComparison, LayerDifference, LayerResultRow, LookupQuery, NewRun, RunDetail, RunEdit, RunEnd, RunExample, RunExampleInput, RunFilter, RunListItem,
+  LayerComparison, LayerResultRow, LookupQuery, NewRun, RunDetail, RunEdit, RunEnd, RunExample, RunExampleInput, RunFilter, RunListItem,
 } from './types.ts';
 
 export type { StoredExample } from './row-reads.ts';
@@ -198,7 +198,7 @@ export class ResultStore {
     return summarizeCommitments(rows, shape.techniqueNames, shape.layers);
   }
 
-  /** The run's technique × last-layer sums for the parity check (parity.ts). */
+  /** The run's technique × last-layer sums for the parity check (parity-sums.ts, judged by sweep/parity.ts). */
   paritySums(runId: string, layer: number): ParitySums[] {
     const shape = this.shape(runId);
     return storedParitySums(this.db, { run: runId, model: shape.modelId, k: shape.k, layer });

@@ -1,8 +1,7 @@
-import type { McNemar } from '../sweep/significance.ts';
 import type { SerializedError } from '../errors.ts';
 import type { Readout } from '../sweep/readout.ts';
-import type { LayerSummary, ProtocolSettings, Strategy, SweepSpec } from '../sweep/spec.ts';
-import type { ResolvedTechnique } from '../sweep/techniques.ts';
+import type { LayerSummary, ProtocolSettings, Strategy, SweepSpec } from '../protocol/spec.ts';
+import type { ResolvedTechnique } from '../protocol/techniques.ts';
 
 /** The store's public shapes: what goes in when a run starts and what review reads back. */
 
@@ -127,17 +126,6 @@ export interface RunEdit {
   name?: string | null;
   notes?: string | null;
   tags?: string[];
-}
-
-/**
- * One technique and layer of B minus A: the same shape as a summary, with differences in place of
- * means. Paired (by example, technique and layer): n pairs, and McNemar's exact test on
- * precision@1. Unpaired (no shared example): each side's n, and n is their sum.
- */
-export interface LayerDifference extends LayerSummary {
-  mcnemar?: McNemar;
-  nA?: number;
-  nB?: number;
 }
 
 export interface RunDetail extends RunListItem {

@@ -1,6 +1,6 @@
 import { newcombeDifference, welchDifference } from '../sweep/significance.ts';
-import type { LayerSums } from '../sweep/summary.ts';
-import type { LayerDifference } from './types.ts';
+import type { LayerSums } from '../sweep/intervals.ts';
+import type { LayerDifference } from '../protocol/spec.ts';
 
 /**
  * B − A for two runs that share no example (different slices): nothing can be paired, so each

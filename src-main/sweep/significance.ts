@@ -1,8 +1,8 @@
-import type { Interval } from './spec.ts';
-import { logGamma, tQuantile975, wilsonInterval } from './summary.ts';
+import type { Interval, McNemar } from '../protocol/spec.ts';
+import { logGamma, tQuantile975, wilsonInterval } from './intervals.ts';
 
 /**
- * The tests a comparison reports, beside summary.ts's one-sample intervals. Each is named in
+ * The tests a comparison reports, beside intervals.ts's one-sample intervals. Each is named in
  * docs/PROTOCOL.md ("Comparing techniques and runs") with its formula; the difference view says
  * which one it used and why.
  */
@@ -16,14 +16,6 @@ export function binomialHalfCdf(m: number, n: number): number {
   let total = 0;
   for (let i = 0; i <= m; i++) total += Math.exp(logChoose(i) + logHalfN);
   return Math.min(1, total);
-}
-
-export interface McNemar {
-  /** Examples right under A only, and under B only: the discordant pairs, all the test looks at. */
-  onlyA: number;
-  onlyB: number;
-  /** Exact two-sided p-value: 2·P(X ≤ min(onlyA, onlyB)), X ~ Binomial(onlyA + onlyB, 1/2), capped at 1; 1 with no discordant pair. */
-  pValue: number;
 }
 
 /**
