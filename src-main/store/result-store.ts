@@ -8,7 +8,8 @@ import { LAST_WRONG_GROUP, LAST_WRONG_SELECT, summarizeCommitments, type Commitm
 import { largestDifferences, pairedDifference, sharedExamples, type LargestDifference, type Pairing } from './difference.ts';
 import { findExamples, type ExampleQuery, type FoundExamples } from './example-query.ts';
 import { defaultDbPath } from '../db-paths.ts';
-import { storedParitySums, type ParitySums } from './parity.ts';
+import { storedParitySums } from './parity-sums.ts';
+import type { ParitySums } from '../sweep/parity.ts';
 import { iterateStored, lookupRows, readRunExamples, RUN_CELLS, type StoredExample } from './row-reads.ts';
 import { saveRows, storeExamples } from './row-writes.ts';
 import { endRun, insertRun, removeRun, reopenRun } from './run-lifecycle.ts';
