@@ -6,6 +6,7 @@ import type { ExampleView, SweepRequest } from '../src-main/api/contract.ts';
 import { Lab } from '../src-main/api/lab.ts';
 import { newcombeDifference, welchDifference } from '../src-main/sweep/significance.ts';
 import { tInterval } from '../src-main/sweep/intervals.ts';
+import { formatDifference } from '../src-main/cli/difference-table.ts';
 import { writeTinyGptj } from './fixtures/checkpoint-writer.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'api-comparisons-'));
@@ -111,6 +112,26 @@ describe('comparisons, commitment layers and reference tables (real engine, real
       const [onlyA, onlyB] = [dp.filter((d) => d === -1).length, dp.filter((d) => d === 1).length];
       expect(row.mcnemar).toEqual({ onlyA, onlyB, pValue: expect.closeTo(mcnemarByHand(onlyA, onlyB), 12) });
     }
+  });
+
+  test("the logit-lens picture's columns say where each technique commits at that position", async () => {
+    const view = await lab.call('extract', { text: 'Line 3 tells of the road and more of it.', positions: { from: 1, to: 6 }, techniques: [{ id: 'logit_lens' }, { id: 'logitscope' }], layers: null, k: 3 });
+    expect(view.columns).toHaveLength(6);
+    for (const col of view.columns!) {
+      expect(col.commitsAt).toEqual({ logit_lens: commitsAt(col.cells, 'logit_lens'), logitscope: commitsAt(col.cells, 'logitscope') });
+    }
+    expect(view.commitsAt).toEqual(view.columns!.at(-1)!.commitsAt);
+  });
+
+  test('the CLI says which test it used and why, and McNemar per layer', async () => {
+    const within = formatDifference(await lab.call('runs.diffTechniques', { runId: run, a: 'logit_lens', b: 'logitscope' })).split('\n');
+    expect(within[0]).toBe(`logitscope − logit_lens within run ${run.slice(0, 8)}, paired over its ${N} examples`);
+    expect(within[1]).toMatch(/^test: within-run, because both techniques read every example/);
+    expect(within.filter((l) => /^logitscope − logit_lens +\d+ +n=12 .* McNemar \d+ vs \d+ discordant, p=\d\.\d{3}/.test(l))).toHaveLength(3);
+    const unpaired = formatDifference(await lab.call('runs.diff', { a: run, b: elsewhere })).split('\n');
+    expect(unpaired[0]).toMatch(/^B − A UNPAIRED \(no shared example\)/);
+    expect(unpaired.some((l) => /McNemar/.test(l))).toBe(false);
+    expect(unpaired.filter((l) => /^logit_lens +\d+ +nA=12 nB=12 +Δ precision@1/.test(l))).toHaveLength(3);
   });
 
   test('a technique the run does not have is refused with its name', async () => {
