@@ -13,7 +13,7 @@ import type { MergeReport } from '../scale/merge.ts';
 import type { ProviderState } from '../gpu/install.ts';
 import type { DatasetFingerprint } from '../data/fingerprint.ts';
 import type { DeviceId } from '../protocol/device.ts';
-import type { ProtocolSettings, Strategy } from '../protocol/spec.ts';
+import type { LayerDifference, ProtocolSettings, Strategy } from '../protocol/spec.ts';
 import type { ReferenceCurve } from '../data/reference-curve.ts';
 import type { engineStateSchema, EventSchemas, layerSummarySchema, RequestSchemas } from './schemas.ts';
 
@@ -169,7 +169,7 @@ export interface ExampleListView {
  * where undefined). Paired: n pairs, and McNemar's exact test on precision@1 (the examples right
  * under A only and under B only). Unpaired: each side's n (nA, nB), and n is their sum.
  */
-export type DifferenceRow = SummaryRow & { mcnemar?: { onlyA: number; onlyB: number; pValue: number }; nA?: number; nB?: number };
+export type DifferenceRow = SummaryRow & Pick<LayerDifference, 'mcnemar' | 'nA' | 'nB'>;
 
 /**
  * How a comparison was made (PROTOCOL.md, "Comparing techniques and runs"): two techniques of one

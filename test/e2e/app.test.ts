@@ -275,10 +275,10 @@ describe.skipIf(!HAS_CHROMIUM)(`the app in headless Chromium against \`serve\`${
     expect(await toggle.getAttribute('aria-pressed')).toBe('true');
     await shot('09-overlay');
 
-    // The same 5 records at other positions share no example, so the difference view compares them unpaired, and says so.
+    // The same 5 records at other positions (position seed 2) share a few examples: the difference view pairs over those, and says so.
     await expect.poll(() => page.getByRole('heading', { name: 'Difference: B − A per layer' }).isVisible()).toBe(true);
     await page.getByLabel('B =').selectOption({ label: 'third' });
-    await expect.poll(() => page.locator('.compare .test-used').innerText()).toMatch(/^Unpaired \(independent samples\) \(labelled so: no example is in both runs\), because the runs share no example/);
+    await expect.poll(() => page.locator('.compare .test-used').innerText()).toMatch(/^Paired across runs, because the runs share \d+ examples? \(same tokens and position\)/);
     const seedRow = page.locator('table.settings-diff tr[data-setting="protocol.positionSeed"]');
     await expect.poll(() => seedRow.innerText()).toMatch(/^protocol\.positionSeed\s+\(differs\)\s+0\s+2$/);
     expect(await page.locator('table.settings-diff thead').innerText()).toMatch(/A: e2e sweep\s+B: third/);
