@@ -80,6 +80,20 @@ describe.skipIf(!HAS_CHROMIUM)(`comparisons, commitment layers and reference cur
     expect(app.problems).toEqual([]);
   });
 
+  test('the finder lists each example\'s commitment layer and finds those that commit at layer ≥ L', async () => {
+    await page.getByRole('tab', { name: 'Inspector' }).click();
+    const form = page.getByRole('form', { name: 'Example filter' });
+    await form.getByLabel('Technique').selectOption('logitscope');
+    await form.getByLabel('Commits at ≥').selectOption(String(layers[1]));
+    await form.getByRole('button', { name: 'Find examples' }).click();
+    const late = examples.filter((e) => (commitsAt(e.cells, 'logitscope') ?? -Infinity) >= layers[1]);
+    await expect.poll(() => page.locator('.finder-bar .hint').innerText()).toMatch(new RegExp(`^1–${late.length} of ${late.length} matching examples`));
+    const shown = await page.locator('.finder-list tbody tr').evaluateAll((trs) => trs.map((tr) => [tr.querySelector('th')!.textContent!.trim(), tr.querySelector('td.commits')!.textContent!.trim()]));
+    expect(shown).toEqual(late.map((e) => [`#${e.ordinal}`, String(commitsAt(e.cells, 'logitscope'))]));
+    await page.locator('.finder').screenshot({ path: path.join(SHOTS, 'compare-finder-commits.png') });
+    await page.getByRole('tab', { name: 'Charts' }).click();
+  });
+
   test('two techniques of one run are compared paired per example, and the view says so and why', async () => {
     const compare = page.locator('.compare');
     await expect.poll(() => compare.locator('.test-used').innerText()).toMatch(/^Paired within one run, because both techniques read every example of this run/);
