@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { ExampleView } from '../../src-main/api/contract.ts';
+import type { ExampleView, ExtractView } from '../../src-main/api/contract.ts';
 import { writeTinyGptj } from '../fixtures/checkpoint-writer.ts';
 import { HAS_CHROMIUM, openApp, SHOTS, SKIP_REASON, type AppSession } from './harness.ts';
 
@@ -21,7 +21,7 @@ const otherData = path.join(tmp, 'other.jsonl');
 const N = 12;
 
 /** The first layer from which every later layer is right, walked forward; null when the last is wrong. */
-function commitsAt(cells: ExampleView['cells'], technique: string): number | null {
+function commitsAt(cells: ExampleView['cells'] | ExtractView['cells'], technique: string): number | null {
   const mine = cells.filter((c) => c.technique === technique).sort((x, y) => x.layer - y.layer);
   const from = mine.findIndex((_, i) => mine.slice(i).every((c) => c.correct));
   return from < 0 ? null : mine[from].layer;
@@ -130,6 +130,33 @@ describe.skipIf(!HAS_CHROMIUM)(`comparisons, commitment layers and reference cur
     await page.getByRole('button', { name: 'Two techniques of this run' }).click();
     await expect.poll(() => compare.locator('.test-used').getAttribute('data-test')).toBe('within-run');
     await page.getByRole('button', { name: 'Remove all overlays' }).click();
+  });
+
+  test('the logit-lens picture marks, per technique and position, the first committed layer recomputed from the cells', async () => {
+    await page.getByRole('tab', { name: 'Extract' }).click();
+    await page.getByLabel('Prompt', { exact: true }).fill('Line 3 tells of the road and more of it.');
+    await page.getByLabel('every position (the logit-lens picture)').check();
+    const reply = page.waitForResponse((r) => r.url().endsWith('/api/extract')).then(async (r) => (await r.json()).result as ExtractView);
+    await page.getByRole('button', { name: 'Run extraction' }).click();
+    const view = await reply;
+    await page.locator('table.lens').first().waitFor();
+    let marked = 0;
+    for (const t of ['logit_lens', 'logitscope']) {
+      // Per column, the row (layer index) of its one marked cell, or none.
+      const rows = await page.locator(`table.lens[data-technique="${t}"] tbody`).evaluate((tbody) => {
+        const trs = [...tbody.querySelectorAll('tr')];
+        return [...trs[0].querySelectorAll('td')].map((_, ci) => trs.flatMap((tr, li) => (tr.querySelectorAll('td')[ci].querySelector('.commits') ? [li] : [])));
+      });
+      const expected = view.columns!.map((c) => {
+        const at = commitsAt(c.cells, t);
+        return at === null ? [] : [view.layers.indexOf(at)];
+      });
+      expect(rows).toEqual(expected);
+      marked += expected.flat().length;
+    }
+    expect(marked).toBeGreaterThan(0);
+    await page.locator('.lens-panels-list').screenshot({ path: path.join(SHOTS, 'compare-lens-commits.png') });
+    await page.getByRole('tab', { name: 'Charts' }).click();
   });
 
   test('a built-in and an imported reference table are drawn dash-dot, named in the legend and in the exported figure, and kept across reloads', async () => {
