@@ -116,7 +116,8 @@ export interface LensFigure {
 /**
  * The picture as an SVG figure: title, prompt, colour scale, and one panel per technique (layers
  * as rows, positions as columns, each cell its top-1 on its colour). ✓-cells (top-1 = the model's
- * own there) get a white outline, padding ids a dashed one, as on the page.
+ * own there) get a white outline, padding ids a dashed one, and each position's first committed
+ * layer an orange bar, as on the page.
  */
 export function lensSvg(opts: { view: ExtractView; techniques: string[]; labelOf: (t: string) => string; colour: LensColour; pin: Pin; model: string }): LensFigure {
   const { view, techniques, labelOf, colour, pin } = opts;
@@ -130,7 +131,7 @@ export function lensSvg(opts: { view: ExtractView; techniques: string[]; labelOf
   const notes = [
     `prompt: ${JSON.stringify(clip(prompt, 120))} (${view.tokens.length} tokens${view.bos ? ', BOS first' : ''})`,
     `model: ${opts.model} · colour: ${scale.title}`,
-    `outlined: top-1 = the model's own next token there · dashed red: a padding id (≥ ${view.paddingFrom}, never produced by the tokenizer)`,
+    `outlined: top-1 = the model's own next token there · orange bar: the first committed layer (right from there up) · dashed red: a padding id (≥ ${view.paddingFrom}, never produced by the tokenizer)`,
     `parity at layer ${view.parity.layer}: ${view.parity.status} (tolerance ${view.parity.toleranceNats} nats)`,
   ];
   const width = Math.max(860, left + cw * columns.length + 30);
@@ -170,6 +171,7 @@ export function lensSvg(opts: { view: ExtractView; techniques: string[]; labelOf
         out.push(`<rect x="${x + 1}" y="${y + 1}" width="${cw - 2}" height="${ch - 2}" fill="${fill}"${stroke}/>`);
         // White inside black: visible on every colour of the scale.
         if (cell.correct) out.push(`<rect x="${x + 2.5}" y="${y + 2.5}" width="${cw - 5}" height="${ch - 5}" fill="none" stroke="#24292f" stroke-width="1"/><rect x="${x + 3.5}" y="${y + 3.5}" width="${cw - 7}" height="${ch - 7}" fill="none" stroke="#ffffff" stroke-width="1"/>`);
+        if (col.commitsAt[t] === layer) out.push(`<rect x="${x + 1}" y="${y + 1}" width="${cw - 2}" height="3" fill="#d55e00"/>`);
         const ink = v.step !== null && v.step < 6 ? '#ffffff' : '#000000';
         out.push(text(x + cw / 2, y + 14, clip(showToken(cell.topK[0]?.text ?? ''), 8), `text-anchor="middle" font-size="11" fill="${ink}"`));
       });

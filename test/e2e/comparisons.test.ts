@@ -155,6 +155,10 @@ describe.skipIf(!HAS_CHROMIUM)(`comparisons, commitment layers and reference cur
       marked += expected.flat().length;
     }
     expect(marked).toBeGreaterThan(0);
+    // The saved picture carries the same marks: one bar per technique and position that commits.
+    const [saved] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Save picture as SVG' }).click()]);
+    const bars = fs.readFileSync((await saved.path())!, 'utf8').match(/height="3" fill="#d55e00"/g) ?? [];
+    expect(bars).toHaveLength(view.techniques.flatMap((t) => view.columns!.filter((c) => commitsAt(c.cells, t.id) !== null)).length);
     await page.locator('.lens-panels-list').screenshot({ path: path.join(SHOTS, 'compare-lens-commits.png') });
     await page.getByRole('tab', { name: 'Charts' }).click();
   });
