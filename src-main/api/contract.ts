@@ -296,6 +296,8 @@ export type RequestName = keyof ApiRequests;
 export type EventName = keyof ApiEvents;
 export type Payload<K extends RequestName> = ApiRequests[K][0];
 export type Reply<K extends RequestName> = ApiRequests[K][1];
+/** A payload as its handler receives it: checked by its schema, with the schema's defaults filled in. */
+export type Parsed<K extends RequestName> = z.output<RequestSchemas[K]>;
 
 /** How every reply crosses a boundary (IPC, HTTP): the result, or a coded error. */
 export type Envelope<T> = { ok: true; result: T } | { ok: false; error: SerializedError };
