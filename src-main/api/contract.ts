@@ -90,6 +90,8 @@ export interface RunSummaryView {
 }
 
 export interface RunView extends RunSummaryView {
+  /** The code that computed it: the package version and its commit or source hash (api/code-version.ts). */
+  codeVersion: string;
   device: Device;
   /** The compute dtype the run's numbers were made with (a resume uses the same). */
   computeDtype: 'float32' | 'float16';

@@ -52,6 +52,7 @@ export function runView(store: ResultStore, runId: string, cacheRoot?: string): 
     status,
     createdAt,
     modelPath,
+    codeVersion: run.codeVersion,
     device: (run.model.device as RunView['device'] | undefined) ?? 'cpu',
     computeDtype: (run.model.compute_dtype as RunView['computeDtype'] | undefined) ?? 'float32',
     files,
