@@ -55,5 +55,8 @@ function sourceHash(root: string): string {
   return hash.digest('hex').slice(0, 12);
 }
 
-/** This process's code, worked out once: recorded with every run it makes. */
+/**
+ * This process's code, worked out once as it starts (a few ms of git): the code it loaded then is
+ * the code that computes, even if the files change while it runs. Recorded with every run it makes.
+ */
 export const CODE_VERSION: string = codeVersion();
