@@ -6,14 +6,13 @@ import path from 'node:path';
 import { readGptjConfig } from '../engine/config.ts';
 import { deserializeError, LogitscopeError } from '../errors.ts';
 import { sweepOnDevices } from '../scale/devices.ts';
-import { modelKey } from '../store/keys.ts';
 import { resolveProtocol } from '../sweep/protocol.ts';
 import type { SweepSpec } from '../sweep/spec.ts';
 import type { Parsed } from './contract.ts';
 import type { Handlers, LabContext, RequestsOf } from './handlers.ts';
 import { checkAgainstModel, refuseIssues } from './model-check.ts';
 import type { RequestTag } from './run-registry.ts';
-import { resumeStoredSweep, runStoredSweep } from './sweep-service.ts';
+import { checkResumable, resumeStoredSweep, runStoredSweep } from './sweep-service.ts';
 import { techniqueSpecs } from './techniques.ts';
 import { resolveRunId } from './views.ts';
 
@@ -39,11 +38,7 @@ export function sweepHandlers(lab: LabContext): Handlers<RequestsOf<'sweep'>> {
       const engine = await lab.engine.acquire();
       try {
         // Everything that would make the resume fail is checked before the reply says it started.
-        const run = store.getRun(runId);
-        if (run.modelKey !== modelKey(engine.info)) {
-          throw new LogitscopeError('argument_invalid', `run ${runId} was computed with another model, dtype or device (${run.modelPath}); load that model to resume it`, 'runId');
-        }
-        if (run.status === 'completed') throw new LogitscopeError('argument_invalid', `run ${runId} is already complete`, 'runId');
+        checkResumable(engine, store.getRun(runId));
       } catch (e) {
         lab.engine.release();
         throw e;

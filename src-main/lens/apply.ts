@@ -11,7 +11,7 @@
  */
 import { type Engine } from '../engine/engine.ts';
 import { LogitscopeError } from '../errors.ts';
-import { type Example, type ExampleResult, type LayerResult, layerResult } from '../sweep/extract.ts';
+import { type Example, type ExampleResult, type LayerResult, layerResult, logSumExp } from '../sweep/extract.ts';
 import { ensureTunedLens } from './fit.ts';
 import { lensDir, type LensRecord, TUNED_LENS_VERSION } from './lens.ts';
 import { applyLens, engineDevice } from './sessions.ts';
@@ -120,10 +120,3 @@ export async function tunedLensExtract(
   return results;
 }
 
-function logSumExp(v: Float32Array): number {
-  let max = -Infinity;
-  for (let i = 0; i < v.length; i++) if (v[i] > max) max = v[i];
-  let sum = 0;
-  for (let i = 0; i < v.length; i++) sum += Math.exp(v[i] - max);
-  return max + Math.log(sum);
-}

@@ -49,6 +49,15 @@ export interface ExtractOptions {
   entropy?: boolean;
 }
 
+/** ln Σ exp(v), shifted by the maximum so that no exp overflows: the normaliser of log-probabilities from logits. */
+export function logSumExp(v: Float32Array): number {
+  let max = -Infinity;
+  for (let i = 0; i < v.length; i++) if (v[i] > max) max = v[i];
+  let sum = 0;
+  for (let i = 0; i < v.length; i++) sum += Math.exp(v[i] - max);
+  return max + Math.log(sum);
+}
+
 /** The model's own distribution at one source position: the unembedding of its last resid row. */
 class ModelDistribution {
   private readonly lse: number;
@@ -57,11 +66,7 @@ class ModelDistribution {
     readonly top1: number,
     private readonly logits: Float32Array,
   ) {
-    let max = -Infinity;
-    for (let i = 0; i < logits.length; i++) max = Math.max(max, logits[i]);
-    let sum = 0;
-    for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i] - max);
-    this.lse = max + Math.log(sum);
+    this.lse = logSumExp(logits);
   }
   logprob(id: number): number {
     return this.logits[id] - this.lse;
