@@ -1,12 +1,13 @@
 import { defaultCacheDir } from '../app-paths.ts';
 import { deserializeError, LogitscopeError, serializeError } from '../errors.ts';
-import { defaultDbPath } from '../store/location.ts';
+import { defaultDbPath } from '../db-paths.ts';
 import { ResultStore } from '../store/result-store.ts';
 import { appHandlers } from './app-handlers.ts';
 import type { Envelope, EventName, Payload, Reply, RequestName } from './contract.ts';
 import { datasetHandlers } from './dataset-handlers.ts';
 import { EngineHost } from './engine-host.ts';
 import { extractHandlers } from './extract-handlers.ts';
+import { gpuHandlers } from './gpu-handlers.ts';
 import type { Handlers, LabContext } from './handlers.ts';
 import { modelHandlers } from './model-handlers.ts';
 import { RunRegistry } from './run-registry.ts';
@@ -47,6 +48,7 @@ export class Lab {
       ...datasetHandlers(),
       ...sweepHandlers(context),
       ...extractHandlers(context),
+      ...gpuHandlers(),
       ...runHandlers(context),
     };
   }

@@ -11,8 +11,9 @@ import { runSweepCache } from '../store/sweep-cache.ts';
 import { describeModel } from '../sweep/export-record.ts';
 import { prepareSweep, type PreparedSweep } from '../sweep/prepare.ts';
 import { runSweep, type SweepOutcome, type SweepPlan, type SweepProgress } from '../sweep/run-sweep.ts';
-import type { SweepSpec } from '../sweep/spec.ts';
-import { type Shard, shardCache, shardOfRun, shardOrdinals } from '../scale/shard.ts';
+import type { SweepSpec } from '../protocol/spec.ts';
+import type { Shard } from '../protocol/shards.ts';
+import { shardCache, shardOfRun, shardOrdinals } from '../scale/shard.ts';
 import { CODE_VERSION } from './code-version.ts';
 
 

@@ -7,7 +7,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { LogitscopeError } from '../errors.ts';
-import { LENS_WEIGHTS } from '../lens/lens.ts';
+import type { DeviceChoice } from '../protocol/device.ts';
+import { LENS_WEIGHTS } from '../protocol/lens-settings.ts';
 import { Lru } from './lru.ts';
 import type { Session } from './ort-session.ts';
 
@@ -16,6 +17,11 @@ import type { Session } from './ort-session.ts';
  * the weights in `dir`. Given by the worker, which knows the device.
  */
 export type LensOpener = (dir: string) => Promise<Session>;
+
+/** What the module named by the load request's lensSessions exports (lens/local-sessions.ts). */
+export interface LensSessionsModule {
+  openApplySession(o: { dir: string; device: DeviceChoice; nLayers: number; dModel: number }): Promise<Session>;
+}
 
 /** Lens sessions kept: each maps a lens's (L+1)·d² float32 weights (1.9 GB for GPT-J). */
 const MAX_LENSES = 2;

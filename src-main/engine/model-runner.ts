@@ -4,6 +4,7 @@
  * made and used here; only what is stored goes back to the main thread.
  */
 import { LogitscopeError } from '../errors.ts';
+import { residHook, residIndex } from '../protocol/hooks.ts';
 import type { GptjConfig } from './config.ts';
 import { BLOCKS_MODE, type GraphName, NO_PATCH_LAYER } from './graph/gptj-graphs.ts';
 import type { ComputeType } from './graph/layers.ts';
@@ -195,9 +196,10 @@ export class ModelRunner {
     const groups = new Map<number, number[]>(); // lens layer index -> row indices
     layers.forEach((l, r) => {
       if (l === nLayers - 1) return;
-      const g = groups.get(l + 1);
+      const index = residIndex(residHook(l)); // the lens's layer axis is the residual stack's
+      const g = groups.get(index);
       if (g) g.push(r);
-      else groups.set(l + 1, [r]);
+      else groups.set(index, [r]);
     });
     if (groups.size === 0) return;
     const members = [...groups.values()];
@@ -296,7 +298,7 @@ export class ModelRunner {
     let where = 'its residual stream is finite through the last block, so ln_f or lm_head overflowed';
     for (let layer = -1; layer < this.config.nLayers; layer++) {
       if (!residRowAt(resid, { batch, dModel: this.config.dModel }, layer, bad).every(Number.isFinite)) {
-        where = `its residual stream is first non-finite at ${layer < 0 ? 'hook_embed (layer -1)' : `blocks.${layer}.hook_resid_post (layer ${layer})`}`;
+        where = `its residual stream is first non-finite at ${residHook(layer)} (layer ${layer})`;
         break;
       }
     }

@@ -241,18 +241,6 @@ function incomplete(missing: readonly number[], shardCount: number, total: numbe
   );
 }
 
-/** 1,2,3,7,9,10 -> "1-3, 7, 9-10", cut after 20 ranges. */
-export function ranges(ordinals: readonly number[]): string {
-  const parts: string[] = [];
-  for (let i = 0; i < ordinals.length; ) {
-    let j = i;
-    while (j + 1 < ordinals.length && ordinals[j + 1] === ordinals[j] + 1) j++;
-    parts.push(i === j ? `${ordinals[i]}` : `${ordinals[i]}-${ordinals[j]}`);
-    i = j + 1;
-  }
-  return parts.length > 20 ? `${parts.slice(0, 20).join(', ')}, … (${parts.length - 20} more ranges)` : parts.join(', ');
-}
-
 function describe(s: ShardRun): string {
   return `shard ${s.shard.index}/${s.shard.count} (run ${s.run.id.slice(0, 8)} in ${s.file})`;
 }

@@ -1,5 +1,5 @@
 /** The API's technique choices as the sweep's specs (model-check.ts checks them against the model). */
-import { BUILT_IN_TECHNIQUES, customPatchscope, TUNED_LENS, type TechniqueSpec } from '../sweep/techniques.ts';
+import { BUILT_IN_TECHNIQUES, customPatchscope, TUNED_LENS, type TechniqueSpec } from '../protocol/techniques.ts';
 import type { TechniqueChoice } from './contract.ts';
 
 /** The sweep's technique specs from the API's choices; custom prompts are numbered in order. */
