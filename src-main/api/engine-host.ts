@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Engine } from '../engine/engine.ts';
 import { LogitscopeError } from '../errors.ts';
+import { LENS_SESSIONS_MODULE } from '../lens/local-sessions.ts';
 
 export interface LoadRequest {
   dir: string;
@@ -45,7 +46,7 @@ export class EngineHost {
     // that had already settled would spin in microtasks and starve the event loop.
     const loading = (async () => {
       try {
-        const engine = await Engine.load({ modelDir, device: r.device, dtype: r.dtype, cacheRoot: this.cacheRoot, allowCpuFallback: r.allowCpuFallback });
+        const engine = await Engine.load({ modelDir, device: r.device, dtype: r.dtype, cacheRoot: this.cacheRoot, allowCpuFallback: r.allowCpuFallback, lensSessions: LENS_SESSIONS_MODULE });
         while (this.leases > 0) await new Promise<void>((resolve) => this.leaseReleased.add(resolve));
         const old = this.engine;
         this.engine = engine;

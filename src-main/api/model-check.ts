@@ -6,7 +6,7 @@
  * engine's own layer checks stay as internal invariants behind this one.
  */
 import { type Issue, issuesError } from '../errors.ts';
-import { ranges } from '../scale/merge.ts';
+import { ranges } from '../protocol/shards.ts';
 import type { TechniqueChoice } from './contract.ts';
 
 /** What of a model the checks need: known from its config.json alone, before any load. */

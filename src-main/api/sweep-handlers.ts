@@ -6,14 +6,14 @@ import path from 'node:path';
 import { readGptjConfig } from '../engine/config.ts';
 import { deserializeError, LogitscopeError } from '../errors.ts';
 import { sweepOnDevices } from '../scale/devices.ts';
-import { resolveProtocol } from '../sweep/protocol.ts';
-import type { SweepSpec } from '../sweep/spec.ts';
+import { resolveProtocol } from '../protocol/presets.ts';
+import type { SweepSpec } from '../protocol/spec.ts';
 import type { Parsed } from './contract.ts';
 import type { Handlers, LabContext, RequestsOf } from './handlers.ts';
 import { checkAgainstModel, refuseIssues } from './model-check.ts';
 import type { RequestTag } from './run-registry.ts';
 import { checkResumable, resumeStoredSweep, runStoredSweep } from './sweep-service.ts';
-import { techniqueSpecs } from './techniques.ts';
+import { techniqueSpecs } from './technique-choices.ts';
 import { resolveRunId } from './views.ts';
 
 type RunId = { runId: string };
