@@ -111,16 +111,24 @@ function numericsSuite(o: { family: Family; dtype: ComputeType; checkpoint: () =
     const resid = new Float32Array(rows.length * dModel);
     rows.forEach((h, i) => resid.set(h, i * dModel));
     const k = 5;
-    const out = await worker.call('unembed', { resid, referenceIds: rows.map(() => 3), k, logits: true, names: rows.map(String) });
+    // Each row's reference token: the reference's fourth most likely, so not the top-k's first.
+    const chosen = expected.map((e) => Array.from(e.keys()).sort((a, b) => e[b] - e[a])[3]);
+    const out = await worker.call('unembed', { resid, referenceIds: chosen, k, logits: true, names: rows.map(String) });
     const vocab = expected[0].length;
     expected.forEach((e, r) => {
-      const d = maxAbsDiff(logSoftmax(out.logits!.subarray(r * vocab, (r + 1) * vocab)), e);
-      note(key, 'logit lens logprob', d);
-      expect(d, `row ${r}`).toBeLessThan(fp16 ? FP16_TOL : TOL);
-      // The device's own top-k and chosen-token log-probability agree with the full distribution.
+      // fp16: relative to the largest |log p|, as for residuals. A tied head scores a token's own
+      // embedding row far above the rest (|logit| near 100 in these fixtures), beyond 0.05 of fp16 rounding.
+      const logprobs = logSoftmax(out.logits!.subarray(r * vocab, (r + 1) * vocab));
+      const d = fp16 ? relDiff(logprobs, e) : maxAbsDiff(logprobs, e);
+      note(key, fp16 ? 'logit lens logprob (relative)' : 'logit lens logprob', d);
+      expect(d, `row ${r}`).toBeLessThan(fp16 ? FP16_REL : TOL);
+      // The device's own top-k and chosen-token log-probability, what a sweep stores, within the GPT-J
+      // tolerances; in fp16 only where p > e^-10 (the rest is held by the relative check above).
       const topk = Array.from(out.topkIds.subarray(r * k, (r + 1) * k));
-      expect(maxAbsDiff(out.topkLogprobs.subarray(r * k, (r + 1) * k), topk.map((i) => e[i]))).toBeLessThan(fp16 ? FP16_TOL : TOL);
-      expect(Math.abs(out.referenceLogprob[r] - e[3])).toBeLessThan(fp16 ? FP16_TOL : TOL);
+      const pairs: [number, number][] = [...topk.map((id, j): [number, number] => [out.topkLogprobs[r * k + j], e[id]]), [out.referenceLogprob[r], e[chosen[r]]]];
+      const dk = Math.max(0, ...pairs.filter(([, want]) => !fp16 || want > -10).map(([got, want]) => Math.abs(got - want)));
+      note(key, 'top-k and chosen logprob', dk);
+      expect(dk).toBeLessThan(fp16 ? FP16_TOL : TOL);
       if (!fp16) expect(topk[0]).toBe(e.indexOf(Math.max(...e)));
     });
   });
@@ -143,9 +151,9 @@ function numericsSuite(o: { family: Family; dtype: ComputeType; checkpoint: () =
       expect(d, `injected after layer ${layers[i]}`).toBeLessThan(fp16 ? FP16_REL : TOL);
       // And its logit lens: the patched run's next-token distribution.
       const out = await worker.call('unembed', { resid: Float32Array.from(got), referenceIds: [0], k: 1, logits: true, names: ['patched'] });
-      const dl = maxAbsDiff(logSoftmax(out.logits!), lens(want));
-      note(key, 'patched logprob', dl);
-      expect(dl).toBeLessThan(fp16 ? FP16_TOL : TOL);
+      const dl = fp16 ? relDiff(logSoftmax(out.logits!), lens(want)) : maxAbsDiff(logSoftmax(out.logits!), lens(want));
+      note(key, fp16 ? 'patched logprob (relative)' : 'patched logprob', dl);
+      expect(dl).toBeLessThan(fp16 ? FP16_REL : TOL);
     }
   });
 }
