@@ -9,8 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { ComputeType } from '../src-main/engine/graph/layers.ts';
-import { WorkerClient } from '../src-main/engine/worker-client.ts';
-import type { LoadedModel } from '../src-main/engine/worker-protocol.ts';
+import type { WorkerClient } from '../src-main/engine/worker-client.ts';
+import { loadWorker, logSoftmax, maxAbsDiff, relDiff } from './fixtures/family-engine.ts';
 import { FAMILIES, type Family, writeTinyFamily, type TinyFamily } from './fixtures/hf-families.ts';
 import { referenceForward, referenceLogitLens } from './reference/families-f64.ts';
 
@@ -25,34 +25,6 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 /** A source prompt and a target prompt longer than the sliding windows (4) of the Mistral and Gemma 2 fixtures. */
 const SOURCE = [1, 17, 42, 8, 25, 11, 30, 3, 60, 7, 19, 44];
 const TARGET = [1, 9, 46, 37, 19, 30, 12, 14, 5];
-
-export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-
-function relDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let scale = 0;
-  for (let i = 0; i < b.length; i++) scale = Math.max(scale, Math.abs(b[i]));
-  return maxAbsDiff(a, b) / scale;
-}
-
-function logSoftmax(v: ArrayLike<number>): Float64Array {
-  let max = -Infinity;
-  for (let i = 0; i < v.length; i++) max = Math.max(max, v[i]);
-  let sum = 0;
-  for (let i = 0; i < v.length; i++) sum += Math.exp(v[i] - max);
-  return Float64Array.from(v, (x) => x - max - Math.log(sum));
-}
-
-/** The engine's worker with one tiny checkpoint loaded. */
-export async function loadWorker(dir: string, dtype: ComputeType): Promise<{ worker: WorkerClient; info: LoadedModel }> {
-  const worker = new WorkerClient();
-  const info = await worker.call('load', { modelDir: dir, device: { kind: 'cpu', index: 0 }, cacheRoot: path.join(tmp, 'cache'), dtype });
-  return { worker, info };
-}
 
 /** The biggest deviations seen per family, printed once at the end for the record. */
 const measured: Record<string, Record<string, number>> = {};
@@ -77,7 +49,7 @@ function numericsSuite(o: { family: Family; dtype: ComputeType; checkpoint: () =
 
   beforeAll(async () => {
     ckpt = o.checkpoint();
-    const loaded = await loadWorker(ckpt.dir, o.dtype);
+    const loaded = await loadWorker({ dir: ckpt.dir, dtype: o.dtype, cacheRoot: path.join(tmp, 'cache') });
     worker = loaded.worker;
     ({ nLayers, dModel } = loaded.info.config);
   }, 120_000);
