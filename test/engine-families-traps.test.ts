@@ -212,6 +212,14 @@ describe('heads and weight names', () => {
   });
 });
 
+describe('checkpoint files', () => {
+  test('every family saved as pytorch_model.bin reads as its safetensors does', async () => {
+    for (const family of ['llama', 'gemma2', 'gpt_neox', 'gpt2'] as const) {
+      expect(await engineError(rewriteWeights(tiny(family), undefined, 'bin')), family).toBeLessThan(TOL);
+    }
+  });
+});
+
 describe('sliding windows', () => {
   test("Mistral's window (4, within a 10-token prompt) is exact: it matches the reference, and the same weights without a window differ", async () => {
     const windowed = tiny('mistral');

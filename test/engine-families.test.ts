@@ -41,7 +41,7 @@ afterAll(() => console.log(JSON.stringify(measured, null, 1)));
  */
 function numericsSuite(o: { family: Family; dtype: ComputeType; checkpoint: () => TinyFamily }) {
   const fp16 = o.dtype === 'float16';
-  const key = `${o.family} ${o.dtype}`;
+  let key = `${o.family} ${o.dtype}`;
   let ckpt: TinyFamily;
   let worker: WorkerClient;
   let nLayers: number;
@@ -49,6 +49,7 @@ function numericsSuite(o: { family: Family; dtype: ComputeType; checkpoint: () =
 
   beforeAll(async () => {
     ckpt = o.checkpoint();
+    key = `${o.family} ${o.dtype} on ${String(ckpt.config.torch_dtype)}`;
     const loaded = await loadWorker({ dir: ckpt.dir, dtype: o.dtype, cacheRoot: path.join(tmp, 'cache') });
     worker = loaded.worker;
     ({ nLayers, dModel } = loaded.info.config);
@@ -116,6 +117,11 @@ function numericsSuite(o: { family: Family; dtype: ComputeType; checkpoint: () =
     const { final } = await worker.call('patched', { prefixTokens: TARGET, vectors, injectLayers: order.map((i) => layers[i]) });
     for (const [row, i] of order.entries()) {
       const patched = ref(TARGET, { layer: layers[i], position, vector });
+      // The naive patched run (the whole target prompt through the full body) agrees as well.
+      const naive = await worker.call('naive', { targetTokens: TARGET, layer: layers[i], vector: Float32Array.from(vector) });
+      const dn = fp16 ? relDiff(naive.final, patched.residPost[nLayers - 1][position]) : maxAbsDiff(naive.final, patched.residPost[nLayers - 1][position]);
+      note(key, fp16 ? 'naive patched resid (relative)' : 'naive patched resid', dn);
+      expect(dn, `naive, injected after layer ${layers[i]}`).toBeLessThan(fp16 ? FP16_REL : TOL);
       const want = patched.residPost[nLayers - 1][position];
       const got = final.subarray(row * dModel, (row + 1) * dModel);
       const d = fp16 ? relDiff(got, want) : maxAbsDiff(got, want);
@@ -139,5 +145,17 @@ for (const family of FAMILIES) {
 for (const family of FAMILIES) {
   describe(`${family}, fp16 compute on a BF16 checkpoint (converted on load)`, () => {
     numericsSuite({ family, dtype: 'float16', checkpoint: () => writeTinyFamily({ dir: path.join(tmp, `${family}-bf16`), family, seed: 5, dtype: 'BF16' }) });
+  });
+}
+
+for (const family of FAMILIES) {
+  describe(`${family}, fp16 compute on an F16 checkpoint (read in place)`, () => {
+    numericsSuite({ family, dtype: 'float16', checkpoint: () => writeTinyFamily({ dir: path.join(tmp, `${family}-f16`), family, seed: 6, dtype: 'F16' }) });
+  });
+}
+
+for (const family of FAMILIES) {
+  describe(`${family}, fp32 compute on a BF16 checkpoint (converted on load)`, () => {
+    numericsSuite({ family, dtype: 'float32', checkpoint: () => writeTinyFamily({ dir: path.join(tmp, `${family}-bf16-f32`), family, seed: 8, dtype: 'BF16' }) });
   });
 }
