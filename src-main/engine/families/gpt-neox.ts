@@ -1,4 +1,4 @@
-import type { ModelConfig } from '../config.ts';
+import type { ModelConfig } from '../model-config.ts';
 import { checkRotaryDim, type FamilyDescription, headSize, keyIn, linearKeys, ropeOf } from './family.ts';
 import { bool, int, oneOf, positive, type RawConfig, tokenId } from './raw.ts';
 

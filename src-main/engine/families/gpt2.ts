@@ -1,4 +1,4 @@
-import type { ModelConfig } from '../config.ts';
+import type { ModelConfig } from '../model-config.ts';
 import { type FamilyDescription, headSize, keyIn, linearKeys } from './family.ts';
 import { bool, int, oneOf, positive, tokenId, unsupported } from './raw.ts';
 import { ENDOFTEXT_ID } from './gptj.ts';

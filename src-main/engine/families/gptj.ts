@@ -1,4 +1,4 @@
-import type { ModelConfig } from '../config.ts';
+import type { ModelConfig } from '../model-config.ts';
 import { checkRotaryDim, type FamilyDescription, headSize, keyIn } from './family.ts';
 import { int, invalid, positive, tokenId } from './raw.ts';
 

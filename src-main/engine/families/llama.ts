@@ -1,4 +1,4 @@
-import type { ModelConfig } from '../config.ts';
+import type { ModelConfig } from '../model-config.ts';
 import { attnTypesOf, checkRotaryDim, type FamilyDescription, headSize, keyIn, kvHeads, linearKeys, ropeOf } from './family.ts';
 import { bool, int, oneOf, positive, type RawConfig, tokenId } from './raw.ts';
 
