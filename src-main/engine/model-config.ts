@@ -85,6 +85,8 @@ export interface ModelConfig extends GptjConfig {
   readonly qkvBias: boolean;
   readonly attnOutBias: boolean;
   readonly mlpBias: boolean;
+  /** The untied head's key without ".weight": lm_head, or embed_out in NeoX's hub files (transformers 5 saves it as lm_head). */
+  readonly headKey: string;
   /** Where the checkpoint's model keys start ("transformer.", "model.", "gpt_neox.", or "" for GPT-2's canonical file). */
   readonly weightPrefix: string;
 }

@@ -66,6 +66,8 @@ export interface FamilyDescription {
   readonly modelTypes: readonly string[];
   /** Weight key prefixes seen in published checkpoints, the usual one first (checkpoint.ts picks the one present). */
   readonly weightPrefixes: readonly string[];
+  /** The untied head's keys seen in published checkpoints, likewise. */
+  readonly headKeys: readonly string[];
   parse(raw: RawConfig): ModelConfig;
   top(c: ModelConfig): TopWeights;
   block(c: ModelConfig, l: number): BlockWeights;

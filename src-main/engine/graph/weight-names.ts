@@ -21,7 +21,7 @@ export function blockWeights(l: number): BlockWeights {
 }
 
 /** GPT-J's keys depend only on its one prefix. */
-const GPTJ_KEYS = { weightPrefix: 'transformer.' } as ModelConfig;
+const GPTJ_KEYS = { weightPrefix: 'transformer.', headKey: 'lm_head' } as ModelConfig;
 
 /** Every weight the graphs read with its shape as the config implies, top-level keys first, then block by block. */
 export function weightShapes(c: ModelConfig): Map<string, number[]> {
