@@ -3,7 +3,7 @@ import type { Engine } from '../engine/engine.ts';
 import { LogitscopeError, serializeError } from '../errors.ts';
 import type { ResultStore } from '../store/result-store.ts';
 import { rowsFromResults } from '../store/rows.ts';
-import { judgeParity, PARITY_METHOD, paritySumsOf } from '../store/parity.ts';
+import { judgeParity, PARITY_METHOD, paritySumsOf } from '../sweep/parity.ts';
 import { CONVENTIONS, describeModel, describeTechniques, exportExample, type ExportRecord } from '../sweep/export-record.ts';
 import { Extractor } from '../sweep/extract.ts';
 import { type ExampleResult } from '../protocol/results.ts';

@@ -8,6 +8,7 @@ import { deserializeError, LogitscopeError, serializeError } from '../errors.ts'
 import { defaultDbPath } from '../db-paths.ts';
 import { ResultStore } from '../store/result-store.ts';
 import { resolveProtocol } from '../protocol/presets.ts';
+import { LENS_SESSIONS_MODULE } from '../lens/local-sessions.ts';
 import type { SweepSpec } from '../protocol/spec.ts';
 import type { ApiEvents, Envelope, EventName, Payload, Reply, RequestName, RunStatus } from './contract.ts';
 import { doctor } from './doctor-service.ts';

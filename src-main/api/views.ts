@@ -13,7 +13,7 @@ import { describeTechnique } from '../sweep/export-record.ts';
 import { checkFingerprints, recordedFingerprints } from '../data/fingerprint.ts';
 import type { ExampleListView, ExampleView, ModelView, Payload, Reply, RunView } from './contract.ts';
 import { previewSlice } from '../data/preview.ts';
-import { resolveProtocol } from '../data/selection.ts';
+import { resolveProtocol } from '../protocol/presets.ts';
 import type { ExampleQuery } from '../store/example-query.ts';
 import { runParity } from '../store/run-parity.ts';
 

@@ -3,7 +3,6 @@ import path from 'node:path';
 import { defaultCacheDir } from '../app-paths.ts';
 import { LogitscopeError } from '../errors.ts';
 import { checkCacheRoot } from '../fs-errors.ts';
-import { residHook, residIndex } from '../protocol/hooks.ts';
 import { LENS_WEIGHTS } from '../protocol/lens-settings.ts';
 import { type ModelConfig, readModelConfig } from './config.ts';
 import type { ComputeType } from './graph/layers.ts';

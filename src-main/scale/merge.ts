@@ -5,7 +5,8 @@ import { LogitscopeError, type SerializedError } from '../errors.ts';
 import { ResultStore, type StoredExample } from '../store/result-store.ts';
 import { rowsFromReadouts } from '../store/rows.ts';
 import type { RunDetail, RunStatus } from '../store/types.ts';
-import { shardOfRun, type Shard } from './shard.ts';
+import { ranges, type Shard } from '../protocol/shards.ts';
+import { shardOfRun } from './shard.ts';
 
 /**
  * Shards of one sweep (each computed into its own results database by `sweep --shard i/N`) merged

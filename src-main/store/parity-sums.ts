@@ -1,14 +1,15 @@
 /** The parity check's sums over a stored run's rows (the verdict is sweep/parity.ts judgeParity). */
 import type { ParitySums } from '../sweep/parity.ts';
+import { correctSql } from '../sweep/readout.ts';
 import { chosen } from './generations.ts';
 import type { SqliteFile } from './sqlite.ts';
 
 /**
  * A stored run's sums at one layer, one group per technique: the run's examples × techniques with
- * one primary-key probe each (as RUN_CELLS in result-store.ts), so the cost is the run's examples.
+ * one primary-key probe each (as RUN_CELLS in row-reads.ts), so the cost is the run's examples.
  */
-const PARITY_SUMS = `SELECT t.name AS technique, count(*) AS rows, sum(r.top1 != r.reference_top1) AS top1Mismatches,
-  max(CASE WHEN r.top1 = r.reference_top1 THEN abs(r.surprisal - r.surprisal_paper) END) AS maxDeviation
+const PARITY_SUMS = `SELECT t.name AS technique, count(*) AS rows, sum(NOT ${correctSql('r')}) AS top1Mismatches,
+  max(CASE WHEN ${correctSql('r')} THEN abs(r.surprisal - r.surprisal_paper) END) AS maxDeviation
   FROM run_examples re CROSS JOIN run_techniques t CROSS JOIN results r
   WHERE re.run_id = @run AND t.run_id = @run
     AND r.model_id = @model AND r.example_id = re.example_id AND r.technique_id = t.technique_id AND r.layer = @layer AND r.k >= @k

@@ -1,13 +1,14 @@
 import { LogitscopeError } from '../errors.ts';
 import type { ExampleResult } from '../protocol/results.ts';
 import { exampleResultOf } from '../sweep/readout.ts';
-import type { LayerSummary } from '../protocol/spec.ts';
+import type { LayerDifference, LayerSummary } from '../protocol/spec.ts';
 import { summaryFromSums, type LayerSums } from '../sweep/intervals.ts';
 import { summaryBySource, type SourceSummary } from './by-source.ts';
 import { largestDifferences, pairedDifference, sharedExamples, type LargestDifference } from './difference.ts';
 import { findExamples, type ExampleQuery, type FoundExamples } from './example-query.ts';
 import { defaultDbPath } from '../db-paths.ts';
-import { storedParitySums, type ParitySums } from './parity.ts';
+import { storedParitySums } from './parity-sums.ts';
+import type { ParitySums } from '../sweep/parity.ts';
 import { iterateStored, lookupRows, readRunExamples, RUN_CELLS, type StoredExample } from './row-reads.ts';
 import { saveRows, storeExamples } from './row-writes.ts';
 import { endRun, insertRun, removeRun, reopenRun } from './run-lifecycle.ts';

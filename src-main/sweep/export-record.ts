@@ -5,7 +5,8 @@ import type { Interval, LayerSummary } from '../protocol/spec.ts';
 import { residHook } from '../protocol/hooks.ts';
 import { INTERVAL_METHODS } from './intervals.ts';
 import type { ResolvedTechnique } from '../protocol/techniques.ts';
-import { describeLens, type LensRecord } from '../lens/lens.ts';
+import { describeLens } from '../lens/lens.ts';
+import type { LensRecord } from '../protocol/lens-settings.ts';
 
 /** The export record every export writes (JSON); field names are fixed by the engine issue. */
 export interface ExportRecord {

@@ -19,6 +19,7 @@
  */
 import type { ResolvedTechnique } from '../protocol/techniques.ts';
 import { targetLayerOf } from '../protocol/techniques.ts';
+import { isCorrect, type Readout } from './readout.ts';
 
 /**
  * Nats. float32 logits of a few tens carry ~1e-6 relative error, and a 50400-way log-sum-exp in
