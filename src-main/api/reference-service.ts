@@ -8,12 +8,11 @@ import path from 'node:path';
 import { REFERENCE_DIR } from '../app-paths.ts';
 import { parseReferenceCurve } from '../data/reference-curve.ts';
 import { LogitscopeError } from '../errors.ts';
-import type { Payload, Reply } from './contract.ts';
+import type { Reply } from './contract.ts';
+import type { Handlers, RequestsOf } from './handlers.ts';
 
-export type ReferenceRequest = 'references.list' | 'references.get' | 'references.parse';
-
-/** The references' requests: they need neither a model nor the results cache. */
-export function referenceHandlers(): { [K in ReferenceRequest]: (payload: Payload<K>) => Promise<Reply<K>> } {
+/** `references.*`: they need neither a model nor the results cache. */
+export function referenceHandlers(): Handlers<RequestsOf<'references'>> {
   return {
     'references.list': async () => listReferences(),
     'references.get': async (p) => getReference(p.name),
