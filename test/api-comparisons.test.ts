@@ -7,6 +7,7 @@ import { Lab } from '../src-main/api/lab.ts';
 import { newcombeDifference, welchDifference } from '../src-main/sweep/significance.ts';
 import { tInterval } from '../src-main/sweep/intervals.ts';
 import { formatDifference } from '../src-main/cli/difference-table.ts';
+import { commitsAt } from './fixtures/commits-at.ts';
 import { writeTinyGptj } from './fixtures/checkpoint-writer.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'api-comparisons-'));
@@ -26,13 +27,6 @@ const mcnemarByHand = (b: number, c: number) => {
   const tail = sum(Array.from({ length: Math.min(b, c) + 1 }, (_, i) => choose(n, i) / 2 ** n));
   return Math.min(1, 2 * tail);
 };
-
-/** The first layer from which every later layer is right, walked forward; null when the last is wrong. */
-function commitsAt(cells: ExampleView['cells'], technique: string): number | null {
-  const mine = cells.filter((c) => c.technique === technique).sort((x, y) => x.layer - y.layer);
-  const from = mine.findIndex((_, i) => mine.slice(i).every((c) => c.correct));
-  return from < 0 ? null : mine[from].layer;
-}
 
 describe('comparisons, commitment layers and reference tables (real engine, real SQLite file)', () => {
   let lab: Lab;

@@ -11,6 +11,7 @@ import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { ExampleView, ExtractView } from '../../src-main/api/contract.ts';
+import { commitsAt } from '../fixtures/commits-at.ts';
 import { writeTinyGptj } from '../fixtures/checkpoint-writer.ts';
 import { HAS_CHROMIUM, openApp, SHOTS, SKIP_REASON, type AppSession } from './harness.ts';
 
@@ -19,13 +20,6 @@ const model = path.join(tmp, 'model');
 const data = path.join(tmp, 'data.jsonl');
 const otherData = path.join(tmp, 'other.jsonl');
 const N = 12;
-
-/** The first layer from which every later layer is right, walked forward; null when the last is wrong. */
-function commitsAt(cells: ExampleView['cells'] | ExtractView['cells'], technique: string): number | null {
-  const mine = cells.filter((c) => c.technique === technique).sort((x, y) => x.layer - y.layer);
-  const from = mine.findIndex((_, i) => mine.slice(i).every((c) => c.correct));
-  return from < 0 ? null : mine[from].layer;
-}
 
 describe.skipIf(!HAS_CHROMIUM)(`comparisons, commitment layers and reference curves in the app${SKIP_REASON}`, () => {
   let app: AppSession;
