@@ -4,7 +4,7 @@ import { DEMO, defaultCacheDir } from '../app-paths.ts';
 import { previewSlice } from '../data/preview.ts';
 import { cudaProviderInstalled } from '../engine/cuda-provider.ts';
 import { Engine } from '../engine/engine.ts';
-import { loadTokenizer, type GptjTokenizer } from '../engine/tokenizer.ts';
+import { loadTokenizer, type Tokenizer } from '../engine/tokenizer.ts';
 import { deserializeError, LogitscopeError, serializeError } from '../errors.ts';
 import { modelKey } from '../store/keys.ts';
 import { defaultDbPath } from '../store/location.ts';
@@ -61,7 +61,7 @@ export class Lab {
   /** Run id -> the request id it was started with, while it runs. */
   private readonly runRequests = new Map<string, string>();
   private readonly listeners = new Set<(name: EventName, payload: unknown) => void>();
-  private readonly tokenizers = new Map<string, GptjTokenizer>();
+  private readonly tokenizers = new Map<string, Tokenizer>();
 
   private constructor(
     private readonly store: ResultStore,
@@ -468,7 +468,7 @@ export class Lab {
    * folder is gone or unreadable, since the numbers must still export.
    */
   private tokenTextFor(modelDir: string): TokenText | undefined {
-    let tokenizer: GptjTokenizer;
+    let tokenizer: Tokenizer;
     try {
       tokenizer = this.tokenizerFor(modelDir);
     } catch {
@@ -483,7 +483,7 @@ export class Lab {
     };
   }
 
-  private tokenizerFor(modelDir: string): GptjTokenizer {
+  private tokenizerFor(modelDir: string): Tokenizer {
     if (this.engine?.info.modelDir === modelDir) return this.engine.tokenizer;
     let t = this.tokenizers.get(modelDir);
     if (!t) this.tokenizers.set(modelDir, (t = loadTokenizer(modelDir)));

@@ -4,7 +4,7 @@
  */
 import { reproduceCommand } from './command.ts';
 import type { Engine } from '../engine/engine.ts';
-import type { GptjTokenizer } from '../engine/tokenizer.ts';
+import type { Tokenizer } from '../engine/tokenizer.ts';
 import { LogitscopeError } from '../errors.ts';
 import type { ResultStore, StoredExample } from '../store/result-store.ts';
 import type { LayerResult } from '../sweep/extract.ts';
@@ -73,7 +73,7 @@ export function runView(store: ResultStore, runId: string, cacheRoot?: string): 
 }
 
 /** A prompt's tokens with their text, shown in context: tokens that together form a character (CJK, emoji) show it. */
-export function promptTokens(tokenizer: GptjTokenizer, ids: readonly number[]): { id: number; text: string }[] {
+export function promptTokens(tokenizer: Tokenizer, ids: readonly number[]): { id: number; text: string }[] {
   const shown = tokenizer.tokenStrings(ids);
   return ids.map((id, i) => ({ id, text: shown[i] }));
 }
@@ -91,7 +91,7 @@ export function cellsOf(layers: readonly LayerResult[], reference: number, text:
   }));
 }
 
-export function exampleView(store: ResultStore, runId: string, ordinal: number, tokenizer: GptjTokenizer): ExampleView {
+export function exampleView(store: ResultStore, runId: string, ordinal: number, tokenizer: Tokenizer): ExampleView {
   // One page of one example, starting at it: the inspector reads only what it shows.
   const found: StoredExample | void = store.iterateResults(runId, { fromOrdinal: ordinal, pageSize: 1 }).next().value;
   if (!found || found.example.ordinal !== ordinal) throw new LogitscopeError('argument_invalid', `run ${runId} has no finished example ${ordinal}`, 'ordinal');
@@ -114,7 +114,7 @@ export function exampleListView(
   store: ResultStore,
   runId: string,
   query: ExampleQuery & { filter?: { referenceText?: string } },
-  tokenizer: GptjTokenizer,
+  tokenizer: Tokenizer,
 ): ExampleListView {
   const { referenceText, ...filter } = query.filter ?? {};
   if (referenceText !== undefined) {

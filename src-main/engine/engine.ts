@@ -7,7 +7,7 @@ import { LENS_WEIGHTS } from '../lens/lens.ts';
 import { readGptjConfig, type GptjConfig } from './config.ts';
 import type { ComputeType } from './graph/layers.ts';
 import { type DeviceChoice, type DeviceKind, parseDevice } from './device.ts';
-import { loadTokenizer, type GptjTokenizer } from './tokenizer.ts';
+import { loadTokenizer, type Tokenizer } from './tokenizer.ts';
 import { WorkerClient } from './worker-client.ts';
 import type { BatchRequest, BatchResult, EngineStats, EngineTimings, LoadedModel, Meter, SourceItem, UnembedReply, WorkerReplies, WorkerRequests } from './worker-protocol.ts';
 
@@ -78,7 +78,7 @@ export class Engine {
   private constructor(
     private readonly worker: WorkerClient,
     readonly info: ModelInfo,
-    readonly tokenizer: GptjTokenizer,
+    readonly tokenizer: Tokenizer,
   ) {}
 
   get config(): GptjConfig {
