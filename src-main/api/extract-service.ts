@@ -65,7 +65,7 @@ async function compute(engine: Engine, p: ExtractFields) {
   const tokens = engine.tokenize(p.text, { bos });
   const positions = positionsOf(p, tokens.length);
   // One prompt has no train slice: a tuned lens reads through the lens last fitted for this model.
-  const techniques = latestLensFor(engine, resolveTechniques(techniqueSpecs(choices), (t) => engine.tokenize(t, { bos })));
+  const techniques = latestLensFor(engine, resolveTechniques(techniqueSpecs(choices), engine.promptTokenizer(bos)));
   const layers = p.layers ?? Array.from({ length: engine.config.nLayers }, (_, l) => l);
   const k = p.k ?? 5;
   // Each position is its own example, as in a sweep: the same fast path, one source pass per batch.

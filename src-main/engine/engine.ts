@@ -8,6 +8,7 @@ import { readGptjConfig, type GptjConfig } from './config.ts';
 import type { ComputeType } from './graph/layers.ts';
 import { type DeviceChoice, type DeviceKind, parseDevice } from './device.ts';
 import { loadTokenizer, type Tokenizer } from './tokenizer.ts';
+import { type BosPlan, bosPlan, type PromptTokenizer, promptTokenizer, withBos } from './bos.ts';
 import { WorkerClient } from './worker-client.ts';
 import type { BatchRequest, BatchResult, EngineStats, EngineTimings, LoadedModel, Meter, SourceItem, UnembedReply, WorkerReplies, WorkerRequests } from './worker-protocol.ts';
 
@@ -118,13 +119,26 @@ export class Engine {
     await this.worker.terminate();
   }
 
-  /** Token ids for `text`, with `<|endoftext|>` (the config's bos_token_id) prepended when `bos` is set. */
+  /**
+   * Where BOS goes for a protocol's (or request's) `bos`: the tokenizer's own BOS always, where it
+   * adds one (Llama, Gemma); else the config's bos_token_id when `bos` is set (engine/bos.ts).
+   */
+  bosPlan(bos: boolean): BosPlan {
+    return bosPlan(this.tokenizer, this.config.bosTokenId, bos);
+  }
+
+  /** Token ids for `text`, with BOS in front as bosPlan says. */
   tokenize(text: string, opts: { bos: boolean }): number[] {
-    const ids = this.tokenizer.encode(text);
-    const tokens = opts.bos ? [this.config.bosTokenId, ...ids] : ids;
+    const tokens = withBos(this.bosPlan(opts.bos), this.tokenizer.encode(text));
     if (tokens.length === 0) throw new LogitscopeError('prompt_empty', 'the text tokenizes to no tokens', 'text');
     this.checkTokens(tokens, 'text');
     return tokens;
+  }
+
+  /** Prompts under a protocol's (or request's) `bos`: how target prompts are tokenized (resolveTechniques). */
+  promptTokenizer(bos: boolean): PromptTokenizer {
+    // The engine's tokenize also checks the ids against the head and n_positions.
+    return { ...promptTokenizer(this.tokenizer, this.bosPlan(bos)), tokenize: (text) => this.tokenize(text, { bos }) };
   }
 
   detokenize(ids: number[]): string {

@@ -3,6 +3,7 @@ import { mulberry32, shuffleSeeded } from '../data/shuffle.ts';
 import type { DataRecord } from '../data/records.ts';
 import { LogitscopeError } from '../errors.ts';
 import type { PresetName, ProtocolSettings, SweepExample } from './spec.ts';
+import { type BosPlan, withBos } from '../engine/bos.ts';
 
 /** PROTOCOL.md's two presets, setting for setting. */
 export const PRESETS: Record<PresetName, ProtocolSettings> = {
@@ -95,14 +96,16 @@ export interface ExampleSkips {
 }
 
 /**
- * Tokenizes records and draws each one's position uniformly over [0, len-1] (BOS counts).
+ * Tokenizes records and draws each one's position uniformly over [0, len-1], the BOS included
+ * where the plan says it is drawn (engine/bos.ts), else over the text's tokens only.
  * The draw depends only on the seed and the record's index, so the same record gets the same
  * position in every run with that seed, whatever else the run contains.
  */
 export function buildExamples(
   records: DataRecord[],
-  opts: { tokenize(text: string): number[]; bos: boolean; bosTokenId: number; nCtx: number; positionSeed: number },
+  opts: { tokenize(text: string): number[]; bos: BosPlan; nCtx: number; positionSeed: number },
 ): { examples: SweepExample[]; skipped: ExampleSkips } {
+  const skip = opts.bos.id !== null && !opts.bos.drawn ? 1 : 0;
   const skipped: ExampleSkips = { empty: 0, tooLong: 0 };
   const examples: SweepExample[] = [];
   for (const r of records) {
@@ -111,12 +114,12 @@ export function buildExamples(
       skipped.empty++;
       continue;
     }
-    const tokens = opts.bos ? [opts.bosTokenId, ...ids] : ids;
+    const tokens = withBos(opts.bos, ids);
     if (tokens.length > opts.nCtx) {
       skipped.tooLong++;
       continue;
     }
-    examples.push({ recordIndex: r.index, source: r.source, text: r.text, tokens, position: drawPosition(opts.positionSeed, r.index, tokens.length) });
+    examples.push({ recordIndex: r.index, source: r.source, text: r.text, tokens, position: skip + drawPosition(opts.positionSeed, r.index, tokens.length - skip) });
   }
   return { examples, skipped };
 }

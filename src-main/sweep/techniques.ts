@@ -1,3 +1,4 @@
+import type { PromptTokenizer } from '../engine/bos.ts';
 import { LogitscopeError } from '../errors.ts';
 import type { LensOverrides, LensRecord } from '../lens/lens.ts';
 
@@ -41,16 +42,33 @@ export function customPatchscope(prompt: string, index: number, targetLayer: Tar
   return { id: `custom_${index + 1}`, kind: 'patchscope', prompt, targetLayer };
 }
 
-/** Tokenizes each patchscope's target prompt; `tokenize` adds BOS when the protocol uses one. */
-export function resolveTechniques(specs: readonly TechniqueSpec[], tokenize: (text: string) => number[]): ResolvedTechnique[] {
+/**
+ * Tokenizes each patchscope's target prompt with the checkpoint's own tokenizer. The two built-in
+ * prompts are checked first, since a tokenizer can spell them so that the patch lands elsewhere
+ * than the paper meant: the logitscope's "?" must be one token, and the token-identity prompt must
+ * end in a "?" token of its own (the position the patch overwrites).
+ */
+export function resolveTechniques(specs: readonly TechniqueSpec[], tokenizer: PromptTokenizer): ResolvedTechnique[] {
   const ids = new Set<string>();
   return specs.map((s) => {
     if (ids.has(s.id)) throw new LogitscopeError('argument_invalid', `technique "${s.id}" is listed twice`, 'techniques');
     ids.add(s.id);
     if (s.kind === 'logit_lens') return s;
     if (s.kind === 'tuned_lens') return { id: s.id, kind: s.kind, lens: null, ...(s.lens && { overrides: s.lens }) };
-    return { ...s, promptTokens: tokenize(s.prompt) };
+    const promptTokens = tokenizer.tokenize(s.prompt);
+    checkBuiltInPrompt(s, promptTokens.slice(tokenizer.bosLength), tokenizer);
+    return { ...s, promptTokens };
   });
+}
+
+function checkBuiltInPrompt(s: TechniqueSpec & { kind: 'patchscope' }, text: number[], tokenizer: PromptTokenizer): void {
+  const shown = () => JSON.stringify(text.map((id) => tokenizer.tokenString(id)));
+  if (s.id === LOGITSCOPE.id && s.prompt === LOGITSCOPE_PROMPT && text.length !== 1) {
+    throw new LogitscopeError('prompt_unsuitable', `the logitscope needs "?" to be one token, but this tokenizer spells it as ${text.length}: ${shown()}`, 'logitscope');
+  }
+  if (s.id === TOKEN_IDENTITY.id && s.prompt === TOKEN_IDENTITY_PROMPT && tokenizer.tokenString(text[text.length - 1]).replace(/^ /, '') !== '?') {
+    throw new LogitscopeError('prompt_unsuitable', `the token-identity prompt must end in a "?" token of its own (the patched position), but this tokenizer ends it with ${shown()}`, 'patchscope');
+  }
 }
 
 export function isTunedLens(t: ResolvedTechnique): t is ResolvedTechnique & { kind: 'tuned_lens' } {
