@@ -7,6 +7,7 @@ export type ErrorCode =
   | 'config_missing'
   | 'config_invalid'
   | 'model_type_unsupported'
+  | 'model_feature_unsupported'
   | 'weights_missing'
   | 'weights_truncated'
   | 'weights_corrupt'

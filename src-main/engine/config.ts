@@ -1,16 +1,22 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { LogitscopeError } from '../errors.ts';
+import { descriptionFor, FAMILIES } from './families/index.ts';
+import { blockWeights, weightShapes } from './graph/weight-names.ts';
 
-/** GPT-J hyper-parameters under TransformerLens-style names, read from a Hugging Face `config.json`. */
+/**
+ * The hyper-parameters every family has, under TransformerLens-style names. GPT-J was the first
+ * family, and code written for it (the GPT-J float64 reference, its tests) reads only these.
+ */
 export interface GptjConfig {
   readonly nLayers: number;
   readonly dModel: number;
   readonly nHeads: number;
+  /** Size of one head; dModel / nHeads except where config.json says otherwise (Gemma 2, some Mistral and Llama 3). */
   readonly dHead: number;
   readonly dMlp: number;
   readonly nCtx: number;
-  /** Rotary embedding covers only the first `rotaryDim` dims of each head (64 of 256 in GPT-J 6B). */
+  /** Rotary embedding covers only the first `rotaryDim` dims of each head (64 of 256 in GPT-J 6B; 0 without rotary). */
   readonly rotaryDim: number;
   /**
    * Rows of the embedding and unembedding: 50400 in GPT-J 6B, padded up from the tokenizer's
@@ -19,72 +25,93 @@ export interface GptjConfig {
    * undertrained or early layers); the app keeps them in the argmax, as TransformerLens did.
    */
   readonly dVocab: number;
+  /** The epsilon of every norm, LayerNorm or RMSNorm. */
   readonly layerNormEps: number;
   readonly bosTokenId: number;
 }
 
-export const ENDOFTEXT_ID = 50256;
+/** The families the engine runs; Qwen2 and Mistral are Llama descriptions (families/llama.ts). */
+export type FamilyName = 'gptj' | 'llama' | 'gemma2' | 'gpt_neox' | 'gpt2';
 
-type Raw = Record<string, unknown>;
+/** Llama 3's (and the older linear) rotary frequency scaling, from config.json's rope_scaling. */
+export type RopeScaling =
+  | { readonly ropeType: 'linear'; readonly factor: number }
+  | { readonly ropeType: 'llama3'; readonly factor: number; readonly lowFreqFactor: number; readonly highFreqFactor: number; readonly originalMaxPositionEmbeddings: number };
 
-function int(raw: Raw, key: string, file: string, fallback?: number): number {
-  const v = raw[key] ?? fallback;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) {
-    throw new LogitscopeError('config_invalid', `"${key}" must be a positive integer, got ${JSON.stringify(raw[key])}`, file);
-  }
-  return v;
+/**
+ * One model's configuration: the common sizes, and the family's description of its block (names
+ * after TransformerLens's HookedTransformerConfig where it has one). Plain data, so it crosses to
+ * the engine's worker as is; the family's weight names are looked up by `family` (families/).
+ */
+export interface ModelConfig extends GptjConfig {
+  readonly family: FamilyName;
+  /** config.json's model_type (llama, qwen2 and mistral share the llama description). */
+  readonly modelType: string;
+  /** Key/value heads: fewer than nHeads under grouped-query attention, each shared by nHeads / nKeyValueHeads query heads. */
+  readonly nKeyValueHeads: number;
+  /** LN: LayerNorm with a bias; RMS: RMSNorm. */
+  readonly normalizationType: 'LN' | 'RMS';
+  /** Gemma's RMSNorm scales by (1 + w): its checkpoints store w around 0. */
+  readonly normWeightPlusOne: boolean;
+  /** rotary (GPT-J, Llama, NeoX, Gemma) or learned absolute positions added to the embeddings (GPT-2). */
+  readonly positionalEmbeddingType: 'rotary' | 'standard';
+  /** GPT-J rotates dims (2i, 2i+1) together ("rotate every two"); the others rotate i with i + rotaryDim/2 ("rotate half"). */
+  readonly rotaryAdjacentPairs: boolean;
+  readonly rotaryBase: number;
+  readonly ropeScaling: RopeScaling | null;
+  /** Multiplies q·k: 1/√dHead, or Gemma 2's query_pre_attn_scalar^-½. */
+  readonly attnScale: number;
+  /** Gemma 2: scores become cap·tanh(scores/cap) before the mask. */
+  readonly attnScoresSoftCap: number | null;
+  /** Keys at least this many positions before the query are not attended to, in the layers marked local. */
+  readonly windowSize: number | null;
+  /** Per layer: local layers use the sliding window, global ones see the whole prefix. */
+  readonly attnTypes: readonly ('global' | 'local')[];
+  /** gated: down(act(gate(x)) · up(x)) (SwiGLU, GeGLU); else fc_out(act(fc_in(x))). */
+  readonly gatedMlp: boolean;
+  /** gelu_new is the tanh approximation (also Gemma's gelu_pytorch_tanh); gelu is the exact erf form (NeoX). */
+  readonly actFn: 'gelu_new' | 'gelu' | 'silu';
+  /** Attention and MLP both read resid_pre (GPT-J, most NeoX); else the MLP reads resid_mid. */
+  readonly parallelAttnMlp: boolean;
+  /** Gemma 2: a norm also on attention's and the MLP's outputs, before each is added to the residual. */
+  readonly useNormalizationBeforeAndAfter: boolean;
+  /** The embeddings are multiplied by this (Gemma: √dModel); 1 elsewhere. */
+  readonly embedScale: number;
+  /** Gemma 2: logits become cap·tanh(logits/cap). */
+  readonly outputLogitsSoftCap: number | null;
+  /** The unembedding is the embedding matrix itself (GPT-2, Gemma, some Llama). */
+  readonly tiedEmbeddings: boolean;
+  /** Which linears have biases (the checkpoint holds them): q/k/v, attention's output, the MLP's. */
+  readonly qkvBias: boolean;
+  readonly attnOutBias: boolean;
+  readonly mlpBias: boolean;
+  /** Where the checkpoint's model keys start ("transformer.", "model.", "gpt_neox.", or "" for GPT-2's canonical file). */
+  readonly weightPrefix: string;
 }
 
-/** Validates a parsed `config.json` object; `file` is only used in error messages. */
-export function parseGptjConfig(raw: unknown, file: string): GptjConfig {
+export { ENDOFTEXT_ID } from './families/gptj.ts';
+
+/** Validates a parsed `config.json` object of any supported family; `file` is only used in error messages. */
+export function parseModelConfig(raw: unknown, file: string): ModelConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new LogitscopeError('config_invalid', 'expected a JSON object', file);
   }
-  const r = raw as Raw;
-  if (r.model_type !== 'gptj') {
-    throw new LogitscopeError(
-      'model_type_unsupported',
-      `model_type is ${JSON.stringify(r.model_type)}; only "gptj" checkpoints are supported`,
-      file,
-    );
+  const r = raw as Record<string, unknown>;
+  const description = descriptionFor(r.model_type);
+  if (!description) {
+    throw new LogitscopeError('model_type_unsupported', `model_type is ${JSON.stringify(r.model_type)}; supported: ${supportedModelTypes().join(', ')}`, file);
   }
-  const dModel = int(r, 'n_embd', file);
-  const nHeads = int(r, 'n_head', file);
-  if (dModel % nHeads !== 0) {
-    throw new LogitscopeError('config_invalid', `n_embd (${dModel}) is not divisible by n_head (${nHeads})`, file);
-  }
-  const dHead = dModel / nHeads;
-  const rotaryDim = r.rotary_dim == null ? dHead : int(r, 'rotary_dim', file);
-  if (rotaryDim > dHead || rotaryDim % 2 !== 0) {
-    throw new LogitscopeError('config_invalid', `rotary_dim (${rotaryDim}) must be even and at most the head size (${dHead})`, file);
-  }
-  const act = r.activation_function ?? 'gelu_new';
-  if (act !== 'gelu_new') {
-    throw new LogitscopeError('config_invalid', `activation_function ${JSON.stringify(act)} is not supported (GPT-J uses "gelu_new")`, file);
-  }
-  const eps = r.layer_norm_epsilon ?? 1e-5;
-  if (typeof eps !== 'number' || !(eps > 0)) {
-    throw new LogitscopeError('config_invalid', `"layer_norm_epsilon" must be a positive number`, file);
-  }
-  const bos = r.bos_token_id ?? ENDOFTEXT_ID;
-  if (typeof bos !== 'number' || !Number.isInteger(bos) || bos < 0) {
-    throw new LogitscopeError('config_invalid', `"bos_token_id" must be a non-negative integer`, file);
-  }
-  return Object.freeze({
-    nLayers: int(r, 'n_layer', file),
-    dModel,
-    nHeads,
-    dHead,
-    dMlp: r.n_inner == null ? 4 * dModel : int(r, 'n_inner', file),
-    nCtx: int(r, 'n_positions', file),
-    rotaryDim,
-    dVocab: int(r, 'vocab_size', file),
-    layerNormEps: eps,
-    bosTokenId: bos,
-  });
+  return Object.freeze(description.parse({ r, file }));
 }
 
-export function readGptjConfig(dir: string): GptjConfig {
+export function supportedModelTypes(): string[] {
+  return FAMILIES.flatMap((d) => d.modelTypes);
+}
+
+/** The name from when GPT-J was the only family; it reads every family. */
+export const parseGptjConfig = parseModelConfig;
+
+export function readModelConfig(dir: string): ModelConfig {
   const file = path.join(dir, 'config.json');
   let text: string;
   try {
@@ -98,52 +125,48 @@ export function readGptjConfig(dir: string): GptjConfig {
   } catch (e) {
     throw new LogitscopeError('config_invalid', `not valid JSON (${(e as Error).message})`, file);
   }
-  return parseGptjConfig(raw, file);
+  return parseModelConfig(raw, file);
 }
 
-/** The checkpoint keys of one block, as Hugging Face names them. */
+/** The name from when GPT-J was the only family; it reads every family. */
+export const readGptjConfig = readModelConfig;
+
+/** The checkpoint keys of one GPT-J block, as Hugging Face names them (the GPT-J float64 reference reads these). */
 export function blockWeightNames(l: number) {
-  const p = `transformer.h.${l}`;
+  const w = blockWeights(l);
   return {
-    ln1Weight: `${p}.ln_1.weight`,
-    ln1Bias: `${p}.ln_1.bias`,
-    qProj: `${p}.attn.q_proj.weight`,
-    kProj: `${p}.attn.k_proj.weight`,
-    vProj: `${p}.attn.v_proj.weight`,
-    outProj: `${p}.attn.out_proj.weight`,
-    fcIn: `${p}.mlp.fc_in.weight`,
-    fcInBias: `${p}.mlp.fc_in.bias`,
-    fcOut: `${p}.mlp.fc_out.weight`,
-    fcOutBias: `${p}.mlp.fc_out.bias`,
+    ln1Weight: w.ln1.weight,
+    ln1Bias: w.ln1.bias!,
+    qProj: w.q!.weight,
+    kProj: w.k!.weight,
+    vProj: w.v!.weight,
+    outProj: w.out.weight,
+    fcIn: w.fcIn.weight,
+    fcInBias: w.fcIn.bias!,
+    fcOut: w.fcOut.weight,
+    fcOutBias: w.fcOut.bias!,
   } as const;
 }
 
-/** Every weight a GPT-J checkpoint must hold, with the shape the config implies (HF layout: Linear is [out, in]). */
-export function expectedWeightShapes(c: GptjConfig): Map<string, number[]> {
-  const shapes = new Map<string, number[]>([
-    ['transformer.wte.weight', [c.dVocab, c.dModel]],
-    ['transformer.ln_f.weight', [c.dModel]],
-    ['transformer.ln_f.bias', [c.dModel]],
-    ['lm_head.weight', [c.dVocab, c.dModel]],
-    ['lm_head.bias', [c.dVocab]],
-  ]);
-  for (let l = 0; l < c.nLayers; l++) {
-    const w = blockWeightNames(l);
-    shapes.set(w.ln1Weight, [c.dModel]);
-    shapes.set(w.ln1Bias, [c.dModel]);
-    shapes.set(w.qProj, [c.dModel, c.dModel]);
-    shapes.set(w.kProj, [c.dModel, c.dModel]);
-    shapes.set(w.vProj, [c.dModel, c.dModel]);
-    shapes.set(w.outProj, [c.dModel, c.dModel]);
-    shapes.set(w.fcIn, [c.dMlp, c.dModel]);
-    shapes.set(w.fcInBias, [c.dMlp]);
-    shapes.set(w.fcOut, [c.dModel, c.dMlp]);
-    shapes.set(w.fcOutBias, [c.dModel]);
-  }
-  return shapes;
+/**
+ * Every weight a checkpoint must hold, with the shape the config implies (HF layout: Linear is
+ * [out, in], GPT-2's Conv1D [in, out]). A config without a family is GPT-J's.
+ */
+export function expectedWeightShapes(c: GptjConfig | ModelConfig): Map<string, number[]> {
+  return weightShapes('family' in c ? c : parseModelConfig(gptjConfigJson(c), 'config.json'));
 }
 
-/** Buffers that GPT-J checkpoints carry but that are not weights (a causal mask and a scalar). */
+/** A GPT-J config.json for the common sizes alone (the GPT-J reference's tests build configs by hand). */
+function gptjConfigJson(c: GptjConfig): Record<string, unknown> {
+  const { nLayers, dModel, nHeads, dMlp, nCtx, rotaryDim, dVocab, layerNormEps, bosTokenId } = c;
+  return { model_type: 'gptj', n_layer: nLayers, n_embd: dModel, n_head: nHeads, n_inner: dMlp, n_positions: nCtx, rotary_dim: rotaryDim, vocab_size: dVocab, layer_norm_epsilon: layerNormEps, bos_token_id: bosTokenId };
+}
+
+/**
+ * Buffers that checkpoints carry but that are not weights: causal masks and scalars
+ * (GPT-J's and GPT-2's attn.bias / masked_bias, NeoX's attention.bias / masked_bias), and
+ * rotary inverse frequencies that older Llama and NeoX files saved (recomputed from config.json).
+ */
 export function isNonWeightBuffer(name: string): boolean {
-  return /\.attn\.(bias|masked_bias)$/.test(name);
+  return /\.(attn|attention)\.(bias|masked_bias)$/.test(name) || /\.rotary_emb\.inv_freq$/.test(name);
 }

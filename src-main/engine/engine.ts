@@ -4,7 +4,7 @@ import { defaultCacheDir } from '../app-paths.ts';
 import { LogitscopeError } from '../errors.ts';
 import { checkCacheRoot } from '../fs-errors.ts';
 import { LENS_WEIGHTS } from '../lens/lens.ts';
-import { readGptjConfig, type GptjConfig } from './config.ts';
+import { type ModelConfig, readModelConfig } from './config.ts';
 import type { ComputeType } from './graph/layers.ts';
 import { type DeviceChoice, type DeviceKind, parseDevice } from './device.ts';
 import { loadTokenizer, type Tokenizer } from './tokenizer.ts';
@@ -82,13 +82,13 @@ export class Engine {
     readonly tokenizer: Tokenizer,
   ) {}
 
-  get config(): GptjConfig {
+  get config(): ModelConfig {
     return this.info.config;
   }
 
   static async load(opts: EngineLoadOptions): Promise<Engine> {
     const device: DeviceChoice = parseDevice(opts.device ?? 'cpu');
-    readGptjConfig(opts.modelDir); // a directory that is not a GPT-J checkpoint is reported as such, first
+    readModelConfig(opts.modelDir); // a directory that is not a checkpoint of a supported family is reported as such, first
     const tokenizer = loadTokenizer(opts.modelDir);
     const cacheRoot = opts.cacheRoot ?? defaultCacheDir();
     checkCacheRoot(cacheRoot); // a file, or a folder that cannot be written: said before the worker starts

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { LogitscopeError } from '../errors.ts';
 import { LENS_WEIGHTS } from '../lens/lens.ts';
-import type { GptjConfig } from './config.ts';
+import type { ModelConfig } from './config.ts';
 import { BLOCKS_MODE, type GraphName, NO_PATCH_LAYER } from './graph/gptj-graphs.ts';
 import type { ComputeType } from './graph/layers.ts';
 import type { HostTensor, Session } from './ort-session.ts';
@@ -17,8 +17,8 @@ import type { BatchRequest, BatchResult, EngineStats, EngineTimings, SourceItem,
 /** Prefix keys/values of one target prompt, in the compute type: they never leave the worker. */
 interface Prefix {
   tokens: number[];
-  key: HostTensor; // [nLayers, nHeads, prefix, dHead]
-  value: HostTensor; // [nLayers, nHeads, prefix, dHead]
+  key: HostTensor; // [nLayers, nKeyValueHeads, prefix, dHead]
+  value: HostTensor; // [nLayers, nKeyValueHeads, prefix, dHead]
 }
 
 /** One unembedding run as the graph gives it. */
@@ -62,12 +62,12 @@ export class ModelRunner {
 
   constructor(
     private readonly sessions: Record<GraphName, Session>,
-    private readonly config: GptjConfig,
+    private readonly config: ModelConfig,
     private readonly computeType: ComputeType,
     private readonly openLens?: LensOpener,
   ) {
-    const { nLayers, nHeads, dHead } = config;
-    const noPrefix = this.computeTensor([nLayers, nHeads, 0, dHead]);
+    const { nLayers, nKeyValueHeads, dHead } = config;
+    const noPrefix = this.computeTensor([nLayers, nKeyValueHeads, 0, dHead]);
     this.unusedByFull = { active_counts: int64(new Array(nLayers + 1).fill(0)), position: int64([0]), prefix_key: noPrefix, prefix_value: noPrefix };
     this.unusedByStep = {
       input_ids: { type: 'int64', data: new BigInt64Array(1), dims: [1, 1] },
@@ -295,11 +295,11 @@ export class ModelRunner {
   }
 
   private async computePrefix(tokens: number[]): Promise<Prefix> {
-    const { nLayers, nHeads, dHead, dModel } = this.config;
+    const { nLayers, nKeyValueHeads, dHead, dModel } = this.config;
     const p = tokens.length - 1;
     if (p === 0) {
       // A one-token target (no BOS) has no prefix: the patched position attends only to itself.
-      const empty = this.computeTensor([nLayers, nHeads, 0, dHead]);
+      const empty = this.computeTensor([nLayers, nKeyValueHeads, 0, dHead]);
       return { tokens, key: empty, value: empty };
     }
     const out = await this.runFull('prefix', {
@@ -309,8 +309,8 @@ export class ModelRunner {
       patch_positions: int64([0]),
       patch_vectors: f32(new Float32Array(dModel), [1, dModel]),
     }, ['present_key', 'present_value']);
-    // [nLayers, 1, H, p, dh] -> [nLayers, H, p, dh]: the batch axis of one is dropped, the data is unchanged.
-    const drop = (t: HostTensor): HostTensor => ({ ...t, dims: [nLayers, nHeads, p, dHead] }) as HostTensor;
+    // [nLayers, 1, KV, p, dh] -> [nLayers, KV, p, dh]: the batch axis of one is dropped, the data is unchanged.
+    const drop = (t: HostTensor): HostTensor => ({ ...t, dims: [nLayers, nKeyValueHeads, p, dHead] }) as HostTensor;
     return { tokens, key: drop(out.present_key), value: drop(out.present_value) };
   }
 

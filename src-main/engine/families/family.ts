@@ -1,0 +1,86 @@
+import type { FamilyName, ModelConfig, RopeScaling } from '../config.ts';
+import type { BlockWeights, Params, TopWeights } from '../graph/weight-names.ts';
+import { int, invalid, positive, type RawConfig, unsupported } from './raw.ts';
+
+/**
+ * What makes a family: how its config.json reads into a ModelConfig (the sizes and the
+ * description of its block) and what its checkpoint calls each weight. The graphs are the same
+ * for every family (graph/); adding a family is one of these and its tests.
+ */
+export interface FamilyDescription {
+  readonly family: FamilyName;
+  /** config.json model_type values read by this description. */
+  readonly modelTypes: readonly string[];
+  /** Weight key prefixes seen in published checkpoints, the usual one first (checkpoint.ts picks the one present). */
+  readonly weightPrefixes: readonly string[];
+  parse(raw: RawConfig): ModelConfig;
+  top(c: ModelConfig): TopWeights;
+  block(c: ModelConfig, l: number): BlockWeights;
+}
+
+/** The head size, checked against the width when config.json does not give one. */
+export function headSize(raw: RawConfig, o: { dModel: number; nHeads: number; key?: string; fallback?: number }): number {
+  if (o.key && raw.r[o.key] != null) return int(raw, o.key);
+  if (o.fallback !== undefined) return o.fallback;
+  if (o.dModel % o.nHeads !== 0) throw invalid(raw, `the width (${o.dModel}) is not divisible by the number of heads (${o.nHeads})`);
+  return o.dModel / o.nHeads;
+}
+
+/** Key/value heads must divide the query heads evenly: each is shared by nHeads / nKeyValueHeads of them. */
+export function kvHeads(raw: RawConfig, nHeads: number, key = 'num_key_value_heads'): number {
+  const n = int(raw, key, nHeads);
+  if (nHeads % n !== 0) throw invalid(raw, `${key} (${n}) does not divide the number of attention heads (${nHeads})`);
+  return n;
+}
+
+export function checkRotaryDim(raw: RawConfig, rotaryDim: number, dHead: number): number {
+  if (rotaryDim > dHead || rotaryDim % 2 !== 0 || rotaryDim <= 0) throw invalid(raw, `the rotary dims (${rotaryDim}) must be even, positive and at most the head size (${dHead})`);
+  return rotaryDim;
+}
+
+/**
+ * The rotary base and scaling: config.json's rope_theta / rope_scaling as published, or the
+ * rope_parameters object that newer transformers versions write instead. Scalings other than
+ * Llama 3's and linear change the frequencies in ways not implemented here, so they are refused.
+ */
+export function ropeOf(raw: RawConfig, thetaKey = 'rope_theta'): { rotaryBase: number; ropeScaling: RopeScaling | null } {
+  const params = raw.r.rope_parameters as Record<string, unknown> | undefined;
+  const scaling = (raw.r.rope_scaling ?? params ?? null) as Record<string, unknown> | null;
+  const rotaryBase = positive(raw, thetaKey, (params?.rope_theta as number | undefined) ?? 10000);
+  const type = scaling?.rope_type ?? scaling?.type ?? 'default';
+  if (type === 'default') return { rotaryBase, ropeScaling: null };
+  const sub: RawConfig = { r: scaling ?? {}, file: raw.file };
+  if (type === 'linear') return { rotaryBase, ropeScaling: { ropeType: 'linear', factor: positive(sub, 'factor') } };
+  if (type === 'llama3') {
+    const lowFreqFactor = positive(sub, 'low_freq_factor');
+    const highFreqFactor = positive(sub, 'high_freq_factor');
+    if (!(highFreqFactor > lowFreqFactor)) throw invalid(raw, 'rope_scaling: high_freq_factor must be above low_freq_factor');
+    return {
+      rotaryBase,
+      ropeScaling: { ropeType: 'llama3', factor: positive(sub, 'factor'), lowFreqFactor, highFreqFactor, originalMaxPositionEmbeddings: int(sub, 'original_max_position_embeddings') },
+    };
+  }
+  throw unsupported(raw, `rope_scaling type ${JSON.stringify(type)} is not supported (supported: linear, llama3)`);
+}
+
+/** Which layers use the sliding window: config.json's layer_types where given, else the family's rule. */
+export function attnTypesOf(raw: RawConfig, nLayers: number, local: (l: number) => boolean): ('global' | 'local')[] {
+  const given = raw.r.layer_types;
+  if (given == null) return Array.from({ length: nLayers }, (_, l) => (local(l) ? 'local' : 'global'));
+  if (!Array.isArray(given) || given.length !== nLayers) throw invalid(raw, `"layer_types" must list one type per layer (${nLayers})`);
+  return given.map((t) => {
+    if (t === 'full_attention') return 'global';
+    if (t === 'sliding_attention') return 'local';
+    throw unsupported(raw, `layer type ${JSON.stringify(t)} is not supported (supported: full_attention, sliding_attention)`);
+  });
+}
+
+/** Prefixes `key` with `c.weightPrefix`. */
+export function keyIn(c: ModelConfig, key: string): string {
+  return `${c.weightPrefix}${key}`;
+}
+
+/** The keys of one linear (or Conv1D) `name` under prefix `p`: its weight, and its bias where it has one. */
+export function linearKeys(p: string, name: string, bias: boolean, transposed = false): Params {
+  return { weight: `${p}${name}.weight`, ...(bias ? { bias: `${p}${name}.bias` } : {}), ...(transposed ? { transposed: true as const } : {}) };
+}
