@@ -89,8 +89,18 @@ export interface RunSummaryView {
   tags: string[];
 }
 
+/** Which model a run read, as recorded (null where a run recorded before families were does not say). */
+export interface ModelProvenance {
+  family: string | null;
+  modelType: string | null;
+  /** The hub repository and commit when the checkpoint was opened from a hub cache snapshot folder. */
+  repo: string | null;
+  revision: string | null;
+}
+
 export interface RunView extends RunSummaryView {
   device: Device;
+  model: ModelProvenance;
   /** The compute dtype the run's numbers were made with (a resume uses the same). */
   computeDtype: 'float32' | 'float16';
   protocol: ProtocolSettings;

@@ -26,3 +26,14 @@ export function lensFitWords(p: { phase: 'selecting' | 'collecting' | 'solving' 
   if (p.phase === 'solving') return `tuned lens: ${p.done}/${p.total} maps solved`;
   return `tuned lens: ${p.done}/${p.total} held-out examples checked`;
 }
+
+/**
+ * Where a run's model came from, in words: "llama (model_type mistral),
+ * mistralai/Mistral-7B-v0.1@<commit>". Runs recorded before families were say so rather than guess.
+ */
+export function modelProvenance(m: { family: string | null; modelType: string | null; repo: string | null; revision: string | null }): string {
+  if (m.family === null) return 'family not recorded';
+  const type = m.modelType && m.modelType !== m.family ? ` (model_type ${m.modelType})` : '';
+  const where = m.revision ? `${m.repo}@${m.revision}` : 'revision unknown (not a hub cache snapshot folder)';
+  return `${m.family}${type}, ${where}`;
+}

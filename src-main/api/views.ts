@@ -11,7 +11,7 @@ import type { LayerResult } from '../sweep/extract.ts';
 import type { ResolvedTechnique } from '../sweep/techniques.ts';
 import { describeLens } from '../lens/lens.ts';
 import { checkFingerprints, recordedFingerprints } from '../data/fingerprint.ts';
-import type { ExampleListView, ExampleView, ModelView, RunView } from './contract.ts';
+import type { ExampleListView, ExampleView, ModelProvenance, ModelView, RunView } from './contract.ts';
 import type { ExampleQuery } from '../store/example-query.ts';
 import { runParity } from '../store/parity.ts';
 
@@ -28,6 +28,12 @@ export function modelView(e: Engine, loadSeconds: number): ModelView {
     config: { nLayers, dModel, nHeads, dHead, dMlp, nCtx, rotaryDim, dVocab },
     loadSeconds,
   };
+}
+
+/** The provenance fields of a recorded model description (sweep/export-record.ts describeModel). */
+function modelProvenanceOf(model: Record<string, unknown>): ModelProvenance {
+  const text = (v: unknown) => (typeof v === 'string' ? v : null);
+  return { family: text(model.family), modelType: text(model.model_type), repo: text(model.repo), revision: text(model.revision) };
 }
 
 /** A technique's prompt and target layer rule as views and exports show them; {} for the logit lens. */
@@ -53,6 +59,7 @@ export function runView(store: ResultStore, runId: string, cacheRoot?: string): 
     createdAt,
     modelPath,
     device: (run.model.device as RunView['device'] | undefined) ?? 'cpu',
+    model: modelProvenanceOf(run.model),
     computeDtype: (run.model.compute_dtype as RunView['computeDtype'] | undefined) ?? 'float32',
     files,
     techniques,

@@ -10,6 +10,7 @@ import { type DeviceChoice, type DeviceKind, parseDevice } from './device.ts';
 import { loadTokenizer, type Tokenizer } from './tokenizer.ts';
 import { type BosPlan, bosPlan, type PromptTokenizer, promptTokenizer, withBos } from './bos.ts';
 import { WorkerClient } from './worker-client.ts';
+import { type CheckpointOrigin, checkpointOrigin } from './provenance.ts';
 import type { BatchRequest, BatchResult, EngineStats, EngineTimings, LoadedModel, Meter, SourceItem, UnembedReply, WorkerReplies, WorkerRequests } from './worker-protocol.ts';
 
 export type { BatchRequest, BatchResult, EngineStats, EngineTimings, SourceItem, TechniqueRows } from './worker-protocol.ts';
@@ -33,6 +34,8 @@ export interface EngineLoadOptions {
 export interface ModelInfo extends LoadedModel {
   modelDir: string;
   tokenizerSource: string;
+  /** The hub repository and commit when the folder is a hub cache snapshot (engine/provenance.ts), else null. */
+  origin: CheckpointOrigin | null;
   /** Set when a GPU was asked for, could not start, and the caller allowed the CPU instead. */
   fallbackReason?: string;
 }
@@ -110,7 +113,7 @@ export class Engine {
         throw e2;
       }
     }
-    const engine = new Engine(worker, { ...loaded, modelDir: opts.modelDir, tokenizerSource: tokenizer.source, fallbackReason }, tokenizer);
+    const engine = new Engine(worker, { ...loaded, modelDir: opts.modelDir, tokenizerSource: tokenizer.source, origin: checkpointOrigin(opts.modelDir), fallbackReason }, tokenizer);
     worker.onMeter = (m) => engine.meter(m);
     return engine;
   }
