@@ -1,5 +1,6 @@
 import type { FamilyName, ModelConfig, RopeScaling } from '../config.ts';
 import type { BlockWeights, Params, TopWeights } from '../graph/weight-names.ts';
+import { decodeBf16, decodeHalf, encodeBf16, encodeHalf } from '../dtype.ts';
 import { int, invalid, positive, type RawConfig, unsupported } from './raw.ts';
 
 /**
@@ -27,9 +28,9 @@ export function headSize(raw: RawConfig, o: { dModel: number; nHeads: number; ke
 }
 
 /** Key/value heads must divide the query heads evenly: each is shared by nHeads / nKeyValueHeads of them. */
-export function kvHeads(raw: RawConfig, nHeads: number, key = 'num_key_value_heads'): number {
-  const n = int(raw, key, nHeads);
-  if (nHeads % n !== 0) throw invalid(raw, `${key} (${n}) does not divide the number of attention heads (${nHeads})`);
+export function kvHeads(raw: RawConfig, nHeads: number, fallback = nHeads): number {
+  const n = int(raw, 'num_key_value_heads', fallback);
+  if (nHeads % n !== 0) throw invalid(raw, `num_key_value_heads (${n}) does not divide the number of attention heads (${nHeads})`);
   return n;
 }
 
@@ -83,4 +84,16 @@ export function keyIn(c: ModelConfig, key: string): string {
 /** The keys of one linear (or Conv1D) `name` under prefix `p`: its weight, and its bias where it has one. */
 export function linearKeys(p: string, name: string, bias: boolean, transposed = false): Params {
   return { weight: `${p}${name}.weight`, ...(bias ? { bias: `${p}${name}.bias` } : {}), ...(transposed ? { transposed: true as const } : {}) };
+}
+
+/**
+ * A constant as the checkpoint's own dtype holds it (config.json's torch_dtype, or dtype from
+ * transformers 5 on): Hugging Face computes some constants as tensors of the model's dtype, such as
+ * Gemma's √d embedding normaliser (bf16: √3584 = 59.87 becomes 59.75).
+ */
+export function inModelDtype(raw: RawConfig, x: number): number {
+  const dtype = raw.r.dtype ?? raw.r.torch_dtype;
+  if (dtype === 'bfloat16') return decodeBf16(encodeBf16(x));
+  if (dtype === 'float16') return decodeHalf(encodeHalf(x));
+  return Math.fround(x);
 }

@@ -1,10 +1,10 @@
 import type { ModelConfig } from '../config.ts';
-import { attnTypesOf, checkRotaryDim, type FamilyDescription, keyIn, kvHeads, linearKeys, ropeOf } from './family.ts';
+import { attnTypesOf, checkRotaryDim, type FamilyDescription, inModelDtype, keyIn, kvHeads, linearKeys, ropeOf } from './family.ts';
 import { bool, int, oneOf, positive, positiveOrNull, tokenId } from './raw.ts';
 
 /**
  * Gemma 2: Llama's attention and gated MLP (GeGLU), with RMSNorm scaled by (1 + w), embeddings
- * scaled by √d, a norm before and after both attention and the MLP, query_pre_attn_scalar in place
+ * scaled by √d (rounded to the checkpoint's dtype, as Hugging Face computes it), a norm before and after both attention and the MLP, query_pre_attn_scalar in place
  * of the head size in the score scale, tanh soft-capping of attention scores and of the final
  * logits, and every other layer (the even ones) attending through a sliding window.
  * head_dim and query_pre_attn_scalar default to 256, not to hidden/heads.
@@ -25,7 +25,7 @@ export const gemma2: FamilyDescription = {
       nLayers,
       dModel,
       nHeads,
-      nKeyValueHeads: kvHeads(raw, nHeads),
+      nKeyValueHeads: kvHeads(raw, nHeads, 4),
       dHead,
       dMlp: int(raw, 'intermediate_size'),
       nCtx: int(raw, 'max_position_embeddings'),
@@ -46,7 +46,7 @@ export const gemma2: FamilyDescription = {
       actFn: oneOf(raw, 'hidden_activation', { gelu_pytorch_tanh: 'gelu_new', gelu_new: 'gelu_new', gelu: 'gelu' }, (raw.r.hidden_act as string | undefined) ?? 'gelu_pytorch_tanh'),
       parallelAttnMlp: false,
       useNormalizationBeforeAndAfter: true,
-      embedScale: Math.sqrt(dModel),
+      embedScale: inModelDtype(raw, Math.sqrt(dModel)),
       outputLogitsSoftCap: positiveOrNull(raw, 'final_logit_softcapping', 30),
       tiedEmbeddings: bool(raw, 'tie_word_embeddings', true),
       weightPrefix: 'model.',

@@ -47,7 +47,7 @@ export const gpt2: FamilyDescription = {
       useNormalizationBeforeAndAfter: false,
       embedScale: 1,
       outputLogitsSoftCap: null,
-      tiedEmbeddings: true,
+      tiedEmbeddings: bool(raw, 'tie_word_embeddings', true),
       weightPrefix: 'transformer.',
       qkvBias: true,
       attnOutBias: true,
@@ -58,7 +58,7 @@ export const gpt2: FamilyDescription = {
     wte: { weight: keyIn(c, 'wte.weight') },
     wpe: { weight: keyIn(c, 'wpe.weight') },
     lnF: { weight: keyIn(c, 'ln_f.weight'), bias: keyIn(c, 'ln_f.bias') },
-    lmHead: { weight: keyIn(c, 'wte.weight') },
+    lmHead: c.tiedEmbeddings ? { weight: keyIn(c, 'wte.weight') } : { weight: 'lm_head.weight' },
   }),
   block(c, l) {
     const p = keyIn(c, `h.${l}.`);

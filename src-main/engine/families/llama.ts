@@ -5,6 +5,8 @@ import { bool, int, oneOf, positive, type RawConfig, tokenId } from './raw.ts';
 /** What differs between the model types that share Llama's block. */
 interface Variant {
   readonly bos: number;
+  /** num_key_value_heads when config.json leaves it out (Mistral's class default is 8, the others' the head count). */
+  readonly kvHeads?: number;
   /** Biases of q, k, v and of o_proj: Llama's attention_bias sets all four; Qwen2 always has q/k/v biases and never o_proj's. */
   readonly biases: (raw: RawConfig) => { qkv: boolean; out: boolean };
   /** Which layers slide (given a window); the window itself, or null. */
@@ -22,6 +24,7 @@ const VARIANTS: Record<string, Variant> = {
   // Mistral's window (v0.1: 4096; null from v0.2 on) covers every layer.
   mistral: {
     bos: 1,
+    kvHeads: 8,
     biases: () => ({ qkv: false, out: false }),
     window: (raw) => (raw.r.sliding_window == null ? null : int(raw, 'sliding_window')),
     local: () => true,
@@ -59,14 +62,15 @@ export const llama: FamilyDescription = {
       nLayers,
       dModel,
       nHeads,
-      nKeyValueHeads: kvHeads(raw, nHeads),
+      nKeyValueHeads: kvHeads(raw, nHeads, variant.kvHeads ?? nHeads),
       dHead,
       dMlp: int(raw, 'intermediate_size'),
       nCtx: int(raw, 'max_position_embeddings'),
       rotaryDim: checkRotaryDim(raw, Math.floor(dHead * positive(raw, 'partial_rotary_factor', 1)), dHead),
       dVocab: int(raw, 'vocab_size'),
       layerNormEps: positive(raw, 'rms_norm_eps', 1e-6),
-      bosTokenId: tokenId(raw, 'bos_token_id', variant.bos),
+      // Qwen2 writes bos_token_id null in some configs: its <|endoftext|>, the eos id, stands in.
+      bosTokenId: tokenId(raw, raw.r.bos_token_id == null && raw.r.eos_token_id != null ? 'eos_token_id' : 'bos_token_id', variant.bos),
       normalizationType: 'RMS',
       normWeightPlusOne: false,
       positionalEmbeddingType: 'rotary',
