@@ -39,13 +39,19 @@ export interface PromptTokenizer {
   /** How many ids tokenize puts before the text's own: 1 with a BOS, else 0. */
   readonly bosLength: number;
   tokenString(id: number): string;
+  /** The one token that stands for exactly `text`, with BOS in front where the plan puts one; null where no single token does. */
+  oneToken(text: string): number[] | null;
 }
 
 /** Prompts tokenized by `tokenizer` with the plan's BOS in front. */
-export function promptTokenizer(tokenizer: Pick<Tokenizer, 'encode' | 'tokenString'>, plan: BosPlan): PromptTokenizer {
+export function promptTokenizer(tokenizer: Pick<Tokenizer, 'encode' | 'tokenString' | 'tokenFor'>, plan: BosPlan): PromptTokenizer {
   return {
     tokenize: (text) => withBos(plan, tokenizer.encode(text)),
     bosLength: plan.id === null ? 0 : 1,
     tokenString: (id) => tokenizer.tokenString(id),
+    oneToken: (text) => {
+      const id = tokenizer.tokenFor(text);
+      return id === null ? null : withBos(plan, [id]);
+    },
   };
 }

@@ -140,8 +140,14 @@ export class Engine {
 
   /** Prompts under a protocol's (or request's) `bos`: how target prompts are tokenized (resolveTechniques). */
   promptTokenizer(bos: boolean): PromptTokenizer {
-    // The engine's tokenize also checks the ids against the head and n_positions.
-    return { ...promptTokenizer(this.tokenizer, this.bosPlan(bos)), tokenize: (text) => this.tokenize(text, { bos }) };
+    // The engine's tokenize, and checkTokens here, also check the ids against the head and n_positions.
+    const base = promptTokenizer(this.tokenizer, this.bosPlan(bos));
+    const oneToken = (text: string) => {
+      const tokens = base.oneToken(text);
+      if (tokens) this.checkTokens(tokens, 'target prompt');
+      return tokens;
+    };
+    return { ...base, tokenize: (text) => this.tokenize(text, { bos }), oneToken };
   }
 
   detokenize(ids: number[]): string {

@@ -31,6 +31,12 @@ export const BYTE_OF_SYMBOL: ReadonlyMap<string, number> = (() => {
   return table;
 })();
 
+const SYMBOL_OF_BYTE: readonly number[] = (() => {
+  const codes: number[] = [];
+  for (const [symbol, b] of BYTE_OF_SYMBOL) codes[b] = symbol.charCodeAt(0);
+  return codes;
+})();
+
 /** The byte-fallback piece of byte `b`, as SentencePiece names it: `<0x0A>`. */
 export const byteToken = (b: number) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`;
 
@@ -43,6 +49,13 @@ export function tokenBytes(style: TokenStyle, token: string): number[] {
   const byte = BYTE_TOKEN.exec(token);
   if (byte) return [parseInt(byte[1], 16)];
   return [...utf8.encode(token.replaceAll(SP_SPACE, ' '))];
+}
+
+/** The vocabulary entries that could spell exactly `text` as one token, most usual first (the inverse of tokenBytes). */
+export function tokenSpellings(style: TokenStyle, text: string): string[] {
+  const bytes = [...utf8.encode(text)];
+  if (style === 'byte-level') return [String.fromCharCode(...bytes.map((b) => SYMBOL_OF_BYTE[b]))];
+  return bytes.length === 1 ? [text.replaceAll(' ', SP_SPACE), byteToken(bytes[0])] : [text.replaceAll(' ', SP_SPACE)];
 }
 
 /** Bytes of the UTF-8 sequence a lead byte starts (1 for ASCII and for a byte that cannot lead one). */

@@ -13,7 +13,7 @@ import {
   tokenizerJsonFromFiles,
   VOCAB_JSON,
 } from './tokenizer-files.ts';
-import { displayBytes, displayRun, tokenBytes, type TokenStyle } from './token-text.ts';
+import { displayBytes, displayRun, tokenBytes, tokenSpellings, type TokenStyle } from './token-text.ts';
 
 export type { TokenStyle } from './token-text.ts';
 
@@ -50,6 +50,12 @@ export interface Tokenizer {
   /** One past the highest id the tokenizer can name, added tokens included: 50400 with GPT-J's added_tokens. */
   readonly knownIds: number;
   readonly source: 'tokenizer.json' | 'vocab.json+merges.txt';
+  /**
+   * The id of the one vocabulary token that stands for exactly `text` (`?` is GPT-2's 30, Llama's
+   * piece `?`; a single byte the vocabulary lacks is its byte-fallback token `<0x3F>`), or null
+   * where no single token does. Unlike encode, no `▁` is prepended.
+   */
+  tokenFor(text: string): number | null;
   /** How the vocabulary spells text: byte-level BPE (`Ġ` for a space) or SentencePiece-style (`▁`, `<0xNN>`). */
   readonly style: TokenStyle;
   /**
@@ -182,11 +188,21 @@ function wrap(json: Record<string, unknown>, where: { dir: string; file: string;
     return out;
   };
 
+  const tokenFor = (text: string): number | null => {
+    const spellings = tokenSpellings(style, text);
+    for (const piece of spellings) {
+      const id = tok.token_to_id(piece);
+      if (id !== undefined && !added.has(id)) return id;
+    }
+    return null;
+  };
+
   return {
     encode(text: string): number[] {
       return tok.encode(text, { add_special_tokens: false }).ids;
     },
     decode,
+    tokenFor,
     tokenString,
     tokenStrings,
     vocabSize: baseVocabSize(json),

@@ -43,10 +43,12 @@ export function customPatchscope(prompt: string, index: number, targetLayer: Tar
 }
 
 /**
- * Tokenizes each patchscope's target prompt with the checkpoint's own tokenizer. The two built-in
- * prompts are checked first, since a tokenizer can spell them so that the patch lands elsewhere
- * than the paper meant: the logitscope's "?" must be one token, and the token-identity prompt must
- * end in a "?" token of its own (the position the patch overwrites).
+ * Tokenizes each patchscope's target prompt with the checkpoint's own tokenizer, BOS in front where
+ * the protocol's plan puts one. The two built-in prompts are made for the family's tokenizer
+ * (PROTOCOL.md "Families"): the logitscope's target is the vocabulary's one token for exactly "?"
+ * (not encode("?"), which a SentencePiece tokenizer spells "▁?" or "▁" + "?"), refused where there
+ * is none; the token-identity prompt must end in a "?" token of its own, the position the patch
+ * overwrites. Both are checked here, before any work.
  */
 export function resolveTechniques(specs: readonly TechniqueSpec[], tokenizer: PromptTokenizer): ResolvedTechnique[] {
   const ids = new Set<string>();
@@ -55,20 +57,28 @@ export function resolveTechniques(specs: readonly TechniqueSpec[], tokenizer: Pr
     ids.add(s.id);
     if (s.kind === 'logit_lens') return s;
     if (s.kind === 'tuned_lens') return { id: s.id, kind: s.kind, lens: null, ...(s.lens && { overrides: s.lens }) };
-    const promptTokens = tokenizer.tokenize(s.prompt);
-    checkBuiltInPrompt(s, promptTokens.slice(tokenizer.bosLength), tokenizer);
-    return { ...s, promptTokens };
+    return { ...s, promptTokens: builtInPromptTokens(s, tokenizer) ?? tokenizer.tokenize(s.prompt) };
   });
 }
 
-function checkBuiltInPrompt(s: TechniqueSpec & { kind: 'patchscope' }, text: number[], tokenizer: PromptTokenizer): void {
-  const shown = () => JSON.stringify(text.map((id) => tokenizer.tokenString(id)));
-  if (s.id === LOGITSCOPE.id && s.prompt === LOGITSCOPE_PROMPT && text.length !== 1) {
-    throw new LogitscopeError('prompt_unsuitable', `the logitscope needs "?" to be one token, but this tokenizer spells it as ${text.length}: ${shown()}`, 'logitscope');
+/** The target tokens of the built-in logitscope and token-identity prompts, checked; undefined for any other prompt. */
+function builtInPromptTokens(s: TechniqueSpec & { kind: 'patchscope' }, tokenizer: PromptTokenizer): number[] | undefined {
+  if (s.id === LOGITSCOPE.id && s.prompt === LOGITSCOPE_PROMPT) {
+    const tokens = tokenizer.oneToken(LOGITSCOPE_PROMPT);
+    if (tokens) return tokens;
+    const spelled = tokenizer.tokenize(LOGITSCOPE_PROMPT).slice(tokenizer.bosLength).map((id) => tokenizer.tokenString(id));
+    throw new LogitscopeError('prompt_unsuitable', `the logitscope needs "?" to be one token, but this tokenizer has no such token (it spells "?" as ${JSON.stringify(spelled)})`, 'logitscope');
   }
-  if (s.id === TOKEN_IDENTITY.id && s.prompt === TOKEN_IDENTITY_PROMPT && tokenizer.tokenString(text[text.length - 1]).replace(/^ /, '') !== '?') {
-    throw new LogitscopeError('prompt_unsuitable', `the token-identity prompt must end in a "?" token of its own (the patched position), but this tokenizer ends it with ${shown()}`, 'patchscope');
+  if (s.id === TOKEN_IDENTITY.id && s.prompt === TOKEN_IDENTITY_PROMPT) {
+    const tokens = tokenizer.tokenize(s.prompt);
+    const last = tokenizer.tokenString(tokens[tokens.length - 1]);
+    if (last.replace(/^ /, '') !== '?') {
+      const ending = tokens.slice(-3).map((id) => tokenizer.tokenString(id));
+      throw new LogitscopeError('prompt_unsuitable', `the token-identity prompt must end in a "?" token of its own (the patched position), but this tokenizer ends it with ${JSON.stringify(ending)}`, 'patchscope');
+    }
+    return tokens;
   }
+  return undefined;
 }
 
 export function isTunedLens(t: ResolvedTechnique): t is ResolvedTechnique & { kind: 'tuned_lens' } {
