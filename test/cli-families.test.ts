@@ -35,6 +35,16 @@ beforeAll(() => {
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
+test('doctor --model says the family, the parameter count and the memory plan per device kind', async () => {
+  const dir = dirs.get('mistral')!;
+  const r = await cli(['doctor', '--model', dir]);
+  expect(r.code, r.stderr).toBe(0);
+  const parameters = Number(/^model .*: llama \(model_type mistral\), \S+ parameters \((\d+)\)$/m.exec(r.stdout)?.[1]);
+  expect(parameters).toBeGreaterThan(0);
+  expect(r.stdout).toMatch(new RegExp(`^memory on cpu: float32: .* weights \\+ at most 2\\.0 GiB working set`, 'm'));
+  expect(r.stdout).toMatch(/^memory on cuda: float16: /m);
+}, 120_000);
+
 describe.each(FAMILIES)('%s', (family) => {
   test('a sweep runs the logit lens, token identity and the logitscope with the family’s BOS and prompts, and records the family', async () => {
     const dir = dirs.get(family)!;

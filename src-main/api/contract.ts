@@ -26,8 +26,26 @@ export interface AppInfo {
   dbPath: string;
 }
 
+/** A model's device-memory plan (engine/model-plan.ts), in bytes. */
+export interface MemoryPlanView {
+  dtype: 'float32' | 'float16';
+  weightBytes: number;
+  workingBytes: number;
+  totalBytes: number;
+}
+
 export interface ModelView {
   dir: string;
+  /** The engine's family (llama also runs mistral and qwen2) and config.json's model_type. */
+  family: string;
+  modelType: string;
+  parameters: number;
+  /** For the compute dtype it was loaded with. */
+  memory: MemoryPlanView;
+  /** The hub repository and commit when the folder is a hub cache snapshot. */
+  origin: { repo: string; revision: string } | null;
+  /** How its tokenizer spells text, and the BOS it puts before every text (null for none). */
+  tokenizer: { style: 'byte-level' | 'sentencepiece'; bos: string | null; vocabSize: number };
   identity: string;
   format: string;
   weightDtype: string;
@@ -240,6 +258,8 @@ export interface DoctorReport {
   cacheDir: string;
   /** The desktop engine process's log for this results database (the window's banner links it too). */
   engineLog: string;
+  /** With a model folder asked about: what it is and its memory plan per device kind, from config.json alone. */
+  model?: { dir: string; family: string; modelType: string; parameters: number; plans: { device: 'cpu' | 'cuda'; plan: MemoryPlanView }[] };
 }
 
 export interface ExportReply {

@@ -127,7 +127,7 @@ export class Lab {
       dbPath: this.store.file,
     }),
 
-    'app.doctor': async () => doctor(this.store.file),
+    'app.doctor': async (p) => doctor(this.store.file, p),
 
     'model.load': async (p) => this.load(p),
 

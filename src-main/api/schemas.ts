@@ -106,7 +106,7 @@ const extractFields = {
 export const requestSchemas = {
   'app.info': empty,
   /** Which execution providers start here, the GPU, and where data is kept. */
-  'app.doctor': empty,
+  'app.doctor': z.strictObject({ modelDir: nonEmpty('the model folder').optional() }),
   'model.load': z.strictObject({
     dir: nonEmpty('the model directory'),
     device: deviceSchema.optional(),

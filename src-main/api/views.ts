@@ -5,6 +5,7 @@
 import { reproduceCommand } from './command.ts';
 import type { Engine } from '../engine/engine.ts';
 import type { Tokenizer } from '../engine/tokenizer.ts';
+import { memoryPlan, parameterCount } from '../engine/model-plan.ts';
 import { LogitscopeError } from '../errors.ts';
 import type { ResultStore, StoredExample } from '../store/result-store.ts';
 import type { LayerResult } from '../sweep/extract.ts';
@@ -19,6 +20,12 @@ export function modelView(e: Engine, loadSeconds: number): ModelView {
   const { nLayers, dModel, nHeads, dHead, dMlp, nCtx, rotaryDim, dVocab } = e.config;
   return {
     dir: e.info.modelDir,
+    family: e.config.family,
+    modelType: e.config.modelType,
+    parameters: parameterCount(e.config),
+    memory: memoryPlan(e.config, e.info.computeDtype),
+    origin: e.info.origin,
+    tokenizer: { style: e.tokenizer.style, bos: e.tokenizer.bos?.text ?? null, vocabSize: e.tokenizer.vocabSize },
     identity: e.info.identity,
     format: e.info.format,
     weightDtype: e.info.weightDtype,
