@@ -44,8 +44,11 @@ export interface ModelView {
   memory: MemoryPlanView;
   /** The hub repository and commit when the folder is a hub cache snapshot. */
   origin: { repo: string; revision: string } | null;
-  /** How its tokenizer spells text, and the BOS it puts before every text (null for none). */
-  tokenizer: { style: 'byte-level' | 'sentencepiece'; bos: string | null; vocabSize: number };
+  /**
+   * How its tokenizer spells text; `bos`: the BOS it puts before every text (null for none);
+   * `bosOnRequest`: the token a `bos` setting prepends where it puts none (the config's bos_token_id).
+   */
+  tokenizer: { style: 'byte-level' | 'sentencepiece'; bos: string | null; bosOnRequest: string; vocabSize: number };
   identity: string;
   format: string;
   weightDtype: string;
@@ -293,7 +296,8 @@ interface Replies {
   'sweep.cancel': { cancelled: boolean };
   'sweep.resume': { runId: string };
   extract: ExtractView;
-  'extract.tokenize': { tokens: { id: number; text: string }[]; nCtx: number };
+  /** `bosLength`: how many of the tokens come before the text's own (1 where a BOS is first). */
+  'extract.tokenize': { tokens: { id: number; text: string }[]; nCtx: number; bosLength: number };
   'extract.save': { runId: string };
   'runs.list': RunSummaryView[];
   'runs.get': RunView;

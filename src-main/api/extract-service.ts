@@ -16,7 +16,8 @@ import { CODE_VERSION } from './sweep-service.ts';
 import { cellsOf, promptTokens, techniqueView } from './views.ts';
 
 export function tokenizeOne(engine: Engine, p: Payload<'extract.tokenize'>): Reply<'extract.tokenize'> {
-  return { tokens: promptTokens(engine.tokenizer, engine.tokenize(p.text, { bos: p.bos ?? false })), nCtx: engine.config.nCtx };
+  const bos = p.bos ?? false;
+  return { tokens: promptTokens(engine.tokenizer, engine.tokenize(p.text, { bos })), nCtx: engine.config.nCtx, bosLength: engine.bosPlan(bos).id === null ? 0 : 1 };
 }
 
 type ExtractFields = Omit<Payload<'extract'>, 'follow'>;

@@ -25,7 +25,7 @@ export function modelView(e: Engine, loadSeconds: number): ModelView {
     parameters: parameterCount(e.config),
     memory: memoryPlan(e.config, e.info.computeDtype),
     origin: e.info.origin,
-    tokenizer: { style: e.tokenizer.style, bos: e.tokenizer.bos?.text ?? null, vocabSize: e.tokenizer.vocabSize },
+    tokenizer: { style: e.tokenizer.style, bos: e.tokenizer.bos?.text ?? null, bosOnRequest: e.tokenizer.tokenString(e.config.bosTokenId), vocabSize: e.tokenizer.vocabSize },
     identity: e.info.identity,
     format: e.info.format,
     weightDtype: e.info.weightDtype,

@@ -104,9 +104,26 @@ describe.skipIf(!HAS_CHROMIUM)(`Llama and GPT-NeoX checkpoints in the app${SKIP_
       expect(heads).toEqual(view.tokens.map((x) => x.text.replace(/^ /, '␣')));
       if (family === 'llama') expect(heads[0]).toBe('<s>');
       expect(await page.locator('table.lens[data-technique="logit_lens"] tbody tr').count()).toBe(LAYERS);
+      await app.shot(`families-${family}-lens-picture`);
+    }, 180_000);
+
+    test('the BOS control says what the tokenizer does, and a typed token is pinned by its own id (not the BOS)', async () => {
+      const t = tok();
+      if (family === 'llama') {
+        expect(await page.getByText(/comes first, always: this model's tokenizer adds it/).innerText()).toContain('<s>');
+        expect(await page.getByRole('checkbox', { name: /prepend BOS/ }).count()).toBe(0);
+      } else {
+        expect(await page.getByRole('checkbox', { name: 'prepend BOS (<|endoftext|>)' }).count()).toBe(1);
+      }
+      // "the" is one piece in both tiny vocabularies: "▁the" (Llama prepends the space) and "Ġthe".
+      const typed = family === 'llama' ? 'the' : ' the';
+      const [id] = t.encode(typed);
+      await page.getByLabel('Pin a token').fill(typed);
+      await page.getByRole('button', { name: 'Pin', exact: true }).click();
+      await expect.poll(() => page.locator('.lens-pin').innerText()).toContain(`(id ${id})`);
+      await page.getByRole('button', { name: 'Unpin' }).click();
       expect(await alertText()).toEqual([]);
       expect(app.problems).toEqual([]);
-      await app.shot(`families-${family}-lens-picture`);
     }, 180_000);
   });
 });
