@@ -54,29 +54,33 @@ function attn(ctx: Ctx, l: number, x: string, w: BlockWeights, at: Attention) {
     return b.op('Transpose', [rotate && at.rotary ? rotary(ctx, split, at.rank, at.rotary) : split], { perm: at.perm }); // [..., n, T, dh]
   };
   const p = projections(ctx, x, w);
-  const q = heads(p.q, at.headShape, true); // [..., H, T, dh]
-  const key = heads(p.k, at.kvHeadShape, true); // [..., KV, T, dh]
-  const value = heads(p.v, at.kvHeadShape, false); // [..., KV, T, dh]
+  const q = heads(p.q(), at.headShape, true); // [..., H, T, dh]
+  const key = heads(p.k(), at.kvHeadShape, true); // [..., KV, T, dh]
+  const value = heads(p.v(), at.kvHeadShape, false); // [..., KV, T, dh]
   // q and k meet in fp32, as in Hugging Face's GPT-J: one fp16 q·k can pass 65504 and turn a row of scores into inf.
   const z = at.attend(toFloat32(ctx, q), toFloat32(ctx, key), value, l); // [..., H, T, dh]
   const merged = b.op('Reshape', [b.op('Transpose', [z], { perm: at.perm }), b.constInt64([-1, c.nHeads * c.dHead])]); // [rows, H·dh]
   return { out: linear(ctx, merged, w.out), key, value }; // out [rows, d]
 }
 
-/** q [rows, H·dh], k and v [rows, KV·dh]: three projections, or one fused projection cut in three. */
-function projections(ctx: Ctx, x: string, w: BlockWeights): { q: string; k: string; v: string } {
+/**
+ * q [rows, H·dh], k and v [rows, KV·dh]: three projections, each made where it is first asked for
+ * (so GPT-J's graph keeps its node order), or one fused projection cut in three.
+ */
+function projections(ctx: Ctx, x: string, w: BlockWeights): Record<'q' | 'k' | 'v', () => string> {
   const { b, c } = ctx;
-  if (!w.qkv) return { q: linear(ctx, x, w.q!), k: linear(ctx, x, w.k!), v: linear(ctx, x, w.v!) };
+  if (!w.qkv) return { q: () => linear(ctx, x, w.q!), k: () => linear(ctx, x, w.k!), v: () => linear(ctx, x, w.v!) };
   const fused = linear(ctx, x, w.qkv); // [rows, 3·H·dh]
+  let q: string, k: string, v: string;
   if (w.qkv.layout === 'blocks') {
-    const [q, k, v] = b.opN('Split', [fused], 3, { axis: 1 }); // [rows, H·dh] each
-    return { q, k, v };
+    [q, k, v] = b.opN('Split', [fused], 3, { axis: 1 }); // [rows, H·dh] each
+  } else {
+    // NeoX groups each head's q, k and v: [rows, H, 3·dh].
+    const perHead = b.op('Reshape', [fused, b.constInt64([-1, c.nHeads, 3 * c.dHead])]); // [rows, H, 3·dh]
+    const flat = (t: string) => b.op('Reshape', [t, b.constInt64([-1, c.nHeads * c.dHead])]); // [rows, H·dh]
+    [q, k, v] = b.opN('Split', [perHead], 3, { axis: 2 }).map(flat); // [rows, H·dh] each
   }
-  // NeoX groups each head's q, k and v: [rows, H, 3·dh].
-  const perHead = b.op('Reshape', [fused, b.constInt64([-1, c.nHeads, 3 * c.dHead])]); // [rows, H, 3·dh]
-  const flat = (t: string) => b.op('Reshape', [t, b.constInt64([-1, c.nHeads * c.dHead])]); // [rows, H·dh]
-  const [q, k, v] = b.opN('Split', [perHead], 3, { axis: 2 }); // [rows, H, dh] each
-  return { q: flat(q), k: flat(k), v: flat(v) };
+  return { q: () => q, k: () => k, v: () => v };
 }
 
 /** The MLP: fc_out(act(fc_in(x))), or gated fc_out(act(gate(x)) · fc_in(x)) (SwiGLU, GeGLU). x [rows, d] -> [rows, d]. */

@@ -19,9 +19,10 @@ export interface GraphOptions {
 }
 
 /**
- * The two graphs the engine runs, one session each. Names double as session ids across the worker
- * boundary. `blocks` holds every block's weights (and wte), `unembed` ln_f and lm_head: no weight is
- * in two sessions, so a device holds each once.
+ * The two graphs the engine runs, one session each, for every family. Names double as session ids
+ * across the worker boundary. `blocks` holds every block's weights (and the embeddings), `unembed`
+ * the final norm and the head: no weight is in two sessions, so a device holds each once, except
+ * a tied head's embedding matrix (GPT-2, Gemma, some Llama), which both read.
  */
 export type GraphName = 'blocks' | 'unembed';
 
