@@ -1,5 +1,5 @@
 /**
- * Where a BOS token goes, for one checkpoint and one protocol setting. PROTOCOL.md "BOS" gives the
+ * Where a BOS token goes, for one checkpoint and one protocol setting. PROTOCOL.md "Families" gives the
  * rule and why; in short, the protocol's `bos` adds one where the tokenizer would not, and never
  * removes one the tokenizer always adds (Llama and Gemma are trained with it, and Gemma's outputs
  * without it are meaningless).

@@ -24,7 +24,7 @@ export const CONVENTIONS = {
   surprisal_paper: '-ln p_model(top1) at the source position, nats (the Patchscopes paper convention)',
   argmax_over: 'all vocab_size rows of the unembedding, padding rows included (as TransformerLens and the seed)',
   precision_at_1: 'top1 == reference_top1',
-  padding_ids: 'per layer, the top_k ids >= model.tokenizer_vocab_size: rows of the head the tokenizer never produces (GPT-J pads its 50257-token vocabulary to 50400 rows; tokenizer_vocab_size is the base vocabulary, without added tokens such as <|extratoken_N|>)',
+  padding_ids: 'per layer, the top_k ids >= model.tokenizer_vocab_size: rows of the head the tokenizer never produces (GPT-J pads its 50257-token vocabulary to 50400 rows, Pythia 50277 to 50304, Qwen2 151646 to 151936; tokenizer_vocab_size counts the added tokens text encodes to, not GPT-J\'s <|extratoken_N|> names of padding rows)',
 } as const;
 
 /**
