@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loadTokenizer } from '../src-main/engine/tokenizer.ts';
-import { TOKEN_IDENTITY_PROMPT } from '../src-main/sweep/techniques.ts';
+import { TOKEN_IDENTITY_PROMPT } from '../src-main/protocol/techniques.ts';
 import { runCli } from './fixtures/cli.ts';
 import { writeTinyFamily, type Family } from './fixtures/hf-families.ts';
 import { writeTopicRecords } from './fixtures/records.ts';

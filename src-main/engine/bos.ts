@@ -4,6 +4,7 @@
  * removes one the tokenizer always adds (Llama and Gemma are trained with it, and Gemma's outputs
  * without it are meaningless).
  */
+import type { PromptTokenizer } from '../protocol/techniques.ts';
 import type { Tokenizer } from './tokenizer.ts';
 
 export interface BosPlan {
@@ -30,17 +31,6 @@ export function bosPlan(tokenizer: Pick<Tokenizer, 'bos'>, configBosId: number, 
 /** `ids` with the plan's BOS in front. */
 export function withBos(plan: BosPlan, ids: readonly number[]): number[] {
   return plan.id === null ? [...ids] : [plan.id, ...ids];
-}
-
-/** How prompts become tokens on one checkpoint under one `bos` setting (Engine.promptTokenizer). */
-export interface PromptTokenizer {
-  /** A prompt's ids, with BOS in front where the plan puts one. */
-  tokenize(text: string): number[];
-  /** How many ids tokenize puts before the text's own: 1 with a BOS, else 0. */
-  readonly bosLength: number;
-  tokenString(id: number): string;
-  /** The one token that stands for exactly `text`, with BOS in front where the plan puts one; null where no single token does. */
-  oneToken(text: string): number[] | null;
 }
 
 /** Prompts tokenized by `tokenizer` with the plan's BOS in front. */

@@ -1,6 +1,5 @@
-import type { PromptTokenizer } from '../engine/bos.ts';
 import { LogitscopeError } from '../errors.ts';
-import type { LensOverrides, LensRecord } from '../lens/lens.ts';
+import type { LensOverrides, LensRecord } from './lens-settings.ts';
 
 /** The token-identity patchscope's target prompt (PROTOCOL.md). */
 export const TOKEN_IDENTITY_PROMPT = 'cat -> cat\n1135 -> 1135\nhello -> hello\n?';
@@ -40,6 +39,17 @@ export const NAMED_TECHNIQUES: readonly TechniqueSpec[] = [...BUILT_IN_TECHNIQUE
 export function customPatchscope(prompt: string, index: number, targetLayer: TargetLayerRule = { kind: 'same' }): TechniqueSpec {
   if (prompt.length === 0) throw new LogitscopeError('prompt_empty', 'a custom patchscope prompt cannot be empty', `prompt[${index}]`);
   return { id: `custom_${index + 1}`, kind: 'patchscope', prompt, targetLayer };
+}
+
+/** How prompts become tokens on one checkpoint under one `bos` setting (engine/bos.ts promptTokenizer, Engine.promptTokenizer). */
+export interface PromptTokenizer {
+  /** A prompt's ids, with BOS in front where the plan puts one. */
+  tokenize(text: string): number[];
+  /** How many ids tokenize puts before the text's own: 1 with a BOS, else 0. */
+  readonly bosLength: number;
+  tokenString(id: number): string;
+  /** The one token that stands for exactly `text`, with BOS in front where the plan puts one; null where no single token does. */
+  oneToken(text: string): number[] | null;
 }
 
 /**
