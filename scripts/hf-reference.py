@@ -2,9 +2,11 @@
 """Runs Hugging Face transformers itself on a (tiny) checkpoint and prints what the float64 reference
 computes, as JSON, so test/reference-families-hf.test.ts can compare the two.
 
-    hf-reference.py MODEL_DIR '{"tokens": [1, 2, 3], "texts": ["Hello world"]}'
+    echo '{"cases": [{"dir": MODEL_DIR, "tokens": [1, 2, 3], "texts": ["Hello world"]}, ...]}' | hf-reference.py
 
-prints {"embeddings": [T][D], "resid_post": [L][T][D], "logits": [T][V], "encodings": {...}}:
+prints {"results": [...]}, one per case (so torch is imported once), each
+{"architecture", "missing_keys", "unexpected_keys", "mismatched_keys", "embeddings": [T][D],
+"resid_post": [L][T][D], "logits": [T][V], "encodings": {...}}:
 embeddings is the input of decoder layer 0 and resid_post[l] the output of layer l, both caught by
 hooks on the layers themselves (so no question of what output_hidden_states puts last); logits are
 the model's own. The model runs in float64 with eager attention. `encodings` gives, per text, the ids
@@ -26,9 +28,11 @@ def decoder_layers(model):
     raise SystemExit(f"no decoder layers found on {type(base).__name__}")
 
 
-def main():
-    model_dir, request = sys.argv[1], json.loads(sys.argv[2])
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float64, attn_implementation="eager")
+def run_case(request):
+    model_dir = request["dir"]
+    model, info = AutoModelForCausalLM.from_pretrained(
+        model_dir, dtype=torch.float64, attn_implementation="eager", output_loading_info=True
+    )
     model.eval()
     layers = decoder_layers(model)
     caught = {"pre": None, "post": [None] * len(layers)}
@@ -45,7 +49,13 @@ def main():
     for i, layer in enumerate(layers):
         layer.register_forward_hook(output_of(i), with_kwargs=True)
 
-    result = {}
+    # Keys the file lacks would be randomly initialised: the test insists there are none.
+    result = {
+        "architecture": type(model).__name__,
+        "missing_keys": sorted(info["missing_keys"]),
+        "unexpected_keys": sorted(info["unexpected_keys"]),
+        "mismatched_keys": sorted(str(k) for k in info["mismatched_keys"]),
+    }
     if request.get("tokens"):
         with torch.no_grad():
             out = model(input_ids=torch.tensor([request["tokens"]]), use_cache=False)
@@ -57,8 +67,16 @@ def main():
     if texts:
         raw = Tokenizer.from_file(f"{model_dir}/tokenizer.json")
         auto = AutoTokenizer.from_pretrained(model_dir)
-        result["encodings"] = {t: {"tokenizers": raw.encode(t).ids, "auto": auto(t)["input_ids"]} for t in texts}
-    json.dump(result, sys.stdout)
+        result["encodings"] = {}
+        for t in texts:
+            ids = raw.encode(t).ids
+            result["encodings"][t] = {"tokenizers": ids, "auto": auto(t)["input_ids"], "decoded": raw.decode(ids, skip_special_tokens=True)}
+    return result
+
+
+def main():
+    request = json.load(sys.stdin)
+    json.dump({"results": [run_case(case) for case in request["cases"]]}, sys.stdout)
 
 
 if __name__ == "__main__":

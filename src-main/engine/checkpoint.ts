@@ -77,7 +77,7 @@ export function openCheckpoint(dir: string, opts: { cacheRoot?: string } = {}): 
     }
     files.push(file);
   }
-  const config = withWeightPrefix(parsed, tensors);
+  const config = withCheckpointKeys(parsed, tensors);
   checkExpectedWeights(config, tensors, names.length === 1 ? files[0] : dir);
   // Hashed only once the headers are known to be sound, so a broken checkpoint fails fast.
   const extras = ['config.json', ...IDENTITY_EXTRAS, ...(layout.sharded ? [layout.name] : [])].filter((n) => fs.existsSync(path.join(dir, n)));
@@ -98,13 +98,17 @@ export function openCheckpoint(dir: string, opts: { cacheRoot?: string } = {}): 
 }
 
 /**
- * The config with the weight prefix this checkpoint uses, where its family is published under
- * more than one (GPT-2: "transformer.h.0…" from GPT2LMHeadModel, "h.0…" in the canonical gpt2 file).
+ * The config with the key names this checkpoint uses, where its family is published under more
+ * than one: the prefix (GPT-2: "transformer.h.0…" from GPT2LMHeadModel, "h.0…" in the canonical
+ * gpt2 file) and the untied head (NeoX: embed_out on the hub, lm_head as transformers 5 saves it).
+ * Where none is present the usual names stay, and the missing weights are reported by them.
  */
-function withWeightPrefix(config: ModelConfig, tensors: ReadonlyMap<string, TensorRef>): ModelConfig {
+function withCheckpointKeys(config: ModelConfig, tensors: ReadonlyMap<string, TensorRef>): ModelConfig {
   const d = descriptionOf(config);
-  const found = d.weightPrefixes.find((weightPrefix) => tensors.has(d.top({ ...config, weightPrefix }).wte.weight));
-  return found === undefined || found === config.weightPrefix ? config : Object.freeze({ ...config, weightPrefix: found });
+  const weightPrefix = d.weightPrefixes.find((prefix) => tensors.has(d.top({ ...config, weightPrefix: prefix }).wte.weight)) ?? config.weightPrefix;
+  const headKey = d.headKeys.find((key) => tensors.has(`${key}.weight`)) ?? config.headKey;
+  if (weightPrefix === config.weightPrefix && headKey === config.headKey) return config;
+  return Object.freeze({ ...config, weightPrefix, headKey });
 }
 
 function isBrokenLink(p: string): boolean {

@@ -45,7 +45,11 @@ export interface FamilyDims {
   finalSoftcap: number | null;
   /** Per layer: the sliding window (a position sees itself and the window - 1 before it), or null. */
   windows: (number | null)[];
-  /** Gemma 2 multiplies the embeddings by √dModel, in the embedding's dtype. */
+  /**
+   * Gemma 2 multiplies the embeddings by √dModel as a tensor of the model's dtype, so a bf16 model
+   * uses bf16(√d) (59.75 for 3584); taken from the checkpoint's dtype here. (HF's float64 run of
+   * a bf16 checkpoint would use the unrounded value; with the fixtures' d = 64 both are exactly 8.)
+   */
   embedScale: number;
   qkvBias: boolean;
   oBias: boolean;

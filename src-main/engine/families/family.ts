@@ -1,7 +1,59 @@
-import type { FamilyName, ModelConfig, RopeScaling } from '../config.ts';
-import type { BlockWeights, Params, TopWeights } from '../graph/weight-names.ts';
+import type { FamilyName, ModelConfig, RopeScaling } from '../model-config.ts';
 import { decodeBf16, decodeHalf, encodeBf16, encodeHalf } from '../dtype.ts';
 import { int, invalid, positive, type RawConfig, unsupported } from './raw.ts';
+
+/**
+ * The parameters of one nn.Linear (or GPT-2's Conv1D, `transposed`: stored [in, out]) or one
+ * norm, by checkpoint key.
+ */
+export interface Params {
+  readonly weight: string;
+  readonly bias?: string;
+  readonly transposed?: true;
+}
+
+/** A LayerNorm has a bias; an RMSNorm has none. */
+export type NormParams = Params;
+
+/**
+ * One projection giving q, k and v side by side. `perHead` (NeoX's query_key_value): the output
+ * is [H, 3, dh], each head's q, k, v together; `blocks` (GPT-2's c_attn): [3, H, dh], all of q, then k, then v.
+ */
+export interface FusedQkv extends Params {
+  readonly layout: 'perHead' | 'blocks';
+}
+
+/**
+ * One block's checkpoint keys, grouped the way the block uses them. Keys a family lacks are
+ * absent: ln2 where the MLP reads ln1's output too (GPT-J), q/k/v where one fused qkv projects
+ * all three, gate where the MLP is not gated (gated: fcIn is up_proj, fcOut down_proj).
+ */
+export interface BlockWeights {
+  /** The norm before attention (ln_1, input_layernorm). */
+  readonly ln1: NormParams;
+  /** The norm before the MLP (ln_2, post_attention_layernorm in Llama and NeoX, pre_feedforward_layernorm in Gemma 2). */
+  readonly ln2?: NormParams;
+  /** Gemma 2's norms on attention's and the MLP's outputs (post_attention_layernorm, post_feedforward_layernorm). */
+  readonly lnAttnOut?: NormParams;
+  readonly lnMlpOut?: NormParams;
+  readonly q?: Params;
+  readonly k?: Params;
+  readonly v?: Params;
+  readonly qkv?: FusedQkv;
+  readonly out: Params;
+  readonly gate?: Params;
+  readonly fcIn: Params;
+  readonly fcOut: Params;
+}
+
+/** The keys outside the blocks. lmHead is wte's own keys where the head is tied. */
+export interface TopWeights {
+  readonly wte: Params;
+  /** GPT-2's learned positions [nCtx, d]. */
+  readonly wpe?: Params;
+  readonly lnF: NormParams;
+  readonly lmHead: Params;
+}
 
 /**
  * What makes a family: how its config.json reads into a ModelConfig (the sizes and the
@@ -14,6 +66,8 @@ export interface FamilyDescription {
   readonly modelTypes: readonly string[];
   /** Weight key prefixes seen in published checkpoints, the usual one first (checkpoint.ts picks the one present). */
   readonly weightPrefixes: readonly string[];
+  /** The untied head's keys seen in published checkpoints, likewise. */
+  readonly headKeys: readonly string[];
   parse(raw: RawConfig): ModelConfig;
   top(c: ModelConfig): TopWeights;
   block(c: ModelConfig, l: number): BlockWeights;

@@ -1,4 +1,4 @@
-import type { ModelConfig } from '../config.ts';
+import type { ModelConfig } from '../model-config.ts';
 import { attnTypesOf, checkRotaryDim, type FamilyDescription, inModelDtype, keyIn, kvHeads, linearKeys, ropeOf } from './family.ts';
 import { bool, int, oneOf, positive, positiveOrNull, tokenId } from './raw.ts';
 
@@ -13,6 +13,7 @@ export const gemma2: FamilyDescription = {
   family: 'gemma2',
   modelTypes: ['gemma2'],
   weightPrefixes: ['model.'],
+  headKeys: ['lm_head'],
   parse(raw) {
     const dModel = int(raw, 'hidden_size');
     const nHeads = int(raw, 'num_attention_heads');
@@ -50,6 +51,7 @@ export const gemma2: FamilyDescription = {
       outputLogitsSoftCap: positiveOrNull(raw, 'final_logit_softcapping', 30),
       tiedEmbeddings: bool(raw, 'tie_word_embeddings', true),
       weightPrefix: 'model.',
+      headKey: 'lm_head',
       qkvBias: bool(raw, 'attention_bias', false),
       attnOutBias: bool(raw, 'attention_bias', false),
       mlpBias: false,
@@ -58,7 +60,7 @@ export const gemma2: FamilyDescription = {
   top: (c) => ({
     wte: { weight: keyIn(c, 'embed_tokens.weight') },
     lnF: { weight: keyIn(c, 'norm.weight') },
-    lmHead: c.tiedEmbeddings ? { weight: keyIn(c, 'embed_tokens.weight') } : { weight: 'lm_head.weight' },
+    lmHead: c.tiedEmbeddings ? { weight: keyIn(c, 'embed_tokens.weight') } : { weight: `${c.headKey}.weight` },
   }),
   block(c, l) {
     const p = keyIn(c, `layers.${l}.`);

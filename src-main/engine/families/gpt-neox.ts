@@ -1,4 +1,4 @@
-import type { ModelConfig } from '../config.ts';
+import type { ModelConfig } from '../model-config.ts';
 import { checkRotaryDim, type FamilyDescription, headSize, keyIn, linearKeys, ropeOf } from './family.ts';
 import { bool, int, oneOf, positive, type RawConfig, tokenId } from './raw.ts';
 
@@ -17,6 +17,7 @@ export const gptNeox: FamilyDescription = {
   family: 'gpt_neox',
   modelTypes: ['gpt_neox'],
   weightPrefixes: ['gpt_neox.'],
+  headKeys: ['embed_out', 'lm_head'],
   parse(raw) {
     const dModel = int(raw, 'hidden_size');
     const nHeads = int(raw, 'num_attention_heads');
@@ -54,6 +55,7 @@ export const gptNeox: FamilyDescription = {
       outputLogitsSoftCap: null,
       tiedEmbeddings: bool(raw, 'tie_word_embeddings', false),
       weightPrefix: 'gpt_neox.',
+      headKey: 'embed_out',
       qkvBias: bool(raw, 'attention_bias', true),
       attnOutBias: bool(raw, 'attention_bias', true),
       mlpBias: true,
@@ -62,7 +64,7 @@ export const gptNeox: FamilyDescription = {
   top: (c) => ({
     wte: { weight: keyIn(c, 'embed_in.weight') },
     lnF: { weight: keyIn(c, 'final_layer_norm.weight'), bias: keyIn(c, 'final_layer_norm.bias') },
-    lmHead: c.tiedEmbeddings ? { weight: keyIn(c, 'embed_in.weight') } : { weight: 'embed_out.weight' },
+    lmHead: c.tiedEmbeddings ? { weight: keyIn(c, 'embed_in.weight') } : { weight: `${c.headKey}.weight` },
   }),
   block(c, l) {
     const p = keyIn(c, `layers.${l}.`);

@@ -1,4 +1,4 @@
-import type { ModelConfig } from '../config.ts';
+import type { ModelConfig } from '../model-config.ts';
 import { type FamilyDescription, headSize, keyIn, linearKeys } from './family.ts';
 import { bool, int, oneOf, positive, tokenId, unsupported } from './raw.ts';
 import { ENDOFTEXT_ID } from './gptj.ts';
@@ -12,6 +12,7 @@ export const gpt2: FamilyDescription = {
   family: 'gpt2',
   modelTypes: ['gpt2'],
   weightPrefixes: ['transformer.', ''],
+  headKeys: ['lm_head'],
   parse(raw) {
     const dModel = int(raw, 'n_embd');
     const nHeads = int(raw, 'n_head');
@@ -49,6 +50,7 @@ export const gpt2: FamilyDescription = {
       outputLogitsSoftCap: null,
       tiedEmbeddings: bool(raw, 'tie_word_embeddings', true),
       weightPrefix: 'transformer.',
+      headKey: 'lm_head',
       qkvBias: true,
       attnOutBias: true,
       mlpBias: true,
@@ -58,7 +60,7 @@ export const gpt2: FamilyDescription = {
     wte: { weight: keyIn(c, 'wte.weight') },
     wpe: { weight: keyIn(c, 'wpe.weight') },
     lnF: { weight: keyIn(c, 'ln_f.weight'), bias: keyIn(c, 'ln_f.bias') },
-    lmHead: c.tiedEmbeddings ? { weight: keyIn(c, 'wte.weight') } : { weight: 'lm_head.weight' },
+    lmHead: c.tiedEmbeddings ? { weight: keyIn(c, 'wte.weight') } : { weight: `${c.headKey}.weight` },
   }),
   block(c, l) {
     const p = keyIn(c, `h.${l}.`);

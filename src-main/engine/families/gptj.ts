@@ -1,4 +1,4 @@
-import type { ModelConfig } from '../config.ts';
+import type { ModelConfig } from '../model-config.ts';
 import { checkRotaryDim, type FamilyDescription, headSize, keyIn } from './family.ts';
 import { int, invalid, positive, tokenId } from './raw.ts';
 
@@ -9,6 +9,7 @@ export const gptj: FamilyDescription = {
   family: 'gptj',
   modelTypes: ['gptj'],
   weightPrefixes: ['transformer.'],
+  headKeys: ['lm_head'],
   parse(raw) {
     const dModel = int(raw, 'n_embd');
     const nHeads = int(raw, 'n_head');
@@ -47,6 +48,7 @@ export const gptj: FamilyDescription = {
       outputLogitsSoftCap: null,
       tiedEmbeddings: false,
       weightPrefix: 'transformer.',
+      headKey: 'lm_head',
       qkvBias: false,
       attnOutBias: false,
       mlpBias: true,
@@ -56,7 +58,7 @@ export const gptj: FamilyDescription = {
   top: (c) => ({
     wte: { weight: keyIn(c, 'wte.weight') },
     lnF: { weight: keyIn(c, 'ln_f.weight'), bias: keyIn(c, 'ln_f.bias') },
-    lmHead: { weight: 'lm_head.weight', bias: 'lm_head.bias' },
+    lmHead: { weight: `${c.headKey}.weight`, bias: `${c.headKey}.bias` },
   }),
   // Attention projections have no bias.
   block(c, l) {

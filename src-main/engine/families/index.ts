@@ -1,4 +1,4 @@
-import type { FamilyName } from '../config.ts';
+import type { FamilyName } from '../model-config.ts';
 import type { FamilyDescription } from './family.ts';
 import { gemma2 } from './gemma2.ts';
 import { gpt2 } from './gpt2.ts';

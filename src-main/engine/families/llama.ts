@@ -1,4 +1,4 @@
-import type { ModelConfig } from '../config.ts';
+import type { ModelConfig } from '../model-config.ts';
 import { attnTypesOf, checkRotaryDim, type FamilyDescription, headSize, keyIn, kvHeads, linearKeys, ropeOf } from './family.ts';
 import { bool, int, oneOf, positive, type RawConfig, tokenId } from './raw.ts';
 
@@ -47,6 +47,7 @@ export const llama: FamilyDescription = {
   family: 'llama',
   modelTypes: Object.keys(VARIANTS),
   weightPrefixes: ['model.'],
+  headKeys: ['lm_head'],
   parse(raw) {
     const modelType = raw.r.model_type as string;
     const variant = VARIANTS[modelType];
@@ -88,6 +89,7 @@ export const llama: FamilyDescription = {
       outputLogitsSoftCap: null,
       tiedEmbeddings: bool(raw, 'tie_word_embeddings', false),
       weightPrefix: 'model.',
+      headKey: 'lm_head',
       qkvBias: biases.qkv,
       attnOutBias: biases.out,
       mlpBias: bool(raw, 'mlp_bias', false),
@@ -96,7 +98,7 @@ export const llama: FamilyDescription = {
   top: (c) => ({
     wte: { weight: keyIn(c, 'embed_tokens.weight') },
     lnF: { weight: keyIn(c, 'norm.weight') },
-    lmHead: c.tiedEmbeddings ? { weight: keyIn(c, 'embed_tokens.weight') } : { weight: 'lm_head.weight' },
+    lmHead: c.tiedEmbeddings ? { weight: keyIn(c, 'embed_tokens.weight') } : { weight: `${c.headKey}.weight` },
   }),
   block(c, l) {
     const p = keyIn(c, `layers.${l}.`);

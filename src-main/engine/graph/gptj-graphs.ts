@@ -1,4 +1,4 @@
-import type { ModelConfig } from '../config.ts';
+import type { ModelConfig } from '../model-config.ts';
 import type { TensorRef } from '../tensor-ref.ts';
 import { block, causalSelfAttention, prefixAttention } from './block.ts';
 import { type ComputeType, type Ctx, rotaryTables, toCompute, toFloat32, unembed } from './layers.ts';

@@ -1,4 +1,4 @@
-import type { ModelConfig, RopeScaling } from '../config.ts';
+import type { ModelConfig, RopeScaling } from '../model-config.ts';
 import { GraphBuilder } from './onnx-builder.ts';
 import { type NormParams, type Params, topWeights } from './weight-names.ts';
 

@@ -1,59 +1,9 @@
-import type { ModelConfig } from '../config.ts';
+import type { BlockWeights, NormParams, Params, TopWeights } from '../families/family.ts';
+import type { ModelConfig } from '../model-config.ts';
 import { gptj } from '../families/gptj.ts';
 import { descriptionOf } from '../families/index.ts';
 
-/**
- * The parameters of one nn.Linear (or GPT-2's Conv1D, `transposed`: stored [in, out]) or one
- * norm, by checkpoint key.
- */
-export interface Params {
-  readonly weight: string;
-  readonly bias?: string;
-  readonly transposed?: true;
-}
-
-/** A LayerNorm has a bias; an RMSNorm has none. */
-export type NormParams = Params;
-
-/**
- * One projection giving q, k and v side by side. `perHead` (NeoX's query_key_value): the output
- * is [H, 3, dh], each head's q, k, v together; `blocks` (GPT-2's c_attn): [3, H, dh], all of q, then k, then v.
- */
-export interface FusedQkv extends Params {
-  readonly layout: 'perHead' | 'blocks';
-}
-
-/**
- * One block's checkpoint keys, grouped the way the block uses them. Keys a family lacks are
- * absent: ln2 where the MLP reads ln1's output too (GPT-J), q/k/v where one fused qkv projects
- * all three, gate where the MLP is not gated (gated: fcIn is up_proj, fcOut down_proj).
- */
-export interface BlockWeights {
-  /** The norm before attention (ln_1, input_layernorm). */
-  readonly ln1: NormParams;
-  /** The norm before the MLP (ln_2, post_attention_layernorm in Llama and NeoX, pre_feedforward_layernorm in Gemma 2). */
-  readonly ln2?: NormParams;
-  /** Gemma 2's norms on attention's and the MLP's outputs (post_attention_layernorm, post_feedforward_layernorm). */
-  readonly lnAttnOut?: NormParams;
-  readonly lnMlpOut?: NormParams;
-  readonly q?: Params;
-  readonly k?: Params;
-  readonly v?: Params;
-  readonly qkv?: FusedQkv;
-  readonly out: Params;
-  readonly gate?: Params;
-  readonly fcIn: Params;
-  readonly fcOut: Params;
-}
-
-/** The keys outside the blocks. lmHead is wte's own keys where the head is tied. */
-export interface TopWeights {
-  readonly wte: Params;
-  /** GPT-2's learned positions [nCtx, d]. */
-  readonly wpe?: Params;
-  readonly lnF: NormParams;
-  readonly lmHead: Params;
-}
+export type { BlockWeights, FusedQkv, NormParams, Params, TopWeights } from '../families/family.ts';
 
 /** The keys outside the blocks, as this model's checkpoint names them. */
 export function topWeights(c: ModelConfig): TopWeights {
@@ -71,7 +21,7 @@ export function blockWeights(l: number): BlockWeights {
 }
 
 /** GPT-J's keys depend only on its one prefix. */
-const GPTJ_KEYS = { weightPrefix: 'transformer.' } as ModelConfig;
+const GPTJ_KEYS = { weightPrefix: 'transformer.', headKey: 'lm_head' } as ModelConfig;
 
 /** Every weight the graphs read with its shape as the config implies, top-level keys first, then block by block. */
 export function weightShapes(c: ModelConfig): Map<string, number[]> {
