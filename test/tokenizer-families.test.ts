@@ -113,6 +113,7 @@ describe('SentencePiece-style tokenizers the app refuses', () => {
     const { dir } = written('llama');
     editJson(dir, 'tokenizer.json', (j) => {
       j.normalizer = null;
+      j.pre_tokenizer = null;
       j.decoder = null;
       j.model.byte_fallback = false;
     });
