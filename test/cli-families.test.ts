@@ -46,23 +46,24 @@ test('doctor --model says the family, the parameter count and the memory plan pe
 }, 120_000);
 
 describe.each(FAMILIES)('%s', (family) => {
-  test('a sweep runs the logit lens, token identity and the logitscope with the family’s BOS and prompts, and records the family', async () => {
+  test('a sweep runs the logit lens, token identity, the logitscope and a custom patchscope with the family’s BOS and prompts, and records the family', async () => {
     const dir = dirs.get(family)!;
     const tok = loadTokenizer(dir);
     const json = path.join(tmp, `${family}-sweep.json`);
-    const r = await cli(['sweep', '--model', dir, '--data', data, '--preset', 'patchscopes', '--pool-end', '20', '--eval-start', '0', '--limit', '4', '--json', json]);
+    const r = await cli(['sweep', '--model', dir, '--data', data, '--preset', 'patchscopes', '--pool-end', '20', '--eval-start', '0', '--limit', '4', '--prompt', 'the cat ->', '--json', json]);
     expect(r.code, r.stderr).toBe(0);
     const record = JSON.parse(fs.readFileSync(json, 'utf8'));
     expect(record.model).toMatchObject({ family: family === 'mistral' || family === 'qwen2' ? 'llama' : family, model_type: family, tokenizer_style: tok.style, bos_token: tok.bos });
     const bos = tok.bos ? [tok.bos.id] : [];
     expect(record.techniques.patchscope.prompt_tokens).toEqual([...bos, ...tok.encode(TOKEN_IDENTITY_PROMPT)]);
     expect(record.techniques.logitscope.prompt_tokens).toEqual([...bos, tok.tokenFor('?')]);
+    expect(record.techniques.custom_1.prompt_tokens).toEqual([...bos, ...tok.encode('the cat ->')]);
     expect(record.examples.length).toBe(4);
     for (const e of record.examples) {
       // The patchscopes preset asks for no BOS: where the tokenizer adds one it is there, and never the sampled position.
       if (tok.bos) expect([e.tokens[0], e.position > 0]).toEqual([tok.bos.id, true]);
       else expect(e.tokens[0]).not.toBe(tok.bos);
-      expect(e.layers.map((l: { technique: string }) => l.technique).sort()).toEqual(expect.arrayContaining(['logit_lens', 'logitscope', 'patchscope']));
+      expect(e.layers.map((l: { technique: string }) => l.technique).sort()).toEqual(expect.arrayContaining(['custom_1', 'logit_lens', 'logitscope', 'patchscope']));
     }
   }, 300_000);
 
