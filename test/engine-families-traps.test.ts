@@ -13,6 +13,7 @@ import { type Ctx, inverseFrequencies, rotary, rotaryTables } from '../src-main/
 import { GraphBuilder } from '../src-main/engine/graph/onnx-builder.ts';
 import { allWeightNames } from '../src-main/engine/graph/weight-names.ts';
 import { createSession } from '../src-main/engine/ort-session.ts';
+import { Engine, residRow } from '../src-main/engine/engine.ts';
 import { loadWorker, maxAbsDiff, residualError, rewriteWeights } from './fixtures/family-engine.ts';
 import { type Family, type TinyFamily, writeTinyFamily } from './fixtures/hf-families.ts';
 import { llama3InvFreq, ropeInvFreq } from './reference/families-config.ts';
@@ -226,6 +227,22 @@ describe('heads and weight names', () => {
     expect(info.config.weightPrefix).toBe('transformer.');
     // The reference reads the canonical names, which hold the same values.
     expect(await engineError({ ...prefixed, tensors: canonical.tensors })).toBeLessThan(TOL);
+  });
+});
+
+describe('the Engine', () => {
+  test('loads a family through its public API unchanged: config.family says which, and a source pass matches the reference', async () => {
+    const ckpt = tiny('gpt_neox');
+    const engine = await Engine.load({ modelDir: ckpt.dir, cacheRoot });
+    try {
+      expect([engine.config.family, engine.config.modelType, engine.config.nKeyValueHeads]).toEqual(['gpt_neox', 'gpt_neox', 4]);
+      const want = referenceForward({ family: 'gpt_neox', config: ckpt.config, weights: ckpt.tensors, tokens: TOKENS });
+      const src = await engine.sourcePass([{ tokens: TOKENS, position: 4 }]);
+      expect(maxAbsDiff(residRow(src, 1, 0, engine.config.dModel), want.residPost[1][4])).toBeLessThan(TOL);
+      expect(maxAbsDiff(src.logits, want.logits[4])).toBeLessThan(TOL);
+    } finally {
+      await engine.dispose();
+    }
   });
 });
 

@@ -122,6 +122,8 @@ export interface ModelProvenance {
 }
 
 export interface RunView extends RunSummaryView {
+  /** The code that computed it: the package version and its commit or source hash (api/code-version.ts). */
+  codeVersion: string;
   device: DeviceId;
   model: ModelProvenance;
   /** The compute dtype the run's numbers were made with (a resume uses the same). */
@@ -343,6 +345,8 @@ export type RequestName = keyof ApiRequests;
 export type EventName = keyof ApiEvents;
 export type Payload<K extends RequestName> = ApiRequests[K][0];
 export type Reply<K extends RequestName> = ApiRequests[K][1];
+/** A payload as its handler receives it: checked by its schema, with the schema's defaults filled in. */
+export type Parsed<K extends RequestName> = z.output<RequestSchemas[K]>;
 
 /** How every reply crosses a boundary (IPC, HTTP): the result, or a coded error. */
 export type Envelope<T> = { ok: true; result: T } | { ok: false; error: SerializedError };

@@ -44,7 +44,8 @@ export const gemma2: FamilyDescription = {
       windowSize,
       attnTypes: attnTypesOf(raw, nLayers, (l) => windowSize !== null && l % 2 === 0),
       gatedMlp: true,
-      actFn: oneOf(raw, 'hidden_activation', { gelu_pytorch_tanh: 'gelu_new', gelu_new: 'gelu_new', gelu: 'gelu' }, (raw.r.hidden_act as string | undefined) ?? 'gelu_pytorch_tanh'),
+      // Gemma2MLP reads hidden_activation only; the hidden_act that hub configs also carry is unused.
+      actFn: oneOf(raw, 'hidden_activation', { gelu_pytorch_tanh: 'gelu_new', gelu_new: 'gelu_new', gelu: 'gelu' }, 'gelu_pytorch_tanh'),
       parallelAttnMlp: false,
       useNormalizationBeforeAndAfter: true,
       embedScale: inModelDtype(raw, Math.sqrt(dModel)),

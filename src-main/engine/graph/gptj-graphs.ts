@@ -1,3 +1,4 @@
+/** The engine's graphs for every family (the file keeps the name it had when GPT-J was the only one). */
 import type { ModelConfig } from '../model-config.ts';
 import type { TensorRef } from '../tensor-ref.ts';
 import { block, causalSelfAttention, prefixAttention } from './block.ts';
@@ -214,7 +215,7 @@ function patcher(ctx: Ctx, o: { batch: string; seq: string; positions: string; p
 function stepBody(ctx: Ctx, x: BlocksInputs): void {
   const { b, c, dt } = ctx;
   const vectors = toCompute(ctx, x.vectors); // [rows, d]
-  // Every row sits at the same position, so one rotary table [1, 1, rd/2, 1] broadcasts over rows.
+  // Every row sits at the same position, so one rotary table [1, 1, rd/2(, 1)] broadcasts over rows.
   const attention = prefixAttention(ctx, { prefixKey: x.prefixKey, prefixValue: x.prefixValue, position: x.position, rotary: rotaryOf(ctx, x.position) });
   const count = (j: number) => b.op('Slice', [x.counts, b.constInt64([j]), b.constInt64([j + 1])]); // [1]
   const entering = (from: string, to: string) => b.op('Slice', [vectors, from, to, b.constInt64([0])]); // [n_j, d]
@@ -231,8 +232,8 @@ function stepBody(ctx: Ctx, x: BlocksInputs): void {
 }
 
 /**
- * `unembed`: ln_f + lm_head on residual rows, log-softmax in fp32, and only what the sweep needs
- * back: the top k, and the log-probability of one chosen id per row (the reference token).
+ * `unembed`: the final norm and the head (and Gemma 2's soft-cap) on residual rows, log-softmax
+ * in fp32, and only what the sweep needs back: the top k, and the log-probability of one chosen id per row (the reference token).
  * Argmax and top-k range over all dVocab rows, as TransformerLens (and so the seed) did. The
  * model's own distribution at a source position is this same graph on the last resid row, so its
  * top-1 (the reference) and every technique's top-1 come from one kernel path.
