@@ -48,8 +48,8 @@ export interface ModelView {
 }
 
 /**
- * Per technique and layer: n, and the means with their 95% intervals as they cross the boundary
- * (an unbounded bound, NaN in process, arrives as null).
+ * Per technique and layer: n, and the means with their 95% intervals (an unbounded bound is null,
+ * in process and on every front alike).
  */
 export type LayerSummary = z.output<typeof layerSummarySchema>;
 

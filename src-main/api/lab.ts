@@ -147,7 +147,7 @@ export class Lab {
         skipped: { ...preview.skipped },
         filteredBy: { ...preview.filteredBy },
         capped: preview.capped,
-        samples: preview.samples.map((r) => ({ recordIndex: r.index, source: r.source, text: r.text })),
+        samples: preview.samples.map((r) => ({ recordIndex: r.index, ...(r.source !== undefined && { source: r.source }), text: r.text })),
       };
     },
 

@@ -100,7 +100,7 @@ export function exampleView(store: ResultStore, runId: string, ordinal: number, 
   return {
     ordinal,
     recordIndex: example.recordIndex,
-    source: example.source,
+    ...(example.source !== undefined && { source: example.source }),
     tokens: promptTokens(tokenizer, example.tokens),
     position: example.position,
     reference: { id: result.reference_top1, text: text(result.reference_top1) },

@@ -64,11 +64,12 @@ export interface LayerSummary {
 
 /**
  * A mean with a 95% confidence interval (sweep/summary.ts): Wilson score for precision@1, Student t
- * with n − 1 degrees of freedom for the surprisals. low and high are NaN where the interval is
- * undefined: no examples, or a surprisal mean of one example (nothing to measure the spread by).
+ * with n − 1 degrees of freedom for the surprisals. low and high are null where the interval is
+ * undefined: a surprisal mean of one example (nothing to measure the spread by). Null, not NaN, so
+ * the value is the same in process, over JSON and through structured clone.
  */
 export interface Interval {
   mean: number;
-  low: number;
-  high: number;
+  low: number | null;
+  high: number | null;
 }
