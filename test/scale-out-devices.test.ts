@@ -69,7 +69,7 @@ function shardFile(db: string, index: number): string | undefined {
   return file && fs.existsSync(file) ? file : undefined;
 }
 
-/** The pid of shard 1's process that LOGITSCOPE_TEST_HOLD_SHARD stopped (scale/shard-worker.ts), once it holds. */
+/** The pid of shard 1's process that LOGITSCOPE_TEST_HOLD stopped (src-main/test-hold.ts), once it holds. */
 function heldShard(db: string): number | undefined {
   const file = shardFile(db, 1);
   const pid = file && fs.existsSync(`${file}.held`) ? Number(fs.readFileSync(`${file}.held`, 'utf8')) : 0;
@@ -152,12 +152,12 @@ describe('sweep --devices', () => {
       const finished: unknown[] = [];
       lab.onEvent((name, p) => (name === 'sweep.progress' ? events.push(p as ApiEvents['sweep.progress']) : name === 'sweep.finished' && finished.push(p)));
       // Shard 1 holds once 2 of its 12 examples are stored (its run exists by then), so it is killed mid-run, and its retry resumes that run.
-      process.env.LOGITSCOPE_TEST_HOLD_SHARD = '1@2';
+      process.env.LOGITSCOPE_TEST_HOLD = '2@shard1';
       const start = lab.call('sweep.start', { ...REQUEST, devices: ['cpu', 'cpu'], modelDir: model });
       let victim: number | undefined;
       await expect.poll(() => (victim = heldShard(path.join(tmp, 'killed-once.sqlite'))), { timeout: 60_000 }).toBeDefined();
       process.kill(victim!, 'SIGKILL');
-      delete process.env.LOGITSCOPE_TEST_HOLD_SHARD; // before the retry starts: the kill is noticed on a later turn of the event loop
+      delete process.env.LOGITSCOPE_TEST_HOLD; // before the retry starts: the kill is noticed on a later turn of the event loop
       expect(shardExamplesDone(path.join(tmp, 'killed-once.sqlite'), 1)).toBe(2);
       const { runId } = await start;
       await lab.settled(runId);
@@ -175,8 +175,8 @@ describe('sweep --devices', () => {
   test('a shard that dies twice leaves the run failed with its missing ordinals, and resuming it finishes the run', async () => {
     const lab = await Lab.open({ dbPath: path.join(tmp, 'killed-twice.sqlite'), cacheRoot });
     try {
-      // Every process of shard 1 holds before it loads the model: its first one and its retry are each killed there.
-      process.env.LOGITSCOPE_TEST_HOLD_SHARD = '1@0';
+      // Every process of shard 1 holds before its first batch: its first one and its retry are each killed there, having computed nothing.
+      process.env.LOGITSCOPE_TEST_HOLD = '0@shard1';
       const start = lab.call('sweep.start', { ...REQUEST, devices: ['cpu', 'cpu'], modelDir: model });
       const killed = new Set<number>();
       try {
@@ -187,7 +187,7 @@ describe('sweep --devices', () => {
           killed.add(held!);
         }
       } finally {
-        delete process.env.LOGITSCOPE_TEST_HOLD_SHARD;
+        delete process.env.LOGITSCOPE_TEST_HOLD;
       }
       expect(killed.size, 'both processes of shard 1 were seen and killed').toBe(2);
       const { runId } = await start;

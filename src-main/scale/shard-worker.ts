@@ -6,7 +6,6 @@
  *
  * Started as `node --import tsx shard-worker.ts JOB` with the ShardJob as JSON.
  */
-import fs from 'node:fs';
 import { Lab } from '../api/lab.ts';
 import type { Device, SweepRequest } from '../api/contract.ts';
 import { serializeError, type SerializedError } from '../errors.ts';
@@ -30,19 +29,6 @@ export type ShardMessage =
 
 const send = (m: ShardMessage) => process.stdout.write(`${JSON.stringify(m)}\n`);
 
-/**
- * A test's gate (test/scale-out-devices.test.ts), so that it kills a shard at a known point rather
- * than by luck: with LOGITSCOPE_TEST_HOLD_SHARD=<index>@<examples>, a process of shard <index>
- * stops once that many of its examples are stored (0: before it loads the model), writes its pid
- * to `<db>.held` and waits there, its thread blocked, until it is killed. Unset, it does nothing.
- */
-function holdForTest(job: ShardJob, examplesDone: number): void {
-  const hold = process.env.LOGITSCOPE_TEST_HOLD_SHARD?.match(/^(\d+)@(\d+)$/);
-  if (!hold || job.request.shard?.index !== Number(hold[1]) || examplesDone < Number(hold[2])) return;
-  fs.writeFileSync(`${job.db}.held`, String(process.pid));
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
-}
-
 async function main(job: ShardJob): Promise<number> {
   const lab = await Lab.open({ dbPath: job.db, cacheRoot: job.cacheRoot });
   let runId: string | undefined;
@@ -52,13 +38,11 @@ async function main(job: ShardJob): Promise<number> {
     if (runId) void lab.call('sweep.cancel', { runId });
   });
   try {
-    holdForTest(job, 0);
     await lab.call('model.load', { dir: job.modelDir, device: job.device, dtype: job.dtype });
     lab.onEvent((name, payload) => {
       if (name !== 'sweep.progress') return;
       const { progress: p } = payload as { progress: { examplesDone: number; examplesTotal: number; examplesFromCache: number; throughput: number | null } };
       send({ type: 'progress', examplesDone: p.examplesDone, examplesTotal: p.examplesTotal, examplesFromCache: p.examplesFromCache, throughput: p.throughput });
-      holdForTest(job, p.examplesDone);
     });
     ({ runId } = job.resume
       ? await lab.call('sweep.resume', { runId: job.resume, batchSize: job.request.batchSize })
