@@ -13,7 +13,7 @@ import { prepareSweep, type PreparedSweep } from '../sweep/prepare.ts';
 import { runSweep, type SweepOutcome, type SweepPlan, type SweepProgress } from '../sweep/run-sweep.ts';
 import type { SweepSpec } from '../sweep/spec.ts';
 import { type Shard, shardCache, shardOfRun, shardOrdinals } from '../scale/shard.ts';
-import { holdForTest } from '../test-hold.ts';
+import { holdForTest, withTestHold } from '../test-hold.ts';
 
 /** The app's version, recorded with every run so results of different code can be told apart. */
 export const CODE_VERSION: string = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
@@ -211,12 +211,10 @@ async function finishInStore(engine: Engine, store: ResultStore, runId: string, 
       plan = { ...plan, examples: ordinals.map((o) => plan.examples[o]) };
       cache = shardCache(cache, ordinals);
     }
-    holdForTest(store.file, 0, hooks.shard?.index);
-    const onProgress = (p: SweepProgress) => {
-      hooks.onProgress?.(p);
-      holdForTest(store.file, p.examplesDone, hooks.shard?.index);
-    };
-    const outcome = await runSweep(engine, plan, { signal: hooks.signal, cache, onProgress, budgetBytes: hooks.budgetBytes, maxBatchExamples: hooks.maxBatchExamples });
+    const held = { dbFile: store.file, shardIndex: hooks.shard?.index, signal: hooks.signal };
+    await holdForTest(held, 0);
+    cache = withTestHold(cache, held);
+    const outcome = await runSweep(engine, plan, { signal: hooks.signal, cache, onProgress: hooks.onProgress, budgetBytes: hooks.budgetBytes, maxBatchExamples: hooks.maxBatchExamples });
     store.finishRun(runId, { status: outcome.status, timings: { wallMs: performance.now() - started, computeMs: outcome.timings.computeSeconds * 1000 } });
     return outcome;
   } catch (e) {
