@@ -152,7 +152,7 @@ describe('browser mode server', () => {
     });
     expect(received).toContain(`data: ${JSON.stringify({ name: 'runs.changed', payload: {} })}\n\n`);
     // The stream unsubscribes when the client goes.
-    await expect.poll(() => fake.listeners.size).toBe(0);
+    await expect.poll(() => fake.listeners.size, { timeout: 10_000 }).toBe(0);
   });
 
   test('close() ends open event streams instead of hanging', async () => {

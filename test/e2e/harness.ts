@@ -90,5 +90,5 @@ export async function layoutSettled(page: Page): Promise<void> {
       return `${document.documentElement.scrollWidth} ${rects.join(' ')}`;
     });
   let last = '';
-  await expect.poll(async () => last === (last = await boxes())).toBe(true);
+  await expect.poll(async () => last === (last = await boxes()), { timeout: 15_000 }).toBe(true);
 }

@@ -56,9 +56,9 @@ describe.skipIf(!HAS_CHROMIUM)(`Run during Loading, in the browser${SKIP_REASON}
     });
     await page.getByLabel('Checkpoint directory').fill(modelA);
     await page.getByRole('button', { name: 'Load model' }).click();
-    await expect.poll(() => loadSent).toBe(true);
+    await expect.poll(() => loadSent, { timeout: 15_000 }).toBe(true);
     // While loading, Run sweep cannot be clicked, and the page says why.
-    await expect.poll(() => page.locator('#run-blocker').innerText()).toMatch(/A model is loading/);
+    await expect.poll(() => page.locator('#run-blocker').innerText(), { timeout: 15_000 }).toMatch(/A model is loading/);
     expect(await page.getByRole('button', { name: 'Run sweep' }).isDisabled()).toBe(true);
     releaseLoad(); // and later loads pass straight through
     // Another tab starts a sweep as the load goes through, by the same API: it runs on model A (waiting for the load if it is still going).
