@@ -69,7 +69,7 @@ function shardFile(db: string, index: number): string | undefined {
   return file && fs.existsSync(file) ? file : undefined;
 }
 
-/** The pid of shard 1's process that LOGITSCOPE_TEST_HOLD stopped (src-main/test-hold.ts), once it holds. */
+/** The pid of shard 1's process that LOGITSCOPE_TEST_HOLD stopped (src-main/sweep/test-hold.ts), once it holds. */
 function heldShard(db: string): number | undefined {
   const file = shardFile(db, 1);
   const pid = file && fs.existsSync(`${file}.held`) ? Number(fs.readFileSync(`${file}.held`, 'utf8')) : 0;

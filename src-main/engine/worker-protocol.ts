@@ -1,7 +1,8 @@
 import type { SerializedError } from '../errors.ts';
 import type { GptjConfig } from './config.ts';
 import type { ComputeType } from './graph/layers.ts';
-import type { DeviceChoice, DeviceKind } from './device.ts';
+import type { DeviceChoice, DeviceKind } from '../protocol/device.ts';
+import { residHook, residIndex } from '../protocol/hooks.ts';
 import type { WeightDtype } from './tensor-ref.ts';
 
 /**
@@ -77,7 +78,8 @@ export interface UnembedReply {
 
 /** Messages between the engine (main thread) and the worker that owns the onnxruntime sessions. */
 export interface WorkerRequests {
-  load: { modelDir: string; device: DeviceChoice; cacheRoot: string; dtype: ComputeType };
+  /** lensSessions: the URL of a LensSessionsModule (engine.ts EngineLoadOptions). */
+  load: { modelDir: string; device: DeviceChoice; cacheRoot: string; dtype: ComputeType; lensSessions?: string };
   source: { items: SourceItem[]; names: string[] };
   prefix: { tokens: number[] };
   patched: { prefixTokens: number[]; vectors: Float32Array; injectLayers: number[] };
@@ -145,3 +147,12 @@ export interface Meter {
 
 export type WorkerRequest = { [K in keyof WorkerRequests]: { id: number; op: K; payload: WorkerRequests[K] } }[keyof WorkerRequests];
 export type WorkerReply = { id: number; ok: true; result: unknown; meter: Meter } | { id: number; ok: false; error: SerializedError; meter: Meter };
+
+/**
+ * Row `b` of layer `layer` (-1 = embeddings) in a source pass's resid [nLayers+1, batch, d]: the
+ * one place that layout is indexed, for the worker (model-runner.ts) and the main thread (engine.ts).
+ */
+export function residRowAt(resid: Float32Array, o: { batch: number; dModel: number }, layer: number, b: number): Float32Array {
+  const start = (residIndex(residHook(layer)) * o.batch + b) * o.dModel;
+  return resid.subarray(start, start + o.dModel);
+}

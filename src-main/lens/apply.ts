@@ -11,9 +11,11 @@
  */
 import { type Engine } from '../engine/engine.ts';
 import { LogitscopeError } from '../errors.ts';
-import { type Example, type ExampleResult, type LayerResult, layerResult } from '../sweep/extract.ts';
+import { type Example, type ExampleResult, type LayerResult, layerResult, logSumExp } from '../protocol/results.ts';
 import { ensureTunedLens } from './fit.ts';
-import { lensDir, type LensRecord, TUNED_LENS_VERSION } from './lens.ts';
+import { lensDir, TUNED_LENS_VERSION } from './lens.ts';
+import { residHook, residIndex } from '../protocol/hooks.ts';
+import type { LensRecord } from '../protocol/lens-settings.ts';
 import { applyLens, engineDevice } from './sessions.ts';
 
 /**
@@ -66,7 +68,7 @@ export async function mapRows(engine: Engine, lens: LensRecord, rows: Float32Arr
   if (mapped.length === 0) return out;
   const input = new Float32Array(mapped.length * batch * d);
   mapped.forEach(([, i], j) => input.set(rows.subarray(i * batch * d, (i + 1) * batch * d), j * batch * d));
-  const m = await applyLens({ device: engineDevice(engine), dir, nLayers, dModel: d, rows: input, layerIndex: mapped.map(([l]) => l + 1), batch });
+  const m = await applyLens({ device: engineDevice(engine), dir, nLayers, dModel: d, rows: input, layerIndex: mapped.map(([l]) => residIndex(residHook(l))), batch });
   mapped.forEach(([, i], j) => out.set(m.subarray(j * batch * d, (j + 1) * batch * d), i * batch * d));
   return out;
 }
@@ -97,7 +99,10 @@ export async function tunedLensExtract(
   const lse = Array.from({ length: B }, (_, b) => logSumExp(src.logits.subarray(b * dVocab, (b + 1) * dVocab)));
 
   const rows = new Float32Array(o.layers.length * B * d);
-  o.layers.forEach((l, i) => rows.set(src.resid.subarray((l + 1) * B * d, (l + 2) * B * d), i * B * d));
+  o.layers.forEach((l, i) => {
+    const at = residIndex(residHook(l));
+    rows.set(src.resid.subarray(at * B * d, (at + 1) * B * d), i * B * d);
+  });
   const mapped = await mapRows(engine, o.lens, rows, o.layers, B);
 
   const results: ExampleResult[] = o.examples.map((e, b) => ({ tokens: e.tokens, position: e.position, reference_top1: reference![b], layers: [] }));
@@ -120,10 +125,3 @@ export async function tunedLensExtract(
   return results;
 }
 
-function logSumExp(v: Float32Array): number {
-  let max = -Infinity;
-  for (let i = 0; i < v.length; i++) if (v[i] > max) max = v[i];
-  let sum = 0;
-  for (let i = 0; i < v.length; i++) sum += Math.exp(v[i] - max);
-  return max + Math.log(sum);
-}

@@ -2,11 +2,11 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { LogitscopeError, type SerializedError } from '../errors.ts';
-import { ResultStore } from '../store/result-store.ts';
-import { rowsFromResults } from '../store/rows.ts';
+import { ResultStore, type StoredExample } from '../store/result-store.ts';
+import { rowsFromReadouts } from '../store/rows.ts';
 import type { RunDetail, RunStatus } from '../store/types.ts';
-import type { ExampleResult } from '../sweep/extract.ts';
-import { shardOfRun, type Shard } from './shard.ts';
+import { ranges, type Shard } from '../protocol/shards.ts';
+import { shardOfRun } from './shard.ts';
 
 /**
  * Shards of one sweep (each computed into its own results database by `sweep --shard i/N`) merged
@@ -154,15 +154,16 @@ function mergeOpened(into: ResultStore, shards: ShardRun[], opts: MergeOptions):
 /** Copies a shard run's finished examples that the merged run lacks, a page per transaction. */
 function copyExamples(into: ResultStore, runId: string, s: ShardRun, ordinals: Set<number>, targetDone: Set<number>): number {
   if (ordinals.size === 0) return 0;
-  let page: ExampleResult[] = [];
+  let page: StoredExample[] = [];
   let copied = 0;
   const flush = () => {
-    if (page.length > 0) into.saveBatch(runId, rowsFromResults(page, s.run.resolvedTechniques));
+    if (page.length > 0) into.saveBatch(runId, rowsFromReadouts(page, s.run.resolvedTechniques));
     page = [];
   };
-  for (const { example, result } of s.store.iterateResults(s.run.id, { fromOrdinal: Math.min(...ordinals) })) {
+  for (const stored of s.store.iterateResults(s.run.id, { fromOrdinal: Math.min(...ordinals) })) {
+    const { example } = stored;
     if (!ordinals.has(example.ordinal) || targetDone.has(example.ordinal)) continue;
-    page.push(result);
+    page.push(stored);
     targetDone.add(example.ordinal); // another shard run (a retry) holding it too need not copy it again
     copied++;
     if (page.length >= 64) flush();
@@ -239,18 +240,6 @@ function incomplete(missing: readonly number[], shardCount: number, total: numbe
     `${missing.length} of ${total} examples are missing: ordinals ${ranges(missing)} (of shard${shards.length > 1 ? 's' : ''} ${shards.join(', ')}); ${advice}`,
     'shards',
   );
-}
-
-/** 1,2,3,7,9,10 -> "1-3, 7, 9-10", cut after 20 ranges. */
-export function ranges(ordinals: readonly number[]): string {
-  const parts: string[] = [];
-  for (let i = 0; i < ordinals.length; ) {
-    let j = i;
-    while (j + 1 < ordinals.length && ordinals[j + 1] === ordinals[j] + 1) j++;
-    parts.push(i === j ? `${ordinals[i]}` : `${ordinals[i]}-${ordinals[j]}`);
-    i = j + 1;
-  }
-  return parts.length > 20 ? `${parts.slice(0, 20).join(', ')}, … (${parts.length - 20} more ranges)` : parts.join(', ');
 }
 
 function describe(s: ShardRun): string {

@@ -1,9 +1,10 @@
 import { LogitscopeError } from '../errors.ts';
-import type { LayerSummary } from '../sweep/spec.ts';
-import { summaryFromSums, type LayerSums } from '../sweep/summary.ts';
+import type { LayerSummary } from '../protocol/spec.ts';
+import { summaryFromSums, type LayerSums } from '../sweep/intervals.ts';
 import type { RunShape } from './run-rows.ts';
 import type { SqliteFile } from './sqlite.ts';
 import { chosen } from './generations.ts';
+import { correctSql } from '../sweep/readout.ts';
 
 /** One data source's share of a run: its examples and one technique's per-layer summaries over them. */
 export interface SourceSummary {
@@ -16,11 +17,11 @@ export interface SourceSummary {
 export const NO_SOURCE = '(none)';
 
 /**
- * The same sums as SUMS_SELECT (summary.ts), split by the example's source, for one technique.
+ * The same sums as SUMS_SELECT (summary-sums.ts), split by the example's source, for one technique.
  * The technique is fixed by its id, so the loop is the run's examples × its layers with one
  * primary-key probe per cell, as RUN_CELLS does for the whole run.
  */
-const SUMS_BY_SOURCE = `SELECT coalesce(re.source, @none) AS source, l.layer AS layer, count(*) AS n, sum(r.top1 = r.reference_top1) AS correct,
+const SUMS_BY_SOURCE = `SELECT coalesce(re.source, @none) AS source, l.layer AS layer, count(*) AS n, sum(${correctSql('r')}) AS correct,
   sum(r.surprisal) AS surprisal, sum(r.surprisal * r.surprisal) AS surprisalSq,
   sum(r.surprisal_paper) AS surprisalPaper, sum(r.surprisal_paper * r.surprisal_paper) AS surprisalPaperSq
   FROM run_examples re CROSS JOIN run_layers l CROSS JOIN results r

@@ -1,6 +1,7 @@
 import type { SerializedError } from '../errors.ts';
-import type { LayerSummary, ProtocolSettings, Strategy, SweepSpec } from '../sweep/spec.ts';
-import type { ResolvedTechnique } from '../sweep/techniques.ts';
+import type { Readout } from '../sweep/readout.ts';
+import type { LayerSummary, ProtocolSettings, Strategy, SweepSpec } from '../protocol/spec.ts';
+import type { ResolvedTechnique } from '../protocol/techniques.ts';
 
 /** The store's public shapes: what goes in when a run starts and what review reads back. */
 
@@ -70,17 +71,14 @@ export interface RunExample extends RunExampleInput {
   done: boolean;
 }
 
-/** One stored result: an example, technique and layer, for the run's model. */
-export interface LayerResultRow {
+/**
+ * One stored result: a readout (sweep/readout.ts) keyed by what determines it, its example's and
+ * technique's keys (keys.ts) in place of the run's technique id. k = topK.ids.length; probabilities
+ * come back rounded to float32. Entropy is never stored.
+ */
+export interface LayerResultRow extends Omit<Readout, 'technique' | 'entropy'> {
   exampleKey: string;
   techniqueKey: string;
-  layer: number;
-  referenceTop1: number;
-  top1: number;
-  surprisal: number;
-  surprisalPaper: number;
-  /** k = ids.length; probabilities come back rounded to float32. */
-  topK: { ids: number[]; probs: number[] };
 }
 
 export interface LookupQuery {
@@ -129,13 +127,6 @@ export interface RunEdit {
   notes?: string | null;
   tags?: string[];
 }
-
-/**
- * One technique and layer of run b minus run a, over the examples both runs computed (paired by
- * example, technique and layer): n shared examples and the mean difference with its interval.
- * The same shape as a summary, with differences in place of means.
- */
-export type LayerDifference = LayerSummary;
 
 export interface RunDetail extends RunListItem {
   model: Record<string, unknown>;

@@ -1,39 +1,9 @@
-import { type Engine, residRow, type TechniqueRows, type UnembedResult } from '../engine/engine.ts';
+import { type Engine, residRow, type TechniqueRows } from '../engine/engine.ts';
 import { LogitscopeError } from '../errors.ts';
 import { lensFolder, tunedLensExtract } from '../lens/apply.ts';
-import type { LensRecord } from '../lens/lens.ts';
-import { isTunedLens, type ResolvedTechnique, targetLayerOf } from './techniques.ts';
-
-/** One source prompt and the position whose next token is being extracted. */
-export interface Example {
-  tokens: number[];
-  position: number;
-}
-
-/** One technique at one layer for one example (the export record's per-layer entry). */
-export interface LayerResult {
-  layer: number;
-  technique: string;
-  top1: number;
-  /** −ln p_technique(reference top-1), nats: the seed's convention. */
-  surprisal: number;
-  /** −ln p_model(technique's top-1) at the source position, nats: the Patchscopes paper's convention. */
-  surprisal_paper: number;
-  top_k: { ids: number[]; probs: number[] };
-  /**
-   * Entropy (nats) of the technique's full next-token distribution, computed in the unembedding
-   * graph. Only when the extraction asked for it (ExtractOptions.entropy); never stored.
-   */
-  entropy?: number;
-}
-
-export interface ExampleResult {
-  tokens: number[];
-  position: number;
-  /** The model's own top-1 at `position`, after all layers. */
-  reference_top1: number;
-  layers: LayerResult[];
-}
+import type { LensRecord } from '../protocol/lens-settings.ts';
+import { type Example, type ExampleResult, type LayerResult, layerResult, logSumExp } from '../protocol/results.ts';
+import { isTunedLens, type ResolvedTechnique, targetLayerOf } from '../protocol/techniques.ts';
 
 export interface ExtractOptions {
   examples: Example[];
@@ -57,11 +27,7 @@ class ModelDistribution {
     readonly top1: number,
     private readonly logits: Float32Array,
   ) {
-    let max = -Infinity;
-    for (let i = 0; i < logits.length; i++) max = Math.max(max, logits[i]);
-    let sum = 0;
-    for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i] - max);
-    this.lse = max + Math.log(sum);
+    this.lse = logSumExp(logits);
   }
   logprob(id: number): number {
     return this.logits[id] - this.lse;
@@ -164,26 +130,4 @@ export async function extractNaive(engine: Engine, opts: ExtractOptions): Promis
 function fittedLens(t: ResolvedTechnique): LensRecord {
   if (t.kind !== 'tuned_lens' || !t.lens) throw new LogitscopeError('argument_invalid', 'the tuned lens has not been fitted for this sweep', 'techniques');
   return t.lens;
-}
-
-/** Row i of an unembedding as the stored per-layer entry (and, with `entropy`, its distribution's entropy). */
-export function layerResult(
-  r: { technique: string; layer: number },
-  out: Pick<UnembedResult, 'k' | 'topkIds' | 'topkLogprobs' | 'referenceLogprob'> & { entropy?: Float32Array },
-  i: number,
-  surprisalPaper: number,
-  entropy = false,
-): LayerResult {
-  const ids = Array.from(out.topkIds.subarray(i * out.k, (i + 1) * out.k));
-  const logprobs = Array.from(out.topkLogprobs.subarray(i * out.k, (i + 1) * out.k));
-  return {
-    layer: r.layer,
-    technique: r.technique,
-    top1: ids[0],
-    surprisal: -out.referenceLogprob[i],
-    surprisal_paper: surprisalPaper,
-    // float32, as the results cache stores them: a cached result reads back exactly as computed.
-    top_k: { ids, probs: logprobs.map((lp) => Math.fround(Math.exp(lp))) },
-    ...(entropy && { entropy: out.entropy![i] }),
-  };
 }

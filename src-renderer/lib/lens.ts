@@ -3,6 +3,7 @@
  * switch, the legend, and the picture as an SVG figure and as rows (CSV). Pure functions of an
  * `extract` reply, so the picture, its export and the tests read the same values.
  */
+import { csvTable, type CsvValue } from '../../src-main/csv.ts';
 import type { ExtractCell, ExtractColumn, ExtractView } from '../../src-main/api/contract.ts';
 import { showToken } from './labels.ts';
 
@@ -187,9 +188,8 @@ export function lensSvg(opts: { view: ExtractView; techniques: string[]; labelOf
 
 /** Every (position, technique, layer) row of the reply, as the sweeps' CSV names its columns. */
 export function lensCsv(view: ExtractView): string {
-  const field = (v: string | number) => (typeof v === 'number' ? String(v) : /[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
   // entropy (nats, the full distribution's) last: the columns before it are the sweeps' CSV's.
-  const rows: (string | number)[][] = [['position', 'token', 'reference_top1', 'technique', 'layer', 'top1', 'correct', 'surprisal', 'surprisal_paper', 'top_k_ids', 'top_k_probs', 'top_k_padding', 'entropy']];
+  const rows: CsvValue[][] = [['position', 'token', 'reference_top1', 'technique', 'layer', 'top1', 'correct', 'surprisal', 'surprisal_paper', 'top_k_ids', 'top_k_probs', 'top_k_padding', 'entropy']];
   for (const col of columnsOf(view)) {
     for (const c of col.cells) {
       rows.push([
@@ -199,5 +199,5 @@ export function lensCsv(view: ExtractView): string {
       ]);
     }
   }
-  return `${rows.map((r) => r.map(field).join(',')).join('\r\n')}\r\n`;
+  return csvTable(rows);
 }

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import type { SweepCache } from './sweep/run-sweep.ts';
+import type { SweepCache } from './run-sweep.ts';
 
 /**
  * A test's gate, so that a test stops or kills a sweep at a known point rather than by luck (a

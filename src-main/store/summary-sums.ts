@@ -1,14 +1,15 @@
-import type { LayerSummary } from '../sweep/spec.ts';
+import type { LayerSummary } from '../protocol/spec.ts';
 import type { LayerComparison } from './types.ts';
+import { correctSql } from '../sweep/readout.ts';
 
 /**
- * Review's per-layer summaries: SQL adds up the stored rows into sweep/summary.ts's LayerSums
+ * Review's per-layer summaries: SQL adds up the stored rows into sweep/intervals.ts's LayerSums
  * (n, Σx, Σx² per metric), and the intervals come from the same `summaryFromSums` the live view
  * uses, so a run's summary is the same whether it was computed per batch or read back.
  */
 
-/** With RUN_CELLS (result-store.ts) between them: one LayerSums row per technique and layer, in run order. */
-export const SUMS_SELECT = `SELECT t.name AS technique, r.layer AS layer, count(*) AS n, sum(r.top1 = r.reference_top1) AS correct,
+/** With RUN_CELLS (row-reads.ts) between them: one LayerSums row per technique and layer, in run order. */
+export const SUMS_SELECT = `SELECT t.name AS technique, r.layer AS layer, count(*) AS n, sum(${correctSql('r')}) AS correct,
   sum(r.surprisal) AS surprisal, sum(r.surprisal * r.surprisal) AS surprisalSq,
   sum(r.surprisal_paper) AS surprisalPaper, sum(r.surprisal_paper * r.surprisal_paper) AS surprisalPaperSq`;
 export const SUMS_GROUP = 'GROUP BY t.ordinal, l.layer ORDER BY t.ordinal, l.layer';
