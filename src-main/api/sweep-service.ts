@@ -1,4 +1,3 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { assertUnchanged, checkFingerprints, fingerprintDataset, recordedFingerprints, type DatasetFingerprint } from '../data/fingerprint.ts';
 import type { SliceProgress } from '../data/slice.ts';
@@ -16,9 +15,7 @@ import type { SweepSpec } from '../protocol/spec.ts';
 import type { Shard } from '../protocol/shards.ts';
 import { shardCache, shardOfRun, shardOrdinals } from '../scale/shard.ts';
 import { holdForTest, withTestHold } from '../sweep/test-hold.ts';
-
-/** The app's version, recorded with every run so results of different code can be told apart. */
-export const CODE_VERSION: string = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
+import { CODE_VERSION } from './code-version.ts';
 
 export interface StoredSweepHooks {
   signal?: AbortSignal;

@@ -4,11 +4,14 @@ import { defaultCacheDir } from '../app-paths.ts';
 import { LogitscopeError } from '../errors.ts';
 import { checkCacheRoot } from '../fs-errors.ts';
 import { LENS_WEIGHTS } from '../protocol/lens-settings.ts';
-import { readGptjConfig, type GptjConfig } from './config.ts';
+import { type ModelConfig, readModelConfig } from './config.ts';
 import type { ComputeType } from './graph/layers.ts';
 import { type DeviceChoice, type DeviceKind, parseDevice } from '../protocol/device.ts';
-import { loadTokenizer, type GptjTokenizer } from './tokenizer.ts';
+import type { PromptTokenizer } from '../protocol/techniques.ts';
+import { loadTokenizer, type Tokenizer } from './tokenizer.ts';
+import { type BosPlan, bosPlan, promptTokenizer, withBos } from './bos.ts';
 import { WorkerClient } from './worker-client.ts';
+import { type CheckpointOrigin, checkpointOrigin } from './provenance.ts';
 import { residRowAt, type BatchRequest, type BatchResult, type EngineStats, type EngineTimings, type LoadedModel, type Meter, type SourceItem, type UnembedReply, type WorkerReplies, type WorkerRequests } from './worker-protocol.ts';
 
 export type { BatchRequest, BatchResult, EngineStats, EngineTimings, SourceItem, TechniqueRows } from './worker-protocol.ts';
@@ -38,6 +41,8 @@ export interface EngineLoadOptions {
 export interface ModelInfo extends LoadedModel {
   modelDir: string;
   tokenizerSource: string;
+  /** The hub repository and commit when the folder is a hub cache snapshot (engine/provenance.ts), else null. */
+  origin: CheckpointOrigin | null;
   /** Set when a GPU was asked for, could not start, and the caller allowed the CPU instead. */
   fallbackReason?: string;
 }
@@ -84,16 +89,16 @@ export class Engine {
   private constructor(
     private readonly worker: WorkerClient,
     readonly info: ModelInfo,
-    readonly tokenizer: GptjTokenizer,
+    readonly tokenizer: Tokenizer,
   ) {}
 
-  get config(): GptjConfig {
+  get config(): ModelConfig {
     return this.info.config;
   }
 
   static async load(opts: EngineLoadOptions): Promise<Engine> {
     const device: DeviceChoice = parseDevice(opts.device ?? 'cpu');
-    readGptjConfig(opts.modelDir); // a directory that is not a GPT-J checkpoint is reported as such, first
+    readModelConfig(opts.modelDir); // a directory that is not a checkpoint of a supported family is reported as such, first
     const tokenizer = loadTokenizer(opts.modelDir);
     const cacheRoot = opts.cacheRoot ?? defaultCacheDir();
     checkCacheRoot(cacheRoot); // a file, or a folder that cannot be written: said before the worker starts
@@ -115,7 +120,7 @@ export class Engine {
         throw e2;
       }
     }
-    const engine = new Engine(worker, { ...loaded, modelDir: opts.modelDir, tokenizerSource: tokenizer.source, fallbackReason }, tokenizer);
+    const engine = new Engine(worker, { ...loaded, modelDir: opts.modelDir, tokenizerSource: tokenizer.source, origin: checkpointOrigin(opts.modelDir), fallbackReason }, tokenizer);
     worker.onMeter = (m) => engine.meter(m);
     return engine;
   }
@@ -124,13 +129,32 @@ export class Engine {
     await this.worker.terminate();
   }
 
-  /** Token ids for `text`, with `<|endoftext|>` (the config's bos_token_id) prepended when `bos` is set. */
+  /**
+   * Where BOS goes for a protocol's (or request's) `bos`: the tokenizer's own BOS always, where it
+   * adds one (Llama, Gemma); else the config's bos_token_id when `bos` is set (engine/bos.ts).
+   */
+  bosPlan(bos: boolean): BosPlan {
+    return bosPlan(this.tokenizer, this.config.bosTokenId, bos);
+  }
+
+  /** Token ids for `text`, with BOS in front as bosPlan says. */
   tokenize(text: string, opts: { bos: boolean }): number[] {
-    const ids = this.tokenizer.encode(text);
-    const tokens = opts.bos ? [this.config.bosTokenId, ...ids] : ids;
+    const tokens = withBos(this.bosPlan(opts.bos), this.tokenizer.encode(text));
     if (tokens.length === 0) throw new LogitscopeError('prompt_empty', 'the text tokenizes to no tokens', 'text');
     this.checkTokens(tokens, 'text');
     return tokens;
+  }
+
+  /** Prompts under a protocol's (or request's) `bos`: how target prompts are tokenized (resolveTechniques). */
+  promptTokenizer(bos: boolean): PromptTokenizer {
+    // The engine's tokenize, and checkTokens here, also check the ids against the head and n_positions.
+    const base = promptTokenizer(this.tokenizer, this.bosPlan(bos));
+    const oneToken = (text: string) => {
+      const tokens = base.oneToken(text);
+      if (tokens) this.checkTokens(tokens, 'target prompt');
+      return tokens;
+    };
+    return { ...base, tokenize: (text) => this.tokenize(text, { bos }), oneToken };
   }
 
   detokenize(ids: number[]): string {
@@ -164,7 +188,7 @@ export class Engine {
     if (opts.vectors.length !== rows * dModel) {
       throw new LogitscopeError('argument_invalid', `expected ${rows} vectors of ${dModel} values, got ${opts.vectors.length} values`, 'vectors');
     }
-    opts.injectLayers.forEach((l, i) => this.checkLayer(l, `injectLayers[${i}]`));
+    opts.injectLayers.forEach((l, i) => assertLayer(this.config, l, `injectLayers[${i}]`));
     const out = await this.call('patched', { prefixTokens: opts.prefix.tokens, vectors: opts.vectors, injectLayers: opts.injectLayers });
     return out.final;
   }
@@ -172,7 +196,7 @@ export class Engine {
   /** The naive patched run, kept to verify the fast one: the whole target prompt through every block, one row. */
   async naivePatched(opts: { targetTokens: number[]; layer: number; vector: Float32Array }): Promise<Float32Array> {
     this.checkTokens(opts.targetTokens, 'target prompt');
-    this.checkLayer(opts.layer, 'layer');
+    assertLayer(this.config, opts.layer, 'layer');
     return (await this.call('naive', opts)).final;
   }
 
@@ -201,8 +225,8 @@ export class Engine {
     this.checkK(req.k);
     req.techniques.forEach((t) => {
       if (t.prefixTokens) this.checkTokens(t.prefixTokens, `technique ${t.id}`);
-      t.sourceLayer.forEach((l) => this.checkLayer(l, `technique ${t.id}`));
-      if (t.prefixTokens) t.injectLayer.forEach((l) => this.checkLayer(l, `technique ${t.id}`));
+      t.sourceLayer.forEach((l) => assertLayer(this.config, l, `technique ${t.id}`));
+      if (t.prefixTokens) t.injectLayer.forEach((l) => assertLayer(this.config, l, `technique ${t.id}`));
       if (t.example.some((b) => !(Number.isInteger(b) && b >= 0 && b < req.items.length))) {
         throw new LogitscopeError('argument_invalid', `technique ${t.id} names an example outside the batch`, 'techniques');
       }
@@ -263,12 +287,18 @@ export class Engine {
       throw new LogitscopeError('position_out_of_range', `position ${it.position} is outside the prompt (0..${it.tokens.length - 1})`, what);
     }
   }
+}
 
-  private checkLayer(layer: number, what: string): void {
-    const { nLayers } = this.config;
-    if (!Number.isInteger(layer) || layer < -1 || layer >= nLayers) {
-      throw new LogitscopeError('layer_out_of_range', `layer ${layer} is outside -1..${nLayers - 1} (-1 = embeddings)`, what);
-    }
+/**
+ * An internal invariant, not a user's error: every request is checked against its model before any
+ * work (api/model-check.ts), so a layer out of range here is a bug of the caller (a plan built
+ * wrong, a script driving the engine directly). It keeps its code, so such a caller still gets a
+ * coded error rather than a crash in the graph.
+ */
+export function assertLayer(config: { nLayers: number }, layer: number, what: string): void {
+  const { nLayers } = config;
+  if (!Number.isInteger(layer) || layer < -1 || layer >= nLayers) {
+    throw new LogitscopeError('layer_out_of_range', `layer ${layer} is outside -1..${nLayers - 1} (-1 = embeddings)`, what);
   }
 }
 
