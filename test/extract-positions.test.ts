@@ -28,7 +28,7 @@ const K = 20;
 const TOL = 1e-4;
 const TECHNIQUES: TechniqueChoice[] = [{ id: 'logit_lens' }, { id: 'patchscope' }, { id: 'logitscope' }, { id: 'custom', prompt: 'x->x;?->', targetLayer: { kind: 'fixed', layer: 1 } }];
 
-interface RecordLayer { technique: string; layer: number; top1: number; surprisal: number; surprisal_paper: number; top_k: { ids: number[]; probs: number[] }; padding_ids: number[] }
+interface RecordLayer { technique: string; layer: number; top1: number; surprisal: number; surprisal_paper: number; top_k: { ids: number[]; probs: number[] }; padding_ids: number[]; kl: number; rank: number; entropy: number }
 interface RecordExample { tokens: number[]; position: number; reference_top1: number; layers: RecordLayer[] }
 
 describe('extract over many positions (real engine, tiny random checkpoint)', () => {
@@ -105,10 +105,11 @@ describe('extract over many positions (real engine, tiny random checkpoint)', ()
         r.top_k.probs.forEach((p, i) => expect(Math.abs(p - Math.exp(want[order[i]]))).toBeLessThan(TOL));
         expect(Math.abs(r.surprisal - -want[referenceTop1])).toBeLessThan(TOL);
         expect(Math.abs(r.surprisal_paper - -model[r.top1])).toBeLessThan(TOL);
-        // The view's cell carries the entropy of the full distribution (the record, the sweeps' schema, does not).
-        expect('entropy' in r).toBe(false);
+        // The record carries the row's measures (as the sweeps' does), and the view's cell the same entropy.
+        expect(Math.abs(r.entropy - -want.reduce((s, v) => s + Math.exp(v) * v, 0))).toBeLessThan(TOL);
+        expect(Math.abs(r.kl - model.reduce((s, v, i) => s + Math.exp(v) * (v - want[i]), 0))).toBeLessThan(TOL);
         const cell = all.columns!.find((c) => c.position === e.position)!.cells.find((c) => c.technique === r.technique && c.layer === r.layer)!;
-        expect(Math.abs(cell.entropy - -want.reduce((s, v) => s + Math.exp(v) * v, 0))).toBeLessThan(TOL);
+        expect(Math.abs(cell.entropy! - -want.reduce((s, v) => s + Math.exp(v) * v, 0))).toBeLessThan(TOL);
         checked++;
       }
     }

@@ -27,7 +27,7 @@ const example = (i: number): RunExampleInput => ({ ordinal: i, recordIndex: i, t
 function rows(e: RunExampleInput): LayerResultRow[] {
   return LAYERS.map((layer) => ({
     exampleKey: exampleKey(e.tokens, e.position), techniqueKey: techniqueKey(LENS), layer, referenceTop1: 5, top1: layer % 7,
-    surprisal: layer / 3, surprisalPaper: layer / 5, topK: { ids: Array.from({ length: 10 }, (_, j) => j + layer), probs: Array(10).fill(0.05) },
+    surprisal: layer / 3, surprisalPaper: layer / 5, topK: { ids: Array.from({ length: 10 }, (_, j) => j + layer), probs: Array(10).fill(0.05) }, kl: layer / 7, rank: layer, entropy: layer / 2,
   }));
 }
 

@@ -54,7 +54,7 @@ function fakeResults(exs: RunExampleInput[], techniques: ResolvedTechnique[], la
         layers.map((layer) => {
           const v = seed + 31 * ti + 17 * layer;
           const ids = Array.from({ length: k }, (_, j) => 1000 + ((v + j) % 7));
-          return { layer, technique: t.id, top1: ids[0], surprisal: (v % 50) / 7, surprisal_paper: (v % 23) / 9, top_k: { ids, probs: ids.map((_, j) => 0.5 / (j + 1)) } };
+          return { layer, technique: t.id, top1: ids[0], surprisal: (v % 50) / 7, surprisal_paper: (v % 23) / 9, top_k: { ids, probs: ids.map((_, j) => 0.5 / (j + 1)) }, kl: (v % 11) / 4, rank: v % 13, entropy: (v % 17) / 3 };
         }),
       ),
     };
@@ -232,7 +232,7 @@ describe('results cache', () => {
     const exs = examples(0, 3);
     const results: ExampleResult[] = exs.map((e, i) => ({
       tokens: e.tokens, position: e.position, reference_top1: 7,
-      layers: [{ layer: 0, technique: 'logit_lens', top1: [7, 8, 7][i], surprisal: [1, 2, 4][i], surprisal_paper: 0.5, top_k: { ids: [[7, 8, 7][i]], probs: [0.25] } }],
+      layers: [{ layer: 0, technique: 'logit_lens', top1: [7, 8, 7][i], surprisal: [1, 2, 4][i], surprisal_paper: 0.5, top_k: { ids: [[7, 8, 7][i]], probs: [0.25] }, kl: null, rank: null, entropy: null }],
     }));
     const id = store.createRun(newRun({ techniques: [LENS], layers: [0], k: 1 }));
     store.setRunExamples(id, exs);

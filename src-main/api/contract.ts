@@ -132,6 +132,10 @@ export interface ExampleView {
     surprisal: number;
     surprisalPaper: number;
     topK: { id: number; text: string; prob: number }[];
+    /** The per-row measures (docs/PROTOCOL.md): nats, rank of the reference (0 = top-1), nats; null = not measured (a row stored before they existed). */
+    kl: number | null;
+    rank: number | null;
+    entropy: number | null;
   }[];
 }
 
@@ -183,8 +187,8 @@ export interface ComparisonRow {
   b?: LayerSummary;
 }
 
-/** `entropy`: nats, of the technique's full next-token distribution there (all dVocab rows). */
-export type ExtractCell = ExampleView['cells'][number] & { entropy: number; followProb?: number | null; followRank?: number | null };
+/** An extraction's cell; `entropy` (nats, of the technique's full next-token distribution) is always measured here. */
+export type ExtractCell = ExampleView['cells'][number] & { followProb?: number | null; followRank?: number | null };
 
 /** One position of a many-position extraction: the model's own top-1 there and its grid. */
 export interface ExtractColumn {

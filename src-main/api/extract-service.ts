@@ -73,8 +73,7 @@ async function compute(engine: Engine, p: ExtractFields) {
   const examples: ExampleResult[] = [];
   for (let i = 0; i < positions.length; i += POSITIONS_PER_BATCH) {
     const batch = positions.slice(i, i + POSITIONS_PER_BATCH).map((position) => ({ tokens, position }));
-    // Each row's full-distribution entropy, for the view's picture (it is not stored with a saved extraction).
-    examples.push(...(await extractor.extract({ examples: batch, techniques, layers, k, entropy: true })));
+    examples.push(...(await extractor.extract({ examples: batch, techniques, layers, k })));
   }
   const parity = judgeParity({
     techniques,
@@ -98,14 +97,12 @@ export async function extractOne(engine: Engine, p: Payload<'extract'>): Promise
     parity: { ...parity, method: PARITY_METHOD },
     examples: examples.map((e) => ({
       ...e,
-      // The sweeps' export schema: entropy is the view's, not a stored field.
-      layers: e.layers.map(({ layer, entropy: _entropy, ...rest }) => ({ layer, hook: residHook(layer), ...rest, padding_ids: paddingIds(rest.top_k.ids, paddingFrom) })),
+      layers: e.layers.map(({ layer, ...rest }) => ({ layer, hook: residHook(layer), ...rest, padding_ids: paddingIds(rest.top_k.ids, paddingFrom) })),
     })),
   };
   const follow = p.follow;
   const column = (e: ExampleResult): ExtractColumn => {
-    // cellsOf keeps the stored fields (cells are in e.layers' order); entropy is added here.
-    const cells: ExtractCell[] = cellsOf(e.layers, e.reference_top1, text).map((c, i) => ({ ...c, entropy: e.layers[i].entropy! }));
+    const cells: ExtractCell[] = cellsOf(e.layers, e.reference_top1, text);
     return {
       position: e.position,
       reference: { id: e.reference_top1, text: text(e.reference_top1) },

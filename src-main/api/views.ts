@@ -88,6 +88,9 @@ export function cellsOf(layers: readonly LayerResult[], reference: number, text:
     surprisal: r.surprisal,
     surprisalPaper: r.surprisal_paper,
     topK: r.top_k.ids.map((id, i) => ({ id, text: text(id), prob: r.top_k.probs[i] })),
+    kl: r.kl,
+    rank: r.rank,
+    entropy: r.entropy,
   }));
 }
 

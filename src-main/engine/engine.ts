@@ -6,12 +6,13 @@ import { checkCacheRoot } from '../fs-errors.ts';
 import { LENS_WEIGHTS } from '../lens/lens.ts';
 import { readGptjConfig, type GptjConfig } from './config.ts';
 import type { ComputeType } from './graph/layers.ts';
+import type { ModelRows } from './logprobs.ts';
 import { type DeviceChoice, type DeviceKind, parseDevice } from './device.ts';
 import { loadTokenizer, type GptjTokenizer } from './tokenizer.ts';
 import { WorkerClient } from './worker-client.ts';
 import type { BatchRequest, BatchResult, EngineStats, EngineTimings, LoadedModel, Meter, SourceItem, UnembedReply, WorkerReplies, WorkerRequests } from './worker-protocol.ts';
 
-export type { BatchRequest, BatchResult, EngineStats, EngineTimings, SourceItem, TechniqueRows } from './worker-protocol.ts';
+export type { BatchRequest, BatchResult, EngineStats, EngineTimings, RowMeasures, SourceItem, TechniqueRows } from './worker-protocol.ts';
 
 export interface EngineLoadOptions {
   modelDir: string;
@@ -171,17 +172,25 @@ export class Engine {
   }
 
   /**
-   * ln_f + lm_head on residual rows [rows, dModel]: top-k and each row's reference log-probability,
-   * and with `logits` the rows' whole logits. A row whose logits are not finite is a numerics_nonfinite error.
+   * ln_f + lm_head on residual rows [rows, dModel]: top-k, each row's reference log-probability and
+   * measures (the reference's rank, entropy, and with `model` the KL from the model's own
+   * distribution; NaN without), and with `logits` the rows' whole logits. A row whose logits are
+   * not finite is a numerics_nonfinite error.
    */
-  async unembed(opts: { resid: Float32Array; referenceIds: number[]; k: number; logits?: boolean }): Promise<UnembedResult> {
-    const { dModel } = this.config;
+  async unembed(opts: { resid: Float32Array; referenceIds: number[]; k: number; logits?: boolean; model?: ModelRows }): Promise<UnembedResult> {
+    const { dModel, dVocab } = this.config;
     const rows = opts.referenceIds.length;
     if (opts.resid.length !== rows * dModel) {
       throw new LogitscopeError('argument_invalid', `expected ${rows} residual rows of ${dModel} values, got ${opts.resid.length} values`, 'resid');
     }
     this.checkK(opts.k);
     this.checkIds(opts.referenceIds, 'referenceIds');
+    if (opts.model) {
+      const examples = opts.model.logprobs.length / dVocab;
+      if (!Number.isInteger(examples) || opts.model.rows.length !== rows || opts.model.rows.some((r) => !(Number.isInteger(r) && r >= 0 && r < examples))) {
+        throw new LogitscopeError('argument_invalid', `model: expected [examples, ${dVocab}] log-probabilities and one example index per row (${rows})`, 'model');
+      }
+    }
     return this.call('unembed', { ...opts, logits: opts.logits ?? false, names: opts.referenceIds.map((_, i) => `row ${i}`) });
   }
 

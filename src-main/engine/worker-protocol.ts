@@ -1,6 +1,7 @@
 import type { SerializedError } from '../errors.ts';
 import type { GptjConfig } from './config.ts';
 import type { ComputeType } from './graph/layers.ts';
+import type { ModelRows } from './logprobs.ts';
 import type { DeviceChoice, DeviceKind } from './device.ts';
 import type { WeightDtype } from './tensor-ref.ts';
 
@@ -41,10 +42,11 @@ export interface BatchRequest {
   /** Rows per unembedding run: bounds the [rows, dVocab] logits held at once. */
   maxUnembedRows: number;
   /**
-   * Also each row's entropy (BatchResult.entropy). Off in sweeps, which do not store it: it costs
-   * an exp and a product over every logit of every row (about 10% of the demo sweep's time).
+   * Also each row's measures (BatchResult.measures: entropy, KL from the model, the reference's
+   * rank; docs/PROTOCOL.md). Sweeps and extractions ask for them; off, a batch skips an exp and a
+   * few products over every logit of every row (bench/sweep-bench.ts measures the difference).
    */
-  entropy?: boolean;
+  measures?: boolean;
 }
 
 /** Only what is stored: rows in request order, technique by technique. */
@@ -58,8 +60,8 @@ export interface BatchResult {
   topkLogprobs: Float32Array;
   /** [rows] log p_technique(reference top-1). */
   referenceLogprob: Float32Array;
-  /** [rows] entropy (nats) of each row's full next-token distribution, when asked for; not stored in the results cache. */
-  entropy?: Float32Array;
+  /** Each row's measures, when asked for (BatchRequest.measures). */
+  measures?: RowMeasures;
   /** [rows] log p_model(row's top-1) at the source position (the paper's surprisal, negated). */
   modelLogprobOfTop1: Float32Array;
 }
@@ -69,10 +71,20 @@ export interface UnembedReply {
   topkIds: Int32Array; // [rows, k]
   topkLogprobs: Float32Array; // [rows, k]
   referenceLogprob: Float32Array; // [rows]
-  /** [rows] entropy (nats) of each row's full distribution. */
-  entropy: Float32Array;
+  /** Each row's measures; `kl` is NaN for every row when no model rows were given. */
+  measures: RowMeasures;
   /** [rows, dVocab], only when asked for. */
   logits?: Float32Array;
+}
+
+/** The unembedding graph's per-row measures (docs/PROTOCOL.md "Per-row measures"). */
+export interface RowMeasures {
+  /** [rows] nats, of each row's full next-token distribution. */
+  entropy: Float32Array;
+  /** [rows] nats, KL(p_model ‖ p_row) over the full vocabulary. */
+  kl: Float32Array;
+  /** [rows] ids whose logit is strictly greater than the reference id's (0-based rank). */
+  rank: Int32Array;
 }
 
 /** Messages between the engine (main thread) and the worker that owns the onnxruntime sessions. */
@@ -82,7 +94,7 @@ export interface WorkerRequests {
   prefix: { tokens: number[] };
   patched: { prefixTokens: number[]; vectors: Float32Array; injectLayers: number[] };
   naive: { targetTokens: number[]; layer: number; vector: Float32Array };
-  unembed: { resid: Float32Array; referenceIds: number[]; k: number; logits: boolean; names: string[] };
+  unembed: { resid: Float32Array; referenceIds: number[]; k: number; logits: boolean; names: string[]; model?: ModelRows };
   batch: BatchRequest;
 }
 

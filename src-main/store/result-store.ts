@@ -42,8 +42,8 @@ export interface StoredExample {
 }
 
 /** A stored result as the hot paths read it (SqliteFile.rows), in CELL_COLUMNS order. */
-type Cell = [layer: number, referenceTop1: number, top1: number, surprisal: number, surprisalPaper: number, topk: Buffer];
-const CELL_COLUMNS = 'r.layer, r.reference_top1, r.top1, r.surprisal, r.surprisal_paper, r.topk';
+type Cell = [layer: number, referenceTop1: number, top1: number, surprisal: number, surprisalPaper: number, topk: Buffer, kl: number | null, rank: number | null, entropy: number | null];
+const CELL_COLUMNS = 'r.layer, r.reference_top1, r.top1, r.surprisal, r.surprisal_paper, r.topk, r.kl, r.rank, r.entropy';
 
 /**
  * A run's stored results: its examples × techniques × layers, joined against the shared results.
@@ -222,7 +222,7 @@ export class ResultStore {
       if (k === 0 || row.topK.probs.length !== k) throw new LogitscopeError('argument_invalid', 'a result row has an empty or ragged top-k', 'rows');
       return {
         model: shape.modelId, example: exampleId, technique: techniqueId, layer: row.layer, reference: row.referenceTop1, top1: row.top1,
-        surprisal: row.surprisal, surprisalPaper: row.surprisalPaper, rowK: k, topk: encodeTopK(row.topK),
+        surprisal: row.surprisal, surprisalPaper: row.surprisalPaper, rowK: k, topk: encodeTopK(row.topK), kl: row.kl, rank: row.rank, entropy: row.entropy,
       };
     });
     this.db.transaction(() => {
@@ -234,8 +234,8 @@ export class ResultStore {
       if (changed === 0) throw runNotFound(runId);
       for (const v of values) {
         this.db.run(
-          `INSERT INTO results (model_id, example_id, technique_id, layer, gen, producer, reference_top1, top1, surprisal, surprisal_paper, k, topk)
-           SELECT @model, @example, @technique, @layer, ${NEXT_GEN}, @producer, @reference, @top1, @surprisal, @surprisalPaper, @rowK, @topk
+          `INSERT INTO results (model_id, example_id, technique_id, layer, gen, producer, reference_top1, top1, surprisal, surprisal_paper, k, topk, kl, rank, entropy)
+           SELECT @model, @example, @technique, @layer, ${NEXT_GEN}, @producer, @reference, @top1, @surprisal, @surprisalPaper, @rowK, @topk, @kl, @rank, @entropy
            WHERE NOT EXISTS (SELECT 1 FROM results x WHERE x.model_id = @model AND x.example_id = @example AND x.technique_id = @technique
              AND x.layer = @layer AND x.k >= @k AND x.producer IS coalesce(@reads, x.producer))`,
           { ...v, producer: shape.producer, k: shape.k, reads: shape.ownsRows ? shape.producer : null },
@@ -342,9 +342,9 @@ export class ResultStore {
         const tokens = decodeTokens(e.tokens);
         const result: ExampleResult = { tokens, position: e.position, reference_top1: -1, layers: [] };
         for (; i < cells.length && cells[i][0] === e.ordinal; i++) {
-          const [, technique, layer, referenceTop1, top1, surprisal, surprisalPaper, topk] = cells[i];
+          const [, technique, layer, referenceTop1, top1, surprisal, surprisalPaper, topk, kl, rank, entropy] = cells[i];
           result.reference_top1 = referenceTop1;
-          result.layers.push({ layer, technique: shape.techniqueNames[technique], top1, surprisal, surprisal_paper: surprisalPaper, top_k: decodeTopK(topk, shape.k) });
+          result.layers.push({ layer, technique: shape.techniqueNames[technique], top1, surprisal, surprisal_paper: surprisalPaper, top_k: decodeTopK(topk, shape.k), kl, rank, entropy });
         }
         if (result.layers.length === 0) continue;
         const example = { ordinal: e.ordinal, recordIndex: e.record_index, ...(e.source !== null && { source: e.source }), tokens, position: e.position, exampleKey: e.key, done: e.done === 1 };
@@ -481,8 +481,8 @@ function maxBytesFromEnv(): number | undefined {
   return n;
 }
 
-function rowFrom([layer, referenceTop1, top1, surprisal, surprisalPaper, topk]: Cell, exampleKey: string, techniqueKey: string, k: number): LayerResultRow {
-  return { exampleKey, techniqueKey, layer, referenceTop1, top1, surprisal, surprisalPaper, topK: decodeTopK(topk, k) };
+function rowFrom([layer, referenceTop1, top1, surprisal, surprisalPaper, topk, kl, rank, entropy]: Cell, exampleKey: string, techniqueKey: string, k: number): LayerResultRow {
+  return { exampleKey, techniqueKey, layer, referenceTop1, top1, surprisal, surprisalPaper, topK: decodeTopK(topk, k), kl, rank, entropy };
 }
 
 

@@ -23,6 +23,9 @@ export function rowsFromResults(results: readonly ExampleResult[], techniques: r
         surprisal: r.surprisal,
         surprisalPaper: r.surprisal_paper,
         topK: r.top_k,
+        kl: r.kl,
+        rank: r.rank,
+        entropy: r.entropy,
       };
     });
   });
@@ -30,7 +33,7 @@ export function rowsFromResults(results: readonly ExampleResult[], techniques: r
 
 /** A stored row as the export record's per-layer entry, under the technique id the run uses. */
 export function layerResultFromRow(row: LayerResultRow, technique: string): LayerResult {
-  return { layer: row.layer, technique, top1: row.top1, surprisal: row.surprisal, surprisal_paper: row.surprisalPaper, top_k: row.topK };
+  return { layer: row.layer, technique, top1: row.top1, surprisal: row.surprisal, surprisal_paper: row.surprisalPaper, top_k: row.topK, kl: row.kl, rank: row.rank, entropy: row.entropy };
 }
 
 /** Token ids as stored (Int32 LE). */

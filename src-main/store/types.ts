@@ -81,6 +81,10 @@ export interface LayerResultRow {
   surprisalPaper: number;
   /** k = ids.length; probabilities come back rounded to float32. */
   topK: { ids: number[]; probs: number[] };
+  /** The per-row measures (sweep/extract.ts LayerResult); null on rows stored before schema version 5. */
+  kl: number | null;
+  rank: number | null;
+  entropy: number | null;
 }
 
 export interface LookupQuery {

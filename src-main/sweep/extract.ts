@@ -1,4 +1,5 @@
-import { type Engine, residRow, type TechniqueRows, type UnembedResult } from '../engine/engine.ts';
+import { type Engine, residRow, type RowMeasures, type TechniqueRows, type UnembedResult } from '../engine/engine.ts';
+import { logSoftmaxRows } from '../engine/logprobs.ts';
 import { LogitscopeError } from '../errors.ts';
 import { lensFolder, tunedLensExtract } from '../lens/apply.ts';
 import type { LensRecord } from '../lens/lens.ts';
@@ -21,10 +22,14 @@ export interface LayerResult {
   surprisal_paper: number;
   top_k: { ids: number[]; probs: number[] };
   /**
-   * Entropy (nats) of the technique's full next-token distribution, computed in the unembedding
-   * graph. Only when the extraction asked for it (ExtractOptions.entropy); never stored.
+   * The per-row measures (docs/PROTOCOL.md "Per-row measures"), computed in the unembedding graph
+   * over the full vocabulary: KL(p_model ‖ p_technique) and the technique's entropy in nats, and the
+   * 0-based rank of the reference top-1 under the technique. null where not measured: rows stored
+   * before the measures existed (schema version < 5), or an extraction run with measures off.
    */
-  entropy?: number;
+  kl: number | null;
+  rank: number | null;
+  entropy: number | null;
 }
 
 export interface ExampleResult {
@@ -45,27 +50,8 @@ export interface ExtractOptions {
   k: number;
   /** How errors name each example (e.g. its ordinal in the sweep); "example i (position p)" by default. */
   names?: string[];
-  /** Give each row its distribution's entropy (LayerResult.entropy): for views, not for the results cache. */
-  entropy?: boolean;
-}
-
-/** The model's own distribution at one source position: the unembedding of its last resid row. */
-class ModelDistribution {
-  private readonly lse: number;
-  constructor(
-    /** The top-1 of the same unembedding graph that gives every technique's top-1. */
-    readonly top1: number,
-    private readonly logits: Float32Array,
-  ) {
-    let max = -Infinity;
-    for (let i = 0; i < logits.length; i++) max = Math.max(max, logits[i]);
-    let sum = 0;
-    for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i] - max);
-    this.lse = max + Math.log(sum);
-  }
-  logprob(id: number): number {
-    return this.logits[id] - this.lse;
-  }
+  /** Measure each row (LayerResult kl, rank, entropy); on unless false (the bench's comparison without them). */
+  measures?: boolean;
 }
 
 /**
@@ -105,13 +91,13 @@ export class Extractor {
       techniques: tech,
       k: opts.k,
       maxUnembedRows: this.maxUnembedRows,
-      entropy: opts.entropy ?? false,
+      measures: opts.measures ?? true,
     });
     const results: ExampleResult[] = examples.map((e, b) => ({ tokens: e.tokens, position: e.position, reference_top1: out.referenceTop1[b], layers: [] }));
     let row = 0;
     for (const t of tech) {
       t.example.forEach((b, r) => {
-        results[b].layers.push(layerResult({ technique: t.id, layer: t.sourceLayer[r] }, out, row, -out.modelLogprobOfTop1[row], opts.entropy));
+        results[b].layers.push(layerResult({ technique: t.id, layer: t.sourceLayer[r] }, out, row, -out.modelLogprobOfTop1[row], out.measures));
         row++;
       });
     }
@@ -135,7 +121,7 @@ export async function extractNaive(engine: Engine, opts: ExtractOptions): Promis
         // pass, the lens worker's map and the engine's unembed op, a route independent of the batch's.
         const layers = opts.layersByTechnique?.[t.id] ?? opts.layers;
         const referenceTop1 = result.reference_top1 >= 0 ? [result.reference_top1] : undefined;
-        const [r] = await tunedLensExtract(engine, { examples: [e], id: t.id, lens: fittedLens(t), layers, k: opts.k, referenceTop1, entropy: opts.entropy });
+        const [r] = await tunedLensExtract(engine, { examples: [e], id: t.id, lens: fittedLens(t), layers, k: opts.k, referenceTop1, measures: opts.measures ?? true });
         if (result.reference_top1 < 0) result.reference_top1 = r.reference_top1;
         result.layers.push(...r.layers);
         continue;
@@ -147,13 +133,14 @@ export async function extractNaive(engine: Engine, opts: ExtractOptions): Promis
           const own = await engine.unembed({ resid: residRow(src, nLayers - 1, 0, dModel), referenceIds: [0], k: 1 });
           result.reference_top1 = own.topkIds[0];
         }
-        const model = new ModelDistribution(result.reference_top1, src.logits);
+        const model = logSoftmaxRows(src.logits, engine.config.dVocab); // [1, dVocab]
         let final = residRow(src, layer, 0, dModel);
         if (t.kind === 'patchscope') {
           final = await engine.naivePatched({ targetTokens: t.promptTokens, layer: targetLayerOf(t, layer), vector: final });
         }
-        const out = await engine.unembed({ resid: final, referenceIds: [model.top1], k: opts.k });
-        result.layers.push(layerResult({ technique: t.id, layer }, out, 0, -model.logprob(out.topkIds[0]), opts.entropy));
+        const out = await engine.unembed({ resid: final, referenceIds: [result.reference_top1], k: opts.k, model: { logprobs: model, rows: [0] } });
+        const measured = opts.measures ?? true;
+        result.layers.push(layerResult({ technique: t.id, layer }, out, 0, -model[out.topkIds[0]], measured ? out.measures : undefined));
       }
     }
     results.push(result);
@@ -166,13 +153,13 @@ function fittedLens(t: ResolvedTechnique): LensRecord {
   return t.lens;
 }
 
-/** Row i of an unembedding as the stored per-layer entry (and, with `entropy`, its distribution's entropy). */
+/** Row i of an unembedding as the stored per-layer entry, with its measures when they were computed. */
 export function layerResult(
   r: { technique: string; layer: number },
-  out: Pick<UnembedResult, 'k' | 'topkIds' | 'topkLogprobs' | 'referenceLogprob'> & { entropy?: Float32Array },
+  out: Pick<UnembedResult, 'k' | 'topkIds' | 'topkLogprobs' | 'referenceLogprob'>,
   i: number,
   surprisalPaper: number,
-  entropy = false,
+  measures?: RowMeasures,
 ): LayerResult {
   const ids = Array.from(out.topkIds.subarray(i * out.k, (i + 1) * out.k));
   const logprobs = Array.from(out.topkLogprobs.subarray(i * out.k, (i + 1) * out.k));
@@ -184,6 +171,8 @@ export function layerResult(
     surprisal_paper: surprisalPaper,
     // float32, as the results cache stores them: a cached result reads back exactly as computed.
     top_k: { ids, probs: logprobs.map((lp) => Math.fround(Math.exp(lp))) },
-    ...(entropy && { entropy: out.entropy![i] }),
+    kl: measures ? measures.kl[i] : null,
+    rank: measures ? measures.rank[i] : null,
+    entropy: measures ? measures.entropy[i] : null,
   };
 }

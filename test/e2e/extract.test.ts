@@ -272,17 +272,17 @@ describe.skipIf(!HAS_CHROMIUM)(`the Extract tab in headless Chromium${SKIP_REASO
       const hMax = Math.log(view.dVocab);
       for (const [ci, col] of view.columns!.entries()) {
         for (const c of col.cells.filter((x) => x.technique === 'logit_lens')) {
-          expect(c.entropy).toBeGreaterThan(0);
-          expect(c.entropy).toBeLessThanOrEqual(hMax + 1e-4);
-          expect(await cellClass('logit_lens', c.layer, ci)).toContain(`lens-c${Math.max(0, Math.min(9, Math.floor((c.entropy / hMax) * 10)))}`);
-          expect(await page.locator(`#lens-logit_lens-${c.layer}-${ci}`).getAttribute('aria-label')).toContain(`entropy ${c.entropy.toFixed(2)} nats`);
+          expect(c.entropy!).toBeGreaterThan(0);
+          expect(c.entropy!).toBeLessThanOrEqual(hMax + 1e-4);
+          expect(await cellClass('logit_lens', c.layer, ci)).toContain(`lens-c${Math.max(0, Math.min(9, Math.floor((c.entropy! / hMax) * 10)))}`);
+          expect(await page.locator(`#lens-logit_lens-${c.layer}-${ci}`).getAttribute('aria-label')).toContain(`entropy ${c.entropy!.toFixed(2)} nats`);
         }
       }
       await expect.poll(() => page.locator('.lens-legend').innerText()).toMatch(/entropy of the next-token distribution \(nats\):\s*0[\s\S]*10\.83 \(uniform over 50400\)/);
       // The side panel shows the hovered cell's entropy.
       const hovered = view.columns![2].cells.find((x) => x.technique === 'logitscope' && x.layer === 1)!;
       await page.locator('#lens-logitscope-1-2').hover();
-      await expect.poll(() => hover.locator('p.hint').innerText()).toContain(`entropy ${hovered.entropy.toFixed(2)} nats (next-token distribution)`);
+      await expect.poll(() => hover.locator('p.hint').innerText()).toContain(`entropy ${hovered.entropy!.toFixed(2)} nats (next-token distribution)`);
       await page.getByRole('button', { name: 'Probability', exact: true }).click();
     });
 
