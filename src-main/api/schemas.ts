@@ -248,6 +248,7 @@ export const layerSummarySchema = z.object({
   precision: intervalSchema,
   surprisal: intervalSchema,
   surprisalPaper: intervalSchema,
+  measures: z.object({ n: z.int(), kl: intervalSchema, rank: intervalSchema, entropy: intervalSchema }).nullable(),
 });
 const serializedErrorSchema = z.object({
   code: z.string(),

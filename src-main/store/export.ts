@@ -61,7 +61,7 @@ export function exportJson(store: ResultStore, runId: string): ExportRecord {
 
 export const TABLE_COLUMNS = [
   'run_id', 'example', 'record_index', 'position', 'reference_top1', 'reference_top1_text', 'technique', 'layer', 'hook',
-  'top1', 'top1_text', 'correct', 'surprisal', 'surprisal_paper', 'top_k_ids', 'top_k_texts', 'top_k_probs', 'top_k_padding',
+  'top1', 'top1_text', 'correct', 'surprisal', 'surprisal_paper', 'kl', 'rank', 'entropy', 'top_k_ids', 'top_k_texts', 'top_k_probs', 'top_k_padding',
   'technique_detail',
 ] as const;
 
@@ -85,6 +85,10 @@ interface TableRow {
   correct: boolean;
   surprisal: number;
   surprisal_paper: number;
+  /** The per-row measures (CONVENTIONS); null where not measured: an empty CSV field, a Parquet null. */
+  kl: number | null;
+  rank: number | null;
+  entropy: number | null;
   top_k_ids: number[];
   /** In CSV a JSON array (token texts may hold spaces and commas); in Parquet a list column. */
   top_k_texts: string[];
@@ -120,6 +124,9 @@ function* tableRows(store: ResultStore, runId: string, text?: TokenText): Genera
         correct: l.top1 === result.reference_top1,
         surprisal: l.surprisal,
         surprisal_paper: l.surprisal_paper,
+        kl: l.kl,
+        rank: l.rank,
+        entropy: l.entropy,
         top_k_ids: l.top_k.ids,
         top_k_texts: text ? l.top_k.ids.map(text) : [],
         top_k_probs: l.top_k.probs,
@@ -158,8 +165,8 @@ export async function exportCsv(store: ResultStore, runId: string, out: Writable
   return rows;
 }
 
-export function csvField(v: string | number | readonly (number | string)[]): string {
-  const s = Array.isArray(v) ? v.join(' ') : String(v);
+export function csvField(v: string | number | null | readonly (number | string)[]): string {
+  const s = v === null ? '' : Array.isArray(v) ? v.join(' ') : String(v);
   return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
 }
 
@@ -187,6 +194,7 @@ export async function exportParquet(store: ResultStore, runId: string, file: str
 }
 
 const required = (name: string, type: 'INT32' | 'DOUBLE' | 'BOOLEAN'): SchemaElement => ({ name, type, repetition_type: 'REQUIRED' });
+const optional = (name: string, type: 'INT32' | 'DOUBLE'): SchemaElement => ({ name, type, repetition_type: 'OPTIONAL' });
 const string = (name: string): SchemaElement => ({ name, type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'REQUIRED' });
 /** The standard three-level LIST layout, which pyarrow and DuckDB read as a list column. */
 const list = (name: string, type: 'INT32' | 'FLOAT' | 'BYTE_ARRAY'): SchemaElement[] => [
@@ -211,6 +219,9 @@ const PARQUET_SCHEMA: SchemaElement[] = [
   required('correct', 'BOOLEAN'),
   required('surprisal', 'DOUBLE'),
   required('surprisal_paper', 'DOUBLE'),
+  optional('kl', 'DOUBLE'),
+  optional('rank', 'INT32'),
+  optional('entropy', 'DOUBLE'),
   ...list('top_k_ids', 'INT32'),
   ...list('top_k_texts', 'BYTE_ARRAY'),
   ...list('top_k_probs', 'FLOAT'),

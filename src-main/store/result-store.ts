@@ -344,7 +344,7 @@ export class ResultStore {
         for (; i < cells.length && cells[i][0] === e.ordinal; i++) {
           const [, technique, layer, referenceTop1, top1, surprisal, surprisalPaper, topk, kl, rank, entropy] = cells[i];
           result.reference_top1 = referenceTop1;
-          result.layers.push({ layer, technique: shape.techniqueNames[technique], top1, surprisal, surprisal_paper: surprisalPaper, top_k: decodeTopK(topk, shape.k), kl, rank, entropy });
+          result.layers.push({ layer, technique: shape.techniqueNames[technique], top1, surprisal, surprisal_paper: surprisalPaper, kl, rank, entropy, top_k: decodeTopK(topk, shape.k) });
         }
         if (result.layers.length === 0) continue;
         const example = { ordinal: e.ordinal, recordIndex: e.record_index, ...(e.source !== null && { source: e.source }), tokens, position: e.position, exampleKey: e.key, done: e.done === 1 };

@@ -33,7 +33,7 @@ export function rowsFromResults(results: readonly ExampleResult[], techniques: r
 
 /** A stored row as the export record's per-layer entry, under the technique id the run uses. */
 export function layerResultFromRow(row: LayerResultRow, technique: string): LayerResult {
-  return { layer: row.layer, technique, top1: row.top1, surprisal: row.surprisal, surprisal_paper: row.surprisalPaper, top_k: row.topK, kl: row.kl, rank: row.rank, entropy: row.entropy };
+  return { layer: row.layer, technique, top1: row.top1, surprisal: row.surprisal, surprisal_paper: row.surprisalPaper, kl: row.kl, rank: row.rank, entropy: row.entropy, top_k: row.topK };
 }
 
 /** Token ids as stored (Int32 LE). */

@@ -20,7 +20,6 @@ export interface LayerResult {
   surprisal: number;
   /** −ln p_model(technique's top-1) at the source position, nats: the Patchscopes paper's convention. */
   surprisal_paper: number;
-  top_k: { ids: number[]; probs: number[] };
   /**
    * The per-row measures (docs/PROTOCOL.md "Per-row measures"), computed in the unembedding graph
    * over the full vocabulary: KL(p_model ‖ p_technique) and the technique's entropy in nats, and the
@@ -30,6 +29,7 @@ export interface LayerResult {
   kl: number | null;
   rank: number | null;
   entropy: number | null;
+  top_k: { ids: number[]; probs: number[] };
 }
 
 export interface ExampleResult {
@@ -169,10 +169,10 @@ export function layerResult(
     top1: ids[0],
     surprisal: -out.referenceLogprob[i],
     surprisal_paper: surprisalPaper,
-    // float32, as the results cache stores them: a cached result reads back exactly as computed.
-    top_k: { ids, probs: logprobs.map((lp) => Math.fround(Math.exp(lp))) },
     kl: measures ? measures.kl[i] : null,
     rank: measures ? measures.rank[i] : null,
     entropy: measures ? measures.entropy[i] : null,
+    // float32, as the results cache stores them: a cached result reads back exactly as computed.
+    top_k: { ids, probs: logprobs.map((lp) => Math.fround(Math.exp(lp))) },
   };
 }

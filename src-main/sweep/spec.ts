@@ -60,6 +60,16 @@ export interface LayerSummary {
   precision: Interval;
   surprisal: Interval;
   surprisalPaper: Interval;
+  /** The per-row measures' means (Student t) over the rows that carry them; null when none does (rows stored before they existed). */
+  measures: MeasureSummary | null;
+}
+
+/** Means of the per-row measures (docs/PROTOCOL.md) over the n rows measured, which may be fewer than the layer's. */
+export interface MeasureSummary {
+  n: number;
+  kl: Interval;
+  rank: Interval;
+  entropy: Interval;
 }
 
 /**
