@@ -64,6 +64,8 @@ export interface ExtractOptions {
 export class Extractor {
   /** Rows per unembedding call: bounds the [rows, dVocab] logits the graph holds at once. */
   maxUnembedRows = 256;
+  /** Measure every row unless the call says otherwise (ExtractOptions.measures). */
+  measures = true;
 
   constructor(private readonly engine: Engine) {}
 
@@ -91,7 +93,7 @@ export class Extractor {
       techniques: tech,
       k: opts.k,
       maxUnembedRows: this.maxUnembedRows,
-      measures: opts.measures ?? true,
+      measures: opts.measures ?? this.measures,
     });
     const results: ExampleResult[] = examples.map((e, b) => ({ tokens: e.tokens, position: e.position, reference_top1: out.referenceTop1[b], layers: [] }));
     let row = 0;
