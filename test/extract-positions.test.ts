@@ -60,6 +60,31 @@ describe('extract over many positions (real engine, tiny random checkpoint)', ()
     expect(all.cells).toEqual(all.columns!.at(-1)!.cells);
   });
 
+  test('a followed token has its exact probability and rank in every cell, outside the top-k too, equal to float64 within 1e-4', async () => {
+    const record = all.record as { examples: RecordExample[]; techniques: Record<string, { prompt_tokens?: number[] }> };
+    const tokens = record.examples[0].tokens;
+    const src = referenceForward({ config, weights, tokens });
+    const last = tokens.length - 1;
+    // A token far down the logit lens's list at the last position: outside every top-k there.
+    const lensLogits = referenceLogitLens(config, weights, src.residPost[0][last]);
+    const follow = Array.from(lensLogits.keys()).sort((a, b) => lensLogits[a] - lensLogits[b])[config.dVocab >> 1];
+    const view = await lab.call('extract', { text: PROMPT, k: K, techniques: [{ id: 'logit_lens' }], follow });
+    expect(view.follow?.id).toBe(follow);
+    let outside = 0;
+    for (const c of view.cells) {
+      const logits = referenceLogitLens(config, weights, c.layer < 0 ? src.embeddings[last] : src.residPost[c.layer][last]);
+      const lp = logSoftmax(logits);
+      expect(Math.abs(c.followProb! - Math.exp(lp[follow]))).toBeLessThan(TOL);
+      // Rank 1 = top-1: one more than the ids with a strictly greater logit (up to ties within fp32 rounding).
+      const above = logits.filter((v) => v > logits[follow] + TOL).length;
+      const aboveOrTied = logits.filter((v, i) => v > logits[follow] - TOL && i !== follow).length;
+      expect(c.followRank! - 1).toBeGreaterThanOrEqual(above);
+      expect(c.followRank! - 1).toBeLessThanOrEqual(aboveOrTied);
+      if (!c.topK.some((t) => t.id === follow)) outside++;
+    }
+    expect(outside).toBe(view.cells.length);
+  });
+
   test('every position equals a single-position extract of it', async () => {
     for (const column of all.columns!) {
       const one = await lab.call('extract', { text: PROMPT, position: column.position, k: K, techniques: TECHNIQUES });

@@ -215,8 +215,8 @@ export interface ExtractView {
   techniques: { id: string; prompt?: string; targetLayer?: 'same' | number }[];
   layers: number[];
   /**
-   * With `follow`: per cell, that token's probability and rank (1 = top-1) where the cell's top-k
-   * holds it, else null (not in the top-k; no number is made up for it).
+   * With `follow`: per cell, that token's exact probability and rank (1 = top-1; 1 + the ids with
+   * a strictly greater logit), computed by the engine over the whole vocabulary, in or out of the top-k.
    */
   cells: ExtractCell[];
   follow?: { id: number; text: string };

@@ -43,7 +43,7 @@ function positionsOf(p: ExtractFields, n: number): number[] {
 }
 
 /** The computation behind both the view and a saved extraction: checks first, then the extraction. */
-async function compute(engine: Engine, p: ExtractFields) {
+async function compute(engine: Engine, p: ExtractFields & { follow?: number }) {
   const bos = p.bos ?? false;
   const choices = p.techniques ?? BUILT_IN_TECHNIQUES.map((t) => ({ id: t.id as 'logit_lens' | 'patchscope' | 'logitscope' }));
   checkLayers(engine, p.layers, choices);
@@ -73,7 +73,7 @@ async function compute(engine: Engine, p: ExtractFields) {
   const examples: ExampleResult[] = [];
   for (let i = 0; i < positions.length; i += POSITIONS_PER_BATCH) {
     const batch = positions.slice(i, i + POSITIONS_PER_BATCH).map((position) => ({ tokens, position }));
-    examples.push(...(await extractor.extract({ examples: batch, techniques, layers, k })));
+    examples.push(...(await extractor.extract({ examples: batch, techniques, layers, k, track: p.follow })));
   }
   const parity = judgeParity({
     techniques,
@@ -97,7 +97,8 @@ export async function extractOne(engine: Engine, p: Payload<'extract'>): Promise
     parity: { ...parity, method: PARITY_METHOD },
     examples: examples.map((e) => ({
       ...e,
-      layers: e.layers.map(({ layer, ...rest }) => ({ layer, hook: residHook(layer), ...rest, padding_ids: paddingIds(rest.top_k.ids, paddingFrom) })),
+      // The sweeps' export schema: the followed token is the view's, not a stored field.
+      layers: e.layers.map(({ layer, tracked: _tracked, ...rest }) => ({ layer, hook: residHook(layer), ...rest, padding_ids: paddingIds(rest.top_k.ids, paddingFrom) })),
     })),
   };
   const follow = p.follow;
@@ -106,9 +107,10 @@ export async function extractOne(engine: Engine, p: Payload<'extract'>): Promise
     return {
       position: e.position,
       reference: { id: e.reference_top1, text: text(e.reference_top1) },
-      cells: follow === undefined ? cells : cells.map((c) => {
-        const rank = c.topK.findIndex((t) => t.id === follow);
-        return { ...c, followProb: rank < 0 ? null : c.topK[rank].prob, followRank: rank < 0 ? null : rank + 1 };
+      // Exact, in every cell, from the engine (its top-k or not): rank 1 = the cell's top-1.
+      cells: follow === undefined ? cells : cells.map((c, i) => {
+        const t = e.layers[i].tracked!;
+        return { ...c, followProb: Math.exp(t.logprob), followRank: t.rank + 1 };
       }),
     };
   };

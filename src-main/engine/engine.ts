@@ -202,6 +202,7 @@ export class Engine {
     if (req.items.length === 0) throw new LogitscopeError('argument_invalid', 'no source prompts given', 'items');
     req.items.forEach((it, i) => this.checkItem(it, req.names[i] ?? `items[${i}]`));
     this.checkK(req.k);
+    if (req.track !== undefined) this.checkIds([req.track], 'track');
     req.techniques.forEach((t) => {
       if (t.prefixTokens) this.checkTokens(t.prefixTokens, `technique ${t.id}`);
       t.sourceLayer.forEach((l) => this.checkLayer(l, `technique ${t.id}`));

@@ -169,7 +169,8 @@ export class ModelRunner {
     this.checkSource(resid, model.check, names);
     const referenceTop1 = Int32Array.from(model.topkIds, Number); // [batch] (k = 1)
     // Each example's log-probabilities cross into the unembedding once per batch; rows gather theirs in the graph.
-    const modelLogprobs = req.measures ? logSoftmaxRows(model.logits!, dVocab, model.logsumexp) : null;
+    const track = req.track;
+    const modelLogprobs = req.measures || track !== undefined ? logSoftmaxRows(model.logits!, dVocab, model.logsumexp) : null;
 
     const total = req.techniques.reduce((n, t) => n + t.example.length, 0);
     const rows = new Float32Array(total * dModel); // [rows, d]: every technique's final residual, before ln_f
@@ -189,6 +190,7 @@ export class ModelRunner {
       topkLogprobs: new Float32Array(total * k),
       referenceLogprob: new Float32Array(total),
       ...(req.measures && { measures: { entropy: new Float32Array(total), kl: new Float32Array(total), rank: new Int32Array(total) } }),
+      ...(track !== undefined && { tracked: { logprob: new Float32Array(total), rank: new Int32Array(total) } }),
       modelLogprobOfTop1: new Float32Array(total),
     };
     const rowExample = req.techniques.flatMap((t) => t.example);
@@ -196,13 +198,20 @@ export class ModelRunner {
       const n = Math.min(req.maxUnembedRows, total - start);
       const refIds = rowExample.slice(start, start + n).map((b) => referenceTop1[b]);
       const against = modelLogprobs && { logprobs: modelLogprobs, rows: rowExample.slice(start, start + n) };
-      const u = await this.unembedRun(rows.subarray(start * dModel, (start + n) * dModel), refIds, k, { logits: false, own: false, model: against });
+      const chunk = rows.subarray(start * dModel, (start + n) * dModel);
+      const u = await this.unembedRun(chunk, refIds, k, { logits: false, own: false, model: req.measures ? against : null });
       const bad = u.check.findIndex((x) => !Number.isFinite(x));
       if (bad >= 0) throw nonFinite(`${rowName(req, start + bad)} gives logits that are not finite (NaN or ±Inf)`);
       out.topkIds.set(Int32Array.from(u.topkIds, Number), start * k);
       out.topkLogprobs.set(u.topkLogprobs, start * k);
       out.referenceLogprob.set(u.referenceLogprob, start);
       if (out.measures) for (const m of ['entropy', 'kl', 'rank'] as const) out.measures[m].set(u.measures![m], start);
+      if (out.tracked) {
+        // The followed token as each row's reference: its log-probability, and (a measure) its rank.
+        const t = await this.unembedRun(chunk, new Array<number>(n).fill(track!), 1, { logits: false, own: false, model: against });
+        out.tracked.logprob.set(t.referenceLogprob, start);
+        out.tracked.rank.set(t.measures!.rank, start);
+      }
     }
     // The paper's convention reads the model's own distribution at the row's top-1: one logit per row.
     for (let r = 0; r < total; r++) {

@@ -47,6 +47,11 @@ export interface BatchRequest {
    * few products over every logit of every row (bench/sweep-bench.ts measures the difference).
    */
   measures?: boolean;
+  /**
+   * A token id followed in every row (an extraction's pinned or followed token): BatchResult.tracked
+   * gives its exact log-probability and rank in each, from a second unembedding of the rows.
+   */
+  track?: number;
 }
 
 /** Only what is stored: rows in request order, technique by technique. */
@@ -62,6 +67,8 @@ export interface BatchResult {
   referenceLogprob: Float32Array;
   /** Each row's measures, when asked for (BatchRequest.measures). */
   measures?: RowMeasures;
+  /** With BatchRequest.track: [rows] its log-probability, and its rank (ids with a strictly greater logit), in each row. */
+  tracked?: { logprob: Float32Array; rank: Int32Array };
   /** [rows] log p_model(row's top-1) at the source position (the paper's surprisal, negated). */
   modelLogprobOfTop1: Float32Array;
 }

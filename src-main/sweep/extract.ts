@@ -30,6 +30,8 @@ export interface LayerResult {
   rank: number | null;
   entropy: number | null;
   top_k: { ids: number[]; probs: number[] };
+  /** With ExtractOptions.track: the followed token's exact log-probability and rank (strictly greater logits) here; never stored. */
+  tracked?: { id: number; logprob: number; rank: number };
 }
 
 export interface ExampleResult {
@@ -52,6 +54,8 @@ export interface ExtractOptions {
   names?: string[];
   /** Measure each row (LayerResult kl, rank, entropy); on unless false (the bench's comparison without them). */
   measures?: boolean;
+  /** A token id to follow in every row (LayerResult.tracked); the fast path only. */
+  track?: number;
 }
 
 /**
@@ -94,12 +98,15 @@ export class Extractor {
       k: opts.k,
       maxUnembedRows: this.maxUnembedRows,
       measures: opts.measures ?? this.measures,
+      track: opts.track,
     });
     const results: ExampleResult[] = examples.map((e, b) => ({ tokens: e.tokens, position: e.position, reference_top1: out.referenceTop1[b], layers: [] }));
     let row = 0;
     for (const t of tech) {
       t.example.forEach((b, r) => {
-        results[b].layers.push(layerResult({ technique: t.id, layer: t.sourceLayer[r] }, out, row, -out.modelLogprobOfTop1[row], out.measures));
+        const l = layerResult({ technique: t.id, layer: t.sourceLayer[r] }, out, row, -out.modelLogprobOfTop1[row], out.measures);
+        if (out.tracked) l.tracked = { id: opts.track!, logprob: out.tracked.logprob[row], rank: out.tracked.rank[row] };
+        results[b].layers.push(l);
         row++;
       });
     }
