@@ -34,7 +34,7 @@ const everyChartFull = (page: Page, techniques: number) =>
       [...document.querySelectorAll('.main-charts figure.chart')].every((f) => {
         const counts = Object.values(JSON.parse((f as HTMLElement).dataset.points ?? '{}')) as number[];
         return counts.length === t && counts.every((n) => n === l);
-      }) && document.querySelectorAll('.main-charts figure.chart').length === 2,
+      }) && document.querySelectorAll('.main-charts figure.chart').length === 3,
     [techniques, LAYERS],
     { timeout: 60_000 },
   );
@@ -160,7 +160,8 @@ describe.skipIf(!HAS_CHROMIUM)(`the app in headless Chromium against \`serve\`${
     await everyChartFull(page, TECHNIQUES);
     expect(sweepRequests.at(-1)).not.toHaveProperty('recompute');
     const drawn = await drawnPoints(page);
-    expect(drawn).toEqual([0, 1].map(() => ({ logit_lens: LAYERS, patchscope: LAYERS, logitscope: LAYERS, custom_1: LAYERS })));
+    // precision@1, surprisal and the per-row measure (KL first).
+    expect(drawn).toEqual([0, 1, 2].map(() => ({ logit_lens: LAYERS, patchscope: LAYERS, logitscope: LAYERS, custom_1: LAYERS })));
     await expect.poll(() => page.locator('.run-heading .status').innerText(), { timeout: 60_000 }).toBe('completed');
     await expect.poll(() => page.getByRole('progressbar', { name: 'Sweep progress' }).evaluate((el) => (el as HTMLProgressElement).value)).toBe(5);
     expect(await page.locator('.progress').innerText()).toMatch(/5 \/ 5 examples/);
@@ -169,6 +170,35 @@ describe.skipIf(!HAS_CHROMIUM)(`the app in headless Chromium against \`serve\`${
     await expect.poll(() => page.locator('figure.chart figcaption').nth(1).innerText()).toMatch(/^surprisal \(paper\): −ln p_model\(technique's top-1\)/);
     await everyChartFull(page, TECHNIQUES);
     await shot('06-charts-paper-convention');
+  });
+
+  test('the measure switch charts KL, rank and entropy per layer with the run summary\'s means and n', async () => {
+    const runId = (await lab.call('runs.list', {})).find((r) => r.name === 'e2e sweep')!.id;
+    const { summary } = await lab.call('runs.get', { runId });
+    const measureChart = page.locator('.main-charts figure.chart').nth(2);
+    const labels = { kl: 'KL(p_model ‖ p_technique)', rank: "rank of the model's top-1 (0 = technique's top-1)", entropy: 'entropy of the technique' } as const;
+    for (const [measure, label] of Object.entries(labels) as [keyof typeof labels, string][]) {
+      await page.getByRole('radio', { name: label, exact: true }).check();
+      const title = `${label} per layer`;
+      await expect.poll(() => measureChart.locator('figcaption').innerText()).toBe(title);
+      await everyChartFull(page, TECHNIQUES);
+      // The chart's table holds the run summary's means (3 decimals) and n, per technique and layer.
+      const table = measureChart.locator('details');
+      await table.locator('summary').click();
+      for (const s of summary.filter((r) => r.technique === 'logit_lens')) {
+        const m = s.measures!;
+        expect(m.n).toBe(s.n);
+        const row = table.locator('tbody tr').nth(s.layer);
+        await expect.poll(() => row.locator('td').first().innerText()).toContain(`${m[measure].mean.toFixed(3)}`);
+        expect(await row.locator('td').first().innerText()).toContain(`n=${m.n}`);
+      }
+      await table.locator('summary').click();
+      if (measure === 'kl') {
+        // At the last layer the logit lens is the model's own distribution: KL 0.
+        expect(Math.abs(summary.find((r) => r.technique === 'logit_lens' && r.layer === LAYERS - 1)!.measures!.kl.mean)).toBeLessThan(1e-5);
+      }
+      await shot(`06-charts-measure-${measure}`);
+    }
   });
 
   test('the inspector opens on a chart point: text with the position marked, the reference, and the top-k grid', async () => {
