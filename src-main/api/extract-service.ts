@@ -1,19 +1,18 @@
 /** One prompt, one position or many, every layer × technique: the `extract` request, for every front. */
 import type { Engine } from '../engine/engine.ts';
 import { LogitscopeError, serializeError } from '../errors.ts';
-import { modelKey } from '../store/keys.ts';
 import type { ResultStore } from '../store/result-store.ts';
 import { rowsFromResults } from '../store/rows.ts';
 import { judgeParity, PARITY_METHOD, paritySumsOf } from '../store/parity.ts';
-import { CONVENTIONS, describeModel, describeTechniques, paddingIds, type ExportRecord } from '../sweep/export-record.ts';
+import { CONVENTIONS, describeModel, describeTechniques, exportExample, type ExportRecord } from '../sweep/export-record.ts';
 import { type ExampleResult, Extractor } from '../sweep/extract.ts';
-import { residHook } from '../hooks.ts';
 import { BUILT_IN_TECHNIQUES, resolveTechniques } from '../sweep/techniques.ts';
 import type { ExtractCell, ExtractColumn, ExtractView, Payload, Reply } from './contract.ts';
 import { checkLayers, techniqueSpecs } from './techniques.ts';
 import { latestLensFor } from '../lens/resolve.ts';
-import { CODE_VERSION } from './sweep-service.ts';
-import { cellsOf, promptTokens, techniqueView } from './views.ts';
+import { CODE_VERSION, runModelOf } from './sweep-service.ts';
+import { cellOf, promptTokens, techniqueView } from './views.ts';
+import { readoutsOf } from '../sweep/readout.ts';
 
 export function tokenizeOne(engine: Engine, p: Payload<'extract.tokenize'>): Reply<'extract.tokenize'> {
   return { tokens: promptTokens(engine.tokenizer, engine.tokenize(p.text, { bos: p.bos ?? false })), nCtx: engine.config.nCtx };
@@ -80,7 +79,7 @@ async function compute(engine: Engine, p: ExtractFields & { follow?: number }) {
     nLayers: engine.config.nLayers,
     layers,
     computeDtype: engine.info.computeDtype,
-    sums: paritySumsOf(examples.flatMap((e) => e.layers.map((l) => ({ ...l, reference_top1: e.reference_top1 }))), engine.config.nLayers - 1),
+    sums: paritySumsOf(examples.flatMap(readoutsOf), engine.config.nLayers - 1),
   });
   return { bos, tokens, positions, techniques, layers, k, examples, parity };
 }
@@ -95,15 +94,11 @@ export async function extractOne(engine: Engine, p: Payload<'extract'>): Promise
     conventions: CONVENTIONS,
     bos,
     parity: { ...parity, method: PARITY_METHOD },
-    examples: examples.map((e) => ({
-      ...e,
-      // The sweeps' export schema: the followed token is the view's, not a stored field.
-      layers: e.layers.map(({ layer, tracked: _tracked, ...rest }) => ({ layer, hook: residHook(layer), ...rest, padding_ids: paddingIds(rest.top_k.ids, paddingFrom) })),
-    })),
+    examples: examples.map((e) => exportExample(e, readoutsOf(e), paddingFrom)),
   };
   const follow = p.follow;
   const column = (e: ExampleResult): ExtractColumn => {
-    const cells: ExtractCell[] = cellsOf(e.layers, e.reference_top1, text);
+    const cells: ExtractCell[] = readoutsOf(e).map((r) => cellOf(r, text));
     return {
       position: e.position,
       reference: { id: e.reference_top1, text: text(e.reference_top1) },
@@ -151,7 +146,7 @@ export async function saveExtraction(engine: Engine, store: ResultStore, p: Payl
   const where = positions.length === 1 ? `${positions[0]}` : `${positions[0]}-${positions[positions.length - 1]}`;
   const runId = store.createRun({
     name: p.name || `extract: "${quoted}" @ ${where}`,
-    model: { key: modelKey(engine.info), path: engine.info.modelDir, info: describeModel(engine.info, engine.tokenizer) },
+    model: runModelOf(engine),
     files: [],
     datasetStats: { source: TYPED_SOURCE },
     // No dataset was sliced: the protocol records only what applies (BOS, one example per position).

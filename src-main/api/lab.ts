@@ -1,12 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { DEMO, defaultCacheDir } from '../app-paths.ts';
-import { previewSlice } from '../data/preview.ts';
 import { cudaProviderInstalled } from '../engine/cuda-provider.ts';
 import { Engine } from '../engine/engine.ts';
 import { loadTokenizer, type GptjTokenizer } from '../engine/tokenizer.ts';
 import { deserializeError, LogitscopeError, serializeError } from '../errors.ts';
-import { modelKey } from '../store/keys.ts';
 import { defaultDbPath } from '../store/location.ts';
 import { ResultStore } from '../store/result-store.ts';
 import { resolveProtocol } from '../sweep/protocol.ts';
@@ -14,16 +12,13 @@ import type { SweepSpec } from '../sweep/spec.ts';
 import type { ApiEvents, Envelope, EventName, Payload, Reply, RequestName, RunStatus } from './contract.ts';
 import { doctor } from './doctor-service.ts';
 import { extractOne, saveExtraction, tokenizeOne } from './extract-service.ts';
-import { exportRun } from './export-service.ts';
-import { showToken } from './format.ts';
-import type { TokenText } from '../store/export.ts';
 import { parseRequest } from './schemas.ts';
 import { checkLayers, techniqueSpecs } from './techniques.ts';
-import { mergeShards } from '../scale/merge.ts';
 import { sweepOnDevices } from '../scale/devices.ts';
 import { readGptjConfig } from '../engine/config.ts';
-import { CODE_VERSION, resumeStoredSweep, runStoredSweep } from './sweep-service.ts';
-import { exampleListView, exampleView, modelView, PAIRED_METHOD, resolveRunId, runView } from './views.ts';
+import { checkResumable, CODE_VERSION, resumeStoredSweep, runStoredSweep } from './sweep-service.ts';
+import { datasetPreview, modelView, resolveRunId } from './views.ts';
+import { reviewHandlers, type ReviewRequest } from './review-handlers.ts';
 
 export interface LabOptions {
   dbPath?: string;
@@ -63,10 +58,15 @@ export class Lab {
   private readonly listeners = new Set<(name: EventName, payload: unknown) => void>();
   private readonly tokenizers = new Map<string, GptjTokenizer>();
 
+  private readonly handlers: Handlers;
+
   private constructor(
     private readonly store: ResultStore,
     private readonly cacheRoot: string,
-  ) {}
+  ) {
+    const review = reviewHandlers({ store, cacheRoot, tokenizerFor: (dir) => this.tokenizerFor(dir), changed: () => this.emit('runs.changed', {}) });
+    this.handlers = { ...this.ownHandlers, ...review };
+  }
 
   static async open(opts: LabOptions = {}): Promise<Lab> {
     return new Lab(ResultStore.open(opts.dbPath ?? defaultDbPath(), { readonly: opts.readonly }), opts.cacheRoot ?? defaultCacheDir());
@@ -119,7 +119,8 @@ export class Lab {
     for (const l of this.listeners) l(name, payload);
   }
 
-  private readonly handlers: Handlers = {
+  /** Every request but review's (review-handlers.ts), which joins them in the constructor, once the store is set. */
+  private readonly ownHandlers: Omit<Handlers, ReviewRequest> = {
     'app.info': async () => ({
       version: CODE_VERSION,
       demo: fs.existsSync(path.join(DEMO.modelDir, 'config.json')) ? { modelDir: DEMO.modelDir, dataFile: DEMO.dataFile, limit: DEMO.limit } : null,
@@ -133,23 +134,7 @@ export class Lab {
 
     'model.current': async () => (this.engine ? modelView(this.engine, this.loadSeconds) : null),
 
-    'dataset.preview': async (p) => {
-      const protocol = resolveProtocol(p.preset, p.overrides);
-      const preview = await previewSlice(
-        { files: p.files, start: protocol.poolStart, end: protocol.poolEnd, pileSetName: protocol.pileSetName, filter: protocol.filter },
-        { sampleCount: p.sampleCount ?? 5 },
-      );
-      return {
-        protocol,
-        scanned: preview.scanned,
-        passed: preview.passed,
-        filteredOut: preview.filteredOut,
-        skipped: { ...preview.skipped },
-        filteredBy: { ...preview.filteredBy },
-        capped: preview.capped,
-        samples: preview.samples.map((r) => ({ recordIndex: r.index, source: r.source, text: r.text })),
-      };
-    },
+    'dataset.preview': async (p) => datasetPreview(p),
 
     'sweep.start': async (p) => {
       const tag = p.requestId === undefined ? {} : { requestId: p.requestId };
@@ -229,11 +214,7 @@ export class Lab {
       const engine = await this.acquire();
       try {
         // Everything that would make the resume fail is checked before the reply says it started.
-        const run = this.store.getRun(runId);
-        if (run.modelKey !== modelKey(engine.info)) {
-          throw new LogitscopeError('argument_invalid', `run ${runId} was computed with another model, dtype or device (${run.modelPath}); load that model to resume it`, 'runId');
-        }
-        if (run.status === 'completed') throw new LogitscopeError('argument_invalid', `run ${runId} is already complete`, 'runId');
+        checkResumable(engine, this.store.getRun(runId));
       } catch (e) {
         this.release();
         throw e;
@@ -282,53 +263,6 @@ export class Lab {
       } finally {
         this.release();
       }
-    },
-
-    'runs.list': async (p) => this.store.listRuns(p),
-
-    'runs.get': async (p) => runView(this.store, resolveRunId(this.store, p.runId), this.cacheRoot),
-
-    'runs.example': async (p) => {
-      const runId = resolveRunId(this.store, p.runId);
-      return exampleView(this.store, runId, p.ordinal, this.tokenizerFor(this.store.getRun(runId).modelPath));
-    },
-
-    'runs.examples': async (p) => {
-      const runId = resolveRunId(this.store, p.runId);
-      return exampleListView(this.store, runId, p, this.tokenizerFor(this.store.getRun(runId).modelPath));
-    },
-
-    'runs.bySource': async (p) => {
-      const runId = resolveRunId(this.store, p.runId);
-      return { technique: p.technique, sources: this.store.summaryBySource(runId, p.technique) };
-    },
-
-    'runs.compare': async (p) =>
-      this.store.compare(resolveRunId(this.store, p.a, 'a'), resolveRunId(this.store, p.b, 'b')).map(({ technique, layer, a, b }) => ({ technique, layer, a, b })),
-
-    'runs.export': async (p) => {
-      const runId = resolveRunId(this.store, p.runId);
-      return exportRun(this.store, runId, { format: p.format, out: p.out, text: this.tokenTextFor(this.store.getRun(runId).modelPath) });
-    },
-
-    'runs.diff': async (p) => {
-      const a = resolveRunId(this.store, p.a, 'a');
-      const b = resolveRunId(this.store, p.b, 'b');
-      const rows = this.store.difference(a, b);
-      return { a, b, sharedExamples: this.store.sharedExamples(a, b), rows, largest: this.store.largestDifferences(a, b), method: PAIRED_METHOD };
-    },
-
-    'runs.update': async (p) => {
-      const runId = resolveRunId(this.store, p.runId);
-      const item = this.store.updateRun(runId, { name: p.name === '' ? null : p.name, notes: p.notes === '' ? null : p.notes, tags: p.tags && [...new Set(p.tags)] });
-      this.emit('runs.changed', {});
-      return item;
-    },
-
-    'runs.merge': async (p) => {
-      const report = mergeShards(this.store, p);
-      this.emit('runs.changed', {});
-      return report;
     },
 
     'runs.delete': async (p) => {
@@ -461,26 +395,6 @@ export class Lab {
     this.runRequests.delete(runId);
     this.emit('sweep.finished', { runId, ...tag, status, ...(error !== undefined && { error: serializeError(error) }) });
     this.emit('runs.changed', {});
-  }
-
-  /**
-   * The exports' token texts, by the run's own tokenizer; none (empty texts) when its checkpoint
-   * folder is gone or unreadable, since the numbers must still export.
-   */
-  private tokenTextFor(modelDir: string): TokenText | undefined {
-    let tokenizer: GptjTokenizer;
-    try {
-      tokenizer = this.tokenizerFor(modelDir);
-    } catch {
-      return undefined;
-    }
-    // A sweep's export names the same few thousand ids millions of times.
-    const seen = new Map<number, string>();
-    return (id) => {
-      let t = seen.get(id);
-      if (t === undefined) seen.set(id, (t = showToken(tokenizer.tokenString(id))));
-      return t;
-    };
   }
 
   private tokenizerFor(modelDir: string): GptjTokenizer {

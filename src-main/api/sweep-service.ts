@@ -7,6 +7,7 @@ import type { FitProgress } from '../lens/fit.ts';
 import { LogitscopeError, serializeError } from '../errors.ts';
 import { modelKey } from '../store/keys.ts';
 import type { ResultStore } from '../store/result-store.ts';
+import type { NewRun, RunDetail } from '../store/types.ts';
 import { runSweepCache } from '../store/sweep-cache.ts';
 import { describeModel } from '../sweep/export-record.ts';
 import { prepareSweep, type PreparedSweep } from '../sweep/prepare.ts';
@@ -55,7 +56,7 @@ export async function runStoredSweep(engine: Engine, store: ResultStore, spec: S
   if (hooks.signal?.aborted) throw new LogitscopeError('cancelled', 'the sweep was cancelled before any example was computed; no run was created');
   const runId = stage(store, undefined, 'run', () => store.createRun({
     name: hooks.name,
-    model: { key: modelKey(engine.info), path: engine.info.modelDir, info: describeModel(engine.info, engine.tokenizer) },
+    model: runModelOf(engine),
     files: spec.files,
     datasetStats: {
       pool: prepared.dataset.pool, records: prepared.dataset.records, skipped: prepared.dataset.skipped, fingerprints, ...(hooks.shard && { shard: hooks.shard }),
@@ -76,6 +77,19 @@ export async function runStoredSweep(engine: Engine, store: ResultStore, spec: S
   return { runId, prepared, outcome };
 }
 
+/** A run's model as a new run records it: its cache key, its folder and describeModel's record. */
+export function runModelOf(engine: Engine): NewRun['model'] {
+  return { key: modelKey(engine.info), path: engine.info.modelDir, info: describeModel(engine.info, engine.tokenizer) };
+}
+
+/** Whether this engine can resume the run: the same model key (model, dtype, device), and not yet complete. */
+export function checkResumable(engine: Engine, run: RunDetail): void {
+  if (run.modelKey !== modelKey(engine.info)) {
+    throw new LogitscopeError('argument_invalid', `run ${run.id} was computed with another model, dtype or device (${run.modelPath}); load that model to resume it`, 'runId');
+  }
+  if (run.status === 'completed') throw new LogitscopeError('argument_invalid', `run ${run.id} is already complete`, 'runId');
+}
+
 /**
  * Finishes an interrupted or cancelled run: its examples come from the store (not from the dataset
  * files again), everything already stored is read back, and only the rest is computed. The final
@@ -83,15 +97,7 @@ export async function runStoredSweep(engine: Engine, store: ResultStore, spec: S
  */
 export async function resumeStoredSweep(engine: Engine, store: ResultStore, runId: string, hooks: StoredSweepHooks = {}): Promise<{ outcome: SweepOutcome; plan: SweepPlan }> {
   const run = store.getRun(runId);
-  const key = modelKey(engine.info);
-  if (run.modelKey !== key) {
-    throw new LogitscopeError(
-      'argument_invalid',
-      `run ${runId} was computed with another model or device (${run.modelPath}); load that model to resume it`,
-      'runId',
-    );
-  }
-  if (run.status === 'completed') throw new LogitscopeError('argument_invalid', `run ${runId} is already complete`, 'runId');
+  checkResumable(engine, run);
   store.resumeRun(runId);
   let stored = store.runExamples(runId);
   if (run.examplesPlanned !== null && stored.length < run.examplesPlanned) {

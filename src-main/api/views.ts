@@ -7,11 +7,13 @@ import type { Engine } from '../engine/engine.ts';
 import type { GptjTokenizer } from '../engine/tokenizer.ts';
 import { LogitscopeError } from '../errors.ts';
 import type { ResultStore, StoredExample } from '../store/result-store.ts';
-import type { LayerResult } from '../sweep/extract.ts';
+import { isCorrect, type Readout } from '../sweep/readout.ts';
 import type { ResolvedTechnique } from '../sweep/techniques.ts';
-import { describeLens } from '../lens/lens.ts';
+import { describeTechnique } from '../sweep/export-record.ts';
 import { checkFingerprints, recordedFingerprints } from '../data/fingerprint.ts';
-import type { ExampleListView, ExampleView, ModelView, RunView } from './contract.ts';
+import type { ExampleListView, ExampleView, ModelView, Payload, Reply, RunView } from './contract.ts';
+import { previewSlice } from '../data/preview.ts';
+import { resolveProtocol } from '../sweep/protocol.ts';
 import type { ExampleQuery } from '../store/example-query.ts';
 import { runParity } from '../store/parity.ts';
 
@@ -30,12 +32,8 @@ export function modelView(e: Engine, loadSeconds: number): ModelView {
   };
 }
 
-/** A technique's prompt and target layer rule as views and exports show them; {} for the logit lens. */
-export function techniqueView(t: ResolvedTechnique): { prompt?: string; promptTokens?: number[]; targetLayer?: 'same' | number; lens?: string } {
-  if (t.kind === 'logit_lens') return {};
-  if (t.kind === 'tuned_lens') return t.lens ? { lens: describeLens(t.lens) } : {};
-  return { prompt: t.prompt, promptTokens: t.promptTokens, targetLayer: t.targetLayer.kind === 'same' ? 'same' : t.targetLayer.layer };
-}
+/** A technique's prompt, target layer rule or lens as views show them (export-record.ts describeTechnique). */
+export const techniqueView = describeTechnique;
 
 /** How runs.diff's intervals are computed, said with every reply (and in figure captions). */
 export const PAIRED_METHOD =
@@ -72,26 +70,45 @@ export function runView(store: ResultStore, runId: string, cacheRoot?: string): 
   };
 }
 
+/** A dataset's slice as the protocol would read it: counts and a few samples, before a sweep starts. */
+export async function datasetPreview(p: Payload<'dataset.preview'>): Promise<Reply<'dataset.preview'>> {
+  const protocol = resolveProtocol(p.preset, p.overrides);
+  const preview = await previewSlice(
+    { files: p.files, start: protocol.poolStart, end: protocol.poolEnd, pileSetName: protocol.pileSetName, filter: protocol.filter },
+    { sampleCount: p.sampleCount ?? 5 },
+  );
+  return {
+    protocol,
+    scanned: preview.scanned,
+    passed: preview.passed,
+    filteredOut: preview.filteredOut,
+    skipped: { ...preview.skipped },
+    filteredBy: { ...preview.filteredBy },
+    capped: preview.capped,
+    samples: preview.samples.map((r) => ({ recordIndex: r.index, source: r.source, text: r.text })),
+  };
+}
+
 /** A prompt's tokens with their text, shown in context: tokens that together form a character (CJK, emoji) show it. */
 export function promptTokens(tokenizer: GptjTokenizer, ids: readonly number[]): { id: number; text: string }[] {
   const shown = tokenizer.tokenStrings(ids);
   return ids.map((id, i) => ({ id, text: shown[i] }));
 }
 
-/** The inspector's grid cells of one example: every technique × layer with its top-k as text. */
-export function cellsOf(layers: readonly LayerResult[], reference: number, text: (id: number) => string): ExampleView['cells'] {
-  return layers.map((r) => ({
+/** A readout as an inspector or extract grid cell, with its top-k as text. */
+export function cellOf(r: Readout, text: (id: number) => string): ExampleView['cells'][number] {
+  return {
     technique: r.technique,
     layer: r.layer,
     top1: r.top1,
-    correct: r.top1 === reference,
+    correct: isCorrect(r),
     surprisal: r.surprisal,
-    surprisalPaper: r.surprisal_paper,
-    topK: r.top_k.ids.map((id, i) => ({ id, text: text(id), prob: r.top_k.probs[i] })),
+    surprisalPaper: r.surprisalPaper,
+    topK: r.topK.ids.map((id, i) => ({ id, text: text(id), prob: r.topK.probs[i] })),
     kl: r.kl,
     rank: r.rank,
     entropy: r.entropy,
-  }));
+  };
 }
 
 export function exampleView(store: ResultStore, runId: string, ordinal: number, tokenizer: GptjTokenizer): ExampleView {
@@ -99,16 +116,17 @@ export function exampleView(store: ResultStore, runId: string, ordinal: number, 
   const found: StoredExample | void = store.iterateResults(runId, { fromOrdinal: ordinal, pageSize: 1 }).next().value;
   if (!found || found.example.ordinal !== ordinal) throw new LogitscopeError('argument_invalid', `run ${runId} has no finished example ${ordinal}`, 'ordinal');
   const text = (id: number) => tokenizer.tokenString(id);
-  const { example, result } = found;
+  const { example, readouts } = found;
+  const reference = readouts[0].referenceTop1;
   return {
     ordinal,
     recordIndex: example.recordIndex,
     source: example.source,
     tokens: promptTokens(tokenizer, example.tokens),
     position: example.position,
-    reference: { id: result.reference_top1, text: text(result.reference_top1) },
+    reference: { id: reference, text: text(reference) },
     paddingFrom: tokenizer.vocabSize,
-    cells: cellsOf(result.layers, result.reference_top1, text),
+    cells: readouts.map((r) => cellOf(r, text)),
   };
 }
 

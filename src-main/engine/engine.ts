@@ -10,7 +10,7 @@ import type { ModelRows } from './logprobs.ts';
 import { type DeviceChoice, type DeviceKind, parseDevice } from './device.ts';
 import { loadTokenizer, type GptjTokenizer } from './tokenizer.ts';
 import { WorkerClient } from './worker-client.ts';
-import type { BatchRequest, BatchResult, EngineStats, EngineTimings, LoadedModel, Meter, SourceItem, UnembedReply, WorkerReplies, WorkerRequests } from './worker-protocol.ts';
+import { residRowAt, type BatchRequest, type BatchResult, type EngineStats, type EngineTimings, type LoadedModel, type Meter, type SourceItem, type UnembedReply, type WorkerReplies, type WorkerRequests } from './worker-protocol.ts';
 
 export type { BatchRequest, BatchResult, EngineStats, EngineTimings, RowMeasures, SourceItem, TechniqueRows } from './worker-protocol.ts';
 
@@ -278,6 +278,5 @@ export class Engine {
 
 /** Row `b` of layer `layer` (-1 = embeddings) in a SourceResult. */
 export function residRow(r: SourceResult, layer: number, b: number, dModel: number): Float32Array {
-  const start = ((layer + 1) * r.batch + b) * dModel;
-  return r.resid.subarray(start, start + dModel);
+  return residRowAt(r.resid, { batch: r.batch, dModel }, layer, b);
 }

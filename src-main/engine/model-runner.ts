@@ -13,7 +13,7 @@ import type { ComputeType } from './graph/layers.ts';
 import { logSoftmaxRows, type ModelRows } from './logprobs.ts';
 import type { HostTensor, Session } from './ort-session.ts';
 import { planSourceRows } from './source-rows.ts';
-import type { BatchRequest, BatchResult, EngineStats, EngineTimings, RowMeasures, SourceItem, UnembedReply } from './worker-protocol.ts';
+import { residRowAt, type BatchRequest, type BatchResult, type EngineStats, type EngineTimings, type RowMeasures, type SourceItem, type UnembedReply } from './worker-protocol.ts';
 
 /** Prefix keys/values of one target prompt, in the compute type: they never leave the worker. */
 interface Prefix {
@@ -177,7 +177,7 @@ export class ModelRunner {
     let offset = 0;
     for (const t of req.techniques) {
       const vectors = rows.subarray(offset * dModel, (offset + t.example.length) * dModel);
-      t.example.forEach((b, r) => vectors.set(this.residRow(resid, items.length, t.sourceLayer[r], b), r * dModel));
+      t.example.forEach((b, r) => vectors.set(residRowAt(resid, { batch: items.length, dModel }, t.sourceLayer[r], b), r * dModel));
       if (t.lens) await this.mapThroughLens(t.lens.dir, vectors, t.sourceLayer);
       if (t.prefixTokens) vectors.set(await this.patched(t.prefixTokens, vectors, t.injectLayer));
       offset += t.example.length;
@@ -373,7 +373,7 @@ export class ModelRunner {
     const batch = check.length;
     let where = 'its residual stream is finite through the last block, so ln_f or lm_head overflowed';
     for (let layer = -1; layer < this.config.nLayers; layer++) {
-      if (!this.residRow(resid, batch, layer, bad).every(Number.isFinite)) {
+      if (!residRowAt(resid, { batch, dModel: this.config.dModel }, layer, bad).every(Number.isFinite)) {
         where = `its residual stream is first non-finite at ${layer < 0 ? 'hook_embed (layer -1)' : `blocks.${layer}.hook_resid_post (layer ${layer})`}`;
         break;
       }
@@ -386,12 +386,6 @@ export class ModelRunner {
     return resid.subarray(nLayers * batch * dModel, (nLayers + 1) * batch * dModel); // [batch, d]
   }
 
-  /** Row b of layer `layer` (-1 = embeddings) in a resid [L+1, batch, d]. */
-  private residRow(resid: Float32Array, batch: number, layer: number, b: number): Float32Array {
-    const { dModel } = this.config;
-    const start = ((layer + 1) * batch + b) * dModel;
-    return resid.subarray(start, start + dModel);
-  }
 
   /** The blocks graph on whole prompts: source passes and naive patched runs (`source`), or a target prompt's key/value cache (`prefix`). */
   private runFull(mode: 'source' | 'prefix', feeds: Record<string, HostTensor>, fetches: string[]): Promise<Record<string, HostTensor>> {

@@ -164,3 +164,12 @@ export interface Meter {
 
 export type WorkerRequest = { [K in keyof WorkerRequests]: { id: number; op: K; payload: WorkerRequests[K] } }[keyof WorkerRequests];
 export type WorkerReply = { id: number; ok: true; result: unknown; meter: Meter } | { id: number; ok: false; error: SerializedError; meter: Meter };
+
+/**
+ * Row `b` of layer `layer` (-1 = embeddings) in a source pass's resid [nLayers+1, batch, d]: the
+ * one place that layout is indexed, for the worker (model-runner.ts) and the main thread (engine.ts).
+ */
+export function residRowAt(resid: Float32Array, o: { batch: number; dModel: number }, layer: number, b: number): Float32Array {
+  const start = ((layer + 1) * o.batch + b) * o.dModel;
+  return resid.subarray(start, start + o.dModel);
+}

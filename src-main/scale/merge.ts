@@ -2,10 +2,9 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { LogitscopeError, type SerializedError } from '../errors.ts';
-import { ResultStore } from '../store/result-store.ts';
-import { rowsFromResults } from '../store/rows.ts';
+import { ResultStore, type StoredExample } from '../store/result-store.ts';
+import { rowsFromReadouts } from '../store/rows.ts';
 import type { RunDetail, RunStatus } from '../store/types.ts';
-import type { ExampleResult } from '../sweep/extract.ts';
 import { shardOfRun, type Shard } from './shard.ts';
 
 /**
@@ -154,15 +153,16 @@ function mergeOpened(into: ResultStore, shards: ShardRun[], opts: MergeOptions):
 /** Copies a shard run's finished examples that the merged run lacks, a page per transaction. */
 function copyExamples(into: ResultStore, runId: string, s: ShardRun, ordinals: Set<number>, targetDone: Set<number>): number {
   if (ordinals.size === 0) return 0;
-  let page: ExampleResult[] = [];
+  let page: StoredExample[] = [];
   let copied = 0;
   const flush = () => {
-    if (page.length > 0) into.saveBatch(runId, rowsFromResults(page, s.run.resolvedTechniques));
+    if (page.length > 0) into.saveBatch(runId, rowsFromReadouts(page, s.run.resolvedTechniques));
     page = [];
   };
-  for (const { example, result } of s.store.iterateResults(s.run.id, { fromOrdinal: Math.min(...ordinals) })) {
+  for (const stored of s.store.iterateResults(s.run.id, { fromOrdinal: Math.min(...ordinals) })) {
+    const { example } = stored;
     if (!ordinals.has(example.ordinal) || targetDone.has(example.ordinal)) continue;
-    page.push(result);
+    page.push(stored);
     targetDone.add(example.ordinal); // another shard run (a retry) holding it too need not copy it again
     copied++;
     if (page.length >= 64) flush();

@@ -3,6 +3,7 @@ import type { RunShape } from './run-rows.ts';
 import type { SqliteFile } from './sqlite.ts';
 import type { LayerDifference } from './types.ts';
 import { chosen } from './generations.ts';
+import { correctSql } from '../sweep/readout.ts';
 
 /**
  * Two runs compared example by example (runs.diff): b − a per technique and layer over the
@@ -39,7 +40,7 @@ const PAIRED_SUMS = `
     sum(dq) AS surprisalPaper, sum(dq * dq) AS surprisalPaperSq
   FROM (
     SELECT ta.ordinal AS ordinal, ta.name AS technique, la.layer AS layer,
-      (rb.top1 = rb.reference_top1) - (ra.top1 = ra.reference_top1) AS dp,
+      ${correctSql('rb')} - ${correctSql('ra')} AS dp,
       rb.surprisal - ra.surprisal AS ds,
       rb.surprisal_paper - ra.surprisal_paper AS dq
     ${PAIRED}

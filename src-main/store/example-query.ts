@@ -2,6 +2,7 @@ import { LogitscopeError } from '../errors.ts';
 import type { RunShape } from './run-rows.ts';
 import type { SqliteFile } from './sqlite.ts';
 import { chosen } from './generations.ts';
+import { correctSql, isCorrect } from '../sweep/readout.ts';
 
 /**
  * "Which examples matter": a run's examples filtered and sorted by one technique × layer cell,
@@ -48,14 +49,14 @@ type Row = { ordinal: number; recordIndex: number; source: string | null; exampl
 
 /**
  * The filter's cell (f) is probed by primary key per example of the run, in run order (CROSS JOIN
- * fixes that loop order, as RUN_CELLS in result-store.ts); the sort's cell (s) the same way.
+ * fixes that loop order, as RUN_CELLS in row-reads.ts); the sort's cell (s) the same way.
  */
 const MATCHES = `
   FROM run_examples re CROSS JOIN results f CROSS JOIN results s
   WHERE re.run_id = @run
     AND f.model_id = @model AND f.example_id = re.example_id AND f.technique_id = @ft AND f.layer = @fl AND f.k >= @k AND ${chosen('f')}
     AND s.model_id = @model AND s.example_id = re.example_id AND s.technique_id = @st AND s.layer = @sl AND s.k >= @k AND ${chosen('s')}
-    AND (@correct IS NULL OR (f.top1 = f.reference_top1) = @correct)
+    AND (@correct IS NULL OR ${correctSql('f')} = @correct)
     AND (@reference IS NULL OR f.reference_top1 = @reference)
     AND (@source IS NULL OR re.source = @source)
     AND (@minSurprisal IS NULL OR f.surprisal > @minSurprisal)`;
@@ -96,15 +97,16 @@ export function findExamples(db: SqliteFile, shape: RunShape, runId: string, q: 
     total,
     rows: rows.map((r) => ({
       ordinal: r.ordinal, recordIndex: r.recordIndex, ...(r.source !== null && { source: r.source }), referenceTop1: r.referenceTop1,
-      top1: r.top1, correct: r.top1 === r.referenceTop1, surprisal: r.surprisal, surprisalPaper: r.surprisalPaper,
+      top1: r.top1, correct: isCorrect(r), surprisal: r.surprisal, surprisalPaper: r.surprisalPaper,
       layers: db
-        .all<{ layer: number; top1: number; surprisal: number }>(
-          `SELECT l.layer, r.top1, r.surprisal FROM run_layers l CROSS JOIN results r
+        .all<{ layer: number; top1: number; referenceTop1: number; surprisal: number }>(
+          `SELECT l.layer, r.top1, r.reference_top1 AS referenceTop1, r.surprisal FROM run_layers l CROSS JOIN results r
            WHERE l.run_id = @run AND r.model_id = @model AND r.example_id = @example AND r.technique_id = @ft AND r.layer = l.layer AND r.k >= @k
              AND ${chosen('r')} ORDER BY l.layer`,
           { run: runId, model: shape.modelId, example: r.exampleId, ft, k: shape.k },
         )
-        .map((c) => ({ layer: c.layer, top1: c.top1, correct: c.top1 === r.referenceTop1, surprisal: c.surprisal })),
+        // Each layer against its own row's reference.
+        .map((c) => ({ layer: c.layer, top1: c.top1, correct: isCorrect(c), surprisal: c.surprisal })),
     })),
   };
 }

@@ -4,10 +4,11 @@ import { pipeline } from 'node:stream/promises';
 import { fileWriter, parquetWriteRows, type SchemaElement } from 'hyparquet-writer';
 import { writeAtomically } from '../fs-atomic.ts';
 import { residHook, type ResidHook } from '../hooks.ts';
-import { CONVENTIONS, describeTechniques, exportSummary, paddingIds, type ExportRecord } from '../sweep/export-record.ts';
+import { CONVENTIONS, describeTechnique, describeTechniques, exportExample, exportSummary, paddingIds, type ExportRecord } from '../sweep/export-record.ts';
 import { PARITY_METHOD, runParity } from './parity.ts';
-import { describeLens } from '../lens/lens.ts';
-import type { ResultStore } from './result-store.ts';
+import type { ResultStore, StoredExample } from './result-store.ts';
+import { CSV_EOL, csvLine } from '../csv.ts';
+import { isCorrect, type Readout } from '../sweep/readout.ts';
 
 /**
  * A stored run as files: the export record (JSON), and one row per example × technique × layer as
@@ -44,17 +45,10 @@ export function exportJson(store: ResultStore, runId: string): ExportRecord {
     // The method is named here from sweep/summary.ts, where the intervals are computed, so it cannot drift from them.
     summary: exportSummary(store.summary(runId)),
     parity: { ...runParity(store, run), method: PARITY_METHOD },
-    examples: Array.from(store.iterateResults(runId), ({ example, result }) => ({
+    examples: Array.from(store.iterateResults(runId), ({ example, readouts }) => ({
       record_index: example.recordIndex,
       ...(example.source !== undefined && { source: example.source }),
-      ...result,
-      layers: result.layers.map(({ layer, ...rest }) => ({
-        layer,
-        hook: residHook(layer),
-        ...rest,
-        // Runs recorded before the tokenizer's size was have no padding_ids: unknown, not "none".
-        ...(paddingFrom !== undefined && { padding_ids: paddingIds(rest.top_k.ids, paddingFrom) }),
-      })),
+      ...exportExample(example, readouts, paddingFrom),
     })),
   };
 }
@@ -106,35 +100,39 @@ interface TableRow {
 function* tableRows(store: ResultStore, runId: string, text?: TokenText): Generator<TableRow> {
   const run = store.getRun(runId);
   const paddingFrom = paddingFromOf(run.model) ?? Infinity;
-  const detail = new Map(run.resolvedTechniques.map((t) => [t.id, t.kind === 'tuned_lens' && t.lens ? describeLens(t.lens) : '']));
-  for (const { example, result } of store.iterateResults(runId)) {
-    for (const l of result.layers) {
-      yield {
-        run_id: runId,
-        example: example.ordinal,
-        record_index: example.recordIndex,
-        position: result.position,
-        reference_top1: result.reference_top1,
-        reference_top1_text: text?.(result.reference_top1) ?? '',
-        technique: l.technique,
-        layer: l.layer,
-        hook: residHook(l.layer),
-        top1: l.top1,
-        top1_text: text?.(l.top1) ?? '',
-        correct: l.top1 === result.reference_top1,
-        surprisal: l.surprisal,
-        surprisal_paper: l.surprisal_paper,
-        kl: l.kl,
-        rank: l.rank,
-        entropy: l.entropy,
-        top_k_ids: l.top_k.ids,
-        top_k_texts: text ? l.top_k.ids.map(text) : [],
-        top_k_probs: l.top_k.probs,
-        top_k_padding: paddingIds(l.top_k.ids, paddingFrom),
-        technique_detail: detail.get(l.technique) ?? '',
-      };
-    }
+  const detail = new Map(run.resolvedTechniques.map((t) => [t.id, describeTechnique(t).lens ?? '']));
+  for (const { example, readouts } of store.iterateResults(runId)) {
+    for (const r of readouts) yield tableRow({ runId, example, readout: r, text, paddingFrom, detail: detail.get(r.technique) ?? '' });
   }
+}
+
+/** One readout as a table row: the one derivation the CSV and Parquet exports share. */
+function tableRow(o: { runId: string; example: StoredExample['example']; readout: Readout; text?: TokenText; paddingFrom: number; detail: string }): TableRow {
+  const { readout: r, text } = o;
+  return {
+    run_id: o.runId,
+    example: o.example.ordinal,
+    record_index: o.example.recordIndex,
+    position: o.example.position,
+    reference_top1: r.referenceTop1,
+    reference_top1_text: text?.(r.referenceTop1) ?? '',
+    technique: r.technique,
+    layer: r.layer,
+    hook: residHook(r.layer),
+    top1: r.top1,
+    top1_text: text?.(r.top1) ?? '',
+    correct: isCorrect(r),
+    surprisal: r.surprisal,
+    surprisal_paper: r.surprisalPaper,
+    kl: r.kl,
+    rank: r.rank,
+    entropy: r.entropy,
+    top_k_ids: r.topK.ids,
+    top_k_texts: text ? r.topK.ids.map(text) : [],
+    top_k_probs: r.topK.probs,
+    top_k_padding: paddingIds(r.topK.ids, o.paddingFrom),
+    technique_detail: o.detail,
+  };
 }
 
 /**
@@ -145,17 +143,18 @@ export async function exportCsv(store: ResultStore, runId: string, out: Writable
   store.getRun(runId); // run_not_found before any file is created
   let rows = 0;
   function* chunks(): Generator<string> {
-    yield `${TABLE_COLUMNS.join(',')}\r\n`;
+    yield csvLine(TABLE_COLUMNS) + CSV_EOL;
     let lines: string[] = [];
     for (const r of tableRows(store, runId, text)) {
-      lines.push(TABLE_COLUMNS.map((c) => csvField(c === 'correct' ? Number(r.correct) : c === 'top_k_texts' ? JSON.stringify(r.top_k_texts) : r[c])).join(','));
+      // Token texts may hold spaces, so that list is a JSON array rather than space-separated.
+      lines.push(csvLine(TABLE_COLUMNS.map((c) => (c === 'top_k_texts' ? JSON.stringify(r.top_k_texts) : r[c]))));
       rows++;
       if (lines.length >= 4096) {
-        yield `${lines.join('\r\n')}\r\n`;
+        yield lines.join(CSV_EOL) + CSV_EOL;
         lines = [];
       }
     }
-    if (lines.length > 0) yield `${lines.join('\r\n')}\r\n`;
+    if (lines.length > 0) yield lines.join(CSV_EOL) + CSV_EOL;
   }
   if (typeof out === 'string') {
     await writeAtomically(out, (partial) => pipeline(Readable.from(chunks()), fs.createWriteStream(partial)));
@@ -163,11 +162,6 @@ export async function exportCsv(store: ResultStore, runId: string, out: Writable
     await pipeline(Readable.from(chunks()), out, { end: false });
   }
   return rows;
-}
-
-export function csvField(v: string | number | null | readonly (number | string)[]): string {
-  const s = v === null ? '' : Array.isArray(v) ? v.join(' ') : String(v);
-  return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
 }
 
 /** The same table as Parquet, top-k lists as LIST columns. Resolves to the number of rows. */

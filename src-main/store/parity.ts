@@ -21,6 +21,7 @@ import type { ResultStore } from './result-store.ts';
 import type { RunDetail } from './types.ts';
 import type { SqliteFile } from './sqlite.ts';
 import { chosen } from './generations.ts';
+import { correctSql, isCorrect, type Readout } from '../sweep/readout.ts';
 
 /**
  * Nats. float32 logits of a few tens carry ~1e-6 relative error, and a 50400-way log-sum-exp in
@@ -97,25 +98,25 @@ export function judgeParity(opts: {
 }
 
 /** The same sums from rows in memory (an extraction that is not stored). */
-export function paritySumsOf(rows: Iterable<{ technique: string; layer: number; top1: number; surprisal: number; surprisal_paper: number; reference_top1: number }>, layer: number): ParitySums[] {
+export function paritySumsOf(rows: Iterable<Readout>, layer: number): ParitySums[] {
   const sums = new Map<string, ParitySums>();
   for (const r of rows) {
     if (r.layer !== layer) continue;
     let s = sums.get(r.technique);
     if (!s) sums.set(r.technique, (s = { technique: r.technique, rows: 0, top1Mismatches: 0, maxDeviation: null }));
     s.rows++;
-    if (r.top1 !== r.reference_top1) s.top1Mismatches++;
-    else s.maxDeviation = Math.max(s.maxDeviation ?? 0, Math.abs(r.surprisal - r.surprisal_paper));
+    if (!isCorrect(r)) s.top1Mismatches++;
+    else s.maxDeviation = Math.max(s.maxDeviation ?? 0, Math.abs(r.surprisal - r.surprisalPaper));
   }
   return [...sums.values()];
 }
 
 /**
  * A stored run's sums at one layer, one group per technique: the run's examples × techniques with
- * one primary-key probe each (as RUN_CELLS in result-store.ts), so the cost is the run's examples.
+ * one primary-key probe each (as RUN_CELLS in row-reads.ts), so the cost is the run's examples.
  */
-const PARITY_SUMS = `SELECT t.name AS technique, count(*) AS rows, sum(r.top1 != r.reference_top1) AS top1Mismatches,
-  max(CASE WHEN r.top1 = r.reference_top1 THEN abs(r.surprisal - r.surprisal_paper) END) AS maxDeviation
+const PARITY_SUMS = `SELECT t.name AS technique, count(*) AS rows, sum(NOT ${correctSql('r')}) AS top1Mismatches,
+  max(CASE WHEN ${correctSql('r')} THEN abs(r.surprisal - r.surprisal_paper) END) AS maxDeviation
   FROM run_examples re CROSS JOIN run_techniques t CROSS JOIN results r
   WHERE re.run_id = @run AND t.run_id = @run
     AND r.model_id = @model AND r.example_id = re.example_id AND r.technique_id = t.technique_id AND r.layer = @layer AND r.k >= @k

@@ -1,39 +1,28 @@
 import { LogitscopeError } from '../errors.ts';
-import type { ExampleResult, LayerResult } from '../sweep/extract.ts';
+import type { Example, ExampleResult } from '../sweep/extract.ts';
+import { readoutsOf, type Readout } from '../sweep/readout.ts';
 import type { ResolvedTechnique } from '../sweep/techniques.ts';
 import { exampleKey, techniqueKey } from './keys.ts';
 import type { LayerResultRow } from './types.ts';
 
-/** Between the sweep's ExampleResults and the store's rows, and the rows' binary columns. */
+/** Between readouts and the store's rows, and the rows' binary columns. */
 
-/** The rows to save for a batch the extractor returned. */
-export function rowsFromResults(results: readonly ExampleResult[], techniques: readonly ResolvedTechnique[]): LayerResultRow[] {
+/** The rows to save for examples and their readouts (the extractor's, or another store's). */
+export function rowsFromReadouts(examples: readonly { example: Example; readouts: readonly Readout[] }[], techniques: readonly ResolvedTechnique[]): LayerResultRow[] {
   const keyOf = new Map(techniques.map((t) => [t.id, techniqueKey(t)]));
-  return results.flatMap((e) => {
-    const eKey = exampleKey(e.tokens, e.position);
-    return e.layers.map((r) => {
-      const tKey = keyOf.get(r.technique);
-      if (!tKey) throw new LogitscopeError('argument_invalid', `a result names technique "${r.technique}", which is not in the technique list`, 'techniques');
-      return {
-        exampleKey: eKey,
-        techniqueKey: tKey,
-        layer: r.layer,
-        referenceTop1: e.reference_top1,
-        top1: r.top1,
-        surprisal: r.surprisal,
-        surprisalPaper: r.surprisal_paper,
-        topK: r.top_k,
-        kl: r.kl,
-        rank: r.rank,
-        entropy: r.entropy,
-      };
+  return examples.flatMap(({ example, readouts }) => {
+    const eKey = exampleKey(example.tokens, example.position);
+    return readouts.map(({ technique, ...r }) => {
+      const tKey = keyOf.get(technique);
+      if (!tKey) throw new LogitscopeError('argument_invalid', `a result names technique "${technique}", which is not in the technique list`, 'techniques');
+      return { exampleKey: eKey, techniqueKey: tKey, ...r };
     });
   });
 }
 
-/** A stored row as the export record's per-layer entry, under the technique id the run uses. */
-export function layerResultFromRow(row: LayerResultRow, technique: string): LayerResult {
-  return { layer: row.layer, technique, top1: row.top1, surprisal: row.surprisal, surprisal_paper: row.surprisalPaper, kl: row.kl, rank: row.rank, entropy: row.entropy, top_k: row.topK };
+/** The rows to save for a batch the extractor returned. */
+export function rowsFromResults(results: readonly ExampleResult[], techniques: readonly ResolvedTechnique[]): LayerResultRow[] {
+  return rowsFromReadouts(results.map((e) => ({ example: e, readouts: readoutsOf(e) })), techniques);
 }
 
 /** Token ids as stored (Int32 LE). */

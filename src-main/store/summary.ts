@@ -1,5 +1,6 @@
 import type { LayerSummary } from '../sweep/spec.ts';
 import type { LayerComparison } from './types.ts';
+import { correctSql } from '../sweep/readout.ts';
 
 /**
  * Review's per-layer summaries: SQL adds up the stored rows into sweep/summary.ts's LayerSums
@@ -7,7 +8,7 @@ import type { LayerComparison } from './types.ts';
  * uses, so a run's summary is the same whether it was computed per batch or read back.
  */
 
-/** With RUN_CELLS (result-store.ts) between them: one LayerSums row per technique and layer, in run order. */
+/** With RUN_CELLS (row-reads.ts) between them: one LayerSums row per technique and layer, in run order. */
 export const SUMS_SELECT = `SELECT t.name AS technique, r.layer AS layer, ${sumsColumns('r')}`;
 
 /**
@@ -15,7 +16,7 @@ export const SUMS_SELECT = `SELECT t.name AS technique, r.layer AS layer, ${sums
  * stored before they existed: count(kl) counts the rows that have them, and total() adds only those.
  */
 export function sumsColumns(r: string): string {
-  return `count(*) AS n, sum(${r}.top1 = ${r}.reference_top1) AS correct,
+  return `count(*) AS n, sum(${correctSql(r)}) AS correct,
   sum(${r}.surprisal) AS surprisal, sum(${r}.surprisal * ${r}.surprisal) AS surprisalSq,
   sum(${r}.surprisal_paper) AS surprisalPaper, sum(${r}.surprisal_paper * ${r}.surprisal_paper) AS surprisalPaperSq,
   count(${r}.kl) AS measured, total(${r}.kl) AS kl, total(${r}.kl * ${r}.kl) AS klSq, total(${r}.rank) AS rank, total(${r}.rank * ${r}.rank) AS rankSq,

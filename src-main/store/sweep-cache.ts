@@ -1,9 +1,10 @@
 import { LogitscopeError } from '../errors.ts';
-import type { ExampleResult, LayerResult } from '../sweep/extract.ts';
+import type { ExampleResult } from '../sweep/extract.ts';
+import { exampleResultOf, type Readout } from '../sweep/readout.ts';
 import type { SweepCache } from '../sweep/run-sweep.ts';
 import { techniqueKey } from './keys.ts';
 import type { ResultStore } from './result-store.ts';
-import { layerResultFromRow, rowsFromResults } from './rows.ts';
+import { rowsFromResults } from './rows.ts';
 
 /**
  * A stored run as the sweep loop's cache (run-sweep.ts SweepCache). Ordinals are the run's
@@ -37,17 +38,14 @@ export function runSweepCache(store: ResultStore, runId: string): SweepCache {
       });
       const found = new Map<number, ExampleResult>();
       for (const e of wanted) {
-        const layers: LayerResult[] = [];
-        let reference = -1;
+        const readouts: Readout[] = [];
         for (const [key, ids] of idsByKey) {
           for (const layer of run.layers) {
             const row = hits.get(`${e.exampleKey}|${key}|${layer}`);
-            if (!row) continue;
-            reference = row.referenceTop1;
-            for (const id of ids) layers.push(layerResultFromRow(row, id));
+            if (row) for (const technique of ids) readouts.push({ ...row, technique });
           }
         }
-        if (layers.length > 0) found.set(e.ordinal, { tokens: e.tokens, position: e.position, reference_top1: reference, layers });
+        if (readouts.length > 0) found.set(e.ordinal, exampleResultOf(e, readouts));
       }
       return found;
     },

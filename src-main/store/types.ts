@@ -1,4 +1,5 @@
 import type { SerializedError } from '../errors.ts';
+import type { Readout } from '../sweep/readout.ts';
 import type { LayerSummary, ProtocolSettings, Strategy, SweepSpec } from '../sweep/spec.ts';
 import type { ResolvedTechnique } from '../sweep/techniques.ts';
 
@@ -70,21 +71,14 @@ export interface RunExample extends RunExampleInput {
   done: boolean;
 }
 
-/** One stored result: an example, technique and layer, for the run's model. */
-export interface LayerResultRow {
+/**
+ * One stored result: a readout (sweep/readout.ts) keyed by what determines it, its example's and
+ * technique's keys (keys.ts) in place of the run's technique id. k = topK.ids.length; probabilities
+ * come back rounded to float32. Entropy is never stored.
+ */
+export interface LayerResultRow extends Omit<Readout, 'technique'> {
   exampleKey: string;
   techniqueKey: string;
-  layer: number;
-  referenceTop1: number;
-  top1: number;
-  surprisal: number;
-  surprisalPaper: number;
-  /** k = ids.length; probabilities come back rounded to float32. */
-  topK: { ids: number[]; probs: number[] };
-  /** The per-row measures (sweep/extract.ts LayerResult); null on rows stored before schema version 5. */
-  kl: number | null;
-  rank: number | null;
-  entropy: number | null;
 }
 
 export interface LookupQuery {

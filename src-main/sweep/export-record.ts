@@ -1,5 +1,6 @@
 import type { ModelInfo } from '../engine/engine.ts';
 import type { ExampleResult } from './extract.ts';
+import { exampleResultOf, type Readout } from './readout.ts';
 import type { Interval, LayerSummary } from './spec.ts';
 import { residHook } from '../hooks.ts';
 import { INTERVAL_METHODS } from './summary.ts';
@@ -43,16 +44,21 @@ export function describeModel(info: ModelInfo, tokenizer?: { vocabSize: number }
   };
 }
 
+/** A technique's prompt and target layer rule, or the tuned lens in one line, as views and exports show them; {} for the logit lens. */
+export function describeTechnique(t: ResolvedTechnique): { prompt?: string; promptTokens?: number[]; targetLayer?: 'same' | number; lens?: string } {
+  if (t.kind === 'logit_lens') return {};
+  if (t.kind === 'tuned_lens') return t.lens ? { lens: describeLens(t.lens) } : {};
+  return { prompt: t.prompt, promptTokens: t.promptTokens, targetLayer: t.targetLayer.kind === 'same' ? 'same' : t.targetLayer.layer };
+}
+
+/** describeTechnique in the export's naming; the tuned lens's whole record beside its description. */
 export function describeTechniques(techniques: ResolvedTechnique[]): ExportRecord['techniques'] {
   return Object.fromEntries(
-    techniques.map((t) => [
-      t.id,
-      t.kind === 'logit_lens'
-        ? {}
-        : t.kind === 'tuned_lens'
-          ? { lens: t.lens ? { description: describeLens(t.lens), ...t.lens } : null }
-          : { prompt: t.prompt, prompt_tokens: t.promptTokens, target_layer: t.targetLayer.kind === 'same' ? ('same' as const) : t.targetLayer.layer },
-    ]),
+    techniques.map((t) => {
+      const d = describeTechnique(t);
+      if (t.kind === 'tuned_lens') return [t.id, { lens: t.lens ? { description: d.lens!, ...t.lens } : null }];
+      return [t.id, d.prompt === undefined ? {} : { prompt: d.prompt, prompt_tokens: d.promptTokens, target_layer: d.targetLayer }];
+    }),
   );
 }
 
@@ -80,4 +86,23 @@ export function exportSummary(summary: LayerSummary[]) {
 /** The top-k ids that are padding rows (CONVENTIONS.padding_ids). */
 export function paddingIds(ids: readonly number[], paddingFrom: number): number[] {
   return ids.filter((id) => id >= paddingFrom);
+}
+
+/**
+ * An example's readouts as the export record's example (the engine issue's snake_case), each layer
+ * with its hook and, when the tokenizer's size is known (`paddingFrom`), its padding ids, and its
+ * measures (kl, rank, entropy; null where not measured).
+ */
+export function exportExample(example: { tokens: number[]; position: number }, readouts: readonly Readout[], paddingFrom: number | undefined): ExampleResult {
+  const { layers, ...rest } = exampleResultOf(example, readouts);
+  return {
+    ...rest,
+    layers: layers.map(({ layer, ...l }) => ({
+      layer,
+      hook: residHook(layer),
+      ...l,
+      // Runs recorded before the tokenizer's size was have no padding_ids: unknown, not "none".
+      ...(paddingFrom !== undefined && { padding_ids: paddingIds(l.top_k.ids, paddingFrom) }),
+    })),
+  };
 }

@@ -1,5 +1,6 @@
 import type { ExampleResult } from './extract.ts';
 import type { Interval, LayerSummary } from './spec.ts';
+import { isCorrect, readoutsOf } from './readout.ts';
 
 /**
  * Per-layer summaries and their 95% intervals, in one place: the live view sums ExampleResults
@@ -192,16 +193,16 @@ export function logGamma(x: number): number {
 export function summarize(results: readonly ExampleResult[]): LayerSummary[] {
   const acc = new Map<string, LayerSums>();
   for (const ex of results) {
-    for (const r of ex.layers) {
+    for (const r of readoutsOf(ex)) {
       const key = `${r.technique}|${r.layer}`;
       let s = acc.get(key);
       if (!s) acc.set(key, (s = emptySums(r.technique, r.layer)));
       s.n++;
-      if (r.top1 === ex.reference_top1) s.correct++;
+      if (isCorrect(r)) s.correct++;
       s.surprisal += r.surprisal;
       s.surprisalSq += r.surprisal * r.surprisal;
-      s.surprisalPaper += r.surprisal_paper;
-      s.surprisalPaperSq += r.surprisal_paper * r.surprisal_paper;
+      s.surprisalPaper += r.surprisalPaper;
+      s.surprisalPaperSq += r.surprisalPaper * r.surprisalPaper;
       if (r.kl === null || r.rank === null || r.entropy === null) continue;
       s.measured++;
       s.kl += r.kl;

@@ -4,6 +4,7 @@
  * image, and the legend beside the plot. The PNG export is this SVG rasterized at 2×, so both
  * say the same thing; the CSV is the same numbers as rows.
  */
+import { csvTable, type CsvValue } from '../../src-main/csv.ts';
 import { colourOf, dashOf, type ChartRun } from './series.ts';
 
 export interface FigureSpec {
@@ -109,10 +110,9 @@ export async function svgToPng(svg: string, scale = 2, size = { width: W, height
 
 /** The chart's numbers, one row per run, technique and layer. */
 export function figureCsv(f: FigureSpec): string {
-  const field = (v: string | number | null) => (v === null ? '' : typeof v === 'number' ? String(v) : /[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
-  const rows: (string | number | null)[][] = [['run', 'run_id', 'technique', 'layer', 'n', 'mean', 'low', 'high']];
+  const rows: CsvValue[][] = [['run', 'run_id', 'technique', 'layer', 'n', 'mean', 'low', 'high']];
   for (const r of f.runs) {
     for (const s of r.series) for (const p of s.points) rows.push([r.label, r.runId, s.technique, p.layer, p.n, p.mean, p.low, p.high]);
   }
-  return `${rows.map((row) => row.map(field).join(',')).join('\n')}\n`;
+  return csvTable(rows);
 }

@@ -3,6 +3,7 @@
  * switch, the legend, and the picture as an SVG figure and as rows (CSV). Pure functions of an
  * `extract` reply, so the picture, its export and the tests read the same values.
  */
+import { csvTable, type CsvValue } from '../../src-main/csv.ts';
 import type { ExtractCell, ExtractColumn, ExtractView } from '../../src-main/api/contract.ts';
 import { showToken } from './labels.ts';
 
@@ -196,9 +197,8 @@ export function lensSvg(opts: { view: ExtractView; techniques: string[]; labelOf
 
 /** Every (position, technique, layer) row of the reply, as the sweeps' CSV names its columns. */
 export function lensCsv(view: ExtractView): string {
-  const field = (v: string | number | null) => (v === null ? '' : typeof v === 'number' ? String(v) : /[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
   // The sweeps' CSV's columns (the measures beside the surprisals; empty where not measured).
-  const rows: (string | number | null)[][] = [['position', 'token', 'reference_top1', 'technique', 'layer', 'top1', 'correct', 'surprisal', 'surprisal_paper', 'kl', 'rank', 'entropy', 'top_k_ids', 'top_k_probs', 'top_k_padding']];
+  const rows: CsvValue[][] = [['position', 'token', 'reference_top1', 'technique', 'layer', 'top1', 'correct', 'surprisal', 'surprisal_paper', 'kl', 'rank', 'entropy', 'top_k_ids', 'top_k_probs', 'top_k_padding']];
   for (const col of columnsOf(view)) {
     for (const c of col.cells) {
       rows.push([
@@ -208,5 +208,5 @@ export function lensCsv(view: ExtractView): string {
       ]);
     }
   }
-  return `${rows.map((r) => r.map(field).join(',')).join('\r\n')}\r\n`;
+  return csvTable(rows);
 }

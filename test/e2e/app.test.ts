@@ -258,7 +258,7 @@ describe.skipIf(!HAS_CHROMIUM)(`the app in headless Chromium against \`serve\`${
     const svg = (await save('Save surprisal chart as SVG')).bytes.toString();
     expect(svg).toMatch(/^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
     for (const text of ["surprisal (seed): −ln p_technique(model&#39;s top-1) per layer", 'in nats', 'e2e sweep · n = 5 examples per point', 'Student t', 'hello-&gt;there']) expect(svg).toContain(text);
-    const csv2 = (await save('Save precision chart data as CSV')).bytes.toString().trim().split('\n');
+    const csv2 = (await save('Save precision chart data as CSV')).bytes.toString().trim().split('\r\n'); // CRLF, as every CSV the app writes (src-main/csv.ts)
     expect(csv2[0]).toBe('run,run_id,technique,layer,n,mean,low,high');
     expect(csv2).toHaveLength(1 + TECHNIQUES * LAYERS);
     expect(csv2[1]).toMatch(/^e2e sweep,[0-9a-f-]{36},logit_lens,0,5,/);
