@@ -7,13 +7,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { ExampleResult } from '../src-main/sweep/extract.ts';
-import type { ResolvedTechnique } from '../src-main/sweep/techniques.ts';
+import type { ExampleResult } from '../src-main/protocol/results.ts';
+import type { ResolvedTechnique } from '../src-main/protocol/techniques.ts';
 import { exportCsv, exportJson, exportParquet } from '../src-main/store/export.ts';
 import { exampleKey, techniqueKey } from '../src-main/store/keys.ts';
 import { ResultStore } from '../src-main/store/result-store.ts';
 import { rowsFromResults } from '../src-main/store/rows.ts';
-import { summarize } from '../src-main/sweep/summary.ts';
+import { summarize } from '../src-main/sweep/intervals.ts';
 import type { RunExampleInput } from '../src-main/store/types.ts';
 
 const EXAMPLES = 2000;

@@ -18,9 +18,9 @@ import { mulberry32 } from '../src-main/data/shuffle.ts';
 import { Engine } from '../src-main/engine/engine.ts';
 import { batchLimits } from '../src-main/sweep/batching.ts';
 import { prepareSweep } from '../src-main/sweep/prepare.ts';
-import { resolveProtocol } from '../src-main/sweep/protocol.ts';
+import { resolveProtocol } from '../src-main/protocol/presets.ts';
 import { runSweep } from '../src-main/sweep/run-sweep.ts';
-import { BUILT_IN_TECHNIQUES } from '../src-main/sweep/techniques.ts';
+import { BUILT_IN_TECHNIQUES } from '../src-main/protocol/techniques.ts';
 import { writeGptjShaped } from './gptj-shaped.ts';
 
 const { values: o } = parseArgs({

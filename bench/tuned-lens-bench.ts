@@ -20,10 +20,11 @@ import { DEMO } from '../src-main/app-paths.ts';
 import { mulberry32 } from '../src-main/data/shuffle.ts';
 import { Engine } from '../src-main/engine/engine.ts';
 import { fitTunedLens } from '../src-main/lens/fit.ts';
+import { LENS_SESSIONS_MODULE } from '../src-main/lens/local-sessions.ts';
 import { resolveLensSettings } from '../src-main/lens/lens.ts';
 import { choleskySolve, jsGemm } from '../src-main/lens/linalg.ts';
 import { ortGemm } from '../src-main/lens/sessions.ts';
-import { resolveProtocol } from '../src-main/sweep/protocol.ts';
+import { resolveProtocol } from '../src-main/protocol/presets.ts';
 import { writeGptjShaped } from './gptj-shaped.ts';
 
 const { values: o } = parseArgs({
@@ -59,7 +60,7 @@ async function fitAndReport(label: string, engine: Engine, files: string[], prot
 
 // 1. The demo model.
 {
-  const engine = await Engine.load({ modelDir: DEMO.modelDir, cacheRoot: path.join(root, 'cache') });
+  const engine = await Engine.load({ modelDir: DEMO.modelDir, cacheRoot: path.join(root, 'cache'), lensSessions: LENS_SESSIONS_MODULE });
   try {
     await fitAndReport('demo', engine, [DEMO.dataFile]);
   } finally {
@@ -78,7 +79,7 @@ if (!o['skip-gptj']) {
   const data = path.join(root, 'train.jsonl');
   const lines = Array.from({ length: count }, () => JSON.stringify({ text: Array.from({ length: 2 + Math.floor(next() * Number(o.words)) }, () => words[Math.floor(next() * words.length)]).join(' ') }));
   fs.writeFileSync(data, `${lines.join('\n')}\n`);
-  const engine = await Engine.load({ modelDir, cacheRoot: path.join(root, 'cache') });
+  const engine = await Engine.load({ modelDir, cacheRoot: path.join(root, 'cache'), lensSessions: LENS_SESSIONS_MODULE });
   try {
     // Every record trains (train slice 0..count of the file, in file order).
     const protocol = resolveProtocol('logitscope', { poolStart: 0, poolEnd: count + 1, evalStart: count, evalEnd: count + 1 });

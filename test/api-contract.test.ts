@@ -19,6 +19,8 @@ const data = path.join(tmp, 'data.jsonl');
 const BAD: Record<string, { payload: unknown; paths: string[] }> = {
   'app.info': { payload: { verbose: true }, paths: [''] },
   'app.doctor': { payload: { x: 1 }, paths: [''] },
+  'gpu.status': { payload: { x: 1 }, paths: [''] },
+  'gpu.install': { payload: { flavour: 'cuda11' }, paths: ['flavour'] },
   'model.load': { payload: { dir: '', device: 'tpu', allowCpuFallback: 'yes' }, paths: ['dir', 'device', 'allowCpuFallback'] },
   'model.current': { payload: { dir: 'x' }, paths: [''] },
   'dataset.preview': { payload: { files: [data], preset: 'paper', sampleCount: 100000, overrides: { bos: 'false' } }, paths: ['preset', 'sampleCount', 'overrides.bos'] },

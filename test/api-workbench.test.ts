@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { SweepRequest } from '../src-main/api/contract.ts';
 import { Lab } from '../src-main/api/lab.ts';
-import { tInterval } from '../src-main/sweep/summary.ts';
+import { tInterval } from '../src-main/sweep/intervals.ts';
 import { writeTinyGptj } from './fixtures/checkpoint-writer.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'api-workbench-'));

@@ -7,9 +7,9 @@ import { runStoredSweep } from '../src-main/api/sweep-service.ts';
 import { Engine } from '../src-main/engine/engine.ts';
 import { hashStats } from '../src-main/engine/identity.ts';
 import { ResultStore } from '../src-main/store/result-store.ts';
-import { resolveProtocol } from '../src-main/sweep/protocol.ts';
-import type { SweepSpec } from '../src-main/sweep/spec.ts';
-import { LOGIT_LENS } from '../src-main/sweep/techniques.ts';
+import { resolveProtocol } from '../src-main/protocol/presets.ts';
+import type { SweepSpec } from '../src-main/protocol/spec.ts';
+import { LOGIT_LENS } from '../src-main/protocol/techniques.ts';
 import { runCli } from './fixtures/cli.ts';
 import { writeTinyGptj } from './fixtures/checkpoint-writer.ts';
 

@@ -17,7 +17,7 @@ import type { ApiEvents, EngineState, EventName } from '../src-main/api/contract
 import { buildBridge, requestChannel, type LogitscopeBridge } from '../src-main/api/ipc.ts';
 import { EngineSupervisor } from '../src-main/desktop/engine-supervisor.ts';
 import { APP_TITLE, runDesktop, type Desktop } from '../src-main/desktop/shell.ts';
-import { engineLogPath } from '../src-main/store/location.ts';
+import { engineLogPath } from '../src-main/db-paths.ts';
 import { refuseNodeBuildsOfNativeModules } from './fixtures/electron-abi.ts';
 import { FakeElectron } from './fixtures/fake-electron.ts';
 

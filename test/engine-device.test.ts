@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { deviceSchema } from '../src-main/api/schemas.ts';
-import { deviceName, parseDevice } from '../src-main/engine/device.ts';
+import { deviceName, parseDevice } from '../src-main/protocol/device.ts';
 import { Engine } from '../src-main/engine/engine.ts';
 import { executionProvider, probeDevice } from '../src-main/engine/ort-session.ts';
 import { writeTinyGptj } from './fixtures/checkpoint-writer.ts';

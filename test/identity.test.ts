@@ -11,9 +11,9 @@ import { readSafetensorsHeader } from '../src-main/engine/safetensors.ts';
 import { planWeights } from '../src-main/engine/weight-plan.ts';
 import { ResultStore } from '../src-main/store/result-store.ts';
 import { exportJson } from '../src-main/store/export.ts';
-import { resolveProtocol } from '../src-main/sweep/protocol.ts';
-import type { SweepSpec } from '../src-main/sweep/spec.ts';
-import { LOGIT_LENS, LOGITSCOPE, TOKEN_IDENTITY } from '../src-main/sweep/techniques.ts';
+import { resolveProtocol } from '../src-main/protocol/presets.ts';
+import type { SweepSpec } from '../src-main/protocol/spec.ts';
+import { LOGIT_LENS, LOGITSCOPE, TOKEN_IDENTITY } from '../src-main/protocol/techniques.ts';
 import { writeTinyGptj } from './fixtures/checkpoint-writer.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'identity-'));

@@ -11,9 +11,9 @@ import { exampleKey, techniqueKey } from '../src-main/store/keys.ts';
 import { ResultStore } from '../src-main/store/result-store.ts';
 import { encodeTokens, encodeTopK } from '../src-main/store/rows.ts';
 import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from '../src-main/store/schema.ts';
-import { resolveProtocol } from '../src-main/sweep/protocol.ts';
-import type { SweepSpec } from '../src-main/sweep/spec.ts';
-import { LOGIT_LENS, LOGITSCOPE, TOKEN_IDENTITY, type ResolvedTechnique } from '../src-main/sweep/techniques.ts';
+import { resolveProtocol } from '../src-main/protocol/presets.ts';
+import type { SweepSpec } from '../src-main/protocol/spec.ts';
+import { LOGIT_LENS, LOGITSCOPE, TOKEN_IDENTITY, type ResolvedTechnique } from '../src-main/protocol/techniques.ts';
 import { BIN, runCli } from './fixtures/cli.ts';
 import { writeTinyGptj } from './fixtures/checkpoint-writer.ts';
 

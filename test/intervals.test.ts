@@ -6,10 +6,10 @@ import { mulberry32 } from '../src-main/data/shuffle.ts';
 import { ResultStore } from '../src-main/store/result-store.ts';
 import { rowsFromResults } from '../src-main/store/rows.ts';
 import type { NewRun } from '../src-main/store/types.ts';
-import type { ExampleResult } from '../src-main/sweep/extract.ts';
-import type { Interval, LayerSummary } from '../src-main/sweep/spec.ts';
-import { regularizedBeta, summarize, tInterval, tQuantile, tQuantile975, wilsonInterval } from '../src-main/sweep/summary.ts';
-import type { ResolvedTechnique } from '../src-main/sweep/techniques.ts';
+import type { ExampleResult } from '../src-main/protocol/results.ts';
+import type { Interval, LayerSummary } from '../src-main/protocol/spec.ts';
+import { regularizedBeta, summarize, tInterval, tQuantile, tQuantile975, wilsonInterval } from '../src-main/sweep/intervals.ts';
+import type { ResolvedTechnique } from '../src-main/protocol/techniques.ts';
 
 // 95% intervals that do not mislead: Wilson for precision@1, Student t for the surprisal means,
 // computed by one function whether the sums come from the live sweep or from SQL.

@@ -9,7 +9,7 @@ import { exampleKey, techniqueKey } from '../src-main/store/keys.ts';
 import { ResultStore, type StoreOpenOptions } from '../src-main/store/result-store.ts';
 import { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION } from '../src-main/store/schema.ts';
 import type { LayerResultRow, NewRun, RunExampleInput } from '../src-main/store/types.ts';
-import type { ResolvedTechnique } from '../src-main/sweep/techniques.ts';
+import type { ResolvedTechnique } from '../src-main/protocol/techniques.ts';
 
 // A run ends in a final state: one whose process died reads as interrupted, never 'running' forever.
 

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { SweepRequest } from '../src-main/api/contract.ts';
 import { Lab } from '../src-main/api/lab.ts';
 import { mergeShards } from '../src-main/scale/merge.ts';
-import { parseShard } from '../src-main/scale/shard.ts';
+import { parseShard } from '../src-main/protocol/shards.ts';
 import { ResultStore } from '../src-main/store/result-store.ts';
 import { writeTinyGptj } from './fixtures/checkpoint-writer.ts';
 import { differences } from './scale-out-compare.ts';

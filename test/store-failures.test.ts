@@ -5,7 +5,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ResolvedTechnique } from '../src-main/sweep/techniques.ts';
+import type { ResolvedTechnique } from '../src-main/protocol/techniques.ts';
 import { ResultStore } from '../src-main/store/result-store.ts';
 import type { LayerResultRow, NewRun, RunExampleInput } from '../src-main/store/types.ts';
 import { exampleKey, techniqueKey } from '../src-main/store/keys.ts';

@@ -1,15 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
-import type { ResolvedTechnique } from '../src-main/sweep/techniques.ts';
+import type { ResolvedTechnique } from '../src-main/protocol/techniques.ts';
 import { exampleKey, modelKey, techniqueKey } from '../src-main/store/keys.ts';
-import { defaultDbPath } from '../src-main/store/location.ts';
+import { defaultDbPath } from '../src-main/db-paths.ts';
 import { ResultStore } from '../src-main/store/result-store.ts';
 import { rowsFromResults } from '../src-main/store/rows.ts';
 import { layerResultOf } from '../src-main/sweep/readout.ts';
 import { runSweepCache } from '../src-main/store/sweep-cache.ts';
 import { APPLICATION_ID, SCHEMA_VERSION } from '../src-main/store/schema.ts';
-import { summarize } from '../src-main/sweep/summary.ts';
-import type { ExampleResult } from '../src-main/sweep/extract.ts';
+import { summarize } from '../src-main/sweep/intervals.ts';
+import type { ExampleResult } from '../src-main/protocol/results.ts';
 import type { RunExampleInput } from '../src-main/store/types.ts';
 import { asStored, examples, fakeResults, freshStore, LENS, MODEL, newRun, PROTOCOL, SCOPE, sweep } from './fixtures/store-runs.ts';
 

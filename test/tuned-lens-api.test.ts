@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { EventName } from '../src-main/api/contract.ts';
 import { Lab } from '../src-main/api/lab.ts';
 import { lensStats } from '../src-main/lens/fit.ts';
-import { LENS_META, LENS_WEIGHTS } from '../src-main/lens/lens.ts';
+import { LENS_META, LENS_WEIGHTS } from '../src-main/protocol/lens-settings.ts';
 import { writeTinyGptj } from './fixtures/checkpoint-writer.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tuned-lens-api-'));

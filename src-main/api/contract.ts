@@ -8,14 +8,16 @@
 import type { z } from 'zod';
 import type { SerializedError } from '../errors.ts';
 import type { FingerprintCheck } from '../data/fingerprint.ts';
-import type { Parity } from '../store/parity.ts';
+import type { Parity } from '../sweep/parity.ts';
 import type { MergeReport } from '../scale/merge.ts';
-import type { ProtocolSettings, Strategy } from '../sweep/spec.ts';
+import type { ProviderState } from '../gpu/install.ts';
+import type { DatasetFingerprint } from '../data/fingerprint.ts';
+import type { DeviceId } from '../protocol/device.ts';
+import type { ProtocolSettings, Strategy } from '../protocol/spec.ts';
 import type { engineStateSchema, EventSchemas, layerSummarySchema, RequestSchemas } from './schemas.ts';
 
 type PayloadOf<K extends keyof RequestSchemas> = z.input<RequestSchemas[K]>;
 
-export type Device = PayloadOf<'model.load'>['device'] & string;
 export type RunStatus = NonNullable<PayloadOf<'runs.list'>['status']>;
 
 export interface AppInfo {
@@ -32,7 +34,7 @@ export interface ModelView {
   format: string;
   weightDtype: string;
   computeDtype: string;
-  device: Device;
+  device: DeviceId;
   fallbackReason?: string;
   config: {
     nLayers: number;
@@ -48,10 +50,10 @@ export interface ModelView {
 }
 
 /**
- * Per technique and layer: n, and the means with their 95% intervals as they cross the boundary
- * (an unbounded bound, NaN in process, arrives as null).
+ * A LayerSummary (protocol/spec.ts) as it crosses the boundary: per technique and layer, n and the
+ * means with their 95% intervals (an unbounded bound, NaN in process, arrives as null).
  */
-export type LayerSummary = z.output<typeof layerSummarySchema>;
+export type SummaryRow = z.output<typeof layerSummarySchema>;
 
 export type ProtocolOverrides = NonNullable<PayloadOf<'sweep.start'>['overrides']>;
 
@@ -90,7 +92,7 @@ export interface RunSummaryView {
 }
 
 export interface RunView extends RunSummaryView {
-  device: Device;
+  device: DeviceId;
   /** The compute dtype the run's numbers were made with (a resume uses the same). */
   computeDtype: 'float32' | 'float16';
   protocol: ProtocolSettings;
@@ -99,8 +101,8 @@ export interface RunView extends RunSummaryView {
   dataset: { files: string[] } & Record<string, unknown>;
   /** `lens`: the tuned lens the run read through, in one line (its train slice, seed, ridge, key). */
   techniquePrompts: Record<string, { prompt?: string; promptTokens?: number[]; targetLayer?: 'same' | number; lens?: string }>;
-  summary: LayerSummary[];
-  /** At the last layer, each technique against the model's own distribution (store/parity.ts); a failure marks the run. */
+  summary: SummaryRow[];
+  /** At the last layer, each technique against the model's own distribution (sweep/parity.ts); a failure marks the run. */
   parity: Parity;
   error: SerializedError | null;
   /** The `logitscope sweep` command that computes this run again with every setting spelled out; null for a saved extraction. */
@@ -167,7 +169,7 @@ export interface ExampleListView {
  * Run b minus run a at one technique and layer, over the n examples both computed: the mean
  * per-example difference with its paired 95% Student t interval (bounds null when n < 2).
  */
-export type DifferenceRow = LayerSummary;
+export type DifferenceRow = SummaryRow; // a LayerDifference (protocol/spec.ts) on the wire: the same fields, paired t intervals
 
 export interface DifferenceView {
   a: string;
@@ -183,8 +185,8 @@ export interface DifferenceView {
 export interface ComparisonRow {
   technique: string;
   layer: number;
-  a?: LayerSummary;
-  b?: LayerSummary;
+  a?: SummaryRow;
+  b?: SummaryRow;
 }
 
 /** An extraction's cell; `entropy` (nats, of the technique's full next-token distribution) is always measured here. */
@@ -228,7 +230,7 @@ export interface DoctorReport {
   versions: Record<string, string>;
   providers: { name: string; bundled: boolean }[];
   /** Per device: whether a session starts, or why not and what to install. */
-  devices: { device: Device; starts: boolean; detail: string }[];
+  devices: { device: DeviceId; starts: boolean; detail: string }[];
   gpus: string[];
   dbPath: string;
   cacheDir: string;
@@ -250,8 +252,17 @@ export interface ExportReply {
 export interface BySourceView {
   technique: string;
   /** Examples whose record named no source are grouped as "(none)". */
-  sources: { source: string; n: number; summary: LayerSummary[] }[];
+  sources: { source: string; n: number; summary: SummaryRow[] }[];
 }
+
+/** The CUDA provider beside onnxruntime-node's library (targetDir), as gpu.status finds it or gpu.install leaves it. */
+export interface GpuProvider {
+  targetDir: string;
+  provider: ProviderState;
+}
+
+/** Types the fronts print, named here so that no front imports below the API. */
+export type { DatasetFingerprint, DeviceId, Parity };
 
 /** The desktop's engine process: starting, ready or stopped, and how it last died. */
 export type EngineState = z.output<typeof engineStateSchema>;
@@ -260,6 +271,8 @@ export type EngineState = z.output<typeof engineStateSchema>;
 interface Replies {
   'app.info': AppInfo;
   'app.doctor': DoctorReport;
+  'gpu.status': GpuProvider;
+  'gpu.install': GpuProvider;
   'model.load': ModelView;
   'model.current': ModelView | null;
   'dataset.preview': DatasetPreview;
@@ -307,6 +320,8 @@ export type Envelope<T> = { ok: true; result: T } | { ok: false; error: Serializ
 export const REQUEST_NAMES: readonly RequestName[] = [
   'app.info',
   'app.doctor',
+  'gpu.status',
+  'gpu.install',
   'model.load',
   'model.current',
   'dataset.preview',

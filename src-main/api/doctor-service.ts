@@ -3,7 +3,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { defaultCacheDir } from '../app-paths.ts';
-import { engineLogPath } from '../store/location.ts';
+import { engineLogPath } from '../db-paths.ts';
 import { CUDA_INSTALL_HINT, cudaProviderInstalled, ortBinaryDir } from '../engine/cuda-provider.ts';
 import { listProviders, probeDevice } from '../engine/ort-session.ts';
 import type { DoctorReport } from './contract.ts';

@@ -5,15 +5,17 @@ import { cudaProviderInstalled } from '../engine/cuda-provider.ts';
 import { Engine } from '../engine/engine.ts';
 import { loadTokenizer, type GptjTokenizer } from '../engine/tokenizer.ts';
 import { deserializeError, LogitscopeError, serializeError } from '../errors.ts';
-import { defaultDbPath } from '../store/location.ts';
+import { defaultDbPath } from '../db-paths.ts';
 import { ResultStore } from '../store/result-store.ts';
-import { resolveProtocol } from '../sweep/protocol.ts';
-import type { SweepSpec } from '../sweep/spec.ts';
+import { resolveProtocol } from '../protocol/presets.ts';
+import { LENS_SESSIONS_MODULE } from '../lens/local-sessions.ts';
+import type { SweepSpec } from '../protocol/spec.ts';
 import type { ApiEvents, Envelope, EventName, Payload, Reply, RequestName, RunStatus } from './contract.ts';
 import { doctor } from './doctor-service.ts';
+import { gpuInstall, gpuStatus } from './gpu-service.ts';
 import { extractOne, saveExtraction, tokenizeOne } from './extract-service.ts';
 import { parseRequest } from './schemas.ts';
-import { checkLayers, techniqueSpecs } from './techniques.ts';
+import { checkLayers, techniqueSpecs } from './technique-choices.ts';
 import { sweepOnDevices } from '../scale/devices.ts';
 import { readGptjConfig } from '../engine/config.ts';
 import { checkResumable, CODE_VERSION, resumeStoredSweep, runStoredSweep } from './sweep-service.ts';
@@ -129,6 +131,8 @@ export class Lab {
     }),
 
     'app.doctor': async () => doctor(this.store.file),
+    'gpu.status': async () => gpuStatus(),
+    'gpu.install': async (p) => gpuInstall(p.flavour),
 
     'model.load': async (p) => this.load(p),
 
@@ -331,7 +335,7 @@ export class Lab {
     // that had already settled would spin in microtasks and starve the event loop.
     const loading = (async () => {
       try {
-        const engine = await Engine.load({ modelDir, device: p.device ?? 'cpu', dtype: p.dtype, cacheRoot: this.cacheRoot, allowCpuFallback: p.allowCpuFallback ?? false });
+        const engine = await Engine.load({ modelDir, device: p.device ?? 'cpu', dtype: p.dtype, cacheRoot: this.cacheRoot, allowCpuFallback: p.allowCpuFallback ?? false, lensSessions: LENS_SESSIONS_MODULE });
         while (this.leases > 0) await new Promise<void>((resolve) => this.leaseReleased.add(resolve));
         const old = this.engine;
         this.engine = engine;

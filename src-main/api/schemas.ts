@@ -6,7 +6,7 @@
  * setting must not be stored silently in a run's provenance).
  */
 import { z } from 'zod';
-import { DEVICE_FORMAT, DEVICE_PATTERN } from '../engine/device.ts';
+import { DEVICE_FORMAT, DEVICE_PATTERN } from '../protocol/device.ts';
 import { LogitscopeError } from '../errors.ts';
 
 const nonEmpty = (what: string) => z.string().min(1, `${what} cannot be empty`);
@@ -22,7 +22,7 @@ export const runIdSchema = z.string().trim().min(4, 'give at least 4 characters 
 export const requestIdSchema = z.string().min(1).max(100);
 
 export const presetSchema = z.enum(['logitscope', 'patchscopes']);
-/** The device a model loads on, as engine/device.ts parses it: cpu, cuda (= cuda:0), cuda:N or webgpu. */
+/** The device a model loads on, as protocol/device.ts parses it: cpu, cuda (= cuda:0), cuda:N or webgpu. */
 export const deviceSchema = z.string().regex(DEVICE_PATTERN, `a device is ${DEVICE_FORMAT}`);
 export const strategySchema = z.enum(['fast', 'naive']);
 /**
@@ -107,6 +107,10 @@ export const requestSchemas = {
   'app.info': empty,
   /** Which execution providers start here, the GPU, and where data is kept. */
   'app.doctor': empty,
+  /** Which CUDA provider is beside onnxruntime-node's library. */
+  'gpu.status': empty,
+  /** Fetch and install onnxruntime's CUDA provider of one CUDA version (the CLI's `gpu install`). */
+  'gpu.install': z.strictObject({ flavour: z.enum(['cuda12', 'cuda13'], { error: 'choose cuda12 or cuda13' }) }),
   'model.load': z.strictObject({
     dir: nonEmpty('the model directory'),
     device: deviceSchema.optional(),

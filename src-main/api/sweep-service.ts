@@ -12,8 +12,9 @@ import { runSweepCache } from '../store/sweep-cache.ts';
 import { describeModel } from '../sweep/export-record.ts';
 import { prepareSweep, type PreparedSweep } from '../sweep/prepare.ts';
 import { runSweep, type SweepOutcome, type SweepPlan, type SweepProgress } from '../sweep/run-sweep.ts';
-import type { SweepSpec } from '../sweep/spec.ts';
-import { type Shard, shardCache, shardOfRun, shardOrdinals } from '../scale/shard.ts';
+import type { SweepSpec } from '../protocol/spec.ts';
+import type { Shard } from '../protocol/shards.ts';
+import { shardCache, shardOfRun, shardOrdinals } from '../scale/shard.ts';
 
 /** The app's version, recorded with every run so results of different code can be told apart. */
 export const CODE_VERSION: string = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;

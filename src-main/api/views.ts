@@ -8,14 +8,14 @@ import type { GptjTokenizer } from '../engine/tokenizer.ts';
 import { LogitscopeError } from '../errors.ts';
 import type { ResultStore, StoredExample } from '../store/result-store.ts';
 import { isCorrect, type Readout } from '../sweep/readout.ts';
-import type { ResolvedTechnique } from '../sweep/techniques.ts';
+import type { ResolvedTechnique } from '../protocol/techniques.ts';
 import { describeTechnique } from '../sweep/export-record.ts';
 import { checkFingerprints, recordedFingerprints } from '../data/fingerprint.ts';
 import type { ExampleListView, ExampleView, ModelView, Payload, Reply, RunView } from './contract.ts';
 import { previewSlice } from '../data/preview.ts';
-import { resolveProtocol } from '../sweep/protocol.ts';
+import { resolveProtocol } from '../protocol/presets.ts';
 import type { ExampleQuery } from '../store/example-query.ts';
-import { runParity } from '../store/parity.ts';
+import { runParity } from '../store/run-parity.ts';
 
 export function modelView(e: Engine, loadSeconds: number): ModelView {
   const { nLayers, dModel, nHeads, dHead, dMlp, nCtx, rotaryDim, dVocab } = e.config;

@@ -1,5 +1,5 @@
 import type { ExtractView } from '../api/contract.ts';
-import type { Parity } from '../store/parity.ts';
+import type { Parity } from '../api/contract.ts';
 
 /**
  * The terminal view of one extraction: per layer, each technique's top-k, ✓ where top-1 is the

@@ -1,7 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { Lab } from '../api/lab.ts';
 import { LogitscopeError } from '../errors.ts';
-import { parseDevice } from '../engine/device.ts';
+import { parseDevice } from '../protocol/device.ts';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 

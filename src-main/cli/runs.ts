@@ -3,9 +3,9 @@ import type { RunStatus } from '../api/contract.ts';
 import { LogitscopeError } from '../errors.ts';
 import { parseCommandLine, requiredOption, withLab } from './options.ts';
 import { formatSummaryTable } from './summary-table.ts';
-import { ranges } from '../scale/merge.ts';
+import { ranges } from '../protocol/shards.ts';
 import { formatParity } from './extract-table.ts';
-import type { DatasetFingerprint } from '../data/fingerprint.ts';
+import type { DatasetFingerprint } from '../api/contract.ts';
 
 const HELP = `usage: logitscope runs <list|show|compare|diff|export|delete|merge> [options]
 

@@ -10,7 +10,7 @@ import { lensProgressPrinter, progressPrinter } from './progress.ts';
 import { randomUUID } from 'node:crypto';
 import { formatSummaryTable } from './summary-table.ts';
 import { formatParity } from './extract-table.ts';
-import { parseShard } from '../scale/shard.ts';
+import { parseShard } from '../protocol/shards.ts';
 
 const HELP = `usage: logitscope sweep --model DIR --data FILE... --preset logitscope|patchscopes [--json OUT] [options]
        logitscope sweep --demo [options]      the built-in demo model on its held-out text (${DEMO.limit} examples)

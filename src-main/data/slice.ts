@@ -1,16 +1,9 @@
 import fs from 'node:fs';
 import { LogitscopeError } from '../errors.ts';
+import type { TextFilter } from '../protocol/text-filter.ts';
 import { builtinName, isBuiltinPath } from './builtin.ts';
 import { readerFor, SUPPORTED_EXTENSIONS } from './formats.ts';
 import { emptySkipCounts, throwIfAborted, type DataRecord, type RecordReader, type SkipCounts } from './records.ts';
-
-/** The protocol's text filter: a record is kept only if it passes every rule given. */
-export interface TextFilter {
-  /** Keep if `text.split(' ').length < maxWords` (Python's `len(text.split(" "))`: single spaces, empty pieces count). */
-  maxWords?: number;
-  /** Keep if the text has fewer than `maxChars` characters, counted as Python's `len` does (code points). */
-  maxChars?: number;
-}
 
 export interface SliceSpec {
   /** Read in this order; record indices run on across files. */

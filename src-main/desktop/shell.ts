@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import type { ApiEvents, EventName } from '../api/contract.ts';
 import { registerIpc } from '../api/ipc.ts';
 import { RENDERER_DIR } from '../app-paths.ts';
-import { defaultDbPath, engineLogPath } from '../store/location.ts';
+import { defaultDbPath, engineLogPath } from '../db-paths.ts';
 import type { ElectronLike, MenuItem, WindowLike } from './electron-like.ts';
 import { EngineSupervisor } from './engine-supervisor.ts';
 import { DesktopRouter } from './requests.ts';

@@ -3,20 +3,19 @@ import path from 'node:path';
 import { defaultCacheDir } from '../app-paths.ts';
 import { LogitscopeError } from '../errors.ts';
 import { checkCacheRoot } from '../fs-errors.ts';
-import { LENS_WEIGHTS } from '../lens/lens.ts';
+import { LENS_WEIGHTS } from '../protocol/lens-settings.ts';
 import { readGptjConfig, type GptjConfig } from './config.ts';
 import type { ComputeType } from './graph/layers.ts';
-import type { ModelRows } from './logprobs.ts';
-import { type DeviceChoice, type DeviceKind, parseDevice } from './device.ts';
+import { type DeviceChoice, type DeviceKind, parseDevice } from '../protocol/device.ts';
 import { loadTokenizer, type GptjTokenizer } from './tokenizer.ts';
 import { WorkerClient } from './worker-client.ts';
-import { residRowAt, type BatchRequest, type BatchResult, type EngineStats, type EngineTimings, type LoadedModel, type Meter, type SourceItem, type UnembedReply, type WorkerReplies, type WorkerRequests } from './worker-protocol.ts';
+import { residRowAt, type BatchRequest, type BatchResult, type EngineStats, type EngineTimings, type LoadedModel, type Meter, type ModelRows, type SourceItem, type UnembedReply, type WorkerReplies, type WorkerRequests } from './worker-protocol.ts';
 
 export type { BatchRequest, BatchResult, EngineStats, EngineTimings, RowMeasures, SourceItem, TechniqueRows } from './worker-protocol.ts';
 
 export interface EngineLoadOptions {
   modelDir: string;
-  /** cpu (the default), cuda (= cuda:0), cuda:N (GPU N) or webgpu: parseDevice (device.ts) checks it first. */
+  /** cpu (the default), cuda (= cuda:0), cuda:N (GPU N) or webgpu: parseDevice (protocol/device.ts) checks it first. */
   device?: string;
   /**
    * The element type the graphs compute in: float32 by default on the CPU, float16 on a GPU. Graph
@@ -28,6 +27,12 @@ export interface EngineLoadOptions {
   cacheRoot?: string;
   /** Run on the CPU when CUDA was asked for but cannot start. Off by default: no silent fallback. */
   allowCpuFallback?: boolean;
+  /**
+   * The URL of the module whose openApplySession opens a tuned lens's apply session in the engine's
+   * worker thread (lens/local-sessions.ts LENS_SESSIONS_MODULE). Given, not imported, so the engine
+   * depends on no layer above it; without one, a batch that applies a tuned lens is refused.
+   */
+  lensSessions?: string;
 }
 
 export interface ModelInfo extends LoadedModel {
@@ -96,7 +101,7 @@ export class Engine {
     let fallbackReason: string | undefined;
     let loaded: LoadedModel;
     try {
-      loaded = await worker.call('load', { modelDir: opts.modelDir, device, cacheRoot, dtype: opts.dtype ?? defaultDtype(device.kind) });
+      loaded = await worker.call('load', { modelDir: opts.modelDir, device, cacheRoot, dtype: opts.dtype ?? defaultDtype(device.kind), lensSessions: opts.lensSessions });
     } catch (e) {
       await worker.terminate();
       const unavailable = e instanceof LogitscopeError && e.code === 'device_unavailable';
@@ -104,7 +109,7 @@ export class Engine {
       fallbackReason = e.message;
       worker = new WorkerClient();
       try {
-        loaded = await worker.call('load', { modelDir: opts.modelDir, device: { kind: 'cpu', index: 0 }, cacheRoot, dtype: opts.dtype ?? defaultDtype('cpu') });
+        loaded = await worker.call('load', { modelDir: opts.modelDir, device: { kind: 'cpu', index: 0 }, cacheRoot, dtype: opts.dtype ?? defaultDtype('cpu'), lensSessions: opts.lensSessions });
       } catch (e2) {
         await worker.terminate();
         throw e2;

@@ -6,14 +6,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { LogitscopeError } from '../errors.ts';
-import { LENS_WEIGHTS } from '../lens/lens.ts';
+import type { DeviceChoice } from '../protocol/device.ts';
+import { residHook, residIndex } from '../protocol/hooks.ts';
+import { LENS_WEIGHTS } from '../protocol/lens-settings.ts';
 import type { GptjConfig } from './config.ts';
 import { BLOCKS_MODE, type GraphName, NO_PATCH_LAYER } from './graph/gptj-graphs.ts';
 import type { ComputeType } from './graph/layers.ts';
-import { logSoftmaxRows, type ModelRows } from './logprobs.ts';
+import { logSoftmaxRows } from '../protocol/results.ts';
 import type { HostTensor, Session } from './ort-session.ts';
 import { planSourceRows } from './source-rows.ts';
-import { residRowAt, type BatchRequest, type BatchResult, type EngineStats, type EngineTimings, type RowMeasures, type SourceItem, type UnembedReply } from './worker-protocol.ts';
+import { residRowAt, type BatchRequest, type BatchResult, type EngineStats, type EngineTimings, type ModelRows, type RowMeasures, type SourceItem, type UnembedReply } from './worker-protocol.ts';
 
 /** Prefix keys/values of one target prompt, in the compute type: they never leave the worker. */
 interface Prefix {
@@ -41,6 +43,11 @@ const MAX_PREFIXES = 16;
  * the weights in `dir`. Given by the worker, which knows the device.
  */
 export type LensOpener = (dir: string) => Promise<Session>;
+
+/** What the module named by the load request's lensSessions exports (lens/local-sessions.ts). */
+export interface LensSessionsModule {
+  openApplySession(o: { dir: string; device: DeviceChoice; nLayers: number; dModel: number }): Promise<Session>;
+}
 
 /** Lens sessions kept: each maps a lens's (L+1)·d² float32 weights (1.9 GB for GPT-J). */
 const MAX_LENSES = 2;
@@ -233,9 +240,10 @@ export class ModelRunner {
     const groups = new Map<number, number[]>(); // lens layer index -> row indices
     layers.forEach((l, r) => {
       if (l === nLayers - 1) return;
-      const g = groups.get(l + 1);
+      const index = residIndex(residHook(l)); // the lens's layer axis is the residual stack's
+      const g = groups.get(index);
       if (g) g.push(r);
-      else groups.set(l + 1, [r]);
+      else groups.set(index, [r]);
     });
     if (groups.size === 0) return;
     const members = [...groups.values()];
@@ -374,7 +382,7 @@ export class ModelRunner {
     let where = 'its residual stream is finite through the last block, so ln_f or lm_head overflowed';
     for (let layer = -1; layer < this.config.nLayers; layer++) {
       if (!residRowAt(resid, { batch, dModel: this.config.dModel }, layer, bad).every(Number.isFinite)) {
-        where = `its residual stream is first non-finite at ${layer < 0 ? 'hook_embed (layer -1)' : `blocks.${layer}.hook_resid_post (layer ${layer})`}`;
+        where = `its residual stream is first non-finite at ${residHook(layer)} (layer ${layer})`;
         break;
       }
     }

@@ -5,10 +5,7 @@
 import * as ort from 'onnxruntime-node';
 import { LogitscopeError } from '../errors.ts';
 import { CUDA_INSTALL_HINT, cudaProviderInstalled, ortBinaryDir } from './cuda-provider.ts';
-import { type DeviceChoice, type DeviceKind, deviceName, parseDevice } from './device.ts';
-
-/** A device kind; a chosen device (which GPU) is a DeviceChoice (device.ts). */
-export type Device = DeviceKind;
+import { type DeviceChoice, deviceName, parseDevice } from '../protocol/device.ts';
 
 /**
  * A tensor as plain typed-array data, cheap to post between threads. fp16 travels as its bit

@@ -1,8 +1,9 @@
 import type { SerializedError } from '../errors.ts';
 import type { GptjConfig } from './config.ts';
 import type { ComputeType } from './graph/layers.ts';
-import type { ModelRows } from './logprobs.ts';
-import type { DeviceChoice, DeviceKind } from './device.ts';
+import type { DeviceChoice, DeviceKind } from '../protocol/device.ts';
+import { residHook, residIndex } from '../protocol/hooks.ts';
+import type { RowMeasures } from '../protocol/results.ts';
 import type { WeightDtype } from './tensor-ref.ts';
 
 /**
@@ -84,19 +85,20 @@ export interface UnembedReply {
   logits?: Float32Array;
 }
 
-/** The unembedding graph's per-row measures (docs/PROTOCOL.md "Per-row measures"). */
-export interface RowMeasures {
-  /** [rows] nats, of each row's full next-token distribution. */
-  entropy: Float32Array;
-  /** [rows] nats, KL(p_model ‖ p_row) over the full vocabulary. */
-  kl: Float32Array;
-  /** [rows] ids whose logit is strictly greater than the reference id's (0-based rank). */
-  rank: Int32Array;
+export type { RowMeasures };
+
+/** The model's distributions a set of unembedded rows is measured against (KL): one per example, and which one each row reads. */
+export interface ModelRows {
+  /** [examples, dVocab] the model's own log-probabilities at each example's source position. */
+  logprobs: Float32Array;
+  /** [rows] the example each row compares with. */
+  rows: number[];
 }
 
 /** Messages between the engine (main thread) and the worker that owns the onnxruntime sessions. */
 export interface WorkerRequests {
-  load: { modelDir: string; device: DeviceChoice; cacheRoot: string; dtype: ComputeType };
+  /** lensSessions: the URL of a LensSessionsModule (engine.ts EngineLoadOptions). */
+  load: { modelDir: string; device: DeviceChoice; cacheRoot: string; dtype: ComputeType; lensSessions?: string };
   source: { items: SourceItem[]; names: string[] };
   prefix: { tokens: number[] };
   patched: { prefixTokens: number[]; vectors: Float32Array; injectLayers: number[] };
@@ -170,6 +172,6 @@ export type WorkerReply = { id: number; ok: true; result: unknown; meter: Meter 
  * one place that layout is indexed, for the worker (model-runner.ts) and the main thread (engine.ts).
  */
 export function residRowAt(resid: Float32Array, o: { batch: number; dModel: number }, layer: number, b: number): Float32Array {
-  const start = ((layer + 1) * o.batch + b) * o.dModel;
+  const start = (residIndex(residHook(layer)) * o.batch + b) * o.dModel;
   return resid.subarray(start, start + o.dModel);
 }

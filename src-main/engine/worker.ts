@@ -4,14 +4,13 @@ import { LogitscopeError, serializeError } from '../errors.ts';
 import { openCheckpoint } from './checkpoint.ts';
 import type { GraphName } from './graph/gptj-graphs.ts';
 import { prepareModel } from './model-build.ts';
-import { ModelRunner } from './model-runner.ts';
+import { type LensOpener, type LensSessionsModule, ModelRunner } from './model-runner.ts';
 import { createSession } from './ort-session.ts';
-import { openApplySession } from '../lens/local-sessions.ts';
 import type { LoadedModel, Meter, WorkerRequest, WorkerRequests } from './worker-protocol.ts';
 
 let runner: ModelRunner | undefined;
 
-async function load({ modelDir, device, cacheRoot, dtype }: WorkerRequests['load']): Promise<LoadedModel> {
+async function load({ modelDir, device, cacheRoot, dtype, lensSessions }: WorkerRequests['load']): Promise<LoadedModel> {
   const t0 = performance.now();
   const ckpt = openCheckpoint(modelDir, { cacheRoot });
   const t1 = performance.now();
@@ -22,7 +21,11 @@ async function load({ modelDir, device, cacheRoot, dtype }: WorkerRequests['load
   const blocks = await make('blocks');
   const unembed = await make('unembed');
   // A tuned lens's apply step runs here too, on the same device, when a batch names one.
-  const openLens = (dir: string) => openApplySession({ dir, device, nLayers: ckpt.config.nLayers, dModel: ckpt.config.dModel });
+  let openLens: LensOpener | undefined;
+  if (lensSessions) {
+    const lens = (await import(lensSessions)) as LensSessionsModule;
+    openLens = (dir) => lens.openApplySession({ dir, device, nLayers: ckpt.config.nLayers, dModel: ckpt.config.dModel });
+  }
   runner = new ModelRunner({ blocks, unembed }, ckpt.config, dtype, openLens);
   return {
     config: ckpt.config,

@@ -10,11 +10,12 @@
  * The naive path uses it, so the two check each other.
  */
 import { type Engine } from '../engine/engine.ts';
-import { logSoftmaxRows } from '../engine/logprobs.ts';
 import { LogitscopeError } from '../errors.ts';
-import { type Example, type ExampleResult, type LayerResult, layerResult } from '../sweep/extract.ts';
+import { type Example, type ExampleResult, type LayerResult, layerResult, logSoftmaxRows } from '../protocol/results.ts';
 import { ensureTunedLens } from './fit.ts';
-import { lensDir, type LensRecord, TUNED_LENS_VERSION } from './lens.ts';
+import { lensDir, TUNED_LENS_VERSION } from './lens.ts';
+import { residHook, residIndex } from '../protocol/hooks.ts';
+import type { LensRecord } from '../protocol/lens-settings.ts';
 import { applyLens, engineDevice } from './sessions.ts';
 
 /**
@@ -67,7 +68,7 @@ export async function mapRows(engine: Engine, lens: LensRecord, rows: Float32Arr
   if (mapped.length === 0) return out;
   const input = new Float32Array(mapped.length * batch * d);
   mapped.forEach(([, i], j) => input.set(rows.subarray(i * batch * d, (i + 1) * batch * d), j * batch * d));
-  const m = await applyLens({ device: engineDevice(engine), dir, nLayers, dModel: d, rows: input, layerIndex: mapped.map(([l]) => l + 1), batch });
+  const m = await applyLens({ device: engineDevice(engine), dir, nLayers, dModel: d, rows: input, layerIndex: mapped.map(([l]) => residIndex(residHook(l))), batch });
   mapped.forEach(([, i], j) => out.set(m.subarray(j * batch * d, (j + 1) * batch * d), i * batch * d));
   return out;
 }
@@ -98,7 +99,10 @@ export async function tunedLensExtract(
   const model = logSoftmaxRows(src.logits, dVocab); // [B, dVocab]
 
   const rows = new Float32Array(o.layers.length * B * d);
-  o.layers.forEach((l, i) => rows.set(src.resid.subarray((l + 1) * B * d, (l + 2) * B * d), i * B * d));
+  o.layers.forEach((l, i) => {
+    const at = residIndex(residHook(l));
+    rows.set(src.resid.subarray(at * B * d, (at + 1) * B * d), i * B * d);
+  });
   const mapped = await mapRows(engine, o.lens, rows, o.layers, B);
 
   const results: ExampleResult[] = o.examples.map((e, b) => ({ tokens: e.tokens, position: e.position, reference_top1: reference![b], layers: [] }));

@@ -8,7 +8,7 @@
  * this code wrote.
  */
 import type { Engine } from '../engine/engine.ts';
-import type { SweepExample } from '../sweep/spec.ts';
+import type { SweepExample } from '../protocol/spec.ts';
 import { applyLens, engineDevice } from './sessions.ts';
 
 export interface LensCheckLayer {

@@ -20,11 +20,12 @@ import type { Engine } from '../engine/engine.ts';
 import { LogitscopeError } from '../errors.ts';
 import { recordHashes, reportRefused } from '../engine/cache-check.ts';
 import { fsFailure } from '../fs-errors.ts';
-import { buildExamples, selectRecords } from '../sweep/protocol.ts';
-import type { SweepExample } from '../sweep/spec.ts';
+import { buildExamples, selectRecords } from '../data/selection.ts';
+import type { SweepExample } from '../protocol/spec.ts';
 import { checkLens, type LensCheck, PROBE_EXAMPLES, probeProblem, splitHeldOut } from './check.ts';
 import { choleskySolve, type Gemm } from './linalg.ts';
-import { LENS_META, LENS_WEIGHTS, lensDir, lensKey, type LensFile, type LensSettings, readLensFile } from './lens.ts';
+import { lensDir, lensKey, type LensFile, readLensFile } from './lens.ts';
+import { LENS_META, LENS_WEIGHTS, type LensSettings } from '../protocol/lens-settings.ts';
 import { fitDevice, gram, ortGemm, releaseLensSessions } from './sessions.ts';
 
 /** What this process has fitted and loaded: tests tell a cache hit from a fit by these counts. */

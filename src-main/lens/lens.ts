@@ -11,8 +11,8 @@ import path from 'node:path';
 import { verifyHashes } from '../engine/cache-check.ts';
 import { LogitscopeError } from '../errors.ts';
 import { checkProblem, type LensCheck } from './check.ts';
-import type { TextFilter } from '../data/slice.ts';
-import type { ProtocolSettings } from '../sweep/spec.ts';
+import { LENS_META, LENS_WEIGHTS, type LensOverrides, type LensRecord, type LensSettings, type LensTrainSlice } from '../protocol/lens-settings.ts';
+import type { ProtocolSettings } from '../protocol/spec.ts';
 
 /**
  * Bump when the fit's definition or numerics change (collection, centring, ridge rule, solver), so
@@ -24,57 +24,6 @@ export const TUNED_LENS_VERSION = 2; // 2: a held-out check and the weights' con
 export const DEFAULT_RIDGE = 1e-5;
 /** Train examples by default, as in the Patchscopes paper (records 0..9999 of its shuffled pool). */
 export const DEFAULT_TRAIN_EXAMPLES = 10_000;
-
-/**
- * The records a lens is trained on: items [start, end) of the pool records [poolStart, poolEnd)
- * of the sweep's files, filtered with the sweep's filter and shuffled with `shuffleSeed` (null =
- * file order), exactly as an evaluation slice is selected (sweep/protocol.ts).
- */
-export interface LensTrainSlice {
-  poolStart: number;
-  poolEnd: number;
-  shuffleSeed: number | null;
-  start: number;
-  end: number;
-  filter: TextFilter;
-  pileSetName?: string;
-  bos: boolean;
-}
-
-/** Every setting that decides a fitted lens; with the model it is the cache key. */
-export interface LensSettings {
-  version: number;
-  /** The checkpoint's identity (hash of its bytes) and the dtype the residuals were computed in. */
-  modelIdentity: string;
-  computeDtype: string;
-  /** Dataset files, as given (builtin: names or paths). */
-  files: string[];
-  train: LensTrainSlice;
-  /** Seeds each train example's position (drawn as for evaluation, sweep/protocol.ts drawPosition). */
-  positionSeed: number;
-  ridge: number;
-}
-
-/** What a run records about the lens it used (in the technique's resolved JSON). */
-export interface LensRecord extends LensSettings {
-  /** sha256 of the settings: names the lens in exports and `runs show`, and its cache folder. */
-  key: string;
-  /** Train examples actually used (records that tokenize to nothing or are too long are skipped). */
-  examples: number;
-  /**
-   * sha256 of the lens's weights.f32 as fitted. Rows computed through the lens are keyed by it
-   * (store/keys.ts), so rows of a lens fitted again never mix with the old one's. Absent in runs
-   * recorded before it existed.
-   */
-  contentHash?: string;
-}
-
-/** Overrides a user can give for the tuned lens; the rest come from the sweep's preset. */
-export interface LensOverrides {
-  train?: Partial<Pick<LensTrainSlice, 'poolStart' | 'poolEnd' | 'shuffleSeed' | 'start' | 'end'>>;
-  ridge?: number;
-  positionSeed?: number;
-}
 
 /**
  * The default train slice for a sweep's protocol, disjoint from its evaluation records, never
@@ -186,10 +135,6 @@ export function describeLens(r: LensRecord): string {
 export function lensDir(modelCacheDir: string, key: string): string {
   return path.join(modelCacheDir, 'tuned-lens', key);
 }
-
-/** The files of a fitted lens: `lens.json` (LensFile) and `weights.f32` (W [L+1, d, d] then b [L+1, d], float32 LE). */
-export const LENS_META = 'lens.json';
-export const LENS_WEIGHTS = 'weights.f32';
 
 /** lens.json: the record plus how the fit went. */
 export interface LensFile extends LensRecord {

@@ -6,10 +6,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { DeviceChoice } from '../engine/device.ts';
+import type { DeviceChoice } from '../protocol/device.ts';
 import { createSession, type HostTensor, type Session } from '../engine/ort-session.ts';
 import { applyGraph, gemmGraph, gramGraph } from './graphs.ts';
-import { LENS_WEIGHTS } from './lens.ts';
+import { LENS_WEIGHTS } from '../protocol/lens-settings.ts';
 
 function f64(data: Float64Array, dims: number[]): HostTensor {
   // ort-session.ts's HostTensor lists the engine's types; onnxruntime-node takes float64 the same way.
@@ -18,6 +18,9 @@ function f64(data: Float64Array, dims: number[]): HostTensor {
 function f32(data: Float32Array, dims: number[]): HostTensor {
   return { type: 'float32', data, dims };
 }
+
+/** This module's URL: what the engine is given (EngineLoadOptions.lensSessions) to open its own apply sessions. */
+export const LENS_SESSIONS_MODULE = import.meta.url;
 
 const sessions = new Map<string, Promise<Session>>();
 

@@ -1,7 +1,7 @@
 /** Gives a sweep's tuned-lens technique its fitted lens: found in the cache, or fitted now. */
 import type { Engine } from '../engine/engine.ts';
-import type { ProtocolSettings } from '../sweep/spec.ts';
-import type { ResolvedTechnique } from '../sweep/techniques.ts';
+import type { ProtocolSettings } from '../protocol/spec.ts';
+import type { ResolvedTechnique } from '../protocol/techniques.ts';
 import { ensureTunedLens, type FitProgress } from './fit.ts';
 import { LogitscopeError } from '../errors.ts';
 import { lensRecordOf, listLenses, resolveLensSettings } from './lens.ts';

@@ -9,22 +9,19 @@ import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Engine } from '../engine/engine.ts';
 import { deserializeError, LogitscopeError, type SerializedError } from '../errors.ts';
+import { deviceName, type DeviceId } from '../protocol/device.ts';
 import type { Gemm } from './linalg.ts';
 import type { GramChunk, LensCalls, LensReplies } from './local-sessions.ts';
 
 export type { GramChunk } from './local-sessions.ts';
 
-/** A device as createSession reads it: cpu, cuda:N or webgpu (engine/device.ts). */
-export type LensDevice = string;
-
 /** The device the engine's sessions run on: the apply step runs there too. */
-export function engineDevice(engine: Engine): LensDevice {
-  const kind: string = engine.info.device;
-  return kind === 'cuda' ? `cuda:${(engine.info as { deviceIndex?: number }).deviceIndex ?? 0}` : kind;
+export function engineDevice(engine: Engine): DeviceId {
+  return deviceName({ kind: engine.info.device, index: engine.info.deviceIndex });
 }
 
 /** The fit's float64 products: on the engine's CUDA GPU, else on the CPU (WebGPU has no float64). */
-export function fitDevice(engine: Engine): LensDevice {
+export function fitDevice(engine: Engine): DeviceId {
   const d = engineDevice(engine);
   return d.startsWith('cuda') ? d : 'cpu';
 }
@@ -78,7 +75,7 @@ function call<K extends keyof LensCalls>(op: K, payload: LensCalls[K]): Promise<
 const SMALL_PRODUCT = 32 * 32 * 32;
 
 /** The blocked solver's c − a·b through onnxruntime's float64 MatMul on `device`, in the lens worker. */
-export function ortGemm(device: LensDevice): Gemm {
+export function ortGemm(device: DeviceId): Gemm {
   return async (a, b, c, m, k, n) => {
     if (m * k * n < SMALL_PRODUCT) {
       const out = Float64Array.from(c);
@@ -90,7 +87,7 @@ export function ortGemm(device: LensDevice): Gemm {
 }
 
 /** One chunk's shifted products for one layer (graphs.ts gramGraph), in the lens worker. */
-export function gram(device: LensDevice, x: Float32Array, y: Float32Array, shiftX: Float64Array, shiftY: Float64Array, n: number, d: number): Promise<GramChunk> {
+export function gram(device: DeviceId, x: Float32Array, y: Float32Array, shiftX: Float64Array, shiftY: Float64Array, n: number, d: number): Promise<GramChunk> {
   return call('gram', { device, x, y, shiftX, shiftY, n, d });
 }
 

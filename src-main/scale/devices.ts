@@ -3,16 +3,16 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Device, SweepRequest } from '../api/contract.ts';
 import { deserializeError, LogitscopeError, serializeError, type SerializedError } from '../errors.ts';
 import type { ResultStore } from '../store/result-store.ts';
 import type { SweepProgress } from '../sweep/run-sweep.ts';
 import { mergeShards, serializedIncomplete, type MergeReport } from './merge.ts';
-import type { ShardJob, ShardMessage } from './shard-worker.ts';
+import type { DeviceKind } from '../protocol/device.ts';
+import type { ShardJob, ShardMessage, ShardSweepRequest } from '../protocol/shards.ts';
 
 /**
  * A sweep split across the devices of one box: one shard per device, each a child process with
- * its own results database (shard-worker.ts), merged into the caller's store as they go, so the
+ * its own results database (src-main/shard-worker.ts), merged into the caller's store as they go, so the
  * caller sees one run with one progress stream. A shard whose process dies is started once more
  * (resuming its shard run); if it dies again, the run ends failed with the ordinals still missing,
  * and can be resumed like any failed run.
@@ -26,7 +26,7 @@ export interface DevicesSweepOptions {
   modelDir: string;
   dtype?: 'float32' | 'float16';
   /** The sweep as asked, without devices. */
-  request: SweepRequest;
+  request: ShardSweepRequest;
   cacheRoot?: string;
   signal: AbortSignal;
   onRunCreated(runId: string): void;
@@ -39,9 +39,10 @@ export interface DevicesSweepResult {
   error?: SerializedError;
 }
 
-const WORKER = fileURLToPath(new URL('./shard-worker.ts', import.meta.url));
 /** tsx's loader by its own location: `--import tsx` alone would be looked up from the caller's working directory. */
 const TSX = import.meta.resolve('tsx');
+/** The shard process's entry, started by path, not imported: it is a front, above this layer. */
+const SHARD_WORKER = fileURLToPath(new URL('../shard-worker.ts', import.meta.url));
 /** How often the shards' new results are merged (each merge also makes one progress event). */
 const MERGE_EVERY_MS = 500;
 
@@ -164,13 +165,13 @@ function runChild(s: ShardState, o: DevicesSweepOptions & { index: number; count
     db: s.file,
     cacheRoot: o.cacheRoot,
     modelDir: o.modelDir,
-    device: kind as Device,
+    device: kind as DeviceKind,
     dtype: o.dtype,
     request: { ...o.request, shard: { index: o.index, count: o.count } },
     ...(s.runId && { resume: s.runId }),
   };
   const env = { ...process.env, ELECTRON_RUN_AS_NODE: '1', ...(gpu !== undefined && { CUDA_VISIBLE_DEVICES: gpu }) };
-  const child = spawn(process.execPath, ['--import', TSX, WORKER, JSON.stringify(job)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', TSX, SHARD_WORKER, JSON.stringify(job)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   s.live = child;
   let pending = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => {

@@ -5,7 +5,8 @@ import { LogitscopeError, type SerializedError } from '../errors.ts';
 import { ResultStore, type StoredExample } from '../store/result-store.ts';
 import { rowsFromReadouts } from '../store/rows.ts';
 import type { RunDetail, RunStatus } from '../store/types.ts';
-import { shardOfRun, type Shard } from './shard.ts';
+import { ranges, type Shard } from '../protocol/shards.ts';
+import { shardOfRun } from './shard.ts';
 
 /**
  * Shards of one sweep (each computed into its own results database by `sweep --shard i/N`) merged
@@ -239,18 +240,6 @@ function incomplete(missing: readonly number[], shardCount: number, total: numbe
     `${missing.length} of ${total} examples are missing: ordinals ${ranges(missing)} (of shard${shards.length > 1 ? 's' : ''} ${shards.join(', ')}); ${advice}`,
     'shards',
   );
-}
-
-/** 1,2,3,7,9,10 -> "1-3, 7, 9-10", cut after 20 ranges. */
-export function ranges(ordinals: readonly number[]): string {
-  const parts: string[] = [];
-  for (let i = 0; i < ordinals.length; ) {
-    let j = i;
-    while (j + 1 < ordinals.length && ordinals[j + 1] === ordinals[j] + 1) j++;
-    parts.push(i === j ? `${ordinals[i]}` : `${ordinals[i]}-${ordinals[j]}`);
-    i = j + 1;
-  }
-  return parts.length > 20 ? `${parts.slice(0, 20).join(', ')}, … (${parts.length - 20} more ranges)` : parts.join(', ');
 }
 
 function describe(s: ShardRun): string {

@@ -1,25 +1,5 @@
-import { LogitscopeError } from '../errors.ts';
+import type { Shard } from '../protocol/shards.ts';
 import type { SweepCache } from '../sweep/run-sweep.ts';
-
-/**
- * One shard of a sweep: the examples whose ordinal ≡ index (mod count) of exactly the run the
- * unsharded sweep would make. Striding rather than contiguous blocks keeps every shard's mix of
- * example lengths (and so its speed) alike, whatever order the slice is in.
- */
-export interface Shard {
-  index: number;
-  count: number;
-}
-
-/** "i/N" as typed on the command line (0 ≤ i < N); anything else is a coded error naming the option. */
-export function parseShard(text: string, field = '--shard'): Shard {
-  const m = /^(\d+)\/(\d+)$/.exec(text.trim());
-  if (!m) throw new LogitscopeError('argument_invalid', `${field} takes i/N (shard i of N, counting from 0), e.g. 0/4; got "${text}"`, field);
-  const [index, count] = [Number(m[1]), Number(m[2])];
-  if (count < 1) throw new LogitscopeError('argument_invalid', `${field}: N must be at least 1, got "${text}"`, field);
-  if (index >= count) throw new LogitscopeError('argument_invalid', `${field}: i must be below N (shards are numbered 0..${count - 1}), got "${text}"`, field);
-  return { index, count };
-}
 
 /** The run ordinals a shard computes, in order. */
 export function shardOrdinals(total: number, shard: Shard): number[] {

@@ -1,10 +1,10 @@
 import { LogitscopeError } from '../errors.ts';
-import type { LayerSummary } from '../sweep/spec.ts';
-import { summaryFromSums, type LayerSums } from '../sweep/summary.ts';
+import type { LayerSummary } from '../protocol/spec.ts';
+import { summaryFromSums, type LayerSums } from '../sweep/intervals.ts';
 import type { RunShape } from './run-rows.ts';
 import type { SqliteFile } from './sqlite.ts';
 import { chosen } from './generations.ts';
-import { sumsColumns } from './summary.ts';
+import { sumsColumns } from './summary-sums.ts';
 
 /** One data source's share of a run: its examples and one technique's per-layer summaries over them. */
 export interface SourceSummary {
@@ -17,7 +17,7 @@ export interface SourceSummary {
 export const NO_SOURCE = '(none)';
 
 /**
- * The same sums as SUMS_SELECT (summary.ts), split by the example's source, for one technique.
+ * The same sums as SUMS_SELECT (summary-sums.ts), split by the example's source, for one technique.
  * The technique is fixed by its id, so the loop is the run's examples × its layers with one
  * primary-key probe per cell, as RUN_CELLS does for the whole run.
  */

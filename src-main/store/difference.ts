@@ -1,7 +1,7 @@
-import { tInterval } from '../sweep/summary.ts';
+import { tInterval } from '../sweep/intervals.ts';
 import type { RunShape } from './run-rows.ts';
 import type { SqliteFile } from './sqlite.ts';
-import type { LayerDifference } from './types.ts';
+import type { LayerDifference } from '../protocol/spec.ts';
 import { chosen } from './generations.ts';
 import { correctSql } from '../sweep/readout.ts';
 

@@ -3,9 +3,10 @@ import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileWriter, parquetWriteRows, type SchemaElement } from 'hyparquet-writer';
 import { writeAtomically } from '../fs-atomic.ts';
-import { residHook, type ResidHook } from '../hooks.ts';
+import { type Hook, residHook } from '../protocol/hooks.ts';
 import { CONVENTIONS, describeTechnique, describeTechniques, exportExample, exportSummary, paddingIds, type ExportRecord } from '../sweep/export-record.ts';
-import { PARITY_METHOD, runParity } from './parity.ts';
+import { PARITY_METHOD } from '../sweep/parity.ts';
+import { runParity } from './run-parity.ts';
 import type { ResultStore, StoredExample } from './result-store.ts';
 import { CSV_EOL, csvLine } from '../csv.ts';
 import { isCorrect, type Readout } from '../sweep/readout.ts';
@@ -42,7 +43,7 @@ export function exportJson(store: ResultStore, runId: string): ExportRecord {
       timings: run.timings,
       error: run.error,
     },
-    // The method is named here from sweep/summary.ts, where the intervals are computed, so it cannot drift from them.
+    // The method is named here from sweep/intervals.ts, where the intervals are computed, so it cannot drift from them.
     summary: exportSummary(store.summary(runId)),
     parity: { ...runParity(store, run), method: PARITY_METHOD },
     examples: Array.from(store.iterateResults(runId), ({ example, readouts }) => ({
@@ -72,8 +73,8 @@ interface TableRow {
   reference_top1_text: string;
   technique: string;
   layer: number;
-  /** hooks.ts residHook(layer): blocks.{l}.hook_resid_post, or hook_embed for layer -1. */
-  hook: ResidHook;
+  /** protocol/hooks.ts residHook(layer): blocks.{l}.hook_resid_post, or hook_embed for layer -1. */
+  hook: Hook;
   top1: number;
   top1_text: string;
   correct: boolean;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { LoadedModel } from '../engine/worker-protocol.ts';
-import type { ResolvedTechnique } from '../sweep/techniques.ts';
+import type { ResolvedTechnique } from '../protocol/techniques.ts';
 
 /**
  * Cache keys: each covers exactly what determines a result, so equal keys mean the stored numbers

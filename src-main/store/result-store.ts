@@ -1,13 +1,14 @@
 import { LogitscopeError } from '../errors.ts';
-import type { ExampleResult } from '../sweep/extract.ts';
+import type { ExampleResult } from '../protocol/results.ts';
 import { exampleResultOf } from '../sweep/readout.ts';
-import type { LayerSummary } from '../sweep/spec.ts';
-import { summaryFromSums, type LayerSums } from '../sweep/summary.ts';
+import type { LayerDifference, LayerSummary } from '../protocol/spec.ts';
+import { summaryFromSums, type LayerSums } from '../sweep/intervals.ts';
 import { summaryBySource, type SourceSummary } from './by-source.ts';
 import { largestDifferences, pairedDifference, sharedExamples, type LargestDifference } from './difference.ts';
 import { findExamples, type ExampleQuery, type FoundExamples } from './example-query.ts';
-import { defaultDbPath } from './location.ts';
-import { storedParitySums, type ParitySums } from './parity.ts';
+import { defaultDbPath } from '../db-paths.ts';
+import { storedParitySums } from './parity-sums.ts';
+import type { ParitySums } from '../sweep/parity.ts';
 import { iterateStored, lookupRows, readRunExamples, RUN_CELLS, type StoredExample } from './row-reads.ts';
 import { saveRows, storeExamples } from './row-writes.ts';
 import { endRun, insertRun, removeRun, reopenRun } from './run-lifecycle.ts';
@@ -16,9 +17,9 @@ import {
 } from './run-rows.ts';
 import { prepareSchema } from './schema.ts';
 import { SqliteFile } from './sqlite.ts';
-import { compareSummaries, SUMS_GROUP, SUMS_SELECT } from './summary.ts';
+import { compareSummaries, SUMS_GROUP, SUMS_SELECT } from './summary-sums.ts';
 import type {
-  LayerComparison, LayerDifference, LayerResultRow, LookupQuery, NewRun, RunDetail, RunEdit, RunEnd, RunExample, RunExampleInput, RunFilter, RunListItem,
+  LayerComparison, LayerResultRow, LookupQuery, NewRun, RunDetail, RunEdit, RunEnd, RunExample, RunExampleInput, RunFilter, RunListItem,
 } from './types.ts';
 
 export type { StoredExample } from './row-reads.ts';
@@ -184,7 +185,7 @@ export class ResultStore {
     return this.db.all<LayerSums>(`${SUMS_SELECT} ${RUN_CELLS} ${SUMS_GROUP}`, { model: shape.modelId, k: shape.k, run: runId }).map(summaryFromSums);
   }
 
-  /** The run's technique × last-layer sums for the parity check (parity.ts). */
+  /** The run's technique × last-layer sums for the parity check (parity-sums.ts, judged by sweep/parity.ts). */
   paritySums(runId: string, layer: number): ParitySums[] {
     const shape = this.shape(runId);
     return storedParitySums(this.db, { run: runId, model: shape.modelId, k: shape.k, layer });

@@ -1,7 +1,7 @@
 import { LogitscopeError } from '../errors.ts';
-import type { Example, ExampleResult } from '../sweep/extract.ts';
+import type { Example, ExampleResult } from '../protocol/results.ts';
 import { readoutsOf, type Readout } from '../sweep/readout.ts';
-import type { ResolvedTechnique } from '../sweep/techniques.ts';
+import type { ResolvedTechnique } from '../protocol/techniques.ts';
 import { exampleKey, techniqueKey } from './keys.ts';
 import type { LayerResultRow } from './types.ts';
 

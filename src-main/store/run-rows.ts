@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { LogitscopeError } from '../errors.ts';
-import type { ResolvedTechnique } from '../sweep/techniques.ts';
+import type { ResolvedTechnique } from '../protocol/techniques.ts';
 import type { SqliteFile } from './sqlite.ts';
 import type { NewRun, RunDetail, RunEdit, RunListItem, RunStatus } from './types.ts';
 

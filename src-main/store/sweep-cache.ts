@@ -1,5 +1,5 @@
 import { LogitscopeError } from '../errors.ts';
-import type { ExampleResult } from '../sweep/extract.ts';
+import type { ExampleResult } from '../protocol/results.ts';
 import { exampleResultOf, type Readout } from '../sweep/readout.ts';
 import type { SweepCache } from '../sweep/run-sweep.ts';
 import { techniqueKey } from './keys.ts';

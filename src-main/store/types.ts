@@ -1,7 +1,7 @@
 import type { SerializedError } from '../errors.ts';
 import type { Readout } from '../sweep/readout.ts';
-import type { LayerSummary, ProtocolSettings, Strategy, SweepSpec } from '../sweep/spec.ts';
-import type { ResolvedTechnique } from '../sweep/techniques.ts';
+import type { LayerSummary, ProtocolSettings, Strategy, SweepSpec } from '../protocol/spec.ts';
+import type { ResolvedTechnique } from '../protocol/techniques.ts';
 
 /** The store's public shapes: what goes in when a run starts and what review reads back. */
 
@@ -127,13 +127,6 @@ export interface RunEdit {
   notes?: string | null;
   tags?: string[];
 }
-
-/**
- * One technique and layer of run b minus run a, over the examples both runs computed (paired by
- * example, technique and layer): n shared examples and the mean difference with its interval.
- * The same shape as a summary, with differences in place of means.
- */
-export type LayerDifference = LayerSummary;
 
 export interface RunDetail extends RunListItem {
   model: Record<string, unknown>;

@@ -1,11 +1,12 @@
 import type { ModelInfo } from '../engine/engine.ts';
-import type { ExampleResult } from './extract.ts';
+import type { ExampleResult } from '../protocol/results.ts';
 import { exampleResultOf, type Readout } from './readout.ts';
-import type { Interval, LayerSummary } from './spec.ts';
-import { residHook } from '../hooks.ts';
-import { INTERVAL_METHODS } from './summary.ts';
-import type { ResolvedTechnique } from './techniques.ts';
-import { describeLens, type LensRecord } from '../lens/lens.ts';
+import type { Interval, LayerSummary } from '../protocol/spec.ts';
+import { residHook } from '../protocol/hooks.ts';
+import { INTERVAL_METHODS } from './intervals.ts';
+import type { ResolvedTechnique } from '../protocol/techniques.ts';
+import { describeLens } from '../lens/lens.ts';
+import type { LensRecord } from '../protocol/lens-settings.ts';
 
 /** The export record every export writes (JSON); field names are fixed by the engine issue. */
 export interface ExportRecord {

@@ -1,46 +1,9 @@
-import { type Engine, residRow, type RowMeasures, type TechniqueRows, type UnembedResult } from '../engine/engine.ts';
-import { logSoftmaxRows } from '../engine/logprobs.ts';
+import { type Engine, residRow, type TechniqueRows } from '../engine/engine.ts';
 import { LogitscopeError } from '../errors.ts';
 import { lensFolder, tunedLensExtract } from '../lens/apply.ts';
-import type { LensRecord } from '../lens/lens.ts';
-import { isTunedLens, type ResolvedTechnique, targetLayerOf } from './techniques.ts';
-
-/** One source prompt and the position whose next token is being extracted. */
-export interface Example {
-  tokens: number[];
-  position: number;
-}
-
-/** One technique at one layer for one example (the export record's per-layer entry). */
-export interface LayerResult {
-  layer: number;
-  technique: string;
-  top1: number;
-  /** −ln p_technique(reference top-1), nats: the seed's convention. */
-  surprisal: number;
-  /** −ln p_model(technique's top-1) at the source position, nats: the Patchscopes paper's convention. */
-  surprisal_paper: number;
-  /**
-   * The per-row measures (docs/PROTOCOL.md "Per-row measures"), computed in the unembedding graph
-   * over the full vocabulary: KL(p_model ‖ p_technique) and the technique's entropy in nats, and the
-   * 0-based rank of the reference top-1 under the technique. null where not measured: rows stored
-   * before the measures existed (schema version < 5), or an extraction run with measures off.
-   */
-  kl: number | null;
-  rank: number | null;
-  entropy: number | null;
-  top_k: { ids: number[]; probs: number[] };
-  /** With ExtractOptions.track: the followed token's exact log-probability and rank (strictly greater logits) here; never stored. */
-  tracked?: { id: number; logprob: number; rank: number };
-}
-
-export interface ExampleResult {
-  tokens: number[];
-  position: number;
-  /** The model's own top-1 at `position`, after all layers. */
-  reference_top1: number;
-  layers: LayerResult[];
-}
+import type { LensRecord } from '../protocol/lens-settings.ts';
+import { type Example, type ExampleResult, layerResult, logSoftmaxRows } from '../protocol/results.ts';
+import { isTunedLens, type ResolvedTechnique, targetLayerOf } from '../protocol/techniques.ts';
 
 export interface ExtractOptions {
   examples: Example[];
@@ -160,28 +123,4 @@ export async function extractNaive(engine: Engine, opts: ExtractOptions): Promis
 function fittedLens(t: ResolvedTechnique): LensRecord {
   if (t.kind !== 'tuned_lens' || !t.lens) throw new LogitscopeError('argument_invalid', 'the tuned lens has not been fitted for this sweep', 'techniques');
   return t.lens;
-}
-
-/** Row i of an unembedding as the stored per-layer entry, with its measures when they were computed. */
-export function layerResult(
-  r: { technique: string; layer: number },
-  out: Pick<UnembedResult, 'k' | 'topkIds' | 'topkLogprobs' | 'referenceLogprob'>,
-  i: number,
-  surprisalPaper: number,
-  measures?: RowMeasures,
-): LayerResult {
-  const ids = Array.from(out.topkIds.subarray(i * out.k, (i + 1) * out.k));
-  const logprobs = Array.from(out.topkLogprobs.subarray(i * out.k, (i + 1) * out.k));
-  return {
-    layer: r.layer,
-    technique: r.technique,
-    top1: ids[0],
-    surprisal: -out.referenceLogprob[i],
-    surprisal_paper: surprisalPaper,
-    kl: measures ? measures.kl[i] : null,
-    rank: measures ? measures.rank[i] : null,
-    entropy: measures ? measures.entropy[i] : null,
-    // float32, as the results cache stores them: a cached result reads back exactly as computed.
-    top_k: { ids, probs: logprobs.map((lp) => Math.fround(Math.exp(lp))) },
-  };
 }

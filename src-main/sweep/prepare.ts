@@ -1,10 +1,10 @@
 import type { Engine } from '../engine/engine.ts';
 import { LogitscopeError } from '../errors.ts';
-import { buildExamples, type ExampleSkips, selectRecords } from './protocol.ts';
+import { buildExamples, type ExampleSkips, selectRecords } from '../data/selection.ts';
 import type { SweepPlan } from './run-sweep.ts';
-import type { SweepSpec } from './spec.ts';
+import type { SweepSpec } from '../protocol/spec.ts';
 import type { SliceProgress, SliceStats } from '../data/slice.ts';
-import { resolveTechniques } from './techniques.ts';
+import { resolveTechniques } from '../protocol/techniques.ts';
 import { attachLenses } from '../lens/resolve.ts';
 import type { FitProgress } from '../lens/fit.ts';
 

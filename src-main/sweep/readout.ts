@@ -1,4 +1,4 @@
-import type { ExampleResult, LayerResult } from './extract.ts';
+import type { ExampleResult, LayerResult } from '../protocol/results.ts';
 
 /**
  * The one per-example result row: the readout of one example at one hook (layer) by one technique,

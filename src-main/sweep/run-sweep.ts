@@ -1,10 +1,11 @@
 import type { Engine } from '../engine/engine.ts';
 import { LogitscopeError } from '../errors.ts';
 import { batchLimits, planBatches } from './batching.ts';
-import { type ExampleResult, Extractor, extractNaive, type LayerResult } from './extract.ts';
-import type { LayerSummary, Strategy, SweepExample } from './spec.ts';
-import { summarize } from './summary.ts';
-import type { ResolvedTechnique } from './techniques.ts';
+import { Extractor, extractNaive } from './extract.ts';
+import type { ExampleResult, LayerResult } from '../protocol/results.ts';
+import type { LayerSummary, Strategy, SweepExample } from '../protocol/spec.ts';
+import { summarize } from './intervals.ts';
+import type { ResolvedTechnique } from '../protocol/techniques.ts';
 
 export interface SweepPlan {
   examples: SweepExample[];

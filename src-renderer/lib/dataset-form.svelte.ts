@@ -4,7 +4,7 @@
  */
 import type { ProtocolOverrides } from '../../src-main/api/contract.ts';
 import { LogitscopeError } from '../../src-main/errors.ts';
-import type { PresetName } from '../../src-main/sweep/spec.ts';
+import type { PresetName } from '../../src-main/protocol/spec.ts';
 
 type Num = number | null;
 

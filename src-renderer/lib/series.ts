@@ -1,5 +1,5 @@
 /** Per-layer summaries as chart series: one line per technique, with its 95% confidence band. */
-import type { LayerSummary } from '../../src-main/api/contract.ts';
+import type { SummaryRow } from '../../src-main/api/contract.ts';
 
 export type Metric = 'precision' | 'surprisal' | 'surprisalPaper' | Measure;
 /** The per-row measures (PROTOCOL.md "Per-row measures"): a summary row has them only where its rows were measured. */
@@ -23,7 +23,7 @@ export function fmt(x: number | null | undefined, digits: number): string {
   return x === null || x === undefined || Number.isNaN(x) ? '—' : x.toFixed(digits);
 }
 
-export function seriesOf(summary: readonly LayerSummary[], metric: Metric): Series[] {
+export function seriesOf(summary: readonly SummaryRow[], metric: Metric): Series[] {
   const byTechnique = new Map<string, Series>();
   for (const row of summary) {
     const s = byTechnique.get(row.technique) ?? { technique: row.technique, points: [] };

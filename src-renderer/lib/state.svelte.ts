@@ -3,7 +3,7 @@
  * the handlers here refetch what they need (the Podman Desktop pattern), except progress, which
  * carries the running summary so the charts fill in without a request per batch.
  */
-import type { ApiEvents, AppInfo, EngineState, LayerSummary, ModelView, RunView, SweepRequest } from '../../src-main/api/contract.ts';
+import type { ApiEvents, AppInfo, EngineState, SummaryRow, ModelView, RunView, SweepRequest } from '../../src-main/api/contract.ts';
 import { tick } from 'svelte';
 import { api } from './api.ts';
 import { techniqueLabel } from './labels.ts';
@@ -24,7 +24,7 @@ export const lab = $state({
   /** The latest progress of the sweep this window started or resumed (kept after it ends). */
   live: null as ApiEvents['sweep.progress'] | null,
   /** Other runs drawn on the same charts, each with its own dash pattern. */
-  overlays: [] as { runId: string; label: string; summary: LayerSummary[] }[],
+  overlays: [] as { runId: string; label: string; summary: SummaryRow[] }[],
   /** The sweep this window started or resumed and has not seen finish. */
   activeRunId: null as string | null,
   tab: 'charts' as Tab,
@@ -47,7 +47,7 @@ export const lab = $state({
 });
 
 /** What the charts draw for the shown run: the live summary while it runs, the stored one after. */
-export function shownSummary(): LayerSummary[] {
+export function shownSummary(): SummaryRow[] {
   if (!lab.shown) return [];
   if (lab.live?.runId === lab.shown.id && lab.shown.status === 'running') return lab.live.progress.summary;
   return lab.shown.summary;

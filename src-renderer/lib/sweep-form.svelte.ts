@@ -5,7 +5,7 @@
 import type { SweepRequest, TechniqueChoice } from '../../src-main/api/contract.ts';
 import { parseLayerList } from '../../src-main/api/parse.ts';
 import { LogitscopeError } from '../../src-main/errors.ts';
-import type { Strategy } from '../../src-main/sweep/spec.ts';
+import type { Strategy } from '../../src-main/protocol/spec.ts';
 import { api } from './api.ts';
 import { customChoices, type CustomPrompt } from './custom-prompts.ts';
 import { dataset, datasetChoice } from './dataset-form.svelte.ts';

@@ -4,7 +4,7 @@
  */
 import type { SerializedError } from '../../src-main/errors.ts';
 import { ResultStore } from '../../src-main/store/result-store.ts';
-import type { ProtocolSettings } from '../../src-main/sweep/spec.ts';
+import type { ProtocolSettings } from '../../src-main/protocol/spec.ts';
 
 const PROTOCOL: ProtocolSettings = {
   preset: 'logitscope', poolStart: 0, poolEnd: 2000, filter: { maxWords: 200, maxChars: 1600 },

@@ -1,7 +1,7 @@
 /** The API's technique choices as the sweep's specs, and the checks they need against the loaded model. */
 import type { Engine } from '../engine/engine.ts';
 import { LogitscopeError } from '../errors.ts';
-import { BUILT_IN_TECHNIQUES, customPatchscope, TUNED_LENS, type TechniqueSpec } from '../sweep/techniques.ts';
+import { BUILT_IN_TECHNIQUES, customPatchscope, TUNED_LENS, type TechniqueSpec } from '../protocol/techniques.ts';
 import type { TechniqueChoice } from './contract.ts';
 
 /** The sweep's technique specs from the API's choices; custom prompts are numbered in order. */

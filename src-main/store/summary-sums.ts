@@ -1,9 +1,9 @@
-import type { LayerSummary } from '../sweep/spec.ts';
+import type { LayerSummary } from '../protocol/spec.ts';
 import type { LayerComparison } from './types.ts';
 import { correctSql } from '../sweep/readout.ts';
 
 /**
- * Review's per-layer summaries: SQL adds up the stored rows into sweep/summary.ts's LayerSums
+ * Review's per-layer summaries: SQL adds up the stored rows into sweep/intervals.ts's LayerSums
  * (n, Σx, Σx² per metric), and the intervals come from the same `summaryFromSums` the live view
  * uses, so a run's summary is the same whether it was computed per batch or read back.
  */

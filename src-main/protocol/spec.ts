@@ -1,5 +1,5 @@
-import type { Device } from '../engine/ort-session.ts';
-import type { TextFilter } from '../data/slice.ts';
+import type { DeviceKind } from './device.ts';
+import type { TextFilter } from './text-filter.ts';
 import type { TechniqueSpec } from './techniques.ts';
 
 export type PresetName = 'logitscope' | 'patchscopes';
@@ -31,7 +31,7 @@ export interface ProtocolSettings {
 
 export interface SweepSpec {
   modelDir: string;
-  device: Device;
+  device: DeviceKind;
   files: string[];
   protocol: ProtocolSettings;
   techniques: TechniqueSpec[];
@@ -52,7 +52,10 @@ export interface SweepExample {
   position: number;
 }
 
-/** Per technique and layer: mean and 95% confidence interval over the n examples done so far. */
+/**
+ * Per technique and layer, over the n examples done so far: each metric's mean with its 95%
+ * interval, Wilson score for precision@1 and Student t (n − 1 degrees of freedom) for the surprisals.
+ */
 export interface LayerSummary {
   technique: string;
   layer: number;
@@ -73,9 +76,27 @@ export interface MeasureSummary {
 }
 
 /**
- * A mean with a 95% confidence interval (sweep/summary.ts): Wilson score for precision@1, Student t
- * with n − 1 degrees of freedom for the surprisals. low and high are NaN where the interval is
- * undefined: no examples, or a surprisal mean of one example (nothing to measure the spread by).
+ * Run b minus run a per technique and layer, over the n examples both computed (store/difference.ts):
+ * each metric's mean per-example difference with its paired Student t 95% interval, precision's
+ * too (a difference of −1, 0 or 1 per example is not one proportion, so Wilson does not apply).
+ */
+export interface LayerDifference {
+  technique: string;
+  layer: number;
+  n: number;
+  precision: Interval;
+  surprisal: Interval;
+  surprisalPaper: Interval;
+  /** Paired differences of the per-row measures are not computed (yet): null, as a summary row whose rows were not measured. */
+  measures: null;
+}
+
+/**
+ * A mean with a 95% confidence interval. Which interval is said by the type that holds it: a
+ * LayerSummary's precision is a Wilson score interval and its surprisals Student t; a
+ * LayerDifference's are all paired Student t (sweep/intervals.ts computes both). low and high are
+ * NaN where the interval is undefined: no examples, or a t interval of one example (nothing to
+ * measure the spread by).
  */
 export interface Interval {
   mean: number;

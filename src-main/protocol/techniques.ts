@@ -1,5 +1,5 @@
 import { LogitscopeError } from '../errors.ts';
-import type { LensOverrides, LensRecord } from '../lens/lens.ts';
+import type { LensOverrides, LensRecord } from './lens-settings.ts';
 
 /** The token-identity patchscope's target prompt (PROTOCOL.md). */
 export const TOKEN_IDENTITY_PROMPT = 'cat -> cat\n1135 -> 1135\nhello -> hello\n?';

@@ -1,31 +1,15 @@
 /**
- * One shard of a devices sweep (devices.ts), as a child process: a Lab over the shard's own
+ * One shard of a devices sweep (scale/devices.ts), as a child process: a Lab over the shard's own
  * database, the model loaded on this child's device, and the shard swept (or resumed, on a retry).
- * It reports to its parent on stdout, one JSON object per line (ShardMessage); everything else it
- * prints goes to stderr. SIGTERM cancels after the finished batches are stored.
+ * It reports to its parent on stdout, one JSON object per line (protocol/shards.ts ShardMessage);
+ * everything else it prints goes to stderr. SIGTERM cancels after the finished batches are stored.
  *
  * Started as `node --import tsx shard-worker.ts JOB` with the ShardJob as JSON.
  */
-import { Lab } from '../api/lab.ts';
-import type { Device, SweepRequest } from '../api/contract.ts';
-import { serializeError, type SerializedError } from '../errors.ts';
-
-export interface ShardJob {
-  db: string;
-  cacheRoot?: string;
-  modelDir: string;
-  device: Device;
-  dtype?: 'float32' | 'float16';
-  /** The sweep, shard included. */
-  request: SweepRequest;
-  /** A retry: the shard run the first attempt created, to finish rather than start over. */
-  resume?: string;
-}
-
-export type ShardMessage =
-  | { type: 'created'; runId: string }
-  | { type: 'progress'; examplesDone: number; examplesTotal: number; examplesFromCache: number; throughput: number | null }
-  | { type: 'finished'; status: string; error: SerializedError | null };
+import { Lab } from './api/lab.ts';
+import type { SweepRequest } from './api/contract.ts';
+import { serializeError } from './errors.ts';
+import type { ShardJob, ShardMessage } from './protocol/shards.ts';
 
 const send = (m: ShardMessage) => process.stdout.write(`${JSON.stringify(m)}\n`);
 
@@ -46,7 +30,7 @@ async function main(job: ShardJob): Promise<number> {
     });
     ({ runId } = job.resume
       ? await lab.call('sweep.resume', { runId: job.resume, batchSize: job.request.batchSize })
-      : await lab.call('sweep.start', job.request));
+      : await lab.call('sweep.start', job.request as SweepRequest)); // checked by the Lab like any request
     send({ type: 'created', runId });
     if (cancelled) await lab.call('sweep.cancel', { runId });
     await lab.settled(runId);

@@ -6,6 +6,12 @@ import { LogitscopeError } from '../errors.ts';
  */
 export type DeviceKind = 'cpu' | 'cuda' | 'webgpu';
 
+/**
+ * One device as a string: a kind, or `cuda:N` for GPU N (what --device, model.load and
+ * createSession take). Distinct from DeviceKind, which results are keyed by.
+ */
+export type DeviceId = DeviceKind | `cuda:${number}`;
+
 /** A device as chosen: its kind, and for CUDA which GPU (onnxruntime's CUDA `deviceId`, as nvidia-smi numbers them unless CUDA_VISIBLE_DEVICES reorders). */
 export interface DeviceChoice {
   readonly kind: DeviceKind;
@@ -32,6 +38,6 @@ export function parseDevice(text: string, field = 'device'): DeviceChoice {
 }
 
 /** The string that parses back to `d` ("cuda:1"; the CPU and WebGPU have no index). */
-export function deviceName(d: DeviceChoice): string {
+export function deviceName(d: DeviceChoice): DeviceId {
   return d.kind === 'cuda' ? `cuda:${d.index}` : d.kind;
 }

@@ -1,5 +1,5 @@
-import type { ExampleResult } from './extract.ts';
-import type { Interval, LayerSummary } from './spec.ts';
+import type { ExampleResult } from '../protocol/results.ts';
+import type { Interval, LayerSummary } from '../protocol/spec.ts';
 import { isCorrect, readoutsOf } from './readout.ts';
 
 /**

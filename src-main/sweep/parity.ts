@@ -14,14 +14,12 @@
  * are the same token's log-probability under both distributions, so they must agree within a
  * tolerance. Both numbers come from the same unembedding graph on the same residual row, so they
  * differ only by float rounding of differently batched runs.
+ *
+ * The verdict is pure: the sums come from SQL (store/parity-sums.ts) or from rows in memory.
  */
-import type { ResolvedTechnique } from '../sweep/techniques.ts';
-import { targetLayerOf } from '../sweep/techniques.ts';
-import type { ResultStore } from './result-store.ts';
-import type { RunDetail } from './types.ts';
-import type { SqliteFile } from './sqlite.ts';
-import { chosen } from './generations.ts';
-import { correctSql, isCorrect, type Readout } from '../sweep/readout.ts';
+import type { ResolvedTechnique } from '../protocol/techniques.ts';
+import { targetLayerOf } from '../protocol/techniques.ts';
+import { isCorrect, type Readout } from './readout.ts';
 
 /**
  * Nats. float32 logits of a few tens carry ~1e-6 relative error, and a 50400-way log-sum-exp in
@@ -109,27 +107,4 @@ export function paritySumsOf(rows: Iterable<Readout>, layer: number): ParitySums
     else s.maxDeviation = Math.max(s.maxDeviation ?? 0, Math.abs(r.surprisal - r.surprisalPaper));
   }
   return [...sums.values()];
-}
-
-/**
- * A stored run's sums at one layer, one group per technique: the run's examples × techniques with
- * one primary-key probe each (as RUN_CELLS in row-reads.ts), so the cost is the run's examples.
- */
-const PARITY_SUMS = `SELECT t.name AS technique, count(*) AS rows, sum(NOT ${correctSql('r')}) AS top1Mismatches,
-  max(CASE WHEN ${correctSql('r')} THEN abs(r.surprisal - r.surprisal_paper) END) AS maxDeviation
-  FROM run_examples re CROSS JOIN run_techniques t CROSS JOIN results r
-  WHERE re.run_id = @run AND t.run_id = @run
-    AND r.model_id = @model AND r.example_id = re.example_id AND r.technique_id = t.technique_id AND r.layer = @layer AND r.k >= @k
-    AND ${chosen('r')}
-  GROUP BY t.ordinal`;
-
-export function storedParitySums(db: SqliteFile, q: { run: string; model: number; k: number; layer: number }): ParitySums[] {
-  return db.all<ParitySums>(PARITY_SUMS, q);
-}
-
-/** The parity check of a stored run (as `store.getRun` gave it), computed on every read from its rows (no stored verdict to go stale). */
-export function runParity(store: ResultStore, run: RunDetail): Parity {
-  const nLayers = Number((run.model.config as { nLayers?: unknown } | undefined)?.nLayers ?? Math.max(...run.layers) + 1);
-  const computeDtype = run.model.compute_dtype === 'float16' ? 'float16' : 'float32';
-  return judgeParity({ techniques: run.resolvedTechniques, nLayers, layers: run.layers, computeDtype, sums: store.paritySums(run.id, nLayers - 1) });
 }
