@@ -12,6 +12,7 @@ import { mulberry32 } from '../src-main/data/shuffle.ts';
 import { Engine } from '../src-main/engine/engine.ts';
 import { LENS_WEIGHTS } from '../src-main/protocol/lens-settings.ts';
 import { lensFolder } from '../src-main/lens/apply.ts';
+import { LENS_SESSIONS_MODULE } from '../src-main/lens/local-sessions.ts';
 import type { ExampleResult } from '../src-main/protocol/results.ts';
 import { prepareSweep } from '../src-main/sweep/prepare.ts';
 import { resolveProtocol } from '../src-main/protocol/presets.ts';
@@ -66,7 +67,7 @@ describe('per-row measures of a sweep against the float64 reference', () => {
     const next = mulberry32(5);
     const lines = Array.from({ length: 200 }, () => JSON.stringify({ text: `${Array.from({ length: 4 + Math.floor(next() * 10) }, () => WORDS[Math.floor(next() * WORDS.length)]).join(' ')}.` }));
     fs.writeFileSync(data, `${lines.join('\n')}\n`);
-    engine = await Engine.load({ modelDir: ckpt.dir, cacheRoot: path.join(tmp, 'cache') });
+    engine = await Engine.load({ modelDir: ckpt.dir, cacheRoot: path.join(tmp, 'cache'), lensSessions: LENS_SESSIONS_MODULE });
   });
   afterAll(async () => engine?.dispose());
 
