@@ -13,6 +13,7 @@ import type { RunningServer } from '../../src-main/serve.ts';
 import { writeTinyGptj } from '../fixtures/checkpoint-writer.ts';
 import { HAS_CHROMIUM, openApp, SHOTS, SKIP_REASON, type AppSession } from './harness.ts';
 import { addStoppedRun } from './stopped-runs.ts';
+import { addUnmeasuredRun } from './unmeasured-run.ts';
 const LAYERS = 3;
 const TECHNIQUES = 4; // three built-ins and one custom patchscope
 
@@ -395,6 +396,23 @@ describe.skipIf(!HAS_CHROMIUM)(`the app in headless Chromium against \`serve\`${
     await expect.poll(() => page.locator('.run-heading .status').innerText(), { timeout: 60_000 }).toBe('completed');
     await everyChartFull(page, 3);
     expect(await page.locator('.progress').innerText()).toMatch(/600 \/ 600 examples/);
+  });
+
+  test('a run stored before the measures existed says "not measured" in the charts and the inspector grid', async () => {
+    addUnmeasuredRun(dbPath, { name: 'older run', modelPath: model, modelKey: 'e2e-older:float32:cpu' });
+    await page.getByRole('tab', { name: 'Runs' }).click();
+    await page.getByLabel('Status').selectOption('');
+    await page.getByRole('button', { name: 'Open older run' }).click();
+    await expect.poll(() => page.locator('.run-heading h2').innerText()).toMatch(/^older run/);
+    await expect.poll(() => page.locator('p.not-measured').innerText()).toMatch(/KL, rank and entropy: not measured/);
+    // Two charts (precision@1, surprisal), no measure chart drawn from nothing.
+    expect(await page.locator('.main-charts figure.chart').count()).toBe(2);
+    await shot('11a-unmeasured-run-charts');
+    await page.getByRole('tab', { name: 'Inspector' }).click();
+    const grid = page.getByRole('table', { name: /Top-k next tokens/ });
+    await expect.poll(() => grid.locator('tbody tr').count()).toBe(3);
+    expect(await grid.locator('td .measures').allInnerTexts()).toEqual(['KL, rank, entropy: not measured', 'KL, rank, entropy: not measured', 'KL, rank, entropy: not measured']);
+    await shot('11b-unmeasured-run-inspector');
   });
 
   test('a failed run shows its reason, an interrupted one what happened, and both offer Resume and Delete', async () => {
