@@ -7,6 +7,7 @@ export type ErrorCode =
   | 'config_missing'
   | 'config_invalid'
   | 'model_type_unsupported'
+  | 'model_feature_unsupported'
   | 'weights_missing'
   | 'weights_truncated'
   | 'weights_corrupt'
@@ -52,6 +53,8 @@ export type ErrorCode =
 export interface Issue {
   path: string;
   message: string;
+  /** Its own code, where the problems of one request differ (a layer past the model's last beside a bad position). */
+  code?: ErrorCode;
 }
 
 export class LogitscopeError extends Error {
@@ -66,6 +69,17 @@ export class LogitscopeError extends Error {
   ) {
     super(message);
   }
+}
+
+/**
+ * Every problem found in one request as one error: a single issue reads as itself (its code, path and
+ * message); several carry the code they share (argument_invalid where they differ) and each its own.
+ */
+export function issuesError(request: string, issues: readonly Issue[]): LogitscopeError {
+  if (issues.length === 1) return new LogitscopeError(issues[0].code ?? 'argument_invalid', issues[0].message, issues[0].path);
+  const codes = new Set(issues.map((i) => i.code ?? 'argument_invalid'));
+  const code = codes.size === 1 ? [...codes][0] : 'argument_invalid';
+  return new LogitscopeError(code, `${issues.length} problems with the ${request} request`, undefined, [...issues]);
 }
 
 export function isLogitscopeError(e: unknown): e is LogitscopeError {

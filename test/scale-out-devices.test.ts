@@ -117,6 +117,22 @@ describe('sweep --devices', () => {
     }
   }, 120_000);
 
+  test('a bad fixed target layer is refused before any shard process starts (each would load the model first)', async () => {
+    const db = path.join(tmp, 'target.sqlite');
+    const lab = await Lab.open({ dbPath: db, cacheRoot });
+    try {
+      const techniques = [{ id: 'logit_lens' as const }, { id: 'custom' as const, prompt: 'x ->', targetLayer: { kind: 'fixed' as const, layer: 7 } }];
+      const reply = await lab.dispatch('sweep.start', { ...REQUEST, techniques, devices: ['cpu', 'cpu'], modelDir: model });
+      expect(reply).toMatchObject({ ok: false, error: { code: 'layer_out_of_range', path: 'techniques.1.targetLayer.layer' } });
+      // The shards' folder is made before the first child starts: none means none started.
+      expect(fs.readdirSync(tmp).filter((f) => f.startsWith('target.sqlite.shards-'))).toEqual([]);
+      expect(shardChildren()).toEqual([]);
+      expect(await lab.call('runs.list', {})).toEqual([]);
+    } finally {
+      await lab.close();
+    }
+  });
+
   test('bad devices are refused before any process starts', async () => {
     const lab = await Lab.open({ dbPath: path.join(tmp, 'refused.sqlite'), cacheRoot });
     try {

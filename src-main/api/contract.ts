@@ -92,6 +92,8 @@ export interface RunSummaryView {
 }
 
 export interface RunView extends RunSummaryView {
+  /** The code that computed it: the package version and its commit or source hash (api/code-version.ts). */
+  codeVersion: string;
   device: DeviceId;
   /** The compute dtype the run's numbers were made with (a resume uses the same). */
   computeDtype: 'float32' | 'float16';
@@ -313,6 +315,8 @@ export type RequestName = keyof ApiRequests;
 export type EventName = keyof ApiEvents;
 export type Payload<K extends RequestName> = ApiRequests[K][0];
 export type Reply<K extends RequestName> = ApiRequests[K][1];
+/** A payload as its handler receives it: checked by its schema, with the schema's defaults filled in. */
+export type Parsed<K extends RequestName> = z.output<RequestSchemas[K]>;
 
 /** How every reply crosses a boundary (IPC, HTTP): the result, or a coded error. */
 export type Envelope<T> = { ok: true; result: T } | { ok: false; error: SerializedError };

@@ -1,6 +1,6 @@
 /** One prompt, one position or many, every layer × technique: the `extract` request, for every front. */
 import type { Engine } from '../engine/engine.ts';
-import { LogitscopeError, serializeError } from '../errors.ts';
+import { type Issue, LogitscopeError, serializeError } from '../errors.ts';
 import type { ResultStore } from '../store/result-store.ts';
 import { rowsFromResults } from '../store/rows.ts';
 import { judgeParity, PARITY_METHOD, paritySumsOf } from '../sweep/parity.ts';
@@ -8,18 +8,20 @@ import { CONVENTIONS, describeModel, describeTechniques, exportExample, type Exp
 import { Extractor } from '../sweep/extract.ts';
 import { type ExampleResult } from '../protocol/results.ts';
 import { BUILT_IN_TECHNIQUES, resolveTechniques } from '../protocol/techniques.ts';
-import type { ExtractCell, ExtractColumn, ExtractView, Payload, Reply } from './contract.ts';
-import { checkLayers, techniqueSpecs } from './technique-choices.ts';
+import type { ExtractCell, ExtractColumn, ExtractView, Parsed, Reply, TechniqueChoice } from './contract.ts';
+import { checkAgainstModel, refuseIssues } from './model-check.ts';
+import { techniqueSpecs } from './technique-choices.ts';
 import { latestLensFor } from '../lens/resolve.ts';
-import { CODE_VERSION, runModelOf } from './sweep-service.ts';
+import { CODE_VERSION } from './code-version.ts';
+import { runModelOf } from './sweep-service.ts';
 import { cellOf, promptTokens, techniqueView } from './views.ts';
 import { readoutsOf } from '../sweep/readout.ts';
 
-export function tokenizeOne(engine: Engine, p: Payload<'extract.tokenize'>): Reply<'extract.tokenize'> {
-  return { tokens: promptTokens(engine.tokenizer, engine.tokenize(p.text, { bos: p.bos ?? false })), nCtx: engine.config.nCtx };
+export function tokenizeOne(engine: Engine, p: Parsed<'extract.tokenize'>): Reply<'extract.tokenize'> {
+  return { tokens: promptTokens(engine.tokenizer, engine.tokenize(p.text, { bos: p.bos })), nCtx: engine.config.nCtx };
 }
 
-type ExtractFields = Omit<Payload<'extract'>, 'follow'>;
+type ExtractFields = Omit<Parsed<'extract'>, 'follow'>;
 
 /**
  * Positions per engine call for a many-position extraction: bounds what one batch holds (a
@@ -42,32 +44,40 @@ function positionsOf(p: ExtractFields, n: number): number[] {
   return [position];
 }
 
-/** The computation behind both the view and a saved extraction: checks first, then the extraction. */
-async function compute(engine: Engine, p: ExtractFields & { follow?: number }) {
-  const bos = p.bos ?? false;
-  const choices = p.techniques ?? BUILT_IN_TECHNIQUES.map((t) => ({ id: t.id as 'logit_lens' | 'patchscope' | 'logitscope' }));
-  checkLayers(engine, p.layers, choices);
+/**
+ * The extraction's own checks beside the model's (model-check.ts): every problem of the request at
+ * once. Those that need the prompt's tokens (a position past its end) come after, from positionsOf.
+ */
+function requestIssues(p: ExtractFields, choices: readonly TechniqueChoice[]): Issue[] {
+  const issues: Issue[] = [];
   // Lens settings describe a fit on a dataset's train slice, which one prompt does not have: refused
   // rather than silently read through another lens.
   const fitting = choices.findIndex((c) => c.id === 'tuned_lens' && c.lens !== undefined);
   if (fitting >= 0) {
-    throw new LogitscopeError(
-      'argument_invalid',
-      'extract reads through the tuned lens last fitted for this model and fits none itself: drop the lens settings here, and give them to a sweep (it fits that lens on its train slice)',
-      `techniques.${fitting}.lens`,
-    );
+    issues.push({
+      code: 'argument_invalid',
+      path: `techniques.${fitting}.lens`,
+      message: 'extract reads through the tuned lens last fitted for this model and fits none itself: drop the lens settings here, and give them to a sweep (it fits that lens on its train slice)',
+    });
   }
-  if (p.position !== undefined && p.positions !== undefined) throw new LogitscopeError('argument_invalid', 'give either position or positions, not both', 'positions');
+  if (p.position !== undefined && p.positions !== undefined) issues.push({ code: 'argument_invalid', path: 'positions', message: 'give either position or positions, not both' });
   if (p.positions !== undefined && p.positions !== 'all' && p.positions.from > p.positions.to) {
-    throw new LogitscopeError('argument_invalid', `the range ${p.positions.from}-${p.positions.to} is empty: from must not exceed to`, 'positions');
+    issues.push({ code: 'argument_invalid', path: 'positions', message: `the range ${p.positions.from}-${p.positions.to} is empty: from must not exceed to` });
   }
+  return issues;
+}
+
+/** The computation behind both the view and a saved extraction: checks first, then the extraction. */
+async function compute(engine: Engine, p: ExtractFields & { follow?: number }, request: 'extract' | 'extract.save') {
+  const { bos, k } = p;
+  const choices = p.techniques ?? BUILT_IN_TECHNIQUES.map((t) => ({ id: t.id as 'logit_lens' | 'patchscope' | 'logitscope' }));
+  refuseIssues(request, [...checkAgainstModel(engine.config, { layers: p.layers, techniques: choices }), ...requestIssues(p, choices)]);
   // The engine refuses an empty or over-long prompt with the field `text`.
   const tokens = engine.tokenize(p.text, { bos });
   const positions = positionsOf(p, tokens.length);
   // One prompt has no train slice: a tuned lens reads through the lens last fitted for this model.
   const techniques = latestLensFor(engine, resolveTechniques(techniqueSpecs(choices), (t) => engine.tokenize(t, { bos })));
   const layers = p.layers ?? Array.from({ length: engine.config.nLayers }, (_, l) => l);
-  const k = p.k ?? 5;
   // Each position is its own example, as in a sweep: the same fast path, one source pass per batch.
   const extractor = new Extractor(engine);
   const examples: ExampleResult[] = [];
@@ -85,8 +95,8 @@ async function compute(engine: Engine, p: ExtractFields & { follow?: number }) {
   return { bos, tokens, positions, techniques, layers, k, examples, parity };
 }
 
-export async function extractOne(engine: Engine, p: Payload<'extract'>): Promise<ExtractView> {
-  const { bos, tokens, techniques, layers, examples, parity } = await compute(engine, p);
+export async function extractOne(engine: Engine, p: Parsed<'extract'>): Promise<ExtractView> {
+  const { bos, tokens, techniques, layers, examples, parity } = await compute(engine, p, 'extract');
   const text = (id: number) => engine.tokenizer.tokenString(id);
   const paddingFrom = engine.tokenizer.vocabSize;
   const record: ExportRecord = {
@@ -140,9 +150,9 @@ export const TYPED_SOURCE = 'typed in the Extract view';
  * like any sweep. It is computed here again rather than taken from the renderer: only numbers this
  * process made go into the results cache.
  */
-export async function saveExtraction(engine: Engine, store: ResultStore, p: Payload<'extract.save'>): Promise<{ runId: string }> {
+export async function saveExtraction(engine: Engine, store: ResultStore, p: Parsed<'extract.save'>): Promise<{ runId: string }> {
   const started = performance.now();
-  const { bos, tokens, positions, techniques, layers, k, examples } = await compute(engine, p);
+  const { bos, tokens, positions, techniques, layers, k, examples } = await compute(engine, p, 'extract.save');
   const quoted = p.text.length > 40 ? `${p.text.slice(0, 39)}…` : p.text;
   const where = positions.length === 1 ? `${positions[0]}` : `${positions[0]}-${positions[positions.length - 1]}`;
   const runId = store.createRun({

@@ -83,7 +83,12 @@ export const protocolOverridesSchema = z.strictObject({
 });
 
 const filesSchema = z.array(nonEmpty('a dataset file name')).min(1, 'choose at least one dataset file').max(10_000);
-const topKSchema = z.int().min(1).max(100);
+/**
+ * Top-k kept per technique and layer when a request gives none: one value for sweeps and
+ * extractions, from every front (the CLI, the app, the HTTP API), since the schema fills it in.
+ */
+export const DEFAULT_K = 10;
+const topKSchema = z.int().min(1).max(100).default(DEFAULT_K);
 const empty = z.strictObject({});
 
 /** One prompt and position to extract from; shared by `extract` and `extract.save`. */
@@ -96,8 +101,8 @@ const extractFields = {
    * example (the logit-lens picture). Not together with `position`.
    */
   positions: z.union([z.literal('all'), z.strictObject({ from: count, to: count })]).optional(),
-  bos: z.boolean().optional(),
-  k: topKSchema.optional(),
+  bos: z.boolean().default(false),
+  k: topKSchema,
   /** Default: the three built-in techniques. */
   techniques: techniqueListSchema.optional(),
   layers: layerListSchema.optional(),
@@ -113,17 +118,17 @@ export const requestSchemas = {
   'gpu.install': z.strictObject({ flavour: z.enum(['cuda12', 'cuda13'], { error: 'choose cuda12 or cuda13' }) }),
   'model.load': z.strictObject({
     dir: nonEmpty('the model directory'),
-    device: deviceSchema.optional(),
+    device: deviceSchema.default('cpu'),
     /** Compute dtype; default float32 on the CPU, float16 on CUDA. It is part of every result's cache key. */
     dtype: z.enum(['float32', 'float16']).optional(),
-    allowCpuFallback: z.boolean().optional(),
+    allowCpuFallback: z.boolean().default(false),
   }),
   'model.current': empty,
   'dataset.preview': z.strictObject({
     files: filesSchema,
     preset: presetSchema,
     overrides: protocolOverridesSchema.optional(),
-    sampleCount: z.int().min(0).max(50).optional(),
+    sampleCount: z.int().min(0).max(50).default(5),
   }),
   'sweep.start': z.strictObject({
     files: filesSchema,
@@ -131,8 +136,8 @@ export const requestSchemas = {
     overrides: protocolOverridesSchema.optional(),
     techniques: techniqueListSchema,
     layers: layerListSchema,
-    k: topKSchema.optional(),
-    strategy: strategySchema.optional(),
+    k: topKSchema,
+    strategy: strategySchema.default('fast'),
     name: z.string().max(200).optional(),
     /** Compute every row afresh instead of reading earlier runs' rows (verification runs). */
     recompute: z.boolean().optional(),
@@ -165,7 +170,7 @@ export const requestSchemas = {
     follow: count.optional(),
   }),
   /** The prompt as the model reads it, before any compute: the Extract view shows it to pick a position. */
-  'extract.tokenize': z.strictObject({ text: nonEmpty('the prompt'), bos: z.boolean().optional() }),
+  'extract.tokenize': z.strictObject({ text: nonEmpty('the prompt'), bos: z.boolean().default(false) }),
   /** Computes the extraction again and stores it as a one-example run (history, exports). */
   'extract.save': z.strictObject({ ...extractFields, name: z.string().trim().max(200).optional() }),
   'runs.list': z.strictObject({ status: runStatusSchema.optional(), modelPath: z.string().optional(), dataset: z.string().optional() }),
@@ -258,7 +263,7 @@ const serializedErrorSchema = z.object({
   code: z.string(),
   message: z.string(),
   path: z.string().optional(),
-  issues: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+  issues: z.array(z.object({ path: z.string(), message: z.string(), code: z.string().optional() })).optional(),
   name: z.string().optional(),
 });
 

@@ -1,4 +1,3 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { assertUnchanged, checkFingerprints, fingerprintDataset, recordedFingerprints, type DatasetFingerprint } from '../data/fingerprint.ts';
 import type { SliceProgress } from '../data/slice.ts';
@@ -15,9 +14,8 @@ import { runSweep, type SweepOutcome, type SweepPlan, type SweepProgress } from 
 import type { SweepSpec } from '../protocol/spec.ts';
 import type { Shard } from '../protocol/shards.ts';
 import { shardCache, shardOfRun, shardOrdinals } from '../scale/shard.ts';
+import { CODE_VERSION } from './code-version.ts';
 
-/** The app's version, recorded with every run so results of different code can be told apart. */
-export const CODE_VERSION: string = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
 
 export interface StoredSweepHooks {
   signal?: AbortSignal;

@@ -11,7 +11,7 @@ import { isCorrect, type Readout } from '../sweep/readout.ts';
 import type { ResolvedTechnique } from '../protocol/techniques.ts';
 import { describeTechnique } from '../sweep/export-record.ts';
 import { checkFingerprints, recordedFingerprints } from '../data/fingerprint.ts';
-import type { ExampleListView, ExampleView, ModelView, Payload, Reply, RunView } from './contract.ts';
+import type { ExampleListView, ExampleView, ModelView, Parsed, Reply, RunView } from './contract.ts';
 import { previewSlice } from '../data/preview.ts';
 import { resolveProtocol } from '../protocol/presets.ts';
 import type { ExampleQuery } from '../store/example-query.ts';
@@ -50,6 +50,7 @@ export function runView(store: ResultStore, runId: string, cacheRoot?: string): 
     status,
     createdAt,
     modelPath,
+    codeVersion: run.codeVersion,
     device: (run.model.device as RunView['device'] | undefined) ?? 'cpu',
     computeDtype: (run.model.compute_dtype as RunView['computeDtype'] | undefined) ?? 'float32',
     files,
@@ -71,11 +72,11 @@ export function runView(store: ResultStore, runId: string, cacheRoot?: string): 
 }
 
 /** A dataset's slice as the protocol would read it: counts and a few samples, before a sweep starts. */
-export async function datasetPreview(p: Payload<'dataset.preview'>): Promise<Reply<'dataset.preview'>> {
+export async function datasetPreview(p: Parsed<'dataset.preview'>): Promise<Reply<'dataset.preview'>> {
   const protocol = resolveProtocol(p.preset, p.overrides);
   const preview = await previewSlice(
     { files: p.files, start: protocol.poolStart, end: protocol.poolEnd, pileSetName: protocol.pileSetName, filter: protocol.filter },
-    { sampleCount: p.sampleCount ?? 5 },
+    { sampleCount: p.sampleCount },
   );
   return {
     protocol,

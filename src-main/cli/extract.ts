@@ -21,7 +21,7 @@ the logit-lens picture) and the top-1 of each layer × position is printed per t
   --position P      the position to read (0-based, BOS included when --bos); default: the last token
   --positions R     all, or an inclusive range such as 3-17: read every position in it
   --bos             prepend <|endoftext|> to the source and target prompts (the seed's protocol)
-  --top-k K         tokens shown per technique and layer (1..100, default 5)
+  --top-k K         tokens shown per technique and layer (1..100, default 10)
   --techniques LIST comma list of logit_lens,patchscope,logitscope,tuned_lens (default: the
                     first three; tuned_lens reads through the lens last fitted by a sweep for this
                     model: one prompt has no train slice, so --lens-train, --lens-ridge and

@@ -74,6 +74,7 @@ export const runsCommand = {
           const run = await lab.call('runs.get', { runId: id(0) });
           console.log(`run ${run.id}${run.name ? ` "${run.name}"` : ''}: ${run.status}, ${run.examplesDone}/${run.examplesPlanned ?? '?'} examples, ${run.strategy} strategy on ${run.device}`);
           console.log(`model ${run.modelPath}; data ${run.files.join(', ')}; protocol ${JSON.stringify(run.protocol)}`);
+          console.log(`code ${run.codeVersion}`);
           const shard = run.dataset.shard as { index: number; count: number } | undefined;
           if (shard) console.log(`shard ${shard.index}/${shard.count}: computes the examples whose ordinal ≡ ${shard.index} (mod ${shard.count}); merge the shards with \`runs merge\``);
           // The fitted lens a tuned_lens technique read through (its train slice, seed, ridge, key).

@@ -153,9 +153,8 @@ export const sweepCommand = {
         const modelDir = requiredOption(o.model ?? (o.demo ? DEMO.modelDir : undefined), 'model');
         return follow(lab, { out, start: (requestId) => lab.call('sweep.start', { ...req, requestId, devices: devices!, modelDir, dtype: o.dtype as SweepRequest['dtype'] }) });
       }
-      const model = await loadModel(lab, requiredOption(o.model ?? (o.demo ? DEMO.modelDir : undefined), 'model'), device ?? 'cpu', o);
-      // Layers past the model's last are refused here, before any dataset is read.
-      parseLayerList(o.layers, { field: '--layers', nLayers: model.nLayers });
+      // Layers past the model's last are refused by sweep.start, before any dataset is read.
+      await loadModel(lab, requiredOption(o.model ?? (o.demo ? DEMO.modelDir : undefined), 'model'), device ?? 'cpu', o);
       return follow(lab, { out, start: (requestId) => lab.call('sweep.start', { ...req, requestId }) });
     });
     process.exitCode = code;

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { LogitscopeError } from '../errors.ts';
-import { expectedWeightShapes, readGptjConfig, type GptjConfig } from './config.ts';
+import { expectedWeightShapes, type ModelConfig, readModelConfig } from './config.ts';
+import { descriptionOf } from './families/index.ts';
 import { decodeInto } from './dtype.ts';
 import { contentIdentity, type IdentityFile } from './identity.ts';
 import { readSafetensorsHeader } from './safetensors.ts';
@@ -10,10 +11,10 @@ import { readTorchBin } from './torch-bin.ts';
 
 export type CheckpointFormat = 'safetensors' | 'safetensors-sharded' | 'bin' | 'bin-sharded';
 
-/** A validated checkpoint directory: every weight GPT-J needs is present, shaped as config.json says, and inside its file. */
+/** A validated checkpoint directory: every weight its family needs is present, shaped as config.json says, and inside its file. */
 export interface Checkpoint {
   readonly dir: string;
-  readonly config: GptjConfig;
+  readonly config: ModelConfig;
   readonly format: CheckpointFormat;
   /** The dtype of the weight matrices (the most common one by elements if they are mixed). */
   readonly dtype: WeightDtype;
@@ -45,7 +46,7 @@ const MAX_LISTED = 5;
  */
 export function openCheckpoint(dir: string, opts: { cacheRoot?: string } = {}): Checkpoint {
   dir = path.resolve(dir);
-  const config = readGptjConfig(dir);
+  const parsed = readModelConfig(dir);
   const layout = LAYOUTS.find((l) => fs.existsSync(path.join(dir, l.name)));
   if (!layout) {
     const broken = LAYOUTS.find((l) => isBrokenLink(path.join(dir, l.name)));
@@ -76,6 +77,7 @@ export function openCheckpoint(dir: string, opts: { cacheRoot?: string } = {}): 
     }
     files.push(file);
   }
+  const config = withCheckpointKeys(parsed, tensors);
   checkExpectedWeights(config, tensors, names.length === 1 ? files[0] : dir);
   // Hashed only once the headers are known to be sound, so a broken checkpoint fails fast.
   const extras = ['config.json', ...IDENTITY_EXTRAS, ...(layout.sharded ? [layout.name] : [])].filter((n) => fs.existsSync(path.join(dir, n)));
@@ -93,6 +95,20 @@ export function openCheckpoint(dir: string, opts: { cacheRoot?: string } = {}): 
     files,
     identity: contentIdentity(identityFiles, { cacheRoot: opts.cacheRoot }),
   });
+}
+
+/**
+ * The config with the key names this checkpoint uses, where its family is published under more
+ * than one: the prefix (GPT-2: "transformer.h.0…" from GPT2LMHeadModel, "h.0…" in the canonical
+ * gpt2 file) and the untied head (NeoX: embed_out on the hub, lm_head as transformers 5 saves it).
+ * Where none is present the usual names stay, and the missing weights are reported by them.
+ */
+function withCheckpointKeys(config: ModelConfig, tensors: ReadonlyMap<string, TensorRef>): ModelConfig {
+  const d = descriptionOf(config);
+  const weightPrefix = d.weightPrefixes.find((prefix) => tensors.has(d.top({ ...config, weightPrefix: prefix }).wte.weight)) ?? config.weightPrefix;
+  const headKey = d.headKeys.find((key) => tensors.has(`${key}.weight`)) ?? config.headKey;
+  if (weightPrefix === config.weightPrefix && headKey === config.headKey) return config;
+  return Object.freeze({ ...config, weightPrefix, headKey });
 }
 
 function isBrokenLink(p: string): boolean {
@@ -124,7 +140,7 @@ function readShardNames(indexFile: string): string[] {
   return [...names].sort();
 }
 
-function checkExpectedWeights(config: GptjConfig, tensors: ReadonlyMap<string, TensorRef>, where: string): void {
+function checkExpectedWeights(config: ModelConfig, tensors: ReadonlyMap<string, TensorRef>, where: string): void {
   const missing: string[] = [];
   const wrong: string[] = [];
   let wrongFile = where;
@@ -150,7 +166,7 @@ function listSome(items: string[]): string {
   return items.length > MAX_LISTED ? `${shown}; and ${items.length - MAX_LISTED} more` : shown;
 }
 
-function dtypesOf(config: GptjConfig, tensors: ReadonlyMap<string, TensorRef>) {
+function dtypesOf(config: ModelConfig, tensors: ReadonlyMap<string, TensorRef>) {
   const elementsByDtype = new Map<WeightDtype, number>();
   for (const [name, shape] of expectedWeightShapes(config)) {
     if (shape.length !== 2) continue;

@@ -4,7 +4,7 @@ import { defaultCacheDir } from '../app-paths.ts';
 import { LogitscopeError } from '../errors.ts';
 import { checkCacheRoot } from '../fs-errors.ts';
 import { LENS_WEIGHTS } from '../protocol/lens-settings.ts';
-import { readGptjConfig, type GptjConfig } from './config.ts';
+import { type ModelConfig, readModelConfig } from './config.ts';
 import type { ComputeType } from './graph/layers.ts';
 import { type DeviceChoice, type DeviceKind, parseDevice } from '../protocol/device.ts';
 import { loadTokenizer, type GptjTokenizer } from './tokenizer.ts';
@@ -87,13 +87,13 @@ export class Engine {
     readonly tokenizer: GptjTokenizer,
   ) {}
 
-  get config(): GptjConfig {
+  get config(): ModelConfig {
     return this.info.config;
   }
 
   static async load(opts: EngineLoadOptions): Promise<Engine> {
     const device: DeviceChoice = parseDevice(opts.device ?? 'cpu');
-    readGptjConfig(opts.modelDir); // a directory that is not a GPT-J checkpoint is reported as such, first
+    readModelConfig(opts.modelDir); // a directory that is not a checkpoint of a supported family is reported as such, first
     const tokenizer = loadTokenizer(opts.modelDir);
     const cacheRoot = opts.cacheRoot ?? defaultCacheDir();
     checkCacheRoot(cacheRoot); // a file, or a folder that cannot be written: said before the worker starts
@@ -164,7 +164,7 @@ export class Engine {
     if (opts.vectors.length !== rows * dModel) {
       throw new LogitscopeError('argument_invalid', `expected ${rows} vectors of ${dModel} values, got ${opts.vectors.length} values`, 'vectors');
     }
-    opts.injectLayers.forEach((l, i) => this.checkLayer(l, `injectLayers[${i}]`));
+    opts.injectLayers.forEach((l, i) => assertLayer(this.config, l, `injectLayers[${i}]`));
     const out = await this.call('patched', { prefixTokens: opts.prefix.tokens, vectors: opts.vectors, injectLayers: opts.injectLayers });
     return out.final;
   }
@@ -172,7 +172,7 @@ export class Engine {
   /** The naive patched run, kept to verify the fast one: the whole target prompt through every block, one row. */
   async naivePatched(opts: { targetTokens: number[]; layer: number; vector: Float32Array }): Promise<Float32Array> {
     this.checkTokens(opts.targetTokens, 'target prompt');
-    this.checkLayer(opts.layer, 'layer');
+    assertLayer(this.config, opts.layer, 'layer');
     return (await this.call('naive', opts)).final;
   }
 
@@ -210,8 +210,8 @@ export class Engine {
     if (req.track !== undefined) this.checkIds([req.track], 'track');
     req.techniques.forEach((t) => {
       if (t.prefixTokens) this.checkTokens(t.prefixTokens, `technique ${t.id}`);
-      t.sourceLayer.forEach((l) => this.checkLayer(l, `technique ${t.id}`));
-      if (t.prefixTokens) t.injectLayer.forEach((l) => this.checkLayer(l, `technique ${t.id}`));
+      t.sourceLayer.forEach((l) => assertLayer(this.config, l, `technique ${t.id}`));
+      if (t.prefixTokens) t.injectLayer.forEach((l) => assertLayer(this.config, l, `technique ${t.id}`));
       if (t.example.some((b) => !(Number.isInteger(b) && b >= 0 && b < req.items.length))) {
         throw new LogitscopeError('argument_invalid', `technique ${t.id} names an example outside the batch`, 'techniques');
       }
@@ -272,12 +272,18 @@ export class Engine {
       throw new LogitscopeError('position_out_of_range', `position ${it.position} is outside the prompt (0..${it.tokens.length - 1})`, what);
     }
   }
+}
 
-  private checkLayer(layer: number, what: string): void {
-    const { nLayers } = this.config;
-    if (!Number.isInteger(layer) || layer < -1 || layer >= nLayers) {
-      throw new LogitscopeError('layer_out_of_range', `layer ${layer} is outside -1..${nLayers - 1} (-1 = embeddings)`, what);
-    }
+/**
+ * An internal invariant, not a user's error: every request is checked against its model before any
+ * work (api/model-check.ts), so a layer out of range here is a bug of the caller (a plan built
+ * wrong, a script driving the engine directly). It keeps its code, so such a caller still gets a
+ * coded error rather than a crash in the graph.
+ */
+export function assertLayer(config: { nLayers: number }, layer: number, what: string): void {
+  const { nLayers } = config;
+  if (!Number.isInteger(layer) || layer < -1 || layer >= nLayers) {
+    throw new LogitscopeError('layer_out_of_range', `layer ${layer} is outside -1..${nLayers - 1} (-1 = embeddings)`, what);
   }
 }
 

@@ -3,16 +3,14 @@
  * keys/values, and the batch operation. Residuals, prefixes and the model's own distributions are
  * made and used here; only what is stored goes back to the main thread.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { LogitscopeError } from '../errors.ts';
-import type { DeviceChoice } from '../protocol/device.ts';
 import { residHook, residIndex } from '../protocol/hooks.ts';
-import { LENS_WEIGHTS } from '../protocol/lens-settings.ts';
-import type { GptjConfig } from './config.ts';
+import type { ModelConfig } from './config.ts';
 import { BLOCKS_MODE, type GraphName, NO_PATCH_LAYER } from './graph/gptj-graphs.ts';
 import type { ComputeType } from './graph/layers.ts';
 import { logSoftmaxRows } from '../protocol/results.ts';
+import { type LensOpener, LensSessions } from './lens-sessions.ts';
+import { Lru } from './lru.ts';
 import type { HostTensor, Session } from './ort-session.ts';
 import { planSourceRows } from './source-rows.ts';
 import { residRowAt, type BatchRequest, type BatchResult, type EngineStats, type EngineTimings, type ModelRows, type RowMeasures, type SourceItem, type UnembedReply } from './worker-protocol.ts';
@@ -20,8 +18,8 @@ import { residRowAt, type BatchRequest, type BatchResult, type EngineStats, type
 /** Prefix keys/values of one target prompt, in the compute type: they never leave the worker. */
 interface Prefix {
   tokens: number[];
-  key: HostTensor; // [nLayers, nHeads, prefix, dHead]
-  value: HostTensor; // [nLayers, nHeads, prefix, dHead]
+  key: HostTensor; // [nLayers, nKeyValueHeads, prefix, dHead]
+  value: HostTensor; // [nLayers, nKeyValueHeads, prefix, dHead]
 }
 
 /** One unembedding run as the graph gives it. */
@@ -38,44 +36,26 @@ interface Unembedded {
 /** Target prompts kept: the built-in ones and a few custom ones; each is nLayers × 2 × prefix × d values. */
 const MAX_PREFIXES = 16;
 
-/**
- * Opens a tuned lens's apply session (lens/graphs.ts applyGraph) on the engine's device, mapping
- * the weights in `dir`. Given by the worker, which knows the device.
- */
-export type LensOpener = (dir: string) => Promise<Session>;
-
-/** What the module named by the load request's lensSessions exports (lens/local-sessions.ts). */
-export interface LensSessionsModule {
-  openApplySession(o: { dir: string; device: DeviceChoice; nLayers: number; dModel: number }): Promise<Session>;
-}
-
-/** Lens sessions kept: each maps a lens's (L+1)·d² float32 weights (1.9 GB for GPT-J). */
-const MAX_LENSES = 2;
-
 export class ModelRunner {
   readonly stats: EngineStats = { sourceRuns: 0, sourceRows: 0, patchedRuns: 0, patchedRows: 0, unembedRuns: 0, unembedRows: 0, naiveRuns: 0, lensRuns: 0, lensRows: 0 };
   readonly timings: EngineTimings = { full: 0, step: 0, unembed: 0, lens: 0, host: 0 };
   /** Distinct prompts the source passes ran (stats.sourceRows counts the items read out of them). */
   sourcePrompts = 0;
-  private readonly prefixes = new Map<string, Prefix>();
-  /**
-   * Tuned-lens sessions by lens folder, with the size, mtime and inode of the weights they map: a
-   * lens fitted again into the same folder (its cache was cleared) gets a fresh session. They go
-   * with the worker, as the model's own sessions do (Engine.dispose ends it).
-   */
-  private readonly lenses = new Map<string, { stamp: string; session: Promise<Session> }>();
+  private readonly prefixes = new Lru<string, Prefix>(MAX_PREFIXES);
+  private readonly lenses: LensSessions;
   /** Feeds for the blocks graph's inputs that the mode being run does not read: the smallest valid tensors. */
   private readonly unusedByFull: Record<string, HostTensor>;
   private readonly unusedByStep: Record<string, HostTensor>;
 
   constructor(
     private readonly sessions: Record<GraphName, Session>,
-    private readonly config: GptjConfig,
+    private readonly config: ModelConfig,
     private readonly computeType: ComputeType,
-    private readonly openLens?: LensOpener,
+    openLens?: LensOpener,
   ) {
-    const { nLayers, nHeads, dHead } = config;
-    const noPrefix = this.computeTensor([nLayers, nHeads, 0, dHead]);
+    this.lenses = new LensSessions(openLens);
+    const { nLayers, nKeyValueHeads, dHead } = config;
+    const noPrefix = this.computeTensor([nLayers, nKeyValueHeads, 0, dHead]);
     this.unusedByFull = { active_counts: int64(new Array(nLayers + 1).fill(0)), position: int64([0]), prefix_key: noPrefix, prefix_value: noPrefix };
     this.unusedByStep = {
       input_ids: { type: 'int64', data: new BigInt64Array(1), dims: [1, 1] },
@@ -97,13 +77,7 @@ export class ModelRunner {
   async prefix(tokens: number[]): Promise<Prefix> {
     const key = tokens.join(',');
     let p = this.prefixes.get(key);
-    if (p) {
-      this.prefixes.delete(key); // re-inserted below: the map's order is the least recently used first
-    } else {
-      p = await this.computePrefix(tokens);
-      if (this.prefixes.size >= MAX_PREFIXES) this.prefixes.delete(this.prefixes.keys().next().value!);
-    }
-    this.prefixes.set(key, p);
+    if (!p) this.prefixes.set(key, (p = await this.computePrefix(tokens)));
     return p;
   }
 
@@ -250,7 +224,7 @@ export class ModelRunner {
     const width = Math.max(...members.map((g) => g.length));
     const input = new Float32Array(groups.size * width * d); // [groups, width, d]
     members.forEach((rows, g) => rows.forEach((r, j) => input.set(vectors.subarray(r * d, (r + 1) * d), (g * width + j) * d)));
-    const session = await this.lensSession(dir);
+    const session = await this.lenses.session(dir);
     const started = performance.now();
     let mapped: Float32Array;
     try {
@@ -262,37 +236,6 @@ export class ModelRunner {
     members.forEach((rows, g) => rows.forEach((r, j) => vectors.set(mapped.subarray((g * width + j) * d, (g * width + j + 1) * d), r * d)));
     this.stats.lensRuns++;
     this.stats.lensRows += members.reduce((n, g) => n + g.length, 0);
-  }
-
-  /** The apply session of the lens in `dir`, opened once per lens file and kept (the least recently used is released first). */
-  private async lensSession(dir: string): Promise<Session> {
-    if (!this.openLens) throw new LogitscopeError('engine_failed', 'this engine cannot apply a tuned lens (no lens session opener)');
-    let st: fs.Stats;
-    try {
-      st = fs.statSync(path.join(dir, LENS_WEIGHTS));
-    } catch (e) {
-      throw new LogitscopeError('cache_corrupt', `the tuned lens's weights cannot be read (${(e as Error).message}); delete ${dir} to fit it again`, dir);
-    }
-    const stamp = `${st.size}:${st.mtimeMs}:${st.ino}`;
-    let entry = this.lenses.get(dir);
-    if (entry) this.lenses.delete(dir); // re-inserted below: the map's order is the least recently used first
-    if (entry && entry.stamp !== stamp) {
-      void releaseWhenOpen(entry.session);
-      entry = undefined;
-    }
-    if (!entry) {
-      const opened = { stamp, session: this.openLens(dir) };
-      // A failed open is not kept: the next batch tries again.
-      opened.session.catch(() => this.lenses.get(dir) === opened && this.lenses.delete(dir));
-      entry = opened;
-      while (this.lenses.size >= MAX_LENSES) {
-        const [oldest, old] = this.lenses.entries().next().value!;
-        this.lenses.delete(oldest);
-        void releaseWhenOpen(old.session);
-      }
-    }
-    this.lenses.set(dir, entry);
-    return entry.session;
   }
 
   /**
@@ -321,11 +264,11 @@ export class ModelRunner {
   }
 
   private async computePrefix(tokens: number[]): Promise<Prefix> {
-    const { nLayers, nHeads, dHead, dModel } = this.config;
+    const { nLayers, nKeyValueHeads, dHead, dModel } = this.config;
     const p = tokens.length - 1;
     if (p === 0) {
       // A one-token target (no BOS) has no prefix: the patched position attends only to itself.
-      const empty = this.computeTensor([nLayers, nHeads, 0, dHead]);
+      const empty = this.computeTensor([nLayers, nKeyValueHeads, 0, dHead]);
       return { tokens, key: empty, value: empty };
     }
     const out = await this.runFull('prefix', {
@@ -335,8 +278,8 @@ export class ModelRunner {
       patch_positions: int64([0]),
       patch_vectors: f32(new Float32Array(dModel), [1, dModel]),
     }, ['present_key', 'present_value']);
-    // [nLayers, 1, H, p, dh] -> [nLayers, H, p, dh]: the batch axis of one is dropped, the data is unchanged.
-    const drop = (t: HostTensor): HostTensor => ({ ...t, dims: [nLayers, nHeads, p, dHead] }) as HostTensor;
+    // [nLayers, 1, KV, p, dh] -> [nLayers, KV, p, dh]: the batch axis of one is dropped, the data is unchanged.
+    const drop = (t: HostTensor): HostTensor => ({ ...t, dims: [nLayers, nKeyValueHeads, p, dHead] }) as HostTensor;
     return { tokens, key: drop(out.present_key), value: drop(out.present_value) };
   }
 
@@ -394,7 +337,6 @@ export class ModelRunner {
     return resid.subarray(nLayers * batch * dModel, (nLayers + 1) * batch * dModel); // [batch, d]
   }
 
-
   /** The blocks graph on whole prompts: source passes and naive patched runs (`source`), or a target prompt's key/value cache (`prefix`). */
   private runFull(mode: 'source' | 'prefix', feeds: Record<string, HostTensor>, fetches: string[]): Promise<Record<string, HostTensor>> {
     return this.run('blocks', 'full', { mode: int64([BLOCKS_MODE[mode]]), ...this.unusedByFull, ...feeds }, fetches);
@@ -428,11 +370,6 @@ function rowName(req: BatchRequest, row: number): string {
     r -= t.example.length;
   }
   return `row ${row}`;
-}
-
-async function releaseWhenOpen(session: Promise<Session>): Promise<void> {
-  const s = await session.catch(() => null);
-  await s?.release();
 }
 
 function nonFinite(message: string): LogitscopeError {

@@ -1,5 +1,5 @@
 import type { SerializedError } from '../errors.ts';
-import type { GptjConfig } from './config.ts';
+import type { ModelConfig } from './config.ts';
 import type { ComputeType } from './graph/layers.ts';
 import type { DeviceChoice, DeviceKind } from '../protocol/device.ts';
 import { residHook, residIndex } from '../protocol/hooks.ts';
@@ -108,7 +108,7 @@ export interface WorkerRequests {
 }
 
 export interface LoadedModel {
-  config: GptjConfig;
+  config: ModelConfig;
   identity: string;
   format: string;
   weightDtype: WeightDtype;

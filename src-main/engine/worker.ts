@@ -4,7 +4,8 @@ import { LogitscopeError, serializeError } from '../errors.ts';
 import { openCheckpoint } from './checkpoint.ts';
 import type { GraphName } from './graph/gptj-graphs.ts';
 import { prepareModel } from './model-build.ts';
-import { type LensOpener, type LensSessionsModule, ModelRunner } from './model-runner.ts';
+import { type LensOpener, type LensSessionsModule } from './lens-sessions.ts';
+import { ModelRunner } from './model-runner.ts';
 import { createSession } from './ort-session.ts';
 import type { LoadedModel, Meter, WorkerRequest, WorkerRequests } from './worker-protocol.ts';
 

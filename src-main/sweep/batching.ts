@@ -1,5 +1,5 @@
 import os from 'node:os';
-import type { GptjConfig } from '../engine/config.ts';
+import type { ModelConfig } from '../engine/config.ts';
 
 export interface BatchLimits {
   /** Padded tokens per source pass (batch × longest prompt). */
@@ -15,10 +15,12 @@ export interface BatchLimits {
  * The per-token and per-row costs are the largest activations onnxruntime keeps alive at once
  * (one block's q/k/v/MLP hidden and the attention scores; the logits and their log-softmax).
  */
-export function batchLimits(c: GptjConfig, opts: { layers: number; budgetBytes?: number; longest: number }): BatchLimits {
+export function batchLimits(c: ModelConfig, opts: { layers: number; budgetBytes?: number; longest: number }): BatchLimits {
   const budget = opts.budgetBytes ?? Math.min(2 * 1024 ** 3, os.freemem() / 4);
-  const perToken = 4 * (8 * c.dModel + 2 * c.dMlp + 2 * c.nHeads * opts.longest);
-  const perRow = 4 * (8 * c.dModel + 2 * c.dMlp);
+  // A gated MLP (SwiGLU, GeGLU) holds gate, up and their product: three d_mlp-wide rows, not two.
+  const mlp = (c.gatedMlp ? 3 : 2) * c.dMlp;
+  const perToken = 4 * (8 * c.dModel + mlp + 2 * c.nHeads * opts.longest);
+  const perRow = 4 * (8 * c.dModel + mlp);
   const perUnembedRow = 4 * 3 * c.dVocab;
   return {
     sourceTokens: Math.max(opts.longest, Math.floor(budget / perToken)),

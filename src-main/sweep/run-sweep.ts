@@ -1,4 +1,4 @@
-import type { Engine } from '../engine/engine.ts';
+import { assertLayer, type Engine } from '../engine/engine.ts';
 import { LogitscopeError } from '../errors.ts';
 import { batchLimits, planBatches } from './batching.ts';
 import { Extractor, extractNaive } from './extract.ts';
@@ -189,12 +189,11 @@ function assemble(plan: SweepPlan, example: SweepExample, known: ExampleResult |
   return { tokens: example.tokens, position: example.position, reference_top1: referenceTop1, layers };
 }
 
+/** The plan's own invariants; a request's layers were checked against the model before it was made (api/model-check.ts). */
 function validatePlan(engine: Engine, plan: SweepPlan): void {
-  const { nLayers } = engine.config;
   if (plan.examples.length === 0) throw new LogitscopeError('slice_empty', 'the sweep has no examples', 'examples');
   if (plan.techniques.length === 0) throw new LogitscopeError('argument_invalid', 'choose at least one technique', 'techniques');
   if (plan.layers.length === 0) throw new LogitscopeError('argument_invalid', 'choose at least one layer', 'layers');
-  const badLayer = plan.layers.find((l) => !Number.isInteger(l) || l < -1 || l >= nLayers);
-  if (badLayer !== undefined) throw new LogitscopeError('layer_out_of_range', `layer ${badLayer} is outside -1..${nLayers - 1}`, 'layers');
+  plan.layers.forEach((l) => assertLayer(engine.config, l, 'layers'));
   if (new Set(plan.layers).size !== plan.layers.length) throw new LogitscopeError('argument_invalid', 'a layer is listed twice', 'layers');
 }

@@ -24,7 +24,7 @@ export interface ReferenceResult {
   logits: Float64Array[];
 }
 
-function weight(weights: Weights, name: string, length: number): Float64Array {
+export function weight(weights: Weights, name: string, length: number): Float64Array {
   const w = weights.get(name);
   if (!w) throw new Error(`reference: weight ${name} is missing`);
   if (w.length !== length) throw new Error(`reference: weight ${name} has ${w.length} elements, expected ${length}`);
@@ -32,7 +32,7 @@ function weight(weights: Weights, name: string, length: number): Float64Array {
 }
 
 /** y = W x (+ b) with W in HF Linear layout [out, in], row-major. */
-function linear(w: Float64Array, x: Float64Array, outDim: number, bias?: Float64Array): Float64Array {
+export function linear(w: Float64Array, x: Float64Array, outDim: number, bias?: Float64Array): Float64Array {
   const inDim = x.length;
   const y = new Float64Array(outDim);
   for (let o = 0; o < outDim; o++) {

@@ -1,9 +1,10 @@
-import type { GptjConfig } from '../config.ts';
+/** The engine's graphs for every family (the file keeps the name it had when GPT-J was the only one). */
+import type { ModelConfig } from '../model-config.ts';
 import type { TensorRef } from '../tensor-ref.ts';
 import { block, causalSelfAttention, prefixAttention } from './block.ts';
 import { type ComputeType, type Ctx, rotaryTables, toCompute, toFloat32, unembed } from './layers.ts';
 import { GraphBuilder } from './onnx-builder.ts';
-import { TOP_WEIGHTS } from './weight-names.ts';
+import { topWeights } from './weight-names.ts';
 
 /** Where the session finds a checkpoint tensor: a file in its weight folder and a byte offset. */
 export interface WeightPlacement {
@@ -13,15 +14,16 @@ export interface WeightPlacement {
 }
 
 export interface GraphOptions {
-  readonly config: GptjConfig;
+  readonly config: ModelConfig;
   readonly dtype: ComputeType;
   readonly place: (name: string) => WeightPlacement;
 }
 
 /**
- * The two graphs the engine runs, one session each. Names double as session ids across the worker
- * boundary. `blocks` holds every block's weights (and wte), `unembed` ln_f and lm_head: no weight is
- * in two sessions, so a device holds each once.
+ * The two graphs the engine runs, one session each, for every family. Names double as session ids
+ * across the worker boundary. `blocks` holds every block's weights (and the embeddings), `unembed`
+ * the final norm and the head: no weight is in two sessions, so a device holds each once, except
+ * a tied head's embedding matrix (GPT-2, Gemma, some Llama), which both read.
  */
 export type GraphName = 'blocks' | 'unembed';
 
@@ -65,8 +67,8 @@ interface BlocksInputs {
   // step
   readonly counts: string; // active_counts [nLayers+1]
   readonly position: string; // position [1]
-  readonly prefixKey: string; // prefix_key [nLayers, H, prefix, dh]
-  readonly prefixValue: string; // prefix_value [nLayers, H, prefix, dh]
+  readonly prefixKey: string; // prefix_key [nLayers, KV, prefix, dh]
+  readonly prefixValue: string; // prefix_value [nLayers, KV, prefix, dh]
 }
 
 /**
@@ -78,9 +80,9 @@ interface BlocksInputs {
  *
  * Inputs: mode [1]; for whole prompts input_ids [batch, seq], gather_rows [G], patch_layer [1],
  *   patch_positions [batch] (or [1]); patch_vectors [rows, d] fp32 (every body); for the step
- *   active_counts [nLayers+1], position [1], prefix_key / prefix_value [nLayers, nHeads, prefix, dHead].
+ *   active_counts [nLayers+1], position [1], prefix_key / prefix_value [nLayers, nKeyValueHeads, prefix, dHead].
  * Outputs: resid [nLayers+1, G, d] fp32 (whole prompts) or [1, rows, d] fp32 (step: the final
- *   residual); present_key / present_value [nLayers, batch, nHeads, seq, dHead] in the compute type
+ *   residual); present_key / present_value [nLayers, batch, nKeyValueHeads, seq, dHead] in the compute type
  *   (prefix; the other bodies give empty ones). Ranks agree between bodies, so each If output has one type.
  */
 export function buildBlocksGraph(o: GraphOptions): Uint8Array {
@@ -95,8 +97,8 @@ export function buildBlocksGraph(o: GraphOptions): Uint8Array {
     vectors: b.input('patch_vectors', 'float32', ['rows', c.dModel]),
     counts: b.input('active_counts', 'int64', [c.nLayers + 1]),
     position: b.input('position', 'int64', [1]),
-    prefixKey: b.input('prefix_key', dt, [c.nLayers, c.nHeads, 'prefix', c.dHead]),
-    prefixValue: b.input('prefix_value', dt, [c.nLayers, c.nHeads, 'prefix', c.dHead]),
+    prefixKey: b.input('prefix_key', dt, [c.nLayers, c.nKeyValueHeads, 'prefix', c.dHead]),
+    prefixValue: b.input('prefix_value', dt, [c.nLayers, c.nKeyValueHeads, 'prefix', c.dHead]),
   };
   const is = (m: number) => b.op('Equal', [mode, b.constInt64([m])]); // [1] bool
   const step = b.subgraph('step');
@@ -105,7 +107,7 @@ export function buildBlocksGraph(o: GraphOptions): Uint8Array {
   fullBody({ ...ctx, b: prefix }, inputs, { cache: true });
   const source = b.subgraph('source');
   fullBody({ ...ctx, b: source }, inputs, { cache: false });
-  const cacheDims = [c.nLayers, 'batch', c.nHeads, 'seq', c.dHead];
+  const cacheDims = [c.nLayers, 'batch', c.nKeyValueHeads, 'seq', c.dHead];
   // If is two-way: whole prompts are one branch, itself an If between prefix and source.
   const prompts = b.subgraph('whole_prompts');
   const [pResid, pKey, pValue] = prompts.opN('If', [is(BLOCKS_MODE.prefix)], 3, { then_branch: { graph: prefix }, else_branch: { graph: source } });
@@ -135,12 +137,11 @@ function fullBody(ctx: Ctx, x: BlocksInputs, o: { cache: boolean }): void {
   const batch = b.op('Slice', [shape, b.constInt64([0]), b.constInt64([1])]); // [1]
   const seq = b.op('Slice', [shape, b.constInt64([1]), b.constInt64([2])]); // [1]
   const positions = b.op('Range', [b.constInt64([0], []), b.op('Squeeze', [seq]), b.constInt64([1], [])]); // [seq]
-  const attention = causalSelfAttention(ctx, { batch, seq, positions, rotary: rotaryTables(ctx, positions, 1) });
+  const attention = causalSelfAttention(ctx, { batch, seq, positions, rotary: rotaryOf(ctx, positions) });
   const patch = patcher(ctx, { batch, seq, positions, patchLayer: x.patchLayer, patchPos: x.patchPos, patchVec });
   const readOut = (h: string) => b.op('Gather', [h, x.gatherRows], { axis: 0 }); // [G, d]
 
-  const embed = b.op('Gather', [ctx.w(TOP_WEIGHTS.wte.weight), b.op('Reshape', [x.ids, b.constInt64([-1])])], { axis: 0 }); // [batch*seq, d]
-  let h = patch(embed, -1); // [batch*seq, d]
+  let h = patch(embed(ctx, { ids: x.ids, positions, batch, seq }), -1); // [batch*seq, d]
   const resid = [readOut(h)];
   const keys: string[] = [];
   const values: string[] = [];
@@ -155,15 +156,35 @@ function fullBody(ctx: Ctx, x: BlocksInputs, o: { cache: boolean }): void {
   const stacked = b.op('Concat', resid.map((r) => b.op('Unsqueeze', [r, b.constInt64([0])])), { axis: 0 }); // [L+1, G, d]
   const name = o.cache ? 'prefix' : 'source';
   b.output(toFloat32(ctx, stacked), `${name}_resid`, 'float32', [c.nLayers + 1, 'gathered', c.dModel]);
-  const cacheDims = [c.nLayers, 'batch', c.nHeads, 'seq', c.dHead];
+  const cacheDims = [c.nLayers, 'batch', c.nKeyValueHeads, 'seq', c.dHead];
   b.output(o.cache ? b.op('Concat', keys, { axis: 0 }) : noCache(ctx), `${name}_present_key`, dt, cacheDims);
   b.output(o.cache ? b.op('Concat', values, { axis: 0 }) : noCache(ctx), `${name}_present_value`, dt, cacheDims);
 }
 
-/** An empty key/value cache [nLayers, 0, H, 0, dh], for the bodies that make none (If's outputs are the same in every branch). */
+/**
+ * hook_embed, the residual stream entering block 0: token embeddings, scaled where the model
+ * scales them (Gemma: √d, in the compute type as Hugging Face rounds it), plus learned positions (GPT-2).
+ */
+function embed(ctx: Ctx, o: { ids: string; positions: string; batch: string; seq: string }): string {
+  const { b, c, dt } = ctx;
+  const top = topWeights(c);
+  let e = b.op('Gather', [ctx.w(top.wte.weight), b.op('Reshape', [o.ids, b.constInt64([-1])])], { axis: 0 }); // [batch*seq, d]
+  if (c.embedScale !== 1) e = b.op('Mul', [e, b.constFloat([c.embedScale], dt)]);
+  if (!top.wpe) return e;
+  const pos = b.op('Gather', [ctx.w(top.wpe.weight), o.positions], { axis: 0 }); // [seq, d]
+  const perPrompt = b.op('Reshape', [e, b.op('Concat', [o.batch, o.seq, b.constInt64([c.dModel])], { axis: 0 })]); // [batch, seq, d]
+  return b.op('Reshape', [b.op('Add', [perPrompt, pos]), b.constInt64([-1, c.dModel])]); // [batch*seq, d]
+}
+
+/** Rotary tables for positions [n] (broadcast over heads), or none where positions are learned. */
+function rotaryOf(ctx: Ctx, positions: string) {
+  return ctx.c.positionalEmbeddingType === 'rotary' ? rotaryTables(ctx, positions, 1) : undefined;
+}
+
+/** An empty key/value cache [nLayers, 0, KV, 0, dh], for the bodies that make none (If's outputs are the same in every branch). */
 function noCache(ctx: Ctx): string {
   const { c } = ctx;
-  return ctx.b.constFloat([], ctx.dt, [c.nLayers, 0, c.nHeads, 0, c.dHead]);
+  return ctx.b.constFloat([], ctx.dt, [c.nLayers, 0, c.nKeyValueHeads, 0, c.dHead]);
 }
 
 /** `patch(h, layer)`: h [batch*seq, d] with each row's patch position overwritten by its patch vector when patch_layer is `layer`. */
@@ -194,8 +215,8 @@ function patcher(ctx: Ctx, o: { batch: string; seq: string; positions: string; p
 function stepBody(ctx: Ctx, x: BlocksInputs): void {
   const { b, c, dt } = ctx;
   const vectors = toCompute(ctx, x.vectors); // [rows, d]
-  // Every row sits at the same position, so one rotary table [1, 1, rd/2, 1] broadcasts over rows.
-  const attention = prefixAttention(ctx, { prefixKey: x.prefixKey, prefixValue: x.prefixValue, rotary: rotaryTables(ctx, x.position, 1) });
+  // Every row sits at the same position, so one rotary table [1, 1, rd/2(, 1)] broadcasts over rows.
+  const attention = prefixAttention(ctx, { prefixKey: x.prefixKey, prefixValue: x.prefixValue, position: x.position, rotary: rotaryOf(ctx, x.position) });
   const count = (j: number) => b.op('Slice', [x.counts, b.constInt64([j]), b.constInt64([j + 1])]); // [1]
   const entering = (from: string, to: string) => b.op('Slice', [vectors, from, to, b.constInt64([0])]); // [n_j, d]
 
@@ -206,13 +227,13 @@ function stepBody(ctx: Ctx, x: BlocksInputs): void {
   }
   h = b.op('Concat', [h, entering(count(c.nLayers - 1), count(c.nLayers))], { axis: 0 }); // rows injected after the last block
   b.output(b.op('Unsqueeze', [toFloat32(ctx, h), b.constInt64([0])]), 'step_resid', 'float32', [1, 'rows', c.dModel]);
-  b.output(noCache(ctx), 'step_no_key', dt, [c.nLayers, 0, c.nHeads, 0, c.dHead]);
-  b.output(noCache(ctx), 'step_no_value', dt, [c.nLayers, 0, c.nHeads, 0, c.dHead]);
+  b.output(noCache(ctx), 'step_no_key', dt, [c.nLayers, 0, c.nKeyValueHeads, 0, c.dHead]);
+  b.output(noCache(ctx), 'step_no_value', dt, [c.nLayers, 0, c.nKeyValueHeads, 0, c.dHead]);
 }
 
 /**
- * `unembed`: ln_f + lm_head on residual rows, log-softmax in fp32, and only what the sweep needs
- * back: the top k, and the log-probability of one chosen id per row (the reference token).
+ * `unembed`: the final norm and the head (and Gemma 2's soft-cap) on residual rows, log-softmax
+ * in fp32, and only what the sweep needs back: the top k, and the log-probability of one chosen id per row (the reference token).
  * Argmax and top-k range over all dVocab rows, as TransformerLens (and so the seed) did. The
  * model's own distribution at a source position is this same graph on the last resid row, so its
  * top-1 (the reference) and every technique's top-1 come from one kernel path.

@@ -1,50 +1,67 @@
-import { blockWeightNames, type GptjConfig } from '../config.ts';
+import type { BlockWeights, NormParams, Params, TopWeights } from '../families/family.ts';
+import type { ModelConfig } from '../model-config.ts';
+import { gptj } from '../families/gptj.ts';
+import { descriptionOf } from '../families/index.ts';
 
-/** The parameters of one nn.Linear or nn.LayerNorm, by checkpoint key. GPT-J's attention projections have no bias. */
-export interface Params {
-  readonly weight: string;
-  readonly bias?: string;
+export type { BlockWeights, FusedQkv, NormParams, Params, TopWeights } from '../families/family.ts';
+
+/** The keys outside the blocks, as this model's checkpoint names them. */
+export function topWeights(c: ModelConfig): TopWeights {
+  return descriptionOf(c).top(c);
 }
 
-export interface NormParams extends Params {
-  readonly bias: string;
+/** The keys of block l, as this model's checkpoint names them. */
+export function layerWeights(c: ModelConfig, l: number): BlockWeights {
+  return descriptionOf(c).block(c, l);
 }
 
-/** One block's checkpoint keys, grouped the way the block uses them. */
-export interface BlockWeights {
-  readonly ln1: NormParams;
-  readonly q: Params;
-  readonly k: Params;
-  readonly v: Params;
-  readonly out: Params;
-  readonly fcIn: Params;
-  readonly fcOut: Params;
-}
-
-/** The keys outside the blocks. lm_head is not tied to wte in GPT-J, and it has a bias. */
-export const TOP_WEIGHTS = Object.freeze({
-  wte: { weight: 'transformer.wte.weight' },
-  lnF: { weight: 'transformer.ln_f.weight', bias: 'transformer.ln_f.bias' },
-  lmHead: { weight: 'lm_head.weight', bias: 'lm_head.bias' },
-});
-
-/** The keys of block l, as Hugging Face names them (spelled once, in config.ts, where the checkpoint is validated). */
+/** The keys of GPT-J's block l (the names a GPT-J checkpoint has always had). */
 export function blockWeights(l: number): BlockWeights {
-  const n = blockWeightNames(l);
-  return {
-    ln1: { weight: n.ln1Weight, bias: n.ln1Bias },
-    q: { weight: n.qProj },
-    k: { weight: n.kProj },
-    v: { weight: n.vProj },
-    out: { weight: n.outProj },
-    fcIn: { weight: n.fcIn, bias: n.fcInBias },
-    fcOut: { weight: n.fcOut, bias: n.fcOutBias },
-  };
+  return gptj.block(GPTJ_KEYS, l);
 }
 
-/** Every checkpoint key the graphs read, top-level keys first, then block by block. */
-export function allWeightNames(c: GptjConfig): string[] {
-  const groups: Params[] = [...Object.values(TOP_WEIGHTS)];
-  for (let l = 0; l < c.nLayers; l++) groups.push(...Object.values(blockWeights(l)));
-  return groups.flatMap((p) => (p.bias ? [p.weight, p.bias] : [p.weight]));
+/** GPT-J's keys depend only on its one prefix. */
+const GPTJ_KEYS = { weightPrefix: 'transformer.', headKey: 'lm_head' } as ModelConfig;
+
+/** Every weight the graphs read with its shape as the config implies, top-level keys first, then block by block. */
+export function weightShapes(c: ModelConfig): Map<string, number[]> {
+  const { dModel: d, nHeads, nKeyValueHeads, dHead, dMlp, dVocab, nCtx } = c;
+  const shapes = new Map<string, number[]>();
+  const norm = (p: NormParams | undefined) => {
+    if (!p) return;
+    shapes.set(p.weight, [d]);
+    if (p.bias) shapes.set(p.bias, [d]);
+  };
+  // HF's nn.Linear is [out, in]; GPT-2's Conv1D the transpose.
+  const linear = (p: Params | undefined, out: number, inp: number) => {
+    if (!p) return;
+    shapes.set(p.weight, p.transposed ? [inp, out] : [out, inp]);
+    if (p.bias) shapes.set(p.bias, [out]);
+  };
+  const top = topWeights(c);
+  shapes.set(top.wte.weight, [dVocab, d]);
+  if (top.wpe) shapes.set(top.wpe.weight, [nCtx, d]);
+  norm(top.lnF);
+  linear(top.lmHead, dVocab, d);
+  for (let l = 0; l < c.nLayers; l++) {
+    const w = layerWeights(c, l);
+    norm(w.ln1);
+    norm(w.ln2);
+    norm(w.lnAttnOut);
+    norm(w.lnMlpOut);
+    linear(w.q, nHeads * dHead, d);
+    linear(w.k, nKeyValueHeads * dHead, d);
+    linear(w.v, nKeyValueHeads * dHead, d);
+    linear(w.qkv, 3 * nHeads * dHead, d);
+    linear(w.out, d, nHeads * dHead);
+    linear(w.gate, dMlp, d);
+    linear(w.fcIn, dMlp, d);
+    linear(w.fcOut, d, dMlp);
+  }
+  return shapes;
+}
+
+/** Every checkpoint key the graphs read, top-level keys first, then block by block (a tied head's keys once). */
+export function allWeightNames(c: ModelConfig): string[] {
+  return [...weightShapes(c).keys()];
 }
