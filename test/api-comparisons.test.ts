@@ -101,8 +101,8 @@ describe('comparisons, commitment layers and reference tables (real engine, real
       expect(row.precision.mean).toBeCloseTo(sum(dp) / N, 12);
       const t = tInterval(sum(ds), sum(sq(ds)), N);
       expect(row.surprisal.mean).toBeCloseTo(t.mean, 5);
-      expect(row.surprisal.low).toBeCloseTo(t.low, 5);
-      expect(row.surprisal.high).toBeCloseTo(t.high, 5);
+      expect(row.surprisal.low).toBeCloseTo(t.low!, 5);
+      expect(row.surprisal.high).toBeCloseTo(t.high!, 5);
       const [onlyA, onlyB] = [dp.filter((d) => d === -1).length, dp.filter((d) => d === 1).length];
       expect(row.mcnemar).toEqual({ onlyA, onlyB, pValue: expect.closeTo(mcnemarByHand(onlyA, onlyB), 12) });
     }
@@ -155,12 +155,12 @@ describe('comparisons, commitment layers and reference tables (real engine, real
       expect(row.mcnemar).toBeUndefined();
       const right = (cs: typeof ca) => ({ successes: cs.filter((c) => c.correct).length, n: cs.length });
       const p = newcombeDifference(right(ca), right(cb));
-      expect([row.precision.mean, row.precision.low, row.precision.high]).toEqual([p.mean, p.low, p.high].map((x) => expect.closeTo(x, 12)));
+      expect([row.precision.mean, row.precision.low, row.precision.high]).toEqual([p.mean, p.low!, p.high!].map((x) => expect.closeTo(x, 12)));
       const sums = (cs: typeof ca) => ({ sum: sum(cs.map((c) => c.surprisal)), sumSq: sum(sq(cs.map((c) => c.surprisal))), n: cs.length });
       const w = welchDifference(sums(ca), sums(cb));
       expect(row.surprisal.mean).toBeCloseTo(w.mean, 5);
-      expect(row.surprisal.low).toBeCloseTo(w.low, 4);
-      expect(row.surprisal.high).toBeCloseTo(w.high, 4);
+      expect(row.surprisal.low).toBeCloseTo(w.low!, 4);
+      expect(row.surprisal.high).toBeCloseTo(w.high!, 4);
     }
   });
 

@@ -22,8 +22,8 @@ export interface CommitmentSummary {
   histogram: { layer: number; count: number }[];
   /** Examples wrong at the last swept layer: they never commit. */
   never: number;
-  /** Over the examples that commit: the median layer and its order-statistic interval (NaN bounds when fewer than 6). */
-  median: Interval & { coverage: number };
+  /** Over the examples that commit: the median layer and its order-statistic interval (null bounds and coverage when fewer than 6; a NaN median when none commits). */
+  median: Interval & { coverage: number | null };
 }
 
 /** The first swept layer after `lastWrong` (all layers: the first), or null when the last swept layer is wrong. */

@@ -96,6 +96,8 @@ function differenceFromSums(s: PairedSums): LayerDifference {
     surprisal: tInterval(s.surprisal, s.surprisalSq, s.n),
     surprisalPaper: tInterval(s.surprisalPaper, s.surprisalPaperSq, s.n),
     mcnemar: mcnemarExact(s.onlyA, s.onlyB),
+    // Paired differences of the per-row measures are not computed (yet): runs of older rows have none.
+    measures: null,
   };
 }
 

@@ -33,6 +33,8 @@ export function unpairedDifference(a: readonly KeyedSums[], b: readonly KeyedSum
       precision: newcombeDifference({ successes: sa.correct, n: sa.n }, { successes: sb.correct, n: sb.n }),
       surprisal: means('surprisal'),
       surprisalPaper: means('surprisalPaper'),
+      // Differences of the per-row measures are not computed, paired or not.
+      measures: null,
     }];
   });
 }
