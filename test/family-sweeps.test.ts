@@ -75,17 +75,25 @@ describe.each(FAMILIES)('%s', (family: Family) => {
     layers = Array.from({ length: view.config.nLayers + 1 }, (_, i) => i - 1);
   }, 120_000);
 
-  test('every row of a sweep (logitscope preset, BOS on; embeddings and every layer) equals the float64 reference within 1e-4 nats, and parity passes', async () => {
-    const requestId = `sweep-${family}`;
-    const { runId } = await lab.call('sweep.start', { files: [data], preset: 'logitscope', overrides: { poolEnd: 12, limit: 4, positionSeed: 9 }, techniques: TECHNIQUES, layers, k: 5, requestId });
+  // The seed's preset asks for BOS (prepended where the tokenizer adds none, and drawable); the
+  // paper's asks for none (only the tokenizer's own, never the sampled position).
+  test.each([['logitscope', true], ['patchscopes', false]] as const)('every row of a sweep (%s preset, BOS %s; embeddings and every layer) equals the float64 reference within 1e-4 nats, and parity passes', async (preset, bos) => {
+    const requestId = `sweep-${family}-${preset}`;
+    const overrides = { poolEnd: 12, evalStart: 0, limit: 4, positionSeed: 9 };
+    const { runId } = await lab.call('sweep.start', { files: [data], preset, overrides, techniques: TECHNIQUES, layers, k: 5, requestId });
     await waitFor(() => events.some((e) => e.name === 'sweep.finished' && e.payload.runId === runId));
     const record = JSON.parse((await lab.call('runs.export', { runId, format: 'json' })).content!);
-    const techniques = referenceTechniques(ckpt, true);
+    const techniques = referenceTechniques(ckpt, bos);
     expectPrompts(record, techniques);
     expect(record.examples).toHaveLength(4);
+    const tok = loadTokenizer(ckpt.dir);
+    for (const e of record.examples) {
+      if (tok.bos || bos) expect(e.tokens[0]).toBe((techniques.custom_1 as { promptTokens: number[] }).promptTokens[0]);
+      if (tok.bos && !bos) expect(e.position).toBeGreaterThan(0);
+    }
     const check = expectRowsMatchReference(ckpt, record.examples, techniques);
     expect(check.rows).toBe(4 * layers.length * 4);
-    measured[`${family} sweep`] = check.maxDeviation;
+    measured[`${family} ${preset} sweep`] = check.maxDeviation;
     expect(check.nearTies).toBeLessThanOrEqual(2);
     expect(record.parity.status).toBe('pass');
     expect(record.parity.techniques.map((t: { technique: string; pass: boolean }) => [t.technique, t.pass])).toEqual(Object.keys(techniques).map((id) => [id, true]));
