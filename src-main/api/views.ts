@@ -120,6 +120,9 @@ export function cellOf(r: Readout, text: (id: number) => string): ExampleView['c
     surprisal: r.surprisal,
     surprisalPaper: r.surprisalPaper,
     topK: r.topK.ids.map((id, i) => ({ id, text: text(id), prob: r.topK.probs[i] })),
+    kl: r.kl,
+    rank: r.rank,
+    entropy: r.entropy,
   };
 }
 

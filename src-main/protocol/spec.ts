@@ -67,6 +67,16 @@ export interface LayerSummary {
   precision: Interval;
   surprisal: Interval;
   surprisalPaper: Interval;
+  /** The per-row measures' means (Student t) over the rows that carry them; null when none does (rows stored before they existed). */
+  measures: MeasureSummary | null;
+}
+
+/** Means of the per-row measures (docs/PROTOCOL.md) over the n rows measured, which may be fewer than the layer's. */
+export interface MeasureSummary {
+  n: number;
+  kl: Interval;
+  rank: Interval;
+  entropy: Interval;
 }
 
 /**
@@ -81,6 +91,8 @@ export interface LayerDifference {
   precision: Interval;
   surprisal: Interval;
   surprisalPaper: Interval;
+  /** Paired differences of the per-row measures are not computed (yet): null, as a summary row whose rows were not measured. */
+  measures: null;
 }
 
 /**
