@@ -59,7 +59,7 @@ describe.skipIf(!HAS_CHROMIUM)(`Llama and GPT-NeoX checkpoints in the app${SKIP_
       await app.shot(`families-${family}-loaded`);
     }, 120_000);
 
-    test('a sweep of the three built-in techniques fills both charts to one point per layer', async () => {
+    test('a sweep of the three built-in techniques fills the three charts (precision, surprisal, the per-row measure) to one point per layer', async () => {
       await page.getByLabel('Dataset files, one path per line').fill(data);
       // Opened once, for the first family; it stays open.
       const slice = page.locator('details', { has: page.getByText('Slice and filter') });
@@ -71,7 +71,7 @@ describe.skipIf(!HAS_CHROMIUM)(`Llama and GPT-NeoX checkpoints in the app${SKIP_
       await page.waitForFunction(
         ([techniques, layers]) => {
           const charts = [...document.querySelectorAll('.main-charts figure.chart')];
-          return charts.length === 2 && charts.every((f) => {
+          return charts.length === 3 && charts.every((f) => {
             const counts = JSON.parse((f as HTMLElement).dataset.points ?? '{}') as Record<string, number>;
             return (techniques as string[]).every((t) => counts[t] === layers);
           });
