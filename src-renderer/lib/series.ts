@@ -7,7 +7,7 @@ export type Measure = 'kl' | 'rank' | 'entropy';
 
 export interface Series {
   technique: string;
-  /** Bounds are null (NaN in process) where the interval is unbounded, e.g. a surprisal over n = 1. */
+  /** Bounds are null where the interval is unbounded, e.g. a surprisal over n = 1. */
   points: { layer: number; n: number; mean: number; low: number | null; high: number | null }[];
 }
 
