@@ -18,7 +18,7 @@ import { cellOf, promptTokens, techniqueView } from './views.ts';
 import { readoutsOf } from '../sweep/readout.ts';
 
 export function tokenizeOne(engine: Engine, p: Parsed<'extract.tokenize'>): Reply<'extract.tokenize'> {
-  return { tokens: promptTokens(engine.tokenizer, engine.tokenize(p.text, { bos: p.bos })), nCtx: engine.config.nCtx };
+  return { tokens: promptTokens(engine.tokenizer, engine.tokenize(p.text, { bos: p.bos })), nCtx: engine.config.nCtx, bosLength: engine.bosPlan(p.bos).id === null ? 0 : 1 };
 }
 
 type ExtractFields = Omit<Parsed<'extract'>, 'follow'>;
@@ -76,7 +76,7 @@ async function compute(engine: Engine, p: ExtractFields, request: 'extract' | 'e
   const tokens = engine.tokenize(p.text, { bos });
   const positions = positionsOf(p, tokens.length);
   // One prompt has no train slice: a tuned lens reads through the lens last fitted for this model.
-  const techniques = latestLensFor(engine, resolveTechniques(techniqueSpecs(choices), (t) => engine.tokenize(t, { bos })));
+  const techniques = latestLensFor(engine, resolveTechniques(techniqueSpecs(choices), engine.promptTokenizer(bos)));
   const layers = p.layers ?? Array.from({ length: engine.config.nLayers }, (_, l) => l);
   // Each position is its own example, as in a sweep: the same fast path, one source pass per batch.
   const extractor = new Extractor(engine);

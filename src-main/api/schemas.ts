@@ -111,7 +111,7 @@ const extractFields = {
 export const requestSchemas = {
   'app.info': empty,
   /** Which execution providers start here, the GPU, and where data is kept. */
-  'app.doctor': empty,
+  'app.doctor': z.strictObject({ modelDir: nonEmpty('the model folder').optional() }),
   /** Which CUDA provider is beside onnxruntime-node's library. */
   'gpu.status': empty,
   /** Fetch and install onnxruntime's CUDA provider of one CUDA version (the CLI's `gpu install`). */

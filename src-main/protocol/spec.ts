@@ -23,7 +23,11 @@ export interface ProtocolSettings {
   evalEnd: number | null;
   /** At most this many examples from the evaluation slice. */
   limit?: number;
-  /** Prepend <|endoftext|> to source and target prompts (TransformerLens's default, used by the seed). */
+  /**
+   * Prepend the config's BOS (GPT-J's <|endoftext|>: TransformerLens's default, used by the seed)
+   * to source and target prompts, and let it be a sampled position. A tokenizer that always adds
+   * its own BOS (Llama, Gemma) keeps it either way; then this only decides the sampling (engine/bos.ts).
+   */
   bos: boolean;
   /** Seeds the one position drawn per example, shared by every technique and layer. */
   positionSeed: number;

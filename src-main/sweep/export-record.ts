@@ -1,4 +1,5 @@
 import type { ModelInfo } from '../engine/engine.ts';
+import type { Tokenizer } from '../engine/tokenizer.ts';
 import type { ExampleResult } from '../protocol/results.ts';
 import { exampleResultOf, type Readout } from './readout.ts';
 import type { Interval, LayerSummary } from '../protocol/spec.ts';
@@ -25,13 +26,20 @@ export const CONVENTIONS = {
   surprisal_paper: '-ln p_model(top1) at the source position, nats (the Patchscopes paper convention)',
   argmax_over: 'all vocab_size rows of the unembedding, padding rows included (as TransformerLens and the seed)',
   precision_at_1: 'top1 == reference_top1',
-  padding_ids: 'per layer, the top_k ids >= model.tokenizer_vocab_size: rows of the head the tokenizer never produces (GPT-J pads its 50257-token vocabulary to 50400 rows; tokenizer_vocab_size is the base vocabulary, without added tokens such as <|extratoken_N|>)',
+  padding_ids: 'per layer, the top_k ids >= model.tokenizer_vocab_size: rows of the head the tokenizer never produces (GPT-J pads its 50257-token vocabulary to 50400 rows, Pythia 50277 to 50304, Qwen2 151646 to 151936; tokenizer_vocab_size counts the added tokens text encodes to, not GPT-J\'s <|extratoken_N|> names of padding rows)',
 } as const;
 
-/** `tokenizer` gives tokenizer_vocab_size, from which exports mark padding ids in a top-k. */
-export function describeModel(info: ModelInfo, tokenizer?: { vocabSize: number }): Record<string, unknown> {
+/**
+ * `tokenizer` gives tokenizer_vocab_size, from which exports mark padding ids in a top-k, and the
+ * tokenizer's style and BOS. `repo` and `revision` are the hub snapshot the folder is, else null.
+ */
+export function describeModel(info: ModelInfo, tokenizer?: Pick<Tokenizer, 'vocabSize' | 'style' | 'bos'>): Record<string, unknown> {
   return {
-    ...(tokenizer && { tokenizer_vocab_size: tokenizer.vocabSize }),
+    family: info.config.family,
+    model_type: info.config.modelType,
+    repo: info.origin?.repo ?? null,
+    revision: info.origin?.revision ?? null,
+    ...(tokenizer && { tokenizer_vocab_size: tokenizer.vocabSize, tokenizer_style: tokenizer.style, bos_token: tokenizer.bos }),
     path: info.modelDir,
     identity: info.identity,
     format: info.format,
