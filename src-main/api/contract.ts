@@ -72,7 +72,7 @@ export interface ModelView {
 
 /**
  * A LayerSummary (protocol/spec.ts) as it crosses the boundary: per technique and layer, n and the
- * means with their 95% intervals (an unbounded bound, NaN in process, arrives as null).
+ * means with their 95% intervals (an unbounded bound is null, in process and on every front alike).
  */
 export type SummaryRow = z.output<typeof layerSummarySchema>;
 
@@ -167,6 +167,10 @@ export interface ExampleView {
     surprisal: number;
     surprisalPaper: number;
     topK: { id: number; text: string; prob: number }[];
+    /** The per-row measures (docs/PROTOCOL.md): nats, rank of the reference (0 = top-1), nats; null = not measured (a row stored before they existed). */
+    kl: number | null;
+    rank: number | null;
+    entropy: number | null;
   }[];
 }
 
@@ -218,8 +222,8 @@ export interface ComparisonRow {
   b?: SummaryRow;
 }
 
-/** `entropy`: nats, of the technique's full next-token distribution there (all dVocab rows). */
-export type ExtractCell = ExampleView['cells'][number] & { entropy: number; followProb?: number | null; followRank?: number | null };
+/** An extraction's cell; `entropy` (nats, of the technique's full next-token distribution) is always measured here. */
+export type ExtractCell = ExampleView['cells'][number] & { followProb?: number | null; followRank?: number | null };
 
 /** One position of a many-position extraction: the model's own top-1 there and its grid. */
 export interface ExtractColumn {
@@ -246,8 +250,8 @@ export interface ExtractView {
   techniques: { id: string; prompt?: string; targetLayer?: 'same' | number }[];
   layers: number[];
   /**
-   * With `follow`: per cell, that token's probability and rank (1 = top-1) where the cell's top-k
-   * holds it, else null (not in the top-k; no number is made up for it).
+   * With `follow`: per cell, that token's exact probability and rank (1 = top-1; 1 + the ids with
+   * a strictly greater logit), computed by the engine over the whole vocabulary, in or out of the top-k.
    */
   cells: ExtractCell[];
   follow?: { id: number; text: string };

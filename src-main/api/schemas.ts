@@ -166,7 +166,7 @@ export const requestSchemas = {
   'sweep.resume': z.strictObject({ runId: runIdSchema, batchSize: z.int().min(1).max(1_000_000).optional(), requestId: requestIdSchema.optional() }),
   extract: z.strictObject({
     ...extractFields,
-    /** A token id to follow: each cell also says its probability there, read from the cell's top-k. */
+    /** A token id to follow: each cell also says its exact probability and rank there (the engine's, over the whole vocabulary). */
     follow: count.optional(),
   }),
   /** The prompt as the model reads it, before any compute: the Extract view shows it to pick a position. */
@@ -247,8 +247,8 @@ export const requestSchemas = {
 
 export type RequestSchemas = typeof requestSchemas;
 
-/** Bounds are NaN in process (null over JSON) where an interval has no width to give (n = 1). */
-const bound = z.number().or(z.nan()).nullable();
+/** Bounds are null where an interval has no width to give (n = 1): JSON-safe, the same on every front. */
+const bound = z.number().nullable();
 const intervalSchema = z.object({ mean: z.number(), low: bound, high: bound });
 export const layerSummarySchema = z.object({
   technique: z.string(),
@@ -257,6 +257,7 @@ export const layerSummarySchema = z.object({
   precision: intervalSchema,
   surprisal: intervalSchema,
   surprisalPaper: intervalSchema,
+  measures: z.object({ n: z.int(), kl: intervalSchema, rank: intervalSchema, entropy: intervalSchema }).nullable(),
 });
 const serializedErrorSchema = z.object({
   code: z.string(),

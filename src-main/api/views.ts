@@ -100,7 +100,7 @@ export async function datasetPreview(p: Parsed<'dataset.preview'>): Promise<Repl
     skipped: { ...preview.skipped },
     filteredBy: { ...preview.filteredBy },
     capped: preview.capped,
-    samples: preview.samples.map((r) => ({ recordIndex: r.index, source: r.source, text: r.text })),
+    samples: preview.samples.map((r) => ({ recordIndex: r.index, ...(r.source !== undefined && { source: r.source }), text: r.text })),
   };
 }
 
@@ -120,6 +120,9 @@ export function cellOf(r: Readout, text: (id: number) => string): ExampleView['c
     surprisal: r.surprisal,
     surprisalPaper: r.surprisalPaper,
     topK: r.topK.ids.map((id, i) => ({ id, text: text(id), prob: r.topK.probs[i] })),
+    kl: r.kl,
+    rank: r.rank,
+    entropy: r.entropy,
   };
 }
 
@@ -133,7 +136,7 @@ export function exampleView(store: ResultStore, runId: string, ordinal: number, 
   return {
     ordinal,
     recordIndex: example.recordIndex,
-    source: example.source,
+    ...(example.source !== undefined && { source: example.source }),
     tokens: promptTokens(tokenizer, example.tokens),
     position: example.position,
     reference: { id: reference, text: text(reference) },

@@ -12,9 +12,9 @@ import { loadTokenizer, type Tokenizer } from './tokenizer.ts';
 import { type BosPlan, bosPlan, promptTokenizer, withBos } from './bos.ts';
 import { WorkerClient } from './worker-client.ts';
 import { type CheckpointOrigin, checkpointOrigin } from './provenance.ts';
-import { residRowAt, type BatchRequest, type BatchResult, type EngineStats, type EngineTimings, type LoadedModel, type Meter, type SourceItem, type UnembedReply, type WorkerReplies, type WorkerRequests } from './worker-protocol.ts';
+import { residRowAt, type BatchRequest, type BatchResult, type EngineStats, type EngineTimings, type LoadedModel, type Meter, type ModelRows, type SourceItem, type UnembedReply, type WorkerReplies, type WorkerRequests } from './worker-protocol.ts';
 
-export type { BatchRequest, BatchResult, EngineStats, EngineTimings, SourceItem, TechniqueRows } from './worker-protocol.ts';
+export type { BatchRequest, BatchResult, EngineStats, EngineTimings, RowMeasures, SourceItem, TechniqueRows } from './worker-protocol.ts';
 
 export interface EngineLoadOptions {
   modelDir: string;
@@ -201,17 +201,25 @@ export class Engine {
   }
 
   /**
-   * ln_f + lm_head on residual rows [rows, dModel]: top-k and each row's reference log-probability,
-   * and with `logits` the rows' whole logits. A row whose logits are not finite is a numerics_nonfinite error.
+   * ln_f + lm_head on residual rows [rows, dModel]: top-k, each row's reference log-probability and
+   * measures (the reference's rank, entropy, and with `model` the KL from the model's own
+   * distribution; NaN without), and with `logits` the rows' whole logits. A row whose logits are
+   * not finite is a numerics_nonfinite error.
    */
-  async unembed(opts: { resid: Float32Array; referenceIds: number[]; k: number; logits?: boolean }): Promise<UnembedResult> {
-    const { dModel } = this.config;
+  async unembed(opts: { resid: Float32Array; referenceIds: number[]; k: number; logits?: boolean; model?: ModelRows }): Promise<UnembedResult> {
+    const { dModel, dVocab } = this.config;
     const rows = opts.referenceIds.length;
     if (opts.resid.length !== rows * dModel) {
       throw new LogitscopeError('argument_invalid', `expected ${rows} residual rows of ${dModel} values, got ${opts.resid.length} values`, 'resid');
     }
     this.checkK(opts.k);
     this.checkIds(opts.referenceIds, 'referenceIds');
+    if (opts.model) {
+      const examples = opts.model.logprobs.length / dVocab;
+      if (!Number.isInteger(examples) || opts.model.rows.length !== rows || opts.model.rows.some((r) => !(Number.isInteger(r) && r >= 0 && r < examples))) {
+        throw new LogitscopeError('argument_invalid', `model: expected [examples, ${dVocab}] log-probabilities and one example index per row (${rows})`, 'model');
+      }
+    }
     return this.call('unembed', { ...opts, logits: opts.logits ?? false, names: opts.referenceIds.map((_, i) => `row ${i}`) });
   }
 
@@ -223,6 +231,7 @@ export class Engine {
     if (req.items.length === 0) throw new LogitscopeError('argument_invalid', 'no source prompts given', 'items');
     req.items.forEach((it, i) => this.checkItem(it, req.names[i] ?? `items[${i}]`));
     this.checkK(req.k);
+    if (req.track !== undefined) this.checkIds([req.track], 'track');
     req.techniques.forEach((t) => {
       if (t.prefixTokens) this.checkTokens(t.prefixTokens, `technique ${t.id}`);
       t.sourceLayer.forEach((l) => assertLayer(this.config, l, `technique ${t.id}`));

@@ -67,6 +67,16 @@ export interface LayerSummary {
   precision: Interval;
   surprisal: Interval;
   surprisalPaper: Interval;
+  /** The per-row measures' means (Student t) over the rows that carry them; null when none does (rows stored before they existed). */
+  measures: MeasureSummary | null;
+}
+
+/** Means of the per-row measures (docs/PROTOCOL.md) over the n rows measured, which may be fewer than the layer's. */
+export interface MeasureSummary {
+  n: number;
+  kl: Interval;
+  rank: Interval;
+  entropy: Interval;
 }
 
 /**
@@ -81,17 +91,19 @@ export interface LayerDifference {
   precision: Interval;
   surprisal: Interval;
   surprisalPaper: Interval;
+  /** Paired differences of the per-row measures are not computed (yet): null, as a summary row whose rows were not measured. */
+  measures: null;
 }
 
 /**
  * A mean with a 95% confidence interval. Which interval is said by the type that holds it: a
  * LayerSummary's precision is a Wilson score interval and its surprisals Student t; a
  * LayerDifference's are all paired Student t (sweep/intervals.ts computes both). low and high are
- * NaN where the interval is undefined: no examples, or a t interval of one example (nothing to
- * measure the spread by).
+ * null where the interval is undefined: a t interval of one example (nothing to measure the spread
+ * by). Null, not NaN, so the value is the same in process, over JSON and through structured clone.
  */
 export interface Interval {
   mean: number;
-  low: number;
-  high: number;
+  low: number | null;
+  high: number | null;
 }
