@@ -1,8 +1,8 @@
 /**
  * Other model families in the app, in headless Chromium against `serve` and a real Lab: a tiny
  * Llama (SentencePiece tokenizer, BOS always) and a tiny GPT-NeoX (byte-level, no BOS, a head
- * padded past its tokenizer), each loaded through the model panel, swept, and read at every
- * position in the Extract tab's logit-lens picture.
+ * padded past its tokenizer), each loaded through the model panel, swept, extracted at a clicked
+ * position (the layer × technique grid), and read at every position in the Extract tab's logit-lens picture.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -59,7 +59,7 @@ describe.skipIf(!HAS_CHROMIUM)(`Llama and GPT-NeoX checkpoints in the app${SKIP_
       await app.shot(`families-${family}-loaded`);
     }, 120_000);
 
-    test('a sweep of the three built-in techniques fills both charts to one point per layer', async () => {
+    test('a sweep of the three built-in techniques fills the three charts (precision, surprisal, the per-row measure) to one point per layer', async () => {
       await page.getByLabel('Dataset files, one path per line').fill(data);
       // Opened once, for the first family; it stays open.
       const slice = page.locator('details', { has: page.getByText('Slice and filter') });
@@ -71,7 +71,7 @@ describe.skipIf(!HAS_CHROMIUM)(`Llama and GPT-NeoX checkpoints in the app${SKIP_
       await page.waitForFunction(
         ([techniques, layers]) => {
           const charts = [...document.querySelectorAll('.main-charts figure.chart')];
-          return charts.length === 2 && charts.every((f) => {
+          return charts.length === 3 && charts.every((f) => {
             const counts = JSON.parse((f as HTMLElement).dataset.points ?? '{}') as Record<string, number>;
             return (techniques as string[]).every((t) => counts[t] === layers);
           });
@@ -82,6 +82,35 @@ describe.skipIf(!HAS_CHROMIUM)(`Llama and GPT-NeoX checkpoints in the app${SKIP_
       await expect.poll(() => page.locator('.run-heading .status').innerText(), { timeout: 60_000 }).toBe('completed');
       expect(await alertText()).toEqual([]);
       await app.shot(`families-${family}-sweep`);
+    }, 180_000);
+
+    test('an extraction at a clicked position shows the layer × technique grid, the model’s own token at the last layer', async () => {
+      await page.getByRole('tab', { name: 'Extract' }).click();
+      // The previous family's picture left the view reading every position.
+      await page.getByLabel('the chosen position (every layer × technique, top-k)').check();
+      await page.getByLabel('Prompt', { exact: true }).fill('the cat sat on the mat');
+      const options = page.getByRole('listbox', { name: 'Prompt tokens: the position to read' }).getByRole('option');
+      await expect.poll(() => options.count()).toBeGreaterThan(3);
+      await options.nth(2).click();
+      const reply = page.waitForResponse((r) => r.url().endsWith('/api/extract')).then(async (r) => (await r.json()).result as ExtractView);
+      await page.getByRole('button', { name: 'Run extraction' }).click();
+      const view = await reply;
+      expect(view.position).toBe(2);
+      // Position 2 counts Llama's BOS, so it is the text's second token there and its third in NeoX.
+      const ids = tok().encode('the cat sat on the mat');
+      expect(view.tokens[2].id).toBe(ids[family === 'llama' ? 1 : 2]);
+      const grid = page.getByRole('table', { name: /Top-k next tokens/ });
+      await expect.poll(() => grid.locator('tbody tr').count(), { timeout: 60_000 }).toBe(LAYERS);
+      expect(await grid.locator('thead th').count()).toBe(1 + TECHNIQUES.length);
+      // At the last layer the logit lens reads the model's own output: a hit, with the reply's surprisal.
+      const last = page.locator(`#extract-cell-logit_lens-${LAYERS - 1}`);
+      expect(await last.getAttribute('class')).toMatch(/hit/);
+      const cell = view.cells.find((c) => c.technique === 'logit_lens' && c.layer === LAYERS - 1)!;
+      expect(cell.top1).toBe(view.reference.id);
+      expect(await last.innerText()).toContain(`s ${cell.surprisal.toFixed(2)} nats`);
+      expect(view.parity.status).toBe('pass');
+      expect(await alertText()).toEqual([]);
+      await app.shot(`families-${family}-extract-grid`);
     }, 180_000);
 
     test('the logit-lens picture reads every position, its columns headed by the tokenizer’s own token text', async () => {
