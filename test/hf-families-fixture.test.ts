@@ -78,6 +78,21 @@ describe.each(FAMILIES)('writeTinyFamily(%s)', (family) => {
   });
 });
 
+describe.each(FAMILIES)('writeTinyFamily(%s) with a vocabSize (the benches)', (family) => {
+  it('writes a tokenizer of exactly that many ids, the config follows, and more merges make longer words one token', () => {
+    const big = writeTinyFamily({ dir: path.join(tmp, `${family}-v1000`), family, layers: 1, vocabSize: 1000 });
+    const json = JSON.parse(fs.readFileSync(path.join(big.dir, 'tokenizer.json'), 'utf8'));
+    const ids = new Set<number>([...Object.values(json.model.vocab as Record<string, number>), ...json.added_tokens.map((t: { id: number }) => t.id)]);
+    expect(ids.size).toBe(1000);
+    expect(Math.max(...ids)).toBe(999);
+    expect(big.config.vocab_size).toBe(1000);
+    expect(big.shapes.get(family === 'gpt2' ? 'wte.weight' : family === 'gpt_neox' ? 'gpt_neox.embed_in.weight' : 'model.embed_tokens.weight')![0]).toBe(1000);
+    const small = JSON.parse(fs.readFileSync(path.join(tmp, family, 'tokenizer.json'), 'utf8'));
+    const count = (t: unknown) => new Tokenizer(t as object, {}).encode(' the people of the world').ids.length;
+    expect(count(json)).toBeLessThan(count(small));
+  });
+});
+
 describe('writeTinyFamily overrides', () => {
   it('shapes follow the config: Mistral head_dim 32 gives q_proj [4·32, 64]; dropping it gives 64/4', () => {
     const wide = writeTinyFamily({ dir: path.join(tmp, 'mistral-wide'), family: 'mistral' });
