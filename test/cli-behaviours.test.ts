@@ -105,7 +105,7 @@ describe('the command line behaves as scripts expect', () => {
     expect(r.code, r.stderr).toBe(0);
     const id = /run ([0-9a-f-]{36})/.exec(r.stderr)![1];
     const shown = await cli(['runs', 'show', id], { db, cwd: os.tmpdir() });
-    expect(shown.stdout).toContain(`model ${fs.realpathSync(model)};`);
+    expect(shown.stdout).toContain(`model ${fs.realpathSync(model)}:`);
   });
 
   test('overriding one filter rule keeps the preset\'s other rule, as the run records it', async () => {

@@ -42,7 +42,7 @@ describe('the logitscope command line', () => {
     expect(ex.tokens[0]).toBe(50256);
     expect(ex.position).toBe(ex.tokens.length - 1);
     expect(ex.layers).toHaveLength(9);
-    expect(Object.keys(ex.layers[0]).sort()).toEqual(['hook', 'layer', 'padding_ids', 'surprisal', 'surprisal_paper', 'technique', 'top1', 'top_k']);
+    expect(Object.keys(ex.layers[0]).sort()).toEqual(['entropy', 'hook', 'kl', 'layer', 'padding_ids', 'rank', 'surprisal', 'surprisal_paper', 'technique', 'top1', 'top_k']);
     // At the last layer every technique reads the model's own output.
     for (const row of ex.layers.filter((x: { layer: number }) => x.layer === 2)) expect(row.top1).toBe(ex.reference_top1);
   });

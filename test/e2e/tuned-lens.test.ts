@@ -47,7 +47,7 @@ describe.skipIf(!HAS_CHROMIUM)(`the tuned lens in the app, in headless Chromium$
       (l) => {
         const figures = [...document.querySelectorAll('.main-charts figure.chart')];
         return (
-          figures.length === 2 &&
+          figures.length === 3 && // precision@1, surprisal and the per-row measure
           figures.every((f) => {
             const counts = Object.values(JSON.parse((f as HTMLElement).dataset.points ?? '{}')) as number[];
             return counts.length === 4 && counts.every((n) => n === l);
@@ -58,7 +58,7 @@ describe.skipIf(!HAS_CHROMIUM)(`the tuned lens in the app, in headless Chromium$
       { timeout: 120_000 },
     );
     const drawn = await page.$$eval('.main-charts figure.chart', (figures) => figures.map((f) => JSON.parse((f as HTMLElement).dataset.points ?? '{}') as Record<string, number>));
-    expect(drawn).toEqual([0, 1].map(() => ({ logit_lens: LAYERS, patchscope: LAYERS, logitscope: LAYERS, tuned_lens: LAYERS })));
+    expect(drawn).toEqual([0, 1, 2].map(() => ({ logit_lens: LAYERS, patchscope: LAYERS, logitscope: LAYERS, tuned_lens: LAYERS })));
     await expect.poll(() => page.locator('.run-heading .status').innerText(), { timeout: 60_000 }).toBe('completed');
     // The legend names it as PROTOCOL.md does.
     expect(await page.locator('.main-charts').first().innerText()).toContain('affine tuned lens');

@@ -230,7 +230,7 @@ describe.skipIf(!HAS_CHROMIUM)(`daily use of the workbench${SKIP_REASON}`, () =>
     await page.locator('figure.mini-chart').first().waitFor({ timeout: 60_000 });
     await page.getByRole('tab', { name: 'Charts' }).click();
     await page.locator('.main-charts figure.chart').first().waitFor();
-    await expect.poll(() => page.$$eval('.main-charts figure.chart', (figures) => figures.map((f) => (f as HTMLElement).dataset.legendItems))).toEqual(['0', '0']);
+    await expect.poll(() => page.$$eval('.main-charts figure.chart', (figures) => figures.map((f) => (f as HTMLElement).dataset.legendItems))).toEqual(['0', '0', '0']); // precision@1, surprisal and the per-row measure
   });
 
   test("the picture's hover box sits beside its cell, inside the window, and every panel scrolls as one", async () => {
