@@ -71,12 +71,13 @@ describe('no order of user actions kills the process or strands a run', () => {
       return r;
     };
     for (let round = 0; round < 4; round++) {
-      replies.push(lab.dispatch('model.load', { dir: round % 2 ? modelB : modelA }));
-      replies.push(startOne({ recompute: true }));
-      replies.push(lab.dispatch('extract', { text: 'Rivers and hills', bos: true }));
-      replies.push(startOne({ name: `storm ${round}` }));
-      // Later rounds find earlier runs started, so cancels, resumes and deletes hit live runs.
-      await new Promise((r) => setTimeout(r, 150 * round));
+      const load = lab.dispatch('model.load', { dir: round % 2 ? modelB : modelA });
+      const recomputed = startOne({ recompute: true });
+      const extracted = lab.dispatch('extract', { text: 'Rivers and hills', bos: true });
+      const named = startOne({ name: `storm ${round}` });
+      replies.push(load, recomputed, extracted, named);
+      // Once this round's starts have answered, its runs exist, so the cancels, resumes and deletes below hit them (and earlier rounds').
+      await Promise.all([recomputed, named]);
       for (const id of [...runIds]) {
         replies.push(lab.dispatch(round % 2 ? 'sweep.cancel' : 'sweep.resume', { runId: id }));
         if (round === 3) replies.push(lab.dispatch('runs.delete', { runId: id }));

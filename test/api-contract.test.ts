@@ -55,6 +55,26 @@ const BAD: Record<string, { payload: unknown; paths: string[] }> = {
   'desktop.showInFolder': { payload: { path: '' }, paths: ['path'] },
 };
 
+/**
+ * One request answered by each front: the Lab in process, the Electron window (ipcMain and the
+ * preload bridge, every value crossing by structured clone as Electron does) and the browser page
+ * (HTTP, JSON).
+ */
+async function viaEveryFront(lab: Lab, server: RunningServer, name: string, payload: unknown) {
+  const direct = await lab.dispatch(name, payload);
+  const http = await fetch(`http://127.0.0.1:${server.port}/api/${name}`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${server.token}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify(payload),
+  }).then((r) => r.json());
+  const handlers = new Map<string, (event: unknown, ...args: unknown[]) => unknown>();
+  const unregister = registerIpc({ handle: (c, l) => handlers.set(c, l as never), removeHandler: () => {} }, lab, { isTrustedSender: () => true, send: () => {} });
+  const bridge = buildBridge({ invoke: async (c, ...args) => structuredClone(await handlers.get(c)!({ senderFrame: null }, ...structuredClone(args))), on: () => {} });
+  const ipc = await bridge.call(name as never, payload as never);
+  unregister();
+  return { direct, http, ipc };
+}
+
 describe('one contract: every request is checked by its schema, the same way on every front', () => {
   let lab: Lab;
   let server: RunningServer;
@@ -102,19 +122,10 @@ describe('one contract: every request is checked by its schema, the same way on 
   });
 
   test('the browser page (HTTP) and the Electron window (IPC) get the same envelope as the in-process call', async () => {
-    const payload = BAD['sweep.start'].payload;
-    const direct = await lab.dispatch('sweep.start', payload);
-    const http = await fetch(`http://127.0.0.1:${server.port}/api/sweep.start`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${server.token}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify(payload),
-    }).then((r) => r.json());
-    const handlers = new Map<string, (event: unknown, ...args: unknown[]) => unknown>();
-    registerIpc({ handle: (c, l) => handlers.set(c, l as never), removeHandler: () => {} }, lab, { isTrustedSender: () => true, send: () => {} });
-    const bridge = buildBridge({ invoke: async (c, ...args) => handlers.get(c)!({ senderFrame: null }, ...args), on: () => {} });
-    const ipc = await bridge.call('sweep.start', payload as never);
-    expect(http).toEqual(direct);
-    expect(ipc).toEqual(direct);
+    const { direct, http, ipc } = await viaEveryFront(lab, server, 'sweep.start', BAD['sweep.start'].payload);
+    expect(direct.ok).toBe(false);
+    expect(http).toStrictEqual(direct);
+    expect(ipc).toStrictEqual(direct);
   });
 
   test('the command line reports the same problems, one per line, with exit code 2', async () => {
@@ -140,5 +151,67 @@ describe('one contract: every request is checked by its schema, the same way on 
     await lab.call('model.load', { dir: other });
     expect(await lab.dispatch('sweep.resume', { runId })).toMatchObject({ ok: false, error: { code: 'argument_invalid', path: 'runId' } });
     expect(await lab.dispatch('sweep.resume', { runId: runId.slice(0, 8) })).toMatchObject({ ok: false, error: { message: expect.stringMatching(/another model/) } });
+  });
+});
+
+describe('one reply shape: successful replies are JSON-safe and the same on every front', () => {
+  let lab: Lab;
+  let server: RunningServer;
+  const events: { name: string; payload: unknown }[] = [];
+  const runs: string[] = [];
+  const single = path.join(tmp, 'one-line.jsonl');
+
+  beforeAll(async () => {
+    writeTinyGptj({ dir: model, format: 'safetensors', seed: 3 });
+    // One example: every surprisal interval of these runs has no width to give (n = 1), the case whose bounds once became NaN in process and null over JSON.
+    fs.writeFileSync(single, JSON.stringify({ text: 'One line about the sea and the sky, long enough to pick a position.' }));
+    lab = await Lab.open({ dbPath: path.join(tmp, 'replies.sqlite'), cacheRoot: path.join(tmp, 'graphs') });
+    lab.onEvent((name, payload) => events.push({ name, payload }));
+    server = await startServer({ lab, rendererDir: tmp });
+    await lab.call('model.load', { dir: model });
+    for (const name of ['first', 'second']) {
+      const { runId } = await lab.call('sweep.start', { files: [single], preset: 'logitscope', techniques: [{ id: 'logit_lens' }, { id: 'logitscope' }], layers: null, name });
+      await lab.settled(runId);
+      runs.push(runId);
+    }
+  });
+  afterAll(async () => {
+    await server?.close();
+    await lab?.close();
+  });
+
+  /** Read-only requests whose replies carry every kind of value: summaries, intervals, tokens, examples, comparisons. */
+  const SUCCESSFUL: Record<string, () => unknown> = {
+    'app.info': () => ({}),
+    'model.current': () => ({}),
+    'dataset.preview': () => ({ files: [single], preset: 'logitscope' }),
+    'extract.tokenize': () => ({ text: 'The sea is' }),
+    extract: () => ({ text: 'The sea is', k: 3 }),
+    'runs.list': () => ({}),
+    'runs.get': () => ({ runId: runs[0] }),
+    'runs.example': () => ({ runId: runs[0], ordinal: 0 }),
+    'runs.examples': () => ({ runId: runs[0], offset: 0, limit: 10 }),
+    'runs.bySource': () => ({ runId: runs[0], technique: 'logit_lens' }),
+    'runs.compare': () => ({ a: runs[0], b: runs[1] }),
+    'runs.diff': () => ({ a: runs[0], b: runs[1] }),
+  };
+
+  test('the runs hold unbounded intervals, so the replies below carry them', async () => {
+    const run = await lab.call('runs.get', { runId: runs[0] });
+    expect(run.summary.length).toBeGreaterThan(0);
+    expect(run.summary.every((s) => s.n === 1 && s.surprisal.low === null && s.surprisal.high === null)).toBe(true);
+  });
+
+  test.each(Object.keys(SUCCESSFUL))('%s: the in-process reply survives JSON unchanged, and IPC and HTTP hand over exactly that reply', async (name) => {
+    const { direct, http, ipc } = await viaEveryFront(lab, server, name, SUCCESSFUL[name]());
+    expect(direct, name).toMatchObject({ ok: true });
+    expect(direct, `${name}: JSON changes the in-process reply`).toStrictEqual(JSON.parse(JSON.stringify(direct)));
+    expect(ipc, `${name} over IPC`).toStrictEqual(direct);
+    expect(http, `${name} over HTTP`).toStrictEqual(direct);
+  });
+
+  test('every event the Lab sent on the way (progress summaries included) survives JSON unchanged', () => {
+    expect(events.some((e) => e.name === 'sweep.progress')).toBe(true);
+    for (const e of events) expect(e.payload, e.name).toStrictEqual(JSON.parse(JSON.stringify(e.payload)));
   });
 });

@@ -23,10 +23,7 @@ describe('the API handlers (real engine, real SQLite file)', () => {
   });
   afterAll(async () => lab?.close());
 
-  const waitFor = async (pred: () => boolean) => {
-    for (let i = 0; i < 600 && !pred(); i++) await new Promise((r) => setTimeout(r, 50));
-    expect(pred()).toBe(true);
-  };
+  const waitFor = (pred: () => boolean) => expect.poll(pred, { timeout: 30_000 }).toBe(true);
 
   test('bad requests come back as coded envelopes, never as thrown errors', async () => {
     expect(await lab.dispatch('no.such.request', {})).toMatchObject({ ok: false, error: { code: 'argument_invalid' } });

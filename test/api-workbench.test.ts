@@ -56,8 +56,8 @@ describe("the researcher's workbench requests (real engine, real SQLite file)", 
       expect(row.n).toBe(9);
       expect(row.precision.mean).toBeCloseTo(expected(d).mean, 12);
       expect(row.surprisal.mean).toBeCloseTo(expected(s).mean, 5);
-      expect(row.surprisal.low).toBeCloseTo(expected(s).low, 5);
-      expect(row.surprisal.high).toBeCloseTo(expected(s).high, 5);
+      expect(row.surprisal.low).toBeCloseTo(expected(s).low!, 5);
+      expect(row.surprisal.high).toBeCloseTo(expected(s).high!, 5);
     }
     expect(diff.rows.some((r) => r.surprisal.mean !== 0)).toBe(true);
   });

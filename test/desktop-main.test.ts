@@ -36,13 +36,7 @@ function newFake(name: string) {
   return new FakeElectron(path.join(tmp, name, 'appData'), downloads);
 }
 
-const until = async (ok: () => boolean, what: string, ms = 60_000) => {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
+const until = (ok: () => boolean, what: string, ms = 60_000) => expect.poll(ok, { timeout: ms, interval: 10, message: `waiting for ${what}` }).toBe(true);
 
 const alive = (pid: number) => {
   try {

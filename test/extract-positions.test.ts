@@ -182,11 +182,8 @@ describe('extract over many positions (real engine, tiny random checkpoint)', ()
       techniques: [{ id: 'logit_lens' }, { id: 'logitscope' }, { id: 'custom', prompt: 'word: ?', targetLayer: { kind: 'fixed', layer: 0 } }],
       layers: null,
     });
-    let run = await lab.call('runs.get', { runId });
-    for (let i = 0; i < 600 && run.status === 'running'; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      run = await lab.call('runs.get', { runId });
-    }
+    await lab.settled(runId);
+    const run = await lab.call('runs.get', { runId });
     expect(run.status).toBe('completed');
     expect(run.parity.status).toBe('pass');
     expect(run.parity.techniques.map((t) => [t.technique, t.pass, t.rows])).toEqual([['logit_lens', true, run.examplesDone], ['logitscope', true, run.examplesDone], ['custom_1', null, run.examplesDone]]);

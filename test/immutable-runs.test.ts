@@ -173,21 +173,13 @@ describe('from the command line, in one database', () => {
     expect(await exported(fastId)).toEqual(original);
     expect(await exported(naiveId)).toEqual(naiveExport);
 
-    // A naive recompute of a longer slice, stopped with SIGTERM after a few batches, then resumed.
-    const child = spawn(process.execPath, [BIN, ...sweepArgs('--limit', '14', '--strategy', 'naive', '--recompute', '--batch-size', '1', '--db', main)], { env, stdio: 'ignore' });
+    // A naive recompute of a longer slice, stopped with SIGTERM after a few batches (it holds there: LOGITSCOPE_TEST_HOLD), then resumed.
+    const child = spawn(process.execPath, [BIN, ...sweepArgs('--limit', '14', '--strategy', 'naive', '--recompute', '--batch-size', '1', '--db', main)], { env: { ...env, LOGITSCOPE_TEST_HOLD: '2' }, stdio: 'ignore' });
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    let stopped: { id: string; done: number } | undefined;
-    for (let i = 0; i < 6000 && !stopped; i++) {
-      await new Promise((r) => setTimeout(r, 10));
-      try {
-        const peek = ResultStore.open(main, { readonly: true });
-        const run = peek.listRuns().find((r) => r.examplesPlanned === 14 && r.examplesDone >= 2);
-        peek.close();
-        if (run) stopped = { id: run.id, done: run.examplesDone };
-      } catch {
-        // A write may hold the lock for a moment.
-      }
-    }
+    await expect.poll(() => fs.existsSync(`${main}.held`), { timeout: 60_000 }).toBe(true);
+    const peek = ResultStore.open(main, { readonly: true });
+    const stopped = peek.listRuns().find((r) => r.examplesPlanned === 14 && r.examplesDone === 2);
+    peek.close();
     expect(stopped).toBeDefined();
     child.kill('SIGTERM');
     expect(await exited).toBe(143);

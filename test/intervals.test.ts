@@ -37,8 +37,8 @@ describe('the Wilson interval for precision@1', () => {
     expect(high - low).toBeCloseTo(2 * 1.959964 * Math.sqrt(0.25 / 10000), 5);
   });
 
-  it('is undefined without examples', () => {
-    expect(wilsonInterval(0, 0)).toEqual({ mean: NaN, low: NaN, high: NaN });
+  it('is refused without examples, so no NaN can reach a reply', () => {
+    expect(() => wilsonInterval(0, 0)).toThrow(RangeError);
   });
 });
 
@@ -74,8 +74,8 @@ describe("Student's t quantile", () => {
 });
 
 describe('the t interval for surprisal means', () => {
-  it('of one value is unbounded (NaN), not zero width', () => {
-    expect(tInterval(2.5, 6.25, 1)).toEqual({ mean: 2.5, low: NaN, high: NaN });
+  it('of one value is unbounded (null bounds), not zero width', () => {
+    expect(tInterval(2.5, 6.25, 1)).toEqual({ mean: 2.5, low: null, high: null });
   });
 
   it('of two values uses t with one degree of freedom', () => {
@@ -135,7 +135,7 @@ describe('summaries from SQL and from the sweep', () => {
       for (const m of ['precision', 'surprisal', 'surprisalPaper'] as const) {
         for (const f of ['mean', 'low', 'high'] as const satisfies (keyof Interval)[]) {
           const [x, y] = [s[m][f], b[i][m][f]];
-          if (Number.isNaN(y)) expect(x, `${s.technique}@${s.layer} ${m}.${f}`).toBeNaN();
+          if (y === null) expect(x, `${s.technique}@${s.layer} ${m}.${f}`).toBeNull();
           else expect(x, `${s.technique}@${s.layer} ${m}.${f}`).toBeCloseTo(y, 10);
         }
       }
@@ -151,12 +151,12 @@ describe('summaries from SQL and from the sweep', () => {
     expect(sql.find((s) => s.technique === 'logit_lens' && s.layer === 0)!.precision).toEqual({ mean: 0, low: 0, high: expect.closeTo(0.1431, 4) });
   });
 
-  it('of a single example, both give NaN surprisal bounds', () => {
+  it('of a single example, both give null surprisal bounds', () => {
     const exs = results(1, 9);
     const { store, id } = stored(exs);
     const sql = store.summary(id);
     expectSame(sql, summarize(exs));
-    expect(sql.every((s) => s.n === 1 && Number.isNaN(s.surprisal.low) && Number.isNaN(s.surprisalPaper.high))).toBe(true);
+    expect(sql.every((s) => s.n === 1 && s.surprisal.low === null && s.surprisalPaper.high === null)).toBe(true);
   });
 
   it('the summary of an interrupted run covers the examples saved, and says how many', () => {

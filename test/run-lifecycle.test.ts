@@ -56,8 +56,6 @@ function codeOf(fn: () => unknown): { code?: string; message?: string } {
   return {};
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 /** A process that creates two runs (each with 2 of its 4 examples saved), prints their ids, and computes on until killed. */
 async function computingChild(): Promise<{ child: ChildProcess; ids: string[] }> {
   const script = path.join(dir, 'computing.ts');
@@ -131,7 +129,7 @@ describe('a run whose process is gone', () => {
   it('a run this process computes stays running past the timeout, and reads as interrupted once its store closes', async () => {
     const computing = open({ staleAfterMs: 1, heartbeatMs: 60_000 });
     const id = computing.createRun(RUN);
-    await sleep(20);
+    await expect.poll(() => Date.now() - Date.parse(computing.getRun(id).owner!.heartbeatAt!), { timeout: 10_000 }).toBeGreaterThan(1); // past the timeout
     expect(computing.getRun(id).status).toBe('running');
     // Another store of this live process: the owner is alive and its heartbeat fresh by the default timeout.
     const reader = open();
@@ -145,12 +143,14 @@ describe('a run whose process is gone', () => {
     const id = store.createRun(RUN);
     const beat = () => Date.parse(store.getRun(id).owner!.heartbeatAt!);
     const first = beat();
-    await sleep(150);
-    const later = beat();
-    expect(later).toBeGreaterThan(first);
+    await expect.poll(beat, { timeout: 10_000 }).toBeGreaterThan(first);
+    // A second run keeps the store's heartbeat going: once it has beaten after the finish, the finished run has missed that beat.
+    const other = store.createRun(RUN);
     store.finishRun(id, { status: 'cancelled' });
     const atEnd = beat();
-    await sleep(100);
+    const otherBeat = () => Date.parse(store.getRun(other).owner!.heartbeatAt!);
+    const created = otherBeat();
+    await expect.poll(otherBeat, { timeout: 10_000 }).toBeGreaterThan(created);
     expect(beat()).toBe(atEnd);
   });
 

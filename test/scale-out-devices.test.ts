@@ -62,20 +62,27 @@ function shardChildren(): { pid: number; args: string }[] {
   return out.split('\n').filter((l) => l.includes('shard-worker')).map((l) => ({ pid: Number(l.trim().split(/\s+/)[0]), args: l }));
 }
 
-/** Whether shard `index` of 2 has created its run in its database (in the folder beside `db`). */
-function shardRunExists(db: string, index: number): boolean {
+/** Shard `index` of 2's database, in the folder beside `db`, once it exists. */
+function shardFile(db: string, index: number): string | undefined {
   const dir = fs.readdirSync(path.dirname(db)).find((f) => f.startsWith(`${path.basename(db)}.shards-`));
   const file = dir && path.join(path.dirname(db), dir, `shard-${index}-of-2.db`);
-  if (!file || !fs.existsSync(file)) return false;
+  return file && fs.existsSync(file) ? file : undefined;
+}
+
+/** The pid of shard 1's process that LOGITSCOPE_TEST_HOLD stopped (src-main/sweep/test-hold.ts), once it holds. */
+function heldShard(db: string): number | undefined {
+  const file = shardFile(db, 1);
+  const pid = file && fs.existsSync(`${file}.held`) ? Number(fs.readFileSync(`${file}.held`, 'utf8')) : 0;
+  return pid > 0 ? pid : undefined; // 0 also while the marker is being written
+}
+
+/** How many examples shard `index` of 2 has stored in its run. */
+function shardExamplesDone(db: string, index: number): number {
+  const store = ResultStore.open(shardFile(db, index)!, { readonly: true });
   try {
-    const store = ResultStore.open(file, { readonly: true });
-    try {
-      return store.listRuns().length > 0;
-    } finally {
-      store.close();
-    }
-  } catch {
-    return false; // still being created
+    return store.listRuns()[0].examplesDone;
+  } finally {
+    store.close();
   }
 }
 
@@ -92,16 +99,12 @@ describe('sweep --devices', () => {
 
   test('Ctrl-C cancels every shard: exit 130, the run is cancelled with what was merged, and no shard process is left', async () => {
     const db = path.join(tmp, 'interrupted.sqlite');
-    // Enough one-example batches that the shards cannot finish between the run's first line and the
-    // signal, however fast the machine: the test is about a cancel in the middle.
-    const many = path.join(tmp, 'many.jsonl');
-    fs.writeFileSync(many, Array.from({ length: 1200 }, (_, i) => JSON.stringify({ text: `line ${i} of a long file with several more words` })).join('\n'));
-    const args = [...cli, '--data', many, '--limit', '1000', '--batch-size', '1', '--devices', 'cpu,cpu', '--db', db];
-    const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    // Shard 1 holds after its first batch (LOGITSCOPE_TEST_HOLD), so the signal lands in the middle of the run however fast it computes.
+    const child = spawn(process.execPath, [...cli, '--devices', 'cpu,cpu', '--db', db], { env: { ...env, LOGITSCOPE_TEST_HOLD: '1@shard1' }, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
     const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-    await expect.poll(() => stderr, { timeout: 60_000, interval: 50 }).toMatch(/^run [0-9a-f-]+: 1000 examples/m);
+    await expect.poll(() => heldShard(db), { timeout: 60_000 }).toBeDefined();
     child.kill('SIGINT');
     expect(await exited).toBe(130);
     expect(stderr).toMatch(/cancelled in /);
@@ -111,7 +114,7 @@ describe('sweep --devices', () => {
     try {
       const [r] = await lab.call('runs.list', {});
       expect(r.status).toBe('cancelled');
-      expect(r.examplesDone).toBeLessThan(1000);
+      expect(r.examplesDone).toBeLessThan(LIMIT);
     } finally {
       await lab.close();
     }
@@ -160,14 +163,14 @@ describe('sweep --devices', () => {
       const events: ApiEvents['sweep.progress'][] = [];
       const finished: unknown[] = [];
       lab.onEvent((name, p) => (name === 'sweep.progress' ? events.push(p as ApiEvents['sweep.progress']) : name === 'sweep.finished' && finished.push(p)));
+      // Shard 1 holds once 2 of its 12 examples are stored (its run exists by then), so it is killed mid-run, and its retry resumes that run.
+      process.env.LOGITSCOPE_TEST_HOLD = '2@shard1';
       const start = lab.call('sweep.start', { ...REQUEST, devices: ['cpu', 'cpu'], modelDir: model });
-      // Shard 1 is killed once its run exists, so its retry resumes that run.
       let victim: number | undefined;
-      for (const deadline = Date.now() + 60_000; victim === undefined && Date.now() < deadline; await new Promise((r) => setTimeout(r, 10))) {
-        const [child] = shardChildren().filter((c) => c.args.includes('"index":1'));
-        if (child && shardRunExists(path.join(tmp, 'killed-once.sqlite'), 1)) process.kill((victim = child.pid), 'SIGKILL');
-      }
-      expect(victim, 'shard 1 was killed while computing').toBeDefined();
+      await expect.poll(() => (victim = heldShard(path.join(tmp, 'killed-once.sqlite'))), { timeout: 60_000 }).toBeDefined();
+      process.kill(victim!, 'SIGKILL');
+      delete process.env.LOGITSCOPE_TEST_HOLD; // before the retry starts: the kill is noticed on a later turn of the event loop
+      expect(shardExamplesDone(path.join(tmp, 'killed-once.sqlite'), 1)).toBe(2);
       const { runId } = await start;
       await lab.settled(runId);
       const done = await lab.call('runs.get', { runId });
@@ -184,15 +187,19 @@ describe('sweep --devices', () => {
   test('a shard that dies twice leaves the run failed with its missing ordinals, and resuming it finishes the run', async () => {
     const lab = await Lab.open({ dbPath: path.join(tmp, 'killed-twice.sqlite'), cacheRoot });
     try {
+      // Every process of shard 1 holds before its first batch: its first one and its retry are each killed there, having computed nothing.
+      process.env.LOGITSCOPE_TEST_HOLD = '0@shard1';
       const start = lab.call('sweep.start', { ...REQUEST, devices: ['cpu', 'cpu'], modelDir: model });
-      // Kill shard 1's first process and then its retry as soon as each appears (long before either
-      // has loaded the model), while the sweep is still starting.
       const killed = new Set<number>();
-      for (const deadline = Date.now() + 60_000; killed.size < 2 && Date.now() < deadline; await new Promise((r) => setTimeout(r, 10))) {
-        for (const c of shardChildren().filter((c) => c.args.includes('"index":1') && !killed.has(c.pid))) {
-          process.kill(c.pid, 'SIGKILL');
-          killed.add(c.pid);
+      try {
+        while (killed.size < 2) {
+          let held: number | undefined;
+          await expect.poll(() => (held = heldShard(path.join(tmp, 'killed-twice.sqlite'))), { timeout: 60_000 }).toSatisfy((pid) => pid !== undefined && !killed.has(pid as number));
+          process.kill(held!, 'SIGKILL');
+          killed.add(held!);
         }
+      } finally {
+        delete process.env.LOGITSCOPE_TEST_HOLD;
       }
       expect(killed.size, 'both processes of shard 1 were seen and killed').toBe(2);
       const { runId } = await start;

@@ -27,10 +27,8 @@ const sweepArgs = ['--model', model, '--data', data, '--preset', 'logitscope', '
 
 /** Until none of these jobs is queued or running. */
 async function waitFor(jobs: string[]): Promise<void> {
-  for (const deadline = Date.now() + 150_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 500))) {
-    if ((await run('squeue', ['-h', '-j', jobs.join(',')], { env })).stdout.trim() === '') return;
-  }
-  throw new Error(`SLURM jobs ${jobs.join(', ')} did not finish in 150 s`);
+  const queued = async () => (await run('squeue', ['-h', '-j', jobs.join(',')], { env })).stdout.trim();
+  await expect.poll(queued, { timeout: 150_000, interval: 500, message: `SLURM jobs ${jobs.join(', ')} to finish` }).toBe('');
 }
 
 /** The merged database's one run against the unsharded export: the differences beyond float32 rounding. */

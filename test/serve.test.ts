@@ -152,19 +152,21 @@ describe('browser mode server', () => {
     });
     expect(received).toContain(`data: ${JSON.stringify({ name: 'runs.changed', payload: {} })}\n\n`);
     // The stream unsubscribes when the client goes.
-    await new Promise((r) => setTimeout(r, 50));
-    expect(fake.listeners.size).toBe(0);
+    await expect.poll(() => fake.listeners.size, { timeout: 10_000 }).toBe(0);
   });
 
   test('close() ends open event streams instead of hanging', async () => {
     const s = await startServer({ lab: fake.lab, rendererDir: renderer });
+    let opened!: () => void;
+    const open = new Promise<void>((resolve) => (opened = resolve));
     const ended = new Promise<void>((resolve) => {
       http.get({ host: '127.0.0.1', port: s.port, path: `/api/events?token=${s.token}` }, (res) => {
+        opened();
         res.resume();
         res.on('close', () => resolve());
       });
     });
-    await new Promise((r) => setTimeout(r, 50));
+    await open; // the stream is open: its headers came
     await s.close();
     await ended;
   });

@@ -151,7 +151,7 @@ describe('a database another process holds', () => {
     store.close();
   }, 20_000);
 
-  it('a sweep killed with SIGKILL at random moments and resumed each time loses at most the batch in flight', async () => {
+  it('a sweep killed with SIGKILL mid-write and resumed each time loses at most the batch in flight', async () => {
     const { store: setup, id } = filled(file, 0);
     setup.setRunExamples(id, Array.from({ length: 4000 }, (_, i) => example(i)));
     setup.close();
@@ -173,9 +173,14 @@ describe('a database another process holds', () => {
          console.log('saved ' + todo[Math.min(b + 8, todo.length) - 1].ordinal);
        }`,
     );
-    for (const delayMs of [3, 11, 29]) {
+    // Killed as soon as it has reported 1, then 3, then 9 batches: wherever in the next batch's transaction it then is.
+    for (const batches of [1, 3, 9]) {
       const writer = await child(['--import', 'tsx', script], 'saved ');
-      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      await new Promise<void>((resolve) => {
+        const reported = () => (writer.output().match(/saved /g) ?? []).length >= batches && resolve();
+        reported();
+        writer.stdout!.on('data', reported);
+      });
       writer.kill('SIGKILL');
       await new Promise((resolve) => writer.on('exit', resolve));
       const lastReported = Math.max(...[...writer.output().matchAll(/saved (\d+)/g)].map((m) => Number(m[1])));

@@ -180,7 +180,7 @@ describe('results cache', () => {
     expect(fromSql.map((s) => [s.technique, s.layer, s.n])).toEqual([LENS, SCOPE].flatMap((t) => [0, 1, 2].map((l) => [t.id, l, 7])));
     fromSql.forEach((s, i) => {
       for (const m of ['precision', 'surprisal', 'surprisalPaper'] as const) {
-        for (const f of ['mean', 'low', 'high'] as const) expect(s[m][f]).toBeCloseTo(fromRows[i][m][f], 10);
+        for (const f of ['mean', 'low', 'high'] as const) expect(s[m][f]).toBeCloseTo(fromRows[i][m][f]!, 10);
       }
     });
   });

@@ -108,9 +108,9 @@ describe('sweeps through the results cache (a real SQLite file)', () => {
 });
 
 describe('a sweep killed with SIGKILL', () => {
-  const cli = (args: string[]) =>
+  const cli = (args: string[], env: Record<string, string> = {}) =>
     spawn(process.execPath, [path.resolve('bin/logitscope.js'), ...args], {
-      env: { ...process.env, LOGITSCOPE_CACHE_DIR: cacheRoot },
+      env: { ...process.env, LOGITSCOPE_CACHE_DIR: cacheRoot, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
   const finished = (child: ReturnType<typeof cli>) =>
@@ -119,31 +119,20 @@ describe('a sweep killed with SIGKILL', () => {
   test('resumes with `sweep --resume` to results identical to an uninterrupted run', async () => {
     const db = path.join(tmp, 'killed.sqlite');
     const args = ['sweep', '--model', model, '--data', data, '--preset', 'logitscope', '--limit', '40', '--batch-size', '1'];
-    const child = cli([...args, '--db', db]);
+    // The sweep holds once 3 of its 40 examples are committed (LOGITSCOPE_TEST_HOLD), so the kill lands mid-run however fast it computes.
+    const child = cli([...args, '--db', db], { LOGITSCOPE_TEST_HOLD: '3' });
     const exited = finished(child);
-    // Kill as soon as a few batches are committed, while the sweep is still going.
-    let done = 0;
-    let runId = '';
-    for (let i = 0; i < 3000 && done < 3; i++) {
-      await new Promise((r) => setTimeout(r, 10));
-      if (!fs.existsSync(db)) continue;
-      try {
-        const peek = ResultStore.open(db, { readonly: true });
-        const [run] = peek.listRuns();
-        peek.close();
-        if (run) [done, runId] = [run.examplesDone, run.id];
-      } catch {
-        // The schema may not be created yet, or a write holds the lock for a moment.
-      }
-    }
+    await expect.poll(() => fs.existsSync(`${db}.held`), { timeout: 60_000 }).toBe(true);
+    const peek = ResultStore.open(db, { readonly: true });
+    const [{ id: runId }] = peek.listRuns();
+    peek.close();
     child.kill('SIGKILL');
     expect(await exited).toBeNull();
     const killed = ResultStore.open(db);
     const atKill = killed.getRun(runId);
     killed.close();
     expect(atKill.status).toBe('interrupted');
-    expect(atKill.examplesDone).toBeGreaterThanOrEqual(3);
-    expect(atKill.examplesDone).toBeLessThan(40);
+    expect(atKill.examplesDone).toBe(3);
 
     const resumed = cli(['sweep', '--resume', runId, '--db', db, '--batch-size', '1', '--json', path.join(tmp, 'resumed.json')]);
     expect(await finished(resumed)).toBe(0);

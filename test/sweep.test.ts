@@ -27,6 +27,19 @@ function writeDataset(file: string, n: number, seed: number): void {
 }
 
 /**
+ * docs/PROTOCOL.md's position rule, written again here so the expectation does not come from the
+ * code under test: mulberry32's first draw u, seeded with the recorded seed mixed with the record
+ * index, then ⌊u · length⌋ (uniform over [0, length − 1]).
+ */
+function documentedPosition(seed: number, recordIndex: number, length: number): number {
+  const mixed = Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(recordIndex + 1, 0xc2b2ae35);
+  let t = (mixed + 0x6d2b79f5) >>> 0;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return Math.floor((((t ^ (t >>> 14)) >>> 0) / 2 ** 32) * length);
+}
+
+/**
  * Fast and naive runs sum in different orders, so two nearly tied tokens may swap. A row agrees
  * when the top-1 is the same and the surprisals match within 1e-4, or when the two top-1s are
  * tied within 1e-4 in the model's own distribution (then the surprisals are compared as sets).
@@ -113,12 +126,29 @@ describe('sweeps on a tiny random checkpoint', () => {
   test('one position is drawn per example from the recorded seed and shared by every technique and layer', async () => {
     const prepared = await prepareSweep(engine, spec({ bos: true }));
     for (const e of prepared.plan.examples) {
-      expect(e.position).toBe(drawPosition(3, e.recordIndex, e.tokens.length));
+      expect(e.position).toBe(documentedPosition(3, e.recordIndex, e.tokens.length));
       expect(e.position).toBeLessThan(e.tokens.length);
       expect(e.tokens[0]).toBe(50256);
     }
     const other = await prepareSweep(engine, { ...spec({ bos: true }), protocol: resolveProtocol('logitscope', { bos: true, limit: 6, positionSeed: 4 }) });
     expect(other.plan.examples.map((e) => e.position)).not.toEqual(prepared.plan.examples.map((e) => e.position));
+  });
+
+  test('the position rule of docs/PROTOCOL.md gives the positions worked out by hand', () => {
+    // (seed, record index, length) → position, computed apart from this code base (a Python rendering of the same rule).
+    const worked: [number, number, number, number][] = [[3, 0, 10, 7], [3, 1, 10, 0], [3, 2, 10, 2], [3, 7, 1000, 626], [4, 0, 10, 0], [1, 123, 50, 35]];
+    for (const [seed, index, length, position] of worked) {
+      expect(documentedPosition(seed, index, length)).toBe(position);
+      expect(drawPosition(seed, index, length), `seed ${seed}, record ${index}, length ${length}`).toBe(position);
+    }
+  });
+
+  test('positions are uniform over [0, len − 1]: every position of a 10-token prompt is drawn about equally often', () => {
+    const counts = new Array<number>(10).fill(0);
+    for (let index = 0; index < 10_000; index++) counts[drawPosition(3, index, 10)]++;
+    // χ² with 9 degrees of freedom; 27.9 is its 0.999 quantile, so a uniform draw fails 1 time in 1000 (and this one is fixed by its seed).
+    const chi2 = counts.reduce((t, c) => t + (c - 1000) ** 2 / 1000, 0);
+    expect(chi2).toBeLessThan(27.9);
   });
 
   test('progress events arrive per batch with partial means, and cancelling keeps every finished result', async () => {

@@ -21,10 +21,7 @@ const data = path.join(tmp, 'data.jsonl');
 describe('the tuned lens through the API', () => {
   let lab: Lab;
   const events: { name: EventName; payload: any }[] = [];
-  const waitFor = async (pred: () => boolean) => {
-    for (let i = 0; i < 1200 && !pred(); i++) await new Promise((r) => setTimeout(r, 50));
-    expect(pred()).toBe(true);
-  };
+  const waitFor = (pred: () => boolean) => expect.poll(pred, { timeout: 60_000 }).toBe(true);
   // Evaluate on records 0..7 (pool 0..9, limit 8); the lens trains on the records after the pool.
   const request = (over: object = {}) => ({
     files: [data],

@@ -51,7 +51,7 @@ export interface ModelView {
 
 /**
  * A LayerSummary (protocol/spec.ts) as it crosses the boundary: per technique and layer, n and the
- * means with their 95% intervals (an unbounded bound, NaN in process, arrives as null).
+ * means with their 95% intervals (an unbounded bound is null, in process and on every front alike).
  */
 export type SummaryRow = z.output<typeof layerSummarySchema>;
 

@@ -247,8 +247,8 @@ export const requestSchemas = {
 
 export type RequestSchemas = typeof requestSchemas;
 
-/** Bounds are NaN in process (null over JSON) where an interval has no width to give (n = 1). */
-const bound = z.number().or(z.nan()).nullable();
+/** Bounds are null where an interval has no width to give (n = 1): JSON-safe, the same on every front. */
+const bound = z.number().nullable();
 const intervalSchema = z.object({ mean: z.number(), low: bound, high: bound });
 export const layerSummarySchema = z.object({
   technique: z.string(),

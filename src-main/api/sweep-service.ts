@@ -15,6 +15,7 @@ import type { SweepSpec } from '../protocol/spec.ts';
 import type { Shard } from '../protocol/shards.ts';
 import { shardCache, shardOfRun, shardOrdinals } from '../scale/shard.ts';
 import { CODE_VERSION } from './code-version.ts';
+import { holdForTest, withTestHold } from '../sweep/test-hold.ts';
 
 
 export interface StoredSweepHooks {
@@ -215,6 +216,9 @@ async function finishInStore(engine: Engine, store: ResultStore, runId: string, 
       plan = { ...plan, examples: ordinals.map((o) => plan.examples[o]) };
       cache = shardCache(cache, ordinals);
     }
+    const held = { dbFile: store.file, shardIndex: hooks.shard?.index, signal: hooks.signal };
+    await holdForTest(held, 0);
+    cache = withTestHold(cache, held);
     const outcome = await runSweep(engine, plan, { signal: hooks.signal, cache, onProgress: hooks.onProgress, budgetBytes: hooks.budgetBytes, maxBatchExamples: hooks.maxBatchExamples });
     store.finishRun(runId, { status: outcome.status, timings: { wallMs: performance.now() - started, computeMs: outcome.timings.computeSeconds * 1000 } });
     return outcome;

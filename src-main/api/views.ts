@@ -86,7 +86,7 @@ export async function datasetPreview(p: Parsed<'dataset.preview'>): Promise<Repl
     skipped: { ...preview.skipped },
     filteredBy: { ...preview.filteredBy },
     capped: preview.capped,
-    samples: preview.samples.map((r) => ({ recordIndex: r.index, source: r.source, text: r.text })),
+    samples: preview.samples.map((r) => ({ recordIndex: r.index, ...(r.source !== undefined && { source: r.source }), text: r.text })),
   };
 }
 
@@ -119,7 +119,7 @@ export function exampleView(store: ResultStore, runId: string, ordinal: number, 
   return {
     ordinal,
     recordIndex: example.recordIndex,
-    source: example.source,
+    ...(example.source !== undefined && { source: example.source }),
     tokens: promptTokens(tokenizer, example.tokens),
     position: example.position,
     reference: { id: reference, text: text(reference) },

@@ -83,11 +83,11 @@ export interface LayerDifference {
  * A mean with a 95% confidence interval. Which interval is said by the type that holds it: a
  * LayerSummary's precision is a Wilson score interval and its surprisals Student t; a
  * LayerDifference's are all paired Student t (sweep/intervals.ts computes both). low and high are
- * NaN where the interval is undefined: no examples, or a t interval of one example (nothing to
- * measure the spread by).
+ * null where the interval is undefined: a t interval of one example (nothing to measure the spread
+ * by). Null, not NaN, so the value is the same in process, over JSON and through structured clone.
  */
 export interface Interval {
   mean: number;
-  low: number;
-  high: number;
+  low: number | null;
+  high: number | null;
 }

@@ -49,8 +49,8 @@ export function summaryFromSums(s: LayerSums): LayerSummary {
  * where mean ± z·sd/√n collapses to a point (a layer right on every one of 5 examples is not
  * known to be right always). The mean is the observed proportion.
  */
-export function wilsonInterval(successes: number, n: number): Interval {
-  if (n === 0) return { mean: NaN, low: NaN, high: NaN };
+export function wilsonInterval(successes: number, n: number): Interval & { low: number; high: number } {
+  if (n === 0) throw noValues();
   const p = successes / n;
   const z2 = Z95 * Z95;
   const denom = 1 + z2 / n;
@@ -62,18 +62,24 @@ export function wilsonInterval(successes: number, n: number): Interval {
 
 /**
  * Student t interval for a mean from its sums: at small n the normal z understates the width
- * (t(0.975, 4) = 2.78, not 1.96). One value says nothing about the spread, so n = 1 gives NaN
+ * (t(0.975, 4) = 2.78, not 1.96). One value says nothing about the spread, so n = 1 gives null
  * bounds (unknown), never a zero-width interval.
  */
 export function tInterval(sum: number, sumSq: number, n: number): Interval {
-  if (n === 0) return { mean: NaN, low: NaN, high: NaN };
+  if (n === 0) throw noValues();
   const mean = sum / n;
-  if (n === 1) return { mean, low: NaN, high: NaN };
+  if (n === 1) return { mean, low: null, high: null };
   // Rounding can leave a tiny negative variance when all values are equal.
   const variance = Math.max(0, (sumSq - n * mean * mean) / (n - 1));
   const half = tQuantile975(n - 1) * Math.sqrt(variance / n);
   return { mean, low: mean - half, high: mean + half };
 }
+
+/**
+ * Every summary row groups at least one example, so n = 0 is a caller's bug; refusing it keeps
+ * NaN out of the intervals, which cross JSON (HTTP, the engine process) and structured clone alike.
+ */
+const noValues = () => new RangeError('an interval needs at least one value (n = 0)');
 
 const t975 = new Map<number, number>();
 

@@ -5,7 +5,7 @@ export type Metric = 'precision' | 'surprisal' | 'surprisalPaper';
 
 export interface Series {
   technique: string;
-  /** Bounds are null (NaN in process) where the interval is unbounded, e.g. a surprisal over n = 1. */
+  /** Bounds are null where the interval is unbounded, e.g. a surprisal over n = 1. */
   points: { layer: number; n: number; mean: number; low: number | null; high: number | null }[];
 }
 

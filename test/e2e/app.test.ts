@@ -326,10 +326,12 @@ describe.skipIf(!HAS_CHROMIUM)(`the app in headless Chromium against \`serve\`${
     await page.getByLabel('Run name (optional)').fill('cancel me');
     // The start request answers once the slice is prepared; held back here, the pane must say what is going on.
     let held: Promise<void> = Promise.resolve();
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
     await page.route('**/api/sweep.start', (route) => {
       held = (async () => {
         const response = await route.fetch();
-        await new Promise((resolve) => setTimeout(resolve, 1500));
+        await released; // until the preparing pane has been checked below
         await route.fulfill({ response });
       })();
       return held;
@@ -340,6 +342,7 @@ describe.skipIf(!HAS_CHROMIUM)(`the app in headless Chromium against \`serve\`${
     // How far the reading got, from the sweep.preparing events of this window's request.
     await expect.poll(() => page.getByRole('tabpanel').innerText()).toMatch(/600 records read · 600 pass the filter · 0 filtered out/);
     await shot('10a-preparing');
+    release();
     await held;
     await page.unroute('**/api/sweep.start');
     const bar = page.getByRole('progressbar', { name: 'Sweep progress' });

@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { expect } from 'vitest';
 import { build } from 'vite';
 import { Lab } from '../../src-main/api/lab.ts';
 import { startServer, type RunningServer } from '../../src-main/serve.ts';
@@ -70,4 +71,24 @@ export async function openApp(opts: AppOptions): Promise<AppSession> {
       await lab.close();
     },
   };
+}
+
+/**
+ * Resolves once the page's layout has stopped moving: fonts loaded, and the page's width and every
+ * control's box the same over two animation frames (charts resize to their boxes a frame or two
+ * after a tab shows). A condition to measure after, instead of a fixed wait.
+ */
+export async function layoutSettled(page: Page): Promise<void> {
+  const boxes = () =>
+    page.evaluate(async () => {
+      await document.fonts.ready;
+      await new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
+      const rects = [...document.querySelectorAll('button, input, select, a, canvas, table, [role="tab"]')].map((el) => {
+        const r = el.getBoundingClientRect();
+        return `${r.x},${r.y},${r.width},${r.height}`;
+      });
+      return `${document.documentElement.scrollWidth} ${rects.join(' ')}`;
+    });
+  let last = '';
+  await expect.poll(async () => last === (last = await boxes()), { timeout: 15_000 }).toBe(true);
 }

@@ -12,7 +12,7 @@ import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { writeTinyGptj } from '../fixtures/checkpoint-writer.ts';
-import { HAS_CHROMIUM, openApp, SKIP_REASON, type AppSession } from './harness.ts';
+import { HAS_CHROMIUM, layoutSettled, openApp, SKIP_REASON, type AppSession } from './harness.ts';
 
 const LAYERS = 28;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'e2e-layout-'));
@@ -64,9 +64,12 @@ describe.skipIf(!HAS_CHROMIUM)(`the app's layout at 1024×700 and 1920×1080, in
   afterAll(async () => app?.close());
 
   test('at 1024×700 every tab fits the width: no page-wide horizontal scroll and no control cut off', async () => {
-    for (const tab of ['Charts', 'Inspector', 'Runs', 'Extract']) {
+    // What each tab shows once its data has come: measured only after it is there and has stopped moving.
+    const shown: Record<string, string> = { Charts: '.main-charts .canvas-box', Inspector: '.inspector-grid tbody tr', Runs: 'table.runs', Extract: '.extract-form' };
+    for (const tab of Object.keys(shown)) {
       await page.getByRole('tab', { name: tab }).click();
-      await page.waitForTimeout(300); // charts and lists settle
+      await page.locator(shown[tab]).first().waitFor();
+      await layoutSettled(page);
       await app.shot(`layout-1024-${tab.toLowerCase()}`);
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
       expect(overflow, `${tab}: the page scrolls sideways by ${overflow} px`).toBeLessThanOrEqual(0);

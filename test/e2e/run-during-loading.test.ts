@@ -44,17 +44,34 @@ describe.skipIf(!HAS_CHROMIUM)(`Run during Loading, in the browser${SKIP_REASON}
   afterAll(async () => app?.close());
 
   test('a sweep started while the model loads waits for it; a reload during the sweep is refused; the server lives and every run ends', async () => {
+    // The page's load request is held on its way to the server until the page has been checked
+    // while it waits: a tiny model loads faster than a poll could catch the "Loading…" state.
+    let releaseLoad!: () => void;
+    const loadHeld = new Promise<void>((resolve) => (releaseLoad = resolve));
+    let loadSent = false;
+    await page.route('**/api/model.load', async (route) => {
+      loadSent = true;
+      await loadHeld;
+      await route.continue();
+    });
     await page.getByLabel('Checkpoint directory').fill(modelA);
     await page.getByRole('button', { name: 'Load model' }).click();
+    await expect.poll(() => loadSent, { timeout: 15_000 }).toBe(true);
     // While loading, Run sweep cannot be clicked, and the page says why.
-    await expect.poll(() => page.getByRole('button', { name: 'Run sweep' }).isDisabled()).toBe(true);
-    // Another tab starts a sweep now, through the same API: it waits for the load and runs on model A.
+    await expect.poll(() => page.locator('#run-blocker').innerText(), { timeout: 15_000 }).toMatch(/A model is loading/);
+    expect(await page.getByRole('button', { name: 'Run sweep' }).isDisabled()).toBe(true);
+    releaseLoad(); // and later loads pass straight through
+    // Another tab starts a sweep as the load goes through, by the same API: it runs on model A (waiting for the load if it is still going).
+    // The sweep holds after its first batch until it is cancelled (LOGITSCOPE_TEST_HOLD), so it is surely running when the page reloads.
+    process.env.LOGITSCOPE_TEST_HOLD = '4';
     const started = (await otherTab('sweep.start', { files: [data], preset: 'logitscope', techniques: [{ id: 'logit_lens' }, { id: 'logitscope' }], layers: null, batchSize: 4, strategy: 'naive' })) as {
       ok: boolean;
       result: { runId: string };
     };
     expect(started.ok).toBe(true);
     const { runId } = started.result;
+    await expect.poll(() => fs.existsSync(`${lab.dbFile}.held`), { timeout: 30_000 }).toBe(true);
+    delete process.env.LOGITSCOPE_TEST_HOLD;
 
     // Loading another model while that sweep runs is refused with a reason, not a crash.
     await page.getByLabel('Checkpoint directory').fill(modelB);
@@ -67,7 +84,7 @@ describe.skipIf(!HAS_CHROMIUM)(`Run during Loading, in the browser${SKIP_REASON}
     await lab.settled(runId);
     const run = (await otherTab('runs.get', { runId })) as { ok: boolean; result: { status: string; modelPath: string; examplesDone: number } };
     expect(run.result).toMatchObject({ status: 'cancelled', modelPath: fs.realpathSync(modelA) });
-    expect(run.result.examplesDone).toBeLessThan(300);
+    expect(run.result.examplesDone).toBe(4);
     await page.getByRole('button', { name: 'Load model' }).click();
     await expect.poll(() => page.getByLabel('Loaded model').innerText(), { timeout: 30_000 }).toContain(path.basename(modelB));
     // The server still answers, and every run it knows is in a final state.
