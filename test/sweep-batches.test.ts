@@ -49,7 +49,7 @@ describe('a sweep forms its batches from its examples alone', () => {
     engine = await Engine.load({ modelDir: ckpt.dir, cacheRoot: path.join(tmp, 'cache') });
     const spec: SweepSpec = {
       modelDir: '', device: 'cpu', files: [data], protocol: resolveProtocol('logitscope', { bos: true, limit: 40, positionSeed: 3 }),
-      techniques: BUILT_IN_TECHNIQUES, layers: null, k: 3, strategy: 'fast',
+      techniques: [...BUILT_IN_TECHNIQUES], layers: null, k: 3, strategy: 'fast',
     };
     plan = (await prepareSweep(engine, spec)).plan;
     expect(plan.examples).toHaveLength(40);
