@@ -50,7 +50,7 @@ function fakeBatch(exs: RunExampleInput[]): ExampleResult[] {
     tokens: e.tokens, position: e.position, reference_top1: e.tokens[e.position],
     layers: TECHNIQUES.flatMap((t) => LAYERS.map((layer) => {
       const ids = Array.from({ length: K }, (_, j) => (e.ordinal * 13 + layer * 17 + j) % 50400);
-      return { layer, technique: t.id, top1: ids[0], surprisal: Math.random() * 10, surprisal_paper: Math.random() * 10, top_k: { ids, probs: ids.map((_, j) => 0.5 / (j + 1)) } };
+      return { layer, technique: t.id, top1: ids[0], surprisal: Math.random() * 10, surprisal_paper: Math.random() * 10, top_k: { ids, probs: ids.map((_, j) => 0.5 / (j + 1)) }, kl: Math.random() * 5, rank: layer, entropy: Math.random() * 10 };
     })),
   }));
 }

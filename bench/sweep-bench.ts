@@ -3,6 +3,8 @@
  * work" floor: one batched source pass over every example and one batched unembedding of every
  * (example, technique, layer) row. Prints the ratios.
  *
+ * The per-row measures (kl, rank, entropy) are timed by running the fast sweep with and without them.
+ *
  *   npx tsx bench/sweep-bench.ts [--layers 28] [--d-model 256] [--heads 4] [--examples 16] [--words 75] [--naive-examples 4] [--dtype float32|float16]
  *
  * The naive strategy is slow by design, so it runs on the first --naive-examples examples and its
@@ -82,6 +84,15 @@ const time = async (f: () => Promise<unknown>) => {
 const before = { ...engine.timings };
 const fast = await time(() => runSweep(engine, plan));
 const split = Object.fromEntries(Object.entries(engine.timings).map(([g, ms]) => [g, (ms - before[g as keyof typeof before]) / 1000]));
+// The per-row measures' cost (kl, rank, entropy: an If of the unembedding graph): the same fast
+// sweep without them, then with them again, alternating so that drift hits both alike.
+const without: number[] = [];
+const withAgain: number[] = [fast];
+for (let i = 0; i < 2; i++) {
+  without.push(await time(() => runSweep(engine, plan, { measures: false })));
+  withAgain.push(await time(() => runSweep(engine, plan)));
+}
+const perExampleMs = (s: number[]) => (Math.min(...s) / plan.examples.length) * 1000;
 const naiveSlice = { ...plan, examples: plan.examples.slice(0, naiveCount), strategy: 'naive' as const };
 const naive = await time(() => runSweep(engine, naiveSlice));
 const naivePerExample = naive / naiveSlice.examples.length;
@@ -106,6 +117,7 @@ console.log(`       inside graphs: source passes and prefixes ${split.full.toFix
 // Everything else of the engine's calls: the worker's JavaScript (index bookkeeping, row copies, one
 // logit per row for the paper's surprisal) and the message round trips. No element is converted in JS.
 console.log(`       host (worker JS + round trips) ${split.host.toFixed(2)} s; sweep loop outside the engine ${(fast - split.full - split.step - split.unembed - split.host).toFixed(2)} s`);
+console.log(`measures: fast sweep ${perExampleMs(withAgain).toFixed(1)} ms/example with kl, rank and entropy, ${perExampleMs(without).toFixed(1)} without (best of ${withAgain.length} and ${without.length}): ${(perExampleMs(withAgain) - perExampleMs(without)).toFixed(1)} ms/example, ${((perExampleMs(withAgain) / perExampleMs(without) - 1) * 100).toFixed(1)}%`);
 console.log(`naive: ${naive.toFixed(2)} s for ${naiveSlice.examples.length} examples (${(naivePerExample * 1000).toFixed(0)} ms/example)`);
 console.log(`floor: ${floor.toFixed(2)} s (one batched source pass + unembedding of all ${rows} rows)`);
 console.log(`ratio naive/fast per example: ${(naivePerExample / fastPerExample).toFixed(1)}×   (goal ≥ 50×)`);

@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'tokenizer_invalid'
   | 'prompt_empty'
   | 'prompt_too_long'
+  | 'prompt_unsuitable'
   | 'position_out_of_range'
   | 'layer_out_of_range'
   | 'token_out_of_range'

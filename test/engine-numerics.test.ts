@@ -121,7 +121,7 @@ describe('the ONNX engine on a tiny fp32 safetensors checkpoint', () => {
     const resid = new Float32Array(rows.length * config.dModel);
     rows.forEach((r, i) => resid.set(r, i * config.dModel));
     const out = await engine.unembed({ resid, referenceIds: rows.map(() => 0), k: 1 });
-    expect(maxAbsDiff(out.entropy, want)).toBeLessThan(1e-4);
+    expect(maxAbsDiff(out.measures.entropy, want)).toBeLessThan(1e-4);
     // The batch op: logit-lens rows of every layer at the last position, from the engine's own source pass.
     const layers = [-1, ...Array.from({ length: config.nLayers }, (_, l) => l)];
     const batch = await engine.extractBatch({
@@ -130,9 +130,9 @@ describe('the ONNX engine on a tiny fp32 safetensors checkpoint', () => {
       techniques: [{ id: 'logit_lens', prefixTokens: null, example: layers.map(() => 0), sourceLayer: layers, injectLayer: [] }],
       k: 1,
       maxUnembedRows: 3,
-      entropy: true,
+      measures: true,
     });
-    expect(maxAbsDiff(batch.entropy!, layers.map((l) => entropyOf(l < 0 ? ref.embeddings[p] : ref.residPost[l][p])))).toBeLessThan(1e-4);
+    expect(maxAbsDiff(batch.measures!.entropy, layers.map((l) => entropyOf(l < 0 ? ref.embeddings[p] : ref.residPost[l][p])))).toBeLessThan(1e-4);
   });
 
   test('patching a position with its own residual changes nothing', async () => {
@@ -326,7 +326,7 @@ describe('fp16 compute (the CUDA build) on the CPU, against the float64 referenc
     expect(maxAbsDiff(out.topkLogprobs, Array.from(out.topkIds, (i) => want[i]))).toBeLessThan(FP16_TOL);
     expect(Math.abs(out.referenceLogprob[0] - want[order[7]])).toBeLessThan(FP16_TOL);
     // The entropy is computed from fp32 logits (the graph's boundary), so fp16 errors reach it only through them.
-    expect(Math.abs(out.entropy[0] - -want.reduce((s, v) => s + Math.exp(v) * v, 0))).toBeLessThan(FP16_TOL);
+    expect(Math.abs(out.measures.entropy[0] - -want.reduce((s, v) => s + Math.exp(v) * v, 0))).toBeLessThan(FP16_TOL);
   });
 
   test('fp16 graphs stay finite and within fp16 tolerance of the reference when q·k is beyond the fp16 range', async () => {

@@ -28,7 +28,7 @@ const K = 20;
 const TOL = 1e-4;
 const TECHNIQUES: TechniqueChoice[] = [{ id: 'logit_lens' }, { id: 'patchscope' }, { id: 'logitscope' }, { id: 'custom', prompt: 'x->x;?->', targetLayer: { kind: 'fixed', layer: 1 } }];
 
-interface RecordLayer { technique: string; layer: number; top1: number; surprisal: number; surprisal_paper: number; top_k: { ids: number[]; probs: number[] }; padding_ids: number[] }
+interface RecordLayer { technique: string; layer: number; top1: number; surprisal: number; surprisal_paper: number; top_k: { ids: number[]; probs: number[] }; padding_ids: number[]; kl: number; rank: number; entropy: number }
 interface RecordExample { tokens: number[]; position: number; reference_top1: number; layers: RecordLayer[] }
 
 describe('extract over many positions (real engine, tiny random checkpoint)', () => {
@@ -58,6 +58,31 @@ describe('extract over many positions (real engine, tiny random checkpoint)', ()
     // The top-level fields are the last position's, as a single-position reply would have them.
     expect(all.position).toBe(n - 1);
     expect(all.cells).toEqual(all.columns!.at(-1)!.cells);
+  });
+
+  test('a followed token has its exact probability and rank in every cell, outside the top-k too, equal to float64 within 1e-4', async () => {
+    const record = all.record as { examples: RecordExample[]; techniques: Record<string, { prompt_tokens?: number[] }> };
+    const tokens = record.examples[0].tokens;
+    const src = referenceForward({ config, weights, tokens });
+    const last = tokens.length - 1;
+    // A token far down the logit lens's list at the last position: outside every top-k there.
+    const lensLogits = referenceLogitLens(config, weights, src.residPost[0][last]);
+    const follow = Array.from(lensLogits.keys()).sort((a, b) => lensLogits[a] - lensLogits[b])[config.dVocab >> 1];
+    const view = await lab.call('extract', { text: PROMPT, k: K, techniques: [{ id: 'logit_lens' }], follow });
+    expect(view.follow?.id).toBe(follow);
+    let outside = 0;
+    for (const c of view.cells) {
+      const logits = referenceLogitLens(config, weights, c.layer < 0 ? src.embeddings[last] : src.residPost[c.layer][last]);
+      const lp = logSoftmax(logits);
+      expect(Math.abs(c.followProb! - Math.exp(lp[follow]))).toBeLessThan(TOL);
+      // Rank 1 = top-1: one more than the ids with a strictly greater logit (up to ties within fp32 rounding).
+      const above = logits.filter((v) => v > logits[follow] + TOL).length;
+      const aboveOrTied = logits.filter((v, i) => v > logits[follow] - TOL && i !== follow).length;
+      expect(c.followRank! - 1).toBeGreaterThanOrEqual(above);
+      expect(c.followRank! - 1).toBeLessThanOrEqual(aboveOrTied);
+      if (!c.topK.some((t) => t.id === follow)) outside++;
+    }
+    expect(outside).toBe(view.cells.length);
   });
 
   test('every position equals a single-position extract of it', async () => {
@@ -105,10 +130,11 @@ describe('extract over many positions (real engine, tiny random checkpoint)', ()
         r.top_k.probs.forEach((p, i) => expect(Math.abs(p - Math.exp(want[order[i]]))).toBeLessThan(TOL));
         expect(Math.abs(r.surprisal - -want[referenceTop1])).toBeLessThan(TOL);
         expect(Math.abs(r.surprisal_paper - -model[r.top1])).toBeLessThan(TOL);
-        // The view's cell carries the entropy of the full distribution (the record, the sweeps' schema, does not).
-        expect('entropy' in r).toBe(false);
+        // The record carries the row's measures (as the sweeps' does), and the view's cell the same entropy.
+        expect(Math.abs(r.entropy - -want.reduce((s, v) => s + Math.exp(v) * v, 0))).toBeLessThan(TOL);
+        expect(Math.abs(r.kl - model.reduce((s, v, i) => s + Math.exp(v) * (v - want[i]), 0))).toBeLessThan(TOL);
         const cell = all.columns!.find((c) => c.position === e.position)!.cells.find((c) => c.technique === r.technique && c.layer === r.layer)!;
-        expect(Math.abs(cell.entropy - -want.reduce((s, v) => s + Math.exp(v) * v, 0))).toBeLessThan(TOL);
+        expect(Math.abs(cell.entropy! - -want.reduce((s, v) => s + Math.exp(v) * v, 0))).toBeLessThan(TOL);
         checked++;
       }
     }

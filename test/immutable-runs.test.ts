@@ -121,7 +121,7 @@ describe('a database of schema version 3', () => {
     expect(store.getRun('old')).toMatchObject({ status: 'completed', examplesDone: 1, ownsRows: false });
     expect(store.runResults('old')).toEqual([{
       tokens: [50256, 7, 8], position: 1, reference_top1: 5,
-      layers: [0, 1].map((layer) => ({ layer, technique: 'logit_lens', top1: 4 + layer, surprisal: 1.25 + layer, surprisal_paper: 0.5, top_k: { ids: [4 + layer, 9], probs: [0.5, 0.25] } })),
+      layers: [0, 1].map((layer) => ({ layer, technique: 'logit_lens', top1: 4 + layer, surprisal: 1.25 + layer, surprisal_paper: 0.5, top_k: { ids: [4 + layer, 9], probs: [0.5, 0.25] }, kl: null, rank: null, entropy: null })),
     }]);
     store.close();
     const check = new Database(file, { readonly: true });

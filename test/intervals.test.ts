@@ -106,7 +106,7 @@ describe('summaries from SQL and from the sweep', () => {
       layers: RUN.techniques.flatMap((t) =>
         RUN.layers.map((layer) => {
           const top1 = t.id === 'logit_lens' && layer === 2 ? 7 : t.id === 'logit_lens' && layer === 0 ? 8 : rand() < 0.5 ? 7 : 9;
-          return { layer, technique: t.id, top1, surprisal: 10 * rand(), surprisal_paper: rand() ** 2, top_k: { ids: [top1], probs: [0.5] } };
+          return { layer, technique: t.id, top1, surprisal: 10 * rand(), surprisal_paper: rand() ** 2, top_k: { ids: [top1], probs: [0.5] }, kl: null, rank: null, entropy: null };
         }),
       ),
     }));

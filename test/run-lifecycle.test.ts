@@ -24,7 +24,7 @@ const example = (i: number): RunExampleInput => ({ ordinal: i, recordIndex: i, t
 const rows = (e: RunExampleInput): LayerResultRow[] =>
   RUN.layers.map((layer) => ({
     exampleKey: exampleKey(e.tokens, e.position), techniqueKey: techniqueKey(LENS), layer, referenceTop1: 5, top1: 5,
-    surprisal: 1, surprisalPaper: 1, topK: { ids: [5, 6], probs: [0.5, 0.25] },
+    surprisal: 1, surprisalPaper: 1, topK: { ids: [5, 6], probs: [0.5, 0.25] }, kl: 0.5, rank: 0, entropy: 2,
   }));
 
 let dir: string;

@@ -24,7 +24,8 @@ describe('exports', () => {
     expect(record.status).toBe('completed');
     expect(record.run).toMatchObject({ id, k: 3, layers: [0, 1, 2], examples_done: 3, timings: { extract: 12 } });
     expect(Object.keys(record.examples[0])).toEqual(['record_index', 'source', 'tokens', 'position', 'reference_top1', 'layers']);
-    expect(Object.keys(record.examples[0].layers[0])).toEqual(['layer', 'hook', 'technique', 'top1', 'surprisal', 'surprisal_paper', 'top_k']);
+    expect(Object.keys(record.examples[0].layers[0])).toEqual(['layer', 'hook', 'technique', 'top1', 'surprisal', 'surprisal_paper', 'kl', 'rank', 'entropy', 'top_k']);
+    expect(Object.keys(record.conventions)).toEqual(expect.arrayContaining(['kl', 'rank', 'entropy']));
     expect(record.examples[0].layers.map((l: { layer: number; hook: string }) => [l.layer, l.hook])).toContainEqual([2, 'blocks.2.hook_resid_post']);
     const withoutHooks = record.examples.map(({ record_index, source, ...e }: { record_index: number; source: string; layers: { hook: string }[] }) => ({
       ...e,
@@ -96,7 +97,7 @@ describe('exports', () => {
     expect(rows[0]).toEqual({
       run_id: id, example: 0, record_index: 0, position: e0.position, reference_top1: e0.reference_top1, technique: 'logit_lens', layer: 0, hook: 'blocks.0.hook_resid_post',
       top1: e0.layers[0].top1, correct: e0.layers[0].top1 === e0.reference_top1, surprisal: e0.layers[0].surprisal,
-      surprisal_paper: e0.layers[0].surprisal_paper, top_k_ids: e0.layers[0].top_k.ids, top_k_probs: e0.layers[0].top_k.probs, top_k_padding: [],
+      surprisal_paper: e0.layers[0].surprisal_paper, kl: e0.layers[0].kl, rank: e0.layers[0].rank, entropy: e0.layers[0].entropy, top_k_ids: e0.layers[0].top_k.ids, top_k_probs: e0.layers[0].top_k.probs, top_k_padding: [],
       technique_detail: '', reference_top1_text: '', top1_text: '', top_k_texts: [],
     });
 
@@ -112,6 +113,7 @@ describe('exports', () => {
           if (c === 'run_id' || c === 'technique' || c === 'hook' || c === 'technique_detail' || c === 'reference_top1_text' || c === 'top1_text') return [c, f];
           if (c === 'top_k_texts') return [c, JSON.parse(f)];
           if (c === 'correct') return [c, f === '1'];
+          if (c === 'kl' || c === 'rank' || c === 'entropy') return [c, f === '' ? null : Number(f)];
           if (c === 'top_k_ids' || c === 'top_k_probs' || c === 'top_k_padding') return [c, f === '' ? [] : f.split(' ').map(Number)];
           return [c, Number(f)];
         }),
@@ -135,6 +137,27 @@ describe('exports', () => {
       expect(r[col('reference_top1_text')]).toBe(text(Number(r[col('reference_top1')])));
       expect(JSON.parse(r[col('top_k_texts')])).toEqual(r[col('top_k_ids')].split(' ').map((i) => text(Number(i))));
     }
+  });
+
+  it('rows without measures (stored before they existed) export empty CSV fields, Parquet nulls, JSON nulls and a summary with n_measured 0', async () => {
+    const { store, dir } = freshStore();
+    const exs = examples(0, 2);
+    const id = store.createRun(newRun({ techniques: [LENS], layers: [0], k: 3 }));
+    store.setRunExamples(id, exs);
+    const unmeasured = fakeResults(exs, [LENS], [0], 3).map((e) => ({ ...e, layers: e.layers.map((l) => ({ ...l, kl: null, rank: null, entropy: null })) }));
+    store.saveBatch(id, rowsFromResults(unmeasured, [LENS]));
+    const csv = path.join(dir, 'old.csv');
+    await exportCsv(store, id, csv);
+    const [header, ...lines] = parseCsv(fs.readFileSync(csv, 'utf8'));
+    for (const line of lines) for (const c of ['kl', 'rank', 'entropy']) expect(line[header.indexOf(c)]).toBe('');
+    const pq = path.join(dir, 'old.parquet');
+    await exportParquet(store, id, pq);
+    const buf = fs.readFileSync(pq);
+    const rows = await parquetReadObjects({ file: buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) });
+    expect(rows.map((r) => [r.kl, r.rank, r.entropy])).toEqual([[null, null, null], [null, null, null]]);
+    const record = JSON.parse(JSON.stringify(exportJson(store, id)));
+    expect(record.examples[0].layers[0]).toMatchObject({ kl: null, rank: null, entropy: null });
+    expect(record.summary.rows[0]).toMatchObject({ n: 2, n_measured: 0, kl: null, rank: null, entropy: null });
   });
 
   it('exporting a run that does not exist fails before any file is created', async () => {

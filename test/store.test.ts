@@ -149,7 +149,7 @@ describe('results cache', () => {
     const exs = examples(0, 3);
     const results: ExampleResult[] = exs.map((e, i) => ({
       tokens: e.tokens, position: e.position, reference_top1: 7,
-      layers: [{ layer: 0, technique: 'logit_lens', top1: [7, 8, 7][i], surprisal: [1, 2, 4][i], surprisal_paper: 0.5, top_k: { ids: [[7, 8, 7][i]], probs: [0.25] } }],
+      layers: [{ layer: 0, technique: 'logit_lens', top1: [7, 8, 7][i], surprisal: [1, 2, 4][i], surprisal_paper: 0.5, top_k: { ids: [[7, 8, 7][i]], probs: [0.25] }, kl: null, rank: null, entropy: null }],
     }));
     const id = store.createRun(newRun({ techniques: [LENS], layers: [0], k: 1 }));
     store.setRunExamples(id, exs);

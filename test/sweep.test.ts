@@ -264,8 +264,7 @@ describe('sweeps on a tiny random checkpoint', () => {
     const records = ['', 'a short one', 'word '.repeat(200), 'another one'].map((text, index) => ({ text, file: 'x.jsonl', index }));
     const { examples, skipped } = buildExamples(records, {
       tokenize: (t) => engine.tokenizer.encode(t),
-      bos: true,
-      bosTokenId: 50256,
+      bos: { id: 50256, drawn: true },
       nCtx: engine.config.nCtx,
       positionSeed: 0,
     });

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decode as gptDecode, encode as gptEncode } from 'gpt-3-encoder';
-import { loadTokenizer, type GptjTokenizer } from '../src-main/engine/tokenizer.ts';
+import { loadTokenizer, type Tokenizer } from '../src-main/engine/tokenizer.ts';
 import { LogitscopeError } from '../src-main/errors.ts';
 import { mulberry32 } from '../src-main/data/shuffle.ts';
 import { writeTinyGptjTokenizer } from './fixtures/checkpoint-writer.ts';
@@ -116,7 +116,7 @@ beforeAll(() => {
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
 describe('the vocab.json + merges.txt tokenizer', () => {
-  let tok: GptjTokenizer;
+  let tok: Tokenizer;
   beforeAll(() => {
     tok = loadTokenizer(tempDir({ 'vocab.json': vocabText, 'merges.txt': mergesText }));
   });
@@ -228,7 +228,7 @@ describe('the tokenizer.json tokenizer', () => {
 // so that the tokenizer names every row of the 50400-row head. Text never encodes to them: the padding
 // cut-off (vocabSize) must stay at the base vocabulary's 50257 in both file forms.
 describe.each(['vocab.json + merges.txt + added_tokens.json', 'tokenizer.json'] as const)("GPT-J's added tokens (%s)", (form) => {
-  let tok: GptjTokenizer;
+  let tok: Tokenizer;
   beforeAll(() => {
     const dir = path.join(root, `checkpoint-${dirCount++}`);
     writeTinyGptjTokenizer(dir, form === 'tokenizer.json' ? 'tokenizer.json' : 'vocab+merges');

@@ -22,7 +22,7 @@ export function appHandlers(lab: LabContext): Handlers<RequestsOf<'app'> | Reque
       cuda: { providerInstalled: cudaProviderInstalled() },
       dbPath: lab.store.file,
     }),
-    'app.doctor': async () => doctor(lab.store.file),
+    'app.doctor': async (p) => doctor(lab.store.file, p),
     'desktop.engine': desktopOnly('desktop.engine'),
     'desktop.restartEngine': desktopOnly('desktop.restartEngine'),
     'desktop.pick': desktopOnly('desktop.pick'),

@@ -28,8 +28,29 @@ export interface AppInfo {
   dbPath: string;
 }
 
+/** A model's device-memory plan (engine/model-plan.ts), in bytes. */
+export interface MemoryPlanView {
+  dtype: 'float32' | 'float16';
+  weightBytes: number;
+  workingBytes: number;
+  totalBytes: number;
+}
+
 export interface ModelView {
   dir: string;
+  /** The engine's family (llama also runs mistral and qwen2) and config.json's model_type. */
+  family: string;
+  modelType: string;
+  parameters: number;
+  /** For the compute dtype it was loaded with. */
+  memory: MemoryPlanView;
+  /** The hub repository and commit when the folder is a hub cache snapshot. */
+  origin: { repo: string; revision: string } | null;
+  /**
+   * How its tokenizer spells text; `bos`: the BOS it puts before every text (null for none);
+   * `bosOnRequest`: the token a `bos` setting prepends where it puts none (the config's bos_token_id).
+   */
+  tokenizer: { style: 'byte-level' | 'sentencepiece'; bos: string | null; bosOnRequest: string; vocabSize: number };
   identity: string;
   format: string;
   weightDtype: string;
@@ -91,10 +112,20 @@ export interface RunSummaryView {
   tags: string[];
 }
 
+/** Which model a run read, as recorded (null where a run recorded before families were does not say). */
+export interface ModelProvenance {
+  family: string | null;
+  modelType: string | null;
+  /** The hub repository and commit when the checkpoint was opened from a hub cache snapshot folder. */
+  repo: string | null;
+  revision: string | null;
+}
+
 export interface RunView extends RunSummaryView {
   /** The code that computed it: the package version and its commit or source hash (api/code-version.ts). */
   codeVersion: string;
   device: DeviceId;
+  model: ModelProvenance;
   /** The compute dtype the run's numbers were made with (a resume uses the same). */
   computeDtype: 'float32' | 'float16';
   protocol: ProtocolSettings;
@@ -136,6 +167,10 @@ export interface ExampleView {
     surprisal: number;
     surprisalPaper: number;
     topK: { id: number; text: string; prob: number }[];
+    /** The per-row measures (docs/PROTOCOL.md): nats, rank of the reference (0 = top-1), nats; null = not measured (a row stored before they existed). */
+    kl: number | null;
+    rank: number | null;
+    entropy: number | null;
   }[];
 }
 
@@ -187,8 +222,8 @@ export interface ComparisonRow {
   b?: SummaryRow;
 }
 
-/** `entropy`: nats, of the technique's full next-token distribution there (all dVocab rows). */
-export type ExtractCell = ExampleView['cells'][number] & { entropy: number; followProb?: number | null; followRank?: number | null };
+/** An extraction's cell; `entropy` (nats, of the technique's full next-token distribution) is always measured here. */
+export type ExtractCell = ExampleView['cells'][number] & { followProb?: number | null; followRank?: number | null };
 
 /** One position of a many-position extraction: the model's own top-1 there and its grid. */
 export interface ExtractColumn {
@@ -215,8 +250,8 @@ export interface ExtractView {
   techniques: { id: string; prompt?: string; targetLayer?: 'same' | number }[];
   layers: number[];
   /**
-   * With `follow`: per cell, that token's probability and rank (1 = top-1) where the cell's top-k
-   * holds it, else null (not in the top-k; no number is made up for it).
+   * With `follow`: per cell, that token's exact probability and rank (1 = top-1; 1 + the ids with
+   * a strictly greater logit), computed by the engine over the whole vocabulary, in or out of the top-k.
    */
   cells: ExtractCell[];
   follow?: { id: number; text: string };
@@ -234,6 +269,8 @@ export interface DoctorReport {
   cacheDir: string;
   /** The desktop engine process's log for this results database (the window's banner links it too). */
   engineLog: string;
+  /** With a model folder asked about: what it is and its memory plan per device kind, from config.json alone. */
+  model?: { dir: string; family: string; modelType: string; parameters: number; plans: { device: 'cpu' | 'cuda'; plan: MemoryPlanView }[] };
 }
 
 export interface ExportReply {
@@ -278,7 +315,8 @@ interface Replies {
   'sweep.cancel': { cancelled: boolean };
   'sweep.resume': { runId: string };
   extract: ExtractView;
-  'extract.tokenize': { tokens: { id: number; text: string }[]; nCtx: number };
+  /** `bosLength`: how many of the tokens come before the text's own (1 where a BOS is first). */
+  'extract.tokenize': { tokens: { id: number; text: string }[]; nCtx: number; bosLength: number };
   'extract.save': { runId: string };
   'runs.list': RunSummaryView[];
   'runs.get': RunView;

@@ -7,8 +7,17 @@ import { engineLogPath } from '../db-paths.ts';
 import { CUDA_INSTALL_HINT, cudaProviderInstalled, ortBinaryDir } from '../engine/cuda-provider.ts';
 import { listProviders, probeDevice } from '../engine/ort-session.ts';
 import type { DoctorReport } from './contract.ts';
+import { readModelConfig } from '../engine/config.ts';
+import { memoryPlan, parameterCount } from '../engine/model-plan.ts';
 
-export async function doctor(dbPath: string): Promise<DoctorReport> {
+/** What `modelDir` is and what it needs per device kind (CPU in float32, CUDA in float16, the engine's defaults), from config.json. */
+function modelReport(modelDir: string): NonNullable<DoctorReport['model']> {
+  const c = readModelConfig(modelDir);
+  const plans = (['cpu', 'cuda'] as const).map((device) => ({ device, plan: memoryPlan(c, device === 'cpu' ? 'float32' : 'float16') }));
+  return { dir: modelDir, family: c.family, modelType: c.modelType, parameters: parameterCount(c), plans };
+}
+
+export async function doctor(dbPath: string, opts: { modelDir?: string } = {}): Promise<DoctorReport> {
   const version = (name: string) => createRequire(import.meta.url)(`${name}/package.json`).version as string;
   const cpu = await probeDevice('cpu');
   const devices: DoctorReport['devices'] = [{ device: 'cpu', starts: cpu.ok, detail: cpu.ok ? 'starts' : `fails: ${cpu.reason}` }];
@@ -39,6 +48,7 @@ export async function doctor(dbPath: string): Promise<DoctorReport> {
     dbPath,
     cacheDir: defaultCacheDir(),
     engineLog: engineLogPath(dbPath),
+    ...(opts.modelDir !== undefined && { model: modelReport(opts.modelDir) }),
   };
 }
 

@@ -18,7 +18,7 @@ import { cellOf, promptTokens, techniqueView } from './views.ts';
 import { readoutsOf } from '../sweep/readout.ts';
 
 export function tokenizeOne(engine: Engine, p: Parsed<'extract.tokenize'>): Reply<'extract.tokenize'> {
-  return { tokens: promptTokens(engine.tokenizer, engine.tokenize(p.text, { bos: p.bos })), nCtx: engine.config.nCtx };
+  return { tokens: promptTokens(engine.tokenizer, engine.tokenize(p.text, { bos: p.bos })), nCtx: engine.config.nCtx, bosLength: engine.bosPlan(p.bos).id === null ? 0 : 1 };
 }
 
 type ExtractFields = Omit<Parsed<'extract'>, 'follow'>;
@@ -68,7 +68,7 @@ function requestIssues(p: ExtractFields, choices: readonly TechniqueChoice[]): I
 }
 
 /** The computation behind both the view and a saved extraction: checks first, then the extraction. */
-async function compute(engine: Engine, p: ExtractFields, request: 'extract' | 'extract.save') {
+async function compute(engine: Engine, p: ExtractFields & { follow?: number }, request: 'extract' | 'extract.save') {
   const { bos, k } = p;
   const choices = p.techniques ?? BUILT_IN_TECHNIQUES.map((t) => ({ id: t.id as 'logit_lens' | 'patchscope' | 'logitscope' }));
   refuseIssues(request, [...checkAgainstModel(engine.config, { layers: p.layers, techniques: choices }), ...requestIssues(p, choices)]);
@@ -76,15 +76,14 @@ async function compute(engine: Engine, p: ExtractFields, request: 'extract' | 'e
   const tokens = engine.tokenize(p.text, { bos });
   const positions = positionsOf(p, tokens.length);
   // One prompt has no train slice: a tuned lens reads through the lens last fitted for this model.
-  const techniques = latestLensFor(engine, resolveTechniques(techniqueSpecs(choices), (t) => engine.tokenize(t, { bos })));
+  const techniques = latestLensFor(engine, resolveTechniques(techniqueSpecs(choices), engine.promptTokenizer(bos)));
   const layers = p.layers ?? Array.from({ length: engine.config.nLayers }, (_, l) => l);
   // Each position is its own example, as in a sweep: the same fast path, one source pass per batch.
   const extractor = new Extractor(engine);
   const examples: ExampleResult[] = [];
   for (let i = 0; i < positions.length; i += POSITIONS_PER_BATCH) {
     const batch = positions.slice(i, i + POSITIONS_PER_BATCH).map((position) => ({ tokens, position }));
-    // Each row's full-distribution entropy, for the view's picture (it is not stored with a saved extraction).
-    examples.push(...(await extractor.extract({ examples: batch, techniques, layers, k, entropy: true })));
+    examples.push(...(await extractor.extract({ examples: batch, techniques, layers, k, track: p.follow })));
   }
   const parity = judgeParity({
     techniques,
@@ -110,13 +109,14 @@ export async function extractOne(engine: Engine, p: Parsed<'extract'>): Promise<
   };
   const follow = p.follow;
   const column = (e: ExampleResult): ExtractColumn => {
-    const cells: ExtractCell[] = readoutsOf(e).map((r) => ({ ...cellOf(r, text), entropy: r.entropy! }));
+    const cells: ExtractCell[] = readoutsOf(e).map((r) => cellOf(r, text));
     return {
       position: e.position,
       reference: { id: e.reference_top1, text: text(e.reference_top1) },
-      cells: follow === undefined ? cells : cells.map((c) => {
-        const rank = c.topK.findIndex((t) => t.id === follow);
-        return { ...c, followProb: rank < 0 ? null : c.topK[rank].prob, followRank: rank < 0 ? null : rank + 1 };
+      // Exact, in every cell, from the engine (its top-k or not): rank 1 = the cell's top-1.
+      cells: follow === undefined ? cells : cells.map((c, i) => {
+        const t = e.layers[i].tracked!;
+        return { ...c, followProb: Math.exp(t.logprob), followRank: t.rank + 1 };
       }),
     };
   };

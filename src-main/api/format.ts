@@ -26,3 +26,36 @@ export function lensFitWords(p: { phase: 'selecting' | 'collecting' | 'solving' 
   if (p.phase === 'solving') return `tuned lens: ${p.done}/${p.total} maps solved`;
   return `tuned lens: ${p.done}/${p.total} held-out examples checked`;
 }
+
+/**
+ * Where a run's model came from, in words: "llama (model_type mistral),
+ * mistralai/Mistral-7B-v0.1@<commit>". Runs recorded before families were say so rather than guess.
+ */
+export function modelProvenance(m: { family: string | null; modelType: string | null; repo: string | null; revision: string | null }): string {
+  if (m.family === null) return 'family not recorded';
+  const type = m.modelType && m.modelType !== m.family ? ` (model_type ${m.modelType})` : '';
+  const where = m.revision ? `${m.repo}@${m.revision}` : 'revision unknown (not a hub cache snapshot folder)';
+  return `${m.family}${type}, ${where}`;
+}
+
+/** A byte count as a person reads it: "812 B", "4.8 MiB", "12.1 GiB". */
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${n.toFixed(1)} ${units[i]}`;
+}
+
+/** A parameter count as papers write it: "6.05B", "124M", "41.2K". */
+export function formatParameters(n: number): string {
+  const [value, unit] = n >= 1e9 ? [n / 1e9, 'B'] : n >= 1e6 ? [n / 1e6, 'M'] : n >= 1e3 ? [n / 1e3, 'K'] : [n, ''];
+  return `${value >= 100 || unit === '' ? Math.round(value) : value.toPrecision(3)}${unit}`;
+}
+
+/** A device-memory plan in one line: "float16: 11.3 GiB weights + at most 2.0 GiB working set = 13.3 GiB". */
+export function memoryPlanWords(p: { dtype: string; weightBytes: number; workingBytes: number; totalBytes: number }): string {
+  return `${p.dtype}: ${formatBytes(p.weightBytes)} weights + at most ${formatBytes(p.workingBytes)} working set = ${formatBytes(p.totalBytes)}`;
+}

@@ -111,7 +111,7 @@ const extractFields = {
 export const requestSchemas = {
   'app.info': empty,
   /** Which execution providers start here, the GPU, and where data is kept. */
-  'app.doctor': empty,
+  'app.doctor': z.strictObject({ modelDir: nonEmpty('the model folder').optional() }),
   /** Which CUDA provider is beside onnxruntime-node's library. */
   'gpu.status': empty,
   /** Fetch and install onnxruntime's CUDA provider of one CUDA version (the CLI's `gpu install`). */
@@ -166,7 +166,7 @@ export const requestSchemas = {
   'sweep.resume': z.strictObject({ runId: runIdSchema, batchSize: z.int().min(1).max(1_000_000).optional(), requestId: requestIdSchema.optional() }),
   extract: z.strictObject({
     ...extractFields,
-    /** A token id to follow: each cell also says its probability there, read from the cell's top-k. */
+    /** A token id to follow: each cell also says its exact probability and rank there (the engine's, over the whole vocabulary). */
     follow: count.optional(),
   }),
   /** The prompt as the model reads it, before any compute: the Extract view shows it to pick a position. */
@@ -257,6 +257,7 @@ export const layerSummarySchema = z.object({
   precision: intervalSchema,
   surprisal: intervalSchema,
   surprisalPaper: intervalSchema,
+  measures: z.object({ n: z.int(), kl: intervalSchema, rank: intervalSchema, entropy: intervalSchema }).nullable(),
 });
 const serializedErrorSchema = z.object({
   code: z.string(),

@@ -14,9 +14,8 @@ import { runSweep, type SweepOutcome, type SweepPlan, type SweepProgress } from 
 import type { SweepSpec } from '../protocol/spec.ts';
 import type { Shard } from '../protocol/shards.ts';
 import { shardCache, shardOfRun, shardOrdinals } from '../scale/shard.ts';
-import { CODE_VERSION } from './code-version.ts';
 import { holdForTest, withTestHold } from '../sweep/test-hold.ts';
-
+import { CODE_VERSION } from './code-version.ts';
 
 export interface StoredSweepHooks {
   signal?: AbortSignal;

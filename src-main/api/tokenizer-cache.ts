@@ -4,16 +4,16 @@
  * checkpoint folder and kept.
  */
 import type { Engine } from '../engine/engine.ts';
-import { loadTokenizer, type GptjTokenizer } from '../engine/tokenizer.ts';
+import { loadTokenizer, type Tokenizer } from '../engine/tokenizer.ts';
 import type { TokenText } from '../store/export.ts';
 import { showToken } from './format.ts';
 
 export class TokenizerCache {
-  private readonly tokenizers = new Map<string, GptjTokenizer>();
+  private readonly tokenizers = new Map<string, Tokenizer>();
 
   constructor(private readonly loaded: () => Engine | undefined) {}
 
-  of(modelDir: string): GptjTokenizer {
+  of(modelDir: string): Tokenizer {
     const engine = this.loaded();
     if (engine?.info.modelDir === modelDir) return engine.tokenizer;
     let t = this.tokenizers.get(modelDir);
@@ -26,7 +26,7 @@ export class TokenizerCache {
    * folder is gone or unreadable, since the numbers must still export.
    */
   texts(modelDir: string): TokenText | undefined {
-    let tokenizer: GptjTokenizer;
+    let tokenizer: Tokenizer;
     try {
       tokenizer = this.of(modelDir);
     } catch {

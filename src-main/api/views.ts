@@ -4,14 +4,15 @@
  */
 import { reproduceCommand } from './command.ts';
 import type { Engine } from '../engine/engine.ts';
-import type { GptjTokenizer } from '../engine/tokenizer.ts';
+import type { Tokenizer } from '../engine/tokenizer.ts';
+import { memoryPlan, parameterCount } from '../engine/model-plan.ts';
 import { LogitscopeError } from '../errors.ts';
 import type { ResultStore, StoredExample } from '../store/result-store.ts';
 import { isCorrect, type Readout } from '../sweep/readout.ts';
 import type { ResolvedTechnique } from '../protocol/techniques.ts';
 import { describeTechnique } from '../sweep/export-record.ts';
 import { checkFingerprints, recordedFingerprints } from '../data/fingerprint.ts';
-import type { ExampleListView, ExampleView, ModelView, Parsed, Reply, RunView } from './contract.ts';
+import type { ExampleListView, ExampleView, ModelProvenance, ModelView, Parsed, Reply, RunView } from './contract.ts';
 import { previewSlice } from '../data/preview.ts';
 import { resolveProtocol } from '../protocol/presets.ts';
 import type { ExampleQuery } from '../store/example-query.ts';
@@ -21,6 +22,12 @@ export function modelView(e: Engine, loadSeconds: number): ModelView {
   const { nLayers, dModel, nHeads, dHead, dMlp, nCtx, rotaryDim, dVocab } = e.config;
   return {
     dir: e.info.modelDir,
+    family: e.config.family,
+    modelType: e.config.modelType,
+    parameters: parameterCount(e.config),
+    memory: memoryPlan(e.config, e.info.computeDtype),
+    origin: e.info.origin,
+    tokenizer: { style: e.tokenizer.style, bos: e.tokenizer.bos?.text ?? null, bosOnRequest: e.tokenizer.tokenString(e.config.bosTokenId), vocabSize: e.tokenizer.vocabSize },
     identity: e.info.identity,
     format: e.info.format,
     weightDtype: e.info.weightDtype,
@@ -30,6 +37,12 @@ export function modelView(e: Engine, loadSeconds: number): ModelView {
     config: { nLayers, dModel, nHeads, dHead, dMlp, nCtx, rotaryDim, dVocab },
     loadSeconds,
   };
+}
+
+/** The provenance fields of a recorded model description (sweep/export-record.ts describeModel). */
+function modelProvenanceOf(model: Record<string, unknown>): ModelProvenance {
+  const text = (v: unknown) => (typeof v === 'string' ? v : null);
+  return { family: text(model.family), modelType: text(model.model_type), repo: text(model.repo), revision: text(model.revision) };
 }
 
 /** A technique's prompt, target layer rule or lens as views show them (export-record.ts describeTechnique). */
@@ -52,6 +65,7 @@ export function runView(store: ResultStore, runId: string, cacheRoot?: string): 
     modelPath,
     codeVersion: run.codeVersion,
     device: (run.model.device as RunView['device'] | undefined) ?? 'cpu',
+    model: modelProvenanceOf(run.model),
     computeDtype: (run.model.compute_dtype as RunView['computeDtype'] | undefined) ?? 'float32',
     files,
     techniques,
@@ -91,7 +105,7 @@ export async function datasetPreview(p: Parsed<'dataset.preview'>): Promise<Repl
 }
 
 /** A prompt's tokens with their text, shown in context: tokens that together form a character (CJK, emoji) show it. */
-export function promptTokens(tokenizer: GptjTokenizer, ids: readonly number[]): { id: number; text: string }[] {
+export function promptTokens(tokenizer: Tokenizer, ids: readonly number[]): { id: number; text: string }[] {
   const shown = tokenizer.tokenStrings(ids);
   return ids.map((id, i) => ({ id, text: shown[i] }));
 }
@@ -106,10 +120,13 @@ export function cellOf(r: Readout, text: (id: number) => string): ExampleView['c
     surprisal: r.surprisal,
     surprisalPaper: r.surprisalPaper,
     topK: r.topK.ids.map((id, i) => ({ id, text: text(id), prob: r.topK.probs[i] })),
+    kl: r.kl,
+    rank: r.rank,
+    entropy: r.entropy,
   };
 }
 
-export function exampleView(store: ResultStore, runId: string, ordinal: number, tokenizer: GptjTokenizer): ExampleView {
+export function exampleView(store: ResultStore, runId: string, ordinal: number, tokenizer: Tokenizer): ExampleView {
   // One page of one example, starting at it: the inspector reads only what it shows.
   const found: StoredExample | void = store.iterateResults(runId, { fromOrdinal: ordinal, pageSize: 1 }).next().value;
   if (!found || found.example.ordinal !== ordinal) throw new LogitscopeError('argument_invalid', `run ${runId} has no finished example ${ordinal}`, 'ordinal');
@@ -133,7 +150,7 @@ export function exampleListView(
   store: ResultStore,
   runId: string,
   query: ExampleQuery & { filter?: { referenceText?: string } },
-  tokenizer: GptjTokenizer,
+  tokenizer: Tokenizer,
 ): ExampleListView {
   const { referenceText, ...filter } = query.filter ?? {};
   if (referenceText !== undefined) {

@@ -20,7 +20,8 @@ the logit-lens picture) and the top-1 of each layer × position is printed per t
   --text TEXT       the source prompt
   --position P      the position to read (0-based, BOS included when --bos); default: the last token
   --positions R     all, or an inclusive range such as 3-17: read every position in it
-  --bos             prepend <|endoftext|> to the source and target prompts (the seed's protocol)
+  --bos             prepend the config's BOS (GPT-J: <|endoftext|>) to the source and target prompts
+                    (the seed's protocol); Llama and Gemma always get their tokenizer's own BOS
   --top-k K         tokens shown per technique and layer (1..100, default 10)
   --techniques LIST comma list of logit_lens,patchscope,logitscope,tuned_lens (default: the
                     first three; tuned_lens reads through the lens last fitted by a sweep for this

@@ -1,4 +1,5 @@
 import { formatFromFileName } from '../api/parse.ts';
+import { modelProvenance } from '../api/format.ts';
 import type { RunStatus } from '../api/contract.ts';
 import { LogitscopeError } from '../errors.ts';
 import { parseCommandLine, requiredOption, withLab } from './options.ts';
@@ -73,7 +74,8 @@ export const runsCommand = {
         case 'show': {
           const run = await lab.call('runs.get', { runId: id(0) });
           console.log(`run ${run.id}${run.name ? ` "${run.name}"` : ''}: ${run.status}, ${run.examplesDone}/${run.examplesPlanned ?? '?'} examples, ${run.strategy} strategy on ${run.device}`);
-          console.log(`model ${run.modelPath}; data ${run.files.join(', ')}; protocol ${JSON.stringify(run.protocol)}`);
+          console.log(`model ${run.modelPath}: ${modelProvenance(run.model)}`);
+          console.log(`data ${run.files.join(', ')}; protocol ${JSON.stringify(run.protocol)}`);
           console.log(`code ${run.codeVersion}`);
           const shard = run.dataset.shard as { index: number; count: number } | undefined;
           if (shard) console.log(`shard ${shard.index}/${shard.count}: computes the examples whose ordinal ≡ ${shard.index} (mod ${shard.count}); merge the shards with \`runs merge\``);

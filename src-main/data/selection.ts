@@ -3,6 +3,7 @@ import { mulberry32, shuffleSeeded } from './shuffle.ts';
 import type { DataRecord } from './records.ts';
 import { LogitscopeError } from '../errors.ts';
 import type { ProtocolSettings, SweepExample } from '../protocol/spec.ts';
+import { type BosPlan, withBos } from '../engine/bos.ts';
 
 export interface Selection {
   records: DataRecord[];
@@ -43,14 +44,16 @@ export interface ExampleSkips {
 }
 
 /**
- * Tokenizes records and draws each one's position uniformly over [0, len-1] (BOS counts).
+ * Tokenizes records and draws each one's position uniformly over [0, len-1], the BOS included
+ * where the plan says it is drawn (engine/bos.ts), else over the text's tokens only.
  * The draw depends only on the seed and the record's index, so the same record gets the same
  * position in every run with that seed, whatever else the run contains.
  */
 export function buildExamples(
   records: DataRecord[],
-  opts: { tokenize(text: string): number[]; bos: boolean; bosTokenId: number; nCtx: number; positionSeed: number },
+  opts: { tokenize(text: string): number[]; bos: BosPlan; nCtx: number; positionSeed: number },
 ): { examples: SweepExample[]; skipped: ExampleSkips } {
+  const skip = opts.bos.id !== null && !opts.bos.drawn ? 1 : 0;
   const skipped: ExampleSkips = { empty: 0, tooLong: 0 };
   const examples: SweepExample[] = [];
   for (const r of records) {
@@ -59,12 +62,12 @@ export function buildExamples(
       skipped.empty++;
       continue;
     }
-    const tokens = opts.bos ? [opts.bosTokenId, ...ids] : ids;
+    const tokens = withBos(opts.bos, ids);
     if (tokens.length > opts.nCtx) {
       skipped.tooLong++;
       continue;
     }
-    examples.push({ recordIndex: r.index, source: r.source, text: r.text, tokens, position: drawPosition(opts.positionSeed, r.index, tokens.length) });
+    examples.push({ recordIndex: r.index, source: r.source, text: r.text, tokens, position: skip + drawPosition(opts.positionSeed, r.index, tokens.length - skip) });
   }
   return { examples, skipped };
 }

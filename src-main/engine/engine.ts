@@ -7,11 +7,14 @@ import { LENS_WEIGHTS } from '../protocol/lens-settings.ts';
 import { type ModelConfig, readModelConfig } from './config.ts';
 import type { ComputeType } from './graph/layers.ts';
 import { type DeviceChoice, type DeviceKind, parseDevice } from '../protocol/device.ts';
-import { loadTokenizer, type GptjTokenizer } from './tokenizer.ts';
+import type { PromptTokenizer } from '../protocol/techniques.ts';
+import { loadTokenizer, type Tokenizer } from './tokenizer.ts';
+import { type BosPlan, bosPlan, promptTokenizer, withBos } from './bos.ts';
 import { WorkerClient } from './worker-client.ts';
-import { residRowAt, type BatchRequest, type BatchResult, type EngineStats, type EngineTimings, type LoadedModel, type Meter, type SourceItem, type UnembedReply, type WorkerReplies, type WorkerRequests } from './worker-protocol.ts';
+import { type CheckpointOrigin, checkpointOrigin } from './provenance.ts';
+import { residRowAt, type BatchRequest, type BatchResult, type EngineStats, type EngineTimings, type LoadedModel, type Meter, type ModelRows, type SourceItem, type UnembedReply, type WorkerReplies, type WorkerRequests } from './worker-protocol.ts';
 
-export type { BatchRequest, BatchResult, EngineStats, EngineTimings, SourceItem, TechniqueRows } from './worker-protocol.ts';
+export type { BatchRequest, BatchResult, EngineStats, EngineTimings, RowMeasures, SourceItem, TechniqueRows } from './worker-protocol.ts';
 
 export interface EngineLoadOptions {
   modelDir: string;
@@ -38,6 +41,8 @@ export interface EngineLoadOptions {
 export interface ModelInfo extends LoadedModel {
   modelDir: string;
   tokenizerSource: string;
+  /** The hub repository and commit when the folder is a hub cache snapshot (engine/provenance.ts), else null. */
+  origin: CheckpointOrigin | null;
   /** Set when a GPU was asked for, could not start, and the caller allowed the CPU instead. */
   fallbackReason?: string;
 }
@@ -84,7 +89,7 @@ export class Engine {
   private constructor(
     private readonly worker: WorkerClient,
     readonly info: ModelInfo,
-    readonly tokenizer: GptjTokenizer,
+    readonly tokenizer: Tokenizer,
   ) {}
 
   get config(): ModelConfig {
@@ -115,7 +120,7 @@ export class Engine {
         throw e2;
       }
     }
-    const engine = new Engine(worker, { ...loaded, modelDir: opts.modelDir, tokenizerSource: tokenizer.source, fallbackReason }, tokenizer);
+    const engine = new Engine(worker, { ...loaded, modelDir: opts.modelDir, tokenizerSource: tokenizer.source, origin: checkpointOrigin(opts.modelDir), fallbackReason }, tokenizer);
     worker.onMeter = (m) => engine.meter(m);
     return engine;
   }
@@ -124,13 +129,32 @@ export class Engine {
     await this.worker.terminate();
   }
 
-  /** Token ids for `text`, with `<|endoftext|>` (the config's bos_token_id) prepended when `bos` is set. */
+  /**
+   * Where BOS goes for a protocol's (or request's) `bos`: the tokenizer's own BOS always, where it
+   * adds one (Llama, Gemma); else the config's bos_token_id when `bos` is set (engine/bos.ts).
+   */
+  bosPlan(bos: boolean): BosPlan {
+    return bosPlan(this.tokenizer, this.config.bosTokenId, bos);
+  }
+
+  /** Token ids for `text`, with BOS in front as bosPlan says. */
   tokenize(text: string, opts: { bos: boolean }): number[] {
-    const ids = this.tokenizer.encode(text);
-    const tokens = opts.bos ? [this.config.bosTokenId, ...ids] : ids;
+    const tokens = withBos(this.bosPlan(opts.bos), this.tokenizer.encode(text));
     if (tokens.length === 0) throw new LogitscopeError('prompt_empty', 'the text tokenizes to no tokens', 'text');
     this.checkTokens(tokens, 'text');
     return tokens;
+  }
+
+  /** Prompts under a protocol's (or request's) `bos`: how target prompts are tokenized (resolveTechniques). */
+  promptTokenizer(bos: boolean): PromptTokenizer {
+    // The engine's tokenize, and checkTokens here, also check the ids against the head and n_positions.
+    const base = promptTokenizer(this.tokenizer, this.bosPlan(bos));
+    const oneToken = (text: string) => {
+      const tokens = base.oneToken(text);
+      if (tokens) this.checkTokens(tokens, 'target prompt');
+      return tokens;
+    };
+    return { ...base, tokenize: (text) => this.tokenize(text, { bos }), oneToken };
   }
 
   detokenize(ids: number[]): string {
@@ -177,17 +201,25 @@ export class Engine {
   }
 
   /**
-   * ln_f + lm_head on residual rows [rows, dModel]: top-k and each row's reference log-probability,
-   * and with `logits` the rows' whole logits. A row whose logits are not finite is a numerics_nonfinite error.
+   * ln_f + lm_head on residual rows [rows, dModel]: top-k, each row's reference log-probability and
+   * measures (the reference's rank, entropy, and with `model` the KL from the model's own
+   * distribution; NaN without), and with `logits` the rows' whole logits. A row whose logits are
+   * not finite is a numerics_nonfinite error.
    */
-  async unembed(opts: { resid: Float32Array; referenceIds: number[]; k: number; logits?: boolean }): Promise<UnembedResult> {
-    const { dModel } = this.config;
+  async unembed(opts: { resid: Float32Array; referenceIds: number[]; k: number; logits?: boolean; model?: ModelRows }): Promise<UnembedResult> {
+    const { dModel, dVocab } = this.config;
     const rows = opts.referenceIds.length;
     if (opts.resid.length !== rows * dModel) {
       throw new LogitscopeError('argument_invalid', `expected ${rows} residual rows of ${dModel} values, got ${opts.resid.length} values`, 'resid');
     }
     this.checkK(opts.k);
     this.checkIds(opts.referenceIds, 'referenceIds');
+    if (opts.model) {
+      const examples = opts.model.logprobs.length / dVocab;
+      if (!Number.isInteger(examples) || opts.model.rows.length !== rows || opts.model.rows.some((r) => !(Number.isInteger(r) && r >= 0 && r < examples))) {
+        throw new LogitscopeError('argument_invalid', `model: expected [examples, ${dVocab}] log-probabilities and one example index per row (${rows})`, 'model');
+      }
+    }
     return this.call('unembed', { ...opts, logits: opts.logits ?? false, names: opts.referenceIds.map((_, i) => `row ${i}`) });
   }
 
@@ -199,6 +231,7 @@ export class Engine {
     if (req.items.length === 0) throw new LogitscopeError('argument_invalid', 'no source prompts given', 'items');
     req.items.forEach((it, i) => this.checkItem(it, req.names[i] ?? `items[${i}]`));
     this.checkK(req.k);
+    if (req.track !== undefined) this.checkIds([req.track], 'track');
     req.techniques.forEach((t) => {
       if (t.prefixTokens) this.checkTokens(t.prefixTokens, `technique ${t.id}`);
       t.sourceLayer.forEach((l) => assertLayer(this.config, l, `technique ${t.id}`));

@@ -8,11 +8,12 @@ import { residHook, residIndex } from '../protocol/hooks.ts';
 import type { ModelConfig } from './config.ts';
 import { BLOCKS_MODE, type GraphName, NO_PATCH_LAYER } from './graph/gptj-graphs.ts';
 import type { ComputeType } from './graph/layers.ts';
+import { logSoftmaxRows } from '../protocol/results.ts';
 import { type LensOpener, LensSessions } from './lens-sessions.ts';
 import { Lru } from './lru.ts';
 import type { HostTensor, Session } from './ort-session.ts';
 import { planSourceRows } from './source-rows.ts';
-import { residRowAt, type BatchRequest, type BatchResult, type EngineStats, type EngineTimings, type SourceItem, type UnembedReply } from './worker-protocol.ts';
+import { residRowAt, type BatchRequest, type BatchResult, type EngineStats, type EngineTimings, type ModelRows, type RowMeasures, type SourceItem, type UnembedReply } from './worker-protocol.ts';
 
 /** Prefix keys/values of one target prompt, in the compute type: they never leave the worker. */
 interface Prefix {
@@ -26,7 +27,7 @@ interface Unembedded {
   topkIds: BigInt64Array; // [rows, k]
   topkLogprobs: Float32Array; // [rows, k]
   referenceLogprob: Float32Array; // [rows]
-  entropy?: Float32Array; // [rows], nats, when asked for
+  measures?: RowMeasures; // when asked for
   check: Float32Array; // [rows], finite iff every logit of the row is
   logits?: Float32Array; // [rows, V]
   logsumexp?: Float32Array; // [rows]
@@ -67,7 +68,7 @@ export class ModelRunner {
   /** Every layer's residual at each item's position, and the model's own logits there. */
   async source(items: SourceItem[], names: string[]): Promise<{ resid: Float32Array; logits: Float32Array }> {
     const resid = await this.sourceResid(items);
-    const u = await this.unembedRun(this.finalRows(resid, items.length), new Array(items.length).fill(0), 1, { logits: true, own: true, entropy: false });
+    const u = await this.unembedRun(this.finalRows(resid, items.length), new Array(items.length).fill(0), 1, { logits: true, own: true });
     this.checkSource(resid, u.check, names);
     return { resid, logits: u.logits! };
   }
@@ -124,11 +125,16 @@ export class ModelRunner {
   }
 
   /** ln_f + lm_head on rows [rows, d]; every row must come out finite. */
-  async unembed(o: { resid: Float32Array; referenceIds: number[]; k: number; logits: boolean; names: string[] }): Promise<UnembedReply> {
-    const u = await this.unembedRun(o.resid, o.referenceIds, o.k, { logits: o.logits, own: false, entropy: true });
+  async unembed(o: { resid: Float32Array; referenceIds: number[]; k: number; logits: boolean; names: string[]; model?: ModelRows }): Promise<UnembedReply> {
+    const rows = o.referenceIds.length;
+    // Without the model's rows there is nothing to measure KL against: a zero row stands in, and kl reads NaN.
+    const model = o.model ?? { logprobs: new Float32Array(this.config.dVocab), rows: new Array<number>(rows).fill(0) };
+    const u = await this.unembedRun(o.resid, o.referenceIds, o.k, { logits: o.logits, own: false, model });
     const bad = u.check.findIndex((x) => !Number.isFinite(x));
     if (bad >= 0) throw nonFinite(`the logits of ${o.names[bad] ?? `row ${bad}`} are not finite (NaN or ±Inf)`);
-    return { k: o.k, topkIds: Int32Array.from(u.topkIds, Number), topkLogprobs: u.topkLogprobs, referenceLogprob: u.referenceLogprob, entropy: u.entropy!, logits: u.logits };
+    const measures = u.measures!;
+    if (!o.model) measures.kl.fill(NaN);
+    return { k: o.k, topkIds: Int32Array.from(u.topkIds, Number), topkLogprobs: u.topkLogprobs, referenceLogprob: u.referenceLogprob, measures, logits: u.logits };
   }
 
   /**
@@ -140,9 +146,12 @@ export class ModelRunner {
     const { dModel, dVocab } = this.config;
     const { items, names, k } = req;
     const resid = await this.sourceResid(items); // [L+1, batch, d]
-    const model = await this.unembedRun(this.finalRows(resid, items.length), new Array(items.length).fill(0), 1, { logits: true, own: true, entropy: false });
+    const model = await this.unembedRun(this.finalRows(resid, items.length), new Array(items.length).fill(0), 1, { logits: true, own: true });
     this.checkSource(resid, model.check, names);
     const referenceTop1 = Int32Array.from(model.topkIds, Number); // [batch] (k = 1)
+    // Each example's log-probabilities cross into the unembedding once per batch; rows gather theirs in the graph.
+    const track = req.track;
+    const modelLogprobs = req.measures || track !== undefined ? logSoftmaxRows(model.logits!, dVocab, model.logsumexp) : null;
 
     const total = req.techniques.reduce((n, t) => n + t.example.length, 0);
     const rows = new Float32Array(total * dModel); // [rows, d]: every technique's final residual, before ln_f
@@ -161,20 +170,29 @@ export class ModelRunner {
       topkIds: new Int32Array(total * k),
       topkLogprobs: new Float32Array(total * k),
       referenceLogprob: new Float32Array(total),
-      ...(req.entropy && { entropy: new Float32Array(total) }),
+      ...(req.measures && { measures: { entropy: new Float32Array(total), kl: new Float32Array(total), rank: new Int32Array(total) } }),
+      ...(track !== undefined && { tracked: { logprob: new Float32Array(total), rank: new Int32Array(total) } }),
       modelLogprobOfTop1: new Float32Array(total),
     };
     const rowExample = req.techniques.flatMap((t) => t.example);
     for (let start = 0; start < total; start += req.maxUnembedRows) {
       const n = Math.min(req.maxUnembedRows, total - start);
       const refIds = rowExample.slice(start, start + n).map((b) => referenceTop1[b]);
-      const u = await this.unembedRun(rows.subarray(start * dModel, (start + n) * dModel), refIds, k, { logits: false, own: false, entropy: req.entropy ?? false });
+      const against = modelLogprobs && { logprobs: modelLogprobs, rows: rowExample.slice(start, start + n) };
+      const chunk = rows.subarray(start * dModel, (start + n) * dModel);
+      const u = await this.unembedRun(chunk, refIds, k, { logits: false, own: false, model: req.measures ? against : null });
       const bad = u.check.findIndex((x) => !Number.isFinite(x));
       if (bad >= 0) throw nonFinite(`${rowName(req, start + bad)} gives logits that are not finite (NaN or ±Inf)`);
       out.topkIds.set(Int32Array.from(u.topkIds, Number), start * k);
       out.topkLogprobs.set(u.topkLogprobs, start * k);
       out.referenceLogprob.set(u.referenceLogprob, start);
-      out.entropy?.set(u.entropy!, start);
+      if (out.measures) for (const m of ['entropy', 'kl', 'rank'] as const) out.measures[m].set(u.measures![m], start);
+      if (out.tracked) {
+        // The followed token as each row's reference: its log-probability, and (a measure) its rank.
+        const t = await this.unembedRun(chunk, new Array<number>(n).fill(track!), 1, { logits: false, own: false, model: against });
+        out.tracked.logprob.set(t.referenceLogprob, start);
+        out.tracked.rank.set(t.measures!.rank, start);
+      }
     }
     // The paper's convention reads the model's own distribution at the row's top-1: one logit per row.
     for (let r = 0; r < total; r++) {
@@ -267,13 +285,22 @@ export class ModelRunner {
 
   /**
    * `own`: the model's own rows, part of the source pass, so not counted in unembedRows (the
-   * techniques' rows). `entropy` is computed only when asked for (the graph's want_entropy).
+   * techniques' rows). The measures are computed only when the model's rows are given (the graph's
+   * want_measures), rank and entropy included.
    */
-  private async unembedRun(resid: Float32Array, referenceIds: number[], k: number, o: { logits: boolean; own: boolean; entropy: boolean }): Promise<Unembedded> {
-    const { logits } = o;
+  private async unembedRun(resid: Float32Array, referenceIds: number[], k: number, o: { logits: boolean; own: boolean; model?: ModelRows | null }): Promise<Unembedded> {
+    const { logits, model } = o;
+    const { dModel, dVocab } = this.config;
     const rows = referenceIds.length;
-    const fetches = ['topk_logprobs', 'topk_ids', 'reference_logprob', 'finite_check', ...(o.entropy ? ['entropy'] : []), ...(logits ? ['logits', 'logsumexp'] : [])];
-    const feeds = { resid: f32(resid, [rows, this.config.dModel]), reference_ids: int64(referenceIds), k: int64([k]), want_entropy: int64([o.entropy ? 1 : 0]) };
+    const fetches = ['topk_logprobs', 'topk_ids', 'reference_logprob', 'finite_check', ...(model ? ['entropy', 'kl', 'rank'] : []), ...(logits ? ['logits', 'logsumexp'] : [])];
+    const feeds = {
+      resid: f32(resid, [rows, dModel]),
+      reference_ids: int64(referenceIds),
+      k: int64([k]),
+      want_measures: int64([model ? 1 : 0]),
+      model_logprobs: f32(model?.logprobs ?? new Float32Array(0), [model ? model.logprobs.length / dVocab : 0, dVocab]),
+      model_rows: int64(model?.rows ?? []),
+    };
     const out = await this.run('unembed', 'unembed', feeds, fetches);
     if (!o.own) {
       this.stats.unembedRuns++;
@@ -283,7 +310,7 @@ export class ModelRunner {
       topkIds: out.topk_ids.data as BigInt64Array,
       topkLogprobs: out.topk_logprobs.data as Float32Array,
       referenceLogprob: out.reference_logprob.data as Float32Array,
-      entropy: out.entropy?.data as Float32Array | undefined,
+      measures: model ? { entropy: out.entropy.data as Float32Array, kl: out.kl.data as Float32Array, rank: Int32Array.from(out.rank.data as BigInt64Array, Number) } : undefined,
       check: out.finite_check.data as Float32Array,
       logits: out.logits?.data as Float32Array | undefined,
       logsumexp: out.logsumexp?.data as Float32Array | undefined,

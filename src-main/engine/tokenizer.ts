@@ -1,63 +1,81 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { Tokenizer } from '@huggingface/tokenizers';
+import { Tokenizer as HfTokenizerLibrary } from '@huggingface/tokenizers';
 import { LogitscopeError } from '../errors.ts';
-import { ENDOFTEXT_ID } from './config.ts';
+import {
+  baseVocabSize,
+  bosText,
+  checkCoverage,
+  MERGES_TXT,
+  readTokenizerJson,
+  styleOf,
+  TOKENIZER_JSON,
+  tokenizerJsonFromFiles,
+  VOCAB_JSON,
+} from './tokenizer-files.ts';
+import { displayBytes, displayRun, tokenBytes, tokenSpellings, type TokenStyle } from './token-text.ts';
 
-/** GPT-J's tokenizer (GPT-2 byte-level BPE), as the rest of the app sees it. */
-export interface GptjTokenizer {
-  /** Token ids of `text`; no BOS is added (GPT-J's tokenizer adds none). `<|endoftext|>` in the text becomes 50256. */
+export type { TokenStyle } from './token-text.ts';
+
+/** A checkpoint's tokenizer, as the rest of the app sees it, whatever the model family. */
+export interface Tokenizer {
+  /**
+   * Token ids of `text`, never with BOS: where a BOS goes is the engine's decision (engine/bos.ts).
+   * Special tokens written in the text (`<|endoftext|>`) become their ids.
+   */
   encode(text: string): number[];
-  /** Text of `ids`; ids the tokenizer does not know (GPT-J's padding rows) appear as `<|pad:ID|>`. */
+  /** Text of `ids`; ids the tokenizer does not know (padding rows of the head) appear as `<|pad:ID|>`. */
   decode(ids: number[]): string;
   /**
-   * Display form of one token: its decoded text (" the"). Tokens that are only part of a UTF-8
-   * character show their non-ASCII bytes as `<0xE2>`; ids the tokenizer does not know show as `<|pad:ID|>`.
+   * Display form of one token: the text it stands for (" the", whether the vocabulary spells it
+   * `Ġthe` or `▁the`; "\n" for the byte-fallback token `<0x0A>`). Tokens that are only part of a
+   * UTF-8 character show their non-ASCII bytes as `<0xE2>`; added tokens show as written (`<s>`);
+   * ids the tokenizer does not know show as `<|pad:ID|>`.
    */
   tokenString(id: number): string;
   /**
-   * Display forms of a token sequence (a prompt's tokens): as tokenString, except that byte-level
-   * tokens which only together form a UTF-8 character (CJK, emoji) show it as text: each character
-   * goes to the token holding its last byte, so a token that only starts one shows as "". Joined,
-   * they read as the decoded text.
+   * Display forms of a token sequence (a prompt's tokens): as tokenString, except that tokens
+   * which only together form a UTF-8 character (CJK and emoji in byte-level BPE, byte-fallback
+   * runs in SentencePiece) show it as text: each character goes to the token holding its last
+   * byte, so a token that only starts one shows as "". Joined, they read as the decoded text.
    */
   tokenStrings(ids: readonly number[]): string[];
   /**
-   * The size of the base vocabulary: one past the highest id of the BPE model's own vocabulary
-   * (`<|endoftext|>` included), not counting added tokens outside it. 50257 for GPT-2's and GPT-J's
-   * files alike: GPT-J's tokenizer adds `<|extratoken_1|>`..`<|extratoken_143|>` at 50257..50399 only
-   * to name the head's padding rows, and text never encodes to them. This is the padding cut-off:
-   * ids at or past it are rows of the head the tokenizer never produces. (Hugging Face's
-   * `tokenizer.vocab_size` means the same; `len(tokenizer)` counts the added tokens.)
+   * The padding cut-off: one past the highest id the tokenizer produces, its added tokens
+   * included, but not GPT-J's `<|extratoken_N|>` names of padding rows (tokenizer-files.ts
+   * baseVocabSize). Head rows at or past it are rows the tokenizer never produces: GPT-J 50257
+   * of 50400, Pythia 50277 of 50304, Qwen2 151646 of 151936; Llama and Gemma have none.
    */
   readonly vocabSize: number;
   /** One past the highest id the tokenizer can name, added tokens included: 50400 with GPT-J's added_tokens. */
   readonly knownIds: number;
   readonly source: 'tokenizer.json' | 'vocab.json+merges.txt';
-}
-
-const TOKENIZER_JSON = 'tokenizer.json';
-const VOCAB_JSON = 'vocab.json';
-const MERGES_TXT = 'merges.txt';
-const ADDED_TOKENS_JSON = 'added_tokens.json';
-
-interface AddedTokenJson {
-  id: number;
-  content: string;
-  special?: boolean;
-  [key: string]: unknown;
+  /**
+   * The id of the one vocabulary token that stands for exactly `text` (`?` is GPT-2's 30, Llama's
+   * piece `?`; a single byte the vocabulary lacks is its byte-fallback token `<0x3F>`), or null
+   * where no single token does. Unlike encode, no `▁` is prepended.
+   */
+  tokenFor(text: string): number | null;
+  /** How the vocabulary spells text: byte-level BPE (`Ġ` for a space) or SentencePiece-style (`▁`, `<0xNN>`). */
+  readonly style: TokenStyle;
+  /**
+   * The BOS token this tokenizer puts before every text (Llama's `<s>`, Llama 3's
+   * `<|begin_of_text|>`, Gemma's `<bos>`), or null where it adds none (GPT-2, GPT-J, Pythia, Qwen2).
+   */
+  readonly bos: { id: number; text: string } | null;
 }
 
 /**
  * Loads the tokenizer from a Hugging Face checkpoint directory: `tokenizer.json` when present,
- * else `vocab.json` + `merges.txt` (+ `added_tokens.json`). Synchronous: the library is pure JS
- * and reading a few MB of JSON takes milliseconds.
+ * else `vocab.json` + `merges.txt` (+ `added_tokens.json`); `tokenizer_config.json` beside them
+ * says whether BOS is added. Synchronous: the library is pure JS and reading a few MB of JSON
+ * takes milliseconds.
  */
-export function loadTokenizer(dir: string): GptjTokenizer {
+export function loadTokenizer(dir: string): Tokenizer {
   const has = (name: string) => fs.existsSync(path.join(dir, name));
   if (has(TOKENIZER_JSON)) {
     const file = path.join(dir, TOKENIZER_JSON);
-    return wrap(readTokenizerJson(file), file, 'tokenizer.json');
+    return wrap(readTokenizerJson(file), { dir, file, source: 'tokenizer.json' });
   }
   if (!has(VOCAB_JSON) && !has(MERGES_TXT)) {
     throw new LogitscopeError(
@@ -71,75 +89,7 @@ export function loadTokenizer(dir: string): GptjTokenizer {
       throw new LogitscopeError('tokenizer_invalid', `${name} is missing (needed with ${VOCAB_JSON} + ${MERGES_TXT})`, path.join(dir, name));
     }
   }
-  return wrap(tokenizerJsonFromFiles(dir), path.join(dir, VOCAB_JSON), 'vocab.json+merges.txt');
-}
-
-function readJson(file: string): unknown {
-  try {
-    return JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new LogitscopeError('tokenizer_invalid', `not valid JSON (${(e as Error).message})`, file);
-  }
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function readTokenizerJson(file: string): Record<string, unknown> {
-  const json = readJson(file);
-  const model = isObject(json) ? json.model : undefined;
-  if (!isObject(json) || !isObject(model) || !isObject(model.vocab) || !Array.isArray(model.merges) || model.merges.length === 0) {
-    throw new LogitscopeError('tokenizer_invalid', 'expected a BPE tokenizer with "model.vocab" and non-empty "model.merges"', file);
-  }
-  // The library iterates `added_tokens` unconditionally; a hand-made file may leave it out.
-  return { ...json, added_tokens: json.added_tokens ?? [] };
-}
-
-/** The tokenizer.json object Hugging Face would publish for GPT-2's vocab.json + merges.txt. */
-function tokenizerJsonFromFiles(dir: string): Record<string, unknown> {
-  const vocabFile = path.join(dir, VOCAB_JSON);
-  const vocab = readJson(vocabFile);
-  if (!isObject(vocab) || !Object.values(vocab).every((v) => Number.isInteger(v))) {
-    throw new LogitscopeError('tokenizer_invalid', 'expected an object from token to integer id', vocabFile);
-  }
-  const mergesFile = path.join(dir, MERGES_TXT);
-  const merges: [string, string][] = [];
-  const lines = fs.readFileSync(mergesFile, 'utf8').split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i].replace(/\r$/, '');
-    if (line === '' || (i === 0 && line.startsWith('#version'))) continue;
-    // Byte-level tokens never contain a plain space (it is mapped to "Ġ"), so one space separates the pair.
-    const pair = line.split(' ');
-    if (pair.length !== 2 || !pair[0] || !pair[1]) {
-      throw new LogitscopeError('tokenizer_invalid', `line ${i + 1} is not "left right": ${JSON.stringify(line)}`, mergesFile);
-    }
-    merges.push(pair as [string, string]);
-  }
-  if (merges.length === 0) throw new LogitscopeError('tokenizer_invalid', 'holds no merges', mergesFile);
-
-  const eot = '<|endoftext|>';
-  const added: AddedTokenJson[] = [{ id: (vocab[eot] as number | undefined) ?? ENDOFTEXT_ID, content: eot, special: true }];
-  const addedFile = path.join(dir, ADDED_TOKENS_JSON);
-  if (fs.existsSync(addedFile)) {
-    const extra = readJson(addedFile);
-    if (!isObject(extra) || !Object.values(extra).every((v) => Number.isInteger(v))) {
-      throw new LogitscopeError('tokenizer_invalid', 'expected an object from token to integer id', addedFile);
-    }
-    for (const [content, id] of Object.entries(extra)) {
-      if (content !== eot) added.push({ id: id as number, content, special: false });
-    }
-  }
-
-  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
-  return {
-    added_tokens: added.map((t) => ({ single_word: false, lstrip: false, rstrip: false, normalized: false, ...t })),
-    normalizer: null,
-    pre_tokenizer: byteLevel,
-    post_processor: byteLevel,
-    decoder: byteLevel,
-    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, vocab, merges },
-  };
+  return wrap(tokenizerJsonFromFiles(dir), { dir, file: path.join(dir, VOCAB_JSON), source: 'vocab.json+merges.txt' });
 }
 
 /**
@@ -153,44 +103,31 @@ interface HfTokenizer {
   /** Throws on an empty list. */
   decode(ids: number[], options: { clean_up_tokenization_spaces: boolean }): string;
   id_to_token(id: number): string | undefined;
+  token_to_id(token: string): number | undefined;
   get_vocab(withAddedTokens: boolean): Map<string, number>;
   get_added_tokens_decoder(): Map<number, unknown>;
 }
-const HfTokenizerClass = Tokenizer as new (json: object, config: object) => HfTokenizer;
+const HfTokenizerClass = HfTokenizerLibrary as new (json: object, config: object) => HfTokenizer;
 
-/**
- * The library's BPE drops any piece missing from the vocabulary without a trace (GPT-2 has no unk
- * token), so a truncated or mismatched vocabulary would silently lose text. A byte-level vocabulary
- * that holds all 256 byte symbols and every merge's result can never hit that.
- */
-function checkCoverage(model: Record<string, unknown>, file: string): void {
-  const vocab = model.vocab as Record<string, unknown>;
-  for (const symbol of BYTE_OF_SYMBOL.keys()) {
-    if (!Object.hasOwn(vocab, symbol)) {
-      throw new LogitscopeError('tokenizer_invalid', `the vocabulary lacks the byte-level symbol ${JSON.stringify(symbol)}`, file);
-    }
-  }
-  const merges = model.merges as unknown[];
-  merges.forEach((m, i) => {
-    const pair = typeof m === 'string' ? m.split(' ') : m;
-    if (!Array.isArray(pair) || pair.length !== 2 || !Object.hasOwn(vocab, `${pair[0]}${pair[1]}`)) {
-      throw new LogitscopeError('tokenizer_invalid', `merge ${i + 1} (${JSON.stringify(m)}) does not produce a token of the vocabulary`, file);
-    }
-  });
-}
-
-function wrap(json: Record<string, unknown>, file: string, source: GptjTokenizer['source']): GptjTokenizer {
-  checkCoverage(json.model as Record<string, unknown>, file);
+function wrap(json: Record<string, unknown>, where: { dir: string; file: string; source: Tokenizer['source'] }): Tokenizer {
+  const { file } = where;
+  const style = styleOf(json, file);
+  checkCoverage(json, style, file);
   let tok: HfTokenizer;
   try {
     tok = new HfTokenizerClass(json, { clean_up_tokenization_spaces: false });
   } catch (e) {
     throw new LogitscopeError('tokenizer_invalid', `the tokenizer library rejected it (${(e as Error).message})`, file);
   }
+  const bosName = bosText(where.dir, json);
+  const bosId = bosName === undefined ? undefined : tok.token_to_id(bosName);
+  if (bosName !== undefined && bosId === undefined) {
+    throw new LogitscopeError('tokenizer_invalid', `the BOS token ${JSON.stringify(bosName)} is not in the vocabulary`, file);
+  }
+
   const known = (id: number) => tok.id_to_token(id) !== undefined;
   let knownIds = 0;
   for (const id of tok.get_vocab(true).values()) knownIds = Math.max(knownIds, id + 1);
-  const vocabSize = baseVocabSize(json);
   const checkId = (id: number) => {
     if (!Number.isInteger(id) || id < 0) throw new LogitscopeError('token_out_of_range', `token id must be a non-negative integer, got ${id}`, 'id');
   };
@@ -224,7 +161,7 @@ function wrap(json: Record<string, unknown>, file: string, source: GptjTokenizer
     checkId(id);
     let s = shown.get(id);
     if (s === undefined) {
-      s = known(id) ? displayForm(tok.id_to_token(id)!, added.has(id)) : pad(id);
+      s = !known(id) ? pad(id) : added.has(id) ? tok.id_to_token(id)! : displayBytes(tokenBytes(style, tok.id_to_token(id)!));
       shown.set(id, s);
     }
     return s;
@@ -232,28 +169,18 @@ function wrap(json: Record<string, unknown>, file: string, source: GptjTokenizer
 
   const tokenStrings = (ids: readonly number[]): string[] => {
     const out = ids.map(tokenString);
-    // Bytes of the byte-level tokens, with the token each came from; added and unknown ids end a run.
+    // Bytes of the vocabulary's tokens, with the token each came from; added and unknown ids end a run.
     let bytes: number[] = [];
     let owner: number[] = [];
     const flush = () => {
-      if (bytes.length === 0) return;
-      const shown = new Map<number, string>();
-      for (let i = 0; i < bytes.length; ) {
-        const n = utf8Length(bytes[i]);
-        const char = n > 1 && i + n <= bytes.length ? decodeStrict(bytes.slice(i, i + n)) : bytes[i] < 0x80 ? String.fromCharCode(bytes[i]) : undefined;
-        const at = char === undefined ? owner[i] : owner[i + n - 1];
-        shown.set(at, (shown.get(at) ?? '') + (char ?? `<0x${bytes[i].toString(16).toUpperCase().padStart(2, '0')}>`));
-        for (let j = i; j < i + (char === undefined ? 1 : n); j++) if (!shown.has(owner[j])) shown.set(owner[j], '');
-        i += char === undefined ? 1 : n;
-      }
-      for (const [t, text] of shown) out[t] = text;
+      for (const [t, text] of displayRun(bytes, owner)) out[t] = text;
       bytes = [];
       owner = [];
     };
     ids.forEach((id, t) => {
       if (!known(id) || added.has(id)) return flush();
-      for (const c of tok.id_to_token(id)!) {
-        bytes.push(BYTE_OF_SYMBOL.get(c) ?? 0x3f);
+      for (const b of tokenBytes(style, tok.id_to_token(id)!)) {
+        bytes.push(b);
         owner.push(t);
       }
     });
@@ -261,68 +188,27 @@ function wrap(json: Record<string, unknown>, file: string, source: GptjTokenizer
     return out;
   };
 
+  const tokenFor = (text: string): number | null => {
+    const spellings = tokenSpellings(style, text);
+    for (const piece of spellings) {
+      const id = tok.token_to_id(piece);
+      if (id !== undefined && !added.has(id)) return id;
+    }
+    return null;
+  };
+
   return {
     encode(text: string): number[] {
       return tok.encode(text, { add_special_tokens: false }).ids;
     },
     decode,
+    tokenFor,
     tokenString,
     tokenStrings,
-    vocabSize,
+    vocabSize: baseVocabSize(json),
     knownIds,
-    source,
+    source: where.source,
+    style,
+    bos: bosId === undefined ? null : { id: bosId, text: bosName! },
   };
-}
-
-/**
- * One past the highest id of the BPE model's vocabulary, and of `<|endoftext|>` where it is only an
- * added token (a hand-made tokenizer.json may keep it out of model.vocab). Other added tokens, such
- * as GPT-J's `<|extratoken_N|>`, do not count: text never encodes to them.
- */
-function baseVocabSize(json: Record<string, unknown>): number {
-  const vocab = (json.model as Record<string, unknown>).vocab as Record<string, number>;
-  let size = 0;
-  for (const id of Object.values(vocab)) size = Math.max(size, id + 1);
-  for (const t of (json.added_tokens ?? []) as AddedTokenJson[]) {
-    if (t.content === '<|endoftext|>' && Number.isInteger(t.id)) size = Math.max(size, t.id + 1);
-  }
-  return size;
-}
-
-/**
- * GPT-2's byte-level alphabet, symbol -> byte: printable Latin-1 bytes stand for themselves, the
- * other bytes were shifted to U+0100 onward. Used to check a vocabulary's coverage and to show a
- * partial UTF-8 character byte by byte, which the library's decoder would turn into an anonymous "\uFFFD".
- */
-const BYTE_OF_SYMBOL: ReadonlyMap<string, number> = (() => {
-  const table = new Map<string, number>();
-  let shifted = 0;
-  for (let b = 0; b < 256; b++) {
-    const printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
-    table.set(String.fromCharCode(printable ? b : 256 + shifted++), b);
-  }
-  return table;
-})();
-
-/** Bytes of the UTF-8 sequence a lead byte starts (1 for ASCII and for a byte that cannot lead one). */
-function utf8Length(b: number): number {
-  return b >= 0xf0 && b <= 0xf4 ? 4 : b >= 0xe0 ? (b <= 0xef ? 3 : 1) : b >= 0xc2 && b <= 0xdf ? 2 : 1;
-}
-
-function decodeStrict(bytes: number[]): string | undefined {
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(Uint8Array.from(bytes));
-  } catch {
-    return undefined;
-  }
-}
-
-function displayForm(token: string, isAdded: boolean): string {
-  if (isAdded) return token;
-  const bytes = Uint8Array.from([...token], (c) => BYTE_OF_SYMBOL.get(c) ?? 0x3f);
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch {
-    return Array.from(bytes, (b) => (b < 0x80 ? String.fromCharCode(b) : `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`)).join('');
-  }
 }

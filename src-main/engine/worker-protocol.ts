@@ -3,6 +3,7 @@ import type { ModelConfig } from './config.ts';
 import type { ComputeType } from './graph/layers.ts';
 import type { DeviceChoice, DeviceKind } from '../protocol/device.ts';
 import { residHook, residIndex } from '../protocol/hooks.ts';
+import type { RowMeasures } from '../protocol/results.ts';
 import type { WeightDtype } from './tensor-ref.ts';
 
 /**
@@ -42,10 +43,16 @@ export interface BatchRequest {
   /** Rows per unembedding run: bounds the [rows, dVocab] logits held at once. */
   maxUnembedRows: number;
   /**
-   * Also each row's entropy (BatchResult.entropy). Off in sweeps, which do not store it: it costs
-   * an exp and a product over every logit of every row (about 10% of the demo sweep's time).
+   * Also each row's measures (BatchResult.measures: entropy, KL from the model, the reference's
+   * rank; docs/PROTOCOL.md). Sweeps and extractions ask for them; off, a batch skips an exp and a
+   * few products over every logit of every row (bench/sweep-bench.ts measures the difference).
    */
-  entropy?: boolean;
+  measures?: boolean;
+  /**
+   * A token id followed in every row (an extraction's pinned or followed token): BatchResult.tracked
+   * gives its exact log-probability and rank in each, from a second unembedding of the rows.
+   */
+  track?: number;
 }
 
 /** Only what is stored: rows in request order, technique by technique. */
@@ -59,8 +66,10 @@ export interface BatchResult {
   topkLogprobs: Float32Array;
   /** [rows] log p_technique(reference top-1). */
   referenceLogprob: Float32Array;
-  /** [rows] entropy (nats) of each row's full next-token distribution, when asked for; not stored in the results cache. */
-  entropy?: Float32Array;
+  /** Each row's measures, when asked for (BatchRequest.measures). */
+  measures?: RowMeasures;
+  /** With BatchRequest.track: [rows] its log-probability, and its rank (ids with a strictly greater logit), in each row. */
+  tracked?: { logprob: Float32Array; rank: Int32Array };
   /** [rows] log p_model(row's top-1) at the source position (the paper's surprisal, negated). */
   modelLogprobOfTop1: Float32Array;
 }
@@ -70,10 +79,20 @@ export interface UnembedReply {
   topkIds: Int32Array; // [rows, k]
   topkLogprobs: Float32Array; // [rows, k]
   referenceLogprob: Float32Array; // [rows]
-  /** [rows] entropy (nats) of each row's full distribution. */
-  entropy: Float32Array;
+  /** Each row's measures; `kl` is NaN for every row when no model rows were given. */
+  measures: RowMeasures;
   /** [rows, dVocab], only when asked for. */
   logits?: Float32Array;
+}
+
+export type { RowMeasures };
+
+/** The model's distributions a set of unembedded rows is measured against (KL): one per example, and which one each row reads. */
+export interface ModelRows {
+  /** [examples, dVocab] the model's own log-probabilities at each example's source position. */
+  logprobs: Float32Array;
+  /** [rows] the example each row compares with. */
+  rows: number[];
 }
 
 /** Messages between the engine (main thread) and the worker that owns the onnxruntime sessions. */
@@ -84,7 +103,7 @@ export interface WorkerRequests {
   prefix: { tokens: number[] };
   patched: { prefixTokens: number[]; vectors: Float32Array; injectLayers: number[] };
   naive: { targetTokens: number[]; layer: number; vector: Float32Array };
-  unembed: { resid: Float32Array; referenceIds: number[]; k: number; logits: boolean; names: string[] };
+  unembed: { resid: Float32Array; referenceIds: number[]; k: number; logits: boolean; names: string[]; model?: ModelRows };
   batch: BatchRequest;
 }
 

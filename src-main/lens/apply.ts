@@ -11,7 +11,7 @@
  */
 import { type Engine } from '../engine/engine.ts';
 import { LogitscopeError } from '../errors.ts';
-import { type Example, type ExampleResult, type LayerResult, layerResult, logSumExp } from '../protocol/results.ts';
+import { type Example, type ExampleResult, type LayerResult, layerResult, logSoftmaxRows } from '../protocol/results.ts';
 import { ensureTunedLens } from './fit.ts';
 import { lensDir, TUNED_LENS_VERSION } from './lens.ts';
 import { residHook, residIndex } from '../protocol/hooks.ts';
@@ -79,12 +79,12 @@ const UNEMBED_ROWS = 256;
 /**
  * Tuned-lens rows of a batch of examples at `layers`: one source pass, the map, the unembedding.
  * `referenceTop1` (the model's own top-1 per example) is taken from the caller when another
- * technique already computed it, so every technique of an example shares it. With `entropy`, each
- * row carries its distribution's entropy (LayerResult.entropy).
+ * technique already computed it, so every technique of an example shares it. With `measures`
+ * (the default), each row carries its measures (LayerResult kl, rank, entropy).
  */
 export async function tunedLensExtract(
   engine: Engine,
-  o: { examples: Example[]; id: string; lens: LensRecord; layers: readonly number[]; k: number; referenceTop1?: readonly number[]; entropy?: boolean },
+  o: { examples: Example[]; id: string; lens: LensRecord; layers: readonly number[]; k: number; referenceTop1?: readonly number[]; measures?: boolean },
 ): Promise<ExampleResult[]> {
   const { nLayers, dModel: d, dVocab } = engine.config;
   const B = o.examples.length;
@@ -95,8 +95,8 @@ export async function tunedLensExtract(
     const own = await engine.unembed({ resid: src.resid.subarray(nLayers * B * d, (nLayers + 1) * B * d), referenceIds: new Array(B).fill(0), k: 1 });
     reference = Array.from(own.topkIds);
   }
-  // The model's own log-normaliser per example, for the paper's surprisal −ln p_model(row's top-1).
-  const lse = Array.from({ length: B }, (_, b) => logSumExp(src.logits.subarray(b * dVocab, (b + 1) * dVocab)));
+  // The model's own log-probabilities per example: the paper's surprisal −ln p_model(row's top-1), and KL.
+  const model = logSoftmaxRows(src.logits, dVocab); // [B, dVocab]
 
   const rows = new Float32Array(o.layers.length * B * d);
   o.layers.forEach((l, i) => {
@@ -113,15 +113,14 @@ export async function tunedLensExtract(
   for (let start = 0; start < total; start += step) {
     const n = Math.min(step, total - start);
     const refIds = Array.from({ length: n }, (_, r) => reference![(start + r) % B]);
-    const u = await engine.unembed({ resid: mapped.subarray(start * d, (start + n) * d), referenceIds: refIds, k: o.k });
+    const u = await engine.unembed({ resid: mapped.subarray(start * d, (start + n) * d), referenceIds: refIds, k: o.k, model: { logprobs: model, rows: refIds.map((_, r) => (start + r) % B) } });
     for (let r = 0; r < n; r++) {
       const row = start + r;
       const b = row % B;
-      const paper = -(src.logits[b * dVocab + u.topkIds[r * u.k]] - lse[b]);
-      perRow[row] = layerResult({ technique: o.id, layer: o.layers[Math.floor(row / B)] }, u, r, paper, o.entropy);
+      const paper = -model[b * dVocab + u.topkIds[r * u.k]];
+      perRow[row] = layerResult({ technique: o.id, layer: o.layers[Math.floor(row / B)] }, u, r, paper, (o.measures ?? true) ? u.measures : undefined);
     }
   }
   for (let b = 0; b < B; b++) for (let i = 0; i < o.layers.length; i++) results[b].layers.push(perRow[i * B + b]);
   return results;
 }
-

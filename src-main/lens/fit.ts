@@ -82,8 +82,7 @@ export async function trainExamples(engine: Engine, s: LensSettings, opts: Pick<
       'techniques',
     );
   }
-  const { nCtx, bosTokenId } = engine.config;
-  const { examples } = buildExamples(selection.records, { tokenize: (x) => engine.tokenizer.encode(x), bos: t.bos, bosTokenId, nCtx, positionSeed: s.positionSeed });
+  const { examples } = buildExamples(selection.records, { tokenize: (x) => engine.tokenizer.encode(x), bos: engine.bosPlan(t.bos), nCtx: engine.config.nCtx, positionSeed: s.positionSeed });
   if (examples.length < 2) throw new LogitscopeError('slice_empty', `tuned lens: only ${examples.length} train example(s) can be run; at least 2 are needed`, 'techniques');
   return examples;
 }

@@ -3,7 +3,9 @@ import type { PresetName, ProtocolSettings } from './spec.ts';
 
 /** PROTOCOL.md's two presets, setting for setting. */
 export const PRESETS: Record<PresetName, ProtocolSettings> = {
-  // The seed: the first 2000 records in file order, short ones only, BOS prepended.
+  // The seed: the first 2000 records in file order, short ones only, BOS prepended (the config's
+  // bos_token_id, or the tokenizer's own BOS where it always adds one) and counted when positions
+  // are drawn (engine/bos.ts).
   logitscope: {
     preset: 'logitscope',
     poolStart: 0,
@@ -16,6 +18,8 @@ export const PRESETS: Record<PresetName, ProtocolSettings> = {
     positionSeed: 0,
   },
   // The paper: a 200K-record pool, filtered, shuffled with seed 42; evaluation = items 10000..11999.
+  // No BOS of its own: a tokenizer that always adds one (Llama, Gemma) keeps it at position 0, and
+  // positions are drawn over the text's tokens only.
   patchscopes: {
     preset: 'patchscopes',
     poolStart: 0,

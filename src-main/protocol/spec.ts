@@ -23,7 +23,11 @@ export interface ProtocolSettings {
   evalEnd: number | null;
   /** At most this many examples from the evaluation slice. */
   limit?: number;
-  /** Prepend <|endoftext|> to source and target prompts (TransformerLens's default, used by the seed). */
+  /**
+   * Prepend the config's BOS (GPT-J's <|endoftext|>: TransformerLens's default, used by the seed)
+   * to source and target prompts, and let it be a sampled position. A tokenizer that always adds
+   * its own BOS (Llama, Gemma) keeps it either way; then this only decides the sampling (engine/bos.ts).
+   */
   bos: boolean;
   /** Seeds the one position drawn per example, shared by every technique and layer. */
   positionSeed: number;
@@ -63,6 +67,16 @@ export interface LayerSummary {
   precision: Interval;
   surprisal: Interval;
   surprisalPaper: Interval;
+  /** The per-row measures' means (Student t) over the rows that carry them; null when none does (rows stored before they existed). */
+  measures: MeasureSummary | null;
+}
+
+/** Means of the per-row measures (docs/PROTOCOL.md) over the n rows measured, which may be fewer than the layer's. */
+export interface MeasureSummary {
+  n: number;
+  kl: Interval;
+  rank: Interval;
+  entropy: Interval;
 }
 
 /**
@@ -77,6 +91,8 @@ export interface LayerDifference {
   precision: Interval;
   surprisal: Interval;
   surprisalPaper: Interval;
+  /** Paired differences of the per-row measures are not computed (yet): null, as a summary row whose rows were not measured. */
+  measures: null;
 }
 
 /**

@@ -41,16 +41,54 @@ export function customPatchscope(prompt: string, index: number, targetLayer: Tar
   return { id: `custom_${index + 1}`, kind: 'patchscope', prompt, targetLayer };
 }
 
-/** Tokenizes each patchscope's target prompt; `tokenize` adds BOS when the protocol uses one. */
-export function resolveTechniques(specs: readonly TechniqueSpec[], tokenize: (text: string) => number[]): ResolvedTechnique[] {
+/** How prompts become tokens on one checkpoint under one `bos` setting (engine/bos.ts promptTokenizer, Engine.promptTokenizer). */
+export interface PromptTokenizer {
+  /** A prompt's ids, with BOS in front where the plan puts one. */
+  tokenize(text: string): number[];
+  /** How many ids tokenize puts before the text's own: 1 with a BOS, else 0. */
+  readonly bosLength: number;
+  tokenString(id: number): string;
+  /** The one token that stands for exactly `text`, with BOS in front where the plan puts one; null where no single token does. */
+  oneToken(text: string): number[] | null;
+}
+
+/**
+ * Tokenizes each patchscope's target prompt with the checkpoint's own tokenizer, BOS in front where
+ * the protocol's plan puts one. The two built-in prompts are made for the family's tokenizer
+ * (PROTOCOL.md "Families"): the logitscope's target is the vocabulary's one token for exactly "?"
+ * (not encode("?"), which a SentencePiece tokenizer spells "▁?" or "▁" + "?"), refused where there
+ * is none; the token-identity prompt must end in a "?" token of its own, the position the patch
+ * overwrites. Both are checked here, before any work.
+ */
+export function resolveTechniques(specs: readonly TechniqueSpec[], tokenizer: PromptTokenizer): ResolvedTechnique[] {
   const ids = new Set<string>();
   return specs.map((s) => {
     if (ids.has(s.id)) throw new LogitscopeError('argument_invalid', `technique "${s.id}" is listed twice`, 'techniques');
     ids.add(s.id);
     if (s.kind === 'logit_lens') return s;
     if (s.kind === 'tuned_lens') return { id: s.id, kind: s.kind, lens: null, ...(s.lens && { overrides: s.lens }) };
-    return { ...s, promptTokens: tokenize(s.prompt) };
+    return { ...s, promptTokens: builtInPromptTokens(s, tokenizer) ?? tokenizer.tokenize(s.prompt) };
   });
+}
+
+/** The target tokens of the built-in logitscope and token-identity prompts, checked; undefined for any other prompt. */
+function builtInPromptTokens(s: TechniqueSpec & { kind: 'patchscope' }, tokenizer: PromptTokenizer): number[] | undefined {
+  if (s.id === LOGITSCOPE.id && s.prompt === LOGITSCOPE_PROMPT) {
+    const tokens = tokenizer.oneToken(LOGITSCOPE_PROMPT);
+    if (tokens) return tokens;
+    const spelled = tokenizer.tokenize(LOGITSCOPE_PROMPT).slice(tokenizer.bosLength).map((id) => tokenizer.tokenString(id));
+    throw new LogitscopeError('prompt_unsuitable', `the logitscope needs "?" to be one token, but this tokenizer has no such token (it spells "?" as ${JSON.stringify(spelled)})`, 'logitscope');
+  }
+  if (s.id === TOKEN_IDENTITY.id && s.prompt === TOKEN_IDENTITY_PROMPT) {
+    const tokens = tokenizer.tokenize(s.prompt);
+    const last = tokenizer.tokenString(tokens[tokens.length - 1]);
+    if (last.replace(/^ /, '') !== '?') {
+      const ending = tokens.slice(-3).map((id) => tokenizer.tokenString(id));
+      throw new LogitscopeError('prompt_unsuitable', `the token-identity prompt must end in a "?" token of its own (the patched position), but this tokenizer ends it with ${JSON.stringify(ending)}`, 'patchscope');
+    }
+    return tokens;
+  }
+  return undefined;
 }
 
 export function isTunedLens(t: ResolvedTechnique): t is ResolvedTechnique & { kind: 'tuned_lens' } {

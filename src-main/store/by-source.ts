@@ -4,7 +4,7 @@ import { summaryFromSums, type LayerSums } from '../sweep/intervals.ts';
 import type { RunShape } from './run-rows.ts';
 import type { SqliteFile } from './sqlite.ts';
 import { chosen } from './generations.ts';
-import { correctSql } from '../sweep/readout.ts';
+import { sumsColumns } from './summary-sums.ts';
 
 /** One data source's share of a run: its examples and one technique's per-layer summaries over them. */
 export interface SourceSummary {
@@ -21,9 +21,7 @@ export const NO_SOURCE = '(none)';
  * The technique is fixed by its id, so the loop is the run's examples × its layers with one
  * primary-key probe per cell, as RUN_CELLS does for the whole run.
  */
-const SUMS_BY_SOURCE = `SELECT coalesce(re.source, @none) AS source, l.layer AS layer, count(*) AS n, sum(${correctSql('r')}) AS correct,
-  sum(r.surprisal) AS surprisal, sum(r.surprisal * r.surprisal) AS surprisalSq,
-  sum(r.surprisal_paper) AS surprisalPaper, sum(r.surprisal_paper * r.surprisal_paper) AS surprisalPaperSq
+const SUMS_BY_SOURCE = `SELECT coalesce(re.source, @none) AS source, l.layer AS layer, ${sumsColumns('r')}
   FROM run_examples re CROSS JOIN run_layers l CROSS JOIN results r
   WHERE re.run_id = @run AND l.run_id = @run
     AND r.model_id = @model AND r.example_id = re.example_id AND r.technique_id = @technique AND r.layer = l.layer AND r.k >= @k

@@ -71,6 +71,8 @@ function differenceFromSums(s: PairedSums): LayerDifference {
     precision: tInterval(s.precision, s.precisionSq, s.n),
     surprisal: tInterval(s.surprisal, s.surprisalSq, s.n),
     surprisalPaper: tInterval(s.surprisalPaper, s.surprisalPaperSq, s.n),
+    // Paired differences of the per-row measures are not computed (yet): runs of older rows have none.
+    measures: null,
   };
 }
 

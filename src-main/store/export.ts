@@ -56,7 +56,7 @@ export function exportJson(store: ResultStore, runId: string): ExportRecord {
 
 export const TABLE_COLUMNS = [
   'run_id', 'example', 'record_index', 'position', 'reference_top1', 'reference_top1_text', 'technique', 'layer', 'hook',
-  'top1', 'top1_text', 'correct', 'surprisal', 'surprisal_paper', 'top_k_ids', 'top_k_texts', 'top_k_probs', 'top_k_padding',
+  'top1', 'top1_text', 'correct', 'surprisal', 'surprisal_paper', 'kl', 'rank', 'entropy', 'top_k_ids', 'top_k_texts', 'top_k_probs', 'top_k_padding',
   'technique_detail',
 ] as const;
 
@@ -80,6 +80,10 @@ interface TableRow {
   correct: boolean;
   surprisal: number;
   surprisal_paper: number;
+  /** The per-row measures (CONVENTIONS); null where not measured: an empty CSV field, a Parquet null. */
+  kl: number | null;
+  rank: number | null;
+  entropy: number | null;
   top_k_ids: number[];
   /** In CSV a JSON array (token texts may hold spaces and commas); in Parquet a list column. */
   top_k_texts: string[];
@@ -121,6 +125,9 @@ function tableRow(o: { runId: string; example: StoredExample['example']; readout
     correct: isCorrect(r),
     surprisal: r.surprisal,
     surprisal_paper: r.surprisalPaper,
+    kl: r.kl,
+    rank: r.rank,
+    entropy: r.entropy,
     top_k_ids: r.topK.ids,
     top_k_texts: text ? r.topK.ids.map(text) : [],
     top_k_probs: r.topK.probs,
@@ -182,6 +189,7 @@ export async function exportParquet(store: ResultStore, runId: string, file: str
 }
 
 const required = (name: string, type: 'INT32' | 'DOUBLE' | 'BOOLEAN'): SchemaElement => ({ name, type, repetition_type: 'REQUIRED' });
+const optional = (name: string, type: 'INT32' | 'DOUBLE'): SchemaElement => ({ name, type, repetition_type: 'OPTIONAL' });
 const string = (name: string): SchemaElement => ({ name, type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'REQUIRED' });
 /** The standard three-level LIST layout, which pyarrow and DuckDB read as a list column. */
 const list = (name: string, type: 'INT32' | 'FLOAT' | 'BYTE_ARRAY'): SchemaElement[] => [
@@ -206,6 +214,9 @@ const PARQUET_SCHEMA: SchemaElement[] = [
   required('correct', 'BOOLEAN'),
   required('surprisal', 'DOUBLE'),
   required('surprisal_paper', 'DOUBLE'),
+  optional('kl', 'DOUBLE'),
+  optional('rank', 'INT32'),
+  optional('entropy', 'DOUBLE'),
   ...list('top_k_ids', 'INT32'),
   ...list('top_k_texts', 'BYTE_ARRAY'),
   ...list('top_k_probs', 'FLOAT'),

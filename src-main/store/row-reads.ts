@@ -14,8 +14,8 @@ export interface StoredExample {
 }
 
 /** A stored result as the hot paths read it (SqliteFile.rows), in CELL_COLUMNS order. */
-type Cell = [layer: number, referenceTop1: number, top1: number, surprisal: number, surprisalPaper: number, topk: Buffer];
-const CELL_COLUMNS = 'r.layer, r.reference_top1, r.top1, r.surprisal, r.surprisal_paper, r.topk';
+type Cell = [layer: number, referenceTop1: number, top1: number, surprisal: number, surprisalPaper: number, topk: Buffer, kl: number | null, rank: number | null, entropy: number | null];
+const CELL_COLUMNS = 'r.layer, r.reference_top1, r.top1, r.surprisal, r.surprisal_paper, r.topk, r.kl, r.rank, r.entropy';
 
 /**
  * A run's stored results: its examples × techniques × layers, joined against the shared results.
@@ -54,10 +54,10 @@ export function lookupRows(db: SqliteFile, q: LookupQuery, producer: number | nu
            AND r.producer IS coalesce(?, r.producer) ORDER BY r.layer, r.gen`,
         model.id, e.id, t.id, q.k, producer,
       );
-      for (const [layer, referenceTop1, top1, surprisal, surprisalPaper, topk] of cells) {
+      for (const [layer, referenceTop1, top1, surprisal, surprisalPaper, topk, kl, rank, entropy] of cells) {
         const key = `${e.key}|${t.key}|${layer}`;
         if (layers.has(layer) && !hits.has(key)) {
-          hits.set(key, { exampleKey: e.key, techniqueKey: t.key, layer, referenceTop1, top1, surprisal, surprisalPaper, topK: decodeTopK(topk, q.k) });
+          hits.set(key, { exampleKey: e.key, techniqueKey: t.key, layer, referenceTop1, top1, surprisal, surprisalPaper, topK: decodeTopK(topk, q.k), kl, rank, entropy });
         }
       }
     }
@@ -102,8 +102,8 @@ export function* iterateStored(db: SqliteFile, shape: RunShape, runId: string, o
     for (const e of examples) {
       const readouts: Readout[] = [];
       for (; i < cells.length && cells[i][0] === e.ordinal; i++) {
-        const [, technique, layer, referenceTop1, top1, surprisal, surprisalPaper, topk] = cells[i];
-        readouts.push({ technique: shape.techniqueNames[technique], layer, referenceTop1, top1, surprisal, surprisalPaper, topK: decodeTopK(topk, shape.k) });
+        const [, technique, layer, referenceTop1, top1, surprisal, surprisalPaper, topk, kl, rank, entropy] = cells[i];
+        readouts.push({ technique: shape.techniqueNames[technique], layer, referenceTop1, top1, surprisal, surprisalPaper, topK: decodeTopK(topk, shape.k), kl, rank, entropy });
       }
       if (readouts.length === 0) continue;
       const example = {

@@ -54,7 +54,7 @@ export function saveRows(db: SqliteFile, runId: string, shape: RunShape, rows: r
     if (k === 0 || row.topK.probs.length !== k) throw new LogitscopeError('argument_invalid', 'a result row has an empty or ragged top-k', 'rows');
     return {
       model: shape.modelId, example: exampleId, technique: techniqueId, layer: row.layer, reference: row.referenceTop1, top1: row.top1,
-      surprisal: row.surprisal, surprisalPaper: row.surprisalPaper, rowK: k, topk: encodeTopK(row.topK),
+      surprisal: row.surprisal, surprisalPaper: row.surprisalPaper, rowK: k, topk: encodeTopK(row.topK), kl: row.kl, rank: row.rank, entropy: row.entropy,
     };
   });
   db.transaction(() => {
@@ -66,8 +66,8 @@ export function saveRows(db: SqliteFile, runId: string, shape: RunShape, rows: r
     if (changed === 0) throw runNotFound(runId);
     for (const v of values) {
       db.run(
-        `INSERT INTO results (model_id, example_id, technique_id, layer, gen, producer, reference_top1, top1, surprisal, surprisal_paper, k, topk)
-         SELECT @model, @example, @technique, @layer, ${NEXT_GEN}, @producer, @reference, @top1, @surprisal, @surprisalPaper, @rowK, @topk
+        `INSERT INTO results (model_id, example_id, technique_id, layer, gen, producer, reference_top1, top1, surprisal, surprisal_paper, k, topk, kl, rank, entropy)
+         SELECT @model, @example, @technique, @layer, ${NEXT_GEN}, @producer, @reference, @top1, @surprisal, @surprisalPaper, @rowK, @topk, @kl, @rank, @entropy
          WHERE NOT EXISTS (SELECT 1 FROM results x WHERE x.model_id = @model AND x.example_id = @example AND x.technique_id = @technique
            AND x.layer = @layer AND x.k >= @k AND x.producer IS coalesce(@reads, x.producer))`,
         { ...v, producer: shape.producer, k: shape.k, reads: shape.ownsRows ? shape.producer : null },

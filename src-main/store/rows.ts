@@ -12,7 +12,7 @@ export function rowsFromReadouts(examples: readonly { example: Example; readouts
   const keyOf = new Map(techniques.map((t) => [t.id, techniqueKey(t)]));
   return examples.flatMap(({ example, readouts }) => {
     const eKey = exampleKey(example.tokens, example.position);
-    return readouts.map(({ technique, entropy: _entropy, ...r }) => {
+    return readouts.map(({ technique, ...r }) => {
       const tKey = keyOf.get(technique);
       if (!tKey) throw new LogitscopeError('argument_invalid', `a result names technique "${technique}", which is not in the technique list`, 'techniques');
       return { exampleKey: eKey, techniqueKey: tKey, ...r };

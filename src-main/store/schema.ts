@@ -138,6 +138,13 @@ export const MIGRATIONS: readonly string[] = [
   DROP TABLE results;
   ALTER TABLE results_v4 RENAME TO results;
   `,
+  // The per-row measures (issue 27; docs/PROTOCOL.md "Per-row measures"). Rows stored before this
+  // version keep NULL ("not measured"): they are never rewritten, and a run that reads them says so.
+  `
+  ALTER TABLE results ADD COLUMN kl REAL;                -- KL(p_model ‖ p_technique), nats
+  ALTER TABLE results ADD COLUMN rank INTEGER;           -- ids with a strictly greater logit than the reference top-1
+  ALTER TABLE results ADD COLUMN entropy REAL;           -- of the technique's distribution, nats
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

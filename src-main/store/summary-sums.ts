@@ -9,9 +9,19 @@ import { correctSql } from '../sweep/readout.ts';
  */
 
 /** With RUN_CELLS (row-reads.ts) between them: one LayerSums row per technique and layer, in run order. */
-export const SUMS_SELECT = `SELECT t.name AS technique, r.layer AS layer, count(*) AS n, sum(${correctSql('r')}) AS correct,
-  sum(r.surprisal) AS surprisal, sum(r.surprisal * r.surprisal) AS surprisalSq,
-  sum(r.surprisal_paper) AS surprisalPaper, sum(r.surprisal_paper * r.surprisal_paper) AS surprisalPaperSq`;
+export const SUMS_SELECT = `SELECT t.name AS technique, r.layer AS layer, ${sumsColumns('r')}`;
+
+/**
+ * LayerSums's columns over results alias `r` (one group of rows). The measures are NULL on rows
+ * stored before they existed: count(kl) counts the rows that have them, and total() adds only those.
+ */
+export function sumsColumns(r: string): string {
+  return `count(*) AS n, sum(${correctSql(r)}) AS correct,
+  sum(${r}.surprisal) AS surprisal, sum(${r}.surprisal * ${r}.surprisal) AS surprisalSq,
+  sum(${r}.surprisal_paper) AS surprisalPaper, sum(${r}.surprisal_paper * ${r}.surprisal_paper) AS surprisalPaperSq,
+  count(${r}.kl) AS measured, total(${r}.kl) AS kl, total(${r}.kl * ${r}.kl) AS klSq, total(${r}.rank) AS rank, total(${r}.rank * ${r}.rank) AS rankSq,
+  total(${r}.entropy) AS entropy, total(${r}.entropy * ${r}.entropy) AS entropySq`;
+}
 export const SUMS_GROUP = 'GROUP BY t.ordinal, l.layer ORDER BY t.ordinal, l.layer';
 
 /** Two runs' summaries side by side per technique id and layer, a's order first, then b's extras. */

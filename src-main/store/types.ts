@@ -76,7 +76,7 @@ export interface RunExample extends RunExampleInput {
  * technique's keys (keys.ts) in place of the run's technique id. k = topK.ids.length; probabilities
  * come back rounded to float32. Entropy is never stored.
  */
-export interface LayerResultRow extends Omit<Readout, 'technique' | 'entropy'> {
+export interface LayerResultRow extends Omit<Readout, 'technique'> {
   exampleKey: string;
   techniqueKey: string;
 }

@@ -1,5 +1,6 @@
 import os from 'node:os';
 import type { ModelConfig } from '../engine/config.ts';
+import { WORKING_SET_BYTES } from '../engine/model-plan.ts';
 
 export interface BatchLimits {
   /** Padded tokens per source pass (batch × longest prompt). */
@@ -16,7 +17,7 @@ export interface BatchLimits {
  * (one block's q/k/v/MLP hidden and the attention scores; the logits and their log-softmax).
  */
 export function batchLimits(c: ModelConfig, opts: { layers: number; budgetBytes?: number; longest: number }): BatchLimits {
-  const budget = opts.budgetBytes ?? Math.min(2 * 1024 ** 3, os.freemem() / 4);
+  const budget = opts.budgetBytes ?? Math.min(WORKING_SET_BYTES, os.freemem() / 4);
   // A gated MLP (SwiGLU, GeGLU) holds gate, up and their product: three d_mlp-wide rows, not two.
   const mlp = (c.gatedMlp ? 3 : 2) * c.dMlp;
   const perToken = 4 * (8 * c.dModel + mlp + 2 * c.nHeads * opts.longest);

@@ -1,4 +1,5 @@
 import type { ModelInfo } from '../engine/engine.ts';
+import type { Tokenizer } from '../engine/tokenizer.ts';
 import type { ExampleResult } from '../protocol/results.ts';
 import { exampleResultOf, type Readout } from './readout.ts';
 import type { Interval, LayerSummary } from '../protocol/spec.ts';
@@ -24,14 +25,24 @@ export const CONVENTIONS = {
   surprisal: '-ln p_technique(reference_top1), nats (the seed convention)',
   surprisal_paper: '-ln p_model(top1) at the source position, nats (the Patchscopes paper convention)',
   argmax_over: 'all vocab_size rows of the unembedding, padding rows included (as TransformerLens and the seed)',
+  kl: 'KL(p_model || p_technique) = sum over all vocab_size ids of p_model(i) * (ln p_model(i) - ln p_technique(i)), nats; p_model is the model\'s own next-token distribution at the source position (its final layer); null = not measured (a row stored before the measures existed)',
+  rank: 'the number of ids whose technique logit is strictly greater than that of reference_top1 (0-based: 0 = the technique\'s top-1; tied ids share the better rank); null = not measured',
+  entropy: '-sum over all vocab_size ids of p_technique(i) * ln p_technique(i), nats; null = not measured',
   precision_at_1: 'top1 == reference_top1',
-  padding_ids: 'per layer, the top_k ids >= model.tokenizer_vocab_size: rows of the head the tokenizer never produces (GPT-J pads its 50257-token vocabulary to 50400 rows; tokenizer_vocab_size is the base vocabulary, without added tokens such as <|extratoken_N|>)',
+  padding_ids: 'per layer, the top_k ids >= model.tokenizer_vocab_size: rows of the head the tokenizer never produces (GPT-J pads its 50257-token vocabulary to 50400 rows, Pythia 50277 to 50304, Qwen2 151646 to 151936; tokenizer_vocab_size counts the added tokens text encodes to, not GPT-J\'s <|extratoken_N|> names of padding rows)',
 } as const;
 
-/** `tokenizer` gives tokenizer_vocab_size, from which exports mark padding ids in a top-k. */
-export function describeModel(info: ModelInfo, tokenizer?: { vocabSize: number }): Record<string, unknown> {
+/**
+ * `tokenizer` gives tokenizer_vocab_size, from which exports mark padding ids in a top-k, and the
+ * tokenizer's style and BOS. `repo` and `revision` are the hub snapshot the folder is, else null.
+ */
+export function describeModel(info: ModelInfo, tokenizer?: Pick<Tokenizer, 'vocabSize' | 'style' | 'bos'>): Record<string, unknown> {
   return {
-    ...(tokenizer && { tokenizer_vocab_size: tokenizer.vocabSize }),
+    family: info.config.family,
+    model_type: info.config.modelType,
+    repo: info.origin?.repo ?? null,
+    revision: info.origin?.revision ?? null,
+    ...(tokenizer && { tokenizer_vocab_size: tokenizer.vocabSize, tokenizer_style: tokenizer.style, bos_token: tokenizer.bos }),
     path: info.modelDir,
     identity: info.identity,
     format: info.format,
@@ -73,6 +84,10 @@ export function exportSummary(summary: LayerSummary[]) {
       precision_at_1: interval(s.precision),
       surprisal: interval(s.surprisal),
       surprisal_paper: interval(s.surprisalPaper),
+      n_measured: s.measures?.n ?? 0,
+      kl: s.measures && interval(s.measures.kl),
+      rank: s.measures && interval(s.measures.rank),
+      entropy: s.measures && interval(s.measures.entropy),
     })),
   };
 }
@@ -84,14 +99,14 @@ export function paddingIds(ids: readonly number[], paddingFrom: number): number[
 
 /**
  * An example's readouts as the export record's example (the engine issue's snake_case), each layer
- * with its hook and, when the tokenizer's size is known (`paddingFrom`), its padding ids. Entropy
- * is the extract view's, not an export field.
+ * with its hook and, when the tokenizer's size is known (`paddingFrom`), its padding ids, and its
+ * measures (kl, rank, entropy; null where not measured).
  */
 export function exportExample(example: { tokens: number[]; position: number }, readouts: readonly Readout[], paddingFrom: number | undefined): ExampleResult {
   const { layers, ...rest } = exampleResultOf(example, readouts);
   return {
     ...rest,
-    layers: layers.map(({ layer, entropy: _entropy, ...l }) => ({
+    layers: layers.map(({ layer, ...l }) => ({
       layer,
       hook: residHook(layer),
       ...l,

@@ -2,7 +2,7 @@ import { type Engine, residRow, type TechniqueRows } from '../engine/engine.ts';
 import { LogitscopeError } from '../errors.ts';
 import { lensFolder, tunedLensExtract } from '../lens/apply.ts';
 import type { LensRecord } from '../protocol/lens-settings.ts';
-import { type Example, type ExampleResult, type LayerResult, layerResult, logSumExp } from '../protocol/results.ts';
+import { type Example, type ExampleResult, layerResult, logSoftmaxRows } from '../protocol/results.ts';
 import { isTunedLens, type ResolvedTechnique, targetLayerOf } from '../protocol/techniques.ts';
 
 export interface ExtractOptions {
@@ -15,23 +15,10 @@ export interface ExtractOptions {
   k: number;
   /** How errors name each example (e.g. its ordinal in the sweep); "example i (position p)" by default. */
   names?: string[];
-  /** Give each row its distribution's entropy (LayerResult.entropy): for views, not for the results cache. */
-  entropy?: boolean;
-}
-
-/** The model's own distribution at one source position: the unembedding of its last resid row. */
-class ModelDistribution {
-  private readonly lse: number;
-  constructor(
-    /** The top-1 of the same unembedding graph that gives every technique's top-1. */
-    readonly top1: number,
-    private readonly logits: Float32Array,
-  ) {
-    this.lse = logSumExp(logits);
-  }
-  logprob(id: number): number {
-    return this.logits[id] - this.lse;
-  }
+  /** Measure each row (LayerResult kl, rank, entropy); on unless false (the bench's comparison without them). */
+  measures?: boolean;
+  /** A token id to follow in every row (LayerResult.tracked); the fast path only. */
+  track?: number;
 }
 
 /**
@@ -44,6 +31,8 @@ class ModelDistribution {
 export class Extractor {
   /** Rows per unembedding call: bounds the [rows, dVocab] logits the graph holds at once. */
   maxUnembedRows = 256;
+  /** Measure every row unless the call says otherwise (ExtractOptions.measures). */
+  measures = true;
 
   constructor(private readonly engine: Engine) {}
 
@@ -71,13 +60,16 @@ export class Extractor {
       techniques: tech,
       k: opts.k,
       maxUnembedRows: this.maxUnembedRows,
-      entropy: opts.entropy ?? false,
+      measures: opts.measures ?? this.measures,
+      track: opts.track,
     });
     const results: ExampleResult[] = examples.map((e, b) => ({ tokens: e.tokens, position: e.position, reference_top1: out.referenceTop1[b], layers: [] }));
     let row = 0;
     for (const t of tech) {
       t.example.forEach((b, r) => {
-        results[b].layers.push(layerResult({ technique: t.id, layer: t.sourceLayer[r] }, out, row, -out.modelLogprobOfTop1[row], opts.entropy));
+        const l = layerResult({ technique: t.id, layer: t.sourceLayer[r] }, out, row, -out.modelLogprobOfTop1[row], out.measures);
+        if (out.tracked) l.tracked = { id: opts.track!, logprob: out.tracked.logprob[row], rank: out.tracked.rank[row] };
+        results[b].layers.push(l);
         row++;
       });
     }
@@ -101,7 +93,7 @@ export async function extractNaive(engine: Engine, opts: ExtractOptions): Promis
         // pass, the lens worker's map and the engine's unembed op, a route independent of the batch's.
         const layers = opts.layersByTechnique?.[t.id] ?? opts.layers;
         const referenceTop1 = result.reference_top1 >= 0 ? [result.reference_top1] : undefined;
-        const [r] = await tunedLensExtract(engine, { examples: [e], id: t.id, lens: fittedLens(t), layers, k: opts.k, referenceTop1, entropy: opts.entropy });
+        const [r] = await tunedLensExtract(engine, { examples: [e], id: t.id, lens: fittedLens(t), layers, k: opts.k, referenceTop1, measures: opts.measures ?? true });
         if (result.reference_top1 < 0) result.reference_top1 = r.reference_top1;
         result.layers.push(...r.layers);
         continue;
@@ -113,13 +105,14 @@ export async function extractNaive(engine: Engine, opts: ExtractOptions): Promis
           const own = await engine.unembed({ resid: residRow(src, nLayers - 1, 0, dModel), referenceIds: [0], k: 1 });
           result.reference_top1 = own.topkIds[0];
         }
-        const model = new ModelDistribution(result.reference_top1, src.logits);
+        const model = logSoftmaxRows(src.logits, engine.config.dVocab); // [1, dVocab]
         let final = residRow(src, layer, 0, dModel);
         if (t.kind === 'patchscope') {
           final = await engine.naivePatched({ targetTokens: t.promptTokens, layer: targetLayerOf(t, layer), vector: final });
         }
-        const out = await engine.unembed({ resid: final, referenceIds: [model.top1], k: opts.k });
-        result.layers.push(layerResult({ technique: t.id, layer }, out, 0, -model.logprob(out.topkIds[0]), opts.entropy));
+        const out = await engine.unembed({ resid: final, referenceIds: [result.reference_top1], k: opts.k, model: { logprobs: model, rows: [0] } });
+        const measured = opts.measures ?? true;
+        result.layers.push(layerResult({ technique: t.id, layer }, out, 0, -model[out.topkIds[0]], measured ? out.measures : undefined));
       }
     }
     results.push(result);

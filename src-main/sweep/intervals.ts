@@ -18,6 +18,9 @@ export const INTERVAL_METHODS = {
   precision_at_1: 'Wilson score interval, 95% (z = 1.96); the mean is the observed proportion',
   surprisal: T_METHOD,
   surprisal_paper: T_METHOD,
+  kl: `${T_METHOD}, over the n_measured rows`,
+  rank: `${T_METHOD}, over the n_measured rows`,
+  entropy: `${T_METHOD}, over the n_measured rows`,
 } as const;
 
 /** Sums over the examples of one (technique, layer): all an interval needs. */
@@ -31,6 +34,19 @@ export interface LayerSums {
   surprisalSq: number;
   surprisalPaper: number;
   surprisalPaperSq: number;
+  /** Rows with measures (kl, rank, entropy are all there or all null), and their sums. */
+  measured: number;
+  kl: number;
+  klSq: number;
+  rank: number;
+  rankSq: number;
+  entropy: number;
+  entropySq: number;
+}
+
+/** Sums of nothing: a layer's before its first row. */
+export function emptySums(technique: string, layer: number): LayerSums {
+  return { technique, layer, n: 0, correct: 0, surprisal: 0, surprisalSq: 0, surprisalPaper: 0, surprisalPaperSq: 0, measured: 0, kl: 0, klSq: 0, rank: 0, rankSq: 0, entropy: 0, entropySq: 0 };
 }
 
 export function summaryFromSums(s: LayerSums): LayerSummary {
@@ -41,6 +57,12 @@ export function summaryFromSums(s: LayerSums): LayerSummary {
     precision: wilsonInterval(s.correct, s.n),
     surprisal: tInterval(s.surprisal, s.surprisalSq, s.n),
     surprisalPaper: tInterval(s.surprisalPaper, s.surprisalPaperSq, s.n),
+    measures: s.measured === 0 ? null : {
+      n: s.measured,
+      kl: tInterval(s.kl, s.klSq, s.measured),
+      rank: tInterval(s.rank, s.rankSq, s.measured),
+      entropy: tInterval(s.entropy, s.entropySq, s.measured),
+    },
   };
 }
 
@@ -180,13 +202,21 @@ export function summarize(results: readonly ExampleResult[]): LayerSummary[] {
     for (const r of readoutsOf(ex)) {
       const key = `${r.technique}|${r.layer}`;
       let s = acc.get(key);
-      if (!s) acc.set(key, (s = { technique: r.technique, layer: r.layer, n: 0, correct: 0, surprisal: 0, surprisalSq: 0, surprisalPaper: 0, surprisalPaperSq: 0 }));
+      if (!s) acc.set(key, (s = emptySums(r.technique, r.layer)));
       s.n++;
       if (isCorrect(r)) s.correct++;
       s.surprisal += r.surprisal;
       s.surprisalSq += r.surprisal * r.surprisal;
       s.surprisalPaper += r.surprisalPaper;
       s.surprisalPaperSq += r.surprisalPaper * r.surprisalPaper;
+      if (r.kl === null || r.rank === null || r.entropy === null) continue;
+      s.measured++;
+      s.kl += r.kl;
+      s.klSq += r.kl * r.kl;
+      s.rank += r.rank;
+      s.rankSq += r.rank * r.rank;
+      s.entropy += r.entropy;
+      s.entropySq += r.entropy * r.entropy;
     }
   }
   return [...acc.values()].map(summaryFromSums);

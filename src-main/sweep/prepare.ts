@@ -20,14 +20,13 @@ export async function prepareSweep(
   spec: SweepSpec,
   opts: { signal?: AbortSignal; onProgress?: (s: SliceProgress) => void; onLensProgress?: (p: FitProgress) => void } = {},
 ): Promise<PreparedSweep> {
-  const { nLayers, nCtx, bosTokenId } = engine.config;
+  const { nLayers, nCtx } = engine.config;
   const layers = spec.layers ?? Array.from({ length: nLayers }, (_, l) => l);
-  const techniques = resolveTechniques(spec.techniques, (text) => engine.tokenize(text, { bos: spec.protocol.bos }));
+  const techniques = resolveTechniques(spec.techniques, engine.promptTokenizer(spec.protocol.bos));
   const selection = await selectRecords(spec.files, spec.protocol, opts);
   const { examples, skipped } = buildExamples(selection.records, {
     tokenize: (text) => engine.tokenizer.encode(text),
-    bos: spec.protocol.bos,
-    bosTokenId,
+    bos: engine.bosPlan(spec.protocol.bos),
     nCtx,
     positionSeed: spec.protocol.positionSeed,
   });

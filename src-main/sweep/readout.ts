@@ -18,8 +18,10 @@ export interface Readout {
   /** −ln p_model(technique's top-1) at the source position, nats: the Patchscopes paper's convention. */
   surprisalPaper: number;
   topK: { ids: number[]; probs: number[] };
-  /** The full distribution's entropy, nats; only from an extraction that asked for it, never stored. */
-  entropy?: number;
+  /** The per-row measures (sweep/extract.ts LayerResult, docs/PROTOCOL.md); null = not measured (a row stored before they existed). */
+  kl: number | null;
+  rank: number | null;
+  entropy: number | null;
 }
 
 /** precision@1's event (CONVENTIONS.precision_at_1); the one place top-1 meets the reference in TypeScript. */
@@ -42,15 +44,17 @@ export function readoutsOf(e: ExampleResult): Readout[] {
     surprisal: l.surprisal,
     surprisalPaper: l.surprisal_paper,
     topK: l.top_k,
-    ...(l.entropy !== undefined && { entropy: l.entropy }),
+    kl: l.kl,
+    rank: l.rank,
+    entropy: l.entropy,
   }));
 }
 
 /** A row as the export record's per-layer entry (snake_case, the engine issue's field names). */
 export function layerResultOf(r: Readout): LayerResult {
   return {
-    layer: r.layer, technique: r.technique, top1: r.top1, surprisal: r.surprisal, surprisal_paper: r.surprisalPaper, top_k: r.topK,
-    ...(r.entropy !== undefined && { entropy: r.entropy }),
+    layer: r.layer, technique: r.technique, top1: r.top1, surprisal: r.surprisal, surprisal_paper: r.surprisalPaper,
+    kl: r.kl, rank: r.rank, entropy: r.entropy, top_k: r.topK,
   };
 }
 

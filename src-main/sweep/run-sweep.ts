@@ -52,7 +52,15 @@ export interface SweepOutcome {
 export async function runSweep(
   engine: Engine,
   plan: SweepPlan,
-  opts: { signal?: AbortSignal; cache?: SweepCache; onProgress?(p: SweepProgress): void; budgetBytes?: number; maxBatchExamples?: number } = {},
+  opts: {
+    signal?: AbortSignal;
+    cache?: SweepCache;
+    onProgress?(p: SweepProgress): void;
+    budgetBytes?: number;
+    maxBatchExamples?: number;
+    /** false: rows without the per-row measures (kl, rank, entropy null), only for bench/sweep-bench.ts's cost comparison. */
+    measures?: boolean;
+  } = {},
 ): Promise<SweepOutcome> {
   validatePlan(engine, plan);
   const { examples, layers } = plan;
@@ -61,6 +69,7 @@ export async function runSweep(
   const limits = batchLimits(engine.config, { layers: layers.length, budgetBytes: opts.budgetBytes, longest });
   if (opts.maxBatchExamples) limits.examples = Math.min(limits.examples, opts.maxBatchExamples);
   extractor.maxUnembedRows = limits.unembedRows;
+  extractor.measures = opts.measures ?? true;
   const lengths = examples.map((e, ordinal) => ({ ordinal, length: e.position + 1 }));
 
   const results: (ExampleResult | undefined)[] = new Array(examples.length);
@@ -141,7 +150,7 @@ async function computeMissing(
     if (signal?.aborted) throw new LogitscopeError('cancelled', 'the sweep was cancelled');
     const examples = g.ordinals.map((o) => plan.examples[o]);
     const names = examples.map((e, i) => `example ${g.ordinals[i]} of the sweep (record ${e.recordIndex}, position ${e.position})`);
-    const options = { examples, names, techniques: g.techniques, layers: plan.layers, layersByTechnique: g.layersByTechnique, k: plan.k };
+    const options = { examples, names, techniques: g.techniques, layers: plan.layers, layersByTechnique: g.layersByTechnique, k: plan.k, measures: extractor.measures };
     const out = plan.strategy === 'fast' ? await extractor.extract(options) : await extractNaive(engine, options);
     out.forEach((r, i) => fresh.set(g.ordinals[i], r));
   }

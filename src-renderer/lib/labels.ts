@@ -1,6 +1,7 @@
 /** Names the UI shows, in one place, as PROTOCOL.md words them. */
 import type { RunView } from '../../src-main/api/contract.ts';
 import { lensFitWords } from '../../src-main/api/format.ts';
+import type { Measure } from './series.ts';
 
 export type Convention = 'surprisal' | 'surprisalPaper';
 
@@ -8,6 +9,19 @@ export const CONVENTIONS: Record<Convention, string> = {
   surprisal: "surprisal (seed): −ln p_technique(model's top-1)",
   surprisalPaper: "surprisal (paper): −ln p_model(technique's top-1)",
 };
+
+/** The per-row measures as the measure switch and the grid name them (PROTOCOL.md "Per-row measures"). */
+export const MEASURES: Record<Measure, { label: string; unit: string }> = {
+  kl: { label: "KL(p_model ‖ p_technique)", unit: 'nats' },
+  rank: { label: "rank of the model's top-1 (0 = technique's top-1)", unit: 'ids with a greater logit' },
+  entropy: { label: 'entropy of the technique', unit: 'nats' },
+};
+
+/** A cell's measures in one line, or "not measured" for a row stored before they existed. */
+export function measuresLine(c: { kl: number | null; rank: number | null; entropy: number | null }): string {
+  if (c.kl === null || c.rank === null || c.entropy === null) return 'KL, rank, entropy: not measured';
+  return `KL ${c.kl.toFixed(3)} · rank ${c.rank} · H ${c.entropy.toFixed(2)} nats`;
+}
 
 const BUILT_IN: Record<string, string> = {
   logit_lens: 'logit lens',

@@ -14,7 +14,7 @@ export type Pin = { id: number; text: string } | null;
 export const STEPS = 10;
 /** A sequential scale (viridis' hues), low to high; the SVG export uses the same. */
 export const PALETTE = ['#440154', '#482878', '#3e4989', '#31688e', '#26828e', '#1f9e89', '#35b779', '#6ece58', '#b5de2b', '#fde725'];
-/** Cells with no value under the switch (a pinned token outside the cell's top-k). */
+/** Cells with no value under the switch (a measure not there). */
 export const NONE_COLOUR = '#d0d7de';
 
 /** A value and its step, or null (the colour of "no value"), with the sentence hover and labels use. */
@@ -33,11 +33,19 @@ const stepOf = (fraction: number) => Math.max(0, Math.min(STEPS - 1, Math.floor(
  */
 export const maxEntropy = (dVocab: number) => Math.log(Math.max(2, dVocab));
 
-/** The pinned token's rank (1 = top-1) and probability in this cell, or null outside its top-k. */
+/**
+ * The pinned token's rank (1 = top-1) and probability in this cell: the engine's exact numbers once
+ * the extraction follows it (the reply's `follow`, in every cell), else from the cell's top-k while
+ * they are computed (null outside it).
+ */
 export function pinIn(cell: ExtractCell, pin: { id: number }): { rank: number; prob: number } | null {
+  if (cell.followProb != null && cell.followRank != null) return { rank: cell.followRank, prob: cell.followProb };
   const i = cell.topK.findIndex((t) => t.id === pin.id);
   return i < 0 ? null : { rank: i + 1, prob: cell.topK[i].prob };
 }
+
+/** A rank on a log scale, 1 (the top) to dVocab (the bottom): exact ranks run far beyond any top-k. */
+const rankStep = (rank: number, dVocab: number) => stepOf(1 - Math.log(rank) / Math.log(Math.max(2, dVocab)));
 
 /**
  * A cell's value under a switch. `entropy` is the engine's, of the full next-token distribution
@@ -47,6 +55,7 @@ export function cellValue(cell: ExtractCell, colour: LensColour, pin: Pin, dVoca
   const k = cell.topK.length;
   if (colour === 'entropy') {
     const h = cell.entropy;
+    if (h === null) return { value: null, step: null, text: 'entropy not measured' };
     return { value: h, step: stepOf(h / maxEntropy(dVocab)), text: `entropy ${h.toFixed(2)} nats` };
   }
   if (colour === 'logprob') {
@@ -60,7 +69,7 @@ export function cellValue(cell: ExtractCell, colour: LensColour, pin: Pin, dVoca
   if (pin) {
     const at = pinIn(cell, pin);
     if (!at) return { value: null, step: null, text: `${showToken(pin.text)} not in the top-${k}` };
-    if (colour === 'rank') return { value: at.rank, step: stepOf(1 - (at.rank - 1) / k), text: `${showToken(pin.text)} rank ${at.rank}, ${pct(at.prob)}` };
+    if (colour === 'rank') return { value: at.rank, step: rankStep(at.rank, dVocab), text: `${showToken(pin.text)} rank ${at.rank}, ${pct(at.prob)}` };
     return { value: at.prob, step: stepOf(at.prob), text: `p(${showToken(pin.text)}) = ${pct(at.prob)}` };
   }
   // No pin: the top-1 is rank 1 everywhere, so both switches colour by its probability.
@@ -72,11 +81,11 @@ export function cellValue(cell: ExtractCell, colour: LensColour, pin: Pin, dVoca
 export function scaleLabel(colour: LensColour, pin: Pin, k: number, dVocab: number): { title: string; low: string; high: string } {
   if (colour === 'entropy') return { title: 'entropy of the next-token distribution (nats)', low: '0', high: `${maxEntropy(dVocab).toFixed(2)} (uniform over ${dVocab})` };
   if (colour === 'logprob') {
-    const what = pin ? `${showToken(pin.text)} (grey: not in the top-${k})` : 'the top-1 token';
+    const what = pin ? showToken(pin.text) : 'the top-1 token';
     return { title: `log-probability of ${what}, nats (from ln 1/${dVocab})`, low: `−${maxEntropy(dVocab).toFixed(2)}`, high: '0' };
   }
-  if (pin && colour === 'rank') return { title: `rank of ${showToken(pin.text)} (grey: not in the top-${k})`, low: `${k}`, high: '1' };
-  if (pin) return { title: `probability of ${showToken(pin.text)} (grey: not in the top-${k})`, low: '0', high: '1' };
+  if (pin && colour === 'rank') return { title: `rank of ${showToken(pin.text)} over all ${dVocab} ids (log scale)`, low: `${dVocab}`, high: '1' };
+  if (pin) return { title: `probability of ${showToken(pin.text)}`, low: '0', high: '1' };
   if (colour === 'rank') return { title: 'probability of the top-1 token (pin a token to colour by its rank: the top-1 is rank 1 everywhere)', low: '0', high: '1' };
   return { title: 'probability of the top-1 token', low: '0', high: '1' };
 }
@@ -188,14 +197,14 @@ export function lensSvg(opts: { view: ExtractView; techniques: string[]; labelOf
 
 /** Every (position, technique, layer) row of the reply, as the sweeps' CSV names its columns. */
 export function lensCsv(view: ExtractView): string {
-  // entropy (nats, the full distribution's) last: the columns before it are the sweeps' CSV's.
-  const rows: CsvValue[][] = [['position', 'token', 'reference_top1', 'technique', 'layer', 'top1', 'correct', 'surprisal', 'surprisal_paper', 'top_k_ids', 'top_k_probs', 'top_k_padding', 'entropy']];
+  // The sweeps' CSV's columns (the measures beside the surprisals; empty where not measured).
+  const rows: CsvValue[][] = [['position', 'token', 'reference_top1', 'technique', 'layer', 'top1', 'correct', 'surprisal', 'surprisal_paper', 'kl', 'rank', 'entropy', 'top_k_ids', 'top_k_probs', 'top_k_padding']];
   for (const col of columnsOf(view)) {
     for (const c of col.cells) {
       rows.push([
         col.position, view.tokens[col.position].text, col.reference.id, c.technique, c.layer, c.top1, Number(c.correct), c.surprisal, c.surprisalPaper,
+        c.kl, c.rank, c.entropy,
         c.topK.map((t) => t.id).join(' '), c.topK.map((t) => t.prob).join(' '), c.topK.filter((t) => t.id >= view.paddingFrom).map((t) => t.id).join(' '),
-        c.entropy,
       ]);
     }
   }

@@ -1,7 +1,9 @@
 /** Per-layer summaries as chart series: one line per technique, with its 95% confidence band. */
 import type { SummaryRow } from '../../src-main/api/contract.ts';
 
-export type Metric = 'precision' | 'surprisal' | 'surprisalPaper';
+export type Metric = 'precision' | 'surprisal' | 'surprisalPaper' | Measure;
+/** The per-row measures (PROTOCOL.md "Per-row measures"): a summary row has them only where its rows were measured. */
+export type Measure = 'kl' | 'rank' | 'entropy';
 
 export interface Series {
   technique: string;
@@ -26,6 +28,12 @@ export function seriesOf(summary: readonly SummaryRow[], metric: Metric): Series
   for (const row of summary) {
     const s = byTechnique.get(row.technique) ?? { technique: row.technique, points: [] };
     byTechnique.set(row.technique, s);
+    if (metric === 'kl' || metric === 'rank' || metric === 'entropy') {
+      // A layer whose rows were stored before the measures existed has no point: not measured, not zero.
+      const m = row.measures;
+      if (m) s.points.push({ layer: row.layer, n: m.n, mean: m[metric].mean, low: m[metric].low, high: m[metric].high });
+      continue;
+    }
     const v = row[metric];
     s.points.push({ layer: row.layer, n: row.n, mean: v.mean, low: v.low, high: v.high });
   }

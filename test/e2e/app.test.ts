@@ -13,6 +13,7 @@ import type { RunningServer } from '../../src-main/serve.ts';
 import { writeTinyGptj } from '../fixtures/checkpoint-writer.ts';
 import { HAS_CHROMIUM, openApp, SHOTS, SKIP_REASON, type AppSession } from './harness.ts';
 import { addStoppedRun } from './stopped-runs.ts';
+import { addUnmeasuredRun } from './unmeasured-run.ts';
 const LAYERS = 3;
 const TECHNIQUES = 4; // three built-ins and one custom patchscope
 
@@ -34,7 +35,7 @@ const everyChartFull = (page: Page, techniques: number) =>
       [...document.querySelectorAll('.main-charts figure.chart')].every((f) => {
         const counts = Object.values(JSON.parse((f as HTMLElement).dataset.points ?? '{}')) as number[];
         return counts.length === t && counts.every((n) => n === l);
-      }) && document.querySelectorAll('.main-charts figure.chart').length === 2,
+      }) && document.querySelectorAll('.main-charts figure.chart').length === 3,
     [techniques, LAYERS],
     { timeout: 60_000 },
   );
@@ -160,7 +161,8 @@ describe.skipIf(!HAS_CHROMIUM)(`the app in headless Chromium against \`serve\`${
     await everyChartFull(page, TECHNIQUES);
     expect(sweepRequests.at(-1)).not.toHaveProperty('recompute');
     const drawn = await drawnPoints(page);
-    expect(drawn).toEqual([0, 1].map(() => ({ logit_lens: LAYERS, patchscope: LAYERS, logitscope: LAYERS, custom_1: LAYERS })));
+    // precision@1, surprisal and the per-row measure (KL first).
+    expect(drawn).toEqual([0, 1, 2].map(() => ({ logit_lens: LAYERS, patchscope: LAYERS, logitscope: LAYERS, custom_1: LAYERS })));
     await expect.poll(() => page.locator('.run-heading .status').innerText(), { timeout: 60_000 }).toBe('completed');
     await expect.poll(() => page.getByRole('progressbar', { name: 'Sweep progress' }).evaluate((el) => (el as HTMLProgressElement).value)).toBe(5);
     expect(await page.locator('.progress').innerText()).toMatch(/5 \/ 5 examples/);
@@ -169,6 +171,35 @@ describe.skipIf(!HAS_CHROMIUM)(`the app in headless Chromium against \`serve\`${
     await expect.poll(() => page.locator('figure.chart figcaption').nth(1).innerText()).toMatch(/^surprisal \(paper\): −ln p_model\(technique's top-1\)/);
     await everyChartFull(page, TECHNIQUES);
     await shot('06-charts-paper-convention');
+  });
+
+  test('the measure switch charts KL, rank and entropy per layer with the run summary\'s means and n', async () => {
+    const runId = (await lab.call('runs.list', {})).find((r) => r.name === 'e2e sweep')!.id;
+    const { summary } = await lab.call('runs.get', { runId });
+    const measureChart = page.locator('.main-charts figure.chart').nth(2);
+    const labels = { kl: 'KL(p_model ‖ p_technique)', rank: "rank of the model's top-1 (0 = technique's top-1)", entropy: 'entropy of the technique' } as const;
+    for (const [measure, label] of Object.entries(labels) as [keyof typeof labels, string][]) {
+      await page.getByRole('radio', { name: label, exact: true }).check();
+      const title = `${label} per layer`;
+      await expect.poll(() => measureChart.locator('figcaption').innerText()).toBe(title);
+      await everyChartFull(page, TECHNIQUES);
+      // The chart's table holds the run summary's means (3 decimals) and n, per technique and layer.
+      const table = measureChart.locator('details');
+      await table.locator('summary').click();
+      for (const s of summary.filter((r) => r.technique === 'logit_lens')) {
+        const m = s.measures!;
+        expect(m.n).toBe(s.n);
+        const row = table.locator('tbody tr').nth(s.layer);
+        await expect.poll(() => row.locator('td').first().innerText()).toContain(`${m[measure].mean.toFixed(3)}`);
+        expect(await row.locator('td').first().innerText()).toContain(`n=${m.n}`);
+      }
+      await table.locator('summary').click();
+      if (measure === 'kl') {
+        // At the last layer the logit lens is the model's own distribution: KL 0.
+        expect(Math.abs(summary.find((r) => r.technique === 'logit_lens' && r.layer === LAYERS - 1)!.measures!.kl.mean)).toBeLessThan(1e-5);
+      }
+      await shot(`06-charts-measure-${measure}`);
+    }
   });
 
   test('the inspector opens on a chart point: text with the position marked, the reference, and the top-k grid', async () => {
@@ -368,6 +399,23 @@ describe.skipIf(!HAS_CHROMIUM)(`the app in headless Chromium against \`serve\`${
     await expect.poll(() => page.locator('.run-heading .status').innerText(), { timeout: 60_000 }).toBe('completed');
     await everyChartFull(page, 3);
     expect(await page.locator('.progress').innerText()).toMatch(/600 \/ 600 examples/);
+  });
+
+  test('a run stored before the measures existed says "not measured" in the charts and the inspector grid', async () => {
+    addUnmeasuredRun(dbPath, { name: 'older run', modelPath: model, modelKey: 'e2e-older:float32:cpu' });
+    await page.getByRole('tab', { name: 'Runs' }).click();
+    await page.getByLabel('Status').selectOption('');
+    await page.getByRole('button', { name: 'Open older run' }).click();
+    await expect.poll(() => page.locator('.run-heading h2').innerText()).toMatch(/^older run/);
+    await expect.poll(() => page.locator('p.not-measured').innerText()).toMatch(/KL, rank and entropy: not measured/);
+    // Two charts (precision@1, surprisal), no measure chart drawn from nothing.
+    expect(await page.locator('.main-charts figure.chart').count()).toBe(2);
+    await shot('11a-unmeasured-run-charts');
+    await page.getByRole('tab', { name: 'Inspector' }).click();
+    const grid = page.getByRole('table', { name: /Top-k next tokens/ });
+    await expect.poll(() => grid.locator('tbody tr').count()).toBe(3);
+    expect(await grid.locator('td .measures').allInnerTexts()).toEqual(['KL, rank, entropy: not measured', 'KL, rank, entropy: not measured', 'KL, rank, entropy: not measured']);
+    await shot('11b-unmeasured-run-inspector');
   });
 
   test('a failed run shows its reason, an interrupted one what happened, and both offer Resume and Delete', async () => {

@@ -78,7 +78,7 @@ describe.skipIf(!HAS_CHROMIUM)(`the Extract tab in headless Chromium${SKIP_REASO
     expect(await grid().locator('thead').innerText()).toContain('custom 1: "hello->there;?->"');
   });
 
-  test('clicking a top-k token follows it: the chart plots its probability, and a gap where it is not in the top-k', async () => {
+  test('clicking a top-k token follows it: the chart plots its exact probability at every layer, in or out of the top-k', async () => {
     const pick = page.locator('#extract-cell-logitscope-0').getByRole('button').nth(1);
     const name = (await pick.getAttribute('aria-label'))!;
     const id = Number(/\(id (\d+)\)$/.exec(name)![1]);
@@ -89,9 +89,18 @@ describe.skipIf(!HAS_CHROMIUM)(`the Extract tab in headless Chromium${SKIP_REASO
     await expect.poll(() => page.locator('figure.mini-chart figcaption').innerText()).toMatch(/followed token/);
     const values = JSON.parse((await page.locator('figure.mini-chart').getAttribute('data-values'))!) as Record<string, (number | null)[]>;
     const cell = view.cells.find((c) => c.technique === 'logitscope' && c.layer === 0)!;
-    expect(values.logitscope[0]).toBe(cell.topK[1].prob);
-    // Every value is the cell's own top-k probability of that token, or null where it is absent.
-    for (const c of view.cells) expect(c.followProb).toBe(c.topK.find((t) => t.id === id)?.prob ?? null);
+    expect(Math.abs(values.logitscope[0]! - cell.topK[1].prob)).toBeLessThan(1e-6);
+    // Every cell has the engine's number: its top-k probability where the token is there (float32
+    // rounding apart), and a number, never a gap, where it is not; the rank counts from 1.
+    for (const c of view.cells) {
+      const at = c.topK.findIndex((t) => t.id === id);
+      expect(typeof c.followProb).toBe('number');
+      if (at >= 0) {
+        expect(Math.abs(c.followProb! - c.topK[at].prob)).toBeLessThan(1e-6);
+        expect(c.followRank).toBe(at + 1);
+      } else expect(c.followRank!).toBeGreaterThan(c.topK.length);
+    }
+    expect(values.logitscope.every((v) => typeof v === 'number')).toBe(true);
     expect(await page.getByRole('button', { name, pressed: true }).count()).toBeGreaterThan(0);
     await shot('extract-02-follow');
     await page.getByRole('button', { name: 'Stop following' }).click();
@@ -232,39 +241,51 @@ describe.skipIf(!HAS_CHROMIUM)(`the Extract tab in headless Chromium${SKIP_REASO
       await page.getByLabel('show every top-k token').uncheck();
     });
 
-    test('pinning a token from a cell colours every cell by it and draws its trajectory per technique; rank and entropy switch the colours', async () => {
+    test('pinning a token from a cell follows it: every cell is coloured by its exact probability or rank (never grey, also outside the top-20), its trajectory drawn per technique; entropy switches the colours', async () => {
       const hover = page.getByRole('region', { name: 'Cell under the pointer' });
       const cell = view.columns![2].cells.find((c) => c.technique === 'logitscope' && c.layer === 1)!;
       const pinned = cell.topK[1];
       // Selects position 2 (the trajectory's) and leaves the pointer on the cell.
       await page.locator('#lens-logitscope-1-2').click();
+      const reply = nextReply();
       await hover.getByRole('button', { name: `Pin token ${pinned.text.replace(/^ /, '␣')} (id ${pinned.id})` }).click();
+      // The pin runs the extraction again, following the token: the engine's numbers for every cell.
+      const followed = await reply;
+      expect(followed.follow?.id).toBe(pinned.id);
       await expect.poll(() => page.locator('figure.mini-chart figcaption').innerText()).toMatch(/across layers at position 2/);
       const values = JSON.parse((await page.locator('figure.mini-chart').getAttribute('data-values'))!) as Record<string, (number | null)[]>;
       expect(Object.keys(values)).toEqual(['logit_lens', 'patchscope', 'logitscope']);
       for (const [t, series] of Object.entries(values)) {
-        series.forEach((v, layer) => {
-          const c = view.columns![2].cells.find((x) => x.technique === t && x.layer === layer)!;
-          expect(v).toBe(c.topK.find((x) => x.id === pinned.id)?.prob ?? null);
-        });
+        series.forEach((v, layer) => expect(v).toBe(followed.columns![2].cells.find((x) => x.technique === t && x.layer === layer)!.followProb));
       }
-      // Probability of the pinned token: where it is outside a cell's top-k, the cell has no value (grey).
       const classOfPinned = (c: ExtractView['cells'][number], mode: 'probability' | 'rank') => {
-        const r = c.topK.findIndex((x) => x.id === pinned.id);
-        if (r < 0) return 'lens-none';
-        const fraction = mode === 'probability' ? c.topK[r].prob : 1 - r / c.topK.length;
+        const fraction = mode === 'probability' ? c.followProb! : 1 - Math.log(c.followRank!) / Math.log(followed.dVocab);
         return `lens-c${Math.max(0, Math.min(9, Math.floor(fraction * 10)))}`;
       };
+      let outside = 0;
       const check = async (mode: 'probability' | 'rank') => {
-        for (const [ci, col] of view.columns!.entries()) {
-          for (const c of col.cells.filter((x) => x.technique === 'logitscope')) expect(await cellClass('logitscope', c.layer, ci)).toContain(classOfPinned(c, mode));
+        for (const [ci, col] of followed.columns!.entries()) {
+          for (const c of col.cells.filter((x) => x.technique === 'logitscope')) {
+            const cls = await cellClass('logitscope', c.layer, ci);
+            expect(cls).toContain(classOfPinned(c, mode));
+            expect(cls).not.toContain('lens-none');
+            if (!c.topK.some((x) => x.id === pinned.id)) {
+              outside++;
+              // Outside the cell's top-20, the token still has its number.
+              expect(c.followRank!).toBeGreaterThan(c.topK.length);
+              if (mode === 'rank') expect(await page.locator(`#lens-logitscope-${c.layer}-${ci}`).getAttribute('aria-label')).toContain(`rank ${c.followRank}`);
+            }
+          }
         }
       };
       await check('probability');
-      expect(await cellClass('logitscope', 1, 2)).not.toContain('lens-none');
+      expect(outside).toBeGreaterThan(0);
+      await expect.poll(() => page.locator('.lens-legend').innerText()).not.toMatch(/grey|not in the top/);
       await shot('extract-08-pinned');
       await page.getByRole('button', { name: 'Rank', exact: true }).click();
       await check('rank');
+      await expect.poll(() => page.locator('.lens-legend').innerText()).toMatch(/over all 50400 ids \(log scale\)/);
+      await shot('extract-08b-pinned-rank');
       await page.getByRole('button', { name: 'Entropy', exact: true }).click();
       // The engine's entropy of each cell's full next-token distribution, on one scale 0..ln(dVocab) nats:
       // every cell's class is its tenth, and its label says the value the reply carries.
@@ -272,17 +293,17 @@ describe.skipIf(!HAS_CHROMIUM)(`the Extract tab in headless Chromium${SKIP_REASO
       const hMax = Math.log(view.dVocab);
       for (const [ci, col] of view.columns!.entries()) {
         for (const c of col.cells.filter((x) => x.technique === 'logit_lens')) {
-          expect(c.entropy).toBeGreaterThan(0);
-          expect(c.entropy).toBeLessThanOrEqual(hMax + 1e-4);
-          expect(await cellClass('logit_lens', c.layer, ci)).toContain(`lens-c${Math.max(0, Math.min(9, Math.floor((c.entropy / hMax) * 10)))}`);
-          expect(await page.locator(`#lens-logit_lens-${c.layer}-${ci}`).getAttribute('aria-label')).toContain(`entropy ${c.entropy.toFixed(2)} nats`);
+          expect(c.entropy!).toBeGreaterThan(0);
+          expect(c.entropy!).toBeLessThanOrEqual(hMax + 1e-4);
+          expect(await cellClass('logit_lens', c.layer, ci)).toContain(`lens-c${Math.max(0, Math.min(9, Math.floor((c.entropy! / hMax) * 10)))}`);
+          expect(await page.locator(`#lens-logit_lens-${c.layer}-${ci}`).getAttribute('aria-label')).toContain(`entropy ${c.entropy!.toFixed(2)} nats`);
         }
       }
       await expect.poll(() => page.locator('.lens-legend').innerText()).toMatch(/entropy of the next-token distribution \(nats\):\s*0[\s\S]*10\.83 \(uniform over 50400\)/);
       // The side panel shows the hovered cell's entropy.
       const hovered = view.columns![2].cells.find((x) => x.technique === 'logitscope' && x.layer === 1)!;
       await page.locator('#lens-logitscope-1-2').hover();
-      await expect.poll(() => hover.locator('p.hint').innerText()).toContain(`entropy ${hovered.entropy.toFixed(2)} nats (next-token distribution)`);
+      await expect.poll(() => hover.locator('p.hint').innerText()).toContain(`entropy ${hovered.entropy!.toFixed(2)} nats (next-token distribution)`);
       await page.getByRole('button', { name: 'Probability', exact: true }).click();
     });
 
@@ -294,7 +315,9 @@ describe.skipIf(!HAS_CHROMIUM)(`the Extract tab in headless Chromium${SKIP_REASO
       await page.getByRole('button', { name: 'Pin', exact: true }).click();
       const cat = view.tokens.find((t) => t.text === ' cat')!;
       await expect.poll(() => page.locator('.lens-pin').innerText()).toContain(`(id ${cat.id})`);
+      const unpinned = nextReply();
       await page.getByRole('button', { name: 'Unpin' }).click();
+      expect((await unpinned).follow).toBeUndefined();
     });
 
     test('keyboard: one tab stop per panel, arrow keys move between cells, Enter opens the cell', async () => {
@@ -334,8 +357,10 @@ describe.skipIf(!HAS_CHROMIUM)(`the Extract tab in headless Chromium${SKIP_REASO
       expect(bytes.subarray(1, 4).toString()).toBe('PNG');
       fs.copyFileSync(png.file, path.join('test-output', 'e2e', 'extract-09-picture-export.png'));
       const csv = fs.readFileSync((await save('Save rows as CSV')).file, 'utf8').trim().split('\r\n');
-      expect(csv[0]).toBe('position,token,reference_top1,technique,layer,top1,correct,surprisal,surprisal_paper,top_k_ids,top_k_probs,top_k_padding,entropy');
-      expect(csv[1].split(',').pop()).toBe(String(view.columns![0].cells[0].entropy));
+      expect(csv[0]).toBe('position,token,reference_top1,technique,layer,top1,correct,surprisal,surprisal_paper,kl,rank,entropy,top_k_ids,top_k_probs,top_k_padding');
+      // The token's text may hold a comma: the measures are read from the end (three list fields after them).
+      const c0 = view.columns![0].cells[0];
+      expect(csv[1].split(',').slice(-6, -3)).toEqual([String(c0.kl), String(c0.rank), String(c0.entropy)]);
       expect(csv).toHaveLength(1 + view.tokens.length * 3 * LAYERS);
       const json = JSON.parse(fs.readFileSync((await save('Save rows as JSON')).file, 'utf8'));
       expect(json.examples.map((e: { position: number }) => e.position)).toEqual(view.columns!.map((c) => c.position));

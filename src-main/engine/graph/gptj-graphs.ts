@@ -238,11 +238,17 @@ function stepBody(ctx: Ctx, x: BlocksInputs): void {
  * model's own distribution at a source position is this same graph on the last resid row, so its
  * top-1 (the reference) and every technique's top-1 come from one kernel path.
  *
- * Inputs: resid [rows, d] fp32; reference_ids [rows]; k [1]; want_entropy [1] (1 = compute it).
+ * Inputs: resid [rows, d] fp32; reference_ids [rows]; k [1]; want_measures [1] (1 = compute them);
+ *   model_logprobs [examples, dVocab] fp32, the model's own log-probabilities at each example's
+ *   source position (given once per example, not per row), and model_rows [rows], which example
+ *   each row compares with (both read only with want_measures = 1; [0, dVocab] and [0] otherwise).
  * Outputs: topk_logprobs [rows, k] (descending), topk_ids [rows, k], reference_logprob [rows];
- *   entropy, nats, of the full next-token distribution (all dVocab rows): [rows] with
- *   want_entropy = 1, else [0]. It is an `If`, because onnxruntime runs every node of a graph
- *   whatever is fetched: unasked, the exp over every logit cost sweeps ~10% of their time;
+ *   the per-row measures (docs/PROTOCOL.md), each [rows] with want_measures = 1, else [0]:
+ *   entropy, nats, of the full next-token distribution (all dVocab rows); kl, nats,
+ *   KL(p_model ‖ p_row) over all dVocab rows; rank (int64), the count of ids whose logit is
+ *   strictly greater than the reference id's (0 = the reference is the row's top-1, ties share the
+ *   better rank). They are an `If`, because onnxruntime runs every node of a graph whatever is
+ *   fetched: unasked, the exps over every logit cost sweeps ~10% of their time;
  *   logits [rows, dVocab] and logsumexp [rows] (fetched for source rows only: log p = logit - lse);
  *   finite_check [rows] = lse + min logit, finite exactly when every logit of the row is (a NaN
  *   makes lse NaN, +inf makes lse inf, -inf makes the min -inf), so NaN/Inf is one value per row to test.
@@ -253,7 +259,9 @@ export function buildUnembedGraph(o: GraphOptions): Uint8Array {
   const resid = toCompute(ctx, b.input('resid', 'float32', ['rows', c.dModel])); // [rows, d]
   const refIds = b.input('reference_ids', 'int64', ['rows']);
   const k = b.input('k', 'int64', [1]);
-  const wantEntropy = b.input('want_entropy', 'int64', [1]);
+  const wantMeasures = b.input('want_measures', 'int64', [1]);
+  const modelLogprobs = b.input('model_logprobs', 'float32', ['examples', c.dVocab]);
+  const modelRows = b.input('model_rows', 'int64', ['measured_rows']);
   const logits = unembed(ctx, resid); // [rows, V] fp32
   // Log-probabilities only where they are read: logit - logsumexp, instead of a full [rows, V] log-softmax.
   const lse = b.op('ReduceLogSumExp', [logits], { axes: [1], keepdims: 1 }); // [rows, 1]
@@ -261,21 +269,36 @@ export function buildUnembedGraph(o: GraphOptions): Uint8Array {
   const refLogit = b.op('GatherElements', [logits, b.op('Unsqueeze', [refIds, b.constInt64([1])])], { axis: 1 }); // [rows, 1]
   const squeeze = (x: string) => b.op('Squeeze', [x, b.constInt64([1])]); // [rows, 1] -> [rows]
   const minLogit = b.op('ReduceMin', [logits], { axes: [1], keepdims: 1 }); // [rows, 1]
-  // H = lse − Σ softmax·logits, written as −Σ p·log p with log p = logit − lse: the same sum, but
-  // over terms that are each small, instead of a difference of two numbers near lse (fp32).
-  const withEntropy = b.subgraph('with_entropy');
-  const logp = withEntropy.op('Sub', [logits, lse]); // [rows, V]
-  const h = withEntropy.op('Neg', [withEntropy.op('ReduceSum', [withEntropy.op('Mul', [withEntropy.op('Exp', [logp]), logp]), b.constInt64([1])], { keepdims: 0 })]); // [rows]
-  withEntropy.output(h, 'entropy_rows', 'float32', ['rows']);
-  const noEntropy = b.subgraph('no_entropy');
-  noEntropy.output(b.constFloat([], 'float32', [0]), 'entropy_none', 'float32', [0]);
-  const [entropy] = b.opN('If', [b.op('Equal', [wantEntropy, b.constInt64([1])])], 1, { then_branch: { graph: withEntropy }, else_branch: { graph: noEntropy } });
+  const [entropy, kl, rank] = measures(ctx, { logits, lse, refLogit, modelLogprobs, modelRows, want: wantMeasures });
   b.output(b.op('Sub', [values, lse]), 'topk_logprobs', 'float32', ['rows', 'k']);
   b.output(indices, 'topk_ids', 'int64', ['rows', 'k']);
   b.output(squeeze(b.op('Sub', [refLogit, lse])), 'reference_logprob', 'float32', ['rows']);
-  b.output(entropy, 'entropy', 'float32', ['entropy_rows']);
+  b.output(entropy, 'entropy', 'float32', ['measure_rows']);
+  b.output(kl, 'kl', 'float32', ['measure_rows']);
+  b.output(rank, 'rank', 'int64', ['measure_rows']);
   b.output(logits, 'logits', 'float32', ['rows', c.dVocab]);
   b.output(squeeze(lse), 'logsumexp', 'float32', ['rows']);
   b.output(squeeze(b.op('Add', [lse, minLogit])), 'finite_check', 'float32', ['rows']);
   return b.encode();
+}
+
+/**
+ * The per-row measures of buildUnembedGraph, in an If on `want`: [entropy, kl, rank], each [rows]
+ * or, unasked, [0]. Each sum is over terms that are each small (p·log p, p_m·(log p_m − log p)),
+ * instead of a difference of two numbers near lse, which fp32 would round away.
+ */
+function measures(ctx: Ctx, x: { logits: string; lse: string; refLogit: string; modelLogprobs: string; modelRows: string; want: string }): string[] {
+  const { b } = ctx;
+  const m = b.subgraph('with_measures');
+  const sumRows = (v: string) => m.op('ReduceSum', [v, b.constInt64([1])], { keepdims: 0 }); // [rows, V] -> [rows]
+  const logp = m.op('Sub', [x.logits, x.lse]); // [rows, V]
+  m.output(m.op('Neg', [sumRows(m.op('Mul', [m.op('Exp', [logp]), logp]))]), 'entropy_rows', 'float32', ['rows']);
+  const model = m.op('Gather', [x.modelLogprobs, x.modelRows], { axis: 0 }); // [rows, V]
+  m.output(sumRows(m.op('Mul', [m.op('Exp', [model]), m.op('Sub', [model, logp])])), 'kl_rows', 'float32', ['rows']);
+  m.output(sumRows(m.op('Cast', [m.op('Greater', [x.logits, x.refLogit])], { to: GraphBuilder.elemCode('int64') })), 'rank_rows', 'int64', ['rows']);
+  const none = b.subgraph('no_measures');
+  none.output(b.constFloat([], 'float32', [0]), 'entropy_none', 'float32', [0]);
+  none.output(b.constFloat([], 'float32', [0]), 'kl_none', 'float32', [0]);
+  none.output(b.constInt64([], [0]), 'rank_none', 'int64', [0]);
+  return b.opN('If', [b.op('Equal', [x.want, b.constInt64([1])])], 3, { then_branch: { graph: m }, else_branch: { graph: none } });
 }
