@@ -28,8 +28,14 @@ async function main(job: ShardJob): Promise<number> {
       const { progress: p } = payload as { progress: { examplesDone: number; examplesTotal: number; examplesFromCache: number; throughput: number | null } };
       send({ type: 'progress', examplesDone: p.examplesDone, examplesTotal: p.examplesTotal, examplesFromCache: p.examplesFromCache, throughput: p.throughput });
     });
-    ({ runId } = job.resume
-      ? await lab.call('sweep.resume', { runId: job.resume, batchSize: job.request.batchSize })
+    // The shard's database is its own (a fresh folder per devices sweep), so a run already in it is an
+    // earlier attempt's, even where the job names none: that attempt was killed after creating its run
+    // but before its 'created' line reached the parent (perhaps before its slice was stored too, which
+    // the resume stores again). Starting a second run beside it would leave two shard runs in one file,
+    // one without its slice, and the merge would refuse them (shards_mismatch, planned examples).
+    const earlier = job.resume ?? (await lab.call('runs.list', {})).at(0)?.id;
+    ({ runId } = earlier
+      ? await lab.call('sweep.resume', { runId: earlier, batchSize: job.request.batchSize })
       : await lab.call('sweep.start', job.request as SweepRequest)); // checked by the Lab like any request
     send({ type: 'created', runId });
     if (cancelled) await lab.call('sweep.cancel', { runId });

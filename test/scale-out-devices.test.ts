@@ -184,6 +184,27 @@ describe('sweep --devices', () => {
     }
   }, 120_000);
 
+  test('a shard killed after creating its run but before storing its slice or telling the parent is resumed, not started twice', async () => {
+    const db = path.join(tmp, 'killed-at-creation.sqlite');
+    const lab = await Lab.open({ dbPath: db, cacheRoot });
+    try {
+      // Shard 1 holds with its run created and its slice not yet stored, before the run is announced: its parent never hears of it.
+      process.env.LOGITSCOPE_TEST_HOLD = 'run@shard1';
+      const start = lab.call('sweep.start', { ...REQUEST, devices: ['cpu', 'cpu'], modelDir: model });
+      let victim: number | undefined;
+      await expect.poll(() => (victim = heldShard(db)), { timeout: 60_000 }).toBeDefined();
+      process.kill(victim!, 'SIGKILL');
+      delete process.env.LOGITSCOPE_TEST_HOLD;
+      const { runId } = await start;
+      await lab.settled(runId);
+      const done = await lab.call('runs.get', { runId });
+      expect(done).toMatchObject({ status: 'completed', examplesDone: LIMIT, error: null });
+      expect(differences(await exportOf(lab, runId, 'killed-at-creation'), single)).toEqual([]);
+    } finally {
+      await lab.close();
+    }
+  }, 120_000);
+
   test('a shard that dies twice leaves the run failed with its missing ordinals, and resuming it finishes the run', async () => {
     const lab = await Lab.open({ dbPath: path.join(tmp, 'killed-twice.sqlite'), cacheRoot });
     try {

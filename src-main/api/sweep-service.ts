@@ -70,6 +70,7 @@ export async function runStoredSweep(engine: Engine, store: ResultStore, spec: S
     examplesPlanned: plan.examples.length,
     ownsRows: hooks.recompute,
   }));
+  await holdForTest({ dbFile: store.file, shardIndex: hooks.shard?.index, signal: hooks.signal }, 'run');
   storeSlice(store, runId, plan);
   hooks.onRunCreated?.(runId, prepared);
   const outcome = await finishInStore(engine, store, runId, plan, hooks);

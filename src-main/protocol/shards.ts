@@ -22,7 +22,7 @@ export interface ShardJob {
   dtype?: 'float32' | 'float16';
   /** The sweep as the API asks for it (api/contract.ts SweepRequest), shard included: carried here, read by the Lab. */
   request: ShardSweepRequest;
-  /** A retry: the shard run the first attempt created, to finish rather than start over. */
+  /** A retry: the shard run the first attempt created, to finish rather than start over (the worker also finds one it was not told of). */
   resume?: string;
 }
 

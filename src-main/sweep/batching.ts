@@ -53,3 +53,24 @@ export function planBatches(lengths: { ordinal: number; length: number }[], limi
   }
   return batches;
 }
+
+/** Examples in the first window of a sweep, and the most in any window (the length-sorting span). */
+const FIRST_WINDOW = 8;
+const MAX_WINDOW = 256;
+
+/**
+ * A sweep's batches: windows of consecutive examples of 8, 16, 32, … up to 256, each split by
+ * length (planBatches). The schedule depends on the ordinals alone, never on time, for a reason
+ * of numbers, not of speed: onnxruntime's results round differently with the batch's shape (the
+ * padded length, the rows beside an example), so an example's stored floats are those of the batch
+ * it ran in. A resume, a repeat or a longer sweep of the same slice (its first windows are the
+ * shorter one's) must form the same batches to store the same numbers as an uninterrupted run.
+ * (Windows that grew or shrank with the time they took made a loaded machine's batches differ.)
+ * Small first windows still bring the first progress soon; progress comes after every batch.
+ */
+export function* sweepBatches(lengths: { ordinal: number; length: number }[], limits: BatchLimits): Generator<number[]> {
+  for (let start = 0, size = FIRST_WINDOW; start < lengths.length; start += size, size = Math.min(size * 2, MAX_WINDOW)) {
+    const window = lengths.slice(start, start + size);
+    yield* planBatches(window, limits, window.length);
+  }
+}

@@ -1,6 +1,6 @@
 import { assertLayer, type Engine } from '../engine/engine.ts';
 import { LogitscopeError } from '../errors.ts';
-import { batchLimits, planBatches } from './batching.ts';
+import { batchLimits, sweepBatches } from './batching.ts';
 import { Extractor, extractNaive } from './extract.ts';
 import type { ExampleResult, LayerResult } from '../protocol/results.ts';
 import type { LayerSummary, Strategy, SweepExample } from '../protocol/spec.ts';
@@ -44,12 +44,6 @@ export interface SweepOutcome {
   timings: { computeSeconds: number; examplesComputed: number };
 }
 
-/** Examples in the first window of a sweep, and the most in any window (the length-sorting span). */
-const FIRST_WINDOW = 8;
-const MAX_WINDOW = 256;
-/** The time a window should take, so that progress (and the live curves) update about this often. */
-const WINDOW_SECONDS = 2;
-
 /**
  * Runs a sweep batch by batch. After each batch the finished results are handed to the cache and
  * a progress event is emitted; cancelling (the signal) stops before the next engine call and
@@ -84,22 +78,7 @@ export async function runSweep(
   let computed = 0;
   let computeSeconds = 0;
   const finished = () => results.filter((r): r is ExampleResult => r !== undefined);
-  // Windows of examples, each split into batches by length. The first windows are small and grow
-  // while they finish quickly, so the live curves get their first points within a second or two
-  // and then update at least every few seconds, whatever the model's speed.
-  const batchesOf = function* (): Generator<number[]> {
-    let start = 0;
-    let size = FIRST_WINDOW;
-    while (start < lengths.length) {
-      const windowStarted = performance.now();
-      const window = lengths.slice(start, start + size);
-      for (const batch of planBatches(window, limits, window.length)) yield batch;
-      start += window.length;
-      const seconds = (performance.now() - windowStarted) / 1000;
-      size = seconds < WINDOW_SECONDS / 2 ? Math.min(size * 2, MAX_WINDOW) : seconds > WINDOW_SECONDS * 2 ? Math.max(FIRST_WINDOW, size >> 1) : size;
-    }
-  };
-  for (const batch of batchesOf()) {
+  for (const batch of sweepBatches(lengths, limits)) {
     if (opts.signal?.aborted) break;
     const known = (await opts.cache?.lookup(batch)) ?? new Map<number, ExampleResult>();
     const started = performance.now();

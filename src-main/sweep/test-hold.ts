@@ -7,7 +7,8 @@ import type { SweepCache } from './run-sweep.ts';
  * <examples>@shard<index> for one shard of a devices sweep, a stored sweep waits once this process
  * has stored that many examples (0: before its first batch): it writes the process id to
  * `<database>.held` and takes no further batch until it is cancelled (then it stops as a cancelled
- * sweep does) or killed. Unset, nothing changes.
+ * sweep does) or killed. LOGITSCOPE_TEST_HOLD=run (or run@shard<index>) holds a new sweep between
+ * creating its run and storing its slice, before anyone is told of the run. Unset, nothing changes.
  */
 export interface HoldPlace {
   dbFile: string;
@@ -15,9 +16,11 @@ export interface HoldPlace {
   signal?: AbortSignal;
 }
 
-export async function holdForTest(at: HoldPlace, stored: number): Promise<void> {
-  const hold = process.env.LOGITSCOPE_TEST_HOLD?.match(/^(\d+)(?:@shard(\d+))?$/);
-  if (!hold || stored < Number(hold[1]) || (hold[2] !== undefined && Number(hold[2]) !== at.shardIndex)) return;
+/** `stored`: the examples this process has stored, or 'run' where a new run exists without its slice. */
+export async function holdForTest(at: HoldPlace, stored: number | 'run'): Promise<void> {
+  const hold = process.env.LOGITSCOPE_TEST_HOLD?.match(/^(\d+|run)(?:@shard(\d+))?$/);
+  if (!hold || (hold[2] !== undefined && Number(hold[2]) !== at.shardIndex)) return;
+  if (hold[1] === 'run' ? stored !== 'run' : stored === 'run' || stored < Number(hold[1])) return;
   fs.writeFileSync(`${at.dbFile}.held`, String(process.pid));
   const keepAlive = setInterval(() => {}, 2 ** 30); // a pending promise alone would let the process exit
   await new Promise<void>((resolve) => (at.signal?.aborted ? resolve() : at.signal?.addEventListener('abort', () => resolve(), { once: true })));
