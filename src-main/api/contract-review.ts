@@ -1,12 +1,20 @@
 /**
- * The review side of the API's replies: the inspector's examples, the comparisons and their tests,
- * commitment layers, reference curves and per-source curves. Declared here so that contract.ts
- * stays the map from request to reply; types only, as contract.ts (the renderer imports both).
+ * The review side of the API's replies: the summary row, the inspector's examples, the
+ * comparisons and their tests, commitment layers, reference curves and per-source curves. Declared
+ * here so that contract.ts stays the map from request to reply; types only, like contract.ts (the
+ * renderer imports both).
  */
 import type { FingerprintCheck } from '../data/fingerprint.ts';
 import type { ReferenceCurve } from '../data/reference-curve.ts';
 import type { LayerDifference } from '../protocol/spec.ts';
-import type { SummaryRow } from './contract.ts';
+import type { z } from 'zod';
+import type { layerSummarySchema } from './schemas.ts';
+
+/**
+ * A LayerSummary (protocol/spec.ts) as it crosses the boundary: per technique and layer, n and the
+ * means with their 95% intervals (an unbounded bound is null, in process and on every front alike).
+ */
+export type SummaryRow = z.output<typeof layerSummarySchema>;
 
 /** One example for the inspector: its text as tokens, the position, and every cell's top-k. */
 export interface ExampleView {

@@ -15,10 +15,10 @@ import type { DatasetFingerprint } from '../data/fingerprint.ts';
 import type { DeviceId } from '../protocol/device.ts';
 import type { LayerDifference, ProtocolSettings, Strategy } from '../protocol/spec.ts';
 import type { ReferenceCurve } from '../data/reference-curve.ts';
-import type { engineStateSchema, EventSchemas, layerSummarySchema, RequestSchemas } from './schemas.ts';
-import type { ExampleView, ExampleRow, ExampleListView, DifferenceRow, DifferenceTest, DifferenceView, CommitmentView, ReferenceView, ComparisonRow, BySourceView } from './contract-review.ts';
+import type { engineStateSchema, EventSchemas, RequestSchemas } from './schemas.ts';
+import type { SummaryRow, ExampleView, ExampleRow, ExampleListView, DifferenceRow, DifferenceTest, DifferenceView, CommitmentView, ReferenceView, ComparisonRow, BySourceView } from './contract-review.ts';
 
-export type { ExampleView, ExampleRow, ExampleListView, DifferenceRow, DifferenceTest, DifferenceView, CommitmentView, ReferenceView, ComparisonRow, BySourceView } from './contract-review.ts';
+export type { SummaryRow, ExampleView, ExampleRow, ExampleListView, DifferenceRow, DifferenceTest, DifferenceView, CommitmentView, ReferenceView, ComparisonRow, BySourceView } from './contract-review.ts';
 
 type PayloadOf<K extends keyof RequestSchemas> = z.input<RequestSchemas[K]>;
 
@@ -74,11 +74,6 @@ export interface ModelView {
   loadSeconds: number;
 }
 
-/**
- * A LayerSummary (protocol/spec.ts) as it crosses the boundary: per technique and layer, n and the
- * means with their 95% intervals (an unbounded bound is null, in process and on every front alike).
- */
-export type SummaryRow = z.output<typeof layerSummarySchema>;
 
 export type ProtocolOverrides = NonNullable<PayloadOf<'sweep.start'>['overrides']>;
 
