@@ -1,6 +1,6 @@
 import type { FamilyName, ModelConfig, RopeScaling } from '../model-config.ts';
 import { decodeBf16, decodeHalf, encodeBf16, encodeHalf } from '../dtype.ts';
-import { int, invalid, positive, type RawConfig, unsupported } from './raw.ts';
+import { int, invalid, positive, type RawConfig, tokenId, unsupported } from './raw.ts';
 
 /**
  * The parameters of one nn.Linear (or GPT-2's Conv1D, `transposed`: stored [in, out]) or one
@@ -150,4 +150,34 @@ export function inModelDtype(raw: RawConfig, x: number): number {
   if (dtype === 'bfloat16') return decodeBf16(encodeBf16(x));
   if (dtype === 'float16') return decodeHalf(encodeHalf(x));
   return Math.fround(x);
+}
+
+/**
+ * The sizes GPT-2-style configs (gpt2, gptj) name alike: n_embd, n_head, n_layer, n_inner,
+ * n_positions, vocab_size, layer_norm_epsilon and bos_token_id; every head is a key/value head.
+ */
+export function gpt2StyleSizes(raw: RawConfig, bosFallback: number) {
+  const dModel = int(raw, 'n_embd');
+  const nHeads = int(raw, 'n_head');
+  return {
+    nLayers: int(raw, 'n_layer'),
+    dModel,
+    nHeads,
+    nKeyValueHeads: nHeads,
+    dHead: headSize(raw, { dModel, nHeads }),
+    dMlp: int(raw, 'n_inner', 4 * dModel),
+    nCtx: int(raw, 'n_positions'),
+    dVocab: int(raw, 'vocab_size'),
+    layerNormEps: positive(raw, 'layer_norm_epsilon', 1e-5),
+    bosTokenId: tokenId(raw, 'bos_token_id', bosFallback),
+  };
+}
+
+/** Llama-style embedding, final RMSNorm and head keys (llama, qwen2, mistral, gemma2): the head may be tied to the embedding. */
+export function llamaStyleTop(c: ModelConfig): TopWeights {
+  return {
+    wte: { weight: keyIn(c, 'embed_tokens.weight') },
+    lnF: { weight: keyIn(c, 'norm.weight') },
+    lmHead: c.tiedEmbeddings ? { weight: keyIn(c, 'embed_tokens.weight') } : { weight: `${c.headKey}.weight` },
+  };
 }

@@ -1,5 +1,5 @@
 import type { ModelConfig } from '../model-config.ts';
-import { attnTypesOf, checkRotaryDim, type FamilyDescription, inModelDtype, keyIn, kvHeads, linearKeys, ropeOf } from './family.ts';
+import { attnTypesOf, checkRotaryDim, type FamilyDescription, llamaStyleTop, inModelDtype, keyIn, kvHeads, linearKeys, ropeOf } from './family.ts';
 import { bool, int, oneOf, positive, positiveOrNull, tokenId } from './raw.ts';
 
 /**
@@ -58,11 +58,7 @@ export const gemma2: FamilyDescription = {
       mlpBias: false,
     } satisfies ModelConfig;
   },
-  top: (c) => ({
-    wte: { weight: keyIn(c, 'embed_tokens.weight') },
-    lnF: { weight: keyIn(c, 'norm.weight') },
-    lmHead: c.tiedEmbeddings ? { weight: keyIn(c, 'embed_tokens.weight') } : { weight: `${c.headKey}.weight` },
-  }),
+  top: llamaStyleTop,
   block(c, l) {
     const p = keyIn(c, `layers.${l}.`);
     return {

@@ -1,6 +1,6 @@
 import type { ModelConfig } from '../model-config.ts';
-import { type FamilyDescription, headSize, keyIn, linearKeys } from './family.ts';
-import { bool, int, oneOf, positive, tokenId, unsupported } from './raw.ts';
+import { type FamilyDescription, gpt2StyleSizes, keyIn, linearKeys } from './family.ts';
+import { bool, oneOf, unsupported } from './raw.ts';
 import { ENDOFTEXT_ID } from './gptj.ts';
 
 /**
@@ -14,31 +14,20 @@ export const gpt2: FamilyDescription = {
   weightPrefixes: ['transformer.', ''],
   headKeys: ['lm_head'],
   parse(raw) {
-    const dModel = int(raw, 'n_embd');
-    const nHeads = int(raw, 'n_head');
-    const dHead = headSize(raw, { dModel, nHeads });
+    const sizes = gpt2StyleSizes(raw, ENDOFTEXT_ID);
     if (bool(raw, 'scale_attn_by_inverse_layer_idx', false)) throw unsupported(raw, 'scale_attn_by_inverse_layer_idx is not supported');
     return {
       family: 'gpt2',
       modelType: 'gpt2',
-      nLayers: int(raw, 'n_layer'),
-      dModel,
-      nHeads,
-      nKeyValueHeads: nHeads,
-      dHead,
-      dMlp: int(raw, 'n_inner', 4 * dModel),
-      nCtx: int(raw, 'n_positions'),
+      ...sizes,
       rotaryDim: 0,
-      dVocab: int(raw, 'vocab_size'),
-      layerNormEps: positive(raw, 'layer_norm_epsilon', 1e-5),
-      bosTokenId: tokenId(raw, 'bos_token_id', ENDOFTEXT_ID),
       normalizationType: 'LN',
       normWeightPlusOne: false,
       positionalEmbeddingType: 'standard',
       rotaryAdjacentPairs: false,
       rotaryBase: 10000,
       ropeScaling: null,
-      attnScale: bool(raw, 'scale_attn_weights', true) ? 1 / Math.sqrt(dHead) : 1,
+      attnScale: bool(raw, 'scale_attn_weights', true) ? 1 / Math.sqrt(sizes.dHead) : 1,
       attnScoresSoftCap: null,
       windowSize: null,
       attnTypes: [],

@@ -1,6 +1,6 @@
 import type { ModelConfig } from '../model-config.ts';
-import { checkRotaryDim, type FamilyDescription, headSize, keyIn } from './family.ts';
-import { int, invalid, positive, tokenId } from './raw.ts';
+import { checkRotaryDim, type FamilyDescription, gpt2StyleSizes, keyIn } from './family.ts';
+import { int, invalid } from './raw.ts';
 
 export const ENDOFTEXT_ID = 50256;
 
@@ -11,32 +11,21 @@ export const gptj: FamilyDescription = {
   weightPrefixes: ['transformer.'],
   headKeys: ['lm_head'],
   parse(raw) {
-    const dModel = int(raw, 'n_embd');
-    const nHeads = int(raw, 'n_head');
-    const dHead = headSize(raw, { dModel, nHeads });
+    const sizes = gpt2StyleSizes(raw, ENDOFTEXT_ID);
     const act = raw.r.activation_function ?? 'gelu_new';
     if (act !== 'gelu_new') throw invalid(raw, `activation_function ${JSON.stringify(act)} is not supported (GPT-J uses "gelu_new")`);
     return {
       family: 'gptj',
       modelType: 'gptj',
-      nLayers: int(raw, 'n_layer'),
-      dModel,
-      nHeads,
-      nKeyValueHeads: nHeads,
-      dHead,
-      dMlp: int(raw, 'n_inner', 4 * dModel),
-      nCtx: int(raw, 'n_positions'),
-      rotaryDim: checkRotaryDim(raw, int(raw, 'rotary_dim', dHead), dHead),
-      dVocab: int(raw, 'vocab_size'),
-      layerNormEps: positive(raw, 'layer_norm_epsilon', 1e-5),
-      bosTokenId: tokenId(raw, 'bos_token_id', ENDOFTEXT_ID),
+      ...sizes,
+      rotaryDim: checkRotaryDim(raw, int(raw, 'rotary_dim', sizes.dHead), sizes.dHead),
       normalizationType: 'LN',
       normWeightPlusOne: false,
       positionalEmbeddingType: 'rotary',
       rotaryAdjacentPairs: true,
       rotaryBase: 10000,
       ropeScaling: null,
-      attnScale: 1 / Math.sqrt(dHead),
+      attnScale: 1 / Math.sqrt(sizes.dHead),
       attnScoresSoftCap: null,
       windowSize: null,
       attnTypes: [],

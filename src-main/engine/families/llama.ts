@@ -1,5 +1,5 @@
 import type { ModelConfig } from '../model-config.ts';
-import { attnTypesOf, checkRotaryDim, type FamilyDescription, headSize, keyIn, kvHeads, linearKeys, ropeOf } from './family.ts';
+import { attnTypesOf, checkRotaryDim, type FamilyDescription, llamaStyleTop, headSize, keyIn, kvHeads, linearKeys, ropeOf } from './family.ts';
 import { bool, int, oneOf, positive, type RawConfig, tokenId } from './raw.ts';
 
 /** What differs between the model types that share Llama's block. */
@@ -95,11 +95,7 @@ export const llama: FamilyDescription = {
       mlpBias: bool(raw, 'mlp_bias', false),
     } satisfies ModelConfig;
   },
-  top: (c) => ({
-    wte: { weight: keyIn(c, 'embed_tokens.weight') },
-    lnF: { weight: keyIn(c, 'norm.weight') },
-    lmHead: c.tiedEmbeddings ? { weight: keyIn(c, 'embed_tokens.weight') } : { weight: `${c.headKey}.weight` },
-  }),
+  top: llamaStyleTop,
   block(c, l) {
     const p = keyIn(c, `layers.${l}.`);
     const linear = (name: string, bias: boolean) => linearKeys(p, name, bias);
