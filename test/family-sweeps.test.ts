@@ -27,10 +27,7 @@ const measured: Record<string, number> = {};
 
 let lab: Lab;
 const events: { name: EventName; payload: any }[] = [];
-const waitFor = async (pred: () => boolean) => {
-  for (let i = 0; i < 2400 && !pred(); i++) await new Promise((r) => setTimeout(r, 50));
-  expect(pred()).toBe(true);
-};
+const waitFor = (pred: () => boolean) => expect.poll(pred, { timeout: 120_000, interval: 50 }).toBe(true);
 
 beforeAll(async () => {
   writeTopicRecords(data, 12);

@@ -23,10 +23,7 @@ const graphs = path.join(tmp, 'graphs');
 
 let lab: Lab;
 const events: { name: EventName; payload: any }[] = [];
-const waitFor = async (pred: () => boolean) => {
-  for (let i = 0; i < 2400 && !pred(); i++) await new Promise((r) => setTimeout(r, 50));
-  expect(pred()).toBe(true);
-};
+const waitFor = (pred: () => boolean) => expect.poll(pred, { timeout: 120_000, interval: 50 }).toBe(true);
 
 beforeAll(async () => {
   // Evaluation: records 0..3 (pool 0..9); the lens trains on records 10..79, every tenth held out.
