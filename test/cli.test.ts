@@ -5,7 +5,9 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { cudaProviderInstalled } from '../src-main/engine/cuda-provider.ts';
+import { addUnmeasuredRun } from './e2e/unmeasured-run.ts';
 import { writeTinyGptj } from './fixtures/checkpoint-writer.ts';
+import { summaryBlock } from './fixtures/summary-table-cells.ts';
 
 const run = promisify(execFile);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-'));
@@ -59,6 +61,26 @@ describe('the logitscope command line', () => {
     expect(record.summary.rows).toHaveLength(9);
     expect(record.examples[0].layers[0].top_k.ids).toHaveLength(10);
     expect(record.protocol).toMatchObject({ preset: 'logitscope', bos: true, filter: { maxWords: 200, maxChars: 1600 } });
+    // The console table shows the same means as the export, each under its technique at its layer.
+    const precision = summaryBlock(r.stdout, 'precision@1 / surprisal');
+    const measures = summaryBlock(r.stdout, 'KL(p_model ‖ p_technique) / entropy');
+    expect(measures.lines).toHaveLength(2 + 3);
+    for (const s of record.summary.rows) {
+      expect(precision.cell(s.technique, s.layer)).toBe(`${s.precision_at_1.mean.toFixed(3)} / ${s.surprisal.mean.toFixed(2)}`);
+      expect(measures.cell(s.technique, s.layer)).toBe(`${s.kl.mean.toFixed(3)} / ${s.entropy.mean.toFixed(2)}`);
+      expect(s.n_measured).toBe(3);
+    }
+    // At the last layer the logit lens reads the model's own distribution: KL 0 up to fp32 rounding.
+    expect(measures.cell('logit_lens', 2)).toMatch(/^-?0\.000 \//);
+  });
+
+  test('runs show of a run stored before the measures existed says they are not measured, with no numbers for them', async () => {
+    const runId = addUnmeasuredRun(env.LOGITSCOPE_DB, { name: 'older', modelPath: model, modelKey: 'older-model' });
+    const r = await cli(['runs', 'show', runId]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(summaryBlock(r.stdout, 'precision@1 / surprisal').cell('logit_lens', 2)).toBe('1.000 / 1.00');
+    expect(r.stdout).toMatch(/^KL \/ entropy: not measured /m);
+    expect(r.stdout).not.toContain('KL(p_model');
   });
 
   test('doctor says the CPU provider starts and what CUDA needs on a machine without it', async () => {
