@@ -6,6 +6,10 @@
  * The per-row measures (kl, rank, entropy) are timed by running the fast sweep with and without them.
  *
  *   npx tsx bench/sweep-bench.ts [--layers 28] [--d-model 256] [--heads 4] [--examples 16] [--words 75] [--naive-examples 4] [--dtype float32|float16]
+ *                                [--repeats 2] [--measures-only]
+ *
+ * --repeats: how many times the sweeps without and with the measures alternate (more: less noise on
+ * a shared machine). --measures-only: only that comparison, no naive run and no floor.
  *
  * The naive strategy is slow by design, so it runs on the first --naive-examples examples and its
  * time is scaled per example; the fast strategy runs on all of them (it needs a batch to be fast).
@@ -32,6 +36,8 @@ const { values: o } = parseArgs({
     words: { type: 'string', default: '150' },
     dir: { type: 'string', default: path.join(os.tmpdir(), 'sweep-bench') },
     dtype: { type: 'string', default: 'float32' },
+    repeats: { type: 'string', default: '2' },
+    'measures-only': { type: 'boolean', default: false },
   },
 });
 const nLayers = Number(o.layers);
@@ -56,14 +62,28 @@ console.log(`slice: ${plan.examples.length} examples of ${fullLen.toFixed(0)} to
 
 const { total: fast, perExample: fastPerExample, split } = await timeFast(engine, plan);
 // The per-row measures' cost (kl, rank, entropy: an If of the unembedding graph): the same fast
-// sweep without them, then with them again, alternating so that drift hits both alike.
-const without: number[] = [];
-const withAgain: number[] = [fast];
-for (let i = 0; i < 2; i++) {
-  without.push(await seconds(() => runSweep(engine, plan, { measures: false })));
-  withAgain.push(await seconds(() => runSweep(engine, plan)));
+// sweep without them, then with them again, alternating so that drift hits both alike. Timed whole,
+// and the unembedding graph alone (engine.timings), where their If runs.
+const sweeps = { with: [fast], without: [] as number[] };
+const unembedding = { with: [split.unembed], without: [] as number[] };
+for (let i = 0; i < Number(o.repeats); i++) {
+  for (const measures of [false, true]) {
+    const before = engine.timings.unembed;
+    sweeps[measures ? 'with' : 'without'].push(await seconds(() => runSweep(engine, plan, { measures })));
+    unembedding[measures ? 'with' : 'without'].push((engine.timings.unembed - before) / 1000);
+  }
 }
 const perExampleMs = (s: number[]) => (Math.min(...s) / plan.examples.length) * 1000;
+function printMeasures(): void {
+  const [w, wo, uw, uwo] = [sweeps.with, sweeps.without, unembedding.with, unembedding.without].map(perExampleMs);
+  console.log(`measures: fast sweep ${w.toFixed(1)} ms/example with kl, rank and entropy, ${wo.toFixed(1)} without (best of ${sweeps.with.length} and ${sweeps.without.length}): ${(w - wo).toFixed(1)} ms/example, ${((w / wo - 1) * 100).toFixed(1)}%`);
+  console.log(`          in the unembedding graph alone: ${uw.toFixed(1)} ms/example with, ${uwo.toFixed(1)} without: ${(uw - uwo).toFixed(1)} ms/example`);
+}
+if (o['measures-only']) {
+  printMeasures();
+  await engine.dispose();
+  process.exit(0);
+}
 const { total: naive, examples: naiveRan, perExample: naivePerExample } = await timeNaive(engine, plan, naiveCount);
 
 // The floor: every source prompt once, and every row through ln_f + lm_head once, in the sweep's own chunk size.
@@ -85,7 +105,7 @@ console.log(`       inside graphs: source passes and prefixes ${split.full.toFix
 // Everything else of the engine's calls: the worker's JavaScript (index bookkeeping, row copies, one
 // logit per row for the paper's surprisal) and the message round trips. No element is converted in JS.
 console.log(`       host (worker JS + round trips) ${split.host.toFixed(2)} s; sweep loop outside the engine ${(fast - split.full - split.step - split.unembed - split.host).toFixed(2)} s`);
-console.log(`measures: fast sweep ${perExampleMs(withAgain).toFixed(1)} ms/example with kl, rank and entropy, ${perExampleMs(without).toFixed(1)} without (best of ${withAgain.length} and ${without.length}): ${(perExampleMs(withAgain) - perExampleMs(without)).toFixed(1)} ms/example, ${((perExampleMs(withAgain) / perExampleMs(without) - 1) * 100).toFixed(1)}%`);
+printMeasures();
 console.log(`naive: ${naive.toFixed(2)} s for ${naiveRan} examples (${(naivePerExample * 1000).toFixed(0)} ms/example)`);
 console.log(`floor: ${floor.toFixed(2)} s (one batched source pass + unembedding of all ${rows} rows)`);
 console.log(`ratio naive/fast per example: ${(naivePerExample / fastPerExample).toFixed(1)}×   (goal ≥ 50×)`);
