@@ -84,7 +84,7 @@ async function compute(engine: Engine, p: ExtractFields & { follow?: number }, r
   const examples: ExampleResult[] = [];
   for (let i = 0; i < positions.length; i += POSITIONS_PER_BATCH) {
     const batch = positions.slice(i, i + POSITIONS_PER_BATCH).map((position) => ({ tokens, position }));
-    examples.push(...(await extractor.extract({ examples: batch, techniques, layers, k, track: p.follow })));
+    examples.push(...(await extractor.extract({ examples: batch, techniques, layers, k, ...(p.follow !== undefined && { track: batch.map(() => p.follow!) }) })));
   }
   const parity = judgeParity({
     techniques,

@@ -44,7 +44,16 @@ export interface SweepSpec {
   /** Top-k kept per technique and layer for the inspector. */
   k: number;
   strategy: Strategy;
+  /**
+   * Which token each example follows besides the reference: 'reference' (the default; its exact
+   * probability and rank are already every row's `surprisal` and `rank`), or 'record': each
+   * record's own `track` field, one token, whose exact log-probability and rank every row then
+   * also stores (docs/PROTOCOL.md "Tracked tokens"). Absent means 'reference'.
+   */
+  track?: TrackChoice;
 }
+
+export type TrackChoice = 'reference' | 'record';
 
 /** One example of a sweep: a dataset record, its tokens as fed and the drawn position. */
 export interface SweepExample {
@@ -54,6 +63,10 @@ export interface SweepExample {
   text: string;
   tokens: number[];
   position: number;
+  /** The record's `track` field as read (data/records.ts), before sweep/track.ts resolves it. */
+  trackGiven?: string | number;
+  /** With SweepSpec.track 'record': the token id every row of this example follows. */
+  track?: number;
 }
 
 /**

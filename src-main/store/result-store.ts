@@ -10,6 +10,7 @@ import { findExamples, type ExampleQuery, type FoundExamples } from './example-q
 import { defaultDbPath } from '../db-paths.ts';
 import { storedParitySums } from './parity-sums.ts';
 import type { ParitySums } from '../sweep/parity.ts';
+import { lookupTracked, type TrackedValue } from './tracked.ts';
 import { iterateStored, lookupRows, readRunExamples, RUN_CELLS, type StoredExample } from './row-reads.ts';
 import { saveRows, storeExamples } from './row-writes.ts';
 import { endRun, insertRun, removeRun, reopenRun } from './run-lifecycle.ts';
@@ -110,6 +111,14 @@ export class ResultStore {
    */
   lookup(q: LookupQuery): Map<string, LayerResultRow> {
     return lookupRows(this.db, q, q.ownedBy === undefined ? null : this.shape(q.ownedBy).producer);
+  }
+
+  /**
+   * Stored tracked rows for these examples' followed tokens (tracked.ts lookupTracked), keyed
+   * `${exampleKey}|${token}|${techniqueKey}|${layer}`, chosen as `lookup` chooses results rows.
+   */
+  lookupTracked(q: Omit<LookupQuery, 'exampleKeys' | 'k'> & { wanted: readonly { exampleKey: string; token: number }[] }): Map<string, TrackedValue> {
+    return lookupTracked(this.db, q, q.ownedBy === undefined ? null : this.shape(q.ownedBy).producer);
   }
 
   /** One batch in one transaction, rows only ever added (row-writes.ts saveRows). */
