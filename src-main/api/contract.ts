@@ -149,7 +149,7 @@ export interface RunView extends RunSummaryView {
 }
 
 /** An extraction's cell; `entropy` (nats, of the technique's full next-token distribution) is always measured here. */
-export type ExtractCell = ExampleView['cells'][number] & { followProb?: number | null; followRank?: number | null };
+export type ExtractCell = ExampleView['cells'][number];
 
 /** One position of a many-position extraction: the model's own top-1 there and its grid. */
 export interface ExtractColumn {

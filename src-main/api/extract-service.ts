@@ -116,11 +116,7 @@ export async function extractOne(engine: Engine, p: Parsed<'extract'>): Promise<
       position: e.position,
       reference: { id: e.reference_top1, text: text(e.reference_top1) },
       commitsAt,
-      // Exact, in every cell, from the engine (its top-k or not): rank 1 = the cell's top-1.
-      cells: follow === undefined ? cells : cells.map((c, i) => {
-        const t = e.layers[i].tracked!;
-        return { ...c, followProb: Math.exp(t.logprob), followRank: t.rank + 1 };
-      }),
+      cells,
     };
   };
   const columns = examples.map(column);
