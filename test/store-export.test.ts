@@ -99,6 +99,8 @@ describe('exports', () => {
       top1: e0.layers[0].top1, correct: e0.layers[0].top1 === e0.reference_top1, surprisal: e0.layers[0].surprisal,
       surprisal_paper: e0.layers[0].surprisal_paper, kl: e0.layers[0].kl, rank: e0.layers[0].rank, entropy: e0.layers[0].entropy, top_k_ids: e0.layers[0].top_k.ids, top_k_probs: e0.layers[0].top_k.probs, top_k_padding: [],
       technique_detail: '', reference_top1_text: '', top1_text: '', top_k_texts: [],
+      // This run follows no record token.
+      track_token: null, track_logprob: null, track_rank: null,
     });
 
     const csv = path.join(dir, 'run.csv');
