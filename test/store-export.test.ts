@@ -115,7 +115,7 @@ describe('exports', () => {
           if (c === 'run_id' || c === 'technique' || c === 'hook' || c === 'technique_detail' || c === 'reference_top1_text' || c === 'top1_text') return [c, f];
           if (c === 'top_k_texts') return [c, JSON.parse(f)];
           if (c === 'correct') return [c, f === '1'];
-          if (c === 'kl' || c === 'rank' || c === 'entropy') return [c, f === '' ? null : Number(f)];
+          if (c === 'kl' || c === 'rank' || c === 'entropy' || c.startsWith('track_')) return [c, f === '' ? null : Number(f)];
           if (c === 'top_k_ids' || c === 'top_k_probs' || c === 'top_k_padding') return [c, f === '' ? [] : f.split(' ').map(Number)];
           return [c, Number(f)];
         }),
