@@ -114,6 +114,34 @@ describe("sweeps that follow each record's own track token", () => {
     expect((await examplesOf(again)).map(followed)).toEqual((await examplesOf(runId)).map(followed));
   });
 
+  test('the summary averages the followed tokens per technique and layer, live and stored alike, as the examples add up', async () => {
+    progress.length = 0;
+    const runId = await sweep([dataFile('summary.jsonl', (i) => [' the', ' and', ' a'][i % 3])], { track: 'record' });
+    const run = await lab.call('runs.get', { runId });
+    const examples = await examplesOf(runId);
+    expect(run.summary).toHaveLength(3 * 3);
+    for (const row of run.summary) {
+      const cells = examples.map((e) => e.cells.find((c) => c.technique === row.technique && c.layer === row.layer)!);
+      const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+      expect(row.tracked?.n).toBe(N);
+      expect(row.tracked!.surprisal.mean).toBeCloseTo(mean(cells.map((c) => -Math.log(c.followProb!))), 5);
+      expect(row.tracked!.rank.mean).toBeCloseTo(mean(cells.map((c) => c.followRank! - 1)), 9);
+      expect(row.tracked!.surprisal.low).toBeLessThan(row.tracked!.surprisal.high!);
+    }
+    // The live summary the last progress event carried is the stored one.
+    const live = progress.filter((p) => p.runId === runId).at(-1)!.progress.summary;
+    for (const row of run.summary) {
+      const l = live.find((x) => x.technique === row.technique && x.layer === row.layer)!;
+      expect(l.tracked!.n).toBe(row.tracked!.n);
+      expect(l.tracked!.surprisal.mean).toBeCloseTo(row.tracked!.surprisal.mean, 9);
+      expect(l.tracked!.rank.mean).toBeCloseTo(row.tracked!.rank.mean, 9);
+    }
+    const exported = JSON.parse((await lab.call('runs.export', { runId, format: 'json' })).content!).summary.rows;
+    expect(exported[0]).toMatchObject({ n_tracked: N, tracked_surprisal: { mean: run.summary[0].tracked!.surprisal.mean } });
+    // A run that follows nothing has no tracked summary.
+    expect((await lab.call('runs.get', { runId: await sweep([dataFile('plain3.jsonl', () => undefined)]) })).summary.every((r) => r.tracked === null)).toBe(true);
+  });
+
   test('the exports carry the tracked token: JSON per example and per layer, CSV and Parquet columns', async () => {
     const data = dataFile('export.jsonl', () => ' the');
     const runId = await sweep([data], { track: 'record' });

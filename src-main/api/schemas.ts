@@ -274,6 +274,7 @@ export const layerSummarySchema = z.object({
   surprisal: intervalSchema,
   surprisalPaper: intervalSchema,
   measures: z.object({ n: z.int(), kl: intervalSchema, rank: intervalSchema, entropy: intervalSchema }).nullable(),
+  tracked: z.object({ n: z.int(), surprisal: intervalSchema, rank: intervalSchema }).nullable(),
 });
 const serializedErrorSchema = z.object({
   code: z.string(),

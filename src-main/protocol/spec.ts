@@ -82,6 +82,17 @@ export interface LayerSummary {
   surprisalPaper: Interval;
   /** The per-row measures' means (Student t) over the rows that carry them; null when none does (rows stored before they existed). */
   measures: MeasureSummary | null;
+  /** The followed record tokens' means (Student t) over the rows that follow one (track 'record'); null when none does. */
+  tracked: TrackedSummary | null;
+}
+
+/** Means over the n rows that follow a record token (docs/PROTOCOL.md "Tracked tokens"). */
+export interface TrackedSummary {
+  n: number;
+  /** −ln p_technique(tracked token), nats: the seed's surprisal, of the example's own token instead of the reference. */
+  surprisal: Interval;
+  /** Its 0-based rank (ids with a strictly greater logit). */
+  rank: Interval;
 }
 
 /** Means of the per-row measures (docs/PROTOCOL.md) over the n rows measured, which may be fewer than the layer's. */
@@ -110,6 +121,8 @@ export interface LayerDifference {
   surprisalPaper: Interval;
   /** Paired differences of the per-row measures are not computed (yet): null, as a summary row whose rows were not measured. */
   measures: null;
+  /** Nor of the tracked tokens': null. */
+  tracked: null;
   mcnemar?: McNemar;
   nA?: number;
   nB?: number;

@@ -10,7 +10,7 @@ import { findExamples, type ExampleQuery, type FoundExamples } from './example-q
 import { defaultDbPath } from '../db-paths.ts';
 import { storedParitySums } from './parity-sums.ts';
 import type { ParitySums } from '../sweep/parity.ts';
-import { lookupTracked, type TrackedValue } from './tracked.ts';
+import { lookupTracked, trackedSums, type TrackedValue } from './tracked.ts';
 import { iterateStored, lookupRows, readRunExamples, RUN_CELLS, type StoredExample } from './row-reads.ts';
 import { saveRows, storeExamples } from './row-writes.ts';
 import { endRun, insertRun, removeRun, reopenRun } from './run-lifecycle.ts';
@@ -198,7 +198,13 @@ export class ResultStore {
   /** The sums the summary's intervals come from, with each technique's id (an unpaired comparison pairs by it). */
   layerSums(runId: string): KeyedSums[] {
     const shape = this.shape(runId);
-    return this.db.all<KeyedSums>(`${SUMS_SELECT} ${RUN_CELLS} ${SUMS_GROUP}`, { model: shape.modelId, k: shape.k, run: runId });
+    const sums = this.db.all<KeyedSums>(`${SUMS_SELECT} ${RUN_CELLS} ${SUMS_GROUP}`, { model: shape.modelId, k: shape.k, run: runId });
+    const tracked = trackedSums(this.db, shape, runId);
+    for (const s of sums) {
+      const t = tracked.get(`${s.technique}|${s.layer}`);
+      if (t) Object.assign(s, { tracked: t.n, trackedSurprisal: t.surprisal, trackedSurprisalSq: t.surprisalSq, trackedRank: t.rank, trackedRankSq: t.rankSq });
+    }
+    return sums;
   }
 
   /** Per technique, where its examples' predictions commit (commitment-query.ts). */

@@ -99,3 +99,23 @@ export function readTracked(db: SqliteFile, shape: RunShape, runId: string, afte
   );
   return new Map(rows.map((r) => [`${r.ordinal}|${r.technique}|${r.layer}`, { id: r.token, logprob: r.logprob, rank: r.rank }]));
 }
+
+/**
+ * Per technique and layer, the sums of the run's followed tokens (sweep/intervals.ts LayerSums's
+ * tracked fields), keyed `${technique name}|${layer}`; empty, after one probe, for a run that follows none.
+ */
+export function trackedSums(db: SqliteFile, shape: RunShape, runId: string): Map<string, { n: number; surprisal: number; surprisalSq: number; rank: number; rankSq: number }> {
+  const follows = db.get('SELECT 1 FROM run_examples WHERE run_id = ? AND track_id IS NOT NULL LIMIT 1', runId);
+  if (!follows) return new Map();
+  const rows = db.all<{ technique: string; layer: number; n: number; surprisal: number; surprisalSq: number; rank: number; rankSq: number }>(
+    `SELECT t.name AS technique, l.layer, count(*) AS n, total(-tr.logprob) AS surprisal, total(tr.logprob * tr.logprob) AS surprisalSq,
+       total(tr.rank) AS rank, total(tr.rank * tr.rank) AS rankSq
+     FROM run_examples re CROSS JOIN run_techniques t CROSS JOIN run_layers l CROSS JOIN tracked tr
+     WHERE re.run_id = @run AND re.track_id IS NOT NULL AND t.run_id = @run AND l.run_id = @run
+       AND tr.model_id = @model AND tr.example_id = re.example_id AND tr.technique_id = t.technique_id AND tr.layer = l.layer
+       AND tr.token = re.track_id AND ${chosenTracked('tr')}
+     GROUP BY t.ordinal, l.layer`,
+    { run: runId, model: shape.modelId },
+  );
+  return new Map(rows.map(({ technique, layer, ...sums }) => [`${technique}|${layer}`, sums]));
+}

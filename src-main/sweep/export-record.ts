@@ -89,6 +89,9 @@ export function exportSummary(summary: LayerSummary[]) {
       kl: s.measures && interval(s.measures.kl),
       rank: s.measures && interval(s.measures.rank),
       entropy: s.measures && interval(s.measures.entropy),
+      n_tracked: s.tracked?.n ?? 0,
+      tracked_surprisal: s.tracked && interval(s.tracked.surprisal),
+      tracked_rank: s.tracked && interval(s.tracked.rank),
     })),
   };
 }
