@@ -26,7 +26,7 @@ export async function prepareSweep(
   const techniques = resolveTechniques(spec.techniques, engine.promptTokenizer(spec.protocol.bos));
   const selection = await selectRecords(spec.files, spec.protocol, opts);
   if (spec.track === 'record' && spec.strategy !== 'fast') {
-    throw new LogitscopeError('argument_invalid', "track: 'record' is computed by the fast strategy only; sweep with strategy fast, or without track", 'track');
+    throw new LogitscopeError('argument_invalid', 'record tokens are followed by the fast strategy only: use strategy fast', 'track');
   }
   const built = buildExamples(selection.records, {
     tokenize: (text) => engine.tokenizer.encode(text),

@@ -38,8 +38,9 @@ export function resolveTrackTokens(
     const more = problems.length > LISTED ? `; and ${problems.length - LISTED} more` : '';
     throw new LogitscopeError(
       'track_token_invalid',
-      `track: 'record' follows each record's own "track" token, but ${problems.length} of the ${examples.length} examples' records cannot give one: ` +
-        `${problems.slice(0, LISTED).join('; ')}${more}. Give every record a "track" field holding one token of this model (its text, with any leading space, or its id), or sweep without track`,
+      `${problems.length} of the ${examples.length} examples' records name no token to follow: ` +
+        `${problems.slice(0, LISTED).join('; ')}${more}. Following each record's own token needs a "track" field (jsonl) or column (parquet) ` +
+        `in every record, holding one token of this model: its text, with any leading space, or its id (txt files have no fields)`,
       'track',
     );
   }
