@@ -61,7 +61,7 @@ describe("sweeps that follow each record's own track token", () => {
     const data = dataFile('mixed.jsonl', (i) => (i % 2 === 0 ? ' the' : 4000 + i));
     const runId = await sweep([data], { track: 'record' });
     const run = await lab.call('runs.get', { runId });
-    expect(run).toMatchObject({ status: 'completed', examplesDone: N });
+    expect(run).toMatchObject({ status: 'completed', examplesDone: N, track: 'record' });
     expect(run.command).toContain('--track record');
     const examples = await examplesOf(runId);
     let outsideTopK = 0;

@@ -77,6 +77,7 @@ export function runView(store: ResultStore, runId: string, cacheRoot?: string): 
     parity: runParity(store, run),
     error,
     ownsRows: run.ownsRows,
+    track: run.spec?.track ?? 'reference',
     datasetCheck: checkFingerprints(recordedFingerprints(run.dataset), cacheRoot),
     command: reproduceCommand(run),
   };
