@@ -12,6 +12,7 @@ function row(technique: number, layer: number, o: { n?: number; measured?: numbe
     technique: `technique_${technique}`, layer, n,
     precision: at(0.1 * technique + 0.01 * layer), surprisal: at(technique + 0.1 * layer), surprisalPaper: at(technique),
     measures: measured === 0 ? null : { n: measured, kl: at(10 * technique + layer + 0.1234), rank: at(100 * technique), entropy: at(technique + 0.01 * layer) },
+    tracked: null,
   };
 }
 const names = (count: number) => Array.from({ length: count }, (_, t) => `technique_${t}`);
