@@ -284,24 +284,19 @@ export function buildUnembedGraph(o: GraphOptions): Uint8Array {
 
 /**
  * The per-row measures of buildUnembedGraph, in an If on `want`: [entropy, kl, rank], each [rows]
- * or, unasked, [0]. Each sum is over log-probabilities (p·log p, p_m·log p_m, p_m·log p), never over
- * raw logits, whose sums would be differences of two numbers near lse that fp32 rounds away; kl is
- * the difference of two such sums, each at most the cross-entropy in size (test/measures.test.ts:
- * within 2e-5 of float64).
+ * or, unasked, [0]. Each sum is over terms that are each small (p·log p, p_m·(log p_m − log p)),
+ * instead of a difference of two numbers near lse, which fp32 would round away.
  */
 function measures(ctx: Ctx, x: { logits: string; lse: string; refLogit: string; modelLogprobs: string; modelRows: string; want: string }): string[] {
   const { b } = ctx;
   const m = b.subgraph('with_measures');
-  const sumRows = (v: string) => m.op('ReduceSum', [v, b.constInt64([1])], { keepdims: 0 }); // [n, V] -> [n]
+  const sumRows = (v: string) => m.op('ReduceSum', [v, b.constInt64([1])], { keepdims: 0 }); // [rows, V] -> [rows]
   const logp = m.op('Sub', [x.logits, x.lse]); // [rows, V]
   m.output(m.op('Neg', [sumRows(m.op('Mul', [m.op('Exp', [logp]), logp]))]), 'entropy_rows', 'float32', ['rows']);
-  // KL = Σ p_m·ln p_m − Σ p_m·ln p_row: the model's side once per example, not once per row.
-  const pModel = m.op('Exp', [x.modelLogprobs]); // [examples, V]
-  const modelSelf = sumRows(m.op('Mul', [pModel, x.modelLogprobs])); // [examples]
-  const cross = sumRows(m.op('Mul', [m.op('Gather', [pModel, x.modelRows], { axis: 0 }), logp])); // [rows]
-  m.output(m.op('Sub', [m.op('Gather', [modelSelf, x.modelRows], { axis: 0 }), cross]), 'kl_rows', 'float32', ['rows']);
-  // Counted in float32, exact below 2^24 ids: onnxruntime's int64 ReduceSum over [rows, V] cost
-  // the CPU about as much as the rest of the measures together (bench/sweep-bench.ts).
+  const model = m.op('Gather', [x.modelLogprobs, x.modelRows], { axis: 0 }); // [rows, V]
+  m.output(sumRows(m.op('Mul', [m.op('Exp', [model]), m.op('Sub', [model, logp])])), 'kl_rows', 'float32', ['rows']);
+  // Counted in float32 (exact below 2^24 ids, so the same counts): onnxruntime's CPU sum of an int64
+  // [rows, V] is slow; in float32 the measures cost the bench's unembedding ~10 ms/example, not ~17.
   const above = m.op('Cast', [m.op('Greater', [x.logits, x.refLogit])], { to: GraphBuilder.elemCode('float32') }); // [rows, V]
   m.output(m.op('Cast', [sumRows(above)], { to: GraphBuilder.elemCode('int64') }), 'rank_rows', 'int64', ['rows']);
   const none = b.subgraph('no_measures');
