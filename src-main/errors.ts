@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'prompt_empty'
   | 'prompt_too_long'
   | 'prompt_unsuitable'
+  | 'track_token_invalid'
   | 'position_out_of_range'
   | 'layer_out_of_range'
   | 'token_out_of_range'

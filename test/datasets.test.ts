@@ -126,6 +126,17 @@ describe('formats', () => {
     expect(records.map((r) => r.source)).toEqual(['Github', 'Enron Emails']);
   });
 
+  it("carries each record's track token from a jsonl field or a parquet column, as text or as an id", async () => {
+    const jsonl = write('track.jsonl', [{ text: 'a', track: ' Paris' }, { text: 'b', track: 17 }, { text: 'c' }, { text: 'd', track: [1] }].map((r) => JSON.stringify(r)).join('\n'));
+    expect((await collectSlice({ files: [jsonl] })).records.map((r) => r.track)).toEqual([' Paris', 17, undefined, undefined]);
+    const texts = at('track-text.parquet');
+    parquetWriteFile({ filename: texts, columnData: [{ name: 'text', data: ['a', 'b'], type: 'STRING' }, { name: 'track', data: [' Paris', null], type: 'STRING' }] });
+    expect((await collectSlice({ files: [texts] })).records.map((r) => r.track)).toEqual([' Paris', undefined]);
+    const ids = at('track-ids.parquet');
+    parquetWriteFile({ filename: ids, columnData: [{ name: 'text', data: ['a', 'b'], type: 'STRING' }, { name: 'track', data: [262n, 13n], type: 'INT64' }] });
+    expect((await collectSlice({ files: [ids] })).records.map((r) => r.track)).toEqual([262, 13]);
+  });
+
   it('splits a .txt file into one record per blank-line-separated paragraph, CRLF or not', async () => {
     const file = write('paras.txt', '\r\nfirst line\r\nsecond line\r\n\r\n  \n\nthird\nfourth\n\n\nlast');
     const { records } = await collectSlice({ files: [file] });

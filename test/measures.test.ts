@@ -3,6 +3,8 @@
  * lens, both patchscopes and the tuned lens, by the fast and the naive strategy — carries kl, rank
  * and entropy equal to an independent float64 reference (test/reference/gptj-f64.ts) within 1e-4
  * nats, the rank exactly (up to ids whose logits tie with the reference's within fp32 rounding).
+ * The fast sweep also follows each record's own `track` token (track 'record', given as text or as
+ * an id): its log-probability and rank in every row are checked against float64 the same way.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -36,14 +38,23 @@ function measuresOf(logits: Float64Array, modelLogits: Float64Array, reference: 
     kl += Math.exp(lm[i]) * (lm[i] - lp[i]);
     entropy -= Math.exp(lp[i]) * lp[i];
   }
-  // The rank's band: ids certainly above the reference, and those above or within fp32 rounding of it.
+  return { kl, entropy, ...rankBand(logits, reference) };
+}
+
+/** An id's rank in float64, as a band: ids certainly above it, and those above or within fp32 rounding of it. */
+function rankBand(logits: Float64Array, id: number) {
   let above = 0;
   let aboveOrTied = 0;
   for (let i = 0; i < logits.length; i++) {
-    if (logits[i] > logits[reference] + TOL) above++;
-    if (logits[i] > logits[reference] - TOL && i !== reference) aboveOrTied++;
+    if (logits[i] > logits[id] + TOL) above++;
+    if (logits[i] > logits[id] - TOL && i !== id) aboveOrTied++;
   }
-  return { kl, entropy, above, aboveOrTied };
+  return { above, aboveOrTied };
+}
+
+/** Each record's `track` token: words as text (each one GPT-2 token with its leading space), every third as an id. */
+function trackOf(i: number): string | number {
+  return i % 3 === 2 ? 7000 + i : ` ${WORDS[(i * 7) % WORDS.length]}`;
 }
 
 describe('per-row measures of a sweep against the float64 reference', () => {
@@ -59,13 +70,14 @@ describe('per-row measures of a sweep against the float64 reference', () => {
     layers: [-1, 0, 1, 2],
     k: 3,
     strategy,
+    ...(strategy === 'fast' && { track: 'record' as const }),
   });
 
   beforeAll(async () => {
     const ckpt = writeTinyGptj({ dir: path.join(tmp, 'model'), format: 'safetensors', seed: 27, config: { n_layer: 3, n_embd: 32 } });
     weights = ckpt.weights;
     const next = mulberry32(5);
-    const lines = Array.from({ length: 200 }, () => JSON.stringify({ text: `${Array.from({ length: 4 + Math.floor(next() * 10) }, () => WORDS[Math.floor(next() * WORDS.length)]).join(' ')}.` }));
+    const lines = Array.from({ length: 200 }, (_, i) => JSON.stringify({ text: `${Array.from({ length: 4 + Math.floor(next() * 10) }, () => WORDS[Math.floor(next() * WORDS.length)]).join(' ')}.`, track: trackOf(i) }));
     fs.writeFileSync(data, `${lines.join('\n')}\n`);
     engine = await Engine.load({ modelDir: ckpt.dir, cacheRoot: path.join(tmp, 'cache'), lensSessions: LENS_SESSIONS_MODULE });
   });
@@ -91,16 +103,26 @@ describe('per-row measures of a sweep against the float64 reference', () => {
     return referenceLogitLens(engine.config, weights, x);
   }
 
-  async function checkRows(results: readonly (ExampleResult | undefined)[], techniques: readonly ResolvedTechnique[]): Promise<number> {
+  /** Rows checked, and how many of them carried a tracked token. */
+  async function checkRows(results: readonly (ExampleResult | undefined)[], techniques: readonly ResolvedTechnique[]): Promise<{ rows: number; tracked: number }> {
     let rows = 0;
+    let tracked = 0;
     for (const r of results) {
       const ref = referenceForward({ config: engine.config, weights, tokens: r!.tokens.slice(0, r!.position + 1) });
       const modelLogits = ref.logits.at(-1)!;
       for (const row of r!.layers) {
         const t = techniques.find((x) => x.id === row.technique)!;
         const x = (row.layer < 0 ? ref.embeddings : ref.residPost[row.layer]).at(-1)!;
-        const want = measuresOf(await referenceLogits(t, x, row.layer), modelLogits, r!.reference_top1);
+        const logits = await referenceLogits(t, x, row.layer);
+        const want = measuresOf(logits, modelLogits, r!.reference_top1);
         const where = `${row.technique} layer ${row.layer}`;
+        if (row.tracked) {
+          expect(Math.abs(row.tracked.logprob - logSoftmax(logits)[row.tracked.id]), where).toBeLessThan(TOL);
+          const band = rankBand(logits, row.tracked.id);
+          expect(row.tracked.rank, where).toBeGreaterThanOrEqual(band.above);
+          expect(row.tracked.rank, where).toBeLessThanOrEqual(band.aboveOrTied);
+          tracked++;
+        }
         expect(Math.abs(row.kl! - want.kl), where).toBeLessThan(TOL);
         expect(Math.abs(row.entropy! - want.entropy), where).toBeLessThan(TOL);
         expect(row.rank!, where).toBeGreaterThanOrEqual(want.above);
@@ -108,17 +130,19 @@ describe('per-row measures of a sweep against the float64 reference', () => {
         rows++;
       }
     }
-    return rows;
+    return { rows, tracked };
   }
 
-  test('fast and naive: kl, rank and entropy of every row (four techniques) equal float64 within 1e-4', async () => {
+  test('fast and naive: kl, rank and entropy of every row (four techniques), and the tracked record tokens of the fast sweep, equal float64 within 1e-4', async () => {
     const byStrategy: Record<string, (ExampleResult | undefined)[]> = {};
     for (const strategy of ['fast', 'naive'] as const) {
       const { plan } = await prepareSweep(engine, spec(strategy));
       const out = await runSweep(engine, plan);
       expect(out.status).toBe('completed');
       const n = plan.examples.length;
-      expect(await checkRows(out.results, plan.techniques)).toBe(n * 4 * 4);
+      // The fast sweep follows every record's token in every row (the naive one has no track).
+      expect(await checkRows(out.results, plan.techniques)).toEqual({ rows: n * 4 * 4, tracked: strategy === 'fast' ? n * 4 * 4 : 0 });
+      if (strategy === 'fast') expect(plan.examples.map((e) => e.track)).toEqual(plan.examples.map((e) => { const t = trackOf(e.recordIndex); return typeof t === 'number' ? t : engine.tokenizer.encode(t)[0]; }));
       byStrategy[strategy] = out.results;
     }
     const all = byStrategy.fast.flatMap((r) => r!.layers);

@@ -99,6 +99,8 @@ describe('exports', () => {
       top1: e0.layers[0].top1, correct: e0.layers[0].top1 === e0.reference_top1, surprisal: e0.layers[0].surprisal,
       surprisal_paper: e0.layers[0].surprisal_paper, kl: e0.layers[0].kl, rank: e0.layers[0].rank, entropy: e0.layers[0].entropy, top_k_ids: e0.layers[0].top_k.ids, top_k_probs: e0.layers[0].top_k.probs, top_k_padding: [],
       technique_detail: '', reference_top1_text: '', top1_text: '', top_k_texts: [],
+      // This run follows no record token.
+      track_token: null, track_logprob: null, track_rank: null,
     });
 
     const csv = path.join(dir, 'run.csv');
@@ -113,7 +115,7 @@ describe('exports', () => {
           if (c === 'run_id' || c === 'technique' || c === 'hook' || c === 'technique_detail' || c === 'reference_top1_text' || c === 'top1_text') return [c, f];
           if (c === 'top_k_texts') return [c, JSON.parse(f)];
           if (c === 'correct') return [c, f === '1'];
-          if (c === 'kl' || c === 'rank' || c === 'entropy') return [c, f === '' ? null : Number(f)];
+          if (c === 'kl' || c === 'rank' || c === 'entropy' || c.startsWith('track_')) return [c, f === '' ? null : Number(f)];
           if (c === 'top_k_ids' || c === 'top_k_probs' || c === 'top_k_padding') return [c, f === '' ? [] : f.split(' ').map(Number)];
           return [c, Number(f)];
         }),

@@ -49,6 +49,7 @@ export function reproduceCommand(run: RunDetail): string | null {
     }
   }
   args.push('--techniques', named.join(','), '--layers', layerRanges(run.layers), '--top-k', String(run.k), '--strategy', run.strategy);
+  if (run.spec?.track === 'record') args.push('--track', 'record');
   if (typeof run.model.device === 'string') args.push('--device', run.model.device);
   if (typeof run.model.compute_dtype === 'string') args.push('--dtype', run.model.compute_dtype);
   // A run that reads only its own rows (a recompute) is reproduced as one.

@@ -38,7 +38,12 @@ export interface ExampleView {
     kl: number | null;
     rank: number | null;
     entropy: number | null;
+    /** With a followed token (ExampleView.follow): its exact probability and rank here (1 = the cell's top-1), in or out of the top-k. */
+    followProb?: number;
+    followRank?: number;
   }[];
+  /** The token this example follows (its record's `track` token, a sweep with track 'record'); absent: none. */
+  follow?: { id: number; text: string };
 }
 
 /**

@@ -13,7 +13,7 @@ import type { MergeReport } from '../scale/merge.ts';
 import type { ProviderState } from '../gpu/install.ts';
 import type { DatasetFingerprint } from '../data/fingerprint.ts';
 import type { DeviceId } from '../protocol/device.ts';
-import type { LayerDifference, ProtocolSettings, Strategy } from '../protocol/spec.ts';
+import type { LayerDifference, ProtocolSettings, Strategy, TrackChoice } from '../protocol/spec.ts';
 import type { ReferenceCurve } from '../data/reference-curve.ts';
 import type { engineStateSchema, EventSchemas, RequestSchemas } from './schemas.ts';
 import type { SummaryRow, ExampleView, FollowView, ExampleRow, ExampleListView, DifferenceRow, DifferenceTest, DifferenceView, CommitmentView, ReferenceView, ComparisonRow, BySourceView } from './contract-review.ts';
@@ -141,6 +141,8 @@ export interface RunView extends RunSummaryView {
   command: string | null;
   /** It reads only rows it computed or merged itself (a recompute or merged run), never another run's. */
   ownsRows: boolean;
+  /** 'record': each example also follows its record's own token (docs/PROTOCOL.md "Tracked tokens"). */
+  track: TrackChoice;
   /**
    * Each dataset file the run recorded (dataset.fingerprints: size, mtime, sha256; packages for a
    * built-in) against what is there now; empty for runs recorded before fingerprints were.
@@ -149,7 +151,7 @@ export interface RunView extends RunSummaryView {
 }
 
 /** An extraction's cell; `entropy` (nats, of the technique's full next-token distribution) is always measured here. */
-export type ExtractCell = ExampleView['cells'][number] & { followProb?: number | null; followRank?: number | null };
+export type ExtractCell = ExampleView['cells'][number];
 
 /** One position of a many-position extraction: the model's own top-1 there and its grid. */
 export interface ExtractColumn {

@@ -84,7 +84,7 @@ async function compute(engine: Engine, p: ExtractFields & { follow?: number }, r
   const examples: ExampleResult[] = [];
   for (let i = 0; i < positions.length; i += POSITIONS_PER_BATCH) {
     const batch = positions.slice(i, i + POSITIONS_PER_BATCH).map((position) => ({ tokens, position }));
-    examples.push(...(await extractor.extract({ examples: batch, techniques, layers, k, track: p.follow })));
+    examples.push(...(await extractor.extract({ examples: batch, techniques, layers, k, ...(p.follow !== undefined && { track: batch.map(() => p.follow!) }) })));
   }
   const parity = judgeParity({
     techniques,
@@ -116,11 +116,7 @@ export async function extractOne(engine: Engine, p: Parsed<'extract'>): Promise<
       position: e.position,
       reference: { id: e.reference_top1, text: text(e.reference_top1) },
       commitsAt,
-      // Exact, in every cell, from the engine (its top-k or not): rank 1 = the cell's top-1.
-      cells: follow === undefined ? cells : cells.map((c, i) => {
-        const t = e.layers[i].tracked!;
-        return { ...c, followProb: Math.exp(t.logprob), followRank: t.rank + 1 };
-      }),
+      cells,
     };
   };
   const columns = examples.map(column);

@@ -138,6 +138,8 @@ export const requestSchemas = {
     layers: layerListSchema,
     k: topKSchema,
     strategy: strategySchema.default('fast'),
+    /** 'record': every example also follows its record's own `track` token (sweep/track.ts); default 'reference'. */
+    track: z.enum(['reference', 'record'], { error: "track is 'reference' or 'record'" }).optional(),
     name: z.string().max(200).optional(),
     /** Compute every row afresh instead of reading earlier runs' rows (verification runs). */
     recompute: z.boolean().optional(),
@@ -152,6 +154,7 @@ export const requestSchemas = {
     modelDir: nonEmpty('the model directory').optional(),
     dtype: z.enum(['float32', 'float16']).optional(),
   }).superRefine((p, ctx) => {
+    if (p.track === 'record' && p.strategy === 'naive') ctx.addIssue({ code: 'custom', path: ['track'], message: "record tokens are followed by the fast strategy only: use strategy fast" });
     if (p.devices && p.shard) ctx.addIssue({ code: 'custom', path: ['shard'], message: 'devices splits the sweep into shards itself: give shard or devices, not both' });
     if (!p.devices && (p.modelDir !== undefined || p.dtype !== undefined)) ctx.addIssue({ code: 'custom', path: [p.modelDir !== undefined ? 'modelDir' : 'dtype'], message: 'modelDir and dtype go with devices; otherwise the loaded model is used' });
     if (p.devices && new Set(p.devices.map((d) => d.split(':')[0])).size > 1) ctx.addIssue({ code: 'custom', path: ['devices'], message: 'all devices must be of one kind (cpu, cuda or webgpu): results are keyed by device, so a mix cannot merge into one run' });
@@ -273,6 +276,7 @@ export const layerSummarySchema = z.object({
   surprisal: intervalSchema,
   surprisalPaper: intervalSchema,
   measures: z.object({ n: z.int(), kl: intervalSchema, rank: intervalSchema, entropy: intervalSchema }).nullable(),
+  tracked: z.object({ n: z.int(), surprisal: intervalSchema, rank: intervalSchema }).nullable(),
 });
 const serializedErrorSchema = z.object({
   code: z.string(),

@@ -73,6 +73,7 @@ async function startHere(lab: LabContext, p: Parsed<'sweep.start'>, tag: Request
       layers: p.layers,
       k: p.k,
       strategy: p.strategy,
+      ...(p.track === 'record' && { track: 'record' as const }),
     };
     const controller = lab.runs.begin(tag);
     return await new Promise<RunId>((resolve, reject) => {

@@ -109,7 +109,7 @@ export async function resumeStoredSweep(engine: Engine, store: ResultStore, runI
     }
     stored = store.runExamples(runId);
   }
-  const examples = stored.map((e) => ({ recordIndex: e.recordIndex, source: e.source, text: e.text ?? '', tokens: e.tokens, position: e.position }));
+  const examples = stored.map((e) => ({ recordIndex: e.recordIndex, source: e.source, text: e.text ?? '', tokens: e.tokens, position: e.position, ...(e.track !== undefined && { track: e.track }) }));
   const plan: SweepPlan = { examples, techniques: run.resolvedTechniques, layers: run.layers, k: run.k, strategy: run.strategy };
   return { outcome: await finishInStore(engine, store, runId, plan, { ...hooks, shard: shardOfRun(run.dataset) }), plan };
 }
@@ -152,7 +152,7 @@ function storeSlice(store: ResultStore, runId: string, plan: SweepPlan): void {
     stage(store, runId, 'slice', () =>
       store.setRunExamples(
         runId,
-        plan.examples.map((e, ordinal) => ({ ordinal, recordIndex: e.recordIndex, source: e.source, text: e.text, tokens: e.tokens, position: e.position })),
+        plan.examples.map((e, ordinal) => ({ ordinal, recordIndex: e.recordIndex, source: e.source, text: e.text, tokens: e.tokens, position: e.position, ...(e.track !== undefined && { track: e.track }) })),
       ),
     );
   } catch (e) {

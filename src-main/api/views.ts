@@ -77,6 +77,7 @@ export function runView(store: ResultStore, runId: string, cacheRoot?: string): 
     parity: runParity(store, run),
     error,
     ownsRows: run.ownsRows,
+    track: run.spec?.track ?? 'reference',
     datasetCheck: checkFingerprints(recordedFingerprints(run.dataset), cacheRoot),
     command: reproduceCommand(run),
   };
@@ -120,6 +121,8 @@ export function cellOf(r: Readout, text: (id: number) => string): ExampleView['c
     kl: r.kl,
     rank: r.rank,
     entropy: r.entropy,
+    // Exact, from the engine, in or out of the top-k: rank 1 = the cell's top-1.
+    ...(r.tracked && { followProb: Math.exp(r.tracked.logprob), followRank: r.tracked.rank + 1 }),
   };
 }
 
@@ -144,6 +147,7 @@ export function exampleView(store: ResultStore, runId: string, ordinal: number, 
     reference: { id: reference, text: text(reference) },
     paddingFrom: tokenizer.vocabSize,
     cells: readouts.map((r) => cellOf(r, text)),
+    ...(example.track !== undefined && { follow: { id: example.track, text: text(example.track) } }),
   };
 }
 

@@ -86,6 +86,7 @@ export const runsCommand = {
           if (shard) console.log(`shard ${shard.index}/${shard.count}: computes the examples whose ordinal ≡ ${shard.index} (mod ${shard.count}); merge the shards with \`runs merge\``);
           // The fitted lens a tuned_lens technique read through (its train slice, seed, ridge, key).
           for (const [id, t] of Object.entries(run.techniquePrompts)) if (t.lens) console.log(`${id}: ${t.lens}`);
+          if (run.track === 'record') console.log('follows each record\'s own "track" token: its exact probability and rank in every cell (exports: track_token, track_logprob, track_rank)');
           if (run.ownsRows) console.log('reads only the rows it computed or merged itself (a recompute or merged run), never another run\'s');
           for (const c of run.datasetCheck) {
             const fp = (run.dataset.fingerprints as DatasetFingerprint[]).find((f) => f.file === c.file);

@@ -54,6 +54,10 @@ nothing computed, its database still records the slice for \`runs merge\`; 130 /
                        --allow-cpu-fallback to run on the CPU if CUDA or WebGPU fails to start
   --dtype T            float32 (default on the CPU) or float16 (default on CUDA); part of the cache key
   --strategy S         fast (default) or naive (one full forward per technique, layer and example)
+  --track T            reference (default: its exact probability and rank are every row's surprisal and
+                       rank) or record: each example also follows its record's own "track" field (one token,
+                       as text with any leading space, or an id) and stores its exact log-probability and
+                       rank in every row (jsonl or parquet data; fast strategy only)
   --recompute          compute every row afresh instead of reusing cached rows (verification runs)
   --shard i/N          compute only the examples whose ordinal ≡ i (mod N) of the slice (0 ≤ i < N), into the
                        database --db names (required: a shard never writes into the main database); the run
@@ -81,6 +85,7 @@ const OPTIONS = {
   dtype: { type: 'string' },
   'allow-cpu-fallback': { type: 'boolean' },
   strategy: { type: 'string' },
+  track: { type: 'string' },
   recompute: { type: 'boolean' },
   'pool-start': { type: 'string' },
   'pool-end': { type: 'string' },
@@ -186,6 +191,7 @@ function sweepRequest(o: Values, batchSize: number | undefined): SweepRequest {
     layers: parseLayerList(o.layers, { field: '--layers' }),
     k: int('top-k'),
     strategy: o.strategy as SweepRequest['strategy'],
+    track: o.track as SweepRequest['track'],
     name: o.name,
     recompute: o.recompute,
     batchSize,

@@ -1,5 +1,5 @@
 import { readLines } from './lines.ts';
-import { sourceFromMeta, type RawRecord, type ReaderContext } from './records.ts';
+import { sourceFromMeta, trackOf, type RawRecord, type ReaderContext } from './records.ts';
 
 const BLANK = /^\s*$/;
 
@@ -31,7 +31,7 @@ export async function* readJsonl(file: string, ctx: ReaderContext): AsyncGenerat
       yield { index: i, skip: 'missingText' };
       continue;
     }
-    yield { index: i, text: obj.text, source: sourceFromMeta(obj.meta) };
+    yield { index: i, text: obj.text, source: sourceFromMeta(obj.meta), ...trackOf(obj.track) };
   }
   return index;
 }

@@ -3,7 +3,7 @@ import { parquetMetadataAsync, parquetReadObjects, parquetSchema } from 'hyparqu
 import type { AsyncBuffer, FileMetaData, RowGroup, SchemaTree } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { LogitscopeError } from '../errors.ts';
-import { sourceFromMeta, throwIfAborted, type RawRecord, type ReaderContext } from './records.ts';
+import { sourceFromMeta, throwIfAborted, trackOf, type RawRecord, type ReaderContext } from './records.ts';
 
 /**
  * Rows decoded per call when the file has offset indexes (hyparquet then fetches only the pages
@@ -59,7 +59,9 @@ function pickColumns(metadata: FileMetaData, file: string): { columns: string[];
   const metaUsable = meta && (isStringColumn(meta) || meta.children.some((c) => c.element.name === 'pile_set_name'));
   const pileSetName = top.find((c) => c.element.name === 'pile_set_name' && isStringColumn(c));
   const sourceColumn = metaUsable ? 'meta' : pileSetName ? 'pile_set_name' : undefined;
-  return { columns: sourceColumn ? ['text', sourceColumn] : ['text'], sourceColumn };
+  // A top-level `track` column (text or an integer id) carries each row's token to follow, as in jsonl.
+  const track = top.some((c) => c.element.name === 'track' && !c.children.length) ? ['track'] : [];
+  return { columns: [...(sourceColumn ? ['text', sourceColumn] : ['text']), ...track], sourceColumn };
 }
 
 function hasOffsetIndexes(group: RowGroup, columns: string[]): boolean {
@@ -107,7 +109,7 @@ export async function* readParquet(file: string, ctx: ReaderContext): AsyncGener
         for (const [k, row] of rows.entries()) {
           const index = rowStart + k;
           if (typeof row.text !== 'string') yield { index, skip: 'missingText' };
-          else yield { index, text: row.text, source: sourceColumn ? sourceFromMeta(sourceColumn === 'meta' ? row.meta : row) : undefined };
+          else yield { index, text: row.text, source: sourceColumn ? sourceFromMeta(sourceColumn === 'meta' ? row.meta : row) : undefined, ...trackOf(row.track) };
         }
       }
       groupStart = groupEnd;

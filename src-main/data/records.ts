@@ -12,6 +12,11 @@ export interface DataRecord {
    * whatever filter is applied, which is how the protocols define their ranges.
    */
   index: number;
+  /**
+   * The record's own `track` field, when it has one: a token to follow at the example's position
+   * (a sweep with `track: 'record'`, sweep/track.ts), as text (one token) or as a token id.
+   */
+  track?: string | number;
 }
 
 /** Records that occupy an index but cannot be used, by reason. */
@@ -31,7 +36,7 @@ export function emptySkipCounts(): SkipCounts {
 
 /** What a format reader yields: `index` is local to the file. */
 export type RawRecord =
-  | { index: number; text: string; source?: string }
+  | { index: number; text: string; source?: string; track?: string | number }
   | { index: number; skip: SkipReason };
 
 export interface ReaderContext {
@@ -74,4 +79,15 @@ export function sourceFromMeta(meta: unknown): string | undefined {
     if (typeof name === 'string') return name;
   }
   return undefined;
+}
+
+/**
+ * A record's `track` field as the sweep reads it: a string or a number is kept (sweep/track.ts
+ * checks it is one token, before any work); anything else, or none, is no track token, which a
+ * sweep that tracks record tokens reports for that record.
+ */
+export function trackOf(value: unknown): { track?: string | number } {
+  if (typeof value === 'string' || typeof value === 'number') return { track: value };
+  if (typeof value === 'bigint') return { track: Number(value) };
+  return {};
 }

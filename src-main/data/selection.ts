@@ -67,7 +67,8 @@ export function buildExamples(
       skipped.tooLong++;
       continue;
     }
-    examples.push({ recordIndex: r.index, source: r.source, text: r.text, tokens, position: skip + drawPosition(opts.positionSeed, r.index, tokens.length - skip) });
+    const position = skip + drawPosition(opts.positionSeed, r.index, tokens.length - skip);
+    examples.push({ recordIndex: r.index, source: r.source, text: r.text, tokens, position, ...(r.track !== undefined && { trackGiven: r.track }) });
   }
   return { examples, skipped };
 }

@@ -250,6 +250,7 @@ export async function* scanSlice(
         stats.passed++;
         const record: DataRecord = { text: raw.text, file, index };
         if (raw.source !== undefined) record.source = raw.source;
+        if (raw.track !== undefined) record.track = raw.track;
         yield record;
         if (stats.passed >= limit) break files;
       }

@@ -231,7 +231,10 @@ export class Engine {
     if (req.items.length === 0) throw new LogitscopeError('argument_invalid', 'no source prompts given', 'items');
     req.items.forEach((it, i) => this.checkItem(it, req.names[i] ?? `items[${i}]`));
     this.checkK(req.k);
-    if (req.track !== undefined) this.checkIds([req.track], 'track');
+    if (req.track !== undefined) {
+      if (req.track.length !== req.items.length) throw new LogitscopeError('argument_invalid', `track: one token id per source prompt (${req.items.length}), got ${req.track.length}`, 'track');
+      this.checkIds(req.track, 'track');
+    }
     req.techniques.forEach((t) => {
       if (t.prefixTokens) this.checkTokens(t.prefixTokens, `technique ${t.id}`);
       t.sourceLayer.forEach((l) => assertLayer(this.config, l, `technique ${t.id}`));

@@ -189,7 +189,7 @@ export class ModelRunner {
       if (out.measures) for (const m of ['entropy', 'kl', 'rank'] as const) out.measures[m].set(u.measures![m], start);
       if (out.tracked) {
         // The followed token as each row's reference: its log-probability, and (a measure) its rank.
-        const t = await this.unembedRun(chunk, new Array<number>(n).fill(track!), 1, { logits: false, own: false, model: against });
+        const t = await this.unembedRun(chunk, rowExample.slice(start, start + n).map((b) => track![b]), 1, { logits: false, own: false, model: against });
         out.tracked.logprob.set(t.referenceLogprob, start);
         out.tracked.rank.set(t.measures!.rank, start);
       }

@@ -49,10 +49,11 @@ export interface BatchRequest {
    */
   measures?: boolean;
   /**
-   * A token id followed in every row (an extraction's pinned or followed token): BatchResult.tracked
-   * gives its exact log-probability and rank in each, from a second unembedding of the rows.
+   * Per item, the token id its rows follow (an extraction's pinned or followed token, or a sweep
+   * example's record token): BatchResult.tracked gives its exact log-probability and rank in each
+   * row, from a second unembedding of the rows.
    */
-  track?: number;
+  track?: number[];
 }
 
 /** Only what is stored: rows in request order, technique by technique. */

@@ -44,7 +44,16 @@ export interface SweepSpec {
   /** Top-k kept per technique and layer for the inspector. */
   k: number;
   strategy: Strategy;
+  /**
+   * Which token each example follows besides the reference: 'reference' (the default; its exact
+   * probability and rank are already every row's `surprisal` and `rank`), or 'record': each
+   * record's own `track` field, one token, whose exact log-probability and rank every row then
+   * also stores (docs/PROTOCOL.md "Tracked tokens"). Absent means 'reference'.
+   */
+  track?: TrackChoice;
 }
+
+export type TrackChoice = 'reference' | 'record';
 
 /** One example of a sweep: a dataset record, its tokens as fed and the drawn position. */
 export interface SweepExample {
@@ -54,6 +63,10 @@ export interface SweepExample {
   text: string;
   tokens: number[];
   position: number;
+  /** The record's `track` field as read (data/records.ts), before sweep/track.ts resolves it. */
+  trackGiven?: string | number;
+  /** With SweepSpec.track 'record': the token id every row of this example follows. */
+  track?: number;
 }
 
 /**
@@ -69,6 +82,17 @@ export interface LayerSummary {
   surprisalPaper: Interval;
   /** The per-row measures' means (Student t) over the rows that carry them; null when none does (rows stored before they existed). */
   measures: MeasureSummary | null;
+  /** The followed record tokens' means (Student t) over the rows that follow one (track 'record'); null when none does. */
+  tracked: TrackedSummary | null;
+}
+
+/** Means over the n rows that follow a record token (docs/PROTOCOL.md "Tracked tokens"). */
+export interface TrackedSummary {
+  n: number;
+  /** −ln p_technique(tracked token), nats: the seed's surprisal, of the example's own token instead of the reference. */
+  surprisal: Interval;
+  /** Its 0-based rank (ids with a strictly greater logit). */
+  rank: Interval;
 }
 
 /** Means of the per-row measures (docs/PROTOCOL.md) over the n rows measured, which may be fewer than the layer's. */
@@ -97,6 +121,8 @@ export interface LayerDifference {
   surprisalPaper: Interval;
   /** Paired differences of the per-row measures are not computed (yet): null, as a summary row whose rows were not measured. */
   measures: null;
+  /** Nor of the tracked tokens': null. */
+  tracked: null;
   mcnemar?: McNemar;
   nA?: number;
   nB?: number;

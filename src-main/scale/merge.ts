@@ -65,7 +65,7 @@ const IDENTITY: { what: string; of(s: ShardRun): unknown }[] = [
   { what: 'strategy', of: (s) => s.run.strategy },
   { what: 'dataset files', of: (s) => s.run.files },
   { what: 'shard count', of: (s) => s.shard.count },
-  { what: 'planned examples (tokens and positions of the slice)', of: (s) => s.examplesDigest },
+  { what: 'planned examples (tokens, positions and tracked tokens of the slice)', of: (s) => s.examplesDigest },
 ];
 
 export function mergeShards(into: ResultStore, opts: MergeOptions): MergeReport {
@@ -189,7 +189,7 @@ function openShards(into: ResultStore, files: readonly string[]): ShardRun[] {
         if (!shard) return [];
         const examples = store.runExamples(run.id);
         const digest = createHash('sha256');
-        for (const e of examples) digest.update(`${e.ordinal}:${e.exampleKey}\n`);
+        for (const e of examples) digest.update(`${e.ordinal}:${e.exampleKey}:${e.track ?? ""}\n`);
         return [{ file, store, run, shard, done: new Set(examples.filter((e) => e.done).map((e) => e.ordinal)), examplesDigest: digest.digest('hex') }];
       });
       if (found.length === 0) throw new LogitscopeError('shards_mismatch', `${file} holds no shard run (make one with \`logitscope sweep --shard i/N --db ${path.basename(file)}\`)`, file);

@@ -98,6 +98,7 @@ function differenceFromSums(s: PairedSums): LayerDifference {
     mcnemar: mcnemarExact(s.onlyA, s.onlyB),
     // Paired differences of the per-row measures are not computed (yet): runs of older rows have none.
     measures: null,
+    tracked: null,
   };
 }
 

@@ -49,6 +49,7 @@ export function exportJson(store: ResultStore, runId: string): ExportRecord {
     examples: Array.from(store.iterateResults(runId), ({ example, readouts }) => ({
       record_index: example.recordIndex,
       ...(example.source !== undefined && { source: example.source }),
+      ...(example.track !== undefined && { track_token: example.track }),
       ...exportExample(example, readouts, paddingFrom),
     })),
   };
@@ -56,7 +57,7 @@ export function exportJson(store: ResultStore, runId: string): ExportRecord {
 
 export const TABLE_COLUMNS = [
   'run_id', 'example', 'record_index', 'position', 'reference_top1', 'reference_top1_text', 'technique', 'layer', 'hook',
-  'top1', 'top1_text', 'correct', 'surprisal', 'surprisal_paper', 'kl', 'rank', 'entropy', 'top_k_ids', 'top_k_texts', 'top_k_probs', 'top_k_padding',
+  'top1', 'top1_text', 'correct', 'surprisal', 'surprisal_paper', 'kl', 'rank', 'entropy', 'track_token', 'track_logprob', 'track_rank', 'top_k_ids', 'top_k_texts', 'top_k_probs', 'top_k_padding',
   'technique_detail',
 ] as const;
 
@@ -84,6 +85,10 @@ interface TableRow {
   kl: number | null;
   rank: number | null;
   entropy: number | null;
+  /** The token the example follows (CONVENTIONS.tracked), its ln p and its 0-based rank here; null where the run follows none. */
+  track_token: number | null;
+  track_logprob: number | null;
+  track_rank: number | null;
   top_k_ids: number[];
   /** In CSV a JSON array (token texts may hold spaces and commas); in Parquet a list column. */
   top_k_texts: string[];
@@ -128,6 +133,9 @@ function tableRow(o: { runId: string; example: StoredExample['example']; readout
     kl: r.kl,
     rank: r.rank,
     entropy: r.entropy,
+    track_token: r.tracked?.id ?? null,
+    track_logprob: r.tracked?.logprob ?? null,
+    track_rank: r.tracked?.rank ?? null,
     top_k_ids: r.topK.ids,
     top_k_texts: text ? r.topK.ids.map(text) : [],
     top_k_probs: r.topK.probs,
@@ -217,6 +225,9 @@ const PARQUET_SCHEMA: SchemaElement[] = [
   optional('kl', 'DOUBLE'),
   optional('rank', 'INT32'),
   optional('entropy', 'DOUBLE'),
+  optional('track_token', 'INT32'),
+  optional('track_logprob', 'DOUBLE'),
+  optional('track_rank', 'INT32'),
   ...list('top_k_ids', 'INT32'),
   ...list('top_k_texts', 'BYTE_ARRAY'),
   ...list('top_k_probs', 'FLOAT'),

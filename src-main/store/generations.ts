@@ -19,7 +19,12 @@
 export function chosen(r: string, run = '@run', k = '@k'): string {
   return `${r}.gen = (SELECT min(x.gen) FROM results x
       WHERE x.model_id = ${r}.model_id AND x.example_id = ${r}.example_id AND x.technique_id = ${r}.technique_id AND x.layer = ${r}.layer
-        AND x.k >= ${k} AND x.producer IS coalesce((SELECT iif(o.owns_rows, o.producer, NULL) FROM runs o WHERE o.id = ${run}), x.producer))`;
+        AND x.k >= ${k} AND x.producer IS coalesce(${ownProducer(run)}, x.producer))`;
+}
+
+/** The producer whose rows run `run` reads only, when it owns its rows; NULL (any producer) when it shares the cache. */
+export function ownProducer(run: string): string {
+  return `(SELECT iif(o.owns_rows, o.producer, NULL) FROM runs o WHERE o.id = ${run})`;
 }
 
 /**

@@ -10,6 +10,7 @@ import { findExamples, type ExampleQuery, type FoundExamples } from './example-q
 import { defaultDbPath } from '../db-paths.ts';
 import { storedParitySums } from './parity-sums.ts';
 import type { ParitySums } from '../sweep/parity.ts';
+import { lookupTracked, trackedSums, type TrackedValue } from './tracked.ts';
 import { iterateStored, lookupRows, readRunExamples, RUN_CELLS, type StoredExample } from './row-reads.ts';
 import { saveRows, storeExamples } from './row-writes.ts';
 import { endRun, insertRun, removeRun, reopenRun } from './run-lifecycle.ts';
@@ -112,6 +113,14 @@ export class ResultStore {
     return lookupRows(this.db, q, q.ownedBy === undefined ? null : this.shape(q.ownedBy).producer);
   }
 
+  /**
+   * Stored tracked rows for these examples' followed tokens (tracked.ts lookupTracked), keyed
+   * `${exampleKey}|${token}|${techniqueKey}|${layer}`, chosen as `lookup` chooses results rows.
+   */
+  lookupTracked(q: Omit<LookupQuery, 'exampleKeys' | 'k'> & { wanted: readonly { exampleKey: string; token: number }[] }): Map<string, TrackedValue> {
+    return lookupTracked(this.db, q, q.ownedBy === undefined ? null : this.shape(q.ownedBy).producer);
+  }
+
   /** One batch in one transaction, rows only ever added (row-writes.ts saveRows). */
   saveBatch(runId: string, rows: readonly LayerResultRow[]): void {
     saveRows(this.db, runId, this.shape(runId), rows);
@@ -189,7 +198,13 @@ export class ResultStore {
   /** The sums the summary's intervals come from, with each technique's id (an unpaired comparison pairs by it). */
   layerSums(runId: string): KeyedSums[] {
     const shape = this.shape(runId);
-    return this.db.all<KeyedSums>(`${SUMS_SELECT} ${RUN_CELLS} ${SUMS_GROUP}`, { model: shape.modelId, k: shape.k, run: runId });
+    const sums = this.db.all<KeyedSums>(`${SUMS_SELECT} ${RUN_CELLS} ${SUMS_GROUP}`, { model: shape.modelId, k: shape.k, run: runId });
+    const tracked = trackedSums(this.db, shape, runId);
+    for (const s of sums) {
+      const t = tracked.get(`${s.technique}|${s.layer}`);
+      if (t) Object.assign(s, { tracked: t.n, trackedSurprisal: t.surprisal, trackedSurprisalSq: t.surprisalSq, trackedRank: t.rank, trackedRankSq: t.rankSq });
+    }
+    return sums;
   }
 
   /** Per technique, where its examples' predictions commit (commitment-query.ts). */

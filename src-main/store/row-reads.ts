@@ -3,6 +3,7 @@ import { chosen } from './generations.ts';
 import { decodeTokens, decodeTopK } from './rows.ts';
 import type { RunShape } from './run-rows.ts';
 import type { SqliteFile } from './sqlite.ts';
+import { readTracked } from './tracked.ts';
 import type { LayerResultRow, LookupQuery, RunExample } from './types.ts';
 
 /** Reading stored rows back: a sweep's cache lookups, a run's examples, and its readouts page by page. */
@@ -68,14 +69,14 @@ export function lookupRows(db: SqliteFile, q: LookupQuery, producer: number | nu
 /** The run's examples in order, text included; `done` ones need no computing on resume. */
 export function readRunExamples(db: SqliteFile, runId: string): RunExample[] {
   return db
-    .all<{ ordinal: number; record_index: number; source: string | null; text: string | null; done: number; key: string; tokens: Buffer; position: number }>(
-      `SELECT re.ordinal, re.record_index, re.source, re.text, re.done, e.key, e.tokens, e.position
+    .all<{ ordinal: number; record_index: number; source: string | null; text: string | null; done: number; key: string; tokens: Buffer; position: number; track_id: number | null }>(
+      `SELECT re.ordinal, re.record_index, re.source, re.text, re.done, e.key, e.tokens, e.position, re.track_id
        FROM run_examples re JOIN examples e ON e.id = re.example_id WHERE re.run_id = ? ORDER BY re.ordinal`,
       runId,
     )
     .map((r) => ({
       ordinal: r.ordinal, recordIndex: r.record_index, ...(r.source !== null && { source: r.source }), ...(r.text !== null && { text: r.text }),
-      tokens: decodeTokens(r.tokens), position: r.position, exampleKey: r.key, done: r.done === 1,
+      tokens: decodeTokens(r.tokens), position: r.position, exampleKey: r.key, done: r.done === 1, ...(r.track_id !== null && { track: r.track_id }),
     }));
 }
 
@@ -86,8 +87,8 @@ export function readRunExamples(db: SqliteFile, runId: string): RunExample[] {
 export function* iterateStored(db: SqliteFile, shape: RunShape, runId: string, opts: { fromOrdinal?: number; pageSize?: number }): Generator<StoredExample> {
   const page = opts.pageSize ?? PAGE;
   for (let after = (opts.fromOrdinal ?? 0) - 1; ; ) {
-    const examples = db.all<{ ordinal: number; record_index: number; source: string | null; done: number; key: string; tokens: Buffer; position: number }>(
-      `SELECT re.ordinal, re.record_index, re.source, re.done, e.key, e.tokens, e.position
+    const examples = db.all<{ ordinal: number; record_index: number; source: string | null; done: number; key: string; tokens: Buffer; position: number; track_id: number | null }>(
+      `SELECT re.ordinal, re.record_index, re.source, re.done, e.key, e.tokens, e.position, re.track_id
        FROM run_examples re JOIN examples e ON e.id = re.example_id WHERE re.run_id = ? AND re.ordinal > ? ORDER BY re.ordinal LIMIT ${page}`,
       runId, after,
     );
@@ -98,17 +99,19 @@ export function* iterateStored(db: SqliteFile, shape: RunShape, runId: string, o
        ${RUN_CELLS} AND re.ordinal > @after AND re.ordinal <= @last ORDER BY re.ordinal, t.ordinal, l.layer`,
       { model: shape.modelId, k: shape.k, run: runId, after, last },
     );
+    const tracked = readTracked(db, shape, runId, after, last);
     let i = 0;
     for (const e of examples) {
       const readouts: Readout[] = [];
       for (; i < cells.length && cells[i][0] === e.ordinal; i++) {
         const [, technique, layer, referenceTop1, top1, surprisal, surprisalPaper, topk, kl, rank, entropy] = cells[i];
-        readouts.push({ technique: shape.techniqueNames[technique], layer, referenceTop1, top1, surprisal, surprisalPaper, topK: decodeTopK(topk, shape.k), kl, rank, entropy });
+        const t = tracked.get(`${e.ordinal}|${technique}|${layer}`);
+        readouts.push({ technique: shape.techniqueNames[technique], layer, referenceTop1, top1, surprisal, surprisalPaper, topK: decodeTopK(topk, shape.k), kl, rank, entropy, ...(t && { tracked: t }) });
       }
       if (readouts.length === 0) continue;
       const example = {
         ordinal: e.ordinal, recordIndex: e.record_index, ...(e.source !== null && { source: e.source }), tokens: decodeTokens(e.tokens), position: e.position,
-        exampleKey: e.key, done: e.done === 1,
+        exampleKey: e.key, done: e.done === 1, ...(e.track_id !== null && { track: e.track_id }),
       };
       yield { example, readouts };
     }

@@ -4,6 +4,7 @@ import { exampleKey } from './keys.ts';
 import { encodeTokens, encodeTopK } from './rows.ts';
 import { runNotFound, THIS_PROCESS, type RunShape } from './run-rows.ts';
 import type { SqliteFile } from './sqlite.ts';
+import { saveTracked, trackedComplete } from './tracked.ts';
 import type { LayerResultRow, RunExampleInput } from './types.ts';
 
 /** Writing a run's examples and rows, and marking an example done once all its cells are stored. */
@@ -24,9 +25,11 @@ export function storeExamples(db: SqliteFile, runId: string, shape: RunShape, ex
       )!.id;
       added.set(key, exampleId);
       db.run(
-        'INSERT OR REPLACE INTO run_examples (run_id, ordinal, example_id, record_index, source, text, done) VALUES (?, ?, ?, ?, ?, ?, ?)',
-        runId, e.ordinal, exampleId, e.recordIndex, e.source ?? null, e.text ?? null, complete(db, runId, shape, exampleId) ? 1 : 0,
+        'INSERT OR REPLACE INTO run_examples (run_id, ordinal, example_id, record_index, source, text, done, track_id) VALUES (?, ?, ?, ?, ?, ?, 0, ?)',
+        runId, e.ordinal, exampleId, e.recordIndex, e.source ?? null, e.text ?? null, e.track ?? null,
       );
+      // After the insert: whether it is complete depends on the token it follows.
+      if (complete(db, runId, shape, exampleId)) db.run('UPDATE run_examples SET done = 1 WHERE run_id = ? AND ordinal = ?', runId, e.ordinal);
     }
     db.run(
       // The slice as drawn replaces the estimate given at createRun (a filter can leave fewer).
@@ -55,6 +58,7 @@ export function saveRows(db: SqliteFile, runId: string, shape: RunShape, rows: r
     return {
       model: shape.modelId, example: exampleId, technique: techniqueId, layer: row.layer, reference: row.referenceTop1, top1: row.top1,
       surprisal: row.surprisal, surprisalPaper: row.surprisalPaper, rowK: k, topk: encodeTopK(row.topK), kl: row.kl, rank: row.rank, entropy: row.entropy,
+      tracked: row.tracked,
     };
   });
   db.transaction(() => {
@@ -64,7 +68,7 @@ export function saveRows(db: SqliteFile, runId: string, shape: RunShape, rows: r
       new Date().toISOString(), THIS_PROCESS.token, Date.now(), runId,
     );
     if (changed === 0) throw runNotFound(runId);
-    for (const v of values) {
+    for (const { tracked: _, ...v } of values) {
       db.run(
         `INSERT INTO results (model_id, example_id, technique_id, layer, gen, producer, reference_top1, top1, surprisal, surprisal_paper, k, topk, kl, rank, entropy)
          SELECT @model, @example, @technique, @layer, ${NEXT_GEN}, @producer, @reference, @top1, @surprisal, @surprisalPaper, @rowK, @topk, @kl, @rank, @entropy
@@ -73,6 +77,7 @@ export function saveRows(db: SqliteFile, runId: string, shape: RunShape, rows: r
         { ...v, producer: shape.producer, k: shape.k, reads: shape.ownsRows ? shape.producer : null },
       );
     }
+    saveTracked(db, shape, values.flatMap((v) => (v.tracked ? [{ example: v.example, technique: v.technique, layer: v.layer, tracked: v.tracked }] : [])));
     markComplete(db, runId, shape, new Set(values.map((v) => v.example)));
   });
 }
@@ -92,5 +97,5 @@ function complete(db: SqliteFile, runId: string, shape: RunShape, exampleId: num
      WHERE t.run_id = @run`,
     { model: shape.modelId, example: exampleId, k: shape.k, run: runId },
   )!;
-  return n === shape.cellsPerExample;
+  return n === shape.cellsPerExample && trackedComplete(db, runId, shape, exampleId);
 }

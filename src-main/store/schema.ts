@@ -145,6 +145,25 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE results ADD COLUMN rank INTEGER;           -- ids with a strictly greater logit than the reference top-1
   ALTER TABLE results ADD COLUMN entropy REAL;           -- of the technique's distribution, nats
   `,
+  // Tracked tokens (issue 27; docs/PROTOCOL.md "Tracked tokens"): a sweep with track 'record' follows
+  // each example's record token. The token is the run example's, not the example's (two records with
+  // the same tokens may follow different ones), so its numbers live beside the results, keyed by the
+  // cell and the token, added and chosen exactly as results rows are (generations.ts, tracked.ts).
+  `
+  ALTER TABLE run_examples ADD COLUMN track_id INTEGER;  -- the token this example's rows follow; NULL: none
+  CREATE TABLE tracked (
+    model_id INTEGER NOT NULL REFERENCES models(id),
+    example_id INTEGER NOT NULL REFERENCES examples(id),
+    technique_id INTEGER NOT NULL REFERENCES techniques(id),
+    layer INTEGER NOT NULL,
+    token INTEGER NOT NULL,
+    gen INTEGER NOT NULL,
+    producer INTEGER,
+    logprob REAL NOT NULL,                 -- ln p_technique(token), over the full vocabulary
+    rank INTEGER NOT NULL,                 -- ids with a strictly greater logit than the token's
+    PRIMARY KEY (model_id, example_id, technique_id, layer, token, gen)
+  ) WITHOUT ROWID;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

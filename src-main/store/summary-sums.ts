@@ -23,7 +23,8 @@ export function sumsColumns(r: string): string {
   sum(${r}.surprisal) AS surprisal, sum(${r}.surprisal * ${r}.surprisal) AS surprisalSq,
   sum(${r}.surprisal_paper) AS surprisalPaper, sum(${r}.surprisal_paper * ${r}.surprisal_paper) AS surprisalPaperSq,
   count(${r}.kl) AS measured, total(${r}.kl) AS kl, total(${r}.kl * ${r}.kl) AS klSq, total(${r}.rank) AS rank, total(${r}.rank * ${r}.rank) AS rankSq,
-  total(${r}.entropy) AS entropy, total(${r}.entropy * ${r}.entropy) AS entropySq`;
+  total(${r}.entropy) AS entropy, total(${r}.entropy * ${r}.entropy) AS entropySq,
+  0 AS tracked, 0 AS trackedSurprisal, 0 AS trackedSurprisalSq, 0 AS trackedRank, 0 AS trackedRankSq`;
 }
 export const SUMS_GROUP = 'GROUP BY t.ordinal, l.layer ORDER BY t.ordinal, l.layer';
 

@@ -36,13 +36,20 @@ export function runSweepCache(store: ResultStore, runId: string): SweepCache {
         modelKey: run.modelKey, exampleKeys: wanted.map((e) => e.exampleKey), techniqueKeys: [...idsByKey.keys()], layers: run.layers, k: run.k,
         ...(run.ownsRows && { ownedBy: runId }),
       });
+      // An example that follows a token needs its tracked row too: a cell without one is computed again.
+      const following = wanted.flatMap((e) => (e.track === undefined ? [] : [{ exampleKey: e.exampleKey, token: e.track }]));
+      const tracked = following.length === 0 ? new Map() : store.lookupTracked({
+        modelKey: run.modelKey, wanted: following, techniqueKeys: [...idsByKey.keys()], layers: run.layers, ...(run.ownsRows && { ownedBy: runId }),
+      });
       const found = new Map<number, ExampleResult>();
       for (const e of wanted) {
         const readouts: Readout[] = [];
         for (const [key, ids] of idsByKey) {
           for (const layer of run.layers) {
             const row = hits.get(`${e.exampleKey}|${key}|${layer}`);
-            if (row) for (const technique of ids) readouts.push({ ...row, technique });
+            const t = e.track === undefined ? undefined : tracked.get(`${e.exampleKey}|${e.track}|${key}|${layer}`);
+            if (!row || (e.track !== undefined && !t)) continue;
+            for (const technique of ids) readouts.push({ ...row, technique, ...(t && { tracked: t }) });
           }
         }
         if (readouts.length > 0) found.set(e.ordinal, exampleResultOf(e, readouts));

@@ -63,6 +63,8 @@ export interface RunExampleInput {
   text?: string;
   tokens: number[];
   position: number;
+  /** The token every row of this example follows (a sweep with track 'record'); absent: none. */
+  track?: number;
 }
 
 export interface RunExample extends RunExampleInput {

@@ -35,6 +35,7 @@ export function unpairedDifference(a: readonly KeyedSums[], b: readonly KeyedSum
       surprisalPaper: means('surprisalPaper'),
       // Differences of the per-row measures are not computed, paired or not.
       measures: null,
+      tracked: null,
     }];
   });
 }

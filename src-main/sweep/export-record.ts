@@ -28,6 +28,7 @@ export const CONVENTIONS = {
   kl: 'KL(p_model || p_technique) = sum over all vocab_size ids of p_model(i) * (ln p_model(i) - ln p_technique(i)), nats; p_model is the model\'s own next-token distribution at the source position (its final layer); null = not measured (a row stored before the measures existed)',
   rank: 'the number of ids whose technique logit is strictly greater than that of reference_top1 (0-based: 0 = the technique\'s top-1; tied ids share the better rank); null = not measured',
   entropy: '-sum over all vocab_size ids of p_technique(i) * ln p_technique(i), nats; null = not measured',
+  tracked: 'with a sweep of track "record": the token each example follows (its record\'s "track" field) as tracked.id, and per layer its exact tracked.logprob = ln p_technique(id) over all vocab_size ids and tracked.rank = the number of ids whose technique logit is strictly greater (0-based); in tables track_token, track_logprob, track_rank, empty where the run follows no record token',
   precision_at_1: 'top1 == reference_top1',
   padding_ids: 'per layer, the top_k ids >= model.tokenizer_vocab_size: rows of the head the tokenizer never produces (GPT-J pads its 50257-token vocabulary to 50400 rows, Pythia 50277 to 50304, Qwen2 151646 to 151936; tokenizer_vocab_size counts the added tokens text encodes to, not GPT-J\'s <|extratoken_N|> names of padding rows)',
 } as const;
@@ -88,6 +89,9 @@ export function exportSummary(summary: LayerSummary[]) {
       kl: s.measures && interval(s.measures.kl),
       rank: s.measures && interval(s.measures.rank),
       entropy: s.measures && interval(s.measures.entropy),
+      n_tracked: s.tracked?.n ?? 0,
+      tracked_surprisal: s.tracked && interval(s.tracked.surprisal),
+      tracked_rank: s.tracked && interval(s.tracked.rank),
     })),
   };
 }

@@ -17,8 +17,8 @@ export interface ExtractOptions {
   names?: string[];
   /** Measure each row (LayerResult kl, rank, entropy); on unless false (the bench's comparison without them). */
   measures?: boolean;
-  /** A token id to follow in every row (LayerResult.tracked); the fast path only. */
-  track?: number;
+  /** Per example, the token id its rows follow (LayerResult.tracked); the fast path only. */
+  track?: number[];
 }
 
 /**
@@ -68,7 +68,7 @@ export class Extractor {
     for (const t of tech) {
       t.example.forEach((b, r) => {
         const l = layerResult({ technique: t.id, layer: t.sourceLayer[r] }, out, row, -out.modelLogprobOfTop1[row], out.measures);
-        if (out.tracked) l.tracked = { id: opts.track!, logprob: out.tracked.logprob[row], rank: out.tracked.rank[row] };
+        if (out.tracked) l.tracked = { id: opts.track![b], logprob: out.tracked.logprob[row], rank: out.tracked.rank[row] };
         results[b].layers.push(l);
         row++;
       });

@@ -21,6 +21,8 @@ export const INTERVAL_METHODS = {
   kl: `${T_METHOD}, over the n_measured rows`,
   rank: `${T_METHOD}, over the n_measured rows`,
   entropy: `${T_METHOD}, over the n_measured rows`,
+  tracked_surprisal: `${T_METHOD}, over the n_tracked rows`,
+  tracked_rank: `${T_METHOD}, over the n_tracked rows`,
 } as const;
 
 /** Sums over the examples of one (technique, layer): all an interval needs. */
@@ -42,11 +44,18 @@ export interface LayerSums {
   rankSq: number;
   entropy: number;
   entropySq: number;
+  /** Rows that follow a record token, and the sums of its surprisal (−ln p) and rank. */
+  tracked: number;
+  trackedSurprisal: number;
+  trackedSurprisalSq: number;
+  trackedRank: number;
+  trackedRankSq: number;
 }
 
 /** Sums of nothing: a layer's before its first row. */
 export function emptySums(technique: string, layer: number): LayerSums {
-  return { technique, layer, n: 0, correct: 0, surprisal: 0, surprisalSq: 0, surprisalPaper: 0, surprisalPaperSq: 0, measured: 0, kl: 0, klSq: 0, rank: 0, rankSq: 0, entropy: 0, entropySq: 0 };
+  return { technique, layer, n: 0, correct: 0, surprisal: 0, surprisalSq: 0, surprisalPaper: 0, surprisalPaperSq: 0, measured: 0, kl: 0, klSq: 0, rank: 0, rankSq: 0, entropy: 0, entropySq: 0,
+    tracked: 0, trackedSurprisal: 0, trackedSurprisalSq: 0, trackedRank: 0, trackedRankSq: 0 };
 }
 
 export function summaryFromSums(s: LayerSums): LayerSummary {
@@ -62,6 +71,11 @@ export function summaryFromSums(s: LayerSums): LayerSummary {
       kl: tInterval(s.kl, s.klSq, s.measured),
       rank: tInterval(s.rank, s.rankSq, s.measured),
       entropy: tInterval(s.entropy, s.entropySq, s.measured),
+    },
+    tracked: s.tracked === 0 ? null : {
+      n: s.tracked,
+      surprisal: tInterval(s.trackedSurprisal, s.trackedSurprisalSq, s.tracked),
+      rank: tInterval(s.trackedRank, s.trackedRankSq, s.tracked),
     },
   };
 }
@@ -209,6 +223,7 @@ export function summarize(results: readonly ExampleResult[]): LayerSummary[] {
       s.surprisalSq += r.surprisal * r.surprisal;
       s.surprisalPaper += r.surprisalPaper;
       s.surprisalPaperSq += r.surprisalPaper * r.surprisalPaper;
+      if (r.tracked) addTracked(s, r.tracked);
       if (r.kl === null || r.rank === null || r.entropy === null) continue;
       s.measured++;
       s.kl += r.kl;
@@ -220,4 +235,13 @@ export function summarize(results: readonly ExampleResult[]): LayerSummary[] {
     }
   }
   return [...acc.values()].map(summaryFromSums);
+}
+
+/** One followed token's row into a layer's sums (the live summary's and the store's, alike). */
+export function addTracked(s: LayerSums, t: { logprob: number; rank: number }): void {
+  s.tracked++;
+  s.trackedSurprisal -= t.logprob;
+  s.trackedSurprisalSq += t.logprob * t.logprob;
+  s.trackedRank += t.rank;
+  s.trackedRankSq += t.rank * t.rank;
 }

@@ -5,6 +5,7 @@ import type { SweepPlan } from './run-sweep.ts';
 import type { SweepSpec } from '../protocol/spec.ts';
 import type { SliceProgress, SliceStats } from '../data/slice.ts';
 import { resolveTechniques } from '../protocol/techniques.ts';
+import { resolveTrackTokens } from './track.ts';
 import { attachLenses } from '../lens/resolve.ts';
 import type { FitProgress } from '../lens/fit.ts';
 
@@ -24,12 +25,19 @@ export async function prepareSweep(
   const layers = spec.layers ?? Array.from({ length: nLayers }, (_, l) => l);
   const techniques = resolveTechniques(spec.techniques, engine.promptTokenizer(spec.protocol.bos));
   const selection = await selectRecords(spec.files, spec.protocol, opts);
-  const { examples, skipped } = buildExamples(selection.records, {
+  if (spec.track === 'record' && spec.strategy !== 'fast') {
+    throw new LogitscopeError('argument_invalid', 'record tokens are followed by the fast strategy only: use strategy fast', 'track');
+  }
+  const built = buildExamples(selection.records, {
     tokenize: (text) => engine.tokenizer.encode(text),
     bos: engine.bosPlan(spec.protocol.bos),
     nCtx,
     positionSeed: spec.protocol.positionSeed,
   });
+  const { skipped } = built;
+  const examples = spec.track === 'record'
+    ? resolveTrackTokens(built.examples, { encode: (t) => engine.tokenizer.encode(t), decode: (ids) => engine.tokenizer.decode(ids), dVocab: engine.config.dVocab })
+    : built.examples;
   if (examples.length === 0) {
     throw new LogitscopeError(
       'slice_empty',

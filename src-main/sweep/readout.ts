@@ -22,6 +22,8 @@ export interface Readout {
   kl: number | null;
   rank: number | null;
   entropy: number | null;
+  /** With a followed token (a sweep's record token, an extraction's followed one): its exact ln p and rank (0-based) here. */
+  tracked?: { id: number; logprob: number; rank: number };
 }
 
 /** precision@1's event (CONVENTIONS.precision_at_1); the one place top-1 meets the reference in TypeScript. */
@@ -47,6 +49,7 @@ export function readoutsOf(e: ExampleResult): Readout[] {
     kl: l.kl,
     rank: l.rank,
     entropy: l.entropy,
+    ...(l.tracked && { tracked: l.tracked }),
   }));
 }
 
@@ -54,7 +57,7 @@ export function readoutsOf(e: ExampleResult): Readout[] {
 export function layerResultOf(r: Readout): LayerResult {
   return {
     layer: r.layer, technique: r.technique, top1: r.top1, surprisal: r.surprisal, surprisal_paper: r.surprisalPaper,
-    kl: r.kl, rank: r.rank, entropy: r.entropy, top_k: r.topK,
+    kl: r.kl, rank: r.rank, entropy: r.entropy, top_k: r.topK, ...(r.tracked && { tracked: r.tracked }),
   };
 }
 

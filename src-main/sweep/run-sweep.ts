@@ -150,7 +150,9 @@ async function computeMissing(
     if (signal?.aborted) throw new LogitscopeError('cancelled', 'the sweep was cancelled');
     const examples = g.ordinals.map((o) => plan.examples[o]);
     const names = examples.map((e, i) => `example ${g.ordinals[i]} of the sweep (record ${e.recordIndex}, position ${e.position})`);
-    const options = { examples, names, techniques: g.techniques, layers: plan.layers, layersByTechnique: g.layersByTechnique, k: plan.k, measures: extractor.measures };
+    // Examples that follow a record token (track 'record') all do: the plan's tokens were checked (sweep/track.ts).
+    const track = examples.every((e) => e.track !== undefined) ? examples.map((e) => e.track!) : undefined;
+    const options = { examples, names, techniques: g.techniques, layers: plan.layers, layersByTechnique: g.layersByTechnique, k: plan.k, measures: extractor.measures, ...(track && { track }) };
     const out = plan.strategy === 'fast' ? await extractor.extract(options) : await extractNaive(engine, options);
     out.forEach((r, i) => fresh.set(g.ordinals[i], r));
   }

@@ -15,6 +15,8 @@ export const MEASURES: Record<Measure, { label: string; unit: string }> = {
   kl: { label: "KL(p_model ‖ p_technique)", unit: 'nats' },
   rank: { label: "rank of the model's top-1 (0 = technique's top-1)", unit: 'ids with a greater logit' },
   entropy: { label: 'entropy of the technique', unit: 'nats' },
+  trackedSurprisal: { label: "surprisal of each record's tracked token", unit: 'nats, −ln p_technique(tracked)' },
+  trackedRank: { label: "rank of each record's tracked token (0 = technique's top-1)", unit: 'ids with a greater logit' },
 };
 
 /** A cell's measures in one line, or "not measured" for a row stored before they existed. */

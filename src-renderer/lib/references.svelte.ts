@@ -66,7 +66,7 @@ export async function setShown(name: string, on: boolean): Promise<void> {
 }
 
 /** The export column each chart metric is named by in a reference table. */
-const COLUMN: Record<Metric, string> = { precision: 'precision_at_1', surprisal: 'surprisal', surprisalPaper: 'surprisal_paper', kl: 'kl', rank: 'rank', entropy: 'entropy' };
+const COLUMN: Record<Metric, string> = { precision: 'precision_at_1', surprisal: 'surprisal', surprisalPaper: 'surprisal_paper', kl: 'kl', rank: 'rank', entropy: 'entropy', trackedSurprisal: 'tracked_surprisal', trackedRank: 'tracked_rank' };
 
 /** The shown tables' rows of one metric as chart runs, a series per technique. */
 export function referenceRuns(metric: Metric): ChartRun[] {

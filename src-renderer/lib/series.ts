@@ -2,8 +2,16 @@
 import type { SummaryRow } from '../../src-main/api/contract.ts';
 
 export type Metric = 'precision' | 'surprisal' | 'surprisalPaper' | Measure;
-/** The per-row measures (PROTOCOL.md "Per-row measures"): a summary row has them only where its rows were measured. */
-export type Measure = 'kl' | 'rank' | 'entropy';
+/**
+ * The per-row measures (PROTOCOL.md "Per-row measures"): a summary row has them only where its rows
+ * were measured; and a run that follows record tokens (track 'record') has their surprisal and rank.
+ */
+export type Measure = 'kl' | 'rank' | 'entropy' | TrackedMeasure;
+export type TrackedMeasure = 'trackedSurprisal' | 'trackedRank';
+
+export function isTracked(m: Metric): m is TrackedMeasure {
+  return m === 'trackedSurprisal' || m === 'trackedRank';
+}
 
 export interface Series {
   technique: string;
@@ -30,6 +38,12 @@ export function seriesOf(summary: readonly SummaryRow[], metric: Metric): Series
   for (const row of summary) {
     const s = byTechnique.get(row.technique) ?? { technique: row.technique, points: [] };
     byTechnique.set(row.technique, s);
+    if (isTracked(metric)) {
+      const t = row.tracked;
+      const v = t && (metric === 'trackedSurprisal' ? t.surprisal : t.rank);
+      if (t && v) s.points.push({ layer: row.layer, n: t.n, mean: v.mean, low: v.low, high: v.high });
+      continue;
+    }
     if (metric === 'kl' || metric === 'rank' || metric === 'entropy') {
       // A layer whose rows were stored before the measures existed has no point: not measured, not zero.
       const m = row.measures;

@@ -26,6 +26,8 @@ export const sweepForm = $state({
   seed: 0 as number | null,
   k: 10 as number | null,
   strategy: 'fast' as Strategy,
+  /** 'record': every example also follows its record's own `track` token (a jsonl field or parquet column). */
+  track: 'reference' as 'reference' | 'record',
   name: '',
   /** Verification runs: compute every row afresh instead of reading earlier runs' rows. */
   recompute: false,
@@ -51,7 +53,7 @@ export function buildRequest(): SweepRequest {
   const { files, preset, overrides } = datasetChoice(f.seed ?? undefined);
   return {
     files, preset, overrides, techniques, layers: layerList, k: f.k ?? undefined, strategy: f.strategy,
-    name: f.name.trim() || undefined, ...(f.recompute && { recompute: true }),
+    name: f.name.trim() || undefined, ...(f.recompute && { recompute: true }), ...(f.track === 'record' && { track: 'record' }),
   };
 }
 
