@@ -8,10 +8,11 @@ import type { Engine } from '../engine/engine.ts';
 import { LogitscopeError } from '../errors.ts';
 import type { RunDetail } from '../store/types.ts';
 import { Extractor } from '../sweep/extract.ts';
+import { readoutsOf } from '../sweep/readout.ts';
 import type { FollowView, Parsed } from './contract.ts';
 import type { LabContext } from './handlers.ts';
 import { checkRunModel } from './model-check.ts';
-import { resolveRunId, storedExample } from './views.ts';
+import { cellOf, resolveRunId, storedExample } from './views.ts';
 
 export async function followInRun(lab: LabContext, p: Parsed<'runs.follow'>): Promise<FollowView> {
   const runId = resolveRunId(lab.store, p.runId);
@@ -29,14 +30,15 @@ export async function followInRun(lab: LabContext, p: Parsed<'runs.follow'>): Pr
       layers: run.layers,
       k: 1,
       measures: false,
-      track: p.token,
+      track: [p.token],
       names: [`example ${p.ordinal}`],
     });
+    const text = (id: number) => engine.tokenizer.tokenString(id);
     return {
       ordinal: p.ordinal,
-      token: { id: p.token, text: engine.tokenizer.tokenString(p.token) },
-      // The engine's rank counts the ids above (0 = top-1); the view counts from 1, as Extract's followRank.
-      cells: result.layers.map((l) => ({ technique: l.technique, layer: l.layer, prob: Math.exp(l.tracked!.logprob), rank: l.tracked!.rank + 1 })),
+      token: { id: p.token, text: text(p.token) },
+      // As every view's cell reads a followed token (rank 1 = the cell's top-1).
+      cells: readoutsOf(result).map((r) => cellOf(r, text)).map((c) => ({ technique: c.technique, layer: c.layer, prob: c.followProb!, rank: c.followRank! })),
     };
   } finally {
     lab.engine.release();
