@@ -1,7 +1,8 @@
 /**
  * `runs.follow` (real Lab, engine and SQLite file, tiny random checkpoint): a stored example's
  * token, followed in every cell, against `extract` following it on the same tokens, the float64
- * reference, and the run's own stored numbers (top-k probabilities, surprisal, rank); and every
+ * reference, and the run's own stored numbers (top-k probabilities, surprisal, rank, and a
+ * tracked record token's probability and rank); and every
  * refusal, each with its code, before any work.
  */
 import fs from 'node:fs';
@@ -127,6 +128,26 @@ describe('runs.follow: a token followed in every cell of a stored example', () =
       const above = (margin: number) => want.filter((v) => v > want[token] + margin).length;
       expect(got.rank).toBeGreaterThanOrEqual(1 + above(TOL));
       expect(got.rank).toBeLessThanOrEqual(1 + above(-TOL));
+    }
+  });
+
+  test("following a run's stored record token gives the numbers the sweep stored for it (track 'record'), in every cell of every example", async () => {
+    const TRACKED = 4000;
+    const tracked = path.join(tmp, 'tracked.jsonl');
+    fs.writeFileSync(tracked, LINES.slice(0, 4).map((text) => JSON.stringify({ text, track: TRACKED })).join('\n'));
+    const sweep = await lab.call('sweep.start', { files: [tracked], preset: 'logitscope', techniques: [{ id: 'logit_lens' }, { id: 'logitscope' }], layers: null, k: K, track: 'record' });
+    await lab.settled(sweep.runId);
+    for (let ordinal = 0; ordinal < 4; ordinal++) {
+      const stored = await lab.call('runs.example', { runId: sweep.runId, ordinal });
+      expect(stored.follow?.id).toBe(TRACKED);
+      const f = await lab.call('runs.follow', { runId: sweep.runId, ordinal, token: TRACKED });
+      for (const c of stored.cells) {
+        const got = followedAt(f, c.technique, c.layer);
+        const where = `example ${ordinal}, ${c.technique}@${c.layer}`;
+        // The sweep computed its examples batched together: float32 sums may round apart, no more than this.
+        expect(Math.abs(Math.log(got.prob) - Math.log(c.followProb!)), where).toBeLessThan(1e-4);
+        expect(got.rank, where).toBe(c.followRank);
+      }
     }
   });
 
