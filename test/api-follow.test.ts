@@ -2,8 +2,8 @@
  * `runs.follow` (real Lab, engine and SQLite file, tiny random checkpoint): a stored example's
  * token, followed in every cell, against `extract` following it on the same tokens, the float64
  * reference, and the run's own stored numbers (top-k probabilities, surprisal, rank, and a
- * tracked record token's probability and rank); and every
- * refusal, each with its code, before any work.
+ * tracked record token's probability and rank); and every refusal, each with its code, before
+ * any work.
  */
 import fs from 'node:fs';
 import os from 'node:os';
