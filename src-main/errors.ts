@@ -33,6 +33,7 @@ export type ErrorCode =
   | 'unauthorized'
   | 'forbidden_origin'
   | 'model_not_loaded'
+  | 'model_mismatch'
   | 'model_busy'
   | 'run_busy'
   | 'output_unwritable'

@@ -36,6 +36,7 @@ const BAD: Record<string, { payload: unknown; paths: string[] }> = {
   'runs.list': { payload: { status: 'lost', extra: 1 }, paths: ['status', ''] },
   'runs.get': { payload: {}, paths: ['runId'] },
   'runs.example': { payload: { runId: 'abcd', ordinal: 1.5 }, paths: ['ordinal'] },
+  'runs.follow': { payload: { runId: 'abcd', ordinal: -1, token: 'x' }, paths: ['ordinal', 'token'] },
   'runs.examples': {
     payload: { runId: 'abcd', filter: { correct: 'no', layer: -2 }, sort: { by: 'loss', technique: 'logit_lens', layer: 0 }, offset: -1, limit: 501 },
     paths: ['filter.correct', 'filter.layer', 'sort.by', 'offset', 'limit'],
@@ -154,7 +155,7 @@ describe('one contract: every request is checked by its schema, the same way on 
     const other = path.join(tmp, 'other');
     writeTinyGptj({ dir: other, format: 'safetensors', seed: 4 });
     await lab.call('model.load', { dir: other });
-    expect(await lab.dispatch('sweep.resume', { runId })).toMatchObject({ ok: false, error: { code: 'argument_invalid', path: 'runId' } });
+    expect(await lab.dispatch('sweep.resume', { runId })).toMatchObject({ ok: false, error: { code: 'model_mismatch', path: 'runId' } });
     expect(await lab.dispatch('sweep.resume', { runId: runId.slice(0, 8) })).toMatchObject({ ok: false, error: { message: expect.stringMatching(/another model/) } });
   });
 });
@@ -195,6 +196,7 @@ describe('one reply shape: successful replies are JSON-safe and the same on ever
     'runs.list': () => ({}),
     'runs.get': () => ({ runId: runs[0] }),
     'runs.example': () => ({ runId: runs[0], ordinal: 0 }),
+    'runs.follow': () => ({ runId: runs[0], ordinal: 0, token: 5 }),
     'runs.examples': () => ({ runId: runs[0], offset: 0, limit: 10 }),
     'runs.bySource': () => ({ runId: runs[0], technique: 'logit_lens' }),
     'runs.compare': () => ({ a: runs[0], b: runs[1] }),

@@ -100,7 +100,7 @@ describe('sweeps through the results cache (a real SQLite file)', () => {
     const { runId } = await runStoredSweep(engine, store, spec(2));
     const otherEngine = await Engine.load({ modelDir: other, cacheRoot });
     try {
-      await expect(resumeStoredSweep(otherEngine, store, runId)).rejects.toMatchObject({ code: 'argument_invalid' });
+      await expect(resumeStoredSweep(otherEngine, store, runId)).rejects.toMatchObject({ code: 'model_mismatch' });
     } finally {
       await otherEngine.dispose();
     }

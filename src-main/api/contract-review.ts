@@ -46,6 +46,18 @@ export interface ExampleView {
   follow?: { id: number; text: string };
 }
 
+/**
+ * One stored example computed again with a token followed: per cell of the run (its techniques ×
+ * layers), that token's exact probability and rank over the whole vocabulary, in or out of the
+ * stored top-k. `rank` counts from 1 (the cell's top-1), as Extract's followRank: 1 + the ids with
+ * a strictly greater logit.
+ */
+export interface FollowView {
+  ordinal: number;
+  token: { id: number; text: string };
+  cells: { technique: string; layer: number; prob: number; rank: number }[];
+}
+
 /** One example as the inspector's finder lists it: the chosen cell's numbers, and its technique at every layer. */
 export interface ExampleRow {
   ordinal: number;

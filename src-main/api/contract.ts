@@ -16,9 +16,9 @@ import type { DeviceId } from '../protocol/device.ts';
 import type { LayerDifference, ProtocolSettings, Strategy, TrackChoice } from '../protocol/spec.ts';
 import type { ReferenceCurve } from '../data/reference-curve.ts';
 import type { engineStateSchema, EventSchemas, RequestSchemas } from './schemas.ts';
-import type { SummaryRow, ExampleView, ExampleRow, ExampleListView, DifferenceRow, DifferenceTest, DifferenceView, CommitmentView, ReferenceView, ComparisonRow, BySourceView } from './contract-review.ts';
+import type { SummaryRow, ExampleView, FollowView, ExampleRow, ExampleListView, DifferenceRow, DifferenceTest, DifferenceView, CommitmentView, ReferenceView, ComparisonRow, BySourceView } from './contract-review.ts';
 
-export type { SummaryRow, ExampleView, ExampleRow, ExampleListView, DifferenceRow, DifferenceTest, DifferenceView, CommitmentView, ReferenceView, ComparisonRow, BySourceView } from './contract-review.ts';
+export type { SummaryRow, ExampleView, FollowView, ExampleRow, ExampleListView, DifferenceRow, DifferenceTest, DifferenceView, CommitmentView, ReferenceView, ComparisonRow, BySourceView } from './contract-review.ts';
 
 type PayloadOf<K extends keyof RequestSchemas> = z.input<RequestSchemas[K]>;
 
@@ -247,6 +247,7 @@ interface Replies {
   'runs.list': RunSummaryView[];
   'runs.get': RunView;
   'runs.example': ExampleView;
+  'runs.follow': FollowView;
   'runs.examples': ExampleListView;
   'runs.bySource': BySourceView;
   'runs.compare': ComparisonRow[];
@@ -304,6 +305,7 @@ export const REQUEST_NAMES: readonly RequestName[] = [
   'runs.list',
   'runs.get',
   'runs.example',
+  'runs.follow',
   'runs.examples',
   'runs.bySource',
   'runs.compare',

@@ -5,8 +5,10 @@
  * of a sweep), so a bad layer costs no dataset read, no child process and no model load. The
  * engine's own layer checks stay as internal invariants behind this one.
  */
-import { type Issue, issuesError } from '../errors.ts';
+import type { LoadedModel } from '../engine/worker-protocol.ts';
+import { type Issue, issuesError, LogitscopeError } from '../errors.ts';
 import { ranges } from '../protocol/shards.ts';
+import { modelKey } from '../store/keys.ts';
 import type { TechniqueChoice } from './contract.ts';
 
 /** What of a model the checks need: known from its config.json alone, before any load. */
@@ -43,4 +45,15 @@ export function checkAgainstModel(model: ModelShape, request: ModelBoundRequest)
 /** Throws every issue (of the model check and the caller's own checks) as one coded error; nothing when there are none. */
 export function refuseIssues(request: string, issues: readonly Issue[]): void {
   if (issues.length > 0) throw issuesError(request, issues);
+}
+
+/**
+ * A stored run's numbers are made again only by the model that made them: the same model key
+ * (checkpoint, compute dtype and device), since another dtype or device can flip a top-1. `toDo`
+ * ends the advice ("load that model to …").
+ */
+export function checkRunModel(loaded: Pick<LoadedModel, 'identity' | 'computeDtype' | 'device'>, run: { id: string; modelKey: string; modelPath: string }, toDo: string): void {
+  if (run.modelKey !== modelKey(loaded)) {
+    throw new LogitscopeError('model_mismatch', `run ${run.id} was computed with another model, dtype or device (${run.modelPath}); load that model to ${toDo}`, 'runId');
+  }
 }

@@ -1,6 +1,7 @@
-/** `runs.*`: the stored runs, read, compared, exported, edited, merged and deleted. */
+/** `runs.*`: the stored runs, read, compared, exported, edited, merged and deleted; `runs.follow` computes an example again on the loaded model. */
 import { mergeShards } from '../scale/merge.ts';
 import { exportRun } from './export-service.ts';
+import { followInRun } from './follow-service.ts';
 import type { Handlers, LabContext, RequestsOf } from './handlers.ts';
 import { exampleListView, exampleView, resolveRunId, runView } from './views.ts';
 import { commitmentView, diffRuns, diffTechniques } from './compare-service.ts';
@@ -20,6 +21,8 @@ export function runHandlers(lab: LabContext): Handlers<RequestsOf<'runs'>> {
       const runId = resolveRunId(store, p.runId);
       return exampleView(store, runId, p.ordinal, tokenizers.of(store.getRun(runId).modelPath));
     },
+
+    'runs.follow': async (p) => followInRun(lab, p),
 
     'runs.examples': async (p) => {
       const runId = resolveRunId(store, p.runId);

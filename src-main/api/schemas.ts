@@ -179,6 +179,8 @@ export const requestSchemas = {
   'runs.list': z.strictObject({ status: runStatusSchema.optional(), modelPath: z.string().optional(), dataset: z.string().optional() }),
   'runs.get': z.strictObject({ runId: runIdSchema }),
   'runs.example': z.strictObject({ runId: runIdSchema, ordinal: count }),
+  /** A stored example computed again on the loaded model (the run's own), following one token id in every cell. */
+  'runs.follow': z.strictObject({ runId: runIdSchema, ordinal: count, token: count }),
   /** One technique's per-layer curves split by the examples' data source (meta.pile_set_name); `metric` is echoed for the front's chart. */
   'runs.bySource': z.strictObject({ runId: runIdSchema, technique: nonEmpty('technique') }),
   /**

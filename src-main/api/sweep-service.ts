@@ -16,6 +16,7 @@ import type { Shard } from '../protocol/shards.ts';
 import { shardCache, shardOfRun, shardOrdinals } from '../scale/shard.ts';
 import { holdForTest, withTestHold } from '../sweep/test-hold.ts';
 import { CODE_VERSION } from './code-version.ts';
+import { checkRunModel } from './model-check.ts';
 
 export interface StoredSweepHooks {
   signal?: AbortSignal;
@@ -84,9 +85,7 @@ export function runModelOf(engine: Engine): NewRun['model'] {
 
 /** Whether this engine can resume the run: the same model key (model, dtype, device), and not yet complete. */
 export function checkResumable(engine: Engine, run: RunDetail): void {
-  if (run.modelKey !== modelKey(engine.info)) {
-    throw new LogitscopeError('argument_invalid', `run ${run.id} was computed with another model, dtype or device (${run.modelPath}); load that model to resume it`, 'runId');
-  }
+  checkRunModel(engine.info, run, 'resume it');
   if (run.status === 'completed') throw new LogitscopeError('argument_invalid', `run ${run.id} is already complete`, 'runId');
 }
 

@@ -126,12 +126,17 @@ export function cellOf(r: Readout, text: (id: number) => string): ExampleView['c
   };
 }
 
-export function exampleView(store: ResultStore, runId: string, ordinal: number, tokenizer: Tokenizer): ExampleView {
+/** One finished example of a run with its readouts; an ordinal the run has not computed is refused. */
+export function storedExample(store: ResultStore, runId: string, ordinal: number): StoredExample {
   // One page of one example, starting at it: the inspector reads only what it shows.
   const found: StoredExample | void = store.iterateResults(runId, { fromOrdinal: ordinal, pageSize: 1 }).next().value;
   if (!found || found.example.ordinal !== ordinal) throw new LogitscopeError('argument_invalid', `run ${runId} has no finished example ${ordinal}`, 'ordinal');
+  return found;
+}
+
+export function exampleView(store: ResultStore, runId: string, ordinal: number, tokenizer: Tokenizer): ExampleView {
   const text = (id: number) => tokenizer.tokenString(id);
-  const { example, readouts } = found;
+  const { example, readouts } = storedExample(store, runId, ordinal);
   const reference = readouts[0].referenceTop1;
   return {
     ordinal,

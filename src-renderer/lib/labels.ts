@@ -19,10 +19,14 @@ export const MEASURES: Record<Measure, { label: string; unit: string }> = {
   trackedRank: { label: "rank of each record's tracked token (0 = technique's top-1)", unit: 'ids with a greater logit' },
 };
 
-/** A cell's measures in one line, or "not measured" for a row stored before they existed. */
+/**
+ * A cell's measures in one line, or "not measured" for a row stored before they existed. The grid
+ * counts ranks from 1 (1 = the cell's top-1), as its followed-token line does; the stored and
+ * exported `rank` is that minus one, the number of ids above (PROTOCOL.md).
+ */
 export function measuresLine(c: { kl: number | null; rank: number | null; entropy: number | null }): string {
   if (c.kl === null || c.rank === null || c.entropy === null) return 'KL, rank, entropy: not measured';
-  return `KL ${c.kl.toFixed(3)} · rank ${c.rank} · H ${c.entropy.toFixed(2)} nats`;
+  return `KL ${c.kl.toFixed(3)} · ref. rank ${c.rank + 1} · H ${c.entropy.toFixed(2)} nats`;
 }
 
 const BUILT_IN: Record<string, string> = {
