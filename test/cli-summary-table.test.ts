@@ -31,6 +31,16 @@ describe('the CLI summary table', () => {
     expect(measures.lines).toHaveLength(2 + 4);
   });
 
+  test("a run that follows record tokens ends with their surprisal / rank block, each cell in its place; others have none", () => {
+    const summary = [0, 1].flatMap((t) => [0, 5].map((l) => ({ ...row(t, l), tracked: { n: 20, surprisal: at(3 + t + 0.1 * l), rank: at(40 * t + l) } })));
+    const text = formatSummaryTable(summary, names(2));
+    const tracked = summaryBlock(text, "each record's tracked token");
+    for (const s of summary) expect(tracked.cell(s.technique, s.layer)).toBe(`${s.tracked!.surprisal.mean.toFixed(2)} / ${s.tracked!.rank.mean.toFixed(1)}`);
+    expect(tracked.lines).toHaveLength(2 + 2);
+    for (const line of text.split('\n')) expect(line.length, line).toBeLessThanOrEqual(100);
+    expect(formatSummaryTable(summary.map((s) => ({ ...s, tracked: null })), names(2))).not.toContain('tracked token');
+  });
+
   test('five techniques with long names and large numbers fit in 100 columns', () => {
     const summary = [0, 1, 2, 3, 4].flatMap((t) => [0, 1].map((l) => ({ ...row(t, l, { n: 123456 }), technique: `a_long_name_${t}` })));
     for (const s of summary) s.measures!.kl.mean = 123.4567;

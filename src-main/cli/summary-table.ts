@@ -5,7 +5,8 @@ const CELL = 15;
 
 /**
  * Per-layer means, one column per technique, in two blocks: precision@1 / seed-convention
- * surprisal, then the per-row measures KL(p_model ‖ p_technique) / entropy (docs/PROTOCOL.md). Each
+ * surprisal, then the per-row measures KL(p_model ‖ p_technique) / entropy (docs/PROTOCOL.md), and
+ * a third for a run that follows record tokens: their surprisal / rank (PROTOCOL.md "Tracked tokens"). Each
  * line ends with the number of examples behind it (a range where techniques differ, e.g. a
  * cancelled run); in the measures block, those that carry the measures. A run whose rows were all
  * stored before the measures existed gets one line saying so instead of a block of dashes.
@@ -16,15 +17,23 @@ export function formatSummaryTable(summary: SummaryRow[], techniques: string[]):
     cell: (s) => `${s.precision.mean.toFixed(3)} / ${s.surprisal.mean.toFixed(2)}`,
     n: (s) => s.n,
   });
+  // A run that follows each record's own token (track 'record') ends with that token's block.
+  const tracked = summary.some((s) => s.tracked)
+    ? ['', ...block(summary, techniques, {
+      title: "each record's tracked token: -ln p_technique(token), nats / rank (ids above it); means",
+      cell: (s) => (s.tracked ? `${s.tracked.surprisal.mean.toFixed(2)} / ${s.tracked.rank.mean.toFixed(1)}` : '-'),
+      n: (s) => s.tracked?.n ?? 0,
+    })]
+    : [];
   if (!summary.some((s) => s.measures)) {
-    return [...precision, 'KL / entropy: not measured (rows stored before the per-row measures existed; `sweep --recompute` computes them)'].join('\n');
+    return [...precision, 'KL / entropy: not measured (rows stored before the per-row measures existed; `sweep --recompute` computes them)', ...tracked].join('\n');
   }
   const measures = block(summary, techniques, {
     title: 'KL(p_model ‖ p_technique) / entropy(p_technique), nats; means over the n examples that carry them',
     cell: (s) => (s.measures ? `${s.measures.kl.mean.toFixed(3)} / ${s.measures.entropy.mean.toFixed(2)}` : 'not measured'),
     n: (s) => s.measures?.n ?? 0,
   });
-  return [...precision, '', ...measures].join('\n');
+  return [...precision, '', ...measures, ...tracked].join('\n');
 }
 
 /** A title, a header naming the techniques, and one line per layer: each technique's cell ('-' where it has no row) and the count behind the line. */
