@@ -64,13 +64,16 @@ const { total: fast, perExample: fastPerExample, split } = await timeFast(engine
 // The per-row measures' cost (kl, rank, entropy: an If of the unembedding graph): the same fast
 // sweep without them, then with them again, alternating so that drift hits both alike. Timed whole,
 // and the unembedding graph alone (engine.timings), where their If runs.
-const sweeps = { with: [fast], without: [] as number[] };
-const unembedding = { with: [split.unembed], without: [] as number[] };
+// A sweep that follows a record token per example (track 'record': one more gather and count over each
+// row's logits, in the same unembedding run) is timed in the same alternation, with the measures.
+const sweeps = { with: [fast], without: [] as number[], tracked: [] as number[] };
+const unembedding = { with: [split.unembed], without: [] as number[], tracked: [] as number[] };
+const trackedPlan = { ...plan, examples: plan.examples.map((e) => ({ ...e, track: e.tokens[0] })) };
 for (let i = 0; i < Number(o.repeats); i++) {
-  for (const measures of [false, true]) {
+  for (const variant of ['without', 'with', 'tracked'] as const) {
     const before = engine.timings.unembed;
-    sweeps[measures ? 'with' : 'without'].push(await seconds(() => runSweep(engine, plan, { measures })));
-    unembedding[measures ? 'with' : 'without'].push((engine.timings.unembed - before) / 1000);
+    sweeps[variant].push(await seconds(() => runSweep(engine, variant === 'tracked' ? trackedPlan : plan, { measures: variant !== 'without' })));
+    unembedding[variant].push((engine.timings.unembed - before) / 1000);
   }
 }
 const perExampleMs = (s: number[]) => (Math.min(...s) / plan.examples.length) * 1000;
@@ -78,6 +81,8 @@ function printMeasures(): void {
   const [w, wo, uw, uwo] = [sweeps.with, sweeps.without, unembedding.with, unembedding.without].map(perExampleMs);
   console.log(`measures: fast sweep ${w.toFixed(1)} ms/example with kl, rank and entropy, ${wo.toFixed(1)} without (best of ${sweeps.with.length} and ${sweeps.without.length}): ${(w - wo).toFixed(1)} ms/example, ${((w / wo - 1) * 100).toFixed(1)}%`);
   console.log(`          in the unembedding graph alone: ${uw.toFixed(1)} ms/example with, ${uwo.toFixed(1)} without: ${(uw - uwo).toFixed(1)} ms/example`);
+  const [t, ut] = [sweeps.tracked, unembedding.tracked].map(perExampleMs);
+  console.log(`tracked record tokens: fast sweep ${t.toFixed(1)} ms/example following one per example, ${w.toFixed(1)} without: ${(t - w).toFixed(1)} ms/example, ${((t / w - 1) * 100).toFixed(1)}% (unembedding graph ${ut.toFixed(1)} vs ${uw.toFixed(1)})`);
 }
 if (o['measures-only']) {
   printMeasures();

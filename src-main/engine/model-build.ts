@@ -13,7 +13,7 @@ import { planWeights } from './weight-plan.ts';
  * Bump when the graph builders change, so cached graphs are rebuilt. If the change can alter any
  * number a graph computes, bump NUMERICS_VERSION (store/keys.ts) too, so stored results are not reused.
  */
-export const GRAPH_VERSION = 10;
+export const GRAPH_VERSION = 11;
 
 export interface BuiltModel {
   readonly cacheDir: string;

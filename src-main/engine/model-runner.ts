@@ -28,6 +28,7 @@ interface Unembedded {
   topkLogprobs: Float32Array; // [rows, k]
   referenceLogprob: Float32Array; // [rows]
   measures?: RowMeasures; // when asked for
+  tracked?: { logprob: Float32Array; rank: Int32Array }; // [rows] each, when a token id per row was given
   check: Float32Array; // [rows], finite iff every logit of the row is
   logits?: Float32Array; // [rows, V]
   logsumexp?: Float32Array; // [rows]
@@ -151,7 +152,7 @@ export class ModelRunner {
     const referenceTop1 = Int32Array.from(model.topkIds, Number); // [batch] (k = 1)
     // Each example's log-probabilities cross into the unembedding once per batch; rows gather theirs in the graph.
     const track = req.track;
-    const modelLogprobs = req.measures || track !== undefined ? logSoftmaxRows(model.logits!, dVocab, model.logsumexp) : null;
+    const modelLogprobs = req.measures ? logSoftmaxRows(model.logits!, dVocab, model.logsumexp) : null;
 
     const total = req.techniques.reduce((n, t) => n + t.example.length, 0);
     const rows = new Float32Array(total * dModel); // [rows, d]: every technique's final residual, before ln_f
@@ -179,8 +180,10 @@ export class ModelRunner {
       const n = Math.min(req.maxUnembedRows, total - start);
       const refIds = rowExample.slice(start, start + n).map((b) => referenceTop1[b]);
       const against = modelLogprobs && { logprobs: modelLogprobs, rows: rowExample.slice(start, start + n) };
+      // A followed token per row is read from the same logits, in the same run (the graph's `tracked`).
       const chunk = rows.subarray(start * dModel, (start + n) * dModel);
-      const u = await this.unembedRun(chunk, refIds, k, { logits: false, own: false, model: req.measures ? against : null });
+      const trackIds = track && rowExample.slice(start, start + n).map((b) => track[b]);
+      const u = await this.unembedRun(chunk, refIds, k, { logits: false, own: false, model: req.measures ? against : null, track: trackIds });
       const bad = u.check.findIndex((x) => !Number.isFinite(x));
       if (bad >= 0) throw nonFinite(`${rowName(req, start + bad)} gives logits that are not finite (NaN or ±Inf)`);
       out.topkIds.set(Int32Array.from(u.topkIds, Number), start * k);
@@ -188,10 +191,8 @@ export class ModelRunner {
       out.referenceLogprob.set(u.referenceLogprob, start);
       if (out.measures) for (const m of ['entropy', 'kl', 'rank'] as const) out.measures[m].set(u.measures![m], start);
       if (out.tracked) {
-        // The followed token as each row's reference: its log-probability, and (a measure) its rank.
-        const t = await this.unembedRun(chunk, rowExample.slice(start, start + n).map((b) => track![b]), 1, { logits: false, own: false, model: against });
-        out.tracked.logprob.set(t.referenceLogprob, start);
-        out.tracked.rank.set(t.measures!.rank, start);
+        out.tracked.logprob.set(u.tracked!.logprob, start);
+        out.tracked.rank.set(u.tracked!.rank, start);
       }
     }
     // The paper's convention reads the model's own distribution at the row's top-1: one logit per row.
@@ -288,11 +289,19 @@ export class ModelRunner {
    * techniques' rows). The measures are computed only when the model's rows are given (the graph's
    * want_measures), rank and entropy included.
    */
-  private async unembedRun(resid: Float32Array, referenceIds: number[], k: number, o: { logits: boolean; own: boolean; model?: ModelRows | null }): Promise<Unembedded> {
-    const { logits, model } = o;
+  private async unembedRun(
+    resid: Float32Array,
+    referenceIds: number[],
+    k: number,
+    o: { logits: boolean; own: boolean; model?: ModelRows | null; track?: number[] },
+  ): Promise<Unembedded> {
+    const { logits, model, track } = o;
     const { dModel, dVocab } = this.config;
     const rows = referenceIds.length;
-    const fetches = ['topk_logprobs', 'topk_ids', 'reference_logprob', 'finite_check', ...(model ? ['entropy', 'kl', 'rank'] : []), ...(logits ? ['logits', 'logsumexp'] : [])];
+    const fetches = [
+      'topk_logprobs', 'topk_ids', 'reference_logprob', 'finite_check',
+      ...(model ? ['entropy', 'kl', 'rank'] : []), ...(track ? ['track_logprob', 'track_rank'] : []), ...(logits ? ['logits', 'logsumexp'] : []),
+    ];
     const feeds = {
       resid: f32(resid, [rows, dModel]),
       reference_ids: int64(referenceIds),
@@ -300,6 +309,8 @@ export class ModelRunner {
       want_measures: int64([model ? 1 : 0]),
       model_logprobs: f32(model?.logprobs ?? new Float32Array(0), [model ? model.logprobs.length / dVocab : 0, dVocab]),
       model_rows: int64(model?.rows ?? []),
+      want_track: int64([track ? 1 : 0]),
+      track_ids: int64(track ?? []),
     };
     const out = await this.run('unembed', 'unembed', feeds, fetches);
     if (!o.own) {
@@ -311,6 +322,7 @@ export class ModelRunner {
       topkLogprobs: out.topk_logprobs.data as Float32Array,
       referenceLogprob: out.reference_logprob.data as Float32Array,
       measures: model ? { entropy: out.entropy.data as Float32Array, kl: out.kl.data as Float32Array, rank: Int32Array.from(out.rank.data as BigInt64Array, Number) } : undefined,
+      tracked: track ? { logprob: out.track_logprob.data as Float32Array, rank: Int32Array.from(out.track_rank.data as BigInt64Array, Number) } : undefined,
       check: out.finite_check.data as Float32Array,
       logits: out.logits?.data as Float32Array | undefined,
       logsumexp: out.logsumexp?.data as Float32Array | undefined,

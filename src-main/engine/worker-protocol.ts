@@ -51,7 +51,7 @@ export interface BatchRequest {
   /**
    * Per item, the token id its rows follow (an extraction's pinned or followed token, or a sweep
    * example's record token): BatchResult.tracked gives its exact log-probability and rank in each
-   * row, from a second unembedding of the rows.
+   * row, read from the rows' own logits in the same unembedding run.
    */
   track?: number[];
 }

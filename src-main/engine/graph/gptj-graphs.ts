@@ -262,6 +262,8 @@ export function buildUnembedGraph(o: GraphOptions): Uint8Array {
   const wantMeasures = b.input('want_measures', 'int64', [1]);
   const modelLogprobs = b.input('model_logprobs', 'float32', ['examples', c.dVocab]);
   const modelRows = b.input('model_rows', 'int64', ['measured_rows']);
+  const wantTrack = b.input('want_track', 'int64', [1]);
+  const trackIds = b.input('track_ids', 'int64', ['track_rows']);
   const logits = unembed(ctx, resid); // [rows, V] fp32
   // Log-probabilities only where they are read: logit - logsumexp, instead of a full [rows, V] log-softmax.
   const lse = b.op('ReduceLogSumExp', [logits], { axes: [1], keepdims: 1 }); // [rows, 1]
@@ -270,12 +272,15 @@ export function buildUnembedGraph(o: GraphOptions): Uint8Array {
   const squeeze = (x: string) => b.op('Squeeze', [x, b.constInt64([1])]); // [rows, 1] -> [rows]
   const minLogit = b.op('ReduceMin', [logits], { axes: [1], keepdims: 1 }); // [rows, 1]
   const [entropy, kl, rank] = measures(ctx, { logits, lse, refLogit, modelLogprobs, modelRows, want: wantMeasures });
+  const [trackLogprob, trackRank] = tracked(ctx, { logits, lse, trackIds, want: wantTrack });
   b.output(b.op('Sub', [values, lse]), 'topk_logprobs', 'float32', ['rows', 'k']);
   b.output(indices, 'topk_ids', 'int64', ['rows', 'k']);
   b.output(squeeze(b.op('Sub', [refLogit, lse])), 'reference_logprob', 'float32', ['rows']);
   b.output(entropy, 'entropy', 'float32', ['measure_rows']);
   b.output(kl, 'kl', 'float32', ['measure_rows']);
   b.output(rank, 'rank', 'int64', ['measure_rows']);
+  b.output(trackLogprob, 'track_logprob', 'float32', ['tracked_rows']);
+  b.output(trackRank, 'track_rank', 'int64', ['tracked_rows']);
   b.output(logits, 'logits', 'float32', ['rows', c.dVocab]);
   b.output(squeeze(lse), 'logsumexp', 'float32', ['rows']);
   b.output(squeeze(b.op('Add', [lse, minLogit])), 'finite_check', 'float32', ['rows']);
@@ -297,11 +302,33 @@ function measures(ctx: Ctx, x: { logits: string; lse: string; refLogit: string; 
   m.output(sumRows(m.op('Mul', [m.op('Exp', [model]), m.op('Sub', [model, logp])])), 'kl_rows', 'float32', ['rows']);
   // Counted in float32 (exact below 2^24 ids, so the same counts): onnxruntime's CPU sum of an int64
   // [rows, V] is slow; in float32 the measures cost the bench's unembedding ~10 ms/example, not ~17.
-  const above = m.op('Cast', [m.op('Greater', [x.logits, x.refLogit])], { to: GraphBuilder.elemCode('float32') }); // [rows, V]
-  m.output(m.op('Cast', [sumRows(above)], { to: GraphBuilder.elemCode('int64') }), 'rank_rows', 'int64', ['rows']);
+  m.output(countAbove(ctx, m, x.logits, x.refLogit), 'rank_rows', 'int64', ['rows']);
   const none = b.subgraph('no_measures');
   none.output(b.constFloat([], 'float32', [0]), 'entropy_none', 'float32', [0]);
   none.output(b.constFloat([], 'float32', [0]), 'kl_none', 'float32', [0]);
   none.output(b.constInt64([], [0]), 'rank_none', 'int64', [0]);
   return b.opN('If', [b.op('Equal', [x.want, b.constInt64([1])])], 3, { then_branch: { graph: m }, else_branch: { graph: none } });
+}
+
+/** Rows counting the ids whose logit is strictly greater than `than` [rows, 1], in float32 (see measures), as int64 [rows]. */
+function countAbove(ctx: Ctx, g: GraphBuilder, logits: string, than: string): string {
+  const above = g.op('Cast', [g.op('Greater', [logits, than])], { to: GraphBuilder.elemCode('float32') }); // [rows, V]
+  return g.op('Cast', [g.op('ReduceSum', [above, ctx.b.constInt64([1])], { keepdims: 0 })], { to: GraphBuilder.elemCode('int64') });
+}
+
+/**
+ * A followed token per row (a sweep's record token, an extraction's followed one), in an If on
+ * `want`: [log-probability, rank], each [rows] or, unasked, [0]. One gather and one count over the
+ * row's logits, read from the same logits as everything else: no second unembedding.
+ */
+function tracked(ctx: Ctx, x: { logits: string; lse: string; trackIds: string; want: string }): string[] {
+  const { b } = ctx;
+  const t = b.subgraph('with_track');
+  const logit = t.op('GatherElements', [x.logits, t.op('Unsqueeze', [x.trackIds, b.constInt64([1])])], { axis: 1 }); // [rows, 1]
+  t.output(t.op('Squeeze', [t.op('Sub', [logit, x.lse]), b.constInt64([1])]), 'track_logprob_rows', 'float32', ['rows']);
+  t.output(countAbove(ctx, t, x.logits, logit), 'track_rank_rows', 'int64', ['rows']);
+  const none = b.subgraph('no_track');
+  none.output(b.constFloat([], 'float32', [0]), 'track_logprob_none', 'float32', [0]);
+  none.output(b.constInt64([], [0]), 'track_rank_none', 'int64', [0]);
+  return b.opN('If', [b.op('Equal', [x.want, b.constInt64([1])])], 2, { then_branch: { graph: t }, else_branch: { graph: none } });
 }
