@@ -22,12 +22,12 @@ export async function prepareSweep(
   opts: { signal?: AbortSignal; onProgress?: (s: SliceProgress) => void; onLensProgress?: (p: FitProgress) => void } = {},
 ): Promise<PreparedSweep> {
   const { nLayers, nCtx } = engine.config;
-  const layers = spec.layers ?? Array.from({ length: nLayers }, (_, l) => l);
-  const techniques = resolveTechniques(spec.techniques, engine.promptTokenizer(spec.protocol.bos));
-  const selection = await selectRecords(spec.files, spec.protocol, opts);
   if (spec.track === 'record' && spec.strategy !== 'fast') {
     throw new LogitscopeError('argument_invalid', 'record tokens are followed by the fast strategy only: use strategy fast', 'track');
   }
+  const layers = spec.layers ?? Array.from({ length: nLayers }, (_, l) => l);
+  const techniques = resolveTechniques(spec.techniques, engine.promptTokenizer(spec.protocol.bos));
+  const selection = await selectRecords(spec.files, spec.protocol, opts);
   const built = buildExamples(selection.records, {
     tokenize: (text) => engine.tokenizer.encode(text),
     bos: engine.bosPlan(spec.protocol.bos),
