@@ -174,6 +174,30 @@ describe("sweeps that follow each record's own track token", () => {
     expect(plainCsv[1].split(',')[column('track_token')]).toBe('');
   });
 
+  test('deleting a run keeps the tracked rows another run reads, and removes the rest with its examples', async () => {
+    const count = (table: 'tracked' | 'examples') => {
+      const db = new Database(dbPath, { readonly: true });
+      try {
+        return (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
+      } finally {
+        db.close();
+      }
+    };
+    const texts = TEXTS.map((t) => `${t} Deleted soon.`);
+    const file = path.join(tmp, 'delete.jsonl');
+    fs.writeFileSync(file, texts.map((text) => JSON.stringify({ text, track: ' the' })).join('\n'));
+    const [before, examplesBefore] = [count('tracked'), count('examples')];
+    const first = await sweep([file], { track: 'record' });
+    const second = await sweep([file], { track: 'record' });
+    expect(count('tracked') - before).toBe(N * 3 * 3); // the second run reads the first's rows
+    const kept = await examplesOf(second);
+    expect(await lab.call('runs.delete', { runId: first })).toEqual({ deleted: true });
+    expect(count('tracked') - before).toBe(N * 3 * 3);
+    expect(await examplesOf(second)).toEqual(kept);
+    expect(await lab.call('runs.delete', { runId: second })).toEqual({ deleted: true });
+    expect([count('tracked'), count('examples')]).toEqual([before, examplesBefore]);
+  });
+
   test('bad track tokens are refused before any run is made, naming every bad record', async () => {
     const runsBefore = (await lab.call('runs.list', {})).length;
     const cases: [string, (i: number) => unknown, RegExp][] = [

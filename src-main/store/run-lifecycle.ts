@@ -3,6 +3,7 @@ import { LogitscopeError } from '../errors.ts';
 import { techniqueKey } from './keys.ts';
 import { markComplete } from './row-writes.ts';
 import { checkNewRun, DELETE_UNSHARED_RESULTS, THIS_PROCESS, type RunShape } from './run-rows.ts';
+import { DELETE_UNSHARED_TRACKED } from './tracked.ts';
 import type { SqliteFile } from './sqlite.ts';
 import type { NewRun, RunEnd } from './types.ts';
 
@@ -74,6 +75,7 @@ export function reopenRun(db: SqliteFile, runId: string): void {
 export function removeRun(db: SqliteFile, runId: string, shape: RunShape): void {
   const exampleIds = db.all<{ id: number }>('SELECT DISTINCT example_id AS id FROM run_examples WHERE run_id = ?', runId);
   db.run(DELETE_UNSHARED_RESULTS, { model: shape.modelId, run: runId });
+  db.run(DELETE_UNSHARED_TRACKED, { model: shape.modelId, run: runId });
   db.run('DELETE FROM runs WHERE id = ?', runId);
   for (const { id } of exampleIds) {
     db.run('DELETE FROM examples WHERE id = ? AND NOT EXISTS (SELECT 1 FROM run_examples WHERE example_id = ?)', id, id);

@@ -119,3 +119,20 @@ export function trackedSums(db: SqliteFile, shape: RunShape, runId: string): Map
   );
   return new Map(rows.map(({ technique, layer, ...sums }) => [`${technique}|${layer}`, sums]));
 }
+
+/**
+ * deleteRun's step for the tracked table (@model, @run), as DELETE_UNSHARED_RESULTS for results:
+ * every tracked row of the run's cells and tokens that no other run of the same model reads goes;
+ * the row another run following the same token reads stays, so its numbers do not change.
+ */
+export const DELETE_UNSHARED_TRACKED = `DELETE FROM tracked WHERE model_id = @model
+     AND (example_id, technique_id, layer, token) IN (
+       SELECT re.example_id, t.technique_id, l.layer, re.track_id FROM run_examples re
+       JOIN run_techniques t ON t.run_id = re.run_id JOIN run_layers l ON l.run_id = re.run_id WHERE re.run_id = @run AND re.track_id IS NOT NULL)
+     AND NOT EXISTS (
+       SELECT 1 FROM run_examples re2
+       JOIN runs r2 ON r2.id = re2.run_id AND r2.model_id = tracked.model_id
+       JOIN run_techniques t2 ON t2.run_id = re2.run_id AND t2.technique_id = tracked.technique_id
+       JOIN run_layers l2 ON l2.run_id = re2.run_id AND l2.layer = tracked.layer
+       WHERE re2.example_id = tracked.example_id AND re2.track_id = tracked.token AND re2.run_id <> @run
+         AND ${chosenTracked('tracked', 're2.run_id')})`;
