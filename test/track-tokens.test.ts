@@ -198,6 +198,14 @@ describe("sweeps that follow each record's own track token", () => {
     expect([count('tracked'), count('examples')]).toEqual([before, examplesBefore]);
   });
 
+  test('the dataset preview counts the records that carry a track token and shows each sample\'s', async () => {
+    const preview = (file: string) => lab.call('dataset.preview', { files: [file], preset: 'logitscope', sampleCount: 3 });
+    const mixed = await preview(dataFile('preview.jsonl', (i) => (i < 5 ? (i % 2 ? 4000 + i : ' the') : undefined)));
+    expect(mixed).toMatchObject({ passed: N, withTrack: 5 });
+    expect(mixed.samples.map((x) => x.track)).toEqual([' the', 4001, ' the']);
+    expect((await preview(dataFile('preview-plain.jsonl', () => undefined))).withTrack).toBe(0);
+  });
+
   test('bad track tokens are refused before any run is made, naming every bad record', async () => {
     const runsBefore = (await lab.call('runs.list', {})).length;
     const cases: [string, (i: number) => unknown, RegExp][] = [

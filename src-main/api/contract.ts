@@ -88,7 +88,9 @@ export interface DatasetPreview {
   filteredBy: { pileSetName: number; maxWords: number; maxChars: number };
   /** Capped previews stop scanning early and say so. */
   capped: boolean;
-  samples: { recordIndex: number; source?: string; text: string }[];
+  samples: { recordIndex: number; source?: string; text: string; track?: string | number }[];
+  /** Passing records with a `track` field (the token a sweep with track 'record' follows). */
+  withTrack: number;
 }
 
 /** A technique as the UI asks for it; custom patchscopes carry their prompt and target layer rule. */

@@ -98,7 +98,8 @@ export async function datasetPreview(p: Parsed<'dataset.preview'>): Promise<Repl
     skipped: { ...preview.skipped },
     filteredBy: { ...preview.filteredBy },
     capped: preview.capped,
-    samples: preview.samples.map((r) => ({ recordIndex: r.index, ...(r.source !== undefined && { source: r.source }), text: r.text })),
+    withTrack: preview.withTrack,
+    samples: preview.samples.map((r) => ({ recordIndex: r.index, ...(r.source !== undefined && { source: r.source }), text: r.text, ...(r.track !== undefined && { track: r.track }) })),
   };
 }
 

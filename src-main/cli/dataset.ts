@@ -40,6 +40,10 @@ export const datasetCommand = {
       lab.call('dataset.preview', { files: o.data ?? [], preset: requiredOption(o.preset, 'preset') as 'logitscope', overrides, sampleCount: int('samples') }),
     );
     console.log(`${preview.scanned} records scanned${preview.capped ? ' (preview stopped early)' : ''}: ${preview.passed} pass the filter, ${preview.filteredOut} filtered out`);
-    for (const s of preview.samples) console.log(`\n#${s.recordIndex}${s.source ? ` (${s.source})` : ''}: ${s.text.slice(0, 300)}${s.text.length > 300 ? '…' : ''}`);
+    if (preview.withTrack > 0) console.log(`${preview.withTrack} of the ${preview.passed} carry a "track" token (what \`sweep --track record\` follows)`);
+    for (const s of preview.samples) {
+      const track = s.track === undefined ? '' : ` [track ${JSON.stringify(s.track)}]`;
+      console.log(`\n#${s.recordIndex}${s.source ? ` (${s.source})` : ''}${track}: ${s.text.slice(0, 300)}${s.text.length > 300 ? '…' : ''}`);
+    }
   },
 };

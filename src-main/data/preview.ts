@@ -15,6 +15,8 @@ export interface PreviewOptions {
 
 export interface SlicePreview extends SliceStats {
   samples: DataRecord[];
+  /** Passing records that carry a `track` field (what a sweep with track 'record' follows; its tokens are checked then, against the model). */
+  withTrack: number;
   /** True when scanning stopped at `scanCap` before the slice's `end` or `limit`: the counts cover only part of it. */
   capped: boolean;
   bytesRead: number;
@@ -36,12 +38,14 @@ export async function previewSlice(spec: SliceSpec, opts: PreviewOptions): Promi
 
   const stats = emptySliceStats();
   const samples: DataRecord[] = [];
+  let withTrack = 0;
   let last: SliceProgress | undefined;
   const records = scanSlice(cappedSpec, stats, { signal: opts.signal, allowEmpty: true, onProgress: (p) => (last = p) });
   for await (const record of records) {
     if (samples.length < opts.sampleCount) samples.push(record);
+    if (record.track !== undefined) withTrack++;
   }
   // Reaching the cap exactly at the end of the files also reads as capped; "maybe more" is the honest answer.
   const capped = cappedSpec !== spec && stats.scanned === scanCap && stats.passed < (spec.limit ?? Infinity);
-  return { ...stats, samples, capped, bytesRead: last?.bytesRead ?? 0, totalBytes: last?.totalBytes ?? 0 };
+  return { ...stats, samples, withTrack, capped, bytesRead: last?.bytesRead ?? 0, totalBytes: last?.totalBytes ?? 0 };
 }

@@ -1,8 +1,9 @@
 /**
  * Sweeping with each record's own track token, as a user does it in headless Chromium against
- * `serve` and a real Lab: the sweep panel's "Track token" choice, the charts' measure switch
- * offering the tracked token's surprisal and rank, and the inspector showing the stored token's
- * exact numbers in every cell, as runs.example gives them. Screenshots go to test-output/e2e/.
+ * `serve` and a real Lab: the slice preview's count of records with a token, the sweep panel's
+ * "Track token" choice, the charts' measure switch offering the tracked token's surprisal and
+ * rank, and the inspector showing the stored token's exact numbers in every cell, as runs.example
+ * gives them. Screenshots go to test-output/e2e/.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -42,6 +43,13 @@ describe.skipIf(!HAS_CHROMIUM)(`a sweep that follows each record's track token, 
     await page.getByLabel('Run name (optional)').fill(name);
     await page.getByRole('button', { name: 'Run sweep' }).click();
   }
+
+  test('the slice preview says how many records carry a track token, and shows each sample\'s', async () => {
+    await page.getByLabel('Dataset files, one path per line').fill(data);
+    await page.getByRole('button', { name: 'Preview slice' }).click();
+    await expect.poll(() => page.locator('.preview-count').innerText()).toContain(`${N} carry a track token`);
+    expect(await page.getByRole('list', { name: 'Sample texts' }).locator('li').first().innerText()).toContain('track " the"');
+  });
 
   test('records without a track field stop the sweep before it starts, naming them', async () => {
     await startSweep(untracked, 'no tokens');
