@@ -4,6 +4,7 @@ import { decodeTokens, decodeTopK } from './rows.ts';
 import type { RunShape } from './run-rows.ts';
 import type { SqliteFile } from './sqlite.ts';
 import { readTracked } from './tracked.ts';
+import { idsOf, modelIdOf } from './stored-ids.ts';
 import type { LayerResultRow, LookupQuery, RunExample } from './types.ts';
 
 /** Reading stored rows back: a sweep's cache lookups, a run's examples, and its readouts page by page. */
@@ -38,22 +39,17 @@ const PAGE = 256;
  */
 export function lookupRows(db: SqliteFile, q: LookupQuery, producer: number | null): Map<string, LayerResultRow> {
   const hits = new Map<string, LayerResultRow>();
-  const model = db.get<{ id: number }>('SELECT id FROM models WHERE identity = ?', q.modelKey);
-  if (!model) return hits;
-  const idsOf = (table: 'examples' | 'techniques', keys: readonly string[]) =>
-    keys.flatMap((key) => {
-      const row = db.get<{ id: number }>(`SELECT id FROM ${table} WHERE key = ?`, key);
-      return row ? [{ key, id: row.id }] : [];
-    });
-  const techniques = idsOf('techniques', q.techniqueKeys);
+  const model = modelIdOf(db, q.modelKey);
+  if (model === undefined) return hits;
+  const techniques = idsOf(db, 'techniques', q.techniqueKeys);
   const layers = new Set(q.layers);
-  for (const e of idsOf('examples', q.exampleKeys)) {
+  for (const e of idsOf(db, 'examples', q.exampleKeys)) {
     for (const t of techniques) {
       // Oldest first: the first row seen for a layer is the one kept.
       const cells = db.rows<Cell>(
         `SELECT ${CELL_COLUMNS} FROM results r WHERE r.model_id = ? AND r.example_id = ? AND r.technique_id = ? AND r.k >= ?
            AND r.producer IS coalesce(?, r.producer) ORDER BY r.layer, r.gen`,
-        model.id, e.id, t.id, q.k, producer,
+        model, e.id, t.id, q.k, producer,
       );
       for (const [layer, referenceTop1, top1, surprisal, surprisalPaper, topk, kl, rank, entropy] of cells) {
         const key = `${e.key}|${t.key}|${layer}`;

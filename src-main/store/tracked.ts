@@ -1,5 +1,6 @@
 import { ownProducer } from './generations.ts';
 import type { RunShape } from './run-rows.ts';
+import { idsOf, modelIdOf } from './stored-ids.ts';
 import type { SqliteFile } from './sqlite.ts';
 
 /**
@@ -69,17 +70,23 @@ export function lookupTracked(
   producer: number | null,
 ): Map<string, TrackedValue> {
   const hits = new Map<string, TrackedValue>();
+  const model = modelIdOf(db, q.modelKey);
+  if (model === undefined) return hits;
+  const techniques = idsOf(db, 'techniques', q.techniqueKeys);
+  const exampleIds = new Map(idsOf(db, 'examples', q.wanted.map((w) => w.exampleKey)).map((e) => [e.key, e.id]));
   const layers = new Set(q.layers);
   for (const w of q.wanted) {
-    for (const techniqueKey of q.techniqueKeys) {
+    const example = exampleIds.get(w.exampleKey);
+    if (example === undefined) continue;
+    for (const t of techniques) {
+      // Oldest first: the first row seen for a layer is the one kept.
       const rows = db.all<{ layer: number; logprob: number; rank: number }>(
         `SELECT tr.layer, tr.logprob, tr.rank FROM tracked tr
-         JOIN models m ON m.id = tr.model_id JOIN examples e ON e.id = tr.example_id JOIN techniques t ON t.id = tr.technique_id
-         WHERE m.identity = ? AND e.key = ? AND t.key = ? AND tr.token = ? AND tr.producer IS coalesce(?, tr.producer) ORDER BY tr.layer, tr.gen`,
-        q.modelKey, w.exampleKey, techniqueKey, w.token, producer,
+         WHERE tr.model_id = ? AND tr.example_id = ? AND tr.technique_id = ? AND tr.token = ? AND tr.producer IS coalesce(?, tr.producer) ORDER BY tr.layer, tr.gen`,
+        model, example, t.id, w.token, producer,
       );
       for (const r of rows) {
-        const key = `${w.exampleKey}|${w.token}|${techniqueKey}|${r.layer}`;
+        const key = `${w.exampleKey}|${w.token}|${t.key}|${r.layer}`;
         if (layers.has(r.layer) && !hits.has(key)) hits.set(key, { id: w.token, logprob: r.logprob, rank: r.rank });
       }
     }

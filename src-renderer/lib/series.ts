@@ -33,6 +33,11 @@ export function fmt(x: number | null | undefined, digits: number): string {
   return x === null || x === undefined || Number.isNaN(x) ? '—' : x.toFixed(digits);
 }
 
+/** An interval's bounds as the tables show them, "[low, high]" at 3 decimals ("—" for an unbounded one). */
+export function bounds(i: { low: number | null; high: number | null }): string {
+  return `[${fmt(i.low, 3)}, ${fmt(i.high, 3)}]`;
+}
+
 export function seriesOf(summary: readonly SummaryRow[], metric: Metric): Series[] {
   const byTechnique = new Map<string, Series>();
   for (const row of summary) {
